@@ -1,0 +1,20 @@
+"""Checks: one module per kind of check, each ``async def check(endpoint, client, ctx)``.
+
+The registry lives in ``probe.checks.registry`` (imported lazily here so that the config
+loader can name checks without importing every implementation).
+"""
+
+from __future__ import annotations
+
+# The checks an endpoint runs when its config does not list them.
+DEFAULT_CHECKS: dict[str, tuple[str, ...]] = {
+    "pod": ("models",),
+    "serverless": ("models",),
+    "openai": ("models",),
+}
+
+
+def known_checks() -> tuple[str, ...]:
+    from probe.checks.registry import CHECKS
+
+    return tuple(CHECKS)

@@ -1,0 +1,91 @@
+"""``GET /v1/models``: is the server up, which model does it serve, how long is its context?
+
+vLLM keeps answering this route while its engine is dead, so it is not a liveness
+signal on its own; it is the source of truth for the served model id and
+``max_model_len`` (present on vLLM >= 0.5 model cards, absent on most providers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from probe.checks.base import CheckContext
+from probe.config.model import Endpoint
+from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.outcome import Outcome, Verdict
+
+
+async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+    url = f"{endpoint.openai_base}/models"
+    status, body, _ = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
+    failed = status_outcome(status)
+    if failed is not None:
+        return Verdict(failed, describe_status(status, body), status)
+    try:
+        cards = _model_cards(parse_json_object(body))
+    except BadBody as exc:
+        return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
+    return judge(endpoint, cards, status, ctx)
+
+
+def _model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:
+    data = document.get("data")
+    if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
+        raise BadBody('expected {"data": [model cards]}')
+    if not all(isinstance(c.get("id"), str) for c in data):
+        raise BadBody("a model card has no string id")
+    return data
+
+
+def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
+          ctx: CheckContext) -> Verdict:
+    served = [str(card["id"]) for card in cards]
+    card = _pick(cards, endpoint.model)
+    max_len = card.get("max_model_len") if card else None
+    max_len = max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else None
+    details: dict[str, Any] = {"served_models": served, "max_model_len": max_len,
+                               "model": card["id"] if card else None}
+    details.update(_drift(ctx, details))
+    if not served:
+        return Verdict(Outcome.MODEL_MISSING, "the server lists no models", status, details)
+    if card is None:
+        return Verdict(Outcome.MODEL_MISSING,
+                       f'expected model "{endpoint.model}" is not served (serving: '
+                       f'{", ".join(served)})', status, details)
+    if endpoint.min_context is not None:
+        if max_len is None:
+            return Verdict(Outcome.CONTEXT_TOO_SMALL,
+                           f"server does not report max_model_len, so min_context "
+                           f"{endpoint.min_context} cannot be verified", status, details)
+        if max_len < endpoint.min_context:
+            return Verdict(Outcome.CONTEXT_TOO_SMALL,
+                           f"max_model_len {max_len} is below min_context "
+                           f"{endpoint.min_context}", status, details)
+    message = f"serving {card['id']}" + (f" (max_model_len {max_len})" if max_len else "")
+    return Verdict(Outcome.OK, message, status, details)
+
+
+def _pick(cards: list[dict[str, Any]], expected: str | None) -> dict[str, Any] | None:
+    if expected is None:
+        return cards[0] if cards else None
+    for card in cards:
+        if card["id"] == expected:
+            return card
+    return None
+
+
+def _drift(ctx: CheckContext, now: dict[str, Any]) -> dict[str, Any]:
+    """Record the previous served model / context length when either changed."""
+    before = ctx.memory.get("models")
+    ctx.memory["models"] = {"model": now["model"], "max_model_len": now["max_model_len"]}
+    if not before or now["model"] is None:
+        return {}
+    drift: dict[str, Any] = {}
+    if before["model"] is not None and before["model"] != now["model"]:
+        drift["model_changed"] = {"old": before["model"], "new": now["model"]}
+    if before["max_model_len"] is not None and before["max_model_len"] != now["max_model_len"]:
+        drift["max_model_len_changed"] = {"old": before["max_model_len"],
+                                          "new": now["max_model_len"]}
+    return drift

@@ -1,0 +1,10 @@
+"""Every check by name. Adding a kind of check is one module plus one line here."""
+
+from __future__ import annotations
+
+from probe.checks import models
+from probe.checks.base import CheckFn
+
+CHECKS: dict[str, CheckFn] = {
+    "models": models.check,
+}

@@ -1,0 +1,249 @@
+"""Load ``config.yaml`` into a frozen ``Config`` or fail closed with every problem listed.
+
+Precedence for endpoint settings: built-in default < RunPod scope environment variables
+(RUNPOD_TIMEOUT_MS, RUNPOD_TRIES, RUNPOD_RETRY_DELAY_MS, RUNPOD_MODEL/MODEL,
+RUNPOD_BASE_URL) < the file's ``defaults`` < the endpoint's own keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from probe.checks import DEFAULT_CHECKS, known_checks
+from probe.config.fields import Fields, Problems, url_problem
+from probe.config.literal_secrets import find_literal_secrets, mask_secrets
+from probe.config.model import (
+    KINDS,
+    Config,
+    Endpoint,
+    MetricsSettings,
+    RunpodSettings,
+    SchedulerSettings,
+    StorageSettings,
+)
+
+DEFAULT_API_BASE = "https://api.runpod.ai/v2"
+DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
+DEFAULT_STORAGE_PATH = "/var/lib/runpod-probe/probe.db"
+DEFAULT_LISTEN = "127.0.0.1:9464"
+
+TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "endpoints")
+SETTINGS = ("interval", "timeout", "tries", "retry_delay", "model", "min_context", "api_key_env",
+            "checks")
+ENDPOINT_KEYS = ("name", "kind", "pod_id", "port", "endpoint_id", "base_url", *SETTINGS)
+
+
+class ConfigError(Exception):
+    """The config must not run. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
+    config = parse_config(text, env=env, source=path)
+    return config
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None,
+                 source: Path | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "document"
+        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    problems = Problems()
+    for where, reason in find_literal_secrets(raw):
+        problems.add(where, reason)
+    top = Fields(raw, "", problems, TOP_LEVEL)
+    env_defaults = _env_defaults(env, problems)
+    runpod = _runpod(Fields(top.raw.get("runpod"), "runpod", problems,
+                            ("api_key_env", "api_base", "proxy_url")), env)
+    defaults = _settings(Fields(top.raw.get("defaults"), "defaults", problems, SETTINGS),
+                         env_defaults)
+    storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")))
+    metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems, ("listen",)))
+    scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
+                                  ("max_concurrent", "spread", "max_body_bytes")))
+    endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env)
+    if problems:
+        raise ConfigError([mask_secrets(line) for line in problems.lines])
+    return Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
+                  endpoints=tuple(endpoints), source=source)
+
+
+def _env_defaults(env: Mapping[str, str], problems: Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for var, key, scale, minimum in (("RUNPOD_TIMEOUT_MS", "timeout", 0.001, 1),
+                                     ("RUNPOD_TRIES", "tries", None, 1),
+                                     ("RUNPOD_RETRY_DELAY_MS", "retry_delay", 0.001, 0)):
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            number = int(raw)
+        except ValueError:
+            problems.add(f"env.{var}", f'expected a whole number, got "{raw}"')
+            continue
+        if number < minimum:
+            problems.add(f"env.{var}", f"must be at least {minimum}, got {number}")
+            continue
+        out[key] = number * scale if scale else number
+    model = env.get("RUNPOD_MODEL") or env.get("MODEL")
+    if model:
+        out["model"] = model
+    return out
+
+
+def _runpod(f: Fields, env: Mapping[str, str]) -> RunpodSettings:
+    api_base = env.get("RUNPOD_BASE_URL") or DEFAULT_API_BASE
+    if not f.has("api_base") and url_problem(api_base):
+        f.problems.add("env.RUNPOD_BASE_URL", url_problem(api_base) or "")
+    return RunpodSettings(
+        api_key_env=f.text("api_key_env", "RUNPOD_API_KEY"),
+        api_base=f.url("api_base", api_base).rstrip("/"),
+        proxy_url=f.url("proxy_url", DEFAULT_PROXY_URL,
+                        placeholders=frozenset({"pod_id", "port"})).rstrip("/"),
+    )
+
+
+def _settings(f: Fields, base: dict[str, Any]) -> dict[str, Any]:
+    """Read the per-endpoint settings block, layered over ``base``."""
+    out = dict(base)
+    for key, value in (("interval", f.duration("interval")), ("timeout", f.duration("timeout")),
+                       ("tries", f.integer("tries", minimum=1)),
+                       ("retry_delay", f.duration("retry_delay", positive=False)),
+                       ("model", f.text("model")),
+                       ("min_context", f.integer("min_context", minimum=1))):
+        if value is not None:
+            out[key] = value
+    if "api_key_env" in f.raw:  # null means "send no key"
+        out["api_key_env"] = f.raw["api_key_env"] and f.text("api_key_env")
+    if f.has("checks"):
+        checks = f.string_list("checks", ())
+        unknown = [c for c in checks if c not in known_checks()]
+        if unknown:
+            f.fail("checks", f'unknown check "{unknown[0]}" (known: {", ".join(known_checks())})')
+        else:
+            out["checks"] = checks
+    return out
+
+
+def _storage(f: Fields) -> StorageSettings:
+    return StorageSettings(path=Path(f.text("path", DEFAULT_STORAGE_PATH)),
+                           retention_s=f.duration("retention"))
+
+
+def _metrics(f: Fields) -> MetricsSettings:
+    listen = f.text("listen", DEFAULT_LISTEN)
+    host, sep, port = str(listen).rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        f.fail("listen", f'expected "host:port" like "127.0.0.1:9464", got "{listen}"')
+        return MetricsSettings("127.0.0.1", 9464)
+    return MetricsSettings(host.strip("[]"), int(port))
+
+
+def _scheduler(f: Fields) -> SchedulerSettings:
+    return SchedulerSettings(
+        max_concurrent=f.integer("max_concurrent", 64, minimum=1),
+        spread=f.boolean("spread", True),
+        max_body_bytes=f.integer("max_body_bytes", 4 * 1024 * 1024, minimum=1024),
+    )
+
+
+def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
+               defaults: dict[str, Any], env: Mapping[str, str]) -> list[Endpoint]:
+    if raw is None or raw == []:
+        problems.add("endpoints", "at least one endpoint is required")
+        return []
+    if not isinstance(raw, list):
+        problems.add("endpoints", "expected a list of endpoints")
+        return []
+    seen: dict[str, int] = {}
+    out = []
+    for index, item in enumerate(raw):
+        path = f"endpoints[{index}]"
+        f = Fields(item, path, problems, ENDPOINT_KEYS)
+        name = f.text("name", required=True)
+        if name is not None:
+            if name in seen:
+                f.fail("name", f'duplicate endpoint name "{name}" (also endpoints[{seen[name]}])')
+            seen.setdefault(name, index)
+        endpoint = _endpoint(f, name, runpod, defaults, env)
+        if endpoint is not None:
+            out.append(endpoint)
+    return out
+
+
+def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dict[str, Any],
+              env: Mapping[str, str]) -> Endpoint | None:
+    kind = f.text("kind", required=True)
+    if kind is not None and kind not in KINDS:
+        f.fail("kind", f'unknown kind "{kind}" (expected one of: {", ".join(KINDS)})')
+        kind = None
+    s = _settings(f, {"interval": 30.0, "timeout": 10.0, "tries": 2, "retry_delay": 0.5,
+                      "api_key_env": runpod.api_key_env if kind != "openai" else None,
+                      **defaults})
+    if s["timeout"] > s["interval"]:
+        f.fail("timeout", f"timeout ({s['timeout']:g}s) must not be longer than the interval "
+                          f"({s['interval']:g}s)")
+    key_env = s.get("api_key_env")
+    if key_env and not env.get(key_env):
+        f.fail("api_key_env", f"environment variable {key_env} is not set")
+    urls = _urls(f, kind, runpod)
+    if name is None or kind is None or urls is None:
+        return None
+    return Endpoint(
+        name=name, kind=kind, openai_base=urls[0], root_url=urls[1],
+        interval_s=s["interval"], timeout_s=s["timeout"], tries=s["tries"],
+        retry_delay_s=s["retry_delay"], checks=tuple(s.get("checks") or DEFAULT_CHECKS[kind]),
+        api_key_env=key_env or None, model=s.get("model"), min_context=s.get("min_context"),
+        pod_id=f.raw.get("pod_id"), port=f.raw.get("port", 8000) if kind == "pod" else None,
+        endpoint_id=f.raw.get("endpoint_id"),
+    )
+
+
+def _urls(f: Fields, kind: str | None, runpod: RunpodSettings) -> tuple[str, str] | None:
+    """(openai_base, root_url) for the endpoint's kind, or None when it cannot be built."""
+    wrong = {"pod": ("endpoint_id", "base_url"), "serverless": ("pod_id", "port", "base_url"),
+             "openai": ("pod_id", "port", "endpoint_id")}.get(kind or "", ())
+    for key in wrong:
+        if key in f.raw:
+            f.fail(key, f'not used by kind "{kind}"')
+    if kind == "pod":
+        pod_id = f.text("pod_id", required=True)
+        port = f.integer("port", 8000, minimum=1)
+        if port is not None and port > 65535:
+            f.fail("port", f"must be at most 65535, got {port}")
+            return None
+        if pod_id is None or port is None:
+            return None
+        root = runpod.proxy_url.format(pod_id=pod_id, port=port)
+        return f"{root}/v1", root
+    if kind == "serverless":
+        endpoint_id = f.text("endpoint_id", required=True)
+        if endpoint_id is None:
+            return None
+        root = f"{runpod.api_base}/{endpoint_id}"
+        return f"{root}/openai/v1", root
+    if kind == "openai":
+        base = f.url("base_url", required=True)
+        if base is None:
+            return None
+        base = base.rstrip("/")
+        root = base[: -len("/v1")] if base.endswith("/v1") else base
+        return (base if base.endswith("/v1") else f"{base}/v1"), root
+    return None

@@ -1,0 +1,129 @@
+"""The long-running daemon: wires config → scheduler → prober → state/store/metrics.
+
+SIGTERM/SIGINT stop it cleanly (in-flight checks finish, queued results are written);
+SIGHUP reloads the config, and an invalid new config is refused while the old one runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from probe.config import Config, ConfigError, load_config
+from probe.metrics import ProbeCollector, make_registry, serve
+from probe.prober import Prober, make_client
+from probe.scheduler import Job, ProbeScheduler, plan
+from probe.secrets import Redactor
+from probe.state import FleetState
+from probe.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.env = env
+        self.redactor = Redactor(config.secret_env_names(), env)
+        self.state = FleetState(config)
+        self.store: ResultStore | None = None
+        self.collector = ProbeCollector(self.state)
+        self.registry = make_registry(self.collector)
+        self.metrics_server: Any = None
+        self.prober: Prober | None = None
+        self.scheduler: ProbeScheduler | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.ready = asyncio.Event()
+
+    @property
+    def metrics_url(self) -> str:
+        host, port = self.config.metrics.host, self.metrics_port
+        return f"http://{host}:{port}/metrics"
+
+    @property
+    def metrics_port(self) -> int:
+        if self.metrics_server is not None:
+            return int(self.metrics_server.server_port)
+        return self.config.metrics.port
+
+    async def run(self, stop: asyncio.Event, install_signals: bool = True) -> None:
+        self.store = ResultStore(self.config.storage.path, redact=lambda text: self.redactor(text))
+        self.collector.store = self.store
+        self.metrics_server = serve(self.registry, self.config.metrics.host,
+                                    self.config.metrics.port)
+        self.state.daemon.reload_success_ts = time.time()
+        log.info("metrics on %s, results in %s, %d endpoints", self.metrics_url,
+                 self.config.storage.path, len(self.config.endpoints))
+        try:
+            async with make_client(self.config.scheduler.max_concurrent) as client:
+                self.prober = Prober(client, self.state, self.config.scheduler.max_concurrent,
+                                     self.config.scheduler.max_body_bytes, self.store, self.env)
+                self.scheduler = ProbeScheduler(self._spawn)
+                self.scheduler.set_jobs(plan(self.config), self.config.scheduler.spread)
+                self.scheduler.start()
+                if install_signals:
+                    self._install_signals(stop)
+                self.ready.set()
+                await stop.wait()
+                log.info("stopping: waiting for %d checks in flight", len(self._tasks))
+                self.scheduler.shutdown()
+                await self._drain()
+        finally:
+            self.store.close()
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            log.info("stopped")
+
+    async def _spawn(self, job: Job) -> None:
+        assert self.prober is not None and self.scheduler is not None
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self.prober.run_job(job, self.scheduler.scheduled_at(job.id))
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        grace = max((e.timeout_s * e.tries + e.retry_delay_s * e.tries
+                     for e in self.config.endpoints), default=10.0) + 1.0
+        done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+
+    def _install_signals(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> bool:
+        """Re-read the config file; keep running the old config if the new one is invalid."""
+        self.state.daemon.reloads_total += 1
+        if self.config.source is None:
+            return False
+        try:
+            new = load_config(self.config.source, self.env)
+        except ConfigError as exc:
+            self.state.daemon.reload_ok = False
+            for line in exc.problems:
+                log.error("config reload refused: %s", self.redactor(line))
+            return False
+        if (new.storage, new.metrics) != (self.config.storage, self.config.metrics):
+            log.warning("storage/metrics changes take effect after a restart")
+        self.config = new
+        self.redactor = Redactor(new.secret_env_names(), self.env)
+        self.state.configure(new)
+        if self.scheduler is not None:
+            self.scheduler.set_jobs(plan(new), new.scheduler.spread)
+        self.state.daemon.reload_ok = True
+        self.state.daemon.reload_success_ts = time.time()
+        log.info("config reloaded: %d endpoints", len(new.endpoints))
+        return True

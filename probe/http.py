@@ -1,0 +1,115 @@
+"""Bounded HTTP reads: a body is never read past a size cap, and status codes map to outcomes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from probe.outcome import Outcome
+
+USER_AGENT = "runpod-probe/0.1"
+
+
+class BodyTooLarge(Exception):
+    """The server sent more than we are willing to read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response body larger than {limit} bytes")
+        self.limit = limit
+
+
+class BadBody(Exception):
+    """The body is not what the protocol says it should be."""
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str],
+              limit: int) -> tuple[int, bytes, httpx.Headers]:
+    """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes."""
+    async with client.stream("GET", url, headers=headers) as response:
+        body = await read_capped(response, limit)
+        return response.status_code, body, response.headers
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadBody(f"body is not JSON ({_preview(body)})") from exc
+    if not isinstance(value, dict):
+        raise BadBody(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def status_outcome(status: int) -> Outcome | None:
+    """The outcome an HTTP status alone implies, or None for a success."""
+    if 200 <= status < 300:
+        return None
+    if status in (401, 403):
+        return Outcome.UNAUTHORIZED
+    if status == 404:
+        return Outcome.HTTP_404
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status == 502:
+        return Outcome.HTTP_502
+    if status >= 500:
+        return Outcome.HTTP_5XX
+    return Outcome.HTTP_4XX
+
+
+STATUS_MEANING = {
+    404: "not found: pod stopped or destroyed, or port not exposed as HTTP",
+    502: "bad gateway: the proxy is up but nothing answers on the pod's port",
+    401: "unauthorized: the API key is missing or wrong",
+    403: "forbidden: the API key lacks permission",
+    429: "rate limited",
+    524: "proxy timeout: the server took longer than the proxy allows (100 s)",
+}
+
+
+def error_message(body: bytes) -> str:
+    """The human message from any OpenAI/vLLM error shape (nested, flat, or a bare string)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _preview(body)
+    if isinstance(value, dict):
+        error = value.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        for key in ("message", "detail"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return _preview(body)
+
+
+def _preview(body: bytes, limit: int = 120) -> str:
+    text = body[:limit].decode("utf-8", "replace").strip()
+    text = " ".join(text.split())
+    return repr(text) if text else "empty body"
+
+
+def describe_status(status: int, body: bytes) -> str:
+    meaning = STATUS_MEANING.get(status)
+    detail = error_message(body) if body else "empty body"
+    if "<html" in body[:512].lower().decode("latin-1"):
+        detail = "HTML page"
+    return f"HTTP {status}" + (f" ({meaning})" if meaning else "") + f": {detail}"

@@ -1,0 +1,89 @@
+"""Execute jobs: one endpoint never probed twice at once, a global bound on concurrent
+checks, and every result published to state, store and observers (the ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import httpx
+
+from probe.checks.base import CheckContext
+from probe.checks.registry import CHECKS
+from probe.config.model import Endpoint
+from probe.outcome import ProbeResult
+from probe.runner import run_check
+from probe.scheduler import Job
+from probe.state import FleetState
+
+log = logging.getLogger(__name__)
+Observer = Callable[[ProbeResult, int | None], None]
+
+
+class Recorder(Protocol):
+    """Anything with ``record(result) -> row id`` (the SQLite store)."""
+
+    def record(self, result: ProbeResult) -> int: ...
+
+
+def make_client(max_concurrent: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=max_concurrent,
+                          max_keepalive_connections=max_concurrent, keepalive_expiry=30)
+    # Deadlines are enforced per attempt by the runner; this is only a backstop.
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0),
+                             follow_redirects=False)
+
+
+class Prober:
+    def __init__(self, client: httpx.AsyncClient, state: FleetState, max_concurrent: int,
+                 max_body_bytes: int, recorder: Recorder | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.client = client
+        self.state = state
+        self.recorder = recorder
+        self.env = env
+        self.max_body_bytes = max_body_bytes
+        self.observers: list[Observer] = []
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._contexts: dict[tuple[str, str], CheckContext] = {}
+
+    def context(self, endpoint: Endpoint, check: str) -> CheckContext:
+        key = (endpoint.name, check)
+        if key not in self._contexts:
+            self._contexts[key] = CheckContext(self.max_body_bytes, env=self.env)
+        return self._contexts[key]
+
+    async def run_job(self, job: Job, scheduled_at: float | None = None) -> list[ProbeResult]:
+        async with self._locks[job.endpoint.name], self._semaphore:
+            if scheduled_at is not None:
+                self.state.observe_lag(time.time() - scheduled_at)
+            self.state.add_in_flight(1)
+            try:
+                return [await self.run_one(job.endpoint, name) for name in job.checks]
+            finally:
+                self.state.add_in_flight(-1)
+
+    async def run_one(self, endpoint: Endpoint, name: str) -> ProbeResult:
+        result = await run_check(name, CHECKS[name], endpoint, self.client,
+                                 self.context(endpoint, name))
+        self.publish(result)
+        return result
+
+    def publish(self, result: ProbeResult) -> None:
+        self.state.update(result)
+        row_id = None
+        if self.recorder is not None:
+            try:
+                row_id = self.recorder.record(result)
+            except Exception:  # noqa: BLE001 - storage trouble must not stop probing
+                log.exception("could not queue result for storage")
+        for observer in self.observers:
+            try:
+                observer(result, row_id)
+            except Exception:  # noqa: BLE001
+                log.exception("result observer failed")

@@ -1,0 +1,45 @@
+"""Render results for people (a table) and for programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from probe.outcome import ProbeResult
+
+COLUMNS = ("ENDPOINT", "KIND", "CHECK", "OUTCOME", "HTTP", "LATENCY", "TRIES", "MESSAGE")
+
+
+def result_dict(result: ProbeResult) -> dict[str, Any]:
+    return {
+        "endpoint": result.endpoint, "kind": result.kind, "check": result.check,
+        "outcome": str(result.outcome), "ok": result.ok, "http_status": result.http_status,
+        "latency_s": round(result.latency_s, 4), "attempts": result.attempts,
+        "url": result.url, "message": result.message,
+        "started_at": result.started_at.isoformat(timespec="milliseconds"),
+        "details": result.details,
+    }
+
+
+def to_json(results: Iterable[ProbeResult]) -> str:
+    return json.dumps([result_dict(r) for r in results], indent=2, default=str)
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str] = COLUMNS,
+          width: int = 160) -> str:
+    cells = [list(headers), *[list(r) for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers) - 1)]
+    lines = []
+    for row in cells:
+        head = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        line = f"{head}  {row[-1]}"
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "\n".join(lines)
+
+
+def result_rows(results: Iterable[ProbeResult]) -> list[list[str]]:
+    return [[r.endpoint, r.kind, r.check, str(r.outcome) + (" (retried)" if r.ok and r.retried
+                                                           else ""),
+             "-" if r.http_status is None else str(r.http_status), f"{r.latency_s * 1000:.0f}ms",
+             str(r.attempts), r.message] for r in results]

@@ -1,0 +1,82 @@
+"""Run one check against one endpoint: deadline, retries, and the one place that turns
+exceptions into outcomes (most specific first: a timeout is also a transport error)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from probe.checks.base import CheckContext, CheckFn
+from probe.config.model import Endpoint
+from probe.http import BadBody, BodyTooLarge
+from probe.outcome import RETRYABLE, Outcome, ProbeResult, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def verdict_from_exception(exc: BaseException, timeout_s: float) -> Verdict:
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return Verdict(Outcome.TIMEOUT, f"no complete answer within {timeout_s:g}s")
+    if isinstance(exc, BodyTooLarge | BadBody):
+        return Verdict(Outcome.BAD_RESPONSE, str(exc))
+    if _caused_by_tls(exc):
+        return Verdict(Outcome.TLS_ERROR, f"TLS failed: {_reason(exc)}")
+    if isinstance(exc, httpx.ConnectError):
+        return Verdict(Outcome.CONNECT_ERROR, f"cannot connect: {_reason(exc)}")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return Verdict(Outcome.CONNECT_ERROR, f"connection broken: {_reason(exc)}")
+    if isinstance(exc, httpx.TransportError):
+        return Verdict(Outcome.CONNECT_ERROR, f"transport error: {_reason(exc)}")
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return Verdict(Outcome.ERROR, f"invalid URL: {_reason(exc)}")
+    log.error("check raised an unexpected exception (a runpod-probe bug)", exc_info=exc)
+    return Verdict(Outcome.ERROR, f"internal error: {type(exc).__name__}")
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+async def attempt(check: CheckFn, endpoint: Endpoint, client: httpx.AsyncClient,
+                  ctx: CheckContext) -> Verdict:
+    """One attempt under the endpoint's total deadline (connect + headers + body)."""
+    try:
+        async with asyncio.timeout(endpoint.timeout_s):
+            return await check(endpoint, client, ctx)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes data here
+        return verdict_from_exception(exc, endpoint.timeout_s)
+
+
+async def run_check(name: str, check: CheckFn, endpoint: Endpoint, client: httpx.AsyncClient,
+                    ctx: CheckContext) -> ProbeResult:
+    started_at = datetime.now(UTC)
+    attempts = 0
+    while True:
+        attempts += 1
+        began = time.perf_counter()
+        verdict = await attempt(check, endpoint, client, ctx)
+        latency_s = time.perf_counter() - began
+        if verdict.outcome not in RETRYABLE or attempts >= endpoint.tries:
+            break
+        await asyncio.sleep(endpoint.retry_delay_s)
+    return ProbeResult(
+        endpoint=endpoint.name, kind=endpoint.kind, check=name, outcome=verdict.outcome,
+        started_at=started_at, latency_s=latency_s, attempts=attempts,
+        url=endpoint.display_url, message=verdict.message, http_status=verdict.http_status,
+        details=verdict.details,
+    )

@@ -1,0 +1,91 @@
+"""Turn the config into scheduled jobs: one per endpoint (plus feature jobs), each at its own
+interval, spread over the interval at start-up so a large fleet does not fire at once."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from probe.config.model import Config, Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Checks of one endpoint that run together at one interval."""
+
+    id: str
+    endpoint: Endpoint
+    checks: tuple[str, ...]
+    interval_s: float
+
+
+Planner = Callable[[Config], list[Job]]
+
+
+def base_jobs(config: Config) -> list[Job]:
+    return [Job(f"{e.name}/checks", e, e.checks, e.interval_s) for e in config.endpoints]
+
+
+# Features that schedule their own jobs (prompts, round trips) append a planner here.
+PLANNERS: list[Planner] = [base_jobs]
+
+
+def plan(config: Config) -> list[Job]:
+    return [job for planner in PLANNERS for job in planner(config)]
+
+
+def start_offset_s(job: Job, spread: bool) -> float:
+    """A stable position inside the interval, so restarts keep the same phase."""
+    if not spread:
+        return 0.0
+    return (zlib.crc32(job.id.encode()) / 2**32) * job.interval_s
+
+
+class ProbeScheduler:
+    """APScheduler 3 (asyncio): no overlapping runs of a job, missed runs coalesced."""
+
+    def __init__(self, run: Callable[[Job], Awaitable[None]]) -> None:
+        self._run = run
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduled_at: dict[str, float] = {}
+        self.skipped_overlaps = 0
+        self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            self.skipped_overlaps += 1
+            return
+        times: list[datetime] = getattr(event, "scheduled_run_times", [])
+        if times:
+            self._scheduled_at[event.job_id] = times[-1].timestamp()
+
+    def scheduled_at(self, job_id: str) -> float | None:
+        return self._scheduled_at.pop(job_id, None)
+
+    def set_jobs(self, jobs: list[Job], spread: bool) -> None:
+        self._scheduler.remove_all_jobs()
+        now = datetime.now(UTC)
+        for job in jobs:
+            start = now + timedelta(seconds=start_offset_s(job, spread))
+            self._scheduler.add_job(
+                self._run, IntervalTrigger(seconds=job.interval_s, start_date=start),
+                args=(job,), id=job.id, name=job.id, max_instances=1, coalesce=True,
+                misfire_grace_time=max(1, int(job.interval_s)), next_run_time=start,
+            )
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def jobs(self) -> list[Any]:
+        return list(self._scheduler.get_jobs())

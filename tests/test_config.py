@@ -1,0 +1,127 @@
+"""Config loading: every invalid file is refused with its exact messages; valid ones load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probe.config import ConfigError, parse_config
+from probe.config.load import DEFAULT_API_BASE
+
+DATA = Path(__file__).parent / "data" / "config"
+INVALID = sorted(DATA.glob("invalid-*.yaml"))
+ENV = {"RUNPOD_API_KEY": "test-key-0000"}
+
+
+def render(path: Path, sim: str = "http://127.0.0.1:9", state: str = "/tmp/x") -> str:
+    return path.read_text().replace("SIM", sim).replace("STATE", state)
+
+
+def test_there_are_at_least_twelve_invalid_configs() -> None:
+    assert len(INVALID) >= 12
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_lists_exact_problems(path: Path) -> None:
+    expected = path.with_suffix(".expected").read_text().splitlines()
+    with pytest.raises(ConfigError) as caught:
+        parse_config(render(path), env=ENV)
+    assert caught.value.problems == [line.replace("SIM", "http://127.0.0.1:9")
+                                     for line in expected]
+
+
+BASE = """
+runpod: {api_key_env: RUNPOD_API_KEY}
+endpoints:
+  - {name: qwen-pod, kind: pod, pod_id: aq0t10sits4kz2, port: 8000, model: Qwen/Q, min_context: 32768, interval: 15s}
+  - {name: vllm-serverless, kind: serverless, endpoint_id: vllm-sia7z3a2gk6wr4}
+  - {name: deepseek, kind: openai, base_url: "https://api.deepseek.com/v1", api_key_env: DEEPSEEK_API_KEY, model: deepseek-chat}
+"""
+
+
+def test_issue_example_builds_runpod_urls() -> None:
+    config = parse_config(BASE, env={**ENV, "DEEPSEEK_API_KEY": "dk-0000"})
+    pod, serverless, provider = config.endpoints
+    assert pod.root_url == "https://aq0t10sits4kz2-8000.proxy.runpod.net"
+    assert pod.openai_base == "https://aq0t10sits4kz2-8000.proxy.runpod.net/v1"
+    assert (pod.interval_s, pod.min_context, pod.model) == (15.0, 32768, "Qwen/Q")
+    assert serverless.root_url == f"{DEFAULT_API_BASE}/vllm-sia7z3a2gk6wr4"
+    assert serverless.openai_base == f"{DEFAULT_API_BASE}/vllm-sia7z3a2gk6wr4/openai/v1"
+    assert serverless.api_key_env == "RUNPOD_API_KEY"
+    assert provider.openai_base == "https://api.deepseek.com/v1"
+    assert provider.api_key_env == "DEEPSEEK_API_KEY"
+    assert config.metrics.host == "127.0.0.1" and config.metrics.port == 9464
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "expected"),
+    [
+        ({"RUNPOD_TIMEOUT_MS": "2500"}, "timeout_s", 2.5),
+        ({"RUNPOD_TRIES": "4"}, "tries", 4),
+        ({"RUNPOD_RETRY_DELAY_MS": "0"}, "retry_delay_s", 0.0),
+        ({"RUNPOD_MODEL": "m/one"}, "model", "m/one"),
+        ({"MODEL": "m/two"}, "model", "m/two"),
+        ({"RUNPOD_MODEL": "m/one", "MODEL": "m/two"}, "model", "m/one"),
+    ],
+    ids=["timeout", "tries", "retry-delay", "runpod-model", "model", "runpod-model-wins"],
+)
+def test_scope_env_vars_supply_defaults(env: dict[str, str], field: str, expected: object) -> None:
+    text = "endpoints:\n  - {name: s, kind: serverless, endpoint_id: e}\n"
+    endpoint = parse_config(text, env={**ENV, **env}).endpoints[0]
+    assert getattr(endpoint, field) == expected
+
+
+def test_file_defaults_beat_env_and_endpoint_beats_defaults() -> None:
+    text = ("defaults: {timeout: 3s, tries: 3}\n"
+            "endpoints:\n  - {name: s, kind: serverless, endpoint_id: e, tries: 5}\n")
+    endpoint = parse_config(text, env={**ENV, "RUNPOD_TIMEOUT_MS": "9000",
+                                       "RUNPOD_TRIES": "1"}).endpoints[0]
+    assert (endpoint.timeout_s, endpoint.tries) == (3.0, 5)
+
+
+def test_runpod_base_url_env_sets_api_base() -> None:
+    text = "endpoints:\n  - {name: s, kind: serverless, endpoint_id: e}\n"
+    config = parse_config(text, env={**ENV, "RUNPOD_BASE_URL": "http://127.0.0.1:8199/v2/"})
+    assert config.endpoints[0].root_url == "http://127.0.0.1:8199/v2/e"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RUNPOD_TIMEOUT_MS": "soon"}, 'env.RUNPOD_TIMEOUT_MS: expected a whole number, got "soon"'),
+        ({"RUNPOD_TRIES": "0"}, "env.RUNPOD_TRIES: must be at least 1, got 0"),
+        ({"RUNPOD_BASE_URL": "ftp://x"}, 'env.RUNPOD_BASE_URL: expected an http(s) URL, got "ftp://x"'),
+    ],
+    ids=["timeout-not-number", "tries-zero", "base-url-not-http"],
+)
+def test_bad_scope_env_vars_are_config_errors(env: dict[str, str], message: str) -> None:
+    text = "endpoints:\n  - {name: s, kind: serverless, endpoint_id: e}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env={**ENV, **env})
+    assert message in caught.value.problems
+
+
+def test_null_api_key_env_sends_no_key_and_needs_no_variable() -> None:
+    text = "endpoints:\n  - {name: p, kind: pod, pod_id: x, api_key_env: null}\n"
+    assert parse_config(text, env={}).endpoints[0].api_key_env is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["sk-abcdefghijklmnopqrstuvwxyz", "https://user:hunter2@example.com/v1",
+     "hf_abcdefghijklmnopqrstuvwxyz"],
+    ids=["openai-key", "url-userinfo", "hf-token"],
+)
+def test_secret_shaped_strings_anywhere_are_refused(value: str) -> None:
+    text = f'endpoints:\n  - {{name: p, kind: openai, base_url: "{value}"}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env=ENV)
+    assert any(line.startswith("endpoints[0].base_url:") for line in caught.value.problems)
+    assert value not in str(caught.value)  # a refusal never repeats the secret
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parents[1] / "config.yaml"
+    config = parse_config(example.read_text(), env={**ENV, "DEEPSEEK_API_KEY": "dk-0000"})
+    assert {e.name for e in config.endpoints} >= {"qwen-pod", "vllm-serverless", "deepseek"}

@@ -1,0 +1,74 @@
+"""The collector renders state at scrape time on a registry we pass in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from helpers import endpoint
+from prometheus_client import generate_latest
+
+from probe.config.model import (
+    Config,
+    MetricsSettings,
+    RunpodSettings,
+    SchedulerSettings,
+    StorageSettings,
+)
+from probe.metrics import ProbeCollector, make_registry
+from probe.outcome import Outcome, ProbeResult
+from probe.state import FleetState
+
+
+def config() -> Config:
+    return Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
+                  StorageSettings(path=__import__("pathlib").Path("x.db")),
+                  MetricsSettings("127.0.0.1", 0), SchedulerSettings(),
+                  (endpoint(name="a"), endpoint(name="b")))
+
+
+def result(name: str, outcome: Outcome, attempts: int = 1) -> ProbeResult:
+    return ProbeResult(endpoint=name, kind="pod", check="models", outcome=outcome,
+                       started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.3,
+                       attempts=attempts, url="http://x", http_status=404 if not outcome else 200,
+                       details={"model": "Q", "max_model_len": 8192})
+
+
+def test_never_probed_endpoint_is_not_up_and_outcome_unknown() -> None:
+    registry = make_registry(ProbeCollector(FleetState(config())))
+    labels = {"endpoint": "a", "check": "models"}
+    assert registry.get_sample_value("runpod_probe_up", labels) == 0
+    assert registry.get_sample_value("runpod_probe_outcome", {**labels, "outcome": "unknown"}) == 1
+    assert registry.get_sample_value("runpod_probe_endpoint_up", {"endpoint": "a",
+                                                                  "kind": "pod"}) == 0
+
+
+def test_results_drive_up_counters_histogram_and_context() -> None:
+    state = FleetState(config())
+    registry = make_registry(ProbeCollector(state))
+    state.update(result("a", Outcome.OK, attempts=2))
+    state.update(result("b", Outcome.HTTP_404))
+    a = {"endpoint": "a", "check": "models"}
+    b = {"endpoint": "b", "check": "models"}
+    assert registry.get_sample_value("runpod_probe_up", a) == 1
+    assert registry.get_sample_value("runpod_probe_up", b) == 0
+    assert registry.get_sample_value("runpod_probe_results_total", {**b, "outcome": "http_404"}) == 1
+    assert registry.get_sample_value("runpod_probe_retried_successes_total", a) == 1
+    assert registry.get_sample_value("runpod_probe_latency_seconds_count", a) == 1
+    assert registry.get_sample_value("runpod_probe_latency_seconds_bucket", {**a, "le": "0.5"}) == 1
+    assert registry.get_sample_value("runpod_probe_latency_seconds_bucket", {**a, "le": "0.25"}) == 0
+    assert registry.get_sample_value("runpod_probe_max_model_len",
+                                     {"endpoint": "a", "model": "Q"}) == 8192
+    assert registry.get_sample_value("runpod_probe_last_success_timestamp_seconds", a) == \
+        datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert registry.get_sample_value("runpod_probe_last_success_timestamp_seconds", b) is None
+
+
+def test_exposition_parses_and_follows_naming_rules() -> None:
+    state = FleetState(config())
+    state.update(result("a", Outcome.OK))
+    text = generate_latest(make_registry(ProbeCollector(state))).decode()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = [f.name for f in text_string_to_metric_families(text)]
+    assert all(n.startswith("runpod_probe_") for n in names)
+    assert "runpod_probe_scheduler_lag_seconds" in names

@@ -1,0 +1,91 @@
+"""The one place exceptions become outcomes, and the retry rules."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+from helpers import endpoint
+
+from probe.checks.base import CheckContext
+from probe.http import BadBody, BodyTooLarge
+from probe.outcome import Outcome, Verdict
+from probe.runner import run_check, verdict_from_exception
+
+
+def _tls_connect_error() -> httpx.ConnectError:
+    error = httpx.ConnectError("handshake failed")
+    error.__cause__ = ssl.SSLCertVerificationError("certificate verify failed")
+    return error
+
+
+MAPPING = [
+    ("asyncio-timeout", TimeoutError(), Outcome.TIMEOUT),
+    ("httpx-read-timeout", httpx.ReadTimeout("slow"), Outcome.TIMEOUT),
+    ("httpx-connect-timeout", httpx.ConnectTimeout("slow"), Outcome.TIMEOUT),
+    ("tls", _tls_connect_error(), Outcome.TLS_ERROR),
+    ("refused", httpx.ConnectError("[Errno 111] Connection refused"), Outcome.CONNECT_ERROR),
+    ("reset", httpx.ReadError("Connection reset by peer"), Outcome.CONNECT_ERROR),
+    ("protocol", httpx.RemoteProtocolError("peer closed"), Outcome.CONNECT_ERROR),
+    ("too-large", BodyTooLarge(10), Outcome.BAD_RESPONSE),
+    ("bad-body", BadBody("not json"), Outcome.BAD_RESPONSE),
+    ("our-bug", KeyError("oops"), Outcome.ERROR),
+]
+
+
+@pytest.mark.parametrize(("exc", "outcome"), [m[1:] for m in MAPPING], ids=[m[0] for m in MAPPING])
+def test_exception_to_outcome(exc: BaseException, outcome: Outcome) -> None:
+    assert verdict_from_exception(exc, 2.0).outcome is outcome
+
+
+def _scripted(*verdicts: Verdict | BaseException) -> Any:
+    queue = list(verdicts)
+
+    async def check(endpoint: Any, client: Any, ctx: Any) -> Verdict:
+        item = queue.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    return check
+
+
+def _run(check: Any, **overrides: Any) -> Any:
+    async def go() -> Any:
+        async with httpx.AsyncClient() as client:
+            return await run_check("models", check, endpoint(**overrides), client, CheckContext())
+
+    return asyncio.run(go())
+
+
+def test_transient_failure_then_pass_is_a_visible_retry() -> None:
+    result = _run(_scripted(httpx.ConnectError("refused"), Verdict(Outcome.OK)), tries=3)
+    assert result.outcome is Outcome.OK and result.attempts == 2 and result.retried
+
+
+def test_clean_pass_is_not_retried() -> None:
+    result = _run(_scripted(Verdict(Outcome.OK)), tries=3)
+    assert result.attempts == 1 and not result.retried
+
+
+def test_deterministic_failures_are_not_retried() -> None:
+    result = _run(_scripted(Verdict(Outcome.HTTP_404), Verdict(Outcome.OK)), tries=3)
+    assert result.outcome is Outcome.HTTP_404 and result.attempts == 1
+
+
+def test_tries_bound_the_attempts() -> None:
+    result = _run(_scripted(*[Verdict(Outcome.HTTP_502)] * 3), tries=3)
+    assert result.outcome is Outcome.HTTP_502 and result.attempts == 3
+
+
+def test_deadline_covers_a_check_that_never_returns() -> None:
+    async def hang(endpoint: Any, client: Any, ctx: Any) -> Verdict:
+        await asyncio.sleep(60)
+        raise AssertionError("unreachable")
+
+    result = _run(hang, timeout_s=0.2)
+    assert result.outcome is Outcome.TIMEOUT
+    assert 0.15 < result.latency_s < 5

@@ -1,0 +1,63 @@
+"""SQLite history: ids known up front, WAL, indexes, write failures kept and counted."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from probe.outcome import Outcome, ProbeResult
+from probe.store import ResultStore, history, latest_results, open_db
+
+
+def result(endpoint: str = "a", outcome: Outcome = Outcome.OK, message: str = "") -> ProbeResult:
+    return ProbeResult(endpoint=endpoint, kind="pod", check="models", outcome=outcome,
+                       started_at=datetime.now(UTC), latency_s=0.01, attempts=1,
+                       url="http://x", message=message, http_status=200, details={"k": 1})
+
+
+def test_rows_are_written_with_preassigned_ids(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "p.db")
+    ids = [store.record(result(e)) for e in ("a", "b", "a")]
+    store.close()
+    assert ids == [1, 2, 3]
+    rows = history(tmp_path / "p.db", "a")
+    assert [r["id"] for r in rows] == [3, 1]
+    assert {r["endpoint"] for r in latest_results(tmp_path / "p.db")} == {"a", "b"}
+    reopened = ResultStore(tmp_path / "p.db")
+    assert reopened.record(result()) == 4
+    reopened.close()
+
+
+def test_database_is_wal_with_history_indexes(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "p.db")
+    assert db.journal_mode == "wal"
+    indexed = {tuple(i.columns) for i in db["results"].indexes}
+    assert ("endpoint", "check_name", "id") in indexed and ("endpoint", "id") in indexed
+
+
+def test_messages_are_redacted_before_storage(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "p.db", redact=lambda s: s.replace("SECRET", "***"))
+    store.record(result(message="echo SECRET"))
+    store.close()
+    assert (tmp_path / "p.db").read_bytes().find(b"SECRET") == -1
+
+
+def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    store = ResultStore(path, batch_interval_s=0.01)
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    store.record(result())
+    deadline = time.monotonic() + 15
+    while store.errors_total == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.errors_total >= 1 and store.pending == 1
+    blocker.rollback()
+    blocker.close()
+    while store.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store.close()
+    assert store.pending == 0 and store.written_total == 1 and store.dropped_total == 0
+    assert len(history(path, "a")) == 1
