@@ -46,7 +46,7 @@ def mask_secrets(text: str) -> str:
     text = _SECRET_SHAPES.sub("***", text)
     text = re.sub(r"(://[^/\s:@]*:)[^@\s/]+@", r"\1***@", text)
     names = "|".join(sorted(_SECRET_QUERY))
-    return re.sub(rf"([?&](?:{names})=)[^&\s\"]+", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(rf"([?&](?:{names})=)[^&\s\")]+", r"\1***", text, flags=re.IGNORECASE)
 
 
 def _secret_in_string(text: str) -> str | None:
