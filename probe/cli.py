@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from probe import __version__
 from probe.config import Config, ConfigError, load_config
@@ -47,10 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument("--json", action="store_true", help="print JSON")
     once.add_argument("--store", action="store_true", help="also write results to the database")
     command("check-config", cmd_check_config, "Validate the config; exit 0 if it is valid.")
+    for add_parser in feature_commands():
+        add_parser(sub, command)
+    return parser
+
+
+def feature_commands() -> list[Any]:
+    """Each feature module's ``add_parser(sub, command)``: one line per feature."""
     from probe import demo
 
-    demo.add_parser(sub)
-    return parser
+    return [demo.add_parser]
 
 
 def setup_logging(level: str) -> None:

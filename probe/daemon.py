@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from probe.config import Config, ConfigError, load_config
@@ -22,6 +22,12 @@ from probe.state import FleetState
 from probe.store import ResultStore
 
 log = logging.getLogger(__name__)
+
+# Features that live beside the probing loop (the ledger, LEARNING.md appends) start here:
+# a hook gets the running daemon (its prober is ready) and may return a closer that runs
+# at shutdown, after in-flight checks finished.
+StartupHook = Callable[["Daemon"], Callable[[], None] | None]
+STARTUP_HOOKS: list[StartupHook] = []
 
 
 class Daemon:
@@ -62,6 +68,7 @@ class Daemon:
             async with make_client(self.config.scheduler.max_concurrent) as client:
                 self.prober = Prober(client, self.state, self.config.scheduler.max_concurrent,
                                      self.config.scheduler.max_body_bytes, self.store, self.env)
+                closers = [c for hook in STARTUP_HOOKS if (c := hook(self)) is not None]
                 self.scheduler = ProbeScheduler(self._spawn)
                 self.scheduler.set_jobs(plan(self.config), self.config.scheduler.spread)
                 self.scheduler.start()
@@ -72,6 +79,8 @@ class Daemon:
                 log.info("stopping: waiting for %d checks in flight", len(self._tasks))
                 self.scheduler.shutdown()
                 await self._drain()
+                for close in closers:
+                    close()
         finally:
             self.store.close()
             self.metrics_server.shutdown()

@@ -19,7 +19,7 @@ DEMO_KEY_ENV = "RUNPOD_PROBE_DEMO_KEY"
 EXPECTED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, command: Any) -> None:
     p = sub.add_parser("demo", help="Run the daemon against the built-in simulated RunPod fleet.",
                        description="Run the daemon against the built-in simulated RunPod fleet.")
     p.add_argument("--state-dir", default="demo-state", help="where the demo writes its config "

@@ -27,6 +27,8 @@ from probe.state import FleetState, Snapshot
 log = logging.getLogger(__name__)
 P = "runpod_probe_"
 Provider = Callable[[Snapshot], Iterable[Metric]]
+# Features append their providers here (serverless workers, tokens spent, ...).
+PROVIDERS: list[Provider] = []
 
 
 class StoreStats(Protocol):
@@ -40,7 +42,7 @@ class ProbeCollector(Collector):
     def __init__(self, state: FleetState, store: StoreStats | None = None) -> None:
         self.state = state
         self.store = store
-        self.providers: list[Provider] = []
+        self.providers: list[Provider] = list(PROVIDERS)
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()

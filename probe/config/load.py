@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from probe.checks import DEFAULT_CHECKS, known_checks
+from probe.config import features
 from probe.config.fields import Fields, Problems, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
@@ -65,10 +66,11 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
         raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    features.register_features()
     problems = Problems()
     for where, reason in find_literal_secrets(raw):
         problems.add(where, reason)
-    top = Fields(raw, "", problems, TOP_LEVEL)
+    top = Fields(raw, "", problems, (*TOP_LEVEL, *features.SECTIONS))
     env_defaults = _env_defaults(env, problems)
     runpod = _runpod(Fields(top.raw.get("runpod"), "runpod", problems,
                             ("api_key_env", "api_base", "proxy_url")), env)
@@ -79,10 +81,15 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes")))
     endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env)
+    sections = {key: parse(top.raw.get(key), key, problems)
+                for key, parse in features.SECTIONS.items()}
+    config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
+                    endpoints=tuple(endpoints), source=source, sections=sections)
+    for validate in features.VALIDATORS:
+        validate(config, problems)
     if problems:
         raise ConfigError([mask_secrets(line) for line in problems.lines])
-    return Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
-                  endpoints=tuple(endpoints), source=source)
+    return config
 
 
 def _env_defaults(env: Mapping[str, str], problems: Problems) -> dict[str, Any]:
@@ -176,7 +183,7 @@ def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
     out = []
     for index, item in enumerate(raw):
         path = f"endpoints[{index}]"
-        f = Fields(item, path, problems, ENDPOINT_KEYS)
+        f = Fields(item, path, problems, (*ENDPOINT_KEYS, *features.ENDPOINT_KEYS))
         name = f.text("name", required=True)
         if name is not None:
             if name in seen:
@@ -213,6 +220,7 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         api_key_env=key_env or None, model=s.get("model"), min_context=s.get("min_context"),
         pod_id=f.raw.get("pod_id"), port=f.raw.get("port", 8000) if kind == "pod" else None,
         endpoint_id=f.raw.get("endpoint_id"),
+        extra={key: parse(f) for key, parse in features.ENDPOINT_KEYS.items()},
     )
 
 

@@ -1,0 +1,29 @@
+"""Where features plug their own config into the loader, so ``load.py`` stays the spine.
+
+- ``SECTIONS``: top-level keys (e.g. ``prompts:``). The parser receives the raw value, its
+  path and the problem list, and returns a value kept in ``Config.sections[key]``.
+- ``ENDPOINT_KEYS``: extra per-endpoint keys (e.g. ``required_context``). The parser gets the
+  endpoint's ``Fields`` and returns a value kept in ``Endpoint.extra[key]`` (None: absent).
+- ``VALIDATORS``: cross-checks over the built config (e.g. a prompt names an unknown
+  endpoint); they add problems, and any problem fails the load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from probe.config.fields import Fields, Problems
+from probe.config.model import Config
+
+SectionParser = Callable[[Any, str, Problems], Any]
+EndpointKeyParser = Callable[[Fields], Any]
+Validator = Callable[[Config, Problems], None]
+
+SECTIONS: dict[str, SectionParser] = {}
+ENDPOINT_KEYS: dict[str, EndpointKeyParser] = {}
+VALIDATORS: list[Validator] = []
+
+
+def register_features() -> None:
+    """Import every feature module that registers config (one line per feature)."""
