@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 def feature_commands() -> list[Any]:
     """Each feature module's ``add_parser(sub, command)``: one line per feature."""
     from probe import demo
+    from probe.ledger import cli as ledger_cli
 
-    return [demo.add_parser]
+    return [demo.add_parser, ledger_cli.add_parser]
 
 
 def setup_logging(level: str) -> None:
