@@ -98,9 +98,9 @@ class Daemon:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.done():
-                raise
-            # Scheduler shutdown: the check goes on and ``_drain`` waits for it.
+            # Only the scheduler's shutdown cancels us: the check goes on and ``_drain``
+            # waits for it, so there is nothing to propagate.
+            return
 
     async def _drain(self) -> None:
         if not self._tasks:
