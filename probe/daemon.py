@@ -17,7 +17,7 @@ from probe.config import Config, ConfigError, load_config
 from probe.metrics import ProbeCollector, make_registry, serve
 from probe.prober import Prober, make_client
 from probe.scheduler import Job, ProbeScheduler, plan
-from probe.secrets import Redactor
+from probe.secrets import Redactor, install_log_redaction
 from probe.state import FleetState
 from probe.store import ResultStore
 
@@ -57,6 +57,7 @@ class Daemon:
         return self.config.metrics.port
 
     async def run(self, stop: asyncio.Event, install_signals: bool = True) -> None:
+        install_log_redaction(self.redactor)
         self.store = ResultStore(self.config.storage.path, redact=lambda text: self.redactor(text))
         self.collector.store = self.store
         self.metrics_server = serve(self.registry, self.config.metrics.host,
@@ -88,15 +89,18 @@ class Daemon:
             log.info("stopped")
 
     async def _spawn(self, job: Job) -> None:
+        """Run a job in a task of our own: APScheduler cancels its futures at shutdown, and a
+        check in flight must finish and be written instead."""
         assert self.prober is not None and self.scheduler is not None
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        task = asyncio.create_task(self.prober.run_job(job, self.scheduler.scheduled_at(job.id)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         try:
-            await self.prober.run_job(job, self.scheduler.scheduled_at(job.id))
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Only the scheduler's shutdown cancels us: the check goes on and ``_drain``
+            # waits for it, so there is nothing to propagate.
+            return
 
     async def _drain(self) -> None:
         if not self._tasks:
@@ -129,6 +133,7 @@ class Daemon:
             log.warning("storage/metrics changes take effect after a restart")
         self.config = new
         self.redactor = Redactor(new.secret_env_names(), self.env)
+        install_log_redaction(self.redactor)
         self.state.configure(new)
         if self.scheduler is not None:
             self.scheduler.set_jobs(plan(new), new.scheduler.spread)
