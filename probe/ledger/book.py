@@ -64,10 +64,10 @@ _COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name"
 _STOP = object()
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, schema ensured."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.executescript(SCHEMA)
@@ -141,8 +141,10 @@ class LedgerBook:
     """Owns writes to the ledger and endpoint-state tables, from one thread."""
 
     def __init__(self, path: Path, on_written: Written | None = None,
-                 maintenance: Maintenance | None = None, batch_interval_s: float = 0.2) -> None:
+                 maintenance: Maintenance | None = None, batch_interval_s: float = 0.2,
+                 busy_timeout_s: float = 5.0) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
         self.on_written = on_written
         self.maintenance = maintenance
         self.batch_interval_s = batch_interval_s
@@ -167,7 +169,7 @@ class LedgerBook:
         self._thread.join(timeout_s)
 
     def _writer(self) -> None:
-        conn = connect(self.path)
+        conn = connect(self.path, self.busy_timeout_s)
         backlog, stopping, delay = _Batch(), False, 0.5
         while not (stopping and not backlog):
             stopping = self._drain(backlog, block=not backlog) or stopping
