@@ -141,7 +141,9 @@ def _read(target: Path) -> tuple[os.stat_result, bytes, str]:
 
 
 def _check_writable(target: Path) -> None:
-    if not os.access(target, os.W_OK) or not os.access(target.parent, os.W_OK):
+    # A file with no write bit was made read-only on purpose: respect that even as root.
+    read_only = not target.stat().st_mode & 0o222
+    if read_only or not os.access(target, os.W_OK) or not os.access(target.parent, os.W_OK):
         raise LearningFileError("is not writable (the file and its directory must be)")
 
 

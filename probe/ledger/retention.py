@@ -64,8 +64,11 @@ def prune_results(conn: sqlite3.Connection, retention_s: float,
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # The newest row always stays: the store numbers new results from MAX(id), and
+            # ledger entries cite row ids, so ids must never be handed out twice.
             ids = [row[0] for row in conn.execute(
-                "SELECT id FROM results WHERE ts < ? ORDER BY id LIMIT ?", (before, CHUNK))]
+                "SELECT id FROM results WHERE ts < ? AND id < (SELECT MAX(id) FROM results) "
+                "ORDER BY id LIMIT ?", (before, CHUNK))]
             if ids:
                 as_json = "[" + ",".join(map(str, ids)) + "]"
                 conn.execute(_ROLLUP, (as_json,))
