@@ -7,7 +7,7 @@ in-memory state, phrases transitions as drafts, and hands both to the book's wri
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from probe.config.model import Config
@@ -16,15 +16,6 @@ from probe.ledger.chain import LedgerDraft
 from probe.ledger.rules import draft, subject
 from probe.ledger.state import EndpointState, Event, LedgerSettings, Transition
 from probe.outcome import ProbeResult
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerView:
-    """What /metrics shows: each endpoint's state, read from another thread."""
-
-    states: dict[str, str]
-    entries_total: int
-    errors_total: int
 
 
 class Ledger:
@@ -67,9 +58,9 @@ class Ledger:
         self.book.submit({n: s.to_json() if s else None for n, s in changes.items()}, drafts)
         return drafts
 
-    def view(self) -> LedgerView:
-        return LedgerView({n: s.state for n, s in self.states.items()},
-                          self.book.entries_total, self.book.errors_total)
+    def current_states(self) -> dict[str, str]:
+        """A fresh copy, safe to hand to the /metrics thread."""
+        return {name: state.state for name, state in self.states.items()}
 
     def _draft(self, t: Transition, state: EndpointState, who: str | None = None) -> LedgerDraft:
         d = draft(t, who or state.subject or t.endpoint)

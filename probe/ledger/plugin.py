@@ -90,9 +90,9 @@ def start_ledger(daemon: Daemon) -> Callable[[], None]:
             seen[0] = daemon.config
             ledger.sync_config(daemon.config, _settings(daemon.config.sections))
         ledger.observe(result, row_id)
-        metrics.states = {name: s.state for name, s in ledger.states.items()}
+        metrics.states = ledger.current_states()
 
-    metrics.states = {name: s.state for name, s in ledger.states.items()}
+    metrics.states = ledger.current_states()
     assert daemon.prober is not None
     daemon.prober.observers.append(observe)
     return book.close
