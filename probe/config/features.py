@@ -27,3 +27,4 @@ VALIDATORS: list[Validator] = []
 
 def register_features() -> None:
     """Import every feature module that registers config (one line per feature)."""
+    from probe.serverless import wiring  # noqa: F401
