@@ -3,7 +3,9 @@ first names the endpoint's state and the others are kept as evidence.
 
 The order goes from the most specific cause to the vaguest symptom: a crash loop explains
 a stalled queue, so it must win over it; "no workers" explains why nothing runs; a stalled
-queue with no better explanation comes late; failing jobs on a moving queue come last.
+queue is what is left when no counter explains it (e.g. an older API answer without the
+``unhealthy``/``throttled`` counters, where "no workers" cannot be claimed); failing jobs
+on a moving queue come last.
 Each rule must hold on ``needs`` consecutive readings, so a queue that is between two
 states for one reading (a cold start showing zero workers) does not raise an alarm.
 """
@@ -108,13 +110,13 @@ RULES: tuple[Rule, ...] = (
     Rule(Outcome.INITIALIZING_TOO_LONG,
          lambda o, s: (o.initializing_for_s or 0.0) > s.initializing_budget_s, _once,
          _initializing),
+    Rule(Outcome.QUEUED_WHILE_IDLE,
+         lambda o, s: o.health.in_queue > 0 and max(_w(o, "idle"), _w(o, "ready")) > 0
+         and o.previous is not None and not o.queue_shrank, _grown, _idle),
     # Initializing workers are a cold start in progress, judged by the budget above.
     Rule(Outcome.QUEUE_STALLED,
          lambda o, s: o.health.in_queue > 0 and _w(o, "running") == 0
          and _w(o, "initializing") == 0 and not o.progressed, _stall, _stalled),
-    Rule(Outcome.QUEUED_WHILE_IDLE,
-         lambda o, s: o.health.in_queue > 0 and max(_w(o, "idle"), _w(o, "ready")) > 0
-         and o.previous is not None and not o.queue_shrank, _grown, _idle),
     Rule(Outcome.JOBS_FAILING,
          lambda o, s: max(o.failed_in_window, o.retried_in_window) >= s.failure_threshold,
          _once, _failing),

@@ -38,7 +38,9 @@ class QueueHealth:
 
     @property
     def no_workers(self) -> bool:
-        return not any(self.workers[name] for name in WORKER_COUNTERS)
+        """Every worker counter is present and 0 (an absent one might not be 0)."""
+        return not any(self.workers[name] for name in WORKER_COUNTERS) \
+            and not any(name.startswith("workers.") for name in self.absent)
 
     def as_details(self) -> dict[str, Any]:
         return {"jobs": dict(self.jobs), "workers": dict(self.workers),
