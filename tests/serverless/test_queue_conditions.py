@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 from helpers import endpoint
-from queue_readings import health_json, reading
+from serverless_helpers import health_json, reading
 
 from probe.checks import queue
 from probe.checks.base import CheckContext
