@@ -130,6 +130,18 @@ def validate_openai_model(config: Config, problems: Problems) -> None:
                          'needs the endpoint\'s "model" (the chat request must name it)')
 
 
+def validate_checks(config: Config, problems: Problems) -> None:
+    """The serverless checks only make sense where they are meant to run."""
+    for index, endpoint in enumerate(config.endpoints):
+        path = f"endpoints[{index}].checks"
+        if "roundtrip" in endpoint.checks:
+            problems.add(path, '"roundtrip" runs a paid job on its own schedule: configure it '
+                               'with the endpoint\'s "roundtrip" key, not in checks')
+        if "queue" in endpoint.checks and endpoint.kind != "serverless":
+            problems.add(path, f'"queue" reads a serverless endpoint\'s /health; not for kind '
+                               f'"{endpoint.kind}"')
+
+
 ENDPOINT_KEYS = {
     "initializing_budget": parse_initializing_budget,
     "stall_checks": parse_stall_checks,

@@ -55,7 +55,7 @@ def _register() -> None:
     from probe import daemon
 
     features.ENDPOINT_KEYS.update(settings.ENDPOINT_KEYS)
-    features.VALIDATORS.append(settings.validate_openai_model)
+    features.VALIDATORS.extend([settings.validate_openai_model, settings.validate_checks])
     scheduler.PLANNERS.append(roundtrip_jobs)
     metrics.PROVIDERS.append(provide)
     daemon.STARTUP_HOOKS.append(attach_roundtrip_stats)
