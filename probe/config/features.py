@@ -32,4 +32,4 @@ VALIDATORS: list[Validator] = []
 
 def register_features() -> None:
     """Import every feature module that registers config (one line per feature)."""
-    import probe.prompts  # noqa: F401 - governed prompts, context fit, token budget
+    import probe.prompts.feature  # noqa: F401 - governed prompts, context fit, token budget
