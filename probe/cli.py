@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 def feature_commands() -> list[Any]:
     """Each feature module's ``add_parser(sub, command)``: one line per feature."""
     from probe import demo, gate
+    from probe.export import cli as export_cli
 
-    return [demo.add_parser, gate.add_parser]
+    return [demo.add_parser, export_cli.add_parser, gate.add_parser]
 
 
 def setup_logging(level: str) -> None:

@@ -17,7 +17,7 @@ from probe.config import Config, ConfigError, load_config
 from probe.metrics import ProbeCollector, make_registry, serve
 from probe.prober import Prober, make_client
 from probe.scheduler import Job, ProbeScheduler, plan
-from probe.secrets import Redactor
+from probe.secrets import Redactor, install_log_redaction
 from probe.state import FleetState
 from probe.store import ResultStore
 
@@ -57,6 +57,7 @@ class Daemon:
         return self.config.metrics.port
 
     async def run(self, stop: asyncio.Event, install_signals: bool = True) -> None:
+        install_log_redaction(self.redactor)
         self.store = ResultStore(self.config.storage.path, redact=lambda text: self.redactor(text))
         self.collector.store = self.store
         self.metrics_server = serve(self.registry, self.config.metrics.host,
@@ -129,6 +130,7 @@ class Daemon:
             log.warning("storage/metrics changes take effect after a restart")
         self.config = new
         self.redactor = Redactor(new.secret_env_names(), self.env)
+        install_log_redaction(self.redactor)
         self.state.configure(new)
         if self.scheduler is not None:
             self.scheduler.set_jobs(plan(new), new.scheduler.spread)

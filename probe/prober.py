@@ -77,6 +77,8 @@ class Prober:
         return result
 
     def publish(self, result: ProbeResult) -> None:
+        log.debug("%s %s: %s (%d attempt(s), %.3fs) %s", result.endpoint, result.check,
+                  result.outcome, result.attempts, result.latency_s, result.message)
         self.state.update(result)
         row_id = None
         if self.recorder is not None:

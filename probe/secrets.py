@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
@@ -36,27 +37,30 @@ class Redactor:
         return text
 
 
-class RedactingFilter(logging.Filter):
-    """Attach to handlers so every formatted record is scrubbed."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = self.redactor(message)
-        if record.exc_info and record.exc_text is None:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor(record.exc_text)
-        if clean != message or record.args:
-            record.msg, record.args = clean, None
-        return True
-
-
 def install_log_redaction(redactor: Redactor) -> None:
-    """Scrub secrets from everything the root logger's handlers write."""
-    root = logging.getLogger()
-    for handler in root.handlers:
-        handler.addFilter(RedactingFilter(redactor))
+    """Scrub secrets from every log record at creation, whatever handler writes it later.
+
+    A record factory (rather than a handler filter) also covers handlers added afterwards
+    and formats tracebacks early so they are scrubbed too.
+    """
+    global _base_factory
+    if _base_factory is None:
+        _base_factory = logging.getLogRecordFactory()
+    base = _base_factory
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not lose the record
+            message = str(record.msg)
+        record.msg, record.args = redactor(message), None
+        if record.exc_info:
+            record.exc_text = redactor(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+_base_factory: Callable[..., logging.LogRecord] | None = None

@@ -1,0 +1,44 @@
+"""What the simulated fleet is made of: one frozen spec per pod, serverless endpoint and
+OpenAI-compatible provider. Behaviour names are checked against the registries by ``Fleet``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    """A RunPod pod running vLLM, reached through ``/proxy/{pod_id}-{port}``."""
+
+    behaviour: str = "healthy"
+    model: str = DEFAULT_MODEL  # the served model id
+    max_model_len: int = 32768
+    port: int = 8000  # the one exposed HTTP port; any other port answers like an unexposed one
+    delay_s: float = 30.0  # `slow`: time before every answer
+    ttft_delay_s: float = 1.0  # `slow_stream`: time to the first content token
+
+
+@dataclass(frozen=True, slots=True)
+class ServerlessSpec:
+    """A RunPod serverless (queue) endpoint running a vLLM worker, under ``/v2/{endpoint_id}``."""
+
+    behaviour: str = "healthy"
+    model: str = DEFAULT_MODEL  # served on the /openai/v1 route
+    max_model_len: int = 32768
+    queue_delay_s: float = 0.05  # a warm worker picks a job up after this
+    execution_s: float = 0.1  # and runs it this long
+    cold_start_s: float = 2.0  # `cold_start`: worker boot before the first job runs
+    complete_after_s: float = 1.5  # `slow_queue`: submit to completion
+    idle_timeout_s: float | None = None  # `cold_start`: go cold again after this idle; None: never
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAISpec:
+    """A commercial-style OpenAI-compatible provider under ``/openai/{name}``."""
+
+    behaviour: str = "healthy"
+    model: str = "gpt-4o-mini"
+    context_window: int = 128000  # enforced, but not advertised on the model card

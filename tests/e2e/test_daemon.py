@@ -1,0 +1,121 @@
+"""The daemon end to end: schedule → probe the simulator → SQLite → /metrics; reload; secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from simconfig import header, pods, write
+
+from probe.config import load_config
+from probe.daemon import Daemon
+from probe.store import latest_results
+
+CANARY = "canary-7d1f3a9e5b2c4d6f8a0b"
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def run_daemon(config_path: Path, env: dict[str, str] | None,
+               scenario: Callable[[Daemon], Any]) -> Any:
+    async def main() -> Any:
+        daemon = Daemon(load_config(config_path, env), env)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop, install_signals=False))
+        await daemon.ready.wait()
+        try:
+            return await scenario(daemon)
+        finally:
+            stop.set()
+            await task
+
+    return asyncio.run(main())
+
+
+def probed(daemon: Daemon, *names: str, rounds: int = 1) -> Callable[[], bool]:
+    def check() -> bool:
+        snap = daemon.state.snapshot()
+        return all(sum(s.outcomes.values()) >= rounds
+                   for (endpoint, _), s in snap.checks.items() if endpoint in names)
+
+    return check
+
+
+def test_daemon_probes_stores_and_exports(sim: Any, tmp_path: Path,
+                                          sim_env: dict[str, str]) -> None:
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods(
+        "qwen qwen-healthy", "gone deepseek-stopped", "down vllm-down"))
+
+    async def scenario(daemon: Daemon) -> str:
+        await until(probed(daemon, "qwen", "gone", "down", rounds=2))
+        return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+
+    text = run_daemon(config, sim_env, scenario)
+    assert 'runpod_probe_up{check="models",endpoint="qwen"} 1.0' in text
+    assert 'runpod_probe_up{check="models",endpoint="gone"} 0.0' in text
+    assert 'runpod_probe_outcome{check="models",endpoint="gone",outcome="http_404"} 1.0' in text
+    assert 'runpod_probe_outcome{check="models",endpoint="down",outcome="http_502"} 1.0' in text
+    assert 'runpod_probe_max_model_len{endpoint="qwen",model="Qwen/Qwen2.5-7B-Instruct"} 32768.0' \
+        in text
+    assert "runpod_probe_scheduler_lag_seconds_count" in text
+    rows = {r["endpoint"]: r for r in latest_results(tmp_path / "probe.db")}
+    assert rows["qwen"]["outcome"] == "ok" and rows["gone"]["http_status"] == 404
+    assert rows["down"]["outcome"] == "http_502"
+
+
+def test_secrets_never_reach_db_logs_or_metrics(sim: Any, tmp_path: Path, monkeypatch: Any,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from probe.simulator import Fleet, PodSpec, Simulator
+
+    monkeypatch.setenv("RUNPOD_API_KEY", CANARY)
+    caplog.set_level(logging.DEBUG)
+    fleet = Fleet.default()
+    fleet.add_pod("echo", PodSpec(behaviour="echo_auth"))
+    with Simulator(fleet, api_key=CANARY) as canary_sim:
+        config = write(tmp_path / "c.yaml", header(canary_sim, tmp_path) + pods(
+            "qwen qwen-healthy", "gone deepseek-stopped", "echo echo", "slow slow-pod",
+            "garbage garbage-pod"))
+
+        async def scenario(daemon: Daemon) -> str:
+            await until(probed(daemon, "qwen", "gone", "echo", "slow", "garbage"))
+            return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+
+        text = run_daemon(config, None, scenario)
+    echo_rows = [r for r in latest_results(tmp_path / "probe.db") if r["endpoint"] == "echo"]
+    assert echo_rows and "***" in echo_rows[0]["message"], "the echoed key was redacted"
+    assert CANARY not in text
+    assert CANARY not in caplog.text
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path.name
+
+
+def test_reload_refuses_invalid_config_and_applies_valid(sim: Any, tmp_path: Path,
+                                                         sim_env: dict[str, str]) -> None:
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods("qwen qwen-healthy"))
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(probed(daemon, "qwen"))
+        config.write_text(header(sim, tmp_path) + pods("qwen qwen-healthy", "x small-ctx",
+                                                       "x small-ctx"))
+        assert daemon.reload() is False
+        assert daemon.state.daemon.reload_ok is False
+        assert [e.name for e in daemon.config.endpoints] == ["qwen"]
+        config.write_text(header(sim, tmp_path) + pods("qwen qwen-healthy", "small small-ctx"))
+        assert daemon.reload() is True
+        await until(probed(daemon, "small"))
+        assert daemon.state.latest("small", "models") is not None
+
+    run_daemon(config, sim_env, scenario)

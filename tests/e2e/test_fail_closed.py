@@ -1,0 +1,52 @@
+"""An invalid config stops every command before anything is probed (exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DATA = Path(__file__).parents[1] / "data" / "config"
+INVALID = sorted(DATA.glob("invalid-*.yaml"))
+
+
+def render(path: Path, sim: Any, state: Path) -> Path:
+    out = state / path.name
+    out.write_text(path.read_text().replace("SIM", sim.base_url).replace("STATE", str(state)))
+    return out
+
+
+CASES = [(p, "once") for p in INVALID] + [
+    (DATA / f"invalid-{name}.yaml", command)
+    for name in ("many-problems", "env-not-set", "literal-secret")
+    for command in ("run", "check-config")
+]
+
+
+@pytest.mark.parametrize(("path", "command"), CASES, ids=[f"{c}-{p.stem}" for p, c in CASES])
+def test_invalid_config_exits_2_and_probes_nothing(sim: Any, tmp_path: Path,
+                                                   sim_env: dict[str, str], path: Path,
+                                                   command: str) -> None:
+    config = render(path, sim, tmp_path)
+    before = len(sim.requests_seen)
+    done = subprocess.run([sys.executable, "-m", "probe", command, "--config", str(config)],
+                          capture_output=True, text=True, env=sim_env, timeout=30)
+    assert done.returncode == 2, done.stdout + done.stderr
+    expected = path.with_suffix(".expected").read_text().replace("SIM", sim.base_url)
+    problems = [line.strip() for line in done.stderr.splitlines()[1:]]
+    assert problems == expected.splitlines()
+    assert len(sim.requests_seen) == before, "an invalid config must not probe anything"
+    assert not (tmp_path / "probe.db").exists()
+
+
+def test_valid_config_passes_check_config(sim: Any, tmp_path: Path,
+                                          sim_env: dict[str, str]) -> None:
+    from simconfig import header, pods, write
+
+    config = write(tmp_path / "ok.yaml", header(sim, tmp_path) + pods("q qwen-healthy"))
+    done = subprocess.run([sys.executable, "-m", "probe", "check-config", "--config",
+                           str(config)], capture_output=True, text=True, env=sim_env, timeout=30)
+    assert done.returncode == 0 and "ok (1 endpoints)" in done.stdout

@@ -1,0 +1,107 @@
+"""Fixtures for the integration tier: a real vLLM OpenAI server serving a tiny random Llama.
+
+Everything under this directory is marked ``integration`` (deselected by default; run with
+``python -m pytest -m integration tests/integration``). The server runs from the venv that
+``.ci/vllm-env`` builds; point ``RUNPOD_PROBE_VLLM_PYTHON`` at that venv's python. Without it
+the tier is skipped, unless ``RUNPOD_PROBE_REQUIRE_INTEGRATION=1`` (set in CI) makes it fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from vllm_harness import StartVllmServer, VllmServer, build_tiny_model, start_server
+
+HERE = Path(__file__).parent
+REPO_ROOT = HERE.parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / ".ci" / "cache" / "tiny-llama"
+
+_startups: list[tuple[str, float]] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _startups:
+        terminalreporter.section("vLLM server start-up")
+        for label, seconds in _startups:
+            terminalreporter.write_line(f"{label}: healthy after {seconds:.1f} s")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("RUNPOD_PROBE_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(f"{reason} (and RUNPOD_PROBE_REQUIRE_INTEGRATION=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """The python of the vLLM venv, from ``RUNPOD_PROBE_VLLM_PYTHON``."""
+    value = os.environ.get("RUNPOD_PROBE_VLLM_PYTHON", "")
+    if not value:
+        _unavailable(
+            "RUNPOD_PROBE_VLLM_PYTHON is not set; run "
+            "`export RUNPOD_PROBE_VLLM_PYTHON=$(.ci/vllm-env | tail -1)` first"
+        )
+    path = Path(value)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        _unavailable(f"RUNPOD_PROBE_VLLM_PYTHON={value} is not an executable file")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(vllm_python: Path) -> Path:
+    """The tiny model, built once and cached (``RUNPOD_PROBE_TINY_MODEL_DIR`` overrides)."""
+    outdir = Path(os.environ.get("RUNPOD_PROBE_TINY_MODEL_DIR") or DEFAULT_MODEL_DIR)
+    return build_tiny_model(vllm_python, outdir)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    vllm_python: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VllmServer]:
+    """One healthy server shared by the whole session. Do not break it: use
+    ``start_vllm_server`` for destructive tests."""
+    server = start_server(vllm_python, tiny_model_dir, tmp_path_factory.mktemp("vllm-session"))
+    _startups.append(("session server", server.startup_s))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_vllm_server(
+    vllm_python: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartVllmServer]:
+    """Factory for throwaway servers, e.g. ``start_vllm_server(keep_alive_on_engine_death=True)``.
+
+    Each call starts a separate server; all are stopped when the test ends.
+    """
+    started: list[VllmServer] = []
+
+    def start(keep_alive_on_engine_death: bool = False) -> VllmServer:
+        server = start_server(
+            vllm_python,
+            tiny_model_dir,
+            tmp_path_factory.mktemp("vllm-throwaway"),
+            keep_alive_on_engine_death=keep_alive_on_engine_death,
+        )
+        started.append(server)
+        _startups.append(
+            (f"throwaway server (keep_alive={keep_alive_on_engine_death})", server.startup_s)
+        )
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

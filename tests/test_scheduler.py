@@ -1,0 +1,64 @@
+"""Scheduling: stable spread over the interval, no overlapping runs, coalesced misses."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from freezegun import freeze_time
+from helpers import endpoint
+
+from probe.scheduler import Job, ProbeScheduler, start_offset_s
+
+
+def jobs(count: int, interval_s: float = 15.0) -> list[Job]:
+    return [Job(f"pod-{i}/checks", endpoint(name=f"pod-{i}"), ("models",), interval_s)
+            for i in range(count)]
+
+
+def test_offsets_are_stable_and_inside_the_interval() -> None:
+    fleet = jobs(1000)
+    offsets = [start_offset_s(job, spread=True) for job in fleet]
+    assert offsets == [start_offset_s(job, spread=True) for job in fleet]
+    assert all(0 <= o < 15.0 for o in offsets)
+    # Spread: every 1.5 s slice of the interval gets a share of the fleet.
+    slices = {int(o // 1.5) for o in offsets}
+    assert slices == set(range(10))
+    assert all(start_offset_s(job, spread=False) == 0 for job in fleet)
+
+
+@freeze_time("2026-02-18 12:00:00")
+def test_first_runs_are_placed_at_now_plus_offset() -> None:
+    async def go() -> list[datetime]:
+        scheduler = ProbeScheduler(lambda job: asyncio.sleep(0))
+        scheduler.set_jobs(jobs(3), spread=True)
+        return [job.next_run_time for job in scheduler.jobs()]
+
+    now = datetime(2026, 2, 18, 12, tzinfo=UTC)
+    expected = sorted(now + timedelta(seconds=start_offset_s(job, True)) for job in jobs(3))
+    got = sorted(asyncio.run(go()))
+    assert [abs((g - e).total_seconds()) < 1e-3 for g, e in zip(got, expected, strict=True)] \
+        == [True] * 3
+
+
+def test_a_slow_job_never_overlaps_itself() -> None:
+    running, peak, runs = 0, 0, 0
+
+    async def slow(job: Job) -> None:
+        nonlocal running, peak, runs
+        running += 1
+        runs += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.35)
+        running -= 1
+
+    async def go() -> int:
+        scheduler = ProbeScheduler(slow)
+        scheduler.set_jobs(jobs(1, interval_s=0.1), spread=False)
+        scheduler.start()
+        await asyncio.sleep(1.0)
+        scheduler.shutdown()
+        return scheduler.skipped_overlaps
+
+    skipped = asyncio.run(go())
+    assert peak == 1 and runs >= 2 and skipped >= 1
