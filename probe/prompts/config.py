@@ -143,6 +143,10 @@ def _messages(f: Fields) -> tuple[Message, ...] | None:
 
 def required_context(f: Fields) -> int | None:
     value: int | None = f.integer("required_context", minimum=1)
+    checks = f.raw.get("checks")
+    named = [c for c in ("context", "context_active") if isinstance(checks, list) and c in checks]
+    if named and not f.has("required_context"):
+        f.fail("checks", f'check "{named[0]}" needs required_context')
     return value
 
 
