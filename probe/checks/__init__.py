@@ -9,7 +9,8 @@ from __future__ import annotations
 # The checks an endpoint runs when its config does not list them.
 DEFAULT_CHECKS: dict[str, tuple[str, ...]] = {
     "pod": ("models",),
-    "serverless": ("models",),
+    # The queue check reads RunPod's free /health; the models route would wake (and bill) a worker.
+    "serverless": ("queue",),
     "openai": ("models",),
 }
 
