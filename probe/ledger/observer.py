@@ -16,6 +16,7 @@ from probe.ledger.chain import LedgerDraft
 from probe.ledger.rules import draft, subject
 from probe.ledger.state import EndpointState, Event, LedgerSettings, Transition
 from probe.outcome import ProbeResult
+from probe.scheduler import plan
 
 
 class Ledger:
@@ -40,6 +41,9 @@ class Ledger:
         changes: dict[str, EndpointState | None] = {}
         drafts = []
         configured = {e.name: e for e in config.endpoints}
+        planned: dict[str, set[str]] = {}
+        for job in plan(config):  # feature planners add checks (round trip, prompts)
+            planned.setdefault(job.endpoint.name, set()).update(job.checks)
         for name, endpoint in configured.items():
             state = self.states.get(name)
             if state is None:
@@ -49,7 +53,10 @@ class Ledger:
                                           state, subject(endpoint)))
             state.subject = subject(endpoint)
             # checks dropped from the config must not hold a recovery back forever
-            state.availability.forget_checks(set(endpoint.checks))
+            checks = planned.get(name, set(endpoint.checks))
+            state.availability.forget_checks(checks)
+            for prompt in [p for p in state.prompts if p not in checks]:
+                del state.prompts[prompt]
             changes[name] = state
         for name in [n for n in self.states if n not in configured]:
             state = self.states.pop(name)

@@ -98,3 +98,48 @@ def test_flapping_below_the_thresholds_yields_no_entries(tmp_path: Path, pattern
     behaviours = {"S": "healthy", "F": "stopped", "X": "server_down"}
     entries, _ = drive(tmp_path, [(i * 0.5, behaviours[c]) for i, c in enumerate(pattern)])
     assert [e.event for e in entries] == ["appeared"], "nothing but the config fact"
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "expected"),
+    [("incident", [("critical", "RunPod serverless endpoint vllm (vllm-sia7z3a2gk6wr4) workers "
+                                "crash-looping — "),
+                   ("info", "RunPod serverless endpoint vllm (vllm-sia7z3a2gk6wr4) workers "
+                            "healthy again after ")]),
+     ("rate_limited", [])],
+    ids=["crash-loop-then-healthy", "control-plane-429-is-neither-up-nor-down"],
+)
+def test_serverless_conditions_through_the_real_queue_check(
+        tmp_path: Path, behaviour: str, expected: list[tuple[str, str]]) -> None:
+    from probe.simulator import ServerlessSpec
+
+    fleet = Fleet()
+    fleet.add_serverless("vllm-sia7z3a2gk6wr4", ServerlessSpec())
+    with Simulator(fleet, api_key="sim-key-0000") as sim:
+        config = parse_config(
+            header(sim, tmp_path, interval="30s", timeout="2s")
+            + "endpoints:\n  - {name: vllm, kind: serverless, endpoint_id: vllm-sia7z3a2gk6wr4}\n"
+            + "ledger: {down_after: 1, up_after: 1}\n", env={"RUNPOD_API_KEY": "sim-key-0000"})
+
+        async def scenario() -> None:
+            book = LedgerBook(config.storage.path, batch_interval_s=0.01)
+            ledger = Ledger(book, config.sections["ledger"])
+            ledger.sync_config(config, now=T0)
+            try:
+                async with make_client(4) as client:
+                    prober = Prober(client, FleetState(config), 4, 1 << 20,
+                                    env={"RUNPOD_API_KEY": "sim-key-0000"})
+                    prober.observers.append(ledger.observe)
+                    for name in ("healthy", behaviour, behaviour, "healthy"):
+                        fleet.set_serverless_behaviour("vllm-sia7z3a2gk6wr4", name)
+                        for job in plan(config):
+                            await prober.run_job(job)
+            finally:
+                book.close()
+
+        asyncio.run(scenario())
+    entries = read_entries(connect(config.storage.path))[1:]  # after "appeared"
+    assert len(entries) == len(expected)
+    for entry, (severity, start) in zip(entries, expected, strict=True):
+        assert entry.severity == severity and entry.pattern.startswith(start), entry.pattern
+    assert all(e.evidence.check == "queue" for e in entries)

@@ -81,3 +81,17 @@ def test_since_accepts_dates_times_and_ages(text: str, expected: str) -> None:
 def test_since_rejects_anything_else() -> None:
     with pytest.raises(UsageError, match='got "last tuesday"'):
         parse_since("last tuesday")
+
+
+def test_checks_no_longer_planned_stop_holding_recovery_back(tmp_path: Path) -> None:
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
+    ledger = Ledger(book, LedgerSettings(down_after=1, up_after=1))
+    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    ledger.observe(result(Outcome.ENGINE_DEAD, check="health"), 1)
+    ledger.observe(result(check="prompt:old", at=1), 2)
+    assert ledger.states["qwen"].state == "down"
+    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    assert set(ledger.states["qwen"].availability.streaks) == set()
+    assert ledger.states["qwen"].prompts == {}
+    assert [d.event for d in ledger.observe(result(at=2), 3)] == ["recovered"]
+    book.close()
