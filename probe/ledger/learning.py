@@ -39,8 +39,8 @@ def _cell(text: str) -> str:
 def _source(entry: LedgerEntry) -> str:
     e = entry.evidence
     cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
-    if e.url is None:
-        return f"runpod-probe config · {cite}"
+    if e.outcome is None:  # a config fact, not an observation
+        return f"runpod-probe config{f' @ {e.url}' if e.url else ''} · {cite}"
     rows = ""
     if e.first_row is not None and e.last_row is not None and e.first_row != e.last_row:
         rows = f"; results #{e.first_row}–#{e.last_row}"

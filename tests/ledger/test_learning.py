@@ -13,7 +13,7 @@ from ledgerhelpers import chain, draft
 from probe.cli import main
 from probe.config import ConfigError, parse_config
 from probe.ledger.book import append, connect
-from probe.ledger.chain import GENESIS, seal
+from probe.ledger.chain import GENESIS, Evidence, seal
 from probe.ledger.learning import LearningFileError, append_learning, cited
 
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
@@ -197,3 +197,22 @@ def test_config_refuses_a_learning_file_without_a_table(tmp_path: Path) -> None:
         f"learning.path: {path} has no | Date | Pattern | Source | table to append to"]
     path.write_text(TABLE)
     assert parse_config(text, env={"RUNPOD_API_KEY": "test-key-0000"}).sections["learning"]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "source"),
+    [(Evidence("models", "http_404", 3, 5, "http://x"),
+      "Runtime probe @ http://x (models: http_404; results #3–#5) · ledger #1 sha256:"),
+     (Evidence("models", "ok", 7, 7, "http://x"),
+      "Runtime probe @ http://x (models: ok; result #7) · ledger #1 sha256:"),
+     (Evidence("config", None, None, None, "http://x"),
+      "runpod-probe config @ http://x · ledger #1 sha256:"),
+     (Evidence("config", None, None, None, None), "runpod-probe config · ledger #1 sha256:")],
+    ids=["outage-rows", "one-row", "config-fact", "config-fact-gone"],
+)
+def test_source_cites_evidence_and_the_entry(tmp_path: Path, evidence: Evidence,
+                                             source: str) -> None:
+    path = tmp_path / "L.md"
+    path.write_text(TABLE)
+    append_learning(path, [seal(replace(draft(1), evidence=evidence), 1, GENESIS)])
+    assert path.read_text().splitlines()[-1].split(" | ")[2].startswith(source)
