@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 DEMO_KEY_ENV = "RUNPOD_PROBE_DEMO_KEY"
+LEARNING_HEAD = """# LEARNING (demo)
+
+Lessons runpod-probe learned about the simulated fleet, appended from its ledger.
+
+| Date | Pattern | Source |
+|---|---|---|
+"""
 EXPECTED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
@@ -47,6 +54,8 @@ def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interv
         "  retry_delay: 200ms",
         "storage:",
         f'  path: "{state_dir / "probe.db"}"',
+        "learning:   # each new ledger entry becomes a row of this LEARNING.md table",
+        f'  path: "{state_dir / "LEARNING.md"}"',
         "metrics:",
         f'  listen: "127.0.0.1:{metrics_port}"',
         "endpoints:",
@@ -92,6 +101,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     fleet = Fleet.default()
     with Simulator(fleet, api_key=os.environ[DEMO_KEY_ENV]) as sim:
         port = free_port(args.metrics_port) if args.metrics_port else free_port(0)
+        learning = state_dir / "LEARNING.md"
+        if not learning.exists():
+            learning.write_text(LEARNING_HEAD)
         config_path = state_dir / "config.yaml"
         config_path.write_text(demo_config(sim, fleet, state_dir, port, args.interval))
         config = load_or_report(str(config_path))
@@ -118,6 +130,7 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
     await daemon.ready.wait()
     print(f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
           f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
+          f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list)\n"
           f"  config:   {config.source}\nCtrl-C stops it.\n", flush=True)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.duration if args.duration else None
