@@ -7,10 +7,11 @@ SIGHUP reloads the config, and an invalid new config is refused while the old on
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from probe.config import Config, ConfigError, load_config
@@ -25,14 +26,21 @@ log = logging.getLogger(__name__)
 
 # Features that live beside the probing loop (the ledger, LEARNING.md appends) start here:
 # a hook gets the running daemon (its prober is ready) and may return a closer that runs
-# at shutdown, after in-flight checks finished.
-StartupHook = Callable[["Daemon"], Callable[[], None] | None]
+# at shutdown, after in-flight checks finished. A hook may be async: the first probes wait
+# for it (discovery lists RunPod's fleet first, so the first sweep includes what it found).
+Closer = Callable[[], None]
+StartupHook = Callable[["Daemon"], Closer | None | Awaitable[Closer | None]]
 STARTUP_HOOKS: list[StartupHook] = []
+# Features that add endpoints to the file's config at run time (discovery): applied, in
+# order, to every config the daemon runs (at start, on reload, when they ask for it).
+Expander = Callable[[Config], Config]
 
 
 class Daemon:
     def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
-        self.config = config
+        self.config = config  # what runs: the file's config plus what expanders add
+        self.file_config = config  # as last loaded from the file
+        self.expanders: list[Expander] = []
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
         self.state = FleetState(config)
@@ -69,7 +77,7 @@ class Daemon:
             async with make_client(self.config.scheduler.max_concurrent) as client:
                 self.prober = Prober(client, self.state, self.config.scheduler.max_concurrent,
                                      self.config.scheduler.max_body_bytes, self.store, self.env)
-                closers = [c for hook in STARTUP_HOOKS if (c := hook(self)) is not None]
+                closers = [c for hook in STARTUP_HOOKS if (c := await _start(hook, self))]
                 self.scheduler = ProbeScheduler(self._spawn)
                 self.scheduler.set_jobs(plan(self.config), self.config.scheduler.spread)
                 self.scheduler.start()
@@ -120,10 +128,10 @@ class Daemon:
     def reload(self) -> bool:
         """Re-read the config file; keep running the old config if the new one is invalid."""
         self.state.daemon.reloads_total += 1
-        if self.config.source is None:
+        if self.file_config.source is None:
             return False
         try:
-            new = load_config(self.config.source, self.env)
+            new = load_config(self.file_config.source, self.env)
         except ConfigError as exc:
             self.state.daemon.reload_ok = False
             for line in exc.problems:
@@ -131,13 +139,32 @@ class Daemon:
             return False
         if (new.storage, new.metrics) != (self.config.storage, self.config.metrics):
             log.warning("storage/metrics changes take effect after a restart")
-        self.config = new
-        self.redactor = Redactor(new.secret_env_names(), self.env)
-        install_log_redaction(self.redactor)
-        self.state.configure(new)
-        if self.scheduler is not None:
-            self.scheduler.set_jobs(plan(new), new.scheduler.spread)
+        self.file_config = new
+        self.apply(new)
         self.state.daemon.reload_ok = True
         self.state.daemon.reload_success_ts = time.time()
-        log.info("config reloaded: %d endpoints", len(new.endpoints))
+        log.info("config reloaded: %d endpoints", len(self.config.endpoints))
         return True
+
+    def apply(self, config: Config) -> bool:
+        """Run ``config`` plus what the expanders add: state declared, and scheduler jobs
+        replaced only where they changed. False when nothing changed (the running config
+        object is kept, so observers that watch it see no change)."""
+        for expand in self.expanders:
+            config = expand(config)
+        if config == self.config:
+            return False
+        self.config = config
+        self.redactor = Redactor(config.secret_env_names(), self.env)
+        install_log_redaction(self.redactor)
+        self.state.configure(config)
+        if self.scheduler is not None:
+            self.scheduler.set_jobs(plan(config), config.scheduler.spread)
+        return True
+
+
+async def _start(hook: StartupHook, daemon: Daemon) -> Closer | None:
+    started = hook(daemon)
+    if inspect.isawaitable(started):
+        return await started
+    return started

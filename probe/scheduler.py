@@ -60,6 +60,7 @@ class ProbeScheduler:
         self._run = run
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduled_at: dict[str, float] = {}
+        self._jobs: dict[str, Job] = {}
         self.skipped_overlaps = 0
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
 
@@ -75,9 +76,18 @@ class ProbeScheduler:
         return self._scheduled_at.pop(job_id, None)
 
     def set_jobs(self, jobs: list[Job], spread: bool) -> None:
-        self._scheduler.remove_all_jobs()
+        """Replace the schedule where it changed: a job whose definition is the same keeps
+        its phase (a reload or a discovery run must not restart every interval)."""
+        wanted = {job.id: job for job in jobs}
+        for job_id in [i for i, job in self._jobs.items() if wanted.get(i) != job]:
+            if self._scheduler.get_job(job_id) is not None:
+                self._scheduler.remove_job(job_id)
+            del self._jobs[job_id]
         now = datetime.now(UTC)
-        for job in jobs:
+        for job in wanted.values():
+            if job.id in self._jobs:
+                continue
+            self._jobs[job.id] = job
             start = now + timedelta(seconds=start_offset_s(job, spread))
             self._scheduler.add_job(
                 self._run, IntervalTrigger(seconds=job.interval_s, start_date=start),

@@ -82,6 +82,9 @@ class FleetState:
         self.daemon = DaemonStats()
         # Feature-owned gauges (e.g. serverless workers by state), keyed by feature name.
         self.extra: dict[str, Any] = {}
+        # (endpoint, check) pairs reported by no configured endpoint (discovery's own result
+        # for RunPod's API): kept when the config changes.
+        self._standing: set[tuple[str, str]] = set()
         self.configure(config)
 
     def configure(self, config: Config) -> None:
@@ -100,8 +103,16 @@ class FleetState:
             for name, checks in planned.items():
                 for check in checks:
                     self._checks.setdefault((name, check), CheckState())
-            for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())]:
+            for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())
+                        and k not in self._standing]:
                 del self._checks[key]
+
+    def declare_standing(self, endpoint: str, check: str) -> None:
+        """A check that belongs to no configured endpoint: declared (never run: not up) and
+        kept across config changes."""
+        with self._lock:
+            self._standing.add((endpoint, check))
+            self._checks.setdefault((endpoint, check), CheckState())
 
     def update(self, result: ProbeResult) -> None:
         with self._lock:

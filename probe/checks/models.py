@@ -22,12 +22,20 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
     status, body, _ = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body), status)
+        return Verdict(failed, describe_status(status, body) + api_status_note(endpoint), status)
     try:
         cards = model_cards(parse_json_object(body))
     except BadBody as exc:
         return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
     return judge(endpoint, cards, status, ctx)
+
+
+def api_status_note(endpoint: Endpoint) -> str:
+    """Why a pod may not answer, per RunPod's API (set by discovery): "pod EXITED"."""
+    status = endpoint.extra.get("runpod_status")
+    if endpoint.kind != "pod" or status in (None, "RUNNING"):
+        return ""
+    return f" — pod {status} per RunPod API"
 
 
 def model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -80,15 +80,20 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems, ("listen",)))
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes")))
-    endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env)
+    # a section that supplies endpoints at run time (discovery) makes the list optional
+    optional = any(top.raw.get(key) is not None for key in features.ENDPOINT_SOURCES)
+    endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, optional)
     sections = {key: parse(top.raw.get(key), key, problems)
                 for key, parse in features.SECTIONS.items()}
     sections.update({key: parse(top.raw.get(key), key, problems, env)
                      for key, parse in features.ENV_SECTIONS.items()})
     config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
-                    endpoints=tuple(endpoints), source=source, sections=sections)
+                    endpoints=tuple(endpoints), source=source, sections=sections,
+                    defaults=defaults)
     for validate in features.VALIDATORS:
         validate(config, problems)
+    for env_validate in features.ENV_VALIDATORS:
+        env_validate(config, problems, env)
     if problems:
         raise ConfigError([mask_secrets(line) for line in problems.lines])
     return config
@@ -174,9 +179,11 @@ def _scheduler(f: Fields) -> SchedulerSettings:
 
 
 def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
-               defaults: dict[str, Any], env: Mapping[str, str]) -> list[Endpoint]:
+               defaults: dict[str, Any], env: Mapping[str, str],
+               optional: bool = False) -> list[Endpoint]:
     if raw is None or raw == []:
-        problems.add("endpoints", "at least one endpoint is required")
+        if not optional:
+            problems.add("endpoints", "at least one endpoint is required")
         return []
     if not isinstance(raw, list):
         problems.add("endpoints", "expected a list of endpoints")
@@ -195,6 +202,19 @@ def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
         if endpoint is not None:
             out.append(endpoint)
     return out
+
+
+def build_endpoint(raw: dict[str, Any], path: str, config: Config,
+                   env: Mapping[str, str]) -> Endpoint:
+    """Build one endpoint from raw config keys exactly as an ``endpoints:`` item would be
+    (file defaults, URL templates, feature keys), for endpoints that are not in the file
+    (discovered ones). Raises ``ConfigError`` with the problems, each under ``path``."""
+    problems = Problems()
+    f = Fields(raw, path, problems, (*ENDPOINT_KEYS, *features.ENDPOINT_KEYS))
+    endpoint = _endpoint(f, f.text("name", required=True), config.runpod, config.defaults, env)
+    if problems or endpoint is None:
+        raise ConfigError(problems.lines or [f"{path}: cannot build the endpoint"])
+    return endpoint
 
 
 def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dict[str, Any],

@@ -80,6 +80,9 @@ class Config:
     source: Path | None = None
     # Top-level sections added by later features, already validated by their owners.
     sections: dict[str, Any] = field(default_factory=dict)
+    # The file's endpoint defaults (after the scope's environment variables), kept so that
+    # endpoints found at run time (discovery) are built like configured ones.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def endpoint(self, name: str) -> Endpoint:
         for endpoint in self.endpoints:

@@ -18,6 +18,12 @@ from probe.ledger.state import EndpointState, Event, LedgerSettings, Transition
 from probe.outcome import ProbeResult
 from probe.scheduler import plan
 
+# Results from no configured endpoint (discovery's check of RunPod's API): name -> how
+# entries name it. They never appear in or disappear from the config.
+STANDING: dict[str, str] = {}
+# Endpoint.extra key that marks an endpoint found through RunPod's API (set by discovery).
+DISCOVERED_KEY = "discovered"
+
 
 class Ledger:
     def __init__(self, book: LedgerBook, settings: LedgerSettings | None = None,
@@ -29,6 +35,8 @@ class Ledger:
 
     def observe(self, result: ProbeResult, row_id: int | None) -> list[LedgerDraft]:
         state = self.states.setdefault(result.endpoint, EndpointState())
+        if state.subject is None and result.endpoint in STANDING:
+            state.subject = STANDING[result.endpoint]
         drafts = [self._draft(t, state) for t in state.observe(result, row_id, self.settings)]
         self.book.submit({result.endpoint: state.to_json()}, drafts)
         return drafts
@@ -45,22 +53,24 @@ class Ledger:
         for job in plan(config):  # feature planners add checks (round trip, prompts)
             planned.setdefault(job.endpoint.name, set()).update(job.checks)
         for name, endpoint in configured.items():
+            origin = "discovery" if DISCOVERED_KEY in endpoint.extra else "config"
             state = self.states.get(name)
             if state is None:
                 state = self.states[name] = EndpointState()
-                drafts.append(self._draft(Transition(Event.APPEARED, name, now, "config",
+                drafts.append(self._draft(Transition(Event.APPEARED, name, now, origin,
                                                      url=endpoint.display_url),
                                           state, subject(endpoint)))
-            state.subject = subject(endpoint)
+            state.subject, state.origin = subject(endpoint), origin
             # checks dropped from the config must not hold a recovery back forever
             checks = planned.get(name, set(endpoint.checks))
             state.availability.forget_checks(checks)
             for prompt in [p for p in state.prompts if p not in checks]:
                 del state.prompts[prompt]
             changes[name] = state
-        for name in [n for n in self.states if n not in configured]:
+        for name in [n for n in self.states if n not in configured and n not in STANDING]:
             state = self.states.pop(name)
-            drafts.append(self._draft(Transition(Event.DISAPPEARED, name, now, "config"), state))
+            drafts.append(self._draft(Transition(Event.DISAPPEARED, name, now,
+                                                 state.origin or "config"), state))
             changes[name] = None
         self.book.submit({n: s.to_json() if s else None for n, s in changes.items()}, drafts)
         return drafts

@@ -27,6 +27,9 @@ class OutcomeRule:
     down: str  # after the subject; may use {message} {status} {check}
     persists: str = "check it by hand"
     recovered: str = "recovered after {duration} down ({label})"
+    # Replaces "persistently down ({label}) for {duration} — {persists}" where "down" is
+    # the wrong word (a key without permission is not an outage).
+    persistent: str | None = None
 
 
 RULES: dict[str, OutcomeRule] = {
@@ -95,7 +98,21 @@ RULES: dict[str, OutcomeRule] = {
 }
 
 
-def rule_for(outcome: str | None) -> OutcomeRule:
+# Rules for one check's outcome, before the outcome's own: discovery's 403 is the scope's
+# "RunPod API key lacks pod management permissions — ...; cannot ... programmatically".
+CHECK_RULES: dict[tuple[str, str], OutcomeRule] = {
+    ("discovery", Outcome.UNAUTHORIZED): OutcomeRule(
+        "401/403", "critical", "{message}",
+        recovered="key accepted again after {duration} refused — discovery lists the fleet",
+        persistent="key still lacks permission after {duration} — give it read access to pods "
+                   "and serverless endpoints (or set another key); configured endpoints are "
+                   "still probed"),
+}
+
+
+def rule_for(outcome: str | None, check: str | None = None) -> OutcomeRule:
+    if (check or "", outcome or "") in CHECK_RULES:
+        return CHECK_RULES[(check or "", outcome or "")]
     if outcome in RULES:
         return RULES[outcome]
     label = outcome or "failing"
@@ -121,7 +138,7 @@ def draft(t: Transition, who: str) -> LedgerDraft:
 
 def phrase(t: Transition, who: str) -> tuple[str, str]:
     """(severity, sentence) for a transition of the endpoint called ``who``."""
-    rule = rule_for(t.outcome)
+    rule = rule_for(t.outcome, t.check)
     values = {"message": _short(t.message), "status": t.http_status or "no HTTP status",
               "check": t.check, "label": rule.label,
               "duration": format_duration(t.duration_s or 0.0)}
@@ -130,6 +147,8 @@ def phrase(t: Transition, who: str) -> tuple[str, str]:
         case Event.DOWN:
             return rule.severity, f"{who} {rule.down.format(**values)}"
         case Event.PERSISTENT:
+            if rule.persistent is not None:
+                return "critical", f"{who} {rule.persistent.format(**values)}"
             return "critical", (f"{who} persistently down ({rule.label}) for "
                                 f"{values['duration']} — {rule.persists}")
         case Event.RECOVERED:
@@ -148,8 +167,13 @@ def phrase(t: Transition, who: str) -> tuple[str, str]:
         case Event.MODEL_CHANGED:
             return "warning", (f"{who} now serves {t.new} instead of {t.old} — confirmed via "
                                f"/v1/models")
+        case Event.APPEARED if t.check == "discovery":
+            return "info", f"{who} discovered via the RunPod API — added to the probed fleet"
         case Event.APPEARED:
             return "info", f"{who} added to the probed fleet"
+        case Event.DISAPPEARED if t.check == "discovery":
+            return "info", (f"{who} no longer discovered via the RunPod API (gone, not running "
+                            "or filtered out) — no longer probed")
         case Event.DISAPPEARED:
             return "info", f"{who} removed from the config — no longer probed"
     raise ValueError(f"no phrase for {t.event}")  # pragma: no cover - Event is closed

@@ -153,6 +153,7 @@ class EndpointState:
     max_model_len: int | None = None
     model_row: int | None = None
     subject: str | None = None  # how entries name the endpoint (kept for after it is gone)
+    origin: str | None = None  # "config" or "discovery": where the endpoint came from
 
     @property
     def state(self) -> str:
@@ -166,7 +167,8 @@ class EndpointState:
         return cls(availability=Track.from_json(data.get("availability", {})),
                    prompts={k: Track.from_json(v) for k, v in data.get("prompts", {}).items()},
                    model=data.get("model"), max_model_len=data.get("max_model_len"),
-                   model_row=data.get("model_row"), subject=data.get("subject"))
+                   model_row=data.get("model_row"), subject=data.get("subject"),
+                   origin=data.get("origin"))
 
     def observe(self, r: ProbeResult, row: int | None,
                 s: LedgerSettings) -> list[Transition]:
