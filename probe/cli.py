@@ -56,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
 def feature_commands() -> list[Any]:
     """Each feature module's ``add_parser(sub, command)``: one line per feature."""
     from probe import demo, gate
+    from probe.discovery import cli as discovery_cli
     from probe.export import cli as export_cli
     from probe.ledger import cli as ledger_cli
 
-    return [demo.add_parser, export_cli.add_parser, gate.add_parser, ledger_cli.add_parser]
+    return [demo.add_parser, discovery_cli.add_parser, export_cli.add_parser, gate.add_parser,
+            ledger_cli.add_parser]
 
 
 def setup_logging(level: str) -> None:
@@ -107,7 +109,9 @@ def cmd_once(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return EXIT_CONFIG
-    if args.endpoint and args.endpoint not in {e.name for e in config.endpoints}:
+    # a discovered endpoint is known only after discovery: the sweep finds it or nothing
+    discovery = config.sections.get("discovery") is not None
+    if args.endpoint and not discovery and args.endpoint not in {e.name for e in config.endpoints}:
         print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
         return EXIT_CONFIG
     from probe.report import result_rows, table, to_json
@@ -121,5 +125,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+    if args.endpoint and not results:
+        print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
+        return EXIT_CONFIG
     print(to_json(results) if args.json else table(result_rows(results)))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILING

@@ -22,7 +22,7 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
     status, body, _ = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body) + api_status_note(endpoint), status)
+        return Verdict(failed, api_status_note(endpoint) + describe_status(status, body), status)
     try:
         cards = model_cards(parse_json_object(body))
     except BadBody as exc:
@@ -31,11 +31,11 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
 
 
 def api_status_note(endpoint: Endpoint) -> str:
-    """Why a pod may not answer, per RunPod's API (set by discovery): "pod EXITED"."""
+    """Why a pod may not answer, per RunPod's API (set by discovery): "pod EXITED ...: "."""
     status = endpoint.extra.get("runpod_status")
     if endpoint.kind != "pod" or status in (None, "RUNNING"):
         return ""
-    return f" — pod {status} per RunPod API"
+    return f"pod {status} per RunPod API: "
 
 
 def model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from probe.simulator.serverless_behaviours import SERVERLESS_BEHAVIOURS
 from probe.simulator.specs import OpenAISpec, PodSpec, ServerlessSpec
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+API_MODES = ("ok", "restricted", "rate_limited", "api_error")  # RunPod's REST API (rest_api)
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class Fleet:
         self._pods: dict[str, PodEntry] = {}
         self._serverless: dict[str, EndpointEntry] = {}
         self._openai: dict[str, OpenAISpec] = {}
+        self._api_mode = "ok"
 
     # -- building -----------------------------------------------------------------------
 
@@ -111,6 +113,11 @@ class Fleet:
     def openai(self) -> dict[str, OpenAISpec]:
         with self._lock:
             return dict(self._openai)
+
+    @property
+    def api_mode(self) -> str:
+        """How RunPod's REST API answers: ok, restricted, rate_limited or api_error."""
+        return self._api_mode
 
     def pod_entry(self, pod_id: str) -> PodEntry | None:
         return self._pods.get(pod_id)
@@ -177,6 +184,13 @@ class Fleet:
             if name in self._openai:
                 raise ValueError(f"openai provider {name!r} already exists")
             self._openai[name] = spec
+
+    def set_api_mode(self, mode: str) -> None:
+        """``restricted``: the key lacks permission (403 on every list); ``rate_limited``:
+        429 with Retry-After; ``api_error``: 500; ``ok``: lists the fleet."""
+        if mode not in API_MODES:
+            raise ValueError(f"unknown API mode {mode!r}; known: {', '.join(API_MODES)}")
+        self._api_mode = mode
 
     def remove_openai(self, name: str) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 - ``/proxy/{pod_id}-{port}/...``: a pod behind RunPod's HTTP proxy
 - ``/v2/{endpoint_id}/...``: RunPod's serverless queue API
 - ``/openai/{name}/...``: a generic OpenAI-compatible provider
+- ``/api/v2/...``: RunPod's REST API (control plane): pods and serverless endpoints
 - ``/``: a JSON summary of the fleet, for people trying the demo
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from probe.simulator import openai_provider, pods, serverless
+from probe.simulator import openai_provider, pods, rest_api, serverless
 from probe.simulator.fleet import Fleet
 from probe.simulator.messages import Reply, Request, SeenRequest, json_response
 from probe.simulator.openai_provider import ProviderContext, openai_error
@@ -60,6 +61,8 @@ class Router:
             return await self._serverless(request, rest)
         if head == "openai":
             return await self._provider(request, rest)
+        if head == "api" and rest.startswith("v2/"):
+            return rest_api.handle(request, rest[len("v2"):], self._fleet, self._api_key)
         if request.path == "/" and request.method == "GET":
             return json_response(200, self._summary())
         return _NOT_FOUND

@@ -76,6 +76,11 @@ class Simulator:
         """RunPod's serverless API base (``https://api.runpod.ai/v2`` in production)."""
         return self.base_url + "/v2"
 
+    @property
+    def rest_api_base(self) -> str:
+        """RunPod's REST API v2 (``https://api.runpod.io/v2`` in production)."""
+        return self.base_url + "/api/v2"
+
     def pod_url(self, pod_id: str) -> str:
         return self.proxy_template.format(pod_id=pod_id, port=self.fleet.pods[pod_id].port)
 

@@ -19,6 +19,7 @@ class PodSpec:
     port: int = 8000  # the one exposed HTTP port; any other port answers like an unexposed one
     delay_s: float = 30.0  # `slow`: time before every answer
     ttft_delay_s: float = 1.0  # `slow_stream`: time to the first content token
+    name: str | None = None  # the pod's name in RunPod's REST API (default: its id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class ServerlessSpec:
     cold_start_s: float = 2.0  # `cold_start`: worker boot before the first job runs
     complete_after_s: float = 1.5  # `slow_queue`: submit to completion
     idle_timeout_s: float | None = None  # `cold_start`: go cold again after this idle; None: never
+    name: str | None = None  # the endpoint's name in RunPod's REST API (default: its id)
+    type: str = "QUEUE"  # REST API type: QUEUE or LOAD_BALANCER
 
 
 @dataclass(frozen=True, slots=True)
