@@ -69,3 +69,27 @@ def test_a_slow_job_never_overlaps_itself() -> None:
 
     skipped = asyncio.run(go())
     assert peak == 1 and runs >= 2 and skipped >= 1
+
+
+def test_replacing_the_jobs_keeps_the_phase_of_unchanged_ones() -> None:
+    """A reload or a discovery run re-plans the fleet: only changed or new jobs restart."""
+    first = jobs(3)
+    changed = Job("pod-1/checks", endpoint(name="pod-1", model="other/model"), ("models",), 15.0)
+    added = Job("pod-9/checks", endpoint(name="pod-9"), ("models",), 15.0)
+
+    async def go() -> tuple[dict[str, datetime], dict[str, datetime]]:
+        scheduler = ProbeScheduler(lambda job: asyncio.sleep(0))
+        with freeze_time("2026-02-18 12:00:00"):
+            scheduler.set_jobs(first, spread=True)
+        before = {job.id: job.next_run_time for job in scheduler.jobs()}
+        with freeze_time("2026-02-18 12:00:07"):
+            scheduler.set_jobs([first[0], changed, added], spread=True)
+        return before, {job.id: job.next_run_time for job in scheduler.jobs()}
+
+    before, after = asyncio.run(go())
+    assert sorted(after) == ["pod-0/checks", "pod-1/checks", "pod-9/checks"], "pod-2 removed"
+    assert after["pod-0/checks"] == before["pod-0/checks"], "unchanged: same phase"
+    assert after["pod-1/checks"] - before["pod-1/checks"] == timedelta(seconds=7), \
+        "changed: rescheduled from now"
+    later = datetime(2026, 2, 18, 12, 0, 7, tzinfo=UTC)
+    assert after["pod-9/checks"] == later + timedelta(seconds=start_offset_s(added, True))

@@ -9,6 +9,7 @@ any other check; what was listed is left in the check's memory for the caller.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import httpx
 from probe import control_plane
 from probe.checks.base import CheckContext
 from probe.config.model import Endpoint
-from probe.http import BadBody, describe_status, error_message, get, parse_json_object
+from probe.http import BadBody, error_message, get, parse_json_object
 from probe.outcome import Outcome, Verdict
 
 LISTED_KEY = "listed"  # ctx.memory: kind -> tuple of listed items, for kinds listed this run
@@ -81,15 +82,14 @@ def make_check(kinds: tuple[str, ...]) -> Any:
             status, body, headers = await get(client, url, ctx.headers(endpoint),
                                               ctx.max_body_bytes)
             if status in (401, 403):
-                refused.append((kind, status, error_message(body)))
+                refused.append((kind, status, problem_text(body)))
                 continue
+            failure = f"GET /{route}: HTTP {status}: {problem_text(body)}"
             if status == 429:
-                return control_plane.rate_limited(
-                    ctx.memory, headers.get("retry-after"),
-                    f"GET /{route}: {describe_status(status, body)}")
+                return control_plane.rate_limited(ctx.memory, headers.get("retry-after"),
+                                                  failure)
             if not 200 <= status < 300:
-                return Verdict(_failure(status), f"GET /{route}: {describe_status(status, body)}",
-                               status)
+                return Verdict(_failure(status), failure, status)
             try:
                 ctx.memory[LISTED_KEY][kind] = parse_listing(kind, parse_json_object(body))
             except BadBody as exc:
@@ -99,6 +99,21 @@ def make_check(kinds: tuple[str, ...]) -> Any:
         return Verdict(Outcome.OK, "listed")
 
     return check
+
+
+def problem_text(body: bytes) -> str:
+    """The words of an RFC 9457 problem (``title: detail``), or of any other error body."""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if isinstance(value, dict):
+        parts = [str(value[key]) for key in ("title", "detail") if isinstance(value.get(key), str)]
+        if parts:
+            return ": ".join(parts)
+    if b"<html" in body[:512].lower():
+        return "HTML page"
+    return error_message(body) if body else "empty body"
 
 
 def _failure(status: int) -> Outcome:

@@ -39,7 +39,7 @@ def api_endpoint(config: Config, settings: DiscoverySettings) -> Endpoint:
     """The pseudo-endpoint whose only check is the listing."""
     return Endpoint(name=API_ENDPOINT, kind=KIND, openai_base=settings.api,
                     root_url=settings.api, interval_s=settings.interval_s,
-                    timeout_s=settings.timeout_s, tries=2, retry_delay_s=1.0, checks=(CHECK,),
+                    timeout_s=settings.timeout_s, tries=2, retry_delay_s=0.5, checks=(CHECK,),
                     api_key_env=config.runpod.api_key_env)
 
 
@@ -75,6 +75,11 @@ class Discoverer:
         return os.environ if self.env is None else self.env
 
 
+def _count(n: int, kind: str) -> str:
+    noun = "pod" if kind == "pod" else "serverless endpoint"
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def report(result: ProbeResult, fleet: DiscoveredFleet, listed: Mapping[str, Any],
            settings: DiscoverySettings) -> ProbeResult:
     """The run's result: counts in the details; "could not ask" as unknown; the fleet kept."""
@@ -86,8 +91,7 @@ def report(result: ProbeResult, fleet: DiscoveredFleet, listed: Mapping[str, Any
                     for s in fleet.skipped],
         "api": settings.api,
     }
-    found = ", ".join(f"{counts.get(k, 0)} {'pods' if k == 'pod' else 'serverless endpoints'}"
-                      for k in settings.kinds)
+    found = ", ".join(_count(counts.get(kind, 0), kind) for kind in settings.kinds)
     if result.outcome is Outcome.OK:
         message = f"discovered {found}" + (f" ({len(fleet.skipped)} skipped)"
                                            if fleet.skipped else "")

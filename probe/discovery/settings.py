@@ -97,8 +97,10 @@ def _regex(f: Fields, key: str) -> re.Pattern[str] | None:
 
 def _defaults(f: Fields) -> dict[str, Any]:
     allowed = (*DEFAULT_KEYS, *features.ENDPOINT_KEYS)
-    raw = f.raw.get("defaults")
-    inner = Fields(raw, f"{f.path}.defaults", f.problems, allowed)
+    inner = Fields(f.raw.get("defaults"), f"{f.path}.defaults", f.problems, (*allowed, "checks"))
+    if "checks" in inner.raw:
+        inner.fail("checks", "not a discovery default: pods and serverless endpoints run "
+                             "different checks (each kind runs its default ones)")
     return {key: value for key, value in inner.raw.items() if key in allowed}
 
 
@@ -119,7 +121,9 @@ def validate(config: Config, problems: Problems, env: Mapping[str, str]) -> None
     sample: dict[str, Any] = {"name": "sample", "kind": kind, **settings.defaults}
     sample.update({"pod_id": "sample", "port": settings.port} if kind == "pod"
                   else {"endpoint_id": "sample"})
+    # the RunPod key's absence is reported once, above, not again as a default's problem
+    sample_env = {**env, key_env: env.get(key_env) or "reported above"}
     try:
-        build_endpoint(sample, "discovery.defaults", config, env)
+        build_endpoint(sample, "discovery.defaults", config, sample_env)
     except ConfigError as exc:
         problems.lines.extend(exc.problems)
