@@ -127,12 +127,12 @@ def lacks_permission(refused: list[tuple[str, int, str]]) -> Verdict:
     route that said so; the problem's detail goes to the details, the sentence stays short."""
     kinds = [kind for kind, _, _ in refused]
     what = " and ".join(PERMISSION[k] for k in kinds)
-    routes = " and ".join(f"GET /{ROUTES[k][0]}" for k in kinds)
-    lists = " or ".join(ROUTES[k][2] for k in kinds)
     status = refused[0][1]
-    verb = "returns" if len(refused) == 1 else "return"
-    message = (f"key lacks {what} permissions — {routes} {verb} {status}; cannot list "
-               f"{lists} programmatically")
+    if len(kinds) == 1:  # the ledger quotes this whole: keep it under its 160 characters
+        said = f"GET /{ROUTES[kinds[0]][0]} returns {status}; cannot list {ROUTES[kinds[0]][2]}"
+    else:
+        said = f"GET /pods and /serverless return {status}; cannot list them"
+    message = f"key lacks {what} permissions — {said} programmatically"
     return Verdict(Outcome.UNAUTHORIZED, message, status,
                    {"refused": {kind: {"http_status": code, "detail": detail}
                                 for kind, code, detail in refused}})

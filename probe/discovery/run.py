@@ -99,6 +99,7 @@ def report(result: ProbeResult, fleet: DiscoveredFleet, listed: Mapping[str, Any
     verdict = as_unknown(Verdict(result.outcome, result.message, result.http_status, details))
     message = verdict.message
     if verdict.outcome is Outcome.UNKNOWN:  # the ledger quotes unauthorized: keep that short
-        message += f"; probing the last known fleet ({found})"
+        message = (f"RunPod's API did not answer ({result.outcome}: {result.message}); "
+                   f"probing the last known fleet ({found})")
     return replace(result, outcome=verdict.outcome, message=message,
                    http_status=verdict.http_status, details=verdict.details)

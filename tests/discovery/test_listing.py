@@ -105,8 +105,8 @@ def test_only_enabled_kinds_are_asked() -> None:
          "key lacks serverless endpoint permissions — GET /serverless returns 401; cannot list "
          "serverless endpoints programmatically", {"pod"}),
         (FORBIDDEN, FORBIDDEN,
-         "key lacks pod management and serverless endpoint permissions — GET /pods and GET "
-         "/serverless return 403; cannot list pods or serverless endpoints programmatically",
+         "key lacks pod management and serverless endpoint permissions — GET /pods and "
+         "/serverless return 403; cannot list them programmatically",
          set()),
     ],
     ids=["pods-refused", "serverless-refused", "both-refused"],

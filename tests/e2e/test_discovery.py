@@ -1,0 +1,221 @@
+"""Discovery end to end: the real daemon lists the simulator's fleet through its REST API
+(real sockets on 127.0.0.1), probes what it found, follows changes, and reports a key
+without permission or a rate-limited API honestly while the fleet keeps being probed."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import SIM_KEY
+from simconfig import header, pods, write
+
+from probe.config import load_config
+from probe.daemon import Daemon
+from probe.simulator import Fleet, PodSpec, ServerlessSpec, Simulator
+from probe.store import latest_results
+
+SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
+FAST_LEDGER = "ledger: {down_after: 1, up_after: 1}\n"
+DEFAULT_FLEET_RUNNING = {"qwen-healthy", "vllm-down", "slow-pod", "small-ctx", "other-model",
+                         "garbage-pod", "endless-pod", "dead-engine", "wrong-answer"}
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def discovery(sim: Simulator, interval: str = "300ms", extra: str = "") -> str:
+    return f'discovery: {{api: "{sim.rest_api_base}", interval: {interval}, timeout: 250ms' \
+           f"{extra}}}\n"
+
+
+def run_daemon(config_path: Path, env: dict[str, str], scenario: Callable[[Daemon], Any]) -> Any:
+    async def main() -> Any:
+        daemon = Daemon(load_config(config_path, env), env)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop, install_signals=False))
+        await daemon.ready.wait()
+        try:
+            return await scenario(daemon)
+        finally:
+            stop.set()
+            await task
+
+    return asyncio.run(main())
+
+
+def names(daemon: Daemon) -> set[str]:
+    return {e.name for e in daemon.config.endpoints}
+
+
+def runs(daemon: Daemon, endpoint: str, check: str) -> int:
+    state = daemon.state.snapshot().checks.get((endpoint, check))
+    return sum(state.outcomes.values()) if state else 0
+
+
+def outcome(daemon: Daemon, endpoint: str = "runpod-api", check: str = "discovery") -> str | None:
+    latest = daemon.state.latest(endpoint, check)
+    return str(latest.outcome) if latest else None
+
+
+def ledger(db: Path) -> list[tuple[str, str, str]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
+            return []
+        return list(conn.execute("SELECT endpoint, event, pattern FROM ledger ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def test_a_config_with_only_discovery_probes_the_whole_fleet(
+        sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + discovery(sim, "1m", ", "
+                   "defaults: {model: Qwen/Qwen2.5-7B-Instruct}"))
+    expected = DEFAULT_FLEET_RUNNING | {"vllm-healthy", "vllm-incident", "vllm-cold"}
+
+    async def scenario(daemon: Daemon) -> str:
+        # discovery ran before the scheduler started: the first sweep already has the fleet
+        assert names(daemon) == expected
+        await until(lambda: all(runs(daemon, n, daemon.config.endpoint(n).checks[0]) >= 1
+                                for n in expected))
+        return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+
+    text = run_daemon(config, sim_env, scenario)
+    assert 'runpod_probe_discovered_endpoints{kind="pod"} 9.0' in text
+    assert 'runpod_probe_discovered_endpoints{kind="serverless"} 3.0' in text
+    assert 'runpod_probe_discovery_skipped{kind="pod"} 1.0' in text, "deepseek-stopped: EXITED"
+    assert 'runpod_probe_up{check="discovery",endpoint="runpod-api"} 1.0' in text
+    assert 'runpod_probe_outcome{check="discovery",endpoint="runpod-api",outcome="ok"} 1.0' \
+        in text
+    assert 'runpod_probe_outcome{check="models",endpoint="other-model",' \
+           'outcome="model_missing"} 1.0' in text, "discovery defaults applied"
+    rows = {(r["endpoint"], r["check_name"]): r for r in latest_results(tmp_path / "probe.db")}
+    assert rows[("runpod-api", "discovery")]["outcome"] == "ok"
+    assert rows[("qwen-healthy", "models")]["outcome"] == "ok"
+    assert rows[("vllm-incident", "queue")]["outcome"] == "crash_looping"
+    assert rows[("vllm-down", "models")]["outcome"] == "http_502"
+
+
+@pytest.fixture
+def small_sim() -> Iterator[Simulator]:
+    fleet = Fleet()
+    fleet.add_pod("p-a", PodSpec(name="alpha"))
+    fleet.add_pod("p-b", PodSpec(name="beta"))
+    fleet.add_serverless("e-q", ServerlessSpec(name="queue"))
+    with Simulator(fleet, api_key=SIM_KEY) as simulator:
+        yield simulator
+
+
+def test_pods_added_and_removed_at_runtime_follow_with_ledger_entries(
+        small_sim: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    sim = small_sim
+    db = tmp_path / "probe.db"
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="200ms", timeout="150ms")
+                   + FAST_LEDGER + discovery(sim))
+
+    async def scenario(daemon: Daemon) -> dict[str, Any]:
+        assert names(daemon) == {"alpha-p-a", "beta-p-b", "queue-e-q"}
+        assert daemon.scheduler is not None
+        first = {j.id: j for j in daemon.scheduler.jobs()}
+        await until(lambda: runs(daemon, "runpod-api", "discovery") >= 2)
+        sim.fleet.add_pod("p-new", PodSpec(name="gamma"))
+        await until(lambda: "gamma-p-new" in names(daemon))
+        await until(lambda: runs(daemon, "gamma-p-new", "models") >= 1)
+        sim.fleet.remove_pod("p-a")
+        await until(lambda: "alpha-p-a" not in names(daemon))
+        await until(lambda: ("alpha-p-a", "disappeared") in {e[:2] for e in ledger(db)})
+        kept = {j.id: j for j in daemon.scheduler.jobs()}
+        return {"before": first, "after": kept}
+
+    jobs = run_daemon(config, sim_env, scenario)
+    before, after = jobs["before"]["beta-p-b/checks"], jobs["after"]["beta-p-b/checks"]
+    assert before.trigger.start_date == after.trigger.start_date, \
+        "discovery runs that changed other endpoints did not restart beta's interval"
+    entries = [e for e in ledger(db) if e[1] in ("appeared", "disappeared")]
+    assert entries == [
+        ("alpha-p-a", "appeared", "RunPod pod alpha-p-a (p-a) discovered via the RunPod API — "
+                                  "added to the probed fleet"),
+        ("beta-p-b", "appeared", "RunPod pod beta-p-b (p-b) discovered via the RunPod API — "
+                                 "added to the probed fleet"),
+        ("queue-e-q", "appeared", "RunPod serverless endpoint queue-e-q (e-q) discovered via "
+                                  "the RunPod API — added to the probed fleet"),
+        ("gamma-p-new", "appeared", "RunPod pod gamma-p-new (p-new) discovered via the RunPod "
+                                    "API — added to the probed fleet"),
+        ("alpha-p-a", "disappeared", "RunPod pod alpha-p-a (p-a) no longer discovered via the "
+                                     "RunPod API (gone, not running or filtered out) — no "
+                                     "longer probed"),
+    ]
+    assert not any(e[0] == "runpod-api" for e in ledger(db)), "runpod-api never comes or goes"
+
+
+def test_a_restricted_key_is_a_finding_and_configured_endpoints_keep_being_probed(
+        small_sim: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    sim = small_sim
+    sim.fleet.set_api_mode("restricted")
+    learning = tmp_path / "LEARNING.md"
+    shutil.copyfile(SEED, learning)
+    db = tmp_path / "probe.db"
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="200ms", timeout="150ms")
+                   + FAST_LEDGER + f"learning: {{path: {learning}}}\n" + discovery(sim)
+                   + pods("mine p-b"))
+
+    async def scenario(daemon: Daemon) -> str:
+        await until(lambda: ("runpod-api", "down") in {e[:2] for e in ledger(db)})
+        await until(lambda: runs(daemon, "mine", "models") >= 3)
+        await until(lambda: "lacks pod management" in learning.read_text())
+        return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+
+    text = run_daemon(config, sim_env, scenario)
+    assert 'runpod_probe_outcome{check="discovery",endpoint="runpod-api",' \
+           'outcome="unauthorized"} 1.0' in text
+    assert 'runpod_probe_up{check="models",endpoint="mine"} 1.0' in text
+    assert 'runpod_probe_discovered_endpoints{kind="pod"} 0.0' in text
+    finding = ("RunPod API key lacks pod management and serverless endpoint permissions — GET "
+               "/pods and /serverless return 403; cannot list them programmatically")
+    assert ("runpod-api", "down", finding) in ledger(db)
+    assert finding in learning.read_text()
+    rows = {(r["endpoint"], r["check_name"]): r for r in latest_results(db)}
+    assert (rows[("runpod-api", "discovery")]["outcome"],
+            rows[("runpod-api", "discovery")]["http_status"]) == ("unauthorized", 403)
+    assert rows[("mine", "models")]["outcome"] == "ok"
+
+
+def test_a_rate_limited_api_is_unknown_and_keeps_the_fleet(
+        small_sim: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    sim = small_sim
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="200ms", timeout="150ms")
+                   + discovery(sim))
+
+    async def scenario(daemon: Daemon) -> tuple[set[str], str | None, str]:
+        fleet = names(daemon)
+        sim.fleet.set_api_mode("rate_limited")
+        sim.fleet.remove_pod("p-a")  # not seen while the API refuses to list
+        await until(lambda: outcome(daemon) == "unknown")
+        probed_before = runs(daemon, "alpha-p-a", "models")
+        await until(lambda: runs(daemon, "alpha-p-a", "models") >= probed_before + 2)
+        latest = daemon.state.latest("runpod-api", "discovery")
+        assert latest is not None
+        text = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+        return fleet, latest.message, text
+
+    fleet, message, text = run_daemon(config, sim_env, scenario)
+    assert fleet == {"alpha-p-a", "beta-p-b", "queue-e-q"}
+    assert message is not None and message.startswith("RunPod's API did not answer "
+                                                      "(rate_limited: ")
+    assert message.endswith("); probing the last known fleet (2 pods, 1 serverless endpoint)")
+    assert 'runpod_probe_up{check="discovery",endpoint="runpod-api"} 0.0' in text
+    assert 'runpod_probe_discovered_endpoints{kind="pod"} 2.0' in text
