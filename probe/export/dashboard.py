@@ -93,6 +93,13 @@ def core_panels() -> list[dict[str, Any]]:
               [(f"histogram_quantile(0.95, sum by (le, endpoint, start) (rate("
                 f"runpod_probe_serverless_delay_seconds_bucket{{{SEL}}}[$__rate_interval])))",
                 "{{endpoint}} {{start}}")], unit="s", width=8),
+        row("Discovery (RunPod REST API)"),
+        panel("Discovered endpoints", "timeseries",
+              [("runpod_probe_discovered_endpoints", "discovered {{kind}}"),
+               ("runpod_probe_discovery_skipped", "skipped {{kind}}")], width=12),
+        panel("Discovery outcome", "state-timeline",
+              [('runpod_probe_outcome{endpoint="runpod-api",check="discovery"} == 1',
+                "{{outcome}}")], width=12),
         row("The daemon"),
         panel("Scheduler lag p99", "timeseries",
               [("histogram_quantile(0.99, sum by (le) (rate("
