@@ -27,3 +27,4 @@ VALIDATORS: list[Validator] = []
 
 def register_features() -> None:
     """Import every feature module that registers config (one line per feature)."""
+    import probe.engine.feature  # noqa: F401 - vLLM engine liveness/load: stuck_after, metrics
