@@ -56,7 +56,7 @@ def start_simulator(pods: int, port: int) -> subprocess.Popen[bytes]:
 
 def fleet_config(pods: int, interval: str, port: int, state: Path) -> str:
     lines = [f'runpod: {{proxy_url: "http://127.0.0.1:{port}/proxy/{{pod_id}}-{{port}}"}}',
-             f"defaults: {{interval: {interval}, timeout: 5s, tries: 1, api_key_env: null}}",
+             f"defaults: {{interval: {interval}, timeout: 1s, tries: 1, api_key_env: null}}",
              f'storage: {{path: "{state / "bench.db"}"}}',
              'metrics: {listen: "127.0.0.1:0"}',
              "scheduler: {max_concurrent: 256, spread: true}",

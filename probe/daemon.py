@@ -89,15 +89,18 @@ class Daemon:
             log.info("stopped")
 
     async def _spawn(self, job: Job) -> None:
+        """Run a job in a task of our own: APScheduler cancels its futures at shutdown, and a
+        check in flight must finish and be written instead."""
         assert self.prober is not None and self.scheduler is not None
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        task = asyncio.create_task(self.prober.run_job(job, self.scheduler.scheduled_at(job.id)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         try:
-            await self.prober.run_job(job, self.scheduler.scheduled_at(job.id))
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Only the scheduler's shutdown cancels us: the check goes on and ``_drain``
+            # waits for it, so there is nothing to propagate.
+            return
 
     async def _drain(self) -> None:
         if not self._tasks:

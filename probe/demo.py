@@ -108,8 +108,8 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
             await asyncio.wait({task}, timeout=args.every)
             latest = [s.latest for s in daemon.state.snapshot().checks.values() if s.latest]
             if latest:
-                print(table(result_rows(sorted(latest, key=lambda r: (r.endpoint, r.check)))),
-                      "\n", flush=True)
+                rows = result_rows(sorted(latest, key=lambda r: (r.endpoint, r.check)))
+                print(table(rows) + "\n", flush=True)
             if deadline is not None and loop.time() >= deadline:
                 stop.set()
     except asyncio.CancelledError:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
+
+import pytest
 
 from probe.config.model import Endpoint
 
@@ -15,3 +19,13 @@ def endpoint(**overrides: Any) -> Endpoint:
     )
     values.update(overrides)
     return Endpoint(**values)
+
+
+def tool(name: str) -> str:
+    """Path of an external tool; skipped locally when missing, a failure in CI."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("RUNPOD_PROBE_REQUIRE_INTEGRATION") == "1":
+            pytest.fail(f"{name} is required (apt-get install prometheus)")
+        pytest.skip(f"{name} not installed (apt-get install prometheus)")
+    return path

@@ -212,6 +212,14 @@ async def _endless(ctx: PodContext) -> Reply:
     return Response(200, (("content-type", JSON_TYPE),), stream=_endless_chunks())
 
 
+async def _echo_auth(ctx: PodContext) -> Reply:
+    """A hostile server that repeats the caller's credentials in its error: the probe must
+    never store or log what comes back."""
+    sent = ctx.request.headers.get("authorization", "")
+    return json_response(400, {"error": {"message": f"bad request from {sent}",
+                                         "type": "BadRequestError", "code": 400}})
+
+
 _HEALTHY = _vllm(Vllm())
 
 POD_BEHAVIOURS: dict[str, PodBehaviour] = {
@@ -236,6 +244,7 @@ POD_BEHAVIOURS: dict[str, PodBehaviour] = {
     "endless_body": _endless,
     "stall": _fixed(Stall()),
     "reset": _fixed(Reset()),
+    "echo_auth": _echo_auth,
 }
 
 

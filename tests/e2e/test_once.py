@@ -85,9 +85,11 @@ def test_transient_502_then_recovery_is_a_retried_pass(sim: Any, tmp_path: Path,
     config = parse_config(header(sim, tmp_path, tries=3) + pods("flaky flaky"), env=sim_env)
 
     async def go() -> Any:
+        before = sim.request_count
         task = asyncio.create_task(sweep(config, env=sim_env))
-        await asyncio.sleep(0.02)  # first attempt sees the 502, the retry sees a healthy pod
-        sim.fleet.set_pod_behaviour("flaky", "healthy")
+        while sim.request_count == before:  # the first attempt has been answered with a 502
+            await asyncio.sleep(0.001)
+        sim.fleet.set_pod_behaviour("flaky", "healthy")  # ... the retry sees a healthy pod
         return await task
 
     (result,) = asyncio.run(go())

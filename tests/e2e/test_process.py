@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from helpers import tool
 from simconfig import header, pods, write
 
 from probe.store import latest_results
@@ -23,15 +21,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("RUNPOD_PROBE_REQUIRE_INTEGRATION") == "1":
-            pytest.fail(f"{name} is required (apt-get install prometheus)")
-        pytest.skip(f"{name} not installed (apt-get install prometheus)")
-    return path
 
 
 def start_daemon(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:

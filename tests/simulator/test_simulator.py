@@ -54,6 +54,7 @@ MODELS_CASES: list[tuple[str, int, Callable[[httpx.Response], bool]]] = [
     ("reasoning_only", 200, lambda r: _models(r)["id"] == QWEN),
     ("empty_answer", 200, lambda r: _models(r)["id"] == QWEN),
     ("no_usage", 200, lambda r: _models(r)["id"] == QWEN),
+    ("echo_auth", 400, lambda r: r.json()["error"]["message"].startswith("bad request from")),
 ]
 # Behaviours that never give a complete answer; tested one by one below.
 HOSTILE = {"huge_body", "endless_body", "stall", "reset"}
