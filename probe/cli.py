@@ -1,4 +1,4 @@
-"""Command line: run | once | check-config | demo (and feature commands)."""
+"""Command line: run | once | check-config | demo | gate (and feature commands)."""
 
 from __future__ import annotations
 
@@ -55,10 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def feature_commands() -> list[Any]:
     """Each feature module's ``add_parser(sub, command)``: one line per feature."""
-    from probe import demo
+    from probe import demo, gate
     from probe.export import cli as export_cli
 
-    return [demo.add_parser, export_cli.add_parser]
+    return [demo.add_parser, export_cli.add_parser, gate.add_parser]
 
 
 def setup_logging(level: str) -> None:

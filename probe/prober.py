@@ -8,12 +8,12 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from probe.checks.base import CheckContext
-from probe.checks.registry import CHECKS
+from probe.checks.registry import resolve
 from probe.config.model import Endpoint
 from probe.outcome import ProbeResult
 from probe.runner import run_check
@@ -51,11 +51,13 @@ class Prober:
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._contexts: dict[tuple[str, str], CheckContext] = {}
+        self._shared: defaultdict[str, dict[str, Any]] = defaultdict(dict)
 
     def context(self, endpoint: Endpoint, check: str) -> CheckContext:
         key = (endpoint.name, check)
         if key not in self._contexts:
-            self._contexts[key] = CheckContext(self.max_body_bytes, env=self.env)
+            self._contexts[key] = CheckContext(self.max_body_bytes, env=self.env,
+                                               shared=self._shared[endpoint.name])
         return self._contexts[key]
 
     async def run_job(self, job: Job, scheduled_at: float | None = None) -> list[ProbeResult]:
@@ -69,7 +71,7 @@ class Prober:
                 self.state.add_in_flight(-1)
 
     async def run_one(self, endpoint: Endpoint, name: str) -> ProbeResult:
-        result = await run_check(name, CHECKS[name], endpoint, self.client,
+        result = await run_check(name, resolve(name), endpoint, self.client,
                                  self.context(endpoint, name))
         self.publish(result)
         return result

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 
 from probe.checks.base import CheckContext, CheckFn
+from probe.checks.registry import POLICIES
 from probe.config.model import Endpoint
 from probe.http import BadBody, BodyTooLarge
 from probe.outcome import RETRYABLE, Outcome, ProbeResult, Verdict
@@ -74,6 +75,11 @@ async def run_check(name: str, check: CheckFn, endpoint: Endpoint, client: httpx
         if verdict.outcome not in RETRYABLE or attempts >= endpoint.tries:
             break
         await asyncio.sleep(endpoint.retry_delay_s)
+    # A check's policy reads the final verdict in its own terms (e.g. a control-plane
+    # check turns "could not ask" into unknown); retries above still see the raw outcome.
+    policy = POLICIES.get(name)
+    if policy is not None:
+        verdict = policy(verdict)
     return ProbeResult(
         endpoint=endpoint.name, kind=endpoint.kind, check=name, outcome=verdict.outcome,
         started_at=started_at, latency_s=latency_s, attempts=attempts,

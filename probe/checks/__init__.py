@@ -11,7 +11,8 @@ from __future__ import annotations
 # engine_stuck) complete the picture, and the endpoint is up only when all three pass.
 DEFAULT_CHECKS: dict[str, tuple[str, ...]] = {
     "pod": ("models", "health", "vllm_metrics"),
-    "serverless": ("models",),
+    # The queue check reads RunPod's free /health; the models route would wake (and bill) a worker.
+    "serverless": ("queue",),
     "openai": ("models",),
 }
 

@@ -17,11 +17,13 @@ from probe.secrets import bearer_headers
 @dataclass(slots=True)
 class CheckContext:
     """Per (endpoint, check) context. ``memory`` survives between runs of the check
-    (previous served model, counters for deltas, consecutive-condition streaks)."""
+    (previous served model, counters for deltas, consecutive-condition streaks);
+    ``shared`` is one dict for all checks of the same endpoint (tokens spent this hour)."""
 
     max_body_bytes: int = 4 * 1024 * 1024
     memory: dict[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] | None = None
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"User-Agent": USER_AGENT, "Accept": "application/json",

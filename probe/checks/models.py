@@ -24,13 +24,13 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
     if failed is not None:
         return Verdict(failed, describe_status(status, body), status)
     try:
-        cards = _model_cards(parse_json_object(body))
+        cards = model_cards(parse_json_object(body))
     except BadBody as exc:
         return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
     return judge(endpoint, cards, status, ctx)
 
 
-def _model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:
+def model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:
     data = document.get("data")
     if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
         raise BadBody('expected {"data": [model cards]}')
@@ -42,12 +42,12 @@ def _model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:
 def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
           ctx: CheckContext) -> Verdict:
     served = [str(card["id"]) for card in cards]
-    card = _pick(cards, endpoint.model)
+    card = pick_card(cards, endpoint.model)
     max_len = card.get("max_model_len") if card else None
     max_len = max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else None
     details: dict[str, Any] = {"served_models": served, "max_model_len": max_len,
                                "model": card["id"] if card else None}
-    details.update(_drift(ctx, details))
+    details.update(_drift(ctx, card or (cards[0] if cards else None)))
     if not served:
         return Verdict(Outcome.MODEL_MISSING, "the server lists no models", status, details)
     if card is None:
@@ -67,7 +67,7 @@ def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
     return Verdict(Outcome.OK, message, status, details)
 
 
-def _pick(cards: list[dict[str, Any]], expected: str | None) -> dict[str, Any] | None:
+def pick_card(cards: list[dict[str, Any]], expected: str | None) -> dict[str, Any] | None:
     if expected is None:
         return cards[0] if cards else None
     for card in cards:
@@ -76,14 +76,23 @@ def _pick(cards: list[dict[str, Any]], expected: str | None) -> dict[str, Any] |
     return None
 
 
-def _drift(ctx: CheckContext, now: dict[str, Any]) -> dict[str, Any]:
-    """Record the previous served model / context length when either changed."""
+def _drift(ctx: CheckContext, card: dict[str, Any] | None) -> dict[str, Any]:
+    """Record the previous served model / context length when either changed.
+
+    ``card`` is the expected model's card, or the first served one when the expected model
+    is gone (a redeploy with another model is drift too, not only a missing model)."""
+    if card is None:  # nothing served: keep the last known values to compare against
+        return {}
+    max_len = card.get("max_model_len")
+    now = {"model": card["id"],
+           "max_model_len": max_len if isinstance(max_len, int) and
+           not isinstance(max_len, bool) else None}
     before = ctx.memory.get("models")
-    ctx.memory["models"] = {"model": now["model"], "max_model_len": now["max_model_len"]}
-    if not before or now["model"] is None:
+    ctx.memory["models"] = now
+    if not before:
         return {}
     drift: dict[str, Any] = {}
-    if before["model"] is not None and before["model"] != now["model"]:
+    if before["model"] != now["model"]:
         drift["model_changed"] = {"old": before["model"], "new": now["model"]}
     if before["max_model_len"] is not None and before["max_model_len"] != now["max_model_len"]:
         drift["max_model_len_changed"] = {"old": before["max_model_len"],

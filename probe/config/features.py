@@ -4,23 +4,28 @@
   path and the problem list, and returns a value kept in ``Config.sections[key]``.
 - ``ENDPOINT_KEYS``: extra per-endpoint keys (e.g. ``required_context``). The parser gets the
   endpoint's ``Fields`` and returns a value kept in ``Endpoint.extra[key]`` (None: absent).
+- ``ENV_SECTIONS``: like ``SECTIONS``, for a section whose rules also come from the scope's
+  environment variables (e.g. ``prompts:`` bounded by TOKENS_MIN/TOKENS_MAX/MAX_TOKENS); the
+  parser also receives the environment the config is loaded with.
 - ``VALIDATORS``: cross-checks over the built config (e.g. a prompt names an unknown
   endpoint); they add problems, and any problem fails the load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from probe.config.fields import Fields, Problems
 from probe.config.model import Config
 
 SectionParser = Callable[[Any, str, Problems], Any]
+EnvSectionParser = Callable[[Any, str, Problems, Mapping[str, str]], Any]
 EndpointKeyParser = Callable[[Fields], Any]
 Validator = Callable[[Config, Problems], None]
 
 SECTIONS: dict[str, SectionParser] = {}
+ENV_SECTIONS: dict[str, EnvSectionParser] = {}
 ENDPOINT_KEYS: dict[str, EndpointKeyParser] = {}
 VALIDATORS: list[Validator] = []
 
@@ -28,3 +33,5 @@ VALIDATORS: list[Validator] = []
 def register_features() -> None:
     """Import every feature module that registers config (one line per feature)."""
     import probe.engine.feature  # noqa: F401 - vLLM engine liveness/load: stuck_after, metrics
+    import probe.prompts.feature  # noqa: F401 - governed prompts, context fit, token budget
+    from probe.serverless import wiring  # noqa: F401 - serverless queue, round trip

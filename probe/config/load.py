@@ -70,7 +70,7 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     problems = Problems()
     for where, reason in find_literal_secrets(raw):
         problems.add(where, reason)
-    top = Fields(raw, "", problems, (*TOP_LEVEL, *features.SECTIONS))
+    top = Fields(raw, "", problems, (*TOP_LEVEL, *features.SECTIONS, *features.ENV_SECTIONS))
     env_defaults = _env_defaults(env, problems)
     runpod = _runpod(Fields(top.raw.get("runpod"), "runpod", problems,
                             ("api_key_env", "api_base", "proxy_url")), env)
@@ -83,6 +83,8 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env)
     sections = {key: parse(top.raw.get(key), key, problems)
                 for key, parse in features.SECTIONS.items()}
+    sections.update({key: parse(top.raw.get(key), key, problems, env)
+                     for key, parse in features.ENV_SECTIONS.items()})
     config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
                     endpoints=tuple(endpoints), source=source, sections=sections)
     for validate in features.VALIDATORS:

@@ -190,6 +190,8 @@ def _health(ctx: EndpointContext, behaviour: ServerlessBehaviour, now: float) ->
         "retried": state.retried,
     }
     workers = behaviour.workers(state, ctx.spec, now).as_json()
+    if behaviour.worker_keys is not None:
+        workers = {key: workers[key] for key in behaviour.worker_keys}
     return raw_json_response(200, dumps({"jobs": jobs, "workers": workers}))
 
 

@@ -46,6 +46,8 @@ class ServerlessBehaviour:
     seeded_queue: int = 0  # inQueue before anyone submits anything
     queue_growth_per_health_read: int = 0
     refusal: Response | None = None  # every route answers this instead
+    # Only these worker counters appear on /health (older API answers lack some); None: all.
+    worker_keys: tuple[str, ...] | None = None
 
 
 def _warm_plan(state: EndpointState, spec: ServerlessSpec, now: float) -> JobPlan:
@@ -127,6 +129,11 @@ SERVERLESS_BEHAVIOURS: dict[str, ServerlessBehaviour] = {
         _fixed(Workers(idle=2, ready=2)),
         seeded_queue=1,
         queue_growth_per_health_read=1,
+    ),
+    # RunPod's documented /health example (workers: idle and running only) over a queue
+    # that never moves: nothing tells why, so only the stall itself can be seen.
+    "legacy_stalled": ServerlessBehaviour(
+        _never_plan, _fixed(Workers()), seeded_queue=2, worker_keys=("idle", "running")
     ),
     "api_error": ServerlessBehaviour(
         _never_plan,

@@ -44,10 +44,12 @@ HEALTH_CASES = [
     ("queued_while_idle", 2, _workers(idle=2, ready=2)),
 ]
 REFUSING = {"rate_limited", "api_error"}
+PARTIAL_HEALTH = {"legacy_stalled"}  # /health without every worker counter
 
 
 def test_every_serverless_behaviour_is_covered() -> None:
-    assert {case[0] for case in HEALTH_CASES} | REFUSING == set(SERVERLESS_BEHAVIOURS)
+    covered = {case[0] for case in HEALTH_CASES} | REFUSING | PARTIAL_HEALTH
+    assert covered == set(SERVERLESS_BEHAVIOURS)
 
 
 @pytest.mark.parametrize(
@@ -60,6 +62,16 @@ def test_health_per_behaviour(
     body = _health(client, endpoint(behaviour))
     assert body["jobs"]["inQueue"] == in_queue
     assert body["workers"] == workers
+
+
+def test_legacy_stalled_answers_like_the_documented_example(
+    endpoint: Callable[..., str], client: httpx.Client
+) -> None:
+    base = endpoint("legacy_stalled")
+    bodies = [client.get(base + "/health").json() for _ in range(2)]
+    assert bodies[0] == bodies[1]  # the queue never moves
+    assert bodies[0]["workers"] == {"idle": 0, "running": 0}
+    assert bodies[0]["jobs"]["inQueue"] == 2
 
 
 def test_queue_grows_while_idle(endpoint: Callable[..., str], client: httpx.Client) -> None:

@@ -1,0 +1,67 @@
+"""``GET {api_base}/{endpoint_id}/health``: a serverless endpoint's queue and workers, free
+(it does not wake a worker), judged by the rules in ``probe.serverless.conditions``.
+
+This asks RunPod's control plane, not the endpoint: a 429 is honoured (no request before
+its ``Retry-After``) and, like a 5xx or a timeout, becomes ``unknown`` through the runner's
+policy for this check. 401/403 stay ``unauthorized``: a key without permission is a finding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from probe import control_plane
+from probe.checks.base import CheckContext
+from probe.config.model import Endpoint
+from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.outcome import Outcome, Verdict
+from probe.serverless.conditions import evaluate
+from probe.serverless.health import QueueHealth, parse_health
+from probe.serverless.history import QueueHistory
+from probe.serverless.settings import queue_settings
+
+MEMORY_KEY = "queue_history"
+
+
+async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+    waiting = control_plane.backing_off(ctx.memory)
+    if waiting is not None:
+        return waiting
+    url = f"{endpoint.root_url}/health"
+    status, body, headers = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
+    if status == 429:
+        return control_plane.rate_limited(ctx.memory, headers.get("retry-after"),
+                                          describe_status(status, body))
+    failed = status_outcome(status)
+    if failed is not None:
+        return Verdict(failed, describe_status(status, body), status)
+    try:
+        health = parse_health(parse_json_object(body))
+    except BadBody as exc:
+        return Verdict(Outcome.BAD_RESPONSE, f"not a /health answer: {exc}", status)
+    return judge(endpoint, health, ctx, status)
+
+
+def judge(endpoint: Endpoint, health: QueueHealth, ctx: CheckContext,
+          status: int | None = 200) -> Verdict:
+    """Read ``health`` against the endpoint's history and name its state."""
+    settings = queue_settings(endpoint)
+    history = ctx.memory.setdefault(MEMORY_KEY, QueueHistory())
+    observation = history.observe(health, settings.failure_window_s)
+    findings = evaluate(observation, settings, history.streaks)
+    details: dict[str, Any] = health.as_details()
+    details.update(deltas=observation.deltas, counter_resets=list(observation.resets),
+                   conditions=[str(f.outcome) for f in findings])
+    if observation.initializing_for_s is not None:
+        details["initializing_for_s"] = round(observation.initializing_for_s, 3)
+    if findings:
+        return Verdict(findings[0].outcome, findings[0].message, status, details)
+    return Verdict(Outcome.OK, _summary(health), status, details)
+
+
+def _summary(health: QueueHealth) -> str:
+    jobs, workers = health.jobs, health.workers
+    busy = ", ".join(f"{workers[n]} {n}" for n in workers if workers[n]) or "no workers"
+    return f"{jobs['inQueue']} queued, {jobs['inProgress']} in progress; workers: {busy}"

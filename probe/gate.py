@@ -1,0 +1,129 @@
+"""``runpod-probe gate ENDPOINT``: validate one endpoint before traffic is switched to it.
+
+Runs every planned check of the endpoint once (models, serverless queue, vLLM health,
+prompts, context fit: whatever the planners schedule), re-runs the ones that failed in a
+way a cold start explains (connection refused, 502, timeout, workers initializing) until
+they pass or the gate's timeout expires, and exits 0 only if every check passed. A check
+already running when the timeout expires finishes under its own deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from probe.config import Config
+from probe.durations import format_duration, parse_duration
+from probe.outcome import Outcome, ProbeResult
+from probe.prober import Prober, make_client
+from probe.scheduler import plan
+from probe.state import FleetState
+
+# What a deployment that is still starting looks like; anything else is a verdict.
+TRANSIENT: frozenset[Outcome] = frozenset({
+    Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.HTTP_502, Outcome.HTTP_5XX,
+    Outcome.NO_WORKERS, Outcome.INITIALIZING_TOO_LONG, Outcome.THROTTLED,
+    Outcome.RATE_LIMITED, Outcome.UNKNOWN,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class GateReport:
+    endpoint: str
+    results: tuple[ProbeResult, ...]
+    elapsed_s: float
+    rounds: int
+
+    @property
+    def passed(self) -> bool:
+        # No check at all validates nothing: that is not a pass.
+        return bool(self.results) and all(r.ok for r in self.results)
+
+
+async def run_gate(config: Config, name: str, timeout_s: float, poll_s: float,
+                   env: Mapping[str, str] | None = None) -> GateReport:
+    jobs = [job for job in plan(config) if job.endpoint.name == name]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    deadline = began + timeout_s
+    async with make_client(config.scheduler.max_concurrent) as client:
+        prober = Prober(client, FleetState(config), config.scheduler.max_concurrent,
+                        config.scheduler.max_body_bytes, None, env)
+        pending = [(job.endpoint, check) for job in jobs for check in job.checks]
+        latest: dict[str, ProbeResult] = {}
+        rounds = 0
+        while pending:
+            rounds += 1
+            for endpoint, check in pending:
+                latest[check] = await prober.run_one(endpoint, check)
+            pending = [(e, c) for e, c in pending if latest[c].outcome in TRANSIENT]
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                break
+            await asyncio.sleep(min(poll_s, remaining))
+    return GateReport(name, tuple(latest.values()), loop.time() - began, rounds)
+
+
+def render(report: GateReport) -> str:
+    from probe.report import result_rows, table
+
+    failed = [r for r in report.results if not r.ok]
+    if report.passed:
+        verdict = f"GATE PASSED: {report.endpoint}: {len(report.results)} checks ok"
+    elif not report.results:
+        verdict = f"GATE FAILED: {report.endpoint}: no checks are planned for it"
+    else:
+        names = ", ".join(f"{r.check} ({r.outcome})" for r in failed)
+        verdict = f"GATE FAILED: {report.endpoint}: {len(failed)} of {len(report.results)} " \
+                  f"checks failed: {names}"
+    waited = f" (after {format_duration(report.elapsed_s)}, {report.rounds} round" \
+             f"{'s' if report.rounds != 1 else ''})"
+    return table(result_rows(report.results)) + "\n\n" + verdict + waited
+
+
+def to_json(report: GateReport) -> str:
+    from probe.report import result_dict
+
+    document: dict[str, Any] = {
+        "endpoint": report.endpoint, "passed": report.passed,
+        "elapsed_s": round(report.elapsed_s, 3), "rounds": report.rounds,
+        "results": [result_dict(r) for r in report.results],
+    }
+    return json.dumps(document, indent=2, default=str)
+
+
+def add_parser(sub: Any, command: Any) -> None:
+    p = command("gate", cmd_gate, "Run every check of one endpoint (waiting through a cold "
+                "start) and exit 0 only if all pass: for deploy scripts.")
+    p.add_argument("endpoint", help="the endpoint's name in the config")
+    p.add_argument("--timeout", default="10m", help="how long to wait for transient failures "
+                   "(connection refused, 502, timeout, initializing workers) to clear "
+                   "(default 10m)")
+    p.add_argument("--poll", default="5s", help="pause between re-runs (default 5s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from probe.cli import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
+
+    try:
+        timeout_s, poll_s = parse_duration(args.timeout), parse_duration(args.poll)
+    except ValueError as exc:
+        print(f"runpod-probe gate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = load_or_report(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    if args.endpoint not in {e.name for e in config.endpoints}:
+        known = ", ".join(e.name for e in config.endpoints)
+        print(f'runpod-probe gate: no endpoint named "{args.endpoint}" (known: {known})',
+              file=sys.stderr)
+        return EXIT_CONFIG
+    report = asyncio.run(run_gate(config, args.endpoint, timeout_s, poll_s))
+    print(to_json(report) if args.json else render(report))
+    return EXIT_OK if report.passed else EXIT_FAILING

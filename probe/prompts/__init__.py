@@ -1,0 +1,2 @@
+"""Governed test prompts (the scope's ``prompt | expect | cross`` table), context fit and
+the token budget. ``probe.prompts.feature`` plugs them into the spine's extension points."""

@@ -1,0 +1,97 @@
+"""Serverless series for /metrics: jobs and workers by state from the latest queue reading,
+and round-trip times split by cold and warm start so cold starts do not pollute warm latency.
+
+Counts come from the stored details of the latest ``queue`` result; when that result is not
+an observation (unknown, an error) no count is exported rather than a stale one. Round-trip
+histograms accumulate in ``RoundTripStats``, fed by a prober observer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from probe.outcome import ProbeResult
+from probe.state import Histogram, Snapshot
+
+P = "runpod_probe_serverless_"
+STATS_KEY = "serverless_roundtrips"
+SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# (metric suffix, detail key, help)
+TIMINGS = (
+    ("delay_seconds", "delay_s", "Time a round-trip job waited in the queue, cold start "
+     "included (RunPod's delayTime)."),
+    ("execution_seconds", "execution_s", "Time a round-trip job ran on a worker (RunPod's "
+     "executionTime)."),
+    ("roundtrip_seconds", "roundtrip_s", "Submit to final answer of a round trip, as the "
+     "probe measured it."),
+)
+STARTS = ("cold", "warm")
+
+
+class RoundTripStats:
+    """Histograms per (timing, endpoint, start); written by the loop, read by /metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._histograms: dict[tuple[str, str, str], Histogram] = {}
+
+    def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
+        start = result.details.get("start")
+        if result.check != "roundtrip" or start not in STARTS:
+            return
+        with self._lock:
+            for _, key, _ in TIMINGS:
+                value = result.details.get(key)
+                if isinstance(value, int | float):
+                    histogram = self._histograms.setdefault(
+                        (key, result.endpoint, start), Histogram(SECONDS_BUCKETS))
+                    histogram.observe(float(value))
+
+    def snapshot(self) -> dict[tuple[str, str, str], Histogram]:
+        with self._lock:
+            return {key: h.copy() for key, h in self._histograms.items()}
+
+
+def provide(snap: Snapshot) -> Iterator[Metric]:
+    jobs = GaugeMetricFamily(P + "jobs", "Jobs of a serverless endpoint by state, from its "
+                             "latest /health reading.", labels=["endpoint", "state"])
+    workers = GaugeMetricFamily(P + "workers", "Workers of a serverless endpoint by state, "
+                                "from its latest /health reading.", labels=["endpoint", "state"])
+    for (endpoint, check), state in sorted(snap.checks.items()):
+        latest = state.latest
+        if check != "queue" or latest is None:
+            continue
+        for family, section in ((jobs, "jobs"), (workers, "workers")):
+            for name, value in _present(latest.details, section):
+                family.add_metric([endpoint, name], value)
+    yield jobs
+    yield workers
+    stats = snap.extra.get(STATS_KEY)
+    histograms = stats.snapshot() if isinstance(stats, RoundTripStats) else {}
+    for suffix, key, help_text in TIMINGS:
+        timing_family = HistogramMetricFamily(P + suffix, help_text,
+                                              labels=["endpoint", "start"])
+        for (timing, endpoint, start), histogram in sorted(histograms.items()):
+            if timing == key:
+                timing_family.add_metric([endpoint, start], histogram.buckets(),
+                                         histogram.total)
+        yield timing_family
+
+
+def _present(details: dict[str, Any], section: str) -> Iterator[tuple[str, int]]:
+    """Counters the API sent (absent ones were read as 0 but are not exported)."""
+    counters = details.get(section)
+    if not isinstance(counters, dict):
+        return
+    absent = set(details.get("absent") or ())
+    for name, value in counters.items():
+        if f"{section}.{name}" not in absent:
+            yield name, value
+    for key, value in (details.get("unknown") or {}).items():
+        prefix, _, name = key.partition(".")
+        if prefix == section and isinstance(value, int) and not isinstance(value, bool):
+            yield name, value

@@ -1,0 +1,171 @@
+"""The prompt check against canned replies (unit level: httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+from freezegun import freeze_time
+from helpers import endpoint
+
+from probe.checks import chat
+from probe.checks.base import CheckContext
+from probe.outcome import Outcome, Verdict
+from probe.prompts.model import PROMPT_KEY, Expectation, Message, Prompt
+
+SSE = {"content-type": "text/event-stream"}
+ARITHMETIC = Prompt(name="arithmetic", messages=(Message("user", "What is 2+2?"),),
+                    expect=(Expectation("regex", re.compile(r"^\s*4\s*$")),),
+                    cross="RUNPOD.md Test table", interval_s=60.0, max_tokens=16)
+
+
+def sse(*events: Any) -> bytes:
+    return b"".join(b"data: " + (e if isinstance(e, bytes) else json.dumps(e).encode())
+                    + b"\n\n" for e in events)
+
+
+def delta(**fields: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": fields, "finish_reason": None}]}
+
+
+ROLE = delta(role="assistant", content="")
+USAGE = {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 1}}
+
+
+def reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> Any:
+    return lambda request: httpx.Response(status, content=body, headers=headers or SSE)
+
+
+def run(handler: Any, prompt: Prompt = ARITHMETIC, ctx: CheckContext | None = None,
+        **overrides: Any) -> Verdict:
+    extra = {PROMPT_KEY: prompt, **overrides.pop("extra", {})}
+    target = endpoint(model="Q", extra=extra, **overrides)
+
+    async def go() -> Verdict:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await chat.check(target, client, ctx or CheckContext())
+
+    return asyncio.run(go())
+
+
+NESTED_CONTEXT = json.dumps({"error": {"message": "This model's maximum context length is 8192 "
+                                       "tokens. However, your prompt contains at least 11001 "
+                                       "input tokens.", "type": "BadRequestError",
+                                       "param": "input_tokens", "code": 400}}).encode()
+FLAT_CONTEXT = json.dumps({"object": "error", "message": "This model's maximum context length "
+                           "is 8192 tokens. However, you requested 11064 tokens.",
+                           "type": "BadRequestError", "code": 400}).encode()
+OLD_MAX_TOKENS = json.dumps({"error": {"message": "'max_tokens' is too large: 64. This model's "
+                             "max_model_len is 8192", "code": 400}}).encode()
+JSON = {"content-type": "application/json"}
+
+CASES = [
+    ("ok", reply(200, sse(ROLE, delta(content="4"), USAGE, b"[DONE]")), Outcome.OK, "passed"),
+    ("wrong-answer", reply(200, sse(ROLE, delta(content="5"), USAGE, b"[DONE]")),
+     Outcome.EXPECTATION_FAILED, 'answer "5"'),
+    ("empty-answer", reply(200, sse(ROLE, delta(content=""), USAGE, b"[DONE]")),
+     Outcome.EMPTY_ANSWER, "empty answer"),
+    ("reasoning-only", reply(200, sse(ROLE, delta(reasoning="Let me think"), USAGE, b"[DONE]")),
+     Outcome.EMPTY_ANSWER, "only reasoning text"),
+    ("missing-usage", reply(200, sse(ROLE, delta(content="4"), b"[DONE]")),
+     Outcome.BAD_RESPONSE, "no usage reported"),
+    ("broken-stream", reply(200, sse(ROLE, delta(content="4"))), Outcome.STREAM_BROKEN,
+     "stream ended before [DONE]"),
+    ("context-nested", reply(400, NESTED_CONTEXT, JSON), Outcome.CONTEXT_EXCEEDED,
+     "maximum context length is 8192"),
+    ("context-flat", reply(400, FLAT_CONTEXT, JSON), Outcome.CONTEXT_EXCEEDED,
+     "maximum context length is 8192"),
+    ("context-by-max-model-len", reply(400, OLD_MAX_TOKENS, JSON), Outcome.CONTEXT_EXCEEDED,
+     "max_model_len"),
+    ("other-400", reply(400, json.dumps({"error": {"message": "temperature must be "
+                                                   "non-negative", "code": 400}}).encode(), JSON),
+     Outcome.HTTP_4XX, "temperature must be non-negative"),
+    ("unauthorized-bare-string", reply(401, b'{"error":"Unauthorized"}', JSON),
+     Outcome.UNAUTHORIZED, "Unauthorized"),
+    ("engine-dead-500", reply(500, json.dumps({"error": {"message": "EngineCore encountered an "
+                                                         "issue.", "code": 500}}).encode(), JSON),
+     Outcome.HTTP_5XX, "EngineCore"),
+    ("error-inside-stream", reply(200, sse(ROLE, {"error": {"message": "EngineCore died",
+                                                            "code": 500}}, b"[DONE]")),
+     Outcome.HTTP_5XX, "in the stream"),
+    ("context-error-inside-stream", reply(200, sse({"error": {
+        "message": "maximum context length exceeded", "code": 400}}, b"[DONE]")),
+     Outcome.CONTEXT_EXCEEDED, "maximum context length"),
+    ("proxy-404-html", reply(404, b"<html>404 page not found</html>", {"content-type":
+                                                                      "text/html"}),
+     Outcome.HTTP_404, "HTTP 404"),
+]
+
+
+@pytest.mark.parametrize(("handler", "outcome", "words"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_prompt_outcomes(handler: Any, outcome: Outcome, words: str) -> None:
+    verdict = run(handler)
+    assert verdict.outcome is outcome, verdict.message
+    assert words in verdict.message
+
+
+def test_request_is_streamed_deterministic_and_bounded() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return reply(200, sse(ROLE, delta(content="4"), USAGE, b"[DONE]"))(request)
+
+    run(handler)
+    body = sent[0]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert (body["temperature"], body["seed"], body["max_tokens"], body["model"]) == (0, 0, 16, "Q")
+    assert body["messages"] == [{"role": "user", "content": "What is 2+2?"}]
+
+
+def test_evidence_in_details() -> None:
+    verdict = run(reply(200, sse(ROLE, delta(content="5"), USAGE, b"[DONE]")))
+    assert verdict.details["cross"] == "RUNPOD.md Test table"
+    assert verdict.details["answer"] == "5"
+    assert verdict.details["usage"] == {"prompt_tokens": 12, "completion_tokens": 1}
+    assert "RUNPOD.md Test table" in verdict.message
+
+
+def test_model_is_learned_from_models_and_forgotten_on_404() -> None:
+    calls: list[str] = []
+    answers = iter([404, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "served/one"}]})
+        if next(answers) == 404:
+            return httpx.Response(404, json={"error": {"message": "The model does not exist"}})
+        return reply(200, sse(ROLE, delta(content="4"), USAGE, b"[DONE]"))(request)
+
+    target = endpoint(model=None, extra={PROMPT_KEY: ARITHMETIC})
+    ctx = CheckContext()
+
+    async def go() -> list[Verdict]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return [await chat.check(target, client, ctx) for _ in range(2)]
+
+    first, second = asyncio.run(go())
+    assert first.outcome is Outcome.HTTP_404 and second.ok
+    assert calls == ["/v1/models", "/v1/chat/completions", "/v1/models", "/v1/chat/completions"]
+
+
+def test_over_budget_is_skipped_without_a_request() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return reply(200, sse(ROLE, delta(content="4"), USAGE, b"[DONE]"))(request)
+
+    ctx = CheckContext()
+    with freeze_time("2026-02-18 10:00:00"):
+        first = run(handler, ctx=ctx, extra={"token_budget_per_hour": 25})
+        second = run(handler, ctx=ctx, extra={"token_budget_per_hour": 25})
+    assert first.ok
+    assert second.outcome is Outcome.SKIPPED_BUDGET and "token budget 25/h" in second.message
+    assert len(calls) == 1

@@ -1,0 +1,143 @@
+"""The queue check against canned /health answers (unit level: httpx.MockTransport), run
+through the runner so the control-plane policy (unknown, never down) is part of the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from serverless_helpers import ROOT, health_json, serverless
+
+from probe.checks import queue
+from probe.checks.base import CheckContext
+from probe.outcome import Outcome, ProbeResult
+from probe.runner import run_check
+
+
+class Api:
+    """Answers /health from a script and records what was asked."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.seen: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, httpx.Response):
+            return answer
+        return httpx.Response(200, json=answer)
+
+
+def probe(api: Api, ctx: CheckContext | None = None, **overrides: Any) -> ProbeResult:
+    async def go() -> ProbeResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+            return await run_check("queue", queue.check, serverless(**overrides), client,
+                                   ctx or CheckContext(env={"RUNPOD_API_KEY": "rk-test-1234"}))
+
+    return asyncio.run(go())
+
+
+def test_healthy_queue_is_ok_and_keeps_counters() -> None:
+    api = Api(health_json(completed=72, failed=1, in_progress=6, idle=4, ready=4, running=1))
+    result = probe(api)
+    assert result.outcome is Outcome.OK
+    assert result.details["jobs"]["completed"] == 72
+    assert result.details["workers"]["running"] == 1
+    assert result.details["absent"] == []
+    request = api.seen[0]
+    assert (request.method, str(request.url)) == ("GET", f"{ROOT}/health")
+    assert request.headers["authorization"] == "Bearer rk-test-1234"
+
+
+def test_seeded_incident_is_crash_looping_at_once() -> None:
+    result = probe(Api(health_json(in_queue=7, unhealthy=1)))
+    assert result.outcome is Outcome.CRASH_LOOPING
+    assert result.details["conditions"][0] == "crash_looping"
+
+
+def test_deltas_are_stored_between_runs() -> None:
+    ctx = CheckContext()
+    probe(Api(health_json(completed=5, running=1)), ctx)
+    result = probe(Api(health_json(completed=9, failed=1, running=1)), ctx)
+    assert result.details["deltas"] == {"completed": 4, "failed": 1, "retried": 0}
+
+
+CONTROL_PLANE = [
+    ("429", httpx.Response(429, json={"error": "slow down"}, headers={"retry-after": "5"}),
+     429, "rate_limited"),
+    ("500", httpx.Response(500, json={"error": "Internal server error."}), 500, "http_5xx"),
+    ("502", httpx.Response(502, text="<html>bad gateway</html>"), 502, "http_502"),
+    ("read-timeout", httpx.ReadTimeout("slow"), None, "timeout"),
+    ("refused", httpx.ConnectError("refused"), None, "connect_error"),
+]
+
+
+@pytest.mark.parametrize(("answer", "status", "reason"), [c[1:] for c in CONTROL_PLANE],
+                         ids=[c[0] for c in CONTROL_PLANE])
+def test_control_plane_failures_are_unknown(answer: Any, status: int | None,
+                                            reason: str) -> None:
+    result = probe(Api(answer))
+    assert result.outcome is Outcome.UNKNOWN
+    assert result.details["reason"] == reason
+    assert result.http_status == status and result.details.get("http_status") == status
+    assert "unknown" in result.message
+
+
+def test_deadline_exceeded_is_unknown_not_timeout() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, json=health_json())
+
+    async def go() -> ProbeResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
+            return await run_check("queue", queue.check, serverless(timeout_s=0.05), client,
+                                   CheckContext())
+
+    result = asyncio.run(go())
+    assert (result.outcome, result.details["reason"]) == (Outcome.UNKNOWN, "timeout")
+
+
+@pytest.mark.parametrize("status", [401, 403], ids=["401", "403"])
+def test_a_key_without_permission_is_a_finding(status: int) -> None:
+    result = probe(Api(httpx.Response(status, json={"error": "Unauthorized"})))
+    assert result.outcome is Outcome.UNAUTHORIZED
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>oops</html>", json.dumps({"jobs": {"inQueue": "x"}, "workers": {}}).encode(),
+     json.dumps([1]).encode()],
+    ids=["html", "bad-counter", "list"],
+)
+def test_bad_answers_are_bad_response(body: bytes) -> None:
+    assert probe(Api(httpx.Response(200, content=body))).outcome is Outcome.BAD_RESPONSE
+
+
+def test_retry_after_is_honoured_before_asking_again() -> None:
+    ctx = CheckContext()
+    api = Api(httpx.Response(429, headers={"retry-after": "30"}), health_json())
+    first = probe(api, ctx)
+    assert first.details["retry_after_s"] == 30.0
+    second = probe(api, ctx)
+    assert len(api.seen) == 1  # the second run did not ask
+    assert second.outcome is Outcome.UNKNOWN and second.details["skipped"] is True
+
+
+def test_asks_again_once_retry_after_has_passed() -> None:
+    ctx = CheckContext()
+    api = Api(httpx.Response(429, headers={"retry-after": "0"}), health_json())
+    probe(api, ctx)
+    assert probe(api, ctx).outcome is Outcome.OK
+    assert len(api.seen) == 2
+
+
+def test_a_transient_5xx_is_retried_before_becoming_unknown() -> None:
+    api = Api(httpx.Response(503), health_json())
+    result = probe(api, tries=2)
+    assert result.outcome is Outcome.OK and result.attempts == 2

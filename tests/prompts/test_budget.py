@@ -1,0 +1,46 @@
+"""The hourly token budget is wall-clock logic: tested under freezegun, no network."""
+
+from __future__ import annotations
+
+from freezegun import freeze_time
+
+from probe.prompts.budget import TokenMeter, estimate_tokens, meter, over_budget
+
+
+def test_spend_leaves_the_window_after_an_hour() -> None:
+    shared: dict[str, object] = {}
+    with freeze_time("2026-02-18 10:00:00") as clock:
+        meter(shared).reserve(900)
+        assert over_budget(shared, 1000, 200) is not None
+        clock.tick(3599)
+        assert over_budget(shared, 1000, 200) is not None
+        clock.tick(1)
+        assert over_budget(shared, 1000, 200) is None
+        assert meter(shared).spent() == 0
+
+
+def test_reservation_settles_to_reported_usage() -> None:
+    with freeze_time("2026-02-18 10:00:00"):
+        tokens = TokenMeter()
+        spend = tokens.reserve(500)
+        assert tokens.spent() == 500
+        spend.settle(120)
+        assert tokens.spent() == 120
+
+
+def test_refusal_names_budget_spent_and_need() -> None:
+    shared: dict[str, object] = {}
+    with freeze_time("2026-02-18 10:00:00"):
+        meter(shared).reserve(950)
+        assert over_budget(shared, 1000, 80) == ("token budget 1000/h reached: 950 spent in "
+                                                 "the last hour, this check needs about 80")
+
+
+def test_no_budget_never_refuses() -> None:
+    shared: dict[str, object] = {}
+    meter(shared).reserve(10**9)
+    assert over_budget(shared, None, 10**9) is None
+
+
+def test_estimate_is_prompt_chars_over_four_plus_max_tokens() -> None:
+    assert estimate_tokens(13, 16) == 4 + 16

@@ -1,0 +1,84 @@
+"""Prompt metrics render from state and the observer's stats on a fresh registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helpers import endpoint
+
+from probe.config.model import (
+    Config,
+    MetricsSettings,
+    RunpodSettings,
+    SchedulerSettings,
+    StorageSettings,
+)
+from probe.metrics import ProbeCollector, make_registry
+from probe.outcome import Outcome, ProbeResult
+from probe.prompts.prometheus import STATS_KEY, PromptStats, provide
+from probe.state import FleetState
+
+
+def config() -> Config:
+    return Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
+                  StorageSettings(path=Path("x.db")), MetricsSettings("127.0.0.1", 0),
+                  SchedulerSettings(), (endpoint(name="a"),))
+
+
+def result(check: str, outcome: Outcome, **details: Any) -> ProbeResult:
+    return ProbeResult(endpoint="a", kind="pod", check=check, outcome=outcome,
+                       started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.3, attempts=1,
+                       url="http://x", details=details)
+
+
+def registry_with(*results: ProbeResult) -> Any:
+    state = FleetState(config())
+    stats = PromptStats()
+    state.extra[STATS_KEY] = stats
+    collector = ProbeCollector(state)
+    collector.providers = [provide]
+    for r in results:
+        state.update(r)
+        stats.observe(r, None)
+    return make_registry(collector)
+
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 3}
+
+
+def test_pass_gauge_histograms_rate_and_tokens() -> None:
+    registry = registry_with(
+        result("prompt:arith", Outcome.OK, usage=USAGE, ttft_s=0.2, total_s=0.5,
+               tokens_per_s=10.0),
+        result("prompt:gov", Outcome.EXPECTATION_FAILED, usage=USAGE, ttft_s=0.3, total_s=0.6,
+               tokens_per_s=20.0),
+        result("context_active", Outcome.OK, usage={"prompt_tokens": 11000,
+                                                    "completion_tokens": 1}),
+    )
+    value = registry.get_sample_value
+    assert value("runpod_probe_prompt_pass", {"endpoint": "a", "prompt": "arith"}) == 1
+    assert value("runpod_probe_prompt_pass", {"endpoint": "a", "prompt": "gov"}) == 0
+    arith = {"endpoint": "a", "prompt": "arith"}
+    assert value("runpod_probe_prompt_ttft_seconds_count", arith) == 1
+    assert value("runpod_probe_prompt_ttft_seconds_bucket", {**arith, "le": "0.25"}) == 1
+    assert value("runpod_probe_prompt_ttft_seconds_bucket", {**arith, "le": "0.1"}) == 0
+    assert value("runpod_probe_prompt_duration_seconds_sum", arith) == 0.5
+    assert value("runpod_probe_prompt_tokens_per_second", arith) == 10.0
+    assert value("runpod_probe_tokens_spent_total", {"endpoint": "a", "type": "prompt"}) == 11024
+    assert value("runpod_probe_tokens_spent_total", {"endpoint": "a", "type": "completion"}) == 7
+
+
+def test_incomplete_answers_do_not_feed_timing_histograms() -> None:
+    registry = registry_with(result("prompt:arith", Outcome.TIMEOUT),
+                             result("prompt:arith", Outcome.STREAM_BROKEN, total_s=9.0))
+    labels = {"endpoint": "a", "prompt": "arith"}
+    assert registry.get_sample_value("runpod_probe_prompt_pass", labels) == 0
+    assert registry.get_sample_value("runpod_probe_prompt_duration_seconds_count", labels) is None
+
+
+def test_skipped_budget_is_not_a_pass() -> None:
+    registry = registry_with(result("prompt:arith", Outcome.SKIPPED_BUDGET))
+    assert registry.get_sample_value("runpod_probe_prompt_pass",
+                                     {"endpoint": "a", "prompt": "arith"}) == 0

@@ -1,0 +1,35 @@
+"""Planning: one job per prompt × endpoint at the prompt's interval, plus context checks."""
+
+from __future__ import annotations
+
+from probe.config import parse_config
+from probe.prompts.model import COMPLETION_KEY, PROMPT_KEY
+from probe.scheduler import plan
+
+ENV = {"RUNPOD_API_KEY": "test-key-0000", "MAX_TOKENS": "48"}
+TEXT = """
+endpoints:
+  - {name: big, kind: pod, pod_id: b, required_context: 11000, active_context_probe: 6h}
+  - {name: plain, kind: serverless, endpoint_id: e}
+prompts:
+  - {name: everywhere, prompt: "2+2?", expect: {regex: "4"}, cross: x, interval: 2m}
+  - {name: only-big, prompt: "3+3?", expect: {regex: "6"}, cross: x, endpoints: [big]}
+"""
+
+
+def test_jobs_per_prompt_endpoint_and_context() -> None:
+    jobs = {job.id: job for job in plan(parse_config(TEXT, env=ENV))}
+    assert set(jobs) == {"big/checks", "plain/checks", "big/prompt:everywhere",
+                         "big/prompt:only-big", "plain/prompt:everywhere", "big/context",
+                         "big/context_active"}
+    everywhere = jobs["plain/prompt:everywhere"]
+    assert everywhere.checks == ("prompt:everywhere",) and everywhere.interval_s == 120.0
+    assert everywhere.endpoint.extra[PROMPT_KEY].name == "everywhere"
+    assert jobs["big/context"].endpoint.extra[COMPLETION_KEY] == 48
+    assert jobs["big/context_active"].interval_s == 6 * 3600
+    assert jobs["big/context"].interval_s == jobs["big/checks"].interval_s
+
+
+def test_without_prompts_or_required_context_nothing_extra_is_planned() -> None:
+    text = "endpoints:\n  - {name: p, kind: pod, pod_id: p}\n"
+    assert [job.id for job in plan(parse_config(text, env=ENV))] == ["p/checks"]
