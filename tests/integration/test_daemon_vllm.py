@@ -245,11 +245,12 @@ def test_prompt_over_the_window_is_context_exceeded(vllm_server: VllmServer,
 # --- throwaway servers: the engine dies ------------------------------------------------------
 
 
-def _kill_engine_and_watch(server: VllmServer, tmp_path: Path,
-                           final: Outcome) -> tuple[list[Outcome], dict[str, ProbeResult], str]:
-    """Run the daemon against ``server``, kill its EngineCore, and run the engine checks
-    until /health gives ``final``; return the health outcomes seen, the last round of
-    results and the daemon's /metrics page."""
+def _kill_engine_and_watch(server: VllmServer, tmp_path: Path, final: Outcome,
+                           checks: tuple[str, ...] = ("health",),
+                           ) -> tuple[list[Outcome], dict[str, ProbeResult], str]:
+    """Run the daemon against ``server``, kill its EngineCore, and run the endpoint's checks
+    round after round until every one of ``checks`` gives ``final``; return the health
+    outcomes seen, the last round of results and the daemon's /metrics page."""
     config = load(server, tmp_path)
     (job,) = plan(config)
 
@@ -268,9 +269,9 @@ def _kill_engine_and_watch(server: VllmServer, tmp_path: Path,
                 latest.clear()
                 latest.update({r.check: r for r in await prober.run_job(job)})
                 seen.append(latest["health"].outcome)
-                return seen[-1] is final
+                return all(latest[check].outcome is final for check in checks)
 
-            await _until(f"/health gives {final}", reached, 60)
+            await _until(f"{', '.join(checks)} give {final}", reached, 60)
             page = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
             return seen, dict(latest), page
         finally:
@@ -300,7 +301,8 @@ def test_dead_engine_with_keep_alive_is_engine_dead_and_not_up(
 def test_dead_engine_without_keep_alive_goes_to_connect_error(
         start_vllm_server: StartVllmServer, tmp_path: Path) -> None:
     server = start_vllm_server(keep_alive_on_engine_death=False)
-    seen, latest, page = _kill_engine_and_watch(server, tmp_path, Outcome.CONNECT_ERROR)
+    seen, latest, page = _kill_engine_and_watch(server, tmp_path, Outcome.CONNECT_ERROR,
+                                                ("models", "health", "vllm_metrics"))
     # For a few seconds /health answers 503 before the server exits; never "ok" again after
     # the first failure.
     assert set(seen) <= {Outcome.OK, Outcome.ENGINE_DEAD, Outcome.CONNECT_ERROR}, seen
