@@ -57,8 +57,9 @@ def feature_commands() -> list[Any]:
     """Each feature module's ``add_parser(sub, command)``: one line per feature."""
     from probe import demo, gate
     from probe.export import cli as export_cli
+    from probe.ledger import cli as ledger_cli
 
-    return [demo.add_parser, export_cli.add_parser, gate.add_parser]
+    return [demo.add_parser, export_cli.add_parser, gate.add_parser, ledger_cli.add_parser]
 
 
 def setup_logging(level: str) -> None:

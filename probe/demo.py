@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 DEMO_KEY_ENV = "RUNPOD_PROBE_DEMO_KEY"
+LEARNING_HEAD = """# LEARNING (demo)
+
+Lessons runpod-probe learned about the simulated fleet, appended from its ledger.
+
+| Date | Pattern | Source |
+|---|---|---|
+"""
 EXPECTED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
@@ -47,18 +54,30 @@ def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interv
         "  retry_delay: 200ms",
         "storage:",
         f'  path: "{state_dir / "probe.db"}"',
+        "learning:   # each new ledger entry becomes a row of this LEARNING.md table",
+        f'  path: "{state_dir / "LEARNING.md"}"',
         "metrics:",
         f'  listen: "127.0.0.1:{metrics_port}"',
         "endpoints:",
     ]
     for pod_id in sorted(fleet.pods):
         lines.append(f"  - {{name: {pod_id}, kind: pod, pod_id: {pod_id}, port: 8000, "
-                     f"model: {EXPECTED_MODEL}, min_context: 16384}}")
+                     f"model: {EXPECTED_MODEL}, min_context: 16384, required_context: 11000}}")
     for endpoint_id in sorted(fleet.serverless):
         lines.append(f"  - {{name: {endpoint_id}, kind: serverless, endpoint_id: {endpoint_id}}}")
     for name in sorted(fleet.openai):
         lines.append(f"  - {{name: {name}, kind: openai, base_url: "
                      f'"{sim.base_url}/openai/{name}/v1", api_key_env: {DEMO_KEY_ENV}}}')
+    lines += [
+        "# Governed test prompts (the scope's Test table): prompt, expected answer, reference.",
+        "prompts:",
+        "  - {name: arithmetic, prompt: \"What is 2+2? Answer with the number only.\", "
+        "expect: {regex: '^\\s*4\\s*$'}, cross: \"RUNPOD.md Test table\", max_tokens: 16, "
+        f"interval: {interval}}}",
+        "  - {name: validation-failure, prompt: \"What happens on validation failure?\", "
+        "expect: {regex: '(?i)\\bfails?[ -]closed\\b'}, "
+        f"cross: \"RUNPOD/CANON.md constraints\", interval: {interval}}}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -82,6 +101,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     fleet = Fleet.default()
     with Simulator(fleet, api_key=os.environ[DEMO_KEY_ENV]) as sim:
         port = free_port(args.metrics_port) if args.metrics_port else free_port(0)
+        learning = state_dir / "LEARNING.md"
+        if not learning.exists():
+            learning.write_text(LEARNING_HEAD)
         config_path = state_dir / "config.yaml"
         config_path.write_text(demo_config(sim, fleet, state_dir, port, args.interval))
         config = load_or_report(str(config_path))
@@ -90,9 +112,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return asyncio.run(_run(config, args))
 
 
+def _print_summary(daemon: Any) -> None:
+    from probe.report import result_rows, table
+
+    latest = [s.latest for s in daemon.state.snapshot().checks.values() if s.latest]
+    if latest:
+        rows = result_rows(sorted(latest, key=lambda r: (r.endpoint, r.check)))
+        print(table(rows) + "\n", flush=True)
+
+
 async def _run(config: Any, args: argparse.Namespace) -> int:
     from probe.daemon import Daemon
-    from probe.report import result_rows, table
 
     daemon = Daemon(config)
     stop = asyncio.Event()
@@ -100,18 +130,22 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
     await daemon.ready.wait()
     print(f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
           f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
+          f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list)\n"
           f"  config:   {config.source}\nCtrl-C stops it.\n", flush=True)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.duration if args.duration else None
+    next_print = loop.time() + args.every
     try:
         while not task.done():
-            await asyncio.wait({task}, timeout=args.every)
-            latest = [s.latest for s in daemon.state.snapshot().checks.values() if s.latest]
-            if latest:
-                rows = result_rows(sorted(latest, key=lambda r: (r.endpoint, r.check)))
-                print(table(rows) + "\n", flush=True)
+            wake = next_print if deadline is None else min(next_print, deadline)
+            await asyncio.wait({task}, timeout=max(wake - loop.time(), 0.05))
+            if loop.time() >= next_print:
+                next_print += args.every
+                _print_summary(daemon)
             if deadline is not None and loop.time() >= deadline:
+                _print_summary(daemon)
                 stop.set()
+                deadline = None
     except asyncio.CancelledError:
         stop.set()
     await task

@@ -41,11 +41,16 @@ def plan(config: Config) -> list[Job]:
     return [job for planner in PLANNERS for job in planner(config)]
 
 
+# Long intervals (a prompt every 30 minutes, a paid round trip every 10) are spread over at
+# most this window, so a fresh start does not leave checks unknown for half an hour.
+SPREAD_WINDOW_S = 60.0
+
+
 def start_offset_s(job: Job, spread: bool) -> float:
-    """A stable position inside the interval, so restarts keep the same phase."""
+    """A stable position inside the spread window, so restarts keep the same phase."""
     if not spread:
         return 0.0
-    return (zlib.crc32(job.id.encode()) / 2**32) * job.interval_s
+    return (zlib.crc32(job.id.encode()) / 2**32) * min(job.interval_s, SPREAD_WINDOW_S)
 
 
 class ProbeScheduler:

@@ -85,19 +85,23 @@ class FleetState:
         self.configure(config)
 
     def configure(self, config: Config) -> None:
-        """Declare the endpoints: a configured but never-probed check exists and is not up."""
+        """Declare every planned check: a configured but never-run check exists and is not up,
+        and a check no longer planned (a removed prompt or endpoint) disappears."""
+        from probe.scheduler import plan
+
+        planned: dict[str, list[str]] = {e.name: [] for e in config.endpoints}
+        for job in plan(config):
+            planned[job.endpoint.name].extend(c for c in job.checks
+                                              if c not in planned[job.endpoint.name])
         with self._lock:
             self._endpoints = {e.name: {"kind": e.kind, "url": e.display_url,
-                                        "checks": e.checks} for e in config.endpoints}
-            for e in config.endpoints:
-                for name in e.checks:
-                    self._checks.setdefault((e.name, name), CheckState())
-            for key in [k for k in self._checks if k[0] not in self._endpoints]:
+                                        "checks": tuple(planned[e.name])}
+                               for e in config.endpoints}
+            for name, checks in planned.items():
+                for check in checks:
+                    self._checks.setdefault((name, check), CheckState())
+            for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())]:
                 del self._checks[key]
-
-    def declare(self, endpoint: str, check: str) -> None:
-        with self._lock:
-            self._checks.setdefault((endpoint, check), CheckState())
 
     def update(self, result: ProbeResult) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from freezegun import freeze_time
 from helpers import endpoint
 
-from probe.scheduler import Job, ProbeScheduler, start_offset_s
+from probe.scheduler import SPREAD_WINDOW_S, Job, ProbeScheduler, start_offset_s
 
 
 def jobs(count: int, interval_s: float = 15.0) -> list[Job]:
@@ -25,6 +25,13 @@ def test_offsets_are_stable_and_inside_the_interval() -> None:
     slices = {int(o // 1.5) for o in offsets}
     assert slices == set(range(10))
     assert all(start_offset_s(job, spread=False) == 0 for job in fleet)
+
+
+def test_long_intervals_are_spread_over_a_bounded_window() -> None:
+    prompts = jobs(200, interval_s=1800.0)
+    offsets = [start_offset_s(job, spread=True) for job in prompts]
+    assert all(0 <= o < SPREAD_WINDOW_S for o in offsets)
+    assert max(offsets) > SPREAD_WINDOW_S / 2
 
 
 @freeze_time("2026-02-18 12:00:00")

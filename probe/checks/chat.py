@@ -37,6 +37,9 @@ def reply_failure(reply: ChatReply) -> Verdict | None:
                 reply.status, reply.body[:2048].decode("utf-8", "replace")):
             return Verdict(Outcome.CONTEXT_EXCEEDED, f"HTTP {reply.status}: {message}",
                            reply.status)
+        if reply.status == 404 and "does not exist" in message.lower():
+            # vLLM's JSON 404 for an unknown model, not the proxy's 404 for a missing pod.
+            return Verdict(Outcome.MODEL_MISSING, f"HTTP 404: {message}", reply.status)
         failed = status_outcome(reply.status) or Outcome.HTTP_4XX
         return Verdict(failed, describe_status(reply.status, reply.body), reply.status)
     if reply.error is not None:

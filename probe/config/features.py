@@ -33,5 +33,6 @@ VALIDATORS: list[Validator] = []
 def register_features() -> None:
     """Import every feature module that registers config (one line per feature)."""
     import probe.engine.feature  # noqa: F401 - vLLM engine liveness/load: stuck_after, metrics
+    import probe.ledger.plugin  # noqa: F401 - ledger, learning
     import probe.prompts.feature  # noqa: F401 - governed prompts, context fit, token budget
     from probe.serverless import wiring  # noqa: F401 - serverless queue, round trip

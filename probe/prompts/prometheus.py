@@ -104,14 +104,9 @@ def provide(snap: Snapshot) -> Iterator[Metric]:
 
 
 def attach(daemon: Any) -> Callable[[], None] | None:
-    """Daemon start-up hook: collect prompt stats and declare every planned check, so a
-    prompt that never ran shows as not passing rather than missing."""
-    from probe.scheduler import plan
-
+    """Daemon start-up hook: collect prompt stats (every planned check, prompts included, is
+    declared by ``FleetState.configure``, so a prompt that never ran shows as not passing)."""
     stats = PromptStats()
     daemon.state.extra[STATS_KEY] = stats
     daemon.prober.observers.append(stats.observe)
-    for job in plan(daemon.config):
-        for check in job.checks:
-            daemon.state.declare(job.endpoint.name, check)
     return None

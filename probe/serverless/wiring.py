@@ -43,9 +43,6 @@ def roundtrip_jobs(config: Config) -> list[Job]:
 def attach_roundtrip_stats(daemon: Daemon) -> Callable[[], None] | None:
     stats = RoundTripStats()
     daemon.state.extra[STATS_KEY] = stats
-    for endpoint in daemon.config.endpoints:
-        if settings.roundtrip_settings(endpoint) is not None:
-            daemon.state.declare(endpoint.name, "roundtrip")  # not up before its first run
     assert daemon.prober is not None
     daemon.prober.observers.append(stats.observe)
     return None

@@ -69,6 +69,7 @@ class Fleet:
         fleet.add_pod("garbage-pod", PodSpec("garbage"))
         fleet.add_pod("endless-pod", PodSpec("endless_body"))
         fleet.add_pod("dead-engine", PodSpec("engine_dead"))
+        fleet.add_pod("wrong-answer", PodSpec("wrong_answer"))
         fleet.add_serverless("vllm-healthy", ServerlessSpec())
         fleet.add_serverless("vllm-incident", ServerlessSpec("incident"))
         fleet.add_serverless("vllm-cold", ServerlessSpec("cold_start"))

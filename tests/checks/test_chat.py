@@ -98,6 +98,10 @@ CASES = [
     ("proxy-404-html", reply(404, b"<html>404 page not found</html>", {"content-type":
                                                                       "text/html"}),
      Outcome.HTTP_404, "HTTP 404"),
+    ("vllm-unknown-model-404", reply(404, json.dumps({"error": {
+        "message": "The model `Q` does not exist. Valid aliases: L.", "type": "NotFoundError",
+        "param": "model", "code": 404}}).encode(), JSON),
+     Outcome.MODEL_MISSING, "does not exist"),
 ]
 
 
@@ -151,7 +155,7 @@ def test_model_is_learned_from_models_and_forgotten_on_404() -> None:
             return [await chat.check(target, client, ctx) for _ in range(2)]
 
     first, second = asyncio.run(go())
-    assert first.outcome is Outcome.HTTP_404 and second.ok
+    assert first.outcome is Outcome.MODEL_MISSING and second.ok
     assert calls == ["/v1/models", "/v1/chat/completions", "/v1/models", "/v1/chat/completions"]
 
 

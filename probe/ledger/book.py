@@ -1,0 +1,238 @@
+"""The ledger's SQLite tables and their one writer.
+
+The ``ledger`` table lives in the results database and is append-only by construction:
+triggers abort every UPDATE and DELETE, and an INSERT that does not extend the chain
+(next id, previous hash) is refused too, which also stops ``INSERT OR REPLACE`` from
+deleting a row behind the DELETE trigger's back. Entries are sealed (id, hash) by the
+writer inside the transaction that inserts them, so the chain has a single author even
+if two processes share the file. Per-endpoint state is saved in the same transaction, so
+after a crash the state and the entries it produced agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
+
+log = logging.getLogger(__name__)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    event TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    check_name TEXT,
+    outcome TEXT,
+    first_row INTEGER,
+    last_row INTEGER,
+    url TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS ledger_endpoint ON ledger (endpoint, id);
+CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts);
+CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_extends_chain BEFORE INSERT ON ledger
+WHEN NEW.id IS NOT (SELECT COALESCE(MAX(id), 0) + 1 FROM ledger)
+  OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM ledger ORDER BY id DESC LIMIT 1),
+                                   '{GENESIS}')
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: an entry must extend the chain'); END;
+CREATE TABLE IF NOT EXISTS endpoint_state (
+    endpoint TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+_COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name", "outcome",
+            "first_row", "last_row", "url", "prev_hash", "hash")
+_STOP = object()
+
+
+def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, schema ensured."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def _entry(row: tuple[Any, ...]) -> LedgerEntry:
+    v = dict(zip(_COLUMNS, row, strict=True))
+    return LedgerEntry(id=v["id"], ts=v["ts"], severity=v["severity"], endpoint=v["endpoint"],
+                       event=v["event"], pattern=v["pattern"],
+                       evidence=Evidence(v["check_name"], v["outcome"], v["first_row"],
+                                         v["last_row"], v["url"]),
+                       prev_hash=v["prev_hash"], hash=v["hash"])
+
+
+def read_entries(conn: sqlite3.Connection, since: str | None = None,
+                 endpoint: str | None = None, after_id: int = 0) -> list[LedgerEntry]:
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM ledger WHERE id > ?"
+    args: list[Any] = [after_id]
+    if since is not None:
+        sql += " AND ts >= ?"
+        args.append(since)
+    if endpoint is not None:
+        sql += " AND endpoint = ?"
+        args.append(endpoint)
+    return [_entry(row) for row in conn.execute(sql + " ORDER BY id", args)]
+
+
+def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft]) -> list[LedgerEntry]:
+    """Seal and insert ``drafts`` after the current head (caller holds the transaction)."""
+    head = conn.execute("SELECT id, hash FROM ledger ORDER BY id DESC LIMIT 1").fetchone()
+    last_id, last_hash = head if head else (0, GENESIS)
+    sealed = []
+    for draft in drafts:
+        entry = seal(draft, last_id + 1, last_hash)
+        e = entry.evidence
+        conn.execute(f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES "
+                     f"({', '.join('?' * len(_COLUMNS))})",
+                     (entry.id, entry.ts, entry.severity, entry.endpoint, entry.event,
+                      entry.pattern, e.check, e.outcome, e.first_row, e.last_row, e.url,
+                      entry.prev_hash, entry.hash))
+        sealed.append(entry)
+        last_id, last_hash = entry.id, entry.hash
+    return sealed
+
+
+def load_states(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    return {name: json.loads(data)
+            for name, data in conn.execute("SELECT endpoint, data FROM endpoint_state")}
+
+
+@dataclass(slots=True)
+class _Batch:
+    # endpoint -> state JSON, or None to forget the endpoint (removed from config)
+    states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    drafts: list[LedgerDraft] = field(default_factory=list)
+
+    def merge(self, other: _Batch) -> None:
+        self.states.update(other.states)  # the newest state of an endpoint wins
+        self.drafts.extend(other.drafts)
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.drafts)
+
+
+Written = Callable[[sqlite3.Connection, list[LedgerEntry]], None]
+Maintenance = Callable[[sqlite3.Connection], None]
+
+
+class LedgerBook:
+    """Owns writes to the ledger and endpoint-state tables, from one thread."""
+
+    def __init__(self, path: Path, on_written: Written | None = None,
+                 maintenance: Maintenance | None = None, batch_interval_s: float = 0.2,
+                 busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self.on_written = on_written
+        self.maintenance = maintenance
+        self.batch_interval_s = batch_interval_s
+        self.entries_total = 0
+        self.errors_total = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path)
+        try:
+            self.states = load_states(conn)
+        finally:
+            conn.close()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._writer, name="ledger", daemon=True)
+        self._thread.start()
+
+    def submit(self, states: dict[str, dict[str, Any] | None],
+               drafts: list[LedgerDraft]) -> None:
+        self._queue.put(_Batch(dict(states), list(drafts)))
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+
+    def _writer(self) -> None:
+        conn = connect(self.path, self.busy_timeout_s)
+        backlog, stopping, delay = _Batch(), False, 0.5
+        while not (stopping and not backlog):
+            stopping = self._drain(backlog, block=not backlog) or stopping
+            if backlog:
+                try:
+                    entries = self._write(conn, backlog)
+                except sqlite3.Error as exc:  # locked, disk full: keep and retry
+                    self.errors_total += 1
+                    log.error("cannot write the ledger to %s: %s (will retry)", self.path, exc)
+                    if stopping:
+                        log.error("giving up on %d unwritten ledger entries at shutdown",
+                                  len(backlog.drafts))
+                        break
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                delay, backlog = 0.5, _Batch()
+                self.entries_total += len(entries)
+                if entries and self.on_written is not None:
+                    _guarded(self.on_written, conn, entries)
+            if self.maintenance is not None:
+                _guarded(self.maintenance, conn)
+            if not stopping:
+                time.sleep(self.batch_interval_s)
+        conn.close()
+
+    def _write(self, conn: sqlite3.Connection, batch: _Batch) -> list[LedgerEntry]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, data in batch.states.items():
+                if data is None:
+                    conn.execute("DELETE FROM endpoint_state WHERE endpoint = ?", (name,))
+                else:
+                    conn.execute("INSERT OR REPLACE INTO endpoint_state VALUES (?, ?, ?)",
+                                 (name, str(data.get("state", "unknown")),
+                                  json.dumps(data, sort_keys=True)))
+            entries = append(conn, batch.drafts)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return entries
+
+    def _drain(self, backlog: _Batch, block: bool) -> bool:
+        """Merge queued batches into ``backlog``; True when the stop marker was seen."""
+        try:
+            item = self._queue.get(timeout=1.0) if block else self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        while True:
+            if item is _STOP:
+                return True
+            assert isinstance(item, _Batch)
+            backlog.merge(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+
+
+def _guarded(action: Callable[..., None], *args: Any) -> None:
+    """Run an export or upkeep step; its failure is logged, never stops the ledger."""
+    try:
+        action(*args)
+    except Exception:  # noqa: BLE001
+        log.exception("ledger follow-up %s failed", getattr(action, "__name__", "?"))

@@ -1,0 +1,133 @@
+"""The hash chain that makes the ledger tamper-evident.
+
+Each entry's hash is the SHA-256 of its canonical JSON (every field but the hash itself,
+the previous entry's hash included), so editing, reordering or removing any entry breaks
+every hash after it. ``verify`` names the first entry that does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+GENESIS = "0" * 64
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What backs an entry: the check, its outcome, the result rows and the URL probed."""
+
+    check: str | None = None
+    outcome: str | None = None
+    first_row: int | None = None  # results.id of the first observation
+    last_row: int | None = None  # results.id of the last observation
+    url: str | None = None  # never carries a secret
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerDraft:
+    """An entry before it has a place in the chain."""
+
+    ts: str  # UTC, ISO 8601
+    severity: str
+    endpoint: str
+    event: str  # down, recovered, persistent, context_changed, ...
+    pattern: str  # one human sentence
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    ts: str
+    severity: str
+    endpoint: str
+    event: str
+    pattern: str
+    evidence: Evidence
+    prev_hash: str
+    hash: str
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:12]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = content(self)
+        out["hash"] = self.hash
+        return out
+
+
+def content(entry: LedgerEntry | LedgerDraft, entry_id: int | None = None,
+            prev_hash: str | None = None) -> dict[str, Any]:
+    """The hashed fields of an entry, flat, as plain JSON values."""
+    evidence = {f.name: getattr(entry.evidence, f.name) for f in fields(Evidence)}
+    return {
+        "id": entry.id if isinstance(entry, LedgerEntry) else entry_id,
+        "ts": entry.ts, "severity": entry.severity, "endpoint": entry.endpoint,
+        "event": entry.event, "pattern": entry.pattern, **evidence,
+        "prev_hash": entry.prev_hash if isinstance(entry, LedgerEntry) else prev_hash,
+    }
+
+
+def canonical(values: dict[str, Any]) -> bytes:
+    """One byte string per content: sorted keys, no spaces, UTF-8."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def digest(values: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(values)).hexdigest()
+
+
+def seal(draft: LedgerDraft, entry_id: int, prev_hash: str) -> LedgerEntry:
+    """Give ``draft`` its id and link it to the entry before it."""
+    return LedgerEntry(id=entry_id, ts=draft.ts, severity=draft.severity,
+                       endpoint=draft.endpoint, event=draft.event, pattern=draft.pattern,
+                       evidence=draft.evidence, prev_hash=prev_hash,
+                       hash=digest(content(draft, entry_id, prev_hash)))
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProblem:
+    entry_id: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"ledger entry #{self.entry_id}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    entries: int
+    head: str  # hash of the last good entry (GENESIS when empty)
+    problem: ChainProblem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify(entries: Iterable[LedgerEntry]) -> ChainReport:
+    """Recompute the chain in id order; stop at the first entry that does not match."""
+    prev_id, prev_hash, count = 0, GENESIS, 0
+    for entry in entries:
+        if entry.id != prev_id + 1:
+            missing = prev_id + 1
+            return ChainReport(count, prev_hash, ChainProblem(
+                missing, f"missing (ids jump from #{prev_id} to #{entry.id}): entries removed"))
+        if entry.prev_hash != prev_hash:
+            return ChainReport(count, prev_hash, ChainProblem(
+                entry.id, f"previous hash {entry.prev_hash[:12]} does not match the hash of "
+                          f"#{prev_id} ({prev_hash[:12]}): entries removed or reordered"))
+        actual = digest(content(entry))
+        if actual != entry.hash:
+            return ChainReport(count, prev_hash, ChainProblem(
+                entry.id, f"content does not match its hash (stored {entry.hash[:12]}, "
+                          f"recomputed {actual[:12]}): the entry was edited"))
+        prev_id, prev_hash, count = entry.id, entry.hash, count + 1
+    return ChainReport(count, prev_hash)

@@ -1,0 +1,174 @@
+"""Append ledger entries to a LEARNING.md ``| Date | Pattern | Source |`` table.
+
+The file's existing bytes are never changed, reordered or removed: the new file is the
+old bytes plus a chunk, written to a temporary file beside it, fsynced and renamed over
+it, so a crash leaves either the old file or the whole new one. Where the last run left
+off is read from the file itself: every row we write cites ``ledger #N sha256:<12 hex>``,
+and only entries after the highest cited id are appended (a restored or hand-edited file
+gets no duplicates; a row someone deleted by hand is not forced back). A file with no
+such table, one that cites entries this ledger does not have, or one we may not write,
+is an error: it is never rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import jinja2
+
+from probe.ledger.chain import LedgerEntry
+
+HEADER = re.compile(r"^\s*\|\s*Date\s*\|\s*Pattern\s*\|\s*Source\s*\|\s*$", re.IGNORECASE)
+SEPARATOR = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|){2}\s*:?-{3,}:?\s*\|?\s*$")
+MARKER = re.compile(r"ledger #(\d+) sha256:([0-9a-f]{12})")
+ATTEMPTS = 3
+
+
+class LearningFileError(Exception):
+    """The file is not ours to append to; nothing was written."""
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def _source(entry: LedgerEntry) -> str:
+    e = entry.evidence
+    cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
+    if e.outcome is None:  # a config fact, not an observation
+        return f"runpod-probe config{f' @ {e.url}' if e.url else ''} · {cite}"
+    rows = ""
+    if e.first_row is not None and e.last_row is not None and e.first_row != e.last_row:
+        rows = f"; results #{e.first_row}–#{e.last_row}"
+    elif e.last_row is not None:
+        rows = f"; result #{e.last_row}"
+    return f"Runtime probe @ {e.url} ({e.check}: {e.outcome}{rows}) · {cite}"
+
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("probe", "templates"),
+                          autoescape=False, trim_blocks=True, lstrip_blocks=True,
+                          keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+_ENV.filters["cell"] = _cell
+_ENV.filters["source"] = _source
+
+
+def cited(text: str) -> dict[int, str]:
+    """Ledger entries the file already cites: id -> hash prefix."""
+    return {int(m.group(1)): m.group(2) for m in MARKER.finditer(text)}
+
+
+def tables(lines: Sequence[str]) -> list[tuple[int, int]]:
+    """(header line, last row line) of every Date | Pattern | Source table."""
+    found = []
+    for i in range(len(lines) - 1):
+        if HEADER.match(lines[i]) and SEPARATOR.match(lines[i + 1]):
+            end = i + 1
+            while end + 1 < len(lines) and lines[end + 1].lstrip().startswith("|"):
+                end += 1
+            found.append((i, end))
+    return found
+
+
+def chunk(text: str, entries: Sequence[LedgerEntry]) -> str:
+    """The bytes to add after ``text`` so it holds every entry it does not cite yet."""
+    lines = text.splitlines()
+    found = tables(lines)
+    if not found:
+        raise LearningFileError("has no | Date | Pattern | Source | table to append to")
+    ours = {e.id: e.short_hash for e in entries}
+    for entry_id, short in sorted(cited(text).items()):
+        if ours.get(entry_id) != short:
+            have = f"sha256:{ours[entry_id]}" if entry_id in ours else "no such entry"
+            raise LearningFileError(f"cites ledger #{entry_id} sha256:{short} but this ledger "
+                                    f"has {have}: it was written from another ledger")
+    done = max(cited(text), default=0)
+    new = [e for e in entries if e.id > done]
+    if not new:
+        return ""
+    nl = "\r\n" if "\r\n" in text else "\n"
+    start, end = found[-1]
+    table_text = "\n".join(lines[start:end + 1])
+    # Rows go straight under the last table only if it ends the file and is the
+    # scope's ledger (the first table) or one we started; else we start our own table.
+    at_end = end == len(lines) - 1 and not text.endswith(nl * 2)
+    extend = at_end and (start == found[0][0] or bool(MARKER.search(table_text)))
+    lead = "" if not text or text.endswith(nl) else nl
+    rendered = _ENV.get_template("learning_rows.md.j2").render(
+        entries=new, new_table=not extend, nl=nl)
+    return lead + rendered
+
+
+def append_learning(path: Path, entries: Sequence[LedgerEntry]) -> int:
+    """Append the entries ``path`` does not cite yet; return how many rows were added."""
+    target = Path(os.path.realpath(path))  # replace the file a symlink points at, not the link
+    for _ in range(ATTEMPTS):
+        before, data, text = _read(target)
+        addition = chunk(text, entries)
+        if not addition:
+            return 0
+        _check_writable(target)
+        if _replace(target, data + addition.encode("utf-8"), before):
+            return len(cited(addition))
+    raise LearningFileError("keeps changing while being appended to; try again")
+
+
+def check_appendable(path: Path) -> None:
+    """Raise ``LearningFileError`` unless ``path`` is a writable file with a table."""
+    target = Path(os.path.realpath(path))
+    _, _, text = _read(target)
+    if not tables(text.splitlines()):
+        raise LearningFileError("has no | Date | Pattern | Source | table to append to")
+    _check_writable(target)
+
+
+def _read(target: Path) -> tuple[os.stat_result, bytes, str]:
+    try:
+        before = target.stat()
+        data = target.read_bytes()
+    except FileNotFoundError:
+        raise LearningFileError("does not exist (create it with a | Date | Pattern | Source | "
+                                "table first)") from None
+    except OSError as exc:
+        raise LearningFileError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return before, data, data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LearningFileError("is not UTF-8 text") from None
+
+
+def _check_writable(target: Path) -> None:
+    # A file with no write bit was made read-only on purpose: respect that even as root.
+    read_only = not target.stat().st_mode & 0o222
+    if read_only or not os.access(target, os.W_OK) or not os.access(target.parent, os.W_OK):
+        raise LearningFileError("is not writable (the file and its directory must be)")
+
+
+def _replace(target: Path, content: bytes, before: os.stat_result) -> bool:
+    """Write ``content`` atomically over ``target`` unless it changed since ``before``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, before.st_mode & 0o7777)
+        now = target.stat()
+        if (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            os.unlink(tmp)
+            return False  # someone edited it meanwhile: start over from their bytes
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+    return True
+

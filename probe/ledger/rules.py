@@ -1,0 +1,162 @@
+"""What each transition says in the ledger: severity and one human sentence.
+
+The table is keyed by outcome, in the style of the RunPod scope's hand-written LEARNING
+rows ("persistently down (404) — needs manual restart from RunPod dashboard"): a short
+label, how bad it is, what it most likely means, what to do when it persists, and how
+its end is told. Outcomes without a row fall back to a generic sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from probe.config.model import Endpoint
+from probe.durations import format_duration
+from probe.ledger.chain import Evidence, LedgerDraft
+from probe.ledger.state import PROMPT_PREFIX, Event, Transition
+from probe.outcome import Outcome
+
+MAX_MESSAGE_CHARS = 160
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRule:
+    label: str
+    severity: str
+    down: str  # after the subject; may use {message} {status} {check}
+    persists: str = "check it by hand"
+    recovered: str = "recovered after {duration} down ({label})"
+
+
+RULES: dict[str, OutcomeRule] = {
+    Outcome.HTTP_404: OutcomeRule(
+        "404", "critical", "down (404) — pod stopped or destroyed, or port not exposed",
+        "needs manual restart from the RunPod dashboard; not fixable via API"),
+    Outcome.HTTP_502: OutcomeRule(
+        "502", "critical",
+        "down (502) — proxy up but nothing listening on the port (crashed or still loading)",
+        "the server is not coming back: read the pod logs and restart it"),
+    Outcome.HTTP_5XX: OutcomeRule(
+        "5xx", "critical", "failing with server errors ({status}) — {message}",
+        "read the server logs"),
+    Outcome.HTTP_4XX: OutcomeRule(
+        "4xx", "warning", "refusing requests ({status}) — {message}"),
+    Outcome.UNAUTHORIZED: OutcomeRule(
+        "401/403", "critical", "API key lacks permission — {check} returns {status}",
+        "give the key access or set another one",
+        "API key accepted again after {duration} refused"),
+    Outcome.TIMEOUT: OutcomeRule(
+        "timeout", "critical", "down (timeout) — no complete answer within the deadline",
+        "check the pod is running and not overloaded"),
+    Outcome.CONNECT_ERROR: OutcomeRule(
+        "connection error", "critical", "unreachable — {message}"),
+    Outcome.TLS_ERROR: OutcomeRule(
+        "TLS error", "critical", "TLS failing — {message}"),
+    Outcome.BAD_RESPONSE: OutcomeRule(
+        "bad response", "warning", "answering with an unusable body — {message}"),
+    Outcome.MODEL_MISSING: OutcomeRule(
+        "model missing", "critical", "not serving the expected model — {message}",
+        "redeploy with the expected model"),
+    Outcome.CONTEXT_TOO_SMALL: OutcomeRule(
+        "context too small", "warning", "context window too small — {message}",
+        "relaunch with a larger MAX_MODEL_LEN"),
+    Outcome.ENGINE_DEAD: OutcomeRule(
+        "engine dead", "critical", "engine dead — /health fails while /v1/models still answers",
+        "restart the server"),
+    Outcome.ENGINE_STUCK: OutcomeRule(
+        "engine stuck", "critical", "engine stuck — requests waiting, no tokens generated",
+        "restart the server"),
+    Outcome.CRASH_LOOPING: OutcomeRule(
+        "crash loop", "critical", "workers crash-looping — {message}",
+        "read the worker logs; fix the image or its settings",
+        "workers healthy again after {duration} crash-looping"),
+    Outcome.QUEUE_STALLED: OutcomeRule(
+        "queue stalled", "critical", "serverless queue stalled — {message}",
+        "read the worker logs", "serverless queue drained after {duration} stalled"),
+    Outcome.NO_WORKERS: OutcomeRule(
+        "no workers", "critical", "jobs queued but no workers — {message}",
+        "check max workers and GPU availability", "workers back after {duration} without any"),
+    Outcome.THROTTLED: OutcomeRule(
+        "throttled", "warning", "workers throttled (no GPU free) — {message}",
+        "add GPU types to the endpoint", "workers no longer throttled after {duration}"),
+    Outcome.INITIALIZING_TOO_LONG: OutcomeRule(
+        "cold start over budget", "warning", "cold start over budget — {message}",
+        "use FlashBoot, a smaller image or one always-active worker",
+        "workers ready after a {duration} cold start"),
+    Outcome.JOBS_FAILING: OutcomeRule(
+        "jobs failing", "critical", "jobs failing — {message}", "read the worker logs",
+        "jobs succeed again after {duration}"),
+    Outcome.QUEUED_WHILE_IDLE: OutcomeRule(
+        "queued while idle", "warning", "jobs queued while workers idle — {message}"),
+    Outcome.JOB_FAILED: OutcomeRule(
+        "job failed", "critical", "test job failed — {message}", "read the worker logs",
+        "test job succeeds again after {duration}"),
+}
+
+
+def rule_for(outcome: str | None) -> OutcomeRule:
+    if outcome in RULES:
+        return RULES[outcome]
+    label = outcome or "failing"
+    return OutcomeRule(label, "critical", f"down ({label}) — {{message}}")
+
+
+def subject(endpoint: Endpoint) -> str:
+    """How a pattern names an endpoint: kind, name and the RunPod id when there is one."""
+    if endpoint.kind == "pod":
+        return f"RunPod pod {endpoint.name} ({endpoint.pod_id})"
+    if endpoint.kind == "serverless":
+        return f"RunPod serverless endpoint {endpoint.name} ({endpoint.endpoint_id})"
+    return f"Provider {endpoint.name}"
+
+
+def draft(t: Transition, who: str) -> LedgerDraft:
+    severity, pattern = phrase(t, who)
+    evidence = Evidence(t.check, t.outcome, t.first_row, t.last_row, t.url)
+    return LedgerDraft(ts=t.at.isoformat(timespec="seconds"), severity=severity,
+                       endpoint=t.endpoint, event=str(t.event), pattern=pattern,
+                       evidence=evidence)
+
+
+def phrase(t: Transition, who: str) -> tuple[str, str]:
+    """(severity, sentence) for a transition of the endpoint called ``who``."""
+    rule = rule_for(t.outcome)
+    values = {"message": _short(t.message), "status": t.http_status or "no HTTP status",
+              "check": t.check, "label": rule.label,
+              "duration": format_duration(t.duration_s or 0.0)}
+    prompt = (t.check or "").removeprefix(PROMPT_PREFIX)
+    match t.event:
+        case Event.DOWN:
+            return rule.severity, f"{who} {rule.down.format(**values)}"
+        case Event.PERSISTENT:
+            return "critical", (f"{who} persistently down ({rule.label}) for "
+                                f"{values['duration']} — {rule.persists}")
+        case Event.RECOVERED:
+            return "info", f"{who} {rule.recovered.format(**values)}"
+        case Event.PROMPT_FAILING:
+            return "warning", (f"Test prompt {prompt} on {who} started failing "
+                               f"({t.outcome}) — {values['message']}")
+        case Event.PROMPT_PASSING:
+            return "info", (f"Test prompt {prompt} on {who} passes again after "
+                            f"{values['duration']} failing ({t.outcome})")
+        case Event.CONTEXT_CHANGED:
+            grew = int(t.new) > int(t.old)
+            return ("info" if grew else "warning"), (
+                f"{who} context window {'upgraded' if grew else 'reduced'} from {t.old} to "
+                f"{t.new} — confirmed via /v1/models max_model_len")
+        case Event.MODEL_CHANGED:
+            return "warning", (f"{who} now serves {t.new} instead of {t.old} — confirmed via "
+                               f"/v1/models")
+        case Event.APPEARED:
+            return "info", f"{who} added to the probed fleet"
+        case Event.DISAPPEARED:
+            return "info", f"{who} removed from the config — no longer probed"
+    raise ValueError(f"no phrase for {t.event}")  # pragma: no cover - Event is closed
+
+
+def _short(message: str) -> str:
+    text = re.sub(r"\s+", " ", message).strip()
+    if not text:
+        return "no detail"
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"

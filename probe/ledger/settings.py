@@ -1,0 +1,55 @@
+"""The ``ledger:`` and ``learning:`` config sections, validated with exact messages.
+
+```yaml
+ledger:
+  down_after: 3          # consecutive failing results before an endpoint is down
+  up_after: 2            # consecutive passes (of every check) before it is up again
+  persistent_after: 30m  # still down this long: one "persistently down" entry
+learning:
+  path: /var/lib/runpod-probe/LEARNING.md   # append each new entry (optional)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probe.config.fields import Fields, Problems
+from probe.config.model import Config
+from probe.ledger.learning import LearningFileError, check_appendable
+from probe.ledger.state import LedgerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class LearningSettings:
+    path: Path
+
+
+def parse_ledger(raw: Any, path: str, problems: Problems) -> LedgerSettings:
+    f = Fields(raw, path, problems, ("down_after", "up_after", "persistent_after"))
+    default = LedgerSettings()
+    return LedgerSettings(
+        down_after=f.integer("down_after", default.down_after, minimum=1),
+        up_after=f.integer("up_after", default.up_after, minimum=1),
+        persistent_after_s=f.duration("persistent_after", default.persistent_after_s),
+    )
+
+
+def parse_learning(raw: Any, path: str, problems: Problems) -> LearningSettings | None:
+    if raw is None:
+        return None
+    f = Fields(raw, path, problems, ("path",))
+    file = f.text("path", required=True)
+    return LearningSettings(Path(file)) if file else None
+
+
+def validate(config: Config, problems: Problems) -> None:
+    """A LEARNING.md we could not append to must stop the daemon before it probes."""
+    learning = config.sections.get("learning")
+    if isinstance(learning, LearningSettings):
+        try:
+            check_appendable(learning.path)
+        except LearningFileError as exc:
+            problems.add("learning.path", f"{learning.path} {exc}")

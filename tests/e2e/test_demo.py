@@ -1,0 +1,62 @@
+"""The README's first command: `runpod-probe demo` shows every simulated endpoint's outcome."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+EXPECTED = {
+    ("qwen-healthy", "models"): "ok",
+    ("qwen-healthy", "prompt:arithmetic"): "ok",
+    ("deepseek-stopped", "models"): "http_404",
+    ("vllm-down", "models"): "http_502",
+    ("slow-pod", "models"): "timeout",
+    ("small-ctx", "models"): "context_too_small",
+    ("small-ctx", "context"): "context_too_small",
+    ("other-model", "models"): "model_missing",
+    ("garbage-pod", "models"): "bad_response",
+    ("endless-pod", "models"): "timeout",
+    ("wrong-answer", "prompt:arithmetic"): "expectation_failed",
+    ("vllm-healthy", "queue"): "ok",
+    ("vllm-incident", "queue"): "crash_looping",
+    ("fallback", "models"): "ok",
+}
+
+
+def test_demo_shows_every_endpoint_and_serves_metrics(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "demo", "--duration", "10", "--every", "60",
+         "--interval", "3s", "--metrics-port", "0", "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    metrics_url = None
+    while metrics_url is None:
+        line = proc.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+        if match := re.search(r"metrics:\s+(http://\S+)", line):
+            metrics_url = match.group(1)
+    wanted = [f'runpod_probe_outcome{{check="{check}",endpoint="{endpoint}",outcome="{outcome}"}} 1.0'
+              for (endpoint, check), outcome in EXPECTED.items()]
+    deadline = time.monotonic() + 10
+    metrics = ""
+    while time.monotonic() < deadline and not all(w in metrics for w in wanted):
+        time.sleep(0.5)
+        metrics = httpx.get(metrics_url, timeout=5).text
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    table = {}
+    for line in rest.splitlines():
+        cells = line.split()
+        if len(cells) >= 4 and cells[1] in ("pod", "serverless", "openai"):
+            table[(cells[0], cells[2])] = cells[3]
+    for key, outcome in EXPECTED.items():
+        assert table.get(key) == outcome, (key, table.get(key))
+    assert [w for w in wanted if w not in metrics] == []
+    assert (tmp_path / "state" / "probe.db").exists()

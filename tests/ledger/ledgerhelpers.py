@@ -1,0 +1,35 @@
+"""Builders for ledger tests: results at chosen wall-clock times, drafts, sealed chains."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
+from probe.outcome import Outcome, ProbeResult
+
+T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
+
+
+def result(outcome: Outcome = Outcome.OK, at: float = 0.0, check: str = "models",
+           endpoint: str = "qwen", message: str = "", **details: Any) -> ProbeResult:
+    """A result observed ``at`` seconds after T0."""
+    return ProbeResult(endpoint=endpoint, kind="pod", check=check, outcome=outcome,
+                       started_at=T0 + timedelta(seconds=at), latency_s=0.01, attempts=1,
+                       url="http://127.0.0.1:9/proxy/aq0t10sits4kz2-8000", message=message,
+                       http_status=404 if outcome is Outcome.HTTP_404 else 200,
+                       details=dict(details))
+
+
+def draft(n: int = 1, endpoint: str = "qwen") -> LedgerDraft:
+    return LedgerDraft(ts=f"2026-02-18T09:{n:02d}:00+00:00", severity="critical",
+                       endpoint=endpoint, event="down",
+                       pattern=f"RunPod pod {endpoint} (aq0t10sits4kz2) down (404) — case {n}",
+                       evidence=Evidence("models", "http_404", n, n + 2, "http://x/proxy"))
+
+
+def chain(count: int) -> list[LedgerEntry]:
+    out: list[LedgerEntry] = []
+    for n in range(1, count + 1):
+        out.append(seal(draft(n), n, out[-1].hash if out else GENESIS))
+    return out

@@ -1,0 +1,218 @@
+"""LEARNING.md appends: existing bytes untouched, idempotent, atomic, never a rewrite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from ledgerhelpers import chain, draft
+
+from probe.cli import main
+from probe.config import ConfigError, parse_config
+from probe.ledger.book import append, connect
+from probe.ledger.chain import GENESIS, Evidence, seal
+from probe.ledger.learning import LearningFileError, append_learning, cited
+
+SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
+TABLE = "| Date | Pattern | Source |\n|---|---|---|\n"
+
+
+@pytest.fixture
+def learning(tmp_path: Path) -> Path:
+    path = tmp_path / "LEARNING.md"
+    shutil.copyfile(SEED, path)
+    return path
+
+
+def rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| 2026")]
+
+
+def test_appends_after_hand_written_rows_and_prose_without_touching_them(learning: Path) -> None:
+    original = learning.read_bytes()
+    assert append_learning(learning, chain(3)) == 3
+    grown = learning.read_bytes()
+    assert grown.startswith(original), "the original bytes are an unchanged prefix"
+    added = grown[len(original):].decode()
+    # the last table is the hand-kept Meta-Patterns: ours starts a table of its own
+    assert added.startswith("\n## Runtime lessons (runpod-probe ledger)\n\n" + TABLE)
+    assert [r.split(" | ")[0] for r in rows(added)] == ["| 2026-02-18"] * 3
+    assert sorted(cited(added)) == [1, 2, 3]
+    assert append_learning(learning, chain(3)) == 0, "a second run adds nothing"
+    assert learning.read_bytes() == grown
+
+
+def test_later_entries_extend_our_table(learning: Path) -> None:
+    append_learning(learning, chain(2))
+    before = learning.read_text()
+    assert append_learning(learning, chain(4)) == 2
+    added = learning.read_text()[len(before):]
+    assert added.startswith("| 2026-02-18 |") and "##" not in added
+    assert learning.read_text().count("## Runtime lessons") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "lead"),
+    [("# L\n\n" + TABLE + "| 2026-02-15 | hand | kept |\n", ""),
+     ("# L\n\n" + TABLE + "| 2026-02-15 | hand | kept |", "\n")],
+    ids=["newline-at-end", "no-newline-at-end"],
+)
+def test_rows_go_under_the_scope_table_when_it_ends_the_file(tmp_path: Path, text: str,
+                                                            lead: str) -> None:
+    path = tmp_path / "LEARNING.md"
+    path.write_text(text)
+    append_learning(path, chain(1))
+    added = path.read_text()[len(text):]
+    assert added.startswith(lead + "| 2026-02-18 | RunPod pod qwen")
+
+
+def test_where_it_left_off_comes_from_the_file(learning: Path) -> None:
+    append_learning(learning, chain(3))
+    full = learning.read_text()
+    backup = full[: full.index("\n", full.index("ledger #1 ")) + 1]  # a backup holding #1 only
+    learning.write_text(backup)
+    assert append_learning(learning, chain(3)) == 2
+    assert sorted(cited(learning.read_text())) == [1, 2, 3]
+    edited = [line for line in learning.read_text().splitlines(keepends=True)
+              if "ledger #2 " not in line]  # someone removed a row by hand
+    learning.write_text("".join(edited))
+    assert append_learning(learning, chain(3)) == 0, "a removed row is not forced back"
+
+
+def test_table_cells_escape_pipes_and_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "L.md"
+    path.write_text(TABLE)
+    nasty = seal(replace(draft(1), pattern="a | b\nc"), 1, GENESIS)
+    append_learning(path, [nasty])
+    row = path.read_text().splitlines()[-1]
+    assert row.startswith("| 2026-02-18 | a \\| b c | Runtime probe @ http://x/proxy ")
+    assert row.replace("\\|", "").count("|") == 4
+
+
+def _no_table(path: Path) -> None:
+    path.write_text("# LEARNING\n\nNothing here yet.\n")
+
+
+def _missing(path: Path) -> None:
+    path.unlink()
+
+
+def _read_only(path: Path) -> None:
+    path.chmod(0o444)
+
+
+def _other_ledger(path: Path) -> None:
+    path.write_text(path.read_text() + "| 2026-02-18 | x | ledger #1 sha256:0123456789ab |\n")
+
+
+def _binary(path: Path) -> None:
+    path.write_bytes(b"| Date | Pattern | Source |\n|---|---|---|\n\xff\xfe\n")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [(_no_table, "has no | Date | Pattern | Source | table to append to"),
+     (_missing, "does not exist"),
+     (_read_only, "is not writable"),
+     (_other_ledger, "cites ledger #1 sha256:0123456789ab but this ledger has sha256:"),
+     (_binary, "is not UTF-8 text")],
+    ids=["no-table", "missing", "read-only", "from-another-ledger", "not-utf8"],
+)
+def test_a_file_that_is_not_ours_is_an_error_not_a_rewrite(
+        learning: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        spoil: object, message: str) -> None:
+    spoil(learning)  # type: ignore[operator]
+    before = learning.read_bytes() if learning.exists() else None
+    with pytest.raises(LearningFileError, match=message.replace("|", r"\|")):
+        append_learning(learning, chain(2))
+    db = tmp_path / "p.db"
+    conn = connect(db)
+    conn.execute("BEGIN IMMEDIATE")
+    append(conn, [draft(1), draft(2)])
+    conn.execute("COMMIT")
+    assert main(["learning", "--file", str(learning), "--db", str(db)]) == 2
+    assert message in capsys.readouterr().err
+    assert (learning.read_bytes() if learning.exists() else None) == before
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"], ids=["crash-before-rename",
+                                                               "crash-while-writing"])
+def test_a_crash_mid_append_leaves_the_file_as_it_was(
+        learning: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    original = learning.read_bytes()
+
+    def crash(*_args: object) -> None:
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(os, failing, crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        append_learning(learning, chain(2))
+    monkeypatch.undo()
+    assert learning.read_bytes() == original
+    assert sorted(p.name for p in learning.parent.iterdir()) == ["LEARNING.md"], "no temp left"
+    assert append_learning(learning, chain(2)) == 2
+
+
+def test_a_symlinked_file_is_appended_through_the_link(learning: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.md"
+    link.symlink_to(learning)
+    append_learning(link, chain(1))
+    assert link.is_symlink() and len(cited(learning.read_text())) == 1
+
+
+def test_cli_refuses_to_export_a_tampered_ledger(learning: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "p.db"
+    conn = connect(db)
+    conn.execute("BEGIN IMMEDIATE")
+    append(conn, [draft(1), draft(2)])
+    conn.execute("COMMIT")
+    assert main(["learning", "--file", str(learning), "--db", str(db)]) == 0
+    assert "appended 2 rows" in capsys.readouterr().out
+    assert main(["learning", "--file", str(learning), "--db", str(db)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    raw = sqlite3.connect(db)
+    raw.execute("DROP TRIGGER ledger_no_update")
+    raw.execute("UPDATE ledger SET severity = 'info' WHERE id = 1")
+    raw.commit()
+    before = learning.read_bytes()
+    assert main(["learning", "--file", str(learning), "--db", str(db)]) == 1
+    assert "ledger entry #1" in capsys.readouterr().err
+    assert learning.read_bytes() == before
+
+
+def test_config_refuses_a_learning_file_without_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "NOTES.md"
+    path.write_text("just prose\n")
+    text = (f"storage: {{path: {tmp_path / 'p.db'}}}\nlearning: {{path: {path}}}\n"
+            "endpoints:\n  - {name: s, kind: serverless, endpoint_id: e}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env={"RUNPOD_API_KEY": "test-key-0000"})
+    assert caught.value.problems == [
+        f"learning.path: {path} has no | Date | Pattern | Source | table to append to"]
+    path.write_text(TABLE)
+    assert parse_config(text, env={"RUNPOD_API_KEY": "test-key-0000"}).sections["learning"]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "source"),
+    [(Evidence("models", "http_404", 3, 5, "http://x"),
+      "Runtime probe @ http://x (models: http_404; results #3–#5) · ledger #1 sha256:"),
+     (Evidence("models", "ok", 7, 7, "http://x"),
+      "Runtime probe @ http://x (models: ok; result #7) · ledger #1 sha256:"),
+     (Evidence("config", None, None, None, "http://x"),
+      "runpod-probe config @ http://x · ledger #1 sha256:"),
+     (Evidence("config", None, None, None, None), "runpod-probe config · ledger #1 sha256:")],
+    ids=["outage-rows", "one-row", "config-fact", "config-fact-gone"],
+)
+def test_source_cites_evidence_and_the_entry(tmp_path: Path, evidence: Evidence,
+                                             source: str) -> None:
+    path = tmp_path / "L.md"
+    path.write_text(TABLE)
+    append_learning(path, [seal(replace(draft(1), evidence=evidence), 1, GENESIS)])
+    assert path.read_text().splitlines()[-1].split(" | ")[2].startswith(source)

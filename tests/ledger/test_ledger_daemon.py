@@ -1,0 +1,149 @@
+"""The ledger inside the real daemon: start-up hook, observer, reload, LEARNING.md, metrics;
+and a daemon killed with SIGKILL mid-write leaves a ledger that still verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from simconfig import header, pods, write
+
+from probe.config import load_config
+from probe.daemon import Daemon
+from probe.ledger.book import connect, read_entries
+from probe.ledger.chain import verify
+from probe.ledger.learning import cited
+
+SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
+FAST = "ledger: {down_after: 1, up_after: 1}\n"
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def events(db: Path) -> list[tuple[str, str]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
+            return []
+        return list(conn.execute("SELECT endpoint, event FROM ledger ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
+                                                      sim_env: dict[str, str]) -> None:
+    learning = tmp_path / "LEARNING.md"
+    shutil.copyfile(SEED, learning)
+    original = learning.read_bytes()
+    db = tmp_path / "probe.db"
+    base = header(sim, tmp_path) + FAST + f"learning: {{path: {learning}}}\n"
+    config = write(tmp_path / "c.yaml", base + pods("qwen qwen-healthy", "gone deepseek-stopped"))
+
+    async def scenario(daemon: Daemon) -> str:
+        await until(lambda: ("gone", "down") in events(db))
+        await until(lambda: len(cited(learning.read_text())) == 3)
+        text = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+        config.write_text(base + pods("qwen qwen-healthy", "small small-ctx"))
+        assert daemon.reload()
+        await until(lambda: ("small", "appeared") in events(db))
+        return text
+
+    async def main() -> str:
+        daemon = Daemon(load_config(config, sim_env), sim_env)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop, install_signals=False))
+        await daemon.ready.wait()
+        try:
+            return await scenario(daemon)
+        finally:
+            stop.set()
+            await task
+
+    text = asyncio.run(main())
+    assert 'runpod_probe_endpoint_state{endpoint="gone",state="down"} 1.0' in text
+    assert 'runpod_probe_endpoint_state{endpoint="qwen",state="up"} 1.0' in text
+    assert 'runpod_probe_endpoint_state{endpoint="qwen",state="down"} 0.0' in text
+    assert "runpod_probe_ledger_entries_total 3.0" in text
+    assert "runpod_probe_learning_append_errors_total 0.0" in text
+    recorded = events(db)
+    assert sorted(recorded[:2]) == [("gone", "appeared"), ("qwen", "appeared")]
+    assert recorded[2:] == [("gone", "down"), ("small", "appeared"), ("gone", "disappeared")]
+    entries = read_entries(connect(db))
+    assert verify(entries).ok
+    grown = learning.read_bytes()
+    assert grown.startswith(original)
+    assert "RunPod pod gone (deepseek-stopped) down (404)" in grown.decode()
+    assert sorted(cited(grown.decode())) == [e.id for e in entries], "every entry, once"
+
+
+def test_sigkill_mid_write_then_restart_leaves_a_verifiable_ledger(
+        tmp_path: Path, sim_env: dict[str, str]) -> None:
+    from probe.simulator import Fleet, PodSpec, Simulator
+
+    fleet = Fleet()
+    names = [f"flap-{i}" for i in range(6)]
+    for name in names:
+        fleet.add_pod(name, PodSpec())
+    stop = threading.Event()
+
+    def flap() -> None:  # every pod changes often, so entries are written all the time
+        i = 0
+        while not stop.is_set():
+            for n, name in enumerate(names):
+                fleet.set_pod_behaviour(name, "stopped" if (i + n) % 2 else "healthy")
+            i += 1
+            time.sleep(0.15)
+
+    db = tmp_path / "probe.db"
+    with Simulator(fleet, api_key=None) as sim:
+        text = header(sim, tmp_path, interval="200ms", timeout="150ms") + FAST
+        config = write(tmp_path / "c.yaml", text + pods(
+            *(f"{n} {n} api_key_env: null" for n in names)))
+        flapper = threading.Thread(target=flap, daemon=True)
+        flapper.start()
+        counts = []
+        try:
+            for _ in range(3):
+                proc = subprocess.Popen([sys.executable, "-m", "probe", "run", "--config",
+                                         str(config)], env=sim_env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                try:
+                    floor = len(events(db)) + 10
+                    deadline = time.monotonic() + 30
+                    while len(events(db)) < floor:
+                        assert time.monotonic() < deadline, "no entries written"
+                        time.sleep(0.05)
+                finally:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(timeout=10)
+                counts.append(len(events(db)))
+        finally:
+            stop.set()
+            flapper.join()
+    check = subprocess.run([sys.executable, "-m", "probe", "ledger", "verify", "--config",
+                            str(config)], env=sim_env, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"ledger ok: {counts[-1]} entries" in check.stdout
+    assert counts[0] < counts[1] < counts[2], "each restart continued the chain"
+    recorded = events(db)
+    assert sum(1 for _, e in recorded if e == "appeared") == len(names), \
+        "the persisted state made restarts continue, not start over"
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -1,0 +1,99 @@
+"""The prober-facing ledger: config sync, redaction, restarts; and the CLI's --since."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+from ledgerhelpers import T0, result
+
+from probe.config import parse_config
+from probe.ledger.book import LedgerBook, connect, read_entries
+from probe.ledger.cli import UsageError, parse_since
+from probe.ledger.observer import Ledger
+from probe.ledger.state import LedgerSettings
+from probe.outcome import Outcome
+
+ENV = {"RUNPOD_API_KEY": "test-key-0000"}
+
+
+def config(tmp_path: Path, *pods: str) -> object:
+    # Only the models check: the tests below say which other checks are planned.
+    rows = "".join(f"  - {{name: {p}, kind: pod, pod_id: id-{p}, checks: [models]}}\n"
+                   for p in pods)
+    return parse_config(f"storage: {{path: {tmp_path / 'p.db'}}}\nendpoints:\n{rows}", env=ENV)
+
+
+def written(tmp_path: Path, book: LedgerBook) -> list[tuple[str, str, str]]:
+    book.close()
+    return [(e.endpoint, e.event, e.pattern) for e in read_entries(connect(tmp_path / "p.db"))]
+
+
+def test_config_sync_records_appeared_and_disappeared_once(tmp_path: Path) -> None:
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
+    ledger = Ledger(book)
+    ledger.sync_config(config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
+    ledger.sync_config(config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
+    assert written(tmp_path, book) == [
+        ("qwen", "appeared", "RunPod pod qwen (id-qwen) added to the probed fleet"),
+        ("deepseek", "appeared", "RunPod pod deepseek (id-deepseek) added to the probed fleet")]
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)  # a restart, one pod removed
+    ledger = Ledger(book)
+    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    assert written(tmp_path, book)[2:] == [
+        ("deepseek", "disappeared",
+         "RunPod pod deepseek (id-deepseek) removed from the config — no longer probed")]
+
+
+def test_patterns_and_urls_are_redacted(tmp_path: Path) -> None:
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
+    ledger = Ledger(book, LedgerSettings(down_after=1),
+                    redact=lambda text: text.replace("sk-secret", "***"))
+    ledger.observe(result(Outcome.HTTP_5XX, message="upstream said: key sk-secret invalid"), 1)
+    ((_, _, pattern),) = written(tmp_path, book)
+    assert "sk-secret" not in pattern and "key *** invalid" in pattern
+    files = [p for p in tmp_path.iterdir() if p.is_file()]
+    assert files and not any(b"sk-secret" in p.read_bytes() for p in files)
+    assert any(b"key *** invalid" in p.read_bytes() for p in files), "the check can fail"
+
+
+def test_settings_from_a_reload_apply(tmp_path: Path) -> None:
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
+    ledger = Ledger(book, LedgerSettings(down_after=3))
+    ledger.sync_config(config(tmp_path, "qwen"), LedgerSettings(down_after=1), now=T0)  # type: ignore[arg-type]
+    assert [d.event for d in ledger.observe(result(Outcome.HTTP_404), 1)] == ["down"]
+    book.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2026-02-18", "2026-02-18T00:00:00+00:00"),
+     ("2026-02-18T10:30:00", "2026-02-18T10:30:00+00:00"),
+     ("2026-02-18T12:30:00+02:00", "2026-02-18T10:30:00+00:00"),
+     ("24h", "2026-02-17T12:00:00+00:00"),
+     ("30m", "2026-02-18T11:30:00+00:00")],
+    ids=["date", "naive-is-utc", "offset", "age-hours", "age-minutes"],
+)
+def test_since_accepts_dates_times_and_ages(text: str, expected: str) -> None:
+    with freeze_time("2026-02-18T12:00:00Z"):
+        assert parse_since(text) == expected
+
+
+def test_since_rejects_anything_else() -> None:
+    with pytest.raises(UsageError, match='got "last tuesday"'):
+        parse_since("last tuesday")
+
+
+def test_checks_no_longer_planned_stop_holding_recovery_back(tmp_path: Path) -> None:
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
+    ledger = Ledger(book, LedgerSettings(down_after=1, up_after=1))
+    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    ledger.observe(result(Outcome.ENGINE_DEAD, check="health"), 1)
+    ledger.observe(result(check="prompt:old", at=1), 2)
+    assert ledger.states["qwen"].state == "down"
+    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    assert set(ledger.states["qwen"].availability.streaks) == set()
+    assert ledger.states["qwen"].prompts == {}
+    assert [d.event for d in ledger.observe(result(at=2), 3)] == ["recovered"]
+    book.close()

@@ -1,0 +1,148 @@
+"""Hysteresis: down after N failures, up after M passes, flapping collapsed, unknown apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ledgerhelpers import result
+
+from probe.ledger.state import EndpointState, Event, LedgerSettings
+from probe.outcome import NOT_OBSERVED, Outcome
+
+SETTINGS = LedgerSettings(down_after=3, up_after=2, persistent_after_s=1800)
+LETTERS = {"P": Outcome.OK, "F": Outcome.HTTP_404, "U": Outcome.UNKNOWN}
+
+
+def feed(state: EndpointState, sequence: str, step_s: float = 30.0,
+         start: float = 0.0, check: str = "models") -> list[Event]:
+    events = []
+    for i, letter in enumerate(sequence):
+        r = result(LETTERS[letter], at=start + i * step_s, check=check)
+        events += [t.event for t in state.observe(r, i + 1, SETTINGS)]
+    return events
+
+
+@pytest.mark.parametrize(
+    ("sequence", "events", "final"),
+    [("P", [], "unknown"),
+     ("PPP", [], "up"),
+     ("PFFF", ["down"], "down"),
+     ("PPFFPFFPFFP", [], "up"),
+     ("PFFFP", ["down"], "down"),
+     ("PFFFPP", ["down", "recovered"], "up"),
+     ("PFFFPFPP", ["down", "recovered"], "up"),
+     ("FFF", ["down"], "down"),
+     ("PFFUUF", ["down"], "down"),
+     ("PPUUU", [], "unknown"),
+     ("PPUUUPP", [], "up"),
+     ("PPUUUFFF", ["down"], "down"),
+     ("PFFFUUUUPP", ["down", "recovered"], "up"),
+     ("UUUU", [], "unknown")],
+    ids=["one-pass-is-not-up-yet", "steady-up", "down-after-3", "flapping-collapsed", "one-pass-not-enough",
+         "up-after-2", "failure-resets-recovery", "never-up-then-down",
+         "unobserved-neither-counts-nor-resets", "up-becomes-unknown", "unknown-to-up-silent",
+         "unknown-to-down", "down-stays-down-while-unobserved", "never-observed"],
+)
+def test_hysteresis(sequence: str, events: list[str], final: str) -> None:
+    state = EndpointState()
+    assert feed(state, sequence) == events
+    assert state.state == final
+
+
+@pytest.mark.parametrize("outcome", sorted(NOT_OBSERVED), ids=str)
+def test_not_observed_outcomes_count_toward_neither(outcome: Outcome) -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    for i in range(2):
+        state.observe(result(outcome, at=100 + i), None, SETTINGS)
+    assert feed(state, "F", start=200) == [] and state.state == "up"
+
+
+def test_down_entry_cites_the_first_and_last_failing_rows_and_since() -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    transitions = [t for i in range(3) for t in state.observe(
+        result(Outcome.HTTP_404, at=60 + 30 * i, message="404 page"), 10 + i, SETTINGS)]
+    (down,) = transitions
+    assert (down.event, down.outcome, down.first_row, down.last_row) == \
+        (Event.DOWN, "http_404", 10, 12)
+    assert down.duration_s == 60.0, "down since the first failing observation"
+
+
+def test_recovery_reports_downtime_until_the_first_pass() -> None:
+    state = EndpointState()
+    feed(state, "PFFF")  # first failure at 30 s
+    events = [t for i, at in enumerate((600, 630))
+              for t in state.observe(result(at=at), 20 + i, SETTINGS)]
+    (recovered,) = events
+    assert recovered.event is Event.RECOVERED and recovered.outcome == "http_404"
+    assert recovered.duration_s == 570.0 and (recovered.first_row, recovered.last_row) == (2, 21)
+
+
+@pytest.mark.parametrize(
+    ("failures_at", "persistent_at"),
+    [((0, 30, 60, 1799), None),
+     ((0, 30, 60, 1800), 1800),
+     ((0, 30, 60, 1800, 2400, 3600), 1800)],
+    ids=["below-threshold", "at-threshold", "only-once"],
+)
+def test_persistently_down_once_per_outage(failures_at: tuple[int, ...],
+                                           persistent_at: int | None) -> None:
+    state = EndpointState()
+    seen = [(t.event, int(t.at.timestamp() - result().started_at.timestamp()))
+            for i, at in enumerate(failures_at)
+            for t in state.observe(result(Outcome.HTTP_404, at=at), i, SETTINGS)]
+    expected = [(Event.DOWN, 60)] + ([(Event.PERSISTENT, persistent_at)] if persistent_at else [])
+    assert seen == expected
+
+
+def test_a_new_outage_can_be_persistent_again() -> None:
+    state = EndpointState()
+    events = feed(state, "FFF") + feed(state, "F", start=1800) + feed(state, "PP", start=1900)
+    events += feed(state, "FFF", start=2000) + feed(state, "F", start=4000)
+    assert events == ["down", "persistent", "recovered", "down", "persistent"]
+
+
+def test_interleaved_checks_go_down_on_one_and_recover_on_all() -> None:
+    state = EndpointState()
+    events: list[Event] = []
+    for i in range(3):  # models keeps passing while the engine is dead
+        events += feed(state, "P", start=i * 30, check="models")
+        events += [t.event for t in state.observe(
+            result(Outcome.ENGINE_DEAD, at=i * 30 + 1, check="health"), None, SETTINGS)]
+    assert events == [Event.DOWN] and state.state == "down"
+    events += feed(state, "PP", start=200, check="health")
+    assert state.state == "up", "models has passed 3 times in a row, health twice"
+    assert events == [Event.DOWN, Event.RECOVERED]
+
+
+def test_prompt_checks_have_their_own_track() -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    events = feed(state, "FFF", check="prompt:arithmetic", start=100)
+    assert events == ["prompt_failing"] and state.state == "up"
+    assert feed(state, "P", check="prompt:arithmetic", start=300) == []
+    assert feed(state, "P", check="prompt:arithmetic", start=330) == ["prompt_passing"]
+
+
+def test_served_model_and_context_changes_are_facts() -> None:
+    state = EndpointState()
+    first = result(model="Qwen/Q", max_model_len=8192)
+    same = result(at=30, model="Qwen/Q", max_model_len=8192)
+    grown = result(at=60, model="Qwen/Q", max_model_len=32768)
+    swapped = result(at=90, model="deepseek/R1", max_model_len=32768)
+    unseen = result(Outcome.HTTP_404, at=120)
+    seen = [(t.event, t.old, t.new, t.first_row, t.last_row)
+            for i, r in enumerate((first, same, grown, swapped, unseen), start=1)
+            for t in state.observe(r, i, SETTINGS)]
+    assert seen == [(Event.CONTEXT_CHANGED, 8192, 32768, 2, 3),
+                    (Event.MODEL_CHANGED, "Qwen/Q", "deepseek/R1", 3, 4)]
+
+
+def test_state_survives_a_restart_mid_streak() -> None:
+    state = EndpointState()
+    feed(state, "PPFF")
+    restored = EndpointState.from_json(json.loads(json.dumps(state.to_json())))
+    assert restored == state
+    assert feed(restored, "F", start=200) == ["down"]
