@@ -4,14 +4,14 @@ over real sockets (engine_dead and engine_stuck pods, a healthy pod under traffi
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from daemon_harness import run_daemon, scrape, until
 from simconfig import header, pods, write
 
-from probe.config import load_config, parse_config
+from probe.config import parse_config
 from probe.config.model import Config
 from probe.daemon import Daemon
 from probe.metrics import ProbeCollector, make_registry
@@ -26,23 +26,13 @@ def test_daemon_never_reports_a_pod_with_a_dead_engine_up(sim: Any, tmp_path: Pa
     config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods(
         "dead dead-engine", "qwen qwen-healthy"))
 
-    async def main() -> str:
-        daemon = Daemon(load_config(config, sim_env), sim_env)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop, install_signals=False))
-        await daemon.ready.wait()
-        try:
-            deadline = time.monotonic() + 15
-            while daemon.state.latest("dead", "vllm_metrics") is None or \
-                    daemon.state.latest("qwen", "vllm_metrics") is None:
-                assert time.monotonic() < deadline, "pods were not probed"
-                await asyncio.sleep(0.05)
-            return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
-        finally:
-            stop.set()
-            await task
+    async def scenario(daemon: Daemon) -> str:
+        await until(lambda: daemon.state.latest("dead", "vllm_metrics") is not None
+                    and daemon.state.latest("qwen", "vllm_metrics") is not None,
+                    what="both pods probed")
+        return await scrape(daemon)
 
-    text = asyncio.run(main())
+    text = run_daemon(config, sim_env, scenario)
     assert 'runpod_probe_up{check="models",endpoint="dead"} 1.0' in text  # /v1/models: 200
     assert 'runpod_probe_outcome{check="health",endpoint="dead",outcome="engine_dead"} 1.0' in text
     assert 'runpod_probe_endpoint_up{endpoint="dead",kind="pod"} 0.0' in text
