@@ -113,7 +113,8 @@ class Daemon:
     async def _drain(self) -> None:
         if not self._tasks:
             return
-        grace = max((e.timeout_s * e.tries + e.retry_delay_s * e.tries
+        # A job runs its checks one after another (a pod has three): the slowest job bounds it.
+        grace = max(((e.timeout_s + e.retry_delay_s) * e.tries * len(e.checks)
                      for e in self.config.endpoints), default=10.0) + 1.0
         done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
         for task in pending:

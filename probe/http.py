@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from probe.outcome import Outcome
+from probe.outcome import Outcome, Verdict
+from probe.vllm_errors import is_context_error_body, parse_error
 
 USER_AGENT = "runpod-probe/0.1"
 
@@ -85,20 +86,18 @@ STATUS_MEANING = {
 
 def error_message(body: bytes) -> str:
     """The human message from any OpenAI/vLLM error shape (nested, flat, or a bare string)."""
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _preview(body)
-    if isinstance(value, dict):
-        error = value.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-        for key in ("message", "detail"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-    return _preview(body)
+    error = parse_error(body)
+    return error.message if error is not None else _preview(body)
+
+
+def failure_verdict(status: int, body: bytes) -> Verdict:
+    """The verdict for a non-2xx answer to a request that carried a prompt: a 400 that means
+    "the prompt does not fit the window" is ``context_exceeded`` (the endpoint works; the
+    prompt is too long for it), anything else is classified by its status."""
+    if is_context_error_body(status, body):
+        return Verdict(Outcome.CONTEXT_EXCEEDED, f"HTTP {status}: {error_message(body)}", status)
+    return Verdict(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
+                   status)
 
 
 def _preview(body: bytes, limit: int = 120) -> str:

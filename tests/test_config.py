@@ -109,8 +109,7 @@ def test_null_api_key_env_sends_no_key_and_needs_no_variable() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["sk-abcdefghijklmnopqrstuvwxyz", "https://user:hunter2@example.com/v1",
-     "hf_abcdefghijklmnopqrstuvwxyz"],
+    ["sk-" + "fake" * 6, "https://user:hunter2@example.com/v1", "hf_" + "fake" * 6],
     ids=["openai-key", "url-userinfo", "hf-token"],
 )
 def test_secret_shaped_strings_anywhere_are_refused(value: str) -> None:

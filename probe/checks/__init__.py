@@ -6,9 +6,11 @@ loader can name checks without importing every implementation).
 
 from __future__ import annotations
 
-# The checks an endpoint runs when its config does not list them.
+# The checks an endpoint runs when its config does not list them. A pod runs vLLM, whose
+# /v1/models answers 200 even with a dead engine: /health (liveness) and /metrics (queue,
+# engine_stuck) complete the picture, and the endpoint is up only when all three pass.
 DEFAULT_CHECKS: dict[str, tuple[str, ...]] = {
-    "pod": ("models",),
+    "pod": ("models", "health", "vllm_metrics"),
     # The queue check reads RunPod's free /health; the models route would wake (and bill) a worker.
     "serverless": ("queue",),
     "openai": ("models",),

@@ -24,17 +24,9 @@ from probe.prompts.expectations import Answer, judge_all
 from probe.prompts.model import PROMPT_KEY, Prompt
 from probe.prompts.request import chat_body, forget_model, served_model
 from probe.prompts.stream import ChatReply, post_chat
+from probe.vllm_errors import is_context_error  # shared with probe.http.failure_verdict
 
-_CONTEXT_WORDS = ("maximum context length", "max_model_len", "context length",
-                  "context_length_exceeded")
 ANSWER_CHARS = 500  # how much of the answer is kept as evidence
-
-
-def is_context_error(status: int | None, message: str) -> bool:
-    """vLLM's (and OpenAI's) "prompt does not fit" 400, recognised by meaning: the exact
-    text has changed between vLLM versions."""
-    text = message.lower()
-    return status in (400, None) and any(word in text for word in _CONTEXT_WORDS)
 
 
 def reply_failure(reply: ChatReply) -> Verdict | None:

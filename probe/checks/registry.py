@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from probe import control_plane
-from probe.checks import chat, context, models, queue, roundtrip
+from probe.checks import chat, context, health, models, queue, roundtrip, vllm_metrics
 from probe.checks.base import CheckFn
 from probe.outcome import Verdict
 
@@ -20,6 +20,8 @@ CHECKS: dict[str, CheckFn] = {
     "roundtrip": roundtrip.check,
     "context": context.check,
     "context_active": context.check_active,
+    "health": health.check,
+    "vllm_metrics": vllm_metrics.check,
 }
 
 POLICIES: dict[str, Callable[[Verdict], Verdict]] = {

@@ -40,6 +40,7 @@ ENDPOINT_SOURCES: set[str] = set()
 def register_features() -> None:
     """Import every feature module that registers config (one line per feature)."""
     import probe.discovery.wiring  # noqa: F401 - endpoints listed by RunPod's REST API
+    import probe.engine.feature  # noqa: F401 - vLLM engine liveness/load: stuck_after, metrics
     import probe.ledger.plugin  # noqa: F401 - ledger, learning
     import probe.prompts.feature  # noqa: F401 - governed prompts, context fit, token budget
     from probe.serverless import wiring  # noqa: F401 - serverless queue, round trip

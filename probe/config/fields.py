@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,6 +138,23 @@ class Fields:
             self.fail(key, f"expected a list of strings, got {_type_name(value)}")
             return default
         return tuple(value)
+
+
+def env_int(env: Mapping[str, str], var: str, minimum: int, problems: Problems) -> int | None:
+    """A whole number from environment variable ``var``; None when unset or invalid (the
+    problem is recorded under ``env.VAR``)."""
+    raw = env.get(var, "")
+    if raw == "":
+        return None
+    try:
+        number = int(raw)
+    except ValueError:
+        problems.add(f"env.{var}", f'expected a whole number, got "{raw}"')
+        return None
+    if number < minimum:
+        problems.add(f"env.{var}", f"must be at least {minimum}, got {number}")
+        return None
+    return number
 
 
 def url_problem(value: str, placeholders: frozenset[str] = frozenset()) -> str | None:

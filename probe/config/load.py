@@ -16,7 +16,7 @@ import yaml
 
 from probe.checks import DEFAULT_CHECKS, known_checks
 from probe.config import features
-from probe.config.fields import Fields, Problems, url_problem
+from probe.config.fields import Fields, Problems, env_int, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
     KINDS,
@@ -104,18 +104,9 @@ def _env_defaults(env: Mapping[str, str], problems: Problems) -> dict[str, Any]:
     for var, key, scale, minimum in (("RUNPOD_TIMEOUT_MS", "timeout", 0.001, 1),
                                      ("RUNPOD_TRIES", "tries", None, 1),
                                      ("RUNPOD_RETRY_DELAY_MS", "retry_delay", 0.001, 0)):
-        raw = env.get(var)
-        if raw is None or raw == "":
-            continue
-        try:
-            number = int(raw)
-        except ValueError:
-            problems.add(f"env.{var}", f'expected a whole number, got "{raw}"')
-            continue
-        if number < minimum:
-            problems.add(f"env.{var}", f"must be at least {minimum}, got {number}")
-            continue
-        out[key] = number * scale if scale else number
+        number = env_int(env, var, minimum, problems)
+        if number is not None:
+            out[key] = number * scale if scale else number
     model = env.get("RUNPOD_MODEL") or env.get("MODEL")
     if model:
         out["model"] = model

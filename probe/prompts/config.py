@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from probe.config.fields import Fields, Problems
+from probe.config.fields import Fields, Problems, env_int
 from probe.config.model import Config
 from probe.prompts.expectations import parse_expectations
 from probe.prompts.model import Message, Prompt, PromptSection, TokenBounds
@@ -28,19 +28,8 @@ def parse_bounds(env: Mapping[str, str], problems: Problems) -> TokenBounds:
     values: dict[str, int] = {}
     for var, default in (("TOKENS_MIN", base.minimum), ("TOKENS_MAX", base.maximum),
                          ("MAX_TOKENS", base.default)):
-        raw = env.get(var, "")
-        values[var] = default
-        if raw == "":
-            continue
-        try:
-            number = int(raw)
-        except ValueError:
-            problems.add(f"env.{var}", f'expected a whole number, got "{raw}"')
-            continue
-        if number < 1:
-            problems.add(f"env.{var}", f"must be at least 1, got {number}")
-            continue
-        values[var] = number
+        number = env_int(env, var, 1, problems)
+        values[var] = default if number is None else number
     low, high, default = values["TOKENS_MIN"], values["TOKENS_MAX"], values["MAX_TOKENS"]
     if low > high:
         problems.add("env.TOKENS_MIN", f"TOKENS_MIN ({low}) is above TOKENS_MAX ({high})")

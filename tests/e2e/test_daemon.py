@@ -4,44 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from daemon_harness import run_daemon, until
 from simconfig import header, pods, write
 
-from probe.config import load_config
 from probe.daemon import Daemon
 from probe.store import latest_results
 
 CANARY = "canary-7d1f3a9e5b2c4d6f8a0b"
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-def run_daemon(config_path: Path, env: dict[str, str] | None,
-               scenario: Callable[[Daemon], Any]) -> Any:
-    async def main() -> Any:
-        daemon = Daemon(load_config(config_path, env), env)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop, install_signals=False))
-        await daemon.ready.wait()
-        try:
-            return await scenario(daemon)
-        finally:
-            stop.set()
-            await task
-
-    return asyncio.run(main())
 
 
 def probed(daemon: Daemon, *names: str, rounds: int = 1) -> Callable[[], bool]:

@@ -22,6 +22,8 @@ EXPECTED = {
     ("garbage-pod", "models"): "bad_response",
     ("endless-pod", "models"): "timeout",
     ("wrong-answer", "prompt:arithmetic"): "expectation_failed",
+    ("dead-engine", "models"): "ok",
+    ("dead-engine", "health"): "engine_dead",
     ("vllm-healthy", "queue"): "ok",
     ("vllm-incident", "queue"): "crash_looping",
     ("fallback", "models"): "ok",

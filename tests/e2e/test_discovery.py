@@ -4,20 +4,17 @@ without permission or a rate-limited API honestly while the fleet keeps being pr
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from conftest import SIM_KEY
+from daemon_harness import run_daemon, scrape, until
 from simconfig import header, pods, write
 
-from probe.config import load_config
 from probe.daemon import Daemon
 from probe.simulator import Fleet, PodSpec, ServerlessSpec, Simulator
 from probe.store import latest_results
@@ -28,31 +25,9 @@ DEFAULT_FLEET_RUNNING = {"qwen-healthy", "vllm-down", "slow-pod", "small-ctx", "
                          "garbage-pod", "endless-pod", "dead-engine", "wrong-answer"}
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 def discovery(sim: Simulator, interval: str = "300ms", extra: str = "") -> str:
     return f'discovery: {{api: "{sim.rest_api_base}", interval: {interval}, timeout: 250ms' \
            f"{extra}}}\n"
-
-
-def run_daemon(config_path: Path, env: dict[str, str], scenario: Callable[[Daemon], Any]) -> Any:
-    async def main() -> Any:
-        daemon = Daemon(load_config(config_path, env), env)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop, install_signals=False))
-        await daemon.ready.wait()
-        try:
-            return await scenario(daemon)
-        finally:
-            stop.set()
-            await task
-
-    return asyncio.run(main())
 
 
 def names(daemon: Daemon) -> set[str]:
@@ -92,7 +67,7 @@ def test_a_config_with_only_discovery_probes_the_whole_fleet(
         assert names(daemon) == expected
         await until(lambda: all(runs(daemon, n, daemon.config.endpoint(n).checks[0]) >= 1
                                 for n in expected))
-        return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+        return await scrape(daemon)
 
     text = run_daemon(config, sim_env, scenario)
     assert 'runpod_probe_discovered_endpoints{kind="pod"} 9.0' in text
@@ -177,7 +152,7 @@ def test_a_restricted_key_is_a_finding_and_configured_endpoints_keep_being_probe
         await until(lambda: ("runpod-api", "down") in {e[:2] for e in ledger(db)})
         await until(lambda: runs(daemon, "mine", "models") >= 3)
         await until(lambda: "lacks pod management" in learning.read_text())
-        return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+        return await scrape(daemon)
 
     text = run_daemon(config, sim_env, scenario)
     assert 'runpod_probe_outcome{check="discovery",endpoint="runpod-api",' \
@@ -209,7 +184,7 @@ def test_a_rate_limited_api_is_unknown_and_keeps_the_fleet(
         await until(lambda: runs(daemon, "alpha-p-a", "models") >= probed_before + 2)
         latest = daemon.state.latest("runpod-api", "discovery")
         assert latest is not None
-        text = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+        text = await scrape(daemon)
         return fleet, latest.message, text
 
     fleet, message, text = run_daemon(config, sim_env, scenario)

@@ -54,7 +54,8 @@ def test_gate_passes_the_32k_pod(fleet_config: Path, sim_env: dict[str, str]) ->
     report = json.loads(proc.stdout)
     assert report["passed"] is True and report["endpoint"] == "big"
     checks = {r["check"]: r["outcome"] for r in report["results"]}
-    assert checks == {"models": "ok", "prompt:arithmetic": "ok", "context": "ok"}
+    assert checks == {"models": "ok", "health": "ok", "vllm_metrics": "ok",  # pod defaults
+                      "prompt:arithmetic": "ok", "context": "ok"}
 
 
 def test_unknown_endpoint_and_invalid_config_exit_2(fleet_config: Path, tmp_path: Path,

@@ -31,8 +31,9 @@ EXPECTED = [
 
 def _sweep(sim: Any, tmp_path: Path, env: dict[str, str], *rows: str,
            **header_args: Any) -> dict[str, Any]:
+    """The models check's result per endpoint (pods also run health and vllm_metrics)."""
     config = parse_config(header(sim, tmp_path, **header_args) + pods(*rows), env=env)
-    return {r.endpoint: r for r in asyncio.run(sweep(config, env=env))}
+    return {r.endpoint: r for r in asyncio.run(sweep(config, env=env)) if r.check == "models"}
 
 
 @pytest.mark.parametrize(("name", "pod_id", "extra", "outcome"), EXPECTED,
@@ -82,7 +83,8 @@ def test_transient_502_then_recovery_is_a_retried_pass(sim: Any, tmp_path: Path,
     from probe.simulator import PodSpec
 
     sim.fleet.add_pod("flaky", PodSpec(behaviour="server_down"))
-    config = parse_config(header(sim, tmp_path, tries=3) + pods("flaky flaky"), env=sim_env)
+    config = parse_config(header(sim, tmp_path, tries=3) + pods("flaky flaky checks: [models]"),
+                          env=sim_env)
 
     async def go() -> Any:
         before = sim.request_count
@@ -111,8 +113,10 @@ def test_once_json_and_exit_codes(sim: Any, tmp_path: Path, sim_env: dict[str, s
     ok = write(tmp_path / "ok.yaml", header(sim, tmp_path) + pods("qwen qwen-healthy"))
     done = run_cli("once", "--config", str(ok), "--json", env=sim_env)
     assert done.returncode == 0, done.stderr
-    (row,) = json.loads(done.stdout)
-    assert row["outcome"] == "ok" and row["details"]["max_model_len"] == 32768
+    rows = {row["check"]: row for row in json.loads(done.stdout)}
+    assert set(rows) == {"models", "health", "vllm_metrics"}  # a pod's default checks
+    assert all(row["outcome"] == "ok" for row in rows.values())
+    assert rows["models"]["details"]["max_model_len"] == 32768
     bad = write(tmp_path / "bad.yaml", header(sim, tmp_path) + pods("qwen qwen-healthy",
                                                                      "gone deepseek-stopped"))
     done = run_cli("once", "--config", str(bad), env=sim_env)

@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from daemon_harness import run_daemon
 from simconfig import header, pods, write
 
-from probe.config import load_config, parse_config
+from probe.config import parse_config
 from probe.daemon import Daemon
 from probe.outcome import Outcome, ProbeResult
 from probe.sweep import sweep
@@ -172,18 +173,7 @@ def test_daemon_exports_prompt_metrics_and_respects_the_budget(
         counts = daemon.state.snapshot().checks[("q", "prompt:arithmetic")].outcomes
         return text, dict(counts)
 
-    async def main() -> tuple[str, dict[str, int]]:
-        daemon = Daemon(load_config(path, sim_env), sim_env)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop, install_signals=False))
-        await daemon.ready.wait()
-        try:
-            return await scenario(daemon)
-        finally:
-            stop.set()
-            await task
-
-    text, counts = asyncio.run(main())
+    text, counts = run_daemon(path, sim_env, scenario)
     # The simulator counts 3 prompt + 1 completion tokens per run; a run needs its estimate
     # (3 + max_tokens 16) free: runs at 0, 4 and 8 tokens spent fit in 30 per hour, the
     # fourth (12 + 19 > 30) is skipped and recorded, never passed.

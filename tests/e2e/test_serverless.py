@@ -4,13 +4,13 @@ RunPod queue API over real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from daemon_harness import run_daemon, scrape, until
 from simconfig import header, write
 
 from probe.config import Config, load_config
@@ -146,23 +146,12 @@ def test_daemon_incident_rate_limit_and_metrics(tmp_path: Path) -> None:
         config = serverless_config(sim, tmp_path, "incident vllm-incident",
                                    "limited limited", interval="500ms", timeout="400ms")
 
-        async def scenario() -> str:
-            daemon = Daemon(config, ENV)
-            stop = asyncio.Event()
-            task = asyncio.create_task(daemon.run(stop, install_signals=False))
-            await daemon.ready.wait()
-            try:
-                deadline = time.monotonic() + 15
-                while sum(daemon.state.snapshot().checks[("limited", "queue")]
-                          .outcomes.values()) < 4:
-                    assert time.monotonic() < deadline, "the daemon did not probe in time"
-                    await asyncio.sleep(0.05)
-                return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
-            finally:
-                stop.set()
-                await task
+        async def scenario(daemon: Daemon) -> str:
+            await until(lambda: sum(daemon.state.snapshot().checks[("limited", "queue")]
+                                    .outcomes.values()) >= 4, what="four queue checks")
+            return await scrape(daemon)
 
-        text = asyncio.run(scenario())
+        text = run_daemon(config, ENV, scenario)
         asked = [r for r in sim.requests_seen if r.path == "/v2/limited/health"]
     assert 'runpod_probe_outcome{check="queue",endpoint="incident",outcome="crash_looping"} 1.0' \
         in text

@@ -11,14 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from daemon_harness import run_daemon, until
 from simconfig import header, pods, write
 
-from probe.config import load_config
 from probe.daemon import Daemon
 from probe.ledger.book import connect, read_entries
 from probe.ledger.chain import verify
@@ -26,13 +25,6 @@ from probe.ledger.learning import cited
 
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
 FAST = "ledger: {down_after: 1, up_after: 1}\n"
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def events(db: Path) -> list[tuple[str, str]]:
@@ -65,18 +57,7 @@ def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
         await until(lambda: ("small", "appeared") in events(db))
         return text
 
-    async def main() -> str:
-        daemon = Daemon(load_config(config, sim_env), sim_env)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop, install_signals=False))
-        await daemon.ready.wait()
-        try:
-            return await scenario(daemon)
-        finally:
-            stop.set()
-            await task
-
-    text = asyncio.run(main())
+    text = run_daemon(config, sim_env, scenario)
     assert 'runpod_probe_endpoint_state{endpoint="gone",state="down"} 1.0' in text
     assert 'runpod_probe_endpoint_state{endpoint="qwen",state="up"} 1.0' in text
     assert 'runpod_probe_endpoint_state{endpoint="qwen",state="down"} 0.0' in text

@@ -33,7 +33,7 @@ def drive(tmp_path: Path, steps: list[tuple[float, str]]) -> tuple[list[LedgerEn
     with Simulator(fleet, api_key=None) as sim:
         config = parse_config(
             header(sim, tmp_path, interval="30s", timeout="2s")
-            + pods("deepseek g0aelua3ct8eb4 api_key_env: null")
+            + pods("deepseek g0aelua3ct8eb4 api_key_env: null, checks: [models]")
             + "ledger: {down_after: 3, up_after: 2, persistent_after: 30m}\n", env={})
 
         async def scenario() -> None:

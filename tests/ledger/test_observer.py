@@ -19,7 +19,9 @@ ENV = {"RUNPOD_API_KEY": "test-key-0000"}
 
 
 def config(tmp_path: Path, *pods: str) -> object:
-    rows = "".join(f"  - {{name: {p}, kind: pod, pod_id: id-{p}}}\n" for p in pods)
+    # Only the models check: the tests below say which other checks are planned.
+    rows = "".join(f"  - {{name: {p}, kind: pod, pod_id: id-{p}, checks: [models]}}\n"
+                   for p in pods)
     return parse_config(f"storage: {{path: {tmp_path / 'p.db'}}}\nendpoints:\n{rows}", env=ENV)
 
 

@@ -1,0 +1,71 @@
+"""``GET {root}/metrics`` on a vLLM server: queue depth, batch size, KV-cache usage and token
+rate (the pod's load), and ``engine_stuck`` when requests wait while no token is generated.
+
+The values travel in the result's details (``waiting``, ``running``, ``kv_cache_usage``,
+``generation_tokens_per_s``, ...), from where ``probe.engine.prometheus`` exports them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from probe.checks.base import CheckContext
+from probe.config.model import Endpoint
+from probe.engine.load import EngineLoad, NotEngineMetrics, parse_engine_load
+from probe.engine.progress import DEFAULT_STUCK_AFTER, Progress, observe
+from probe.http import describe_status, get, status_outcome
+from probe.outcome import Outcome, Verdict
+
+# vLLM's page is ~50 KB on a tiny model and a few hundred KB on a big GPU server: never cap
+# it below this, even when scheduler.max_body_bytes is set low for JSON answers.
+MIN_BODY_BYTES = 4 * 1024 * 1024
+ACCEPT = "text/plain;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+
+async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+    url = f"{endpoint.root_url}/metrics"
+    headers = {**ctx.headers(endpoint), "Accept": ACCEPT}
+    status, body, _ = await get(client, url, headers, max(ctx.max_body_bytes, MIN_BODY_BYTES))
+    failed = status_outcome(status)
+    if failed is not None:
+        return Verdict(failed, describe_status(status, body), status)
+    try:
+        load = parse_engine_load(body.decode("utf-8", "replace"))
+    except NotEngineMetrics as exc:
+        return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
+    progress = observe(load, time.monotonic(), ctx.memory)
+    return judge(load, progress, stuck_after(endpoint), status)
+
+
+def stuck_after(endpoint: Endpoint) -> int:
+    value = endpoint.extra.get("stuck_after")
+    return value if isinstance(value, int) else DEFAULT_STUCK_AFTER
+
+
+def judge(load: EngineLoad, progress: Progress, after: int, status: int) -> Verdict:
+    details = load_details(load, progress)
+    queue = f"{load.waiting:g} waiting, {load.running:g} running"
+    if progress.stuck(after):
+        return Verdict(Outcome.ENGINE_STUCK,
+                       f"engine stuck: {queue}, and generation_tokens_total stayed at "
+                       f"{load.generation_tokens_total:g} over the last {progress.streak} "
+                       f"checks ({progress.stalled_s:.0f}s)", status, details)
+    rate = ("" if progress.tokens_per_s is None
+            else f", {progress.tokens_per_s:.1f} tokens/s")
+    kv = "" if load.kv_cache_usage is None else f", KV cache {load.kv_cache_usage:.1%}"
+    return Verdict(Outcome.OK, f"{queue}{rate}{kv}", status, details)
+
+
+def load_details(load: EngineLoad, progress: Progress) -> dict[str, Any]:
+    return {
+        "waiting": load.waiting, "running": load.running, "kv_cache_usage": load.kv_cache_usage,
+        "generation_tokens_total": load.generation_tokens_total,
+        "prompt_tokens_total": load.prompt_tokens_total,
+        "generation_tokens_per_s": (None if progress.tokens_per_s is None
+                                    else round(progress.tokens_per_s, 3)),
+        "counter_reset": progress.counter_reset, "stuck_streak": progress.streak,
+        "engines": load.engines, "models": list(load.models),
+    }

@@ -1,0 +1,1 @@
+"""vLLM engine health beyond "the port answers": liveness (/health) and load (/metrics)."""

@@ -1,0 +1,48 @@
+"""Run the real daemon in-process for one scenario, and wait for what it should observe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from probe.config import Config, load_config
+from probe.daemon import Daemon
+
+T = TypeVar("T")
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 15.0,
+                what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout_s:g}s")
+        await asyncio.sleep(0.05)
+
+
+async def scrape(daemon: Daemon) -> str:
+    return (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+
+
+def run_daemon(config: Config | Path, env: Mapping[str, str] | None,
+               scenario: Callable[[Daemon], Awaitable[T]]) -> T:
+    """Start the daemon (no signal handlers), run ``scenario`` against it, stop it cleanly."""
+
+    async def main() -> T:
+        loaded = load_config(config, env) if isinstance(config, Path) else config
+        daemon = Daemon(loaded, env)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop, install_signals=False))
+        await daemon.ready.wait()
+        try:
+            return await scenario(daemon)
+        finally:
+            stop.set()
+            await task
+
+    return asyncio.run(main())

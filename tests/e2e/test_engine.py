@@ -1,0 +1,113 @@
+"""Engine liveness and load end to end: the daemon's real code against the simulated fleet
+over real sockets (engine_dead and engine_stuck pods, a healthy pod under traffic)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from daemon_harness import run_daemon, scrape, until
+from simconfig import header, pods, write
+
+from probe.config import parse_config
+from probe.config.model import Config
+from probe.daemon import Daemon
+from probe.metrics import ProbeCollector, make_registry
+from probe.outcome import Outcome, ProbeResult
+from probe.prober import Prober, make_client
+from probe.scheduler import plan
+from probe.state import FleetState
+
+
+def test_daemon_never_reports_a_pod_with_a_dead_engine_up(sim: Any, tmp_path: Path,
+                                                         sim_env: dict[str, str]) -> None:
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods(
+        "dead dead-engine", "qwen qwen-healthy"))
+
+    async def scenario(daemon: Daemon) -> str:
+        await until(lambda: daemon.state.latest("dead", "vllm_metrics") is not None
+                    and daemon.state.latest("qwen", "vllm_metrics") is not None,
+                    what="both pods probed")
+        return await scrape(daemon)
+
+    text = run_daemon(config, sim_env, scenario)
+    assert 'runpod_probe_up{check="models",endpoint="dead"} 1.0' in text  # /v1/models: 200
+    assert 'runpod_probe_outcome{check="health",endpoint="dead",outcome="engine_dead"} 1.0' in text
+    assert 'runpod_probe_endpoint_up{endpoint="dead",kind="pod"} 0.0' in text
+    assert 'runpod_probe_endpoint_up{endpoint="qwen",kind="pod"} 1.0' in text
+    assert 'runpod_probe_vllm_requests_waiting{endpoint="qwen"} 0.0' in text
+
+
+class Rounds:
+    """The daemon's prober, state and metrics registry, driven one round at a time."""
+
+    def __init__(self, config: Config, client: httpx.AsyncClient, env: dict[str, str]) -> None:
+        self.state = FleetState(config)
+        self.prober = Prober(client, self.state, 8, config.scheduler.max_body_bytes, env=env)
+        collector = ProbeCollector(self.state)
+        self.registry = make_registry(collector)
+        self.jobs = plan(config)
+
+    async def run(self) -> dict[tuple[str, str], ProbeResult]:
+        batches = await asyncio.gather(*(self.prober.run_job(job) for job in self.jobs))
+        return {(r.endpoint, r.check): r for batch in batches for r in batch}
+
+    def gauge(self, name: str, endpoint: str) -> float | None:
+        value: float | None = self.registry.get_sample_value(name, {"endpoint": endpoint})
+        return value
+
+
+def test_stuck_engine_passes_health_but_not_vllm_metrics(sim: Any, tmp_path: Path,
+                                                        sim_env: dict[str, str]) -> None:
+    from probe.simulator import PodSpec
+
+    sim.fleet.add_pod("hung", PodSpec(behaviour="engine_stuck"))
+    config = parse_config(header(sim, tmp_path) + pods("hung hung stuck_after: 2"), env=sim_env)
+
+    async def main() -> list[dict[tuple[str, str], ProbeResult]]:
+        async with make_client(8) as client:
+            rounds = Rounds(config, client, sim_env)
+            seen = [await rounds.run() for _ in range(2)]
+            assert rounds.gauge("runpod_probe_vllm_requests_waiting", "hung") == 5
+            assert rounds.gauge("runpod_probe_vllm_stuck_checks", "hung") == 2
+            assert rounds.registry.get_sample_value(
+                "runpod_probe_endpoint_up", {"endpoint": "hung", "kind": "pod"}) == 0
+            sim.fleet.set_pod_behaviour("hung", "healthy")  # restarted: the queue drains
+            seen.append(await rounds.run())
+            assert rounds.gauge("runpod_probe_vllm_stuck_checks", "hung") == 0
+            return seen
+
+    first, second, recovered = asyncio.run(main())
+    assert first[("hung", "health")].ok and second[("hung", "health")].ok  # the known vLLM hang
+    assert first[("hung", "vllm_metrics")].outcome is Outcome.OK
+    stuck = second[("hung", "vllm_metrics")]
+    assert stuck.outcome is Outcome.ENGINE_STUCK, stuck.message
+    assert "5 waiting" in stuck.message
+    assert recovered[("hung", "vllm_metrics")].ok
+
+
+def test_token_rate_follows_real_traffic(sim: Any, tmp_path: Path,
+                                         sim_env: dict[str, str]) -> None:
+    config = parse_config(header(sim, tmp_path) + pods("qwen qwen-healthy checks: [vllm_metrics]"),
+                          env=sim_env)
+    chat = {"model": "Qwen/Qwen2.5-7B-Instruct", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "What is 2+2?"}]}
+
+    async def main() -> tuple[ProbeResult, float | None]:
+        async with make_client(8) as client:
+            rounds = Rounds(config, client, sim_env)
+            await rounds.run()
+            for _ in range(3):
+                answer = await client.post(f"{sim.pod_url('qwen-healthy')}/v1/chat/completions",
+                                           json=chat, headers={"Authorization":
+                                                               f"Bearer {sim_env['RUNPOD_API_KEY']}"})
+                assert answer.status_code == 200, answer.text
+            after = (await rounds.run())[("qwen", "vllm_metrics")]
+            return after, rounds.gauge("runpod_probe_vllm_generation_tokens_per_second", "qwen")
+
+    after, exported = asyncio.run(main())
+    assert after.ok, after.message
+    assert after.details["generation_tokens_per_s"] > 0
+    assert exported == after.details["generation_tokens_per_s"]
