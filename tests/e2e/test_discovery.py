@@ -194,3 +194,23 @@ def test_a_rate_limited_api_is_unknown_and_keeps_the_fleet(
     assert message.endswith("); probing the last known fleet (2 pods, 1 serverless endpoint)")
     assert 'runpod_probe_up{check="discovery",endpoint="runpod-api"} 0.0' in text
     assert 'runpod_probe_discovered_endpoints{kind="pod"} 2.0' in text
+
+
+def test_a_reload_applies_new_filters_to_the_last_listing_at_once(
+        small_sim: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    sim = small_sim
+    base = header(sim, tmp_path, interval="200ms", timeout="150ms")
+    config = write(tmp_path / "c.yaml", base + discovery(sim, "1m"))
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: outcome(daemon) == "ok")
+        asked = sim.request_count
+        config.write_text(base + discovery(sim, "1m", ', include: "^beta"') + pods("mine p-a"))
+        assert daemon.reload()
+        assert names(daemon) == {"mine", "beta-p-b"}, "the file's filter, the last listing"
+        assert outcome(daemon) == "ok", "discovery's own result survives the reload"
+        await until(lambda: runs(daemon, "mine", "models") >= 1)
+        assert not any("/api/v2/" in r.path for r in sim.requests_seen[asked:]), \
+            "nothing was listed again"
+
+    run_daemon(config, sim_env, scenario)
