@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SIM_KEY
 from simconfig import header, pods, write
 
 from probe.config import parse_config
@@ -19,13 +18,13 @@ from probe.simulator import Fleet, PodSpec, ServerlessSpec, Simulator
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
+def sim(sim_env: dict[str, str]) -> Iterator[Simulator]:
     fleet = Fleet()
     fleet.add_pod("p-run", PodSpec(name="Qwen Pod"))
     fleet.add_pod("p-stop", PodSpec("stopped", name="old"))
     fleet.add_pod("p-jup", PodSpec(port=8888, name="notebook"))
     fleet.add_serverless("e-q", ServerlessSpec(name="queue -fb"))
-    with Simulator(fleet, api_key=SIM_KEY) as simulator:
+    with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as simulator:
         yield simulator
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIM_KEY
 from daemon_harness import run_daemon, scrape, until
 from simconfig import header, pods, write
 
@@ -86,12 +85,12 @@ def test_a_config_with_only_discovery_probes_the_whole_fleet(
 
 
 @pytest.fixture
-def small_sim() -> Iterator[Simulator]:
+def small_sim(sim_env: dict[str, str]) -> Iterator[Simulator]:
     fleet = Fleet()
     fleet.add_pod("p-a", PodSpec(name="alpha"))
     fleet.add_pod("p-b", PodSpec(name="beta"))
     fleet.add_serverless("e-q", ServerlessSpec(name="queue"))
-    with Simulator(fleet, api_key=SIM_KEY) as simulator:
+    with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as simulator:
         yield simulator
 
 
