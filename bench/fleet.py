@@ -28,7 +28,10 @@ from probe.config import parse_config
 from probe.daemon import Daemon
 from probe.durations import parse_duration
 
-STANDARD_RUNS = [(100, "1s"), (1000, "15s"), (1000, "5s")]
+# (pods, interval, checks per pod): the spine's /v1/models probe, then a pod's full default
+# set (models + vLLM /health + vLLM /metrics, three requests per pod per interval).
+STANDARD_RUNS = [(100, "1s", "models"), (1000, "15s", "models"), (1000, "5s", "models"),
+                 (1000, "15s", "models,health,vllm_metrics")]
 
 
 def free_port() -> int:
@@ -54,9 +57,10 @@ def start_simulator(pods: int, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("simulator did not start")
 
 
-def fleet_config(pods: int, interval: str, port: int, state: Path) -> str:
+def fleet_config(pods: int, interval: str, port: int, state: Path, checks: str) -> str:
     lines = [f'runpod: {{proxy_url: "http://127.0.0.1:{port}/proxy/{{pod_id}}-{{port}}"}}',
-             f"defaults: {{interval: {interval}, timeout: 1s, tries: 1, api_key_env: null}}",
+             f"defaults: {{interval: {interval}, timeout: 1s, tries: 1, api_key_env: null, "
+             f"checks: [{checks}]}}",
              f'storage: {{path: "{state / "bench.db"}"}}',
              'metrics: {listen: "127.0.0.1:0"}',
              "scheduler: {max_concurrent: 256, spread: true}",
@@ -104,28 +108,29 @@ async def measure(config_text: str, seconds: float) -> dict[str, Any]:
             / 1024}
 
 
-def run(pods: int, interval: str, seconds: float) -> dict[str, Any]:
+def run(pods: int, interval: str, seconds: float, checks: str) -> dict[str, Any]:
     port = free_port()
     sim = start_simulator(pods, port)
     try:
         with tempfile.TemporaryDirectory() as state:
-            result = asyncio.run(measure(fleet_config(pods, interval, port, Path(state)), seconds))
+            config = fleet_config(pods, interval, port, Path(state), checks)
+            result = asyncio.run(measure(config, seconds))
     finally:
         sim.terminate()
         sim.wait(10)
-    scheduled = pods / parse_duration(interval)
+    scheduled = pods * len(checks.split(",")) / parse_duration(interval)
     achieved = result["probes"] / result["wall"]
-    return {"pods": pods, "interval": interval, "scheduled_per_s": scheduled,
+    return {"pods": pods, "interval": interval, "checks": checks, "scheduled_per_s": scheduled,
             "achieved_per_s": achieved, **result,
             "cpu_per_1000": 1000 * result["cpu"] / max(result["probes"], 1)}
 
 
-HEADER = (f"{'pods':>5} {'interval':>8} {'sched/s':>8} {'done/s':>8} {'lag p50':>9} "
+HEADER = (f"{'pods':>5} {'interval':>8} {'checks':>26} {'sched/s':>8} {'done/s':>8} {'lag p50':>9} "
           f"{'lag p99':>9} {'lag max':>9} {'CPU s/1k':>9} {'peak RSS':>9}")
 
 
 def row(r: dict[str, Any]) -> str:
-    return (f"{r['pods']:>5} {r['interval']:>8} {r['scheduled_per_s']:>8.1f} "
+    return (f"{r['pods']:>5} {r['interval']:>8} {r['checks']:>26} {r['scheduled_per_s']:>8.1f} "
             f"{r['achieved_per_s']:>8.1f} {r['lag_p50'] * 1000:>7.1f}ms "
             f"{r['lag_p99'] * 1000:>7.1f}ms {r['lag_max'] * 1000:>7.1f}ms "
             f"{r['cpu_per_1000']:>9.2f} {r['rss_mb']:>7.0f}MB")
@@ -136,20 +141,21 @@ def main() -> None:
     parser.add_argument("--pods", type=int, help="one run with this many pods")
     parser.add_argument("--interval", default="15s")
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--checks", default="models", help="comma-separated checks per pod")
     args = parser.parse_args()
     if args.pods:  # one run, in this process (peak RSS is per process)
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {0})  # the daemon gets one core
-        print(row(run(args.pods, args.interval, args.seconds)), flush=True)
+        print(row(run(args.pods, args.interval, args.seconds, args.checks)), flush=True)
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {platform.platform()}")
     print(f"daemon pinned to 1 core, simulator in its own process on the other; {args.seconds:g}s "
           "measured after one interval of warm-up; each run in a fresh process\n")
     print(HEADER, flush=True)
-    for pods, interval in STANDARD_RUNS:
+    for pods, interval, checks in STANDARD_RUNS:
         subprocess.run([sys.executable, __file__, "--pods", str(pods), "--interval", interval,
-                        "--seconds", str(args.seconds)], check=True)
+                        "--seconds", str(args.seconds), "--checks", checks], check=True)
 
 
 if __name__ == "__main__":

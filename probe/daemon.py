@@ -85,8 +85,8 @@ class Daemon:
                     self._install_signals(stop)
                 self.ready.set()
                 await stop.wait()
+                await self.scheduler.shutdown()
                 log.info("stopping: waiting for %d checks in flight", len(self._tasks))
-                self.scheduler.shutdown()
                 await self._drain()
                 for close in closers:
                     close()

@@ -3,6 +3,7 @@ interval, spread over the interval at start-up so a large fleet does not fire at
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -98,9 +99,18 @@ class ProbeScheduler:
     def start(self) -> None:
         self._scheduler.start()
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop scheduling. APScheduler's asyncio scheduler defers its own shutdown to the
+        event loop, so wait until it has really stopped: only then is the set of checks in
+        flight final."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        while self._scheduler.running:
+            await asyncio.sleep(0)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
 
     def jobs(self) -> list[Any]:
         return list(self._scheduler.get_jobs())

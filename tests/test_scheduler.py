@@ -64,7 +64,7 @@ def test_a_slow_job_never_overlaps_itself() -> None:
         scheduler.set_jobs(jobs(1, interval_s=0.1), spread=False)
         scheduler.start()
         await asyncio.sleep(1.0)
-        scheduler.shutdown()
+        await scheduler.shutdown()
         return scheduler.skipped_overlaps
 
     skipped = asyncio.run(go())
@@ -93,3 +93,28 @@ def test_replacing_the_jobs_keeps_the_phase_of_unchanged_ones() -> None:
         "changed: rescheduled from now"
     later = datetime(2026, 2, 18, 12, 0, 7, tzinfo=UTC)
     assert after["pod-9/checks"] == later + timedelta(seconds=start_offset_s(added, True))
+
+
+def test_after_shutdown_returns_no_job_starts() -> None:
+    """APScheduler's asyncio scheduler defers its shutdown to the loop; ours returns only once
+    it has stopped, so the daemon's set of checks in flight is final (a job started later
+    would run on a closed HTTP client)."""
+    started: list[float] = []
+
+    async def record(job: Job) -> None:
+        started.append(asyncio.get_running_loop().time())
+
+    async def go() -> tuple[int, int, bool]:
+        scheduler = ProbeScheduler(record)
+        scheduler.set_jobs(jobs(20, interval_s=0.01), spread=True)
+        scheduler.start()
+        await asyncio.sleep(0.1)
+        await scheduler.shutdown()
+        running_after = scheduler.running
+        stopped_with = len(started)
+        await asyncio.sleep(0.1)
+        return stopped_with, len(started), running_after
+
+    stopped_with, later, running_after = asyncio.run(go())
+    assert running_after is False, "shutdown returned while the scheduler still ran"
+    assert stopped_with > 0 and later == stopped_with

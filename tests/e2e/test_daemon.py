@@ -94,3 +94,4 @@ def test_reload_refuses_invalid_config_and_applies_valid(sim: Any, tmp_path: Pat
         assert daemon.state.latest("small", "models") is not None
 
     run_daemon(config, sim_env, scenario)
+
