@@ -47,7 +47,7 @@ def test_messages_are_redacted_before_storage(tmp_path: Path) -> None:
 def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     store = ResultStore(path, batch_interval_s=0.01)
-    blocker = sqlite3.connect(path, timeout=0)
+    blocker = sqlite3.connect(path, timeout=5)  # waits out the writer's start-up
     blocker.execute("BEGIN EXCLUSIVE")
     store.record(result())
     deadline = time.monotonic() + 15

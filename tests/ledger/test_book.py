@@ -101,7 +101,7 @@ def test_writer_seals_entries_and_saves_state_together(tmp_path: Path) -> None:
 def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     book = LedgerBook(path, batch_interval_s=0.01, busy_timeout_s=0.05)
-    blocker = sqlite3.connect(path, timeout=0)
+    blocker = sqlite3.connect(path, timeout=5)  # waits out the writer's start-up
     blocker.execute("BEGIN EXCLUSIVE")
     book.submit({}, [draft(1)])
     wait(lambda: book.errors_total >= 1)
