@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from probe.inbox import Inbox
 from probe.outcome import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ COLUMNS = {"id": int, "ts": str, "endpoint": str, "kind": str, "check_name": str
            "outcome": str, "http_status": int, "latency_s": float, "attempts": int,
            "url": str, "message": str, "details": str}
 MAX_PENDING = 200_000
-_STOP = object()
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -68,7 +67,7 @@ class ResultStore:
                             .fetchone()[0]) + 1
         db.close()
         self._ids = threading.Lock()
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._inbox: Inbox[dict[str, Any]] = Inbox()
         self.written_total = 0
         self.errors_total = 0
         self.dropped_total = 0
@@ -82,12 +81,12 @@ class ResultStore:
             row_id = self._next_id
             self._next_id += 1
             self.pending += 1
-        self._queue.put(result_row(row_id, result, self.redact))
+        self._inbox.put(result_row(row_id, result, self.redact))
         return row_id
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""
-        self._queue.put(_STOP)
+        self._inbox.stop()
         self._thread.join(timeout_s)
 
     def _writer(self) -> None:
@@ -124,24 +123,15 @@ class ResultStore:
 
     def _drain(self, backlog: list[dict[str, Any]], block: bool) -> bool:
         """Move queued rows into ``backlog``; True when the stop marker was seen."""
-        try:
-            item = self._queue.get(timeout=1.0) if block else self._queue.get_nowait()
-        except queue.Empty:
-            return False
-        while True:
-            if item is _STOP:
-                return True
-            backlog.append(item)  # type: ignore[arg-type]
-            if len(backlog) > MAX_PENDING:
-                backlog.pop(0)
-                self.dropped_total += 1
-                with self._ids:
-                    self.pending -= 1
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return False
-
+        rows, stopped = self._inbox.take(block)
+        backlog.extend(rows)
+        overflow = len(backlog) - MAX_PENDING
+        if overflow > 0:  # keep the newest; the loss is counted, never silent
+            del backlog[:overflow]
+            self.dropped_total += overflow
+            with self._ids:
+                self.pending -= overflow
+        return stopped
 
 def latest_results(path: Path) -> list[dict[str, Any]]:
     """The newest row per (endpoint, check)."""

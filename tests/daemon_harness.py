@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -46,3 +47,16 @@ def run_daemon(config: Config | Path, env: Mapping[str, str] | None,
             await task
 
     return asyncio.run(main())
+
+
+def ledger_rows(db: Path, columns: str = "endpoint, event") -> list[tuple[Any, ...]]:
+    """The ledger's rows as another process sees them (empty before the table exists)."""
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
+            return []
+        return list(conn.execute(f"SELECT {columns} FROM ledger ORDER BY id"))
+    finally:
+        conn.close()

@@ -61,3 +61,35 @@ def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
     store.close()
     assert store.pending == 0 and store.written_total == 1 and store.dropped_total == 0
     assert len(history(path, "a")) == 1
+
+
+def test_overflowing_backlog_keeps_the_newest_and_counts_the_loss(tmp_path: Path,
+                                                                   monkeypatch: object) -> None:
+    import probe.store
+
+    monkeypatch.setattr(probe.store, "MAX_PENDING", 3)  # type: ignore[attr-defined]
+    path = tmp_path / "p.db"
+    store = ResultStore(path, batch_interval_s=0.01)
+    blocker = sqlite3.connect(path, timeout=5)  # waits out the writer's start-up
+    blocker.execute("BEGIN EXCLUSIVE")
+    for name in ("a", "b", "c", "d", "e"):
+        store.record(result(name))
+    deadline = time.monotonic() + 15
+    while store.dropped_total < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    blocker.rollback()
+    blocker.close()
+    store.close()
+    assert store.dropped_total == 2 and store.pending == 0 and store.written_total == 3
+    assert sorted(r["endpoint"] for r in latest_results(path)) == ["c", "d", "e"]
+
+
+def test_inbox_hands_over_what_was_queued_before_stop() -> None:
+    from probe.inbox import Inbox
+
+    inbox: Inbox[int] = Inbox()
+    assert inbox.take(block=False) == ([], False)
+    for i in range(3):
+        inbox.put(i)
+    inbox.stop()
+    assert inbox.take(block=True) == ([0, 1, 2], True)

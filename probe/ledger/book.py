@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.inbox import Inbox
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS endpoint_state (
 """
 _COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name", "outcome",
             "first_row", "last_row", "url", "prev_hash", "hash")
-_STOP = object()
 
 
 def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
@@ -156,16 +155,16 @@ class LedgerBook:
             self.states = load_states(conn)
         finally:
             conn.close()
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._inbox: Inbox[_Batch] = Inbox()
         self._thread = threading.Thread(target=self._writer, name="ledger", daemon=True)
         self._thread.start()
 
     def submit(self, states: dict[str, dict[str, Any] | None],
                drafts: list[LedgerDraft]) -> None:
-        self._queue.put(_Batch(dict(states), list(drafts)))
+        self._inbox.put(_Batch(dict(states), list(drafts)))
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self._queue.put(_STOP)
+        self._inbox.stop()
         self._thread.join(timeout_s)
 
     def _writer(self) -> None:
@@ -215,19 +214,10 @@ class LedgerBook:
 
     def _drain(self, backlog: _Batch, block: bool) -> bool:
         """Merge queued batches into ``backlog``; True when the stop marker was seen."""
-        try:
-            item = self._queue.get(timeout=1.0) if block else self._queue.get_nowait()
-        except queue.Empty:
-            return False
-        while True:
-            if item is _STOP:
-                return True
-            assert isinstance(item, _Batch)
-            backlog.merge(item)
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return False
+        batches, stopped = self._inbox.take(block)
+        for batch in batches:
+            backlog.merge(batch)
+        return stopped
 
 
 def _guarded(action: Callable[..., None], *args: Any) -> None:

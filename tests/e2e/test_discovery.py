@@ -5,13 +5,12 @@ without permission or a rate-limited API honestly while the fleet keeps being pr
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import run_daemon, scrape, until
+from daemon_harness import ledger_rows, run_daemon, scrape, until
 from simconfig import header, pods, write
 
 from probe.daemon import Daemon
@@ -43,16 +42,8 @@ def outcome(daemon: Daemon, endpoint: str = "runpod-api", check: str = "discover
     return str(latest.outcome) if latest else None
 
 
-def ledger(db: Path) -> list[tuple[str, str, str]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
-            return []
-        return list(conn.execute("SELECT endpoint, event, pattern FROM ledger ORDER BY id"))
-    finally:
-        conn.close()
+def ledger(db: Path) -> list[Any]:
+    return ledger_rows(db, "endpoint, event, pattern")
 
 
 def test_a_config_with_only_discovery_probes_the_whole_fleet(

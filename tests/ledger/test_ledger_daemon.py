@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from daemon_harness import run_daemon, until
+from daemon_harness import ledger_rows, run_daemon, until
 from simconfig import header, pods, write
 
 from probe.daemon import Daemon
@@ -27,16 +27,8 @@ SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
 FAST = "ledger: {down_after: 1, up_after: 1}\n"
 
 
-def events(db: Path) -> list[tuple[str, str]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
-            return []
-        return list(conn.execute("SELECT endpoint, event FROM ledger ORDER BY id"))
-    finally:
-        conn.close()
+def events(db: Path) -> list[Any]:
+    return ledger_rows(db)
 
 
 def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
