@@ -69,6 +69,8 @@ def setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Skipped overlapping runs are counted in runpod_probe_skipped_runs_total instead.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def load_or_report(path: str) -> Config | None:

@@ -78,7 +78,7 @@ class Daemon:
                 self.prober = Prober(client, self.state, self.config.scheduler.max_concurrent,
                                      self.config.scheduler.max_body_bytes, self.store, self.env)
                 closers = [c for hook in STARTUP_HOOKS if (c := await _start(hook, self))]
-                self.scheduler = ProbeScheduler(self._spawn)
+                self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(plan(self.config), self.config.scheduler.spread)
                 self.scheduler.start()
                 if install_signals:

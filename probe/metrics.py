@@ -133,6 +133,9 @@ def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric
                                 "scheduled time and its start.")
     lag.add_metric([], d.lag.buckets(), d.lag.total)
     yield lag
+    yield CounterMetricFamily(P + "skipped_runs", "Scheduled runs skipped because the job's "
+                              "previous run was still going (checks slower than the interval).",
+                              value=d.skipped_runs_total)
     yield GaugeMetricFamily(P + "config_last_reload_successful", "1 if the last config "
                             "(re)load was applied.", value=1 if d.reload_ok else 0)
     yield GaugeMetricFamily(P + "config_last_reload_success_timestamp_seconds",

@@ -57,8 +57,10 @@ def start_offset_s(job: Job, spread: bool) -> float:
 class ProbeScheduler:
     """APScheduler 3 (asyncio): no overlapping runs of a job, missed runs coalesced."""
 
-    def __init__(self, run: Callable[[Job], Awaitable[None]]) -> None:
+    def __init__(self, run: Callable[[Job], Awaitable[None]],
+                 on_skip: Callable[[str], None] | None = None) -> None:
         self._run = run
+        self._on_skip = on_skip
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduled_at: dict[str, float] = {}
         self._jobs: dict[str, Job] = {}
@@ -67,7 +69,11 @@ class ProbeScheduler:
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:
+            # The previous run of this job is still going (its checks took longer than the
+            # interval): the run is skipped, never stacked. Counted, not logged per run.
             self.skipped_overlaps += 1
+            if self._on_skip is not None:
+                self._on_skip(event.job_id)
             return
         times: list[datetime] = getattr(event, "scheduled_run_times", [])
         if times:

@@ -64,6 +64,7 @@ class DaemonStats:
     reload_ok: bool = True
     reload_success_ts: float = 0.0
     reloads_total: int = 0
+    skipped_runs_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +140,13 @@ class FleetState:
                       for key, s in self._checks.items()}
             daemon = DaemonStats(self.daemon.in_flight, self.daemon.lag.copy(),
                                  self.daemon.probes_total, self.daemon.reload_ok,
-                                 self.daemon.reload_success_ts, self.daemon.reloads_total)
+                                 self.daemon.reload_success_ts, self.daemon.reloads_total,
+                                 self.daemon.skipped_runs_total)
             return Snapshot(dict(self._endpoints), checks, daemon, dict(self.extra))
+
+    def skipped_run(self, job_id: str) -> None:
+        with self._lock:
+            self.daemon.skipped_runs_total += 1
 
     def observe_lag(self, lag_s: float) -> None:
         with self._lock:

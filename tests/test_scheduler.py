@@ -59,8 +59,10 @@ def test_a_slow_job_never_overlaps_itself() -> None:
         await asyncio.sleep(0.35)
         running -= 1
 
+    skipped_jobs: list[str] = []
+
     async def go() -> int:
-        scheduler = ProbeScheduler(slow)
+        scheduler = ProbeScheduler(slow, on_skip=skipped_jobs.append)
         scheduler.set_jobs(jobs(1, interval_s=0.1), spread=False)
         scheduler.start()
         await asyncio.sleep(1.0)
@@ -69,6 +71,7 @@ def test_a_slow_job_never_overlaps_itself() -> None:
 
     skipped = asyncio.run(go())
     assert peak == 1 and runs >= 2 and skipped >= 1
+    assert skipped_jobs == ["pod-0/checks"] * skipped
 
 
 def test_replacing_the_jobs_keeps_the_phase_of_unchanged_ones() -> None:
