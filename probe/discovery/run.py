@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import httpx
 from probe.checks.base import CheckContext
 from probe.config.model import Config, Endpoint
 from probe.control_plane import as_unknown
+from probe.discovery import memory
 from probe.discovery.fleet import DiscoveredFleet, build_fleet
 from probe.discovery.listing import LISTED_KEY, Listed, make_check
 from probe.discovery.settings import API_ENDPOINT, DiscoverySettings
@@ -46,9 +48,12 @@ def api_endpoint(config: Config, settings: DiscoverySettings) -> Endpoint:
 class Discoverer:
     """Holds the last listing of each kind between runs (and the API's back-off)."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, max_body_bytes: int = 16 << 20):
+    def __init__(self, env: Mapping[str, str] | None = None, max_body_bytes: int = 16 << 20,
+                 remember: Path | None = None):
+        """``remember``: a file keeping the last successful listing across restarts."""
         self.env = env
-        self.listed: dict[str, tuple[Listed, ...]] = {}
+        self.remember = remember
+        self.listed: dict[str, tuple[Listed, ...]] = memory.load(remember) if remember else {}
         self.context = CheckContext(max_body_bytes, env=env)
         self.last: DiscoveredFleet | None = None
 
@@ -67,6 +72,8 @@ class Discoverer:
                                  self.context)
         listed: dict[str, tuple[Listed, ...]] = self.context.memory.pop(LISTED_KEY, {})
         self.listed.update(listed)
+        if listed and self.remember is not None:
+            memory.save(self.remember, self.listed)
         expanded = self.expand(config)
         assert self.last is not None
         return Discovery(report(result, self.last, listed, settings), self.last, expanded)

@@ -20,6 +20,7 @@ from probe.config import features
 from probe.config.model import Config
 from probe.daemon import Daemon
 from probe.discovery.fleet import DiscoveredFleet
+from probe.discovery.memory import memory_path
 from probe.discovery.run import CHECK, Discoverer
 from probe.discovery.settings import API_ENDPOINT, DiscoverySettings, parse_section, validate
 from probe.ledger.observer import STANDING
@@ -54,7 +55,8 @@ async def start_discovery(daemon: Daemon) -> Callable[[], None] | None:
     if not isinstance(settings, DiscoverySettings):
         return None
     assert daemon.prober is not None
-    discoverer = Discoverer(daemon.env, daemon.config.scheduler.max_body_bytes)
+    discoverer = Discoverer(daemon.env, daemon.config.scheduler.max_body_bytes,
+                            remember=memory_path(daemon.config.storage.path))
     stats = DiscoveryStats()
     daemon.state.extra[STATS_KEY] = stats
     daemon.state.declare_standing(API_ENDPOINT, CHECK)

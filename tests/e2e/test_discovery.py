@@ -204,3 +204,45 @@ def test_a_reload_applies_new_filters_to_the_last_listing_at_once(
             "nothing was listed again"
 
     run_daemon(config, sim_env, scenario)
+
+
+def test_a_restart_while_the_api_is_down_keeps_probing_the_remembered_fleet(
+        small_sim: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """The last successful listing is kept beside the database: after a restart whose first
+    listing fails, the discovered endpoints are still probed and nothing is recorded as gone."""
+    sim = small_sim
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="200ms", timeout="150ms")
+                   + discovery(sim, "1m"))
+
+    async def first_run(daemon: Daemon) -> set[str]:
+        await until(lambda: runs(daemon, "alpha-p-a", "models") >= 1)
+        return names(daemon)
+
+    assert run_daemon(config, sim_env, first_run) == {"alpha-p-a", "beta-p-b", "queue-e-q"}
+    assert (tmp_path / "probe.db.discovery.json").exists()
+    sim.fleet.set_api_mode("api_error")
+
+    async def restart(daemon: Daemon) -> tuple[set[str], str | None]:
+        await until(lambda: runs(daemon, "alpha-p-a", "models") >= 2)
+        return names(daemon), outcome(daemon)
+
+    fleet, api = run_daemon(config, sim_env, restart)
+    assert fleet == {"alpha-p-a", "beta-p-b", "queue-e-q"} and api == "unknown"
+    events = [row[:2] for row in ledger(tmp_path / "probe.db")]
+    assert not [e for e in events if e[1] == "disappeared"], events
+    assert events.count(("alpha-p-a", "appeared")) == 1
+    assert b"sim-key" not in (tmp_path / "probe.db.discovery.json").read_bytes()
+
+
+def test_a_damaged_remembered_listing_is_ignored(tmp_path: Path) -> None:
+    from probe.discovery import memory
+    from probe.discovery.listing import Listed
+
+    path = tmp_path / "probe.db.discovery.json"
+    listed = {"pod": (Listed("pod", "p1", "alpha", "RUNNING", None, ("8000/http",)),)}
+    memory.save(path, listed)
+    assert memory.load(path) == listed
+    path.write_text("{not json")
+    assert memory.load(path) == {}
+    path.write_text('{"pod": [{"unexpected": 1}]}')
+    assert memory.load(path) == {}
