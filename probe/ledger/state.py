@@ -18,9 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from probe.outcome import NOT_OBSERVED, ProbeResult
+from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
 
 PROMPT_PREFIX = "prompt:"
+# A prompt that could not reach the server says nothing about the answer: the endpoint's own
+# checks report that outage, once, instead of one more entry per prompt. (A prompt timing
+# out or answering 5xx while the server is reachable stays a finding: a hung engine.)
+PROMPT_UNREACHABLE = frozenset({Outcome.HTTP_404, Outcome.HTTP_502, Outcome.CONNECT_ERROR,
+                                Outcome.TLS_ERROR, Outcome.UNAUTHORIZED})
 MODELS_CHECK = "models"
 
 
@@ -175,7 +180,7 @@ class EndpointState:
         prompt = r.check.startswith(PROMPT_PREFIX)
         track = self.prompts.setdefault(r.check, Track()) if prompt else self.availability
         out = self._facts(r, row)
-        if r.outcome in NOT_OBSERVED:
+        if r.outcome in NOT_OBSERVED or (prompt and r.outcome in PROMPT_UNREACHABLE):
             track.not_observed(s, r.started_at)
             return out
         changed = track.observe(r, row, s, persistent=not prompt)

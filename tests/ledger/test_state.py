@@ -11,7 +11,8 @@ from probe.ledger.state import EndpointState, Event, LedgerSettings
 from probe.outcome import NOT_OBSERVED, Outcome
 
 SETTINGS = LedgerSettings(down_after=3, up_after=2, persistent_after_s=1800)
-LETTERS = {"P": Outcome.OK, "F": Outcome.HTTP_404, "U": Outcome.UNKNOWN}
+LETTERS = {"P": Outcome.OK, "F": Outcome.HTTP_404, "U": Outcome.UNKNOWN,
+           "W": Outcome.EXPECTATION_FAILED, "T": Outcome.TIMEOUT}
 
 
 def feed(state: EndpointState, sequence: str, step_s: float = 30.0,
@@ -120,10 +121,20 @@ def test_interleaved_checks_go_down_on_one_and_recover_on_all() -> None:
 def test_prompt_checks_have_their_own_track() -> None:
     state = EndpointState()
     feed(state, "PP")
-    events = feed(state, "FFF", check="prompt:arithmetic", start=100)
+    events = feed(state, "WWW", check="prompt:arithmetic", start=100)
     assert events == ["prompt_failing"] and state.state == "up"
     assert feed(state, "P", check="prompt:arithmetic", start=300) == []
     assert feed(state, "P", check="prompt:arithmetic", start=330) == ["prompt_passing"]
+
+
+@pytest.mark.parametrize(("sequence", "events"), [
+    ("FFFFPP", []),  # the pod is unreachable: its own checks report that, once
+    ("TTTPP", ["prompt_failing", "prompt_passing"]),  # reachable but hung: a prompt finding
+], ids=["unreachable-is-not-a-prompt-finding", "timeout-is-a-prompt-finding"])
+def test_prompt_entries_are_about_answers(sequence: str, events: list[str]) -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    assert feed(state, sequence, check="prompt:arithmetic", start=100) == events
 
 
 def test_served_model_and_context_changes_are_facts() -> None:
