@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from probe.config.model import Endpoint
+from probe.config.model import (
+    Config,
+    Endpoint,
+    MetricsSettings,
+    RunpodSettings,
+    SchedulerSettings,
+    StorageSettings,
+)
 
 
 def endpoint(**overrides: Any) -> Endpoint:
@@ -19,6 +27,13 @@ def endpoint(**overrides: Any) -> Endpoint:
     )
     values.update(overrides)
     return Endpoint(**values)
+
+
+def config_of(*endpoints: Endpoint) -> Config:
+    """A minimal valid Config around ``endpoints`` (unit tests of state and metrics)."""
+    return Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
+                  StorageSettings(path=Path("x.db")), MetricsSettings("127.0.0.1", 0),
+                  SchedulerSettings(), endpoints)
 
 
 def tool(name: str) -> str:

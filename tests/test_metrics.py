@@ -4,26 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from helpers import endpoint
+from helpers import config_of, endpoint
 from prometheus_client import generate_latest
 
-from probe.config.model import (
-    Config,
-    MetricsSettings,
-    RunpodSettings,
-    SchedulerSettings,
-    StorageSettings,
-)
+from probe.config.model import Config
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.state import FleetState
 
 
 def config() -> Config:
-    return Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
-                  StorageSettings(path=__import__("pathlib").Path("x.db")),
-                  MetricsSettings("127.0.0.1", 0), SchedulerSettings(),
-                  (endpoint(name="a"), endpoint(name="b")))
+    return config_of(endpoint(name="a"), endpoint(name="b"))
 
 
 def result(name: str, outcome: Outcome, attempts: int = 1) -> ProbeResult:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from helpers import endpoint
+from helpers import config_of, endpoint
 
-from probe.config.model import (
-    Config,
-    MetricsSettings,
-    RunpodSettings,
-    SchedulerSettings,
-    StorageSettings,
-)
+from probe.config.model import Config
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.prometheus import STATS_KEY, PromptStats, provide
@@ -22,9 +15,7 @@ from probe.state import FleetState
 
 
 def config() -> Config:
-    return Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
-                  StorageSettings(path=Path("x.db")), MetricsSettings("127.0.0.1", 0),
-                  SchedulerSettings(), (endpoint(name="a"),))
+    return config_of(endpoint(name="a"))
 
 
 def result(check: str, outcome: Outcome, **details: Any) -> ProbeResult:
