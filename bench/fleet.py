@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from probe.app import PLUGINS
 from probe.config import parse_config
 from probe.daemon import Daemon
 from probe.durations import parse_duration
@@ -77,7 +78,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def measure(config_text: str, seconds: float) -> dict[str, Any]:
-    daemon = Daemon(parse_config(config_text, env={}), env={})
+    daemon = Daemon(parse_config(config_text, {}, PLUGINS.config), PLUGINS, env={})
     lags: list[float] = []
     observe = daemon.state.observe_lag
 

@@ -1,7 +1,11 @@
-"""The long-running daemon: wires config → scheduler → prober → state/store/metrics.
+"""The long-running daemon: config → plan → scheduler → prober → state/store/metrics, plus
+what the features start beside it (ledger, discovery, prompt and serverless metrics).
 
-SIGTERM/SIGINT stop it cleanly (in-flight checks finish, queued results are written);
-SIGHUP reloads the config, and an invalid new config is refused while the old one runs.
+The daemon runs with the ``Plugins`` it is given (the composition root hands it every
+feature); it plans once per applied config and hands the same jobs to state, scheduler and
+features. SIGTERM/SIGINT stop it cleanly (no check starts after the signal; checks in flight
+finish within their own bound; queued results are written); SIGHUP reloads the config, and
+an invalid new config is refused while the old one runs.
 """
 
 from __future__ import annotations
@@ -11,46 +15,49 @@ import inspect
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx
+from prometheus_client.registry import Collector
+
 from probe.config import Config, ConfigError, load_config
-from probe.metrics import ProbeCollector, make_registry, serve
+from probe.features import Attachment, Expander, Observer, Plugins, StartupHook
+from probe.job import Job
+from probe.metrics import Guarded, ProbeCollector, make_registry, serve
+from probe.outcome import ProbeResult
 from probe.prober import Prober, make_client
-from probe.scheduler import Job, ProbeScheduler, plan
+from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import FleetState
 from probe.store import ResultStore
 
 log = logging.getLogger(__name__)
-
-# Features that live beside the probing loop (the ledger, LEARNING.md appends) start here:
-# a hook gets the running daemon (its prober is ready) and may return a closer that runs
-# at shutdown, after in-flight checks finished. A hook may be async: the first probes wait
-# for it (discovery lists RunPod's fleet first, so the first sweep includes what it found).
-Closer = Callable[[], None]
-StartupHook = Callable[["Daemon"], Closer | None | Awaitable[Closer | None]]
-STARTUP_HOOKS: list[StartupHook] = []
-# Features that add endpoints to the file's config at run time (discovery): applied, in
-# order, to every config the daemon runs (at start, on reload, when they ask for it).
-Expander = Callable[[Config], Config]
+DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
 
 
 class Daemon:
-    def __init__(self, config: Config, env: Mapping[str, str] | None = None) -> None:
+    """Also the ``Host`` that feature start-up hooks receive."""
+
+    def __init__(self, config: Config, plugins: Plugins,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.plugins = plugins
         self.config = config  # what runs: the file's config plus what expanders add
         self.file_config = config  # as last loaded from the file
         self.expanders: list[Expander] = []
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
-        self.state = FleetState(config)
+        self.jobs: Sequence[Job] = plugins.plan(config)
+        self.state = FleetState()
+        self.state.configure(config, self.jobs)
         self.store: ResultStore | None = None
         self.collector = ProbeCollector(self.state)
         self.registry = make_registry(self.collector)
         self.metrics_server: Any = None
         self.prober: Prober | None = None
         self.scheduler: ProbeScheduler | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._attachments: list[Attachment] = []
+        self._tasks: dict[asyncio.Task[Any], Job] = {}
         self.ready = asyncio.Event()
 
     @property
@@ -64,6 +71,37 @@ class Daemon:
             return int(self.metrics_server.server_port)
         return self.config.metrics.port
 
+    # -- what start-up hooks use (the Host protocol) -------------------------------------
+    @property
+    def client(self) -> httpx.AsyncClient:
+        assert self.prober is not None, "the client exists once the daemon runs"
+        return self.prober.client
+
+    @property
+    def standing(self) -> Mapping[str, str]:
+        return self.plugins.standing
+
+    def redact(self, text: str) -> str:
+        return self.redactor(text)
+
+    def register(self, collector: Collector) -> None:
+        self.registry.register(Guarded(collector))
+
+    def observe(self, observer: Observer) -> None:
+        assert self.prober is not None
+        self.prober.observers.append(observer)
+
+    def publish(self, result: ProbeResult) -> None:
+        assert self.prober is not None
+        self.prober.publish(result)
+
+    def declare_standing(self, endpoint: str, check: str) -> None:
+        self.state.declare_standing(endpoint, check)
+
+    def add_expander(self, expander: Expander) -> None:
+        self.expanders.append(expander)
+
+    # -- running -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, install_signals: bool = True) -> None:
         install_log_redaction(self.redactor)
         self.store = ResultStore(self.config.storage.path, redact=lambda text: self.redactor(text))
@@ -75,21 +113,28 @@ class Daemon:
                  self.config.storage.path, len(self.config.endpoints))
         try:
             async with make_client(self.config.scheduler.max_concurrent) as client:
-                self.prober = Prober(client, self.state, self.config.scheduler.max_concurrent,
+                self.prober = Prober(client, self.state, self.plugins.resolve,
+                                     self.config.scheduler.max_concurrent,
                                      self.config.scheduler.max_body_bytes, self.store, self.env)
-                closers = [c for hook in STARTUP_HOOKS if (c := await _start(hook, self))]
+                for hook in self.plugins.startup:
+                    attachment = await _start(hook, self)
+                    if attachment is not None:
+                        self._attachments.append(attachment)
+                self._announce_plan()  # hooks attached after the first plan see it too
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
-                self.scheduler.set_jobs(plan(self.config), self.config.scheduler.spread)
+                self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
                 if install_signals:
                     self._install_signals(stop)
                 self.ready.set()
                 await stop.wait()
+                self.prober.stopping.set()
                 await self.scheduler.shutdown()
-                log.info("stopping: waiting for %d checks in flight", len(self._tasks))
+                log.info("stopping: waiting for %d jobs in flight", len(self._tasks))
                 await self._drain()
-                for close in closers:
-                    close()
+                for attachment in self._attachments:
+                    if attachment.close is not None:
+                        attachment.close()
         finally:
             self.store.close()
             self.metrics_server.shutdown()
@@ -100,9 +145,11 @@ class Daemon:
         """Run a job in a task of our own: APScheduler cancels its futures at shutdown, and a
         check in flight must finish and be written instead."""
         assert self.prober is not None and self.scheduler is not None
+        if self.prober.stopping.is_set():
+            return
         task = asyncio.create_task(self.prober.run_job(job, self.scheduler.scheduled_at(job.id)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = job
+        task.add_done_callback(self._forget)
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -110,13 +157,18 @@ class Daemon:
             # waits for it, so there is nothing to propagate.
             return
 
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+
+    def drain_bound_s(self) -> float:
+        """How long a stop may wait: the longest bound of the jobs in flight (a job runs its
+        checks one after another, each within its attempts' bound)."""
+        return max((job.bound_s for job in self._tasks.values()), default=0.0) + DRAIN_SLACK_S
+
     async def _drain(self) -> None:
         if not self._tasks:
             return
-        # A job runs its checks one after another (a pod has three): the slowest job bounds it.
-        grace = max(((e.timeout_s + e.retry_delay_s) * e.tries * len(e.checks)
-                     for e in self.config.endpoints), default=10.0) + 1.0
-        done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        done, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_bound_s())
         for task in pending:
             task.cancel()
 
@@ -132,7 +184,7 @@ class Daemon:
         if self.file_config.source is None:
             return False
         try:
-            new = load_config(self.file_config.source, self.env)
+            new = load_config(self.file_config.source, self.env, self.plugins.config)
         except ConfigError as exc:
             self.state.daemon.reload_ok = False
             for line in exc.problems:
@@ -148,23 +200,33 @@ class Daemon:
         return True
 
     def apply(self, config: Config) -> bool:
-        """Run ``config`` plus what the expanders add: state declared, and scheduler jobs
-        replaced only where they changed. False when nothing changed (the running config
-        object is kept, so observers that watch it see no change)."""
+        """Run ``config`` plus what the expanders add: planned once, and the same jobs handed
+        to state, scheduler and features; scheduler jobs replaced only where they changed.
+        False when nothing changed (the running config object is kept)."""
         for expand in self.expanders:
             config = expand(config)
         if config == self.config:
             return False
         self.config = config
+        self.jobs = self.plugins.plan(config)
         self.redactor = Redactor(config.secret_env_names(), self.env)
         install_log_redaction(self.redactor)
-        self.state.configure(config)
+        self.state.configure(config, self.jobs)
         if self.scheduler is not None:
-            self.scheduler.set_jobs(plan(config), config.scheduler.spread)
+            self.scheduler.set_jobs(list(self.jobs), config.scheduler.spread)
+        self._announce_plan()
         return True
 
+    def _announce_plan(self) -> None:
+        for attachment in self._attachments:
+            if attachment.on_plan is not None:
+                try:
+                    attachment.on_plan(self.config, self.jobs)
+                except Exception:  # noqa: BLE001 - a feature's bug must not stop probing
+                    log.exception("a feature failed to take the new plan")
 
-async def _start(hook: StartupHook, daemon: Daemon) -> Closer | None:
+
+async def _start(hook: StartupHook, daemon: Daemon) -> Attachment | None:
     started = hook(daemon)
     if inspect.isawaitable(started):
         return await started

@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from probe.commands import EXIT_CONFIG, load_or_report
+from probe.config import Config
+from probe.features import CommandFactory, Feature, Plugins
+
 DEMO_KEY_ENV = "RUNPOD_PROBE_DEMO_KEY"
 LEARNING_HEAD = """# LEARNING (demo)
 
@@ -26,7 +30,7 @@ Lessons runpod-probe learned about the simulated fleet, appended from its ledger
 EXPECTED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
-def add_parser(sub: Any, command: Any) -> None:
+def add_parser(sub: Any, command: CommandFactory) -> None:
     p = sub.add_parser("demo", help="Run the daemon against the built-in simulated RunPod fleet.",
                        description="Run the daemon against the built-in simulated RunPod fleet.")
     p.add_argument("--state-dir", default="demo-state", help="where the demo writes its config "
@@ -91,8 +95,7 @@ def free_port(preferred: int) -> int:
             return int(s.getsockname()[1])
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from probe.cli import load_or_report
+def cmd_demo(args: argparse.Namespace, plugins: Plugins) -> int:
     from probe.simulator import Fleet, Simulator
 
     state_dir = Path(args.state_dir)
@@ -106,10 +109,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             learning.write_text(LEARNING_HEAD)
         config_path = state_dir / "config.yaml"
         config_path.write_text(demo_config(sim, fleet, state_dir, port, args.interval))
-        config = load_or_report(str(config_path))
+        config = load_or_report(str(config_path), plugins.config)
         if config is None:
-            return 2
-        return asyncio.run(_run(config, args))
+            return EXIT_CONFIG
+        return asyncio.run(_run(config, plugins, args))
 
 
 def _print_summary(daemon: Any) -> None:
@@ -121,10 +124,10 @@ def _print_summary(daemon: Any) -> None:
         print(table(rows) + "\n", flush=True)
 
 
-async def _run(config: Any, args: argparse.Namespace) -> int:
+async def _run(config: Config, plugins: Plugins, args: argparse.Namespace) -> int:
     from probe.daemon import Daemon
 
-    daemon = Daemon(config)
+    daemon = Daemon(config, plugins)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
     await daemon.ready.wait()
@@ -151,3 +154,6 @@ async def _run(config: Any, args: argparse.Namespace) -> int:
     await task
     print("demo stopped; results are in", config.storage.path, file=sys.stderr)
     return 0
+
+
+FEATURE = Feature(name="demo", commands=(add_parser,))

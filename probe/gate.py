@@ -17,12 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
 from probe.config import Config
 from probe.durations import format_duration, parse_duration
+from probe.features import CommandFactory, Plugins
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
-from probe.scheduler import plan
+from probe.report import result_dict, result_rows, table
 from probe.state import FleetState
+from probe.sweep import prepare
 
 # What a deployment that is still starting looks like; anything else is a verdict.
 TRANSIENT: frozenset[Outcome] = frozenset({
@@ -45,23 +48,35 @@ class GateReport:
         return bool(self.results) and all(r.ok for r in self.results)
 
 
-async def run_gate(config: Config, name: str, timeout_s: float, poll_s: float,
-                   env: Mapping[str, str] | None = None) -> GateReport:
-    jobs = [job for job in plan(config) if job.endpoint.name == name]
+class UnknownEndpoint(Exception):
+    """No endpoint of that name, not even after the preparers (discovery) ran."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f'no endpoint named "{name}" (known: {", ".join(known)})')
+
+
+async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float,
+                   poll_s: float, env: Mapping[str, str] | None = None) -> GateReport:
+    """Gate endpoint ``name``; ``UnknownEndpoint`` when neither the config nor the
+    preparers (discovery) know it."""
     loop = asyncio.get_running_loop()
     began = loop.time()
     deadline = began + timeout_s
     async with make_client(config.scheduler.max_concurrent) as client:
-        prober = Prober(client, FleetState(config), config.scheduler.max_concurrent,
+        prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
                         config.scheduler.max_body_bytes, None, env)
-        pending = [(job.endpoint, check) for job in jobs for check in job.checks]
+        config, _ = await prepare(config, plugins, prober)
+        if name not in {e.name for e in config.endpoints}:
+            raise UnknownEndpoint(name, [e.name for e in config.endpoints])
+        jobs = [job for job in plugins.plan(config) if job.endpoint.name == name]
+        pending = [(job, check) for job in jobs for check in job.checks]
         latest: dict[str, ProbeResult] = {}
         rounds = 0
         while pending:
             rounds += 1
-            for endpoint, check in pending:
-                latest[check] = await prober.run_one(endpoint, check)
-            pending = [(e, c) for e, c in pending if latest[c].outcome in TRANSIENT]
+            for job, check in pending:
+                latest[check] = await prober.run_one(job, check)
+            pending = [(j, c) for j, c in pending if latest[c].outcome in TRANSIENT]
             remaining = deadline - loop.time()
             if not pending or remaining <= 0:
                 break
@@ -70,8 +85,6 @@ async def run_gate(config: Config, name: str, timeout_s: float, poll_s: float,
 
 
 def render(report: GateReport) -> str:
-    from probe.report import result_rows, table
-
     failed = [r for r in report.results if not r.ok]
     if report.passed:
         verdict = f"GATE PASSED: {report.endpoint}: {len(report.results)} checks ok"
@@ -87,8 +100,6 @@ def render(report: GateReport) -> str:
 
 
 def to_json(report: GateReport) -> str:
-    from probe.report import result_dict
-
     document: dict[str, Any] = {
         "endpoint": report.endpoint, "passed": report.passed,
         "elapsed_s": round(report.elapsed_s, 3), "rounds": report.rounds,
@@ -97,7 +108,7 @@ def to_json(report: GateReport) -> str:
     return json.dumps(document, indent=2, default=str)
 
 
-def add_parser(sub: Any, command: Any) -> None:
+def add_parser(sub: Any, command: CommandFactory) -> None:
     p = command("gate", cmd_gate, "Run every check of one endpoint (waiting through a cold "
                 "start) and exit 0 only if all pass: for deploy scripts.")
     p.add_argument("endpoint", help="the endpoint's name in the config")
@@ -108,22 +119,19 @@ def add_parser(sub: Any, command: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
-    from probe.cli import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
-
+def cmd_gate(args: argparse.Namespace, plugins: Plugins) -> int:
     try:
         timeout_s, poll_s = parse_duration(args.timeout), parse_duration(args.poll)
     except ValueError as exc:
         print(f"runpod-probe gate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    config = load_or_report(args.config)
+    config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
-    if args.endpoint not in {e.name for e in config.endpoints}:
-        known = ", ".join(e.name for e in config.endpoints)
-        print(f'runpod-probe gate: no endpoint named "{args.endpoint}" (known: {known})',
-              file=sys.stderr)
+    try:
+        report = asyncio.run(run_gate(config, plugins, args.endpoint, timeout_s, poll_s))
+    except UnknownEndpoint as exc:
+        print(f"runpod-probe gate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    report = asyncio.run(run_gate(config, args.endpoint, timeout_s, poll_s))
     print(to_json(report) if args.json else render(report))
     return EXIT_OK if report.passed else EXIT_FAILING

@@ -106,9 +106,16 @@ def _preview(body: bytes, limit: int = 120) -> str:
     return repr(text) if text else "empty body"
 
 
+def is_html(body: bytes, headers: httpx.Headers | None = None) -> bool:
+    """An HTML page (a proxy's error page), by content type or by its first bytes."""
+    if headers is not None and "html" in headers.get("content-type", "").lower():
+        return True
+    return b"<html" in body[:512].lower()
+
+
 def describe_status(status: int, body: bytes) -> str:
     meaning = STATUS_MEANING.get(status)
     detail = error_message(body) if body else "empty body"
-    if "<html" in body[:512].lower().decode("latin-1"):
+    if is_html(body):
         detail = "HTML page"
     return f"HTTP {status}" + (f" ({meaning})" if meaning else "") + f": {detail}"

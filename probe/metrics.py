@@ -1,14 +1,14 @@
 """Prometheus exposition, rendered at scrape time from ``FleetState`` by a custom collector.
 
 The registry is passed in (never the global one) so tests build a fresh one and read
-values with ``registry.get_sample_value``. Features add series by registering a provider:
-a function from the state snapshot to metric families.
+values with ``registry.get_sample_value``. Features register collectors of their own on the
+same registry (client_python's custom-collector pattern).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -26,9 +26,6 @@ from probe.state import FleetState, Snapshot
 
 log = logging.getLogger(__name__)
 P = "runpod_probe_"
-Provider = Callable[[Snapshot], Iterable[Metric]]
-# Features append their providers here (serverless workers, tokens spent, ...).
-PROVIDERS: list[Provider] = []
 
 
 class StoreStats(Protocol):
@@ -42,18 +39,12 @@ class ProbeCollector(Collector):
     def __init__(self, state: FleetState, store: StoreStats | None = None) -> None:
         self.state = state
         self.store = store
-        self.providers: list[Provider] = list(PROVIDERS)
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
         yield from _endpoint_metrics(snap)
         yield from _check_metrics(snap)
         yield from _daemon_metrics(snap, self.store)
-        for provider in self.providers:
-            try:
-                yield from provider(snap)
-            except Exception:  # noqa: BLE001 - one broken provider must not blank /metrics
-                log.exception("metrics provider %s failed", getattr(provider, "__name__", "?"))
 
 
 def _labels(*values: Any) -> list[str]:
@@ -162,3 +153,19 @@ def serve(registry: CollectorRegistry, host: str, port: int) -> Any:
     """Start the /metrics HTTP server in a thread; returns the server (call .shutdown())."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return server
+
+
+class Guarded(Collector):
+    """A feature's collector, kept from blanking /metrics: if it raises, its families are
+    left out of this scrape and the error is logged."""
+
+    def __init__(self, inner: Collector) -> None:
+        self.inner = inner
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            families = list(self.inner.collect())
+        except Exception:  # noqa: BLE001 - one broken collector must not blank /metrics
+            log.exception("metrics collector %s failed", type(self.inner).__name__)
+            return iter(())
+        return iter(families)

@@ -12,16 +12,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from probe.checks.base import CheckContext
-from probe.checks.registry import resolve
-from probe.config.model import Endpoint
+from probe.check import CheckContext, CheckSpec
+from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.runner import run_check
-from probe.scheduler import Job
 from probe.state import FleetState
 
 log = logging.getLogger(__name__)
 Observer = Callable[[ProbeResult, int | None], None]
+Resolver = Callable[[str], CheckSpec]
 
 
 class Recorder(Protocol):
@@ -39,26 +38,33 @@ def make_client(max_concurrent: int) -> httpx.AsyncClient:
 
 
 class Prober:
-    def __init__(self, client: httpx.AsyncClient, state: FleetState, max_concurrent: int,
-                 max_body_bytes: int, recorder: Recorder | None = None,
+    def __init__(self, client: httpx.AsyncClient, state: FleetState, resolve: Resolver,
+                 max_concurrent: int, max_body_bytes: int, recorder: Recorder | None = None,
                  env: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.state = state
+        self.resolve = resolve
         self.recorder = recorder
         self.env = env
         self.max_body_bytes = max_body_bytes
         self.observers: list[Observer] = []
+        # Set when the daemon stops: no check starts after it, and long checks (a round
+        # trip) see it in their context and wind down.
+        self.stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._contexts: dict[tuple[str, str], CheckContext] = {}
         self._shared: defaultdict[str, dict[str, Any]] = defaultdict(dict)
 
-    def context(self, endpoint: Endpoint, check: str) -> CheckContext:
-        key = (endpoint.name, check)
-        if key not in self._contexts:
-            self._contexts[key] = CheckContext(self.max_body_bytes, env=self.env,
-                                               shared=self._shared[endpoint.name])
-        return self._contexts[key]
+    def context(self, job: Job, check: str) -> CheckContext:
+        key = (job.endpoint.name, check)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = CheckContext(
+                self.max_body_bytes, env=self.env, shared=self._shared[job.endpoint.name],
+                stopping=self.stopping)
+        ctx.params = job.params
+        return ctx
 
     async def run_job(self, job: Job, scheduled_at: float | None = None) -> list[ProbeResult]:
         async with self._locks[job.endpoint.name], self._semaphore:
@@ -66,13 +72,18 @@ class Prober:
                 self.state.observe_lag(time.time() - scheduled_at)
             self.state.add_in_flight(1)
             try:
-                return [await self.run_one(job.endpoint, name) for name in job.checks]
+                results = []
+                for name in job.checks:
+                    if self.stopping.is_set():
+                        break  # stopped: the checks not yet begun do not start
+                    results.append(await self.run_one(job, name))
+                return results
             finally:
                 self.state.add_in_flight(-1)
 
-    async def run_one(self, endpoint: Endpoint, name: str) -> ProbeResult:
-        result = await run_check(name, resolve(name), endpoint, self.client,
-                                 self.context(endpoint, name))
+    async def run_one(self, job: Job, name: str) -> ProbeResult:
+        result = await run_check(name, self.resolve(name), job.endpoint, self.client,
+                                 self.context(job, name), job.attempts)
         self.publish(result)
         return result
 

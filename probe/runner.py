@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import httpx
 
-from probe.checks.base import CheckContext, CheckFn
-from probe.checks.registry import POLICIES
+from probe.check import CheckContext, CheckFn, CheckSpec
 from probe.config.model import Endpoint
 from probe.http import BadBody, BodyTooLarge
+from probe.job import Attempts
 from probe.outcome import RETRYABLE, Outcome, ProbeResult, Verdict
 
 log = logging.getLogger(__name__)
@@ -54,35 +54,37 @@ def _reason(exc: BaseException) -> str:
 
 
 async def attempt(check: CheckFn, endpoint: Endpoint, client: httpx.AsyncClient,
-                  ctx: CheckContext) -> Verdict:
-    """One attempt under the endpoint's total deadline (connect + headers + body)."""
+                  ctx: CheckContext, timeout_s: float) -> Verdict:
+    """One attempt under its total deadline (connect + headers + body)."""
     try:
-        async with asyncio.timeout(endpoint.timeout_s):
+        async with asyncio.timeout(timeout_s):
             return await check(endpoint, client, ctx)
     except Exception as exc:  # noqa: BLE001 - every failure becomes data here
-        return verdict_from_exception(exc, endpoint.timeout_s)
+        return verdict_from_exception(exc, timeout_s)
 
 
-async def run_check(name: str, check: CheckFn, endpoint: Endpoint, client: httpx.AsyncClient,
-                    ctx: CheckContext) -> ProbeResult:
+async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: httpx.AsyncClient,
+                    ctx: CheckContext, attempts: Attempts | None = None) -> ProbeResult:
+    """Run check ``name`` (answered by ``spec``) with retries; ``attempts`` defaults to the
+    endpoint's own settings (a job may override them)."""
+    plan = attempts or Attempts.of(endpoint)
     started_at = datetime.now(UTC)
-    attempts = 0
+    tries = 0
     while True:
-        attempts += 1
+        tries += 1
         began = time.perf_counter()
-        verdict = await attempt(check, endpoint, client, ctx)
+        verdict = await attempt(spec.run, endpoint, client, ctx, plan.timeout_s)
         latency_s = time.perf_counter() - began
-        if verdict.outcome not in RETRYABLE or attempts >= endpoint.tries:
+        if verdict.outcome not in RETRYABLE or tries >= plan.tries:
             break
-        await asyncio.sleep(endpoint.retry_delay_s)
+        await asyncio.sleep(plan.retry_delay_s)
     # A check's policy reads the final verdict in its own terms (e.g. a control-plane
     # check turns "could not ask" into unknown); retries above still see the raw outcome.
-    policy = POLICIES.get(name)
-    if policy is not None:
-        verdict = policy(verdict)
+    if spec.policy is not None:
+        verdict = spec.policy(verdict)
     return ProbeResult(
         endpoint=endpoint.name, kind=endpoint.kind, check=name, outcome=verdict.outcome,
-        started_at=started_at, latency_s=latency_s, attempts=attempts,
+        started_at=started_at, latency_s=latency_s, attempts=tries,
         url=endpoint.display_url, message=verdict.message, http_status=verdict.http_status,
         details=verdict.details,
     )

@@ -1,12 +1,12 @@
-"""Turn the config into scheduled jobs: one per endpoint (plus feature jobs), each at its own
-interval, spread over the interval at start-up so a large fleet does not fire at once."""
+"""Schedule jobs: each at its own interval, spread over the interval at start-up so a large
+fleet does not fire at once. ``endpoint_jobs`` is the spine's planner (one job per endpoint
+with its configured checks); features add their own planners."""
 
 from __future__ import annotations
 
 import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,32 +14,13 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from probe.config.model import Config, Endpoint
+from probe.config.model import Config
+from probe.job import Job
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """Checks of one endpoint that run together at one interval."""
-
-    id: str
-    endpoint: Endpoint
-    checks: tuple[str, ...]
-    interval_s: float
-
-
-Planner = Callable[[Config], list[Job]]
-
-
-def base_jobs(config: Config) -> list[Job]:
+def endpoint_jobs(config: Config) -> list[Job]:
+    """One job per endpoint: its configured checks, at its interval."""
     return [Job(f"{e.name}/checks", e, e.checks, e.interval_s) for e in config.endpoints]
-
-
-# Features that schedule their own jobs (prompts, round trips) append a planner here.
-PLANNERS: list[Planner] = [base_jobs]
-
-
-def plan(config: Config) -> list[Job]:
-    return [job for planner in PLANNERS for job in planner(config)]
 
 
 # Long intervals (a prompt every 30 minutes, a paid round trip every 10) are spread over at

@@ -9,10 +9,12 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from probe.config.model import Config
+from probe.job import Job
 from probe.outcome import Outcome, ProbeResult
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -72,29 +74,23 @@ class Snapshot:
     endpoints: dict[str, dict[str, Any]]  # name -> {"kind", "url", "checks"}
     checks: dict[tuple[str, str], CheckState]
     daemon: DaemonStats
-    extra: dict[str, Any]
 
 
 class FleetState:
-    def __init__(self, config: Config) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, dict[str, Any]] = {}
         self.daemon = DaemonStats()
-        # Feature-owned gauges (e.g. serverless workers by state), keyed by feature name.
-        self.extra: dict[str, Any] = {}
         # (endpoint, check) pairs reported by no configured endpoint (discovery's own result
         # for RunPod's API): kept when the config changes.
         self._standing: set[tuple[str, str]] = set()
-        self.configure(config)
 
-    def configure(self, config: Config) -> None:
+    def configure(self, config: Config, jobs: Sequence[Job]) -> None:
         """Declare every planned check: a configured but never-run check exists and is not up,
         and a check no longer planned (a removed prompt or endpoint) disappears."""
-        from probe.scheduler import plan
-
         planned: dict[str, list[str]] = {e.name: [] for e in config.endpoints}
-        for job in plan(config):
+        for job in jobs:
             planned[job.endpoint.name].extend(c for c in job.checks
                                               if c not in planned[job.endpoint.name])
         with self._lock:
@@ -142,7 +138,7 @@ class FleetState:
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
                                  self.daemon.skipped_runs_total)
-            return Snapshot(dict(self._endpoints), checks, daemon, dict(self.extra))
+            return Snapshot(dict(self._endpoints), checks, daemon)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:

@@ -1,28 +1,24 @@
-"""SQLite history of every probe result, written by one owner thread.
+"""SQLite history of every probe result, written by one owner thread (``SingleWriter``).
 
-sqlite3 connections belong to the thread that made them, so a single writer thread owns
-the database; the event loop only enqueues. Row ids are assigned at enqueue time so the
-caller (the ledger) can cite a result as evidence before it hits the disk. A failing
-write (locked, disk full) is logged and counted, the batch is kept and retried: results
-are not dropped unless the pending buffer overflows, and then they are counted.
+The event loop only enqueues. Row ids are assigned at enqueue time so the caller (the
+ledger) can cite a result as evidence before it hits the disk. A failing write (locked,
+disk full) is logged and counted, the batch is kept and retried: results are not dropped
+unless the pending buffer overflows or shutdown cannot write them, and then they are
+counted (``dropped_total``) and logged.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from probe.inbox import Inbox
 from probe.outcome import ProbeResult
-
-log = logging.getLogger(__name__)
+from probe.writer import SingleWriter
 
 COLUMNS = {"id": int, "ts": str, "endpoint": str, "kind": str, "check_name": str,
            "outcome": str, "http_status": int, "latency_s": float, "attempts": int,
@@ -55,25 +51,24 @@ def result_row(row_id: int, result: ProbeResult, redact: Callable[[str], str]) -
     }
 
 
-class ResultStore:
+class ResultStore(SingleWriter[dict[str, Any], sqlite_utils.Database]):
+    what = "results"
+
     def __init__(self, path: Path, redact: Callable[[str], str] = lambda s: s,
                  batch_interval_s: float = 0.2) -> None:
+        super().__init__("result-store", batch_interval_s)
         self.path = path
         self.redact = redact
-        self.batch_interval_s = batch_interval_s
         path.parent.mkdir(parents=True, exist_ok=True)
         db = open_db(path)
         self._next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM results")
                             .fetchone()[0]) + 1
         db.close()
         self._ids = threading.Lock()
-        self._inbox: Inbox[dict[str, Any]] = Inbox()
+        self._backlog: list[dict[str, Any]] = []
         self.written_total = 0
-        self.errors_total = 0
-        self.dropped_total = 0
         self.pending = 0
-        self._thread = threading.Thread(target=self._writer, name="result-store", daemon=True)
-        self._thread.start()
+        self.start()
 
     def record(self, result: ProbeResult) -> int:
         """Queue ``result`` for writing and return the row id it will have."""
@@ -81,57 +76,41 @@ class ResultStore:
             row_id = self._next_id
             self._next_id += 1
             self.pending += 1
-        self._inbox.put(result_row(row_id, result, self.redact))
+        self.put(result_row(row_id, result, self.redact))
         return row_id
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Write what is queued, then stop the writer."""
-        self._inbox.stop()
-        self._thread.join(timeout_s)
+    def connect(self) -> sqlite_utils.Database:
+        return open_db(self.path)
 
-    def _writer(self) -> None:
-        db = open_db(self.path)
-        backlog: list[dict[str, Any]] = []
-        stopping = False
-        delay = 0.5
-        while not (stopping and not backlog):
-            stopping = self._drain(backlog, block=not backlog) or stopping
-            if not backlog:
-                continue
-            try:
-                with db.conn:
-                    db.table("results").insert_all(backlog, batch_size=500)
-            except Exception as exc:  # noqa: BLE001 - locked, disk full, I/O: keep and retry
-                self.errors_total += 1
-                log.error("cannot write %d results to %s: %s (will retry)", len(backlog),
-                          self.path, exc)
-                if stopping:
-                    log.error("giving up on %d unwritten results at shutdown", len(backlog))
-                    self.dropped_total += len(backlog)
-                    break
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            delay = 0.5
-            self.written_total += len(backlog)
-            with self._ids:
-                self.pending -= len(backlog)
-            backlog.clear()
-            if not stopping:
-                time.sleep(self.batch_interval_s)  # let a batch accumulate
-        db.close()
-
-    def _drain(self, backlog: list[dict[str, Any]], block: bool) -> bool:
-        """Move queued rows into ``backlog``; True when the stop marker was seen."""
-        rows, stopped = self._inbox.take(block)
-        backlog.extend(rows)
-        overflow = len(backlog) - MAX_PENDING
+    def accept(self, items: list[dict[str, Any]]) -> None:
+        self._backlog.extend(items)
+        overflow = len(self._backlog) - MAX_PENDING
         if overflow > 0:  # keep the newest; the loss is counted, never silent
-            del backlog[:overflow]
-            self.dropped_total += overflow
-            with self._ids:
-                self.pending -= overflow
-        return stopped
+            del self._backlog[:overflow]
+            self._lost(overflow)
+
+    def backlog_size(self) -> int:
+        return len(self._backlog)
+
+    def write(self, db: sqlite_utils.Database) -> None:
+        with db.conn:
+            db.table("results").insert_all(self._backlog, batch_size=500)
+
+    def written(self, db: sqlite_utils.Database) -> None:
+        self.written_total += len(self._backlog)
+        with self._ids:
+            self.pending -= len(self._backlog)
+        self._backlog.clear()
+
+    def give_up(self, count: int) -> None:
+        self._lost(count)
+        self._backlog.clear()
+
+    def _lost(self, count: int) -> None:
+        self.dropped_total += count
+        with self._ids:
+            self.pending -= count
+
 
 def latest_results(path: Path) -> list[dict[str, Any]]:
     """The newest row per (endpoint, check)."""

@@ -1,32 +1,41 @@
-"""One sweep: every check of every (or one) endpoint, once, concurrently within the bound."""
+"""One sweep: every check of every (or one) endpoint, once, concurrently within the bound.
+
+The features' preparers run first (discovery lists RunPod's fleet), so a sweep sees the
+same endpoints the daemon would."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from probe.config import Config
+from probe.features import Plugins
+from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.prober import Prober, Recorder, make_client
-from probe.scheduler import Job, plan
 from probe.state import FleetState
 
-# Features that change what a sweep probes (discovery lists RunPod's fleet first): given the
-# config and the prober, a step publishes its own results and returns the config to sweep.
-Preparer = Callable[[Config, Prober], Awaitable[tuple[Config, list[ProbeResult]]]]
-PREPARERS: list[Preparer] = []
+
+async def prepare(config: Config, plugins: Plugins,
+                  prober: Prober) -> tuple[Config, list[ProbeResult]]:
+    """Run every preparer in order; returns the config to probe and what they produced."""
+    produced: list[ProbeResult] = []
+    for step in plugins.preparers:
+        config, results = await step(config, prober)
+        produced.extend(results)
+    prober.state.configure(config, plugins.plan(config))
+    return config, produced
 
 
-async def sweep(config: Config, only: str | None = None, recorder: Recorder | None = None,
+async def sweep(config: Config, plugins: Plugins, only: str | None = None,
+                recorder: Recorder | None = None,
                 env: Mapping[str, str] | None = None) -> list[ProbeResult]:
     async with make_client(config.scheduler.max_concurrent) as client:
-        prober = Prober(client, FleetState(config), config.scheduler.max_concurrent,
+        prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
                         config.scheduler.max_body_bytes, recorder, env)
-        early: list[ProbeResult] = []
-        for prepare in PREPARERS:
-            config, results = await prepare(config, prober)
-            early.extend(r for r in results if only is None or r.endpoint == only)
-        jobs = [job for job in plan(config) if only is None or job.endpoint.name == only]
+        config, produced = await prepare(config, plugins, prober)
+        early = [r for r in produced if only is None or r.endpoint == only]
+        jobs = [job for job in plugins.plan(config) if only is None or job.endpoint.name == only]
         batches = await asyncio.gather(*(prober.run_job(job) for job in _ordered(jobs)))
     return [*early, *(result for batch in batches for result in batch)]
 

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from helpers import load_config
 
-from probe.config import Config, load_config
+from probe.app import PLUGINS
+from probe.config import Config
 from probe.daemon import Daemon
 
 T = TypeVar("T")
@@ -36,7 +38,7 @@ def run_daemon(config: Config | Path, env: Mapping[str, str] | None,
 
     async def main() -> T:
         loaded = load_config(config, env) if isinstance(config, Path) else config
-        daemon = Daemon(loaded, env)
+        daemon = Daemon(loaded, PLUGINS, env)
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop, install_signals=False))
         await daemon.ready.wait()

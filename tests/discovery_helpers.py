@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from probe.config import Config, parse_config
+from helpers import parse_config
+
+from probe.config import Config
 from probe.config.model import Endpoint
 from probe.discovery.listing import Listed
 

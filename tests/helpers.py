@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from probe import config as _config
+from probe.app import PLUGINS
+from probe.check import CheckFn, CheckSpec
 from probe.config.model import (
     Config,
     Endpoint,
@@ -17,6 +20,8 @@ from probe.config.model import (
     SchedulerSettings,
     StorageSettings,
 )
+from probe.job import Job
+from probe.state import FleetState
 
 
 def endpoint(**overrides: Any) -> Endpoint:
@@ -33,7 +38,7 @@ def config_of(*endpoints: Endpoint) -> Config:
     """A minimal valid Config around ``endpoints`` (unit tests of state and metrics)."""
     return Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
                   StorageSettings(path=Path("x.db")), MetricsSettings("127.0.0.1", 0),
-                  SchedulerSettings(), endpoints)
+                  SchedulerSettings(), endpoints, extension=PLUGINS.config)
 
 
 def tool(name: str) -> str:
@@ -44,3 +49,38 @@ def tool(name: str) -> str:
             pytest.fail(f"{name} is required (apt-get install prometheus)")
         pytest.skip(f"{name} not installed (apt-get install prometheus)")
     return path
+
+
+# -- the app's plugins, for tests that parse configs or run checks the way the CLI does ------
+def parse_config(text: str, env: Any = None, source: Path | None = None) -> Config:
+    """``probe.config.parse_config`` with every feature of the composition root."""
+    return _config.parse_config(text, env, PLUGINS.config, source)
+
+
+def load_config(path: Path | str, env: Any = None) -> Config:
+    return _config.load_config(path, env, PLUGINS.config)
+
+
+def plan(config: Config) -> list[Job]:
+    return PLUGINS.plan(config)
+
+
+def fleet_state(config: Config) -> FleetState:
+    """A state with every planned check of ``config`` declared."""
+    state = FleetState()
+    state.configure(config, plan(config))
+    return state
+
+
+def spec(name: str, run: CheckFn) -> CheckSpec:
+    """``run`` as check ``name``, with the policy the app gives that check (if any)."""
+    try:
+        policy = PLUGINS.resolve(name).policy
+    except KeyError:
+        policy = None
+    return CheckSpec(name, run, policy)
+
+
+def job_of(target: Endpoint, *checks: str) -> Job:
+    """The endpoint's own job (its checks, or ``checks``)."""
+    return Job(f"{target.name}/checks", target, checks or target.checks, target.interval_s)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import parse_config
 
-from probe.config import ConfigError, parse_config
+from probe.config import ConfigError
 from probe.config.load import DEFAULT_API_BASE
 
 DATA = Path(__file__).parent / "data" / "config"

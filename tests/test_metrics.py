@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, fleet_state
 from prometheus_client import generate_latest
 
 from probe.config.model import Config
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
-from probe.state import FleetState
 
 
 def config() -> Config:
@@ -25,7 +24,7 @@ def result(name: str, outcome: Outcome, attempts: int = 1) -> ProbeResult:
 
 
 def test_never_probed_endpoint_is_not_up_and_outcome_unknown() -> None:
-    registry = make_registry(ProbeCollector(FleetState(config())))
+    registry = make_registry(ProbeCollector(fleet_state(config())))
     labels = {"endpoint": "a", "check": "models"}
     assert registry.get_sample_value("runpod_probe_up", labels) == 0
     assert registry.get_sample_value("runpod_probe_outcome", {**labels, "outcome": "unknown"}) == 1
@@ -34,7 +33,7 @@ def test_never_probed_endpoint_is_not_up_and_outcome_unknown() -> None:
 
 
 def test_results_drive_up_counters_histogram_and_context() -> None:
-    state = FleetState(config())
+    state = fleet_state(config())
     registry = make_registry(ProbeCollector(state))
     state.update(result("a", Outcome.OK, attempts=2))
     state.update(result("b", Outcome.HTTP_404))
@@ -55,7 +54,7 @@ def test_results_drive_up_counters_histogram_and_context() -> None:
 
 
 def test_exposition_parses_and_follows_naming_rules() -> None:
-    state = FleetState(config())
+    state = fleet_state(config())
     state.update(result("a", Outcome.OK))
     text = generate_latest(make_registry(ProbeCollector(state))).decode()
     from prometheus_client.parser import text_string_to_metric_families

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import endpoint
+from helpers import endpoint, spec
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.http import BadBody, BodyTooLarge
 from probe.outcome import Outcome, Verdict
 from probe.runner import run_check, verdict_from_exception
@@ -56,7 +56,7 @@ def _scripted(*verdicts: Verdict | BaseException) -> Any:
 def _run(check: Any, **overrides: Any) -> Any:
     async def go() -> Any:
         async with httpx.AsyncClient() as client:
-            return await run_check("models", check, endpoint(**overrides), client, CheckContext())
+            return await run_check("models", spec("models", check), endpoint(**overrides), client, CheckContext())
 
     return asyncio.run(go())
 

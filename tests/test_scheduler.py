@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from freezegun import freeze_time
 from helpers import endpoint
 
-from probe.scheduler import SPREAD_WINDOW_S, Job, ProbeScheduler, start_offset_s
+from probe.job import Job
+from probe.scheduler import SPREAD_WINDOW_S, ProbeScheduler, start_offset_s
 
 
 def jobs(count: int, interval_s: float = 15.0) -> list[Job]:

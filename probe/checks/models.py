@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.outcome import Outcome, Verdict
@@ -32,7 +32,7 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
 
 def api_status_note(endpoint: Endpoint) -> str:
     """Why a pod may not answer, per RunPod's API (set by discovery): "pod EXITED ...: "."""
-    status = endpoint.extra.get("runpod_status")
+    status = endpoint.runpod_status
     if endpoint.kind != "pod" or status in (None, "RUNNING"):
         return ""
     return f"pod {status} per RunPod API: "

@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from probe.checks import DEFAULT_CHECKS, known_checks
-from probe.config import features
+from probe.config.extension import ConfigExtension, ParseContext
 from probe.config.fields import Fields, Problems, env_int, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
+    DEFAULT_CHECKS,
     KINDS,
     Config,
     Endpoint,
@@ -47,18 +47,22 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | Path, env: Mapping[str, str] | None,
+                extension: ConfigExtension) -> Config:
+    """Read and parse ``path`` with the keys ``extension`` adds (see ``parse_config``)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
-    config = parse_config(text, env=env, source=path)
-    return config
+    return parse_config(text, env, extension, source=path)
 
 
-def parse_config(text: str, env: Mapping[str, str] | None = None,
+def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExtension,
                  source: Path | None = None) -> Config:
+    """The validated config, or ``ConfigError`` with every problem. ``env`` is the environment
+    the config is read with (None: the process's); ``extension`` holds what the features
+    add (their sections, endpoint keys, validators and checks)."""
     env = os.environ if env is None else env
     try:
         raw = yaml.safe_load(text)
@@ -66,33 +70,32 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
         raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    features.register_features()
     problems = Problems()
     for where, reason in find_literal_secrets(raw):
         problems.add(where, reason)
-    top = Fields(raw, "", problems, (*TOP_LEVEL, *features.SECTIONS, *features.ENV_SECTIONS))
+    top = Fields(raw, "", problems, (*TOP_LEVEL, *extension.sections))
     env_defaults = _env_defaults(env, problems)
     runpod = _runpod(Fields(top.raw.get("runpod"), "runpod", problems,
                             ("api_key_env", "api_base", "proxy_url")), env)
     defaults = _settings(Fields(top.raw.get("defaults"), "defaults", problems, SETTINGS),
-                         env_defaults)
+                         env_defaults, extension.checks)
     storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")))
     metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems, ("listen",)))
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes")))
     # a section that supplies endpoints at run time (discovery) makes the list optional
-    optional = any(top.raw.get(key) is not None for key in features.ENDPOINT_SOURCES)
-    endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, optional)
-    sections = {key: parse(top.raw.get(key), key, problems)
-                for key, parse in features.SECTIONS.items()}
-    sections.update({key: parse(top.raw.get(key), key, problems, env)
-                     for key, parse in features.ENV_SECTIONS.items()})
+    optional = any(top.raw.get(key) is not None for key in extension.endpoint_sources)
+    endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, extension,
+                           optional)
+    context = ParseContext(env, tuple(extension.endpoint_keys))
+    sections = {key: parse(top.raw.get(key), key, problems, context)
+                for key, parse in extension.sections.items()}
     config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
                     endpoints=tuple(endpoints), source=source, sections=sections,
-                    defaults=defaults)
-    for validate in features.VALIDATORS:
+                    defaults=defaults, extension=extension)
+    for validate in extension.validators:
         validate(config, problems)
-    for env_validate in features.ENV_VALIDATORS:
+    for env_validate in extension.env_validators:
         env_validate(config, problems, env)
     if problems:
         raise ConfigError([mask_secrets(line) for line in problems.lines])
@@ -125,7 +128,7 @@ def _runpod(f: Fields, env: Mapping[str, str]) -> RunpodSettings:
     )
 
 
-def _settings(f: Fields, base: dict[str, Any]) -> dict[str, Any]:
+def _settings(f: Fields, base: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
     """Read the per-endpoint settings block, layered over ``base``."""
     out = dict(base)
     for key, value in (("interval", f.duration("interval")), ("timeout", f.duration("timeout")),
@@ -139,9 +142,9 @@ def _settings(f: Fields, base: dict[str, Any]) -> dict[str, Any]:
         out["api_key_env"] = f.raw["api_key_env"] and f.text("api_key_env")
     if f.has("checks"):
         checks = f.string_list("checks", ())
-        unknown = [c for c in checks if c not in known_checks()]
+        unknown = [c for c in checks if c not in known]
         if unknown:
-            f.fail("checks", f'unknown check "{unknown[0]}" (known: {", ".join(known_checks())})')
+            f.fail("checks", f'unknown check "{unknown[0]}" (known: {", ".join(known)})')
         else:
             out["checks"] = checks
     return out
@@ -170,7 +173,7 @@ def _scheduler(f: Fields) -> SchedulerSettings:
 
 
 def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
-               defaults: dict[str, Any], env: Mapping[str, str],
+               defaults: dict[str, Any], env: Mapping[str, str], extension: ConfigExtension,
                optional: bool = False) -> list[Endpoint]:
     if raw is None or raw == []:
         if not optional:
@@ -183,13 +186,13 @@ def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
     out = []
     for index, item in enumerate(raw):
         path = f"endpoints[{index}]"
-        f = Fields(item, path, problems, (*ENDPOINT_KEYS, *features.ENDPOINT_KEYS))
+        f = Fields(item, path, problems, (*ENDPOINT_KEYS, *extension.endpoint_keys))
         name = f.text("name", required=True)
         if name is not None:
             if name in seen:
                 f.fail("name", f'duplicate endpoint name "{name}" (also endpoints[{seen[name]}])')
             seen.setdefault(name, index)
-        endpoint = _endpoint(f, name, runpod, defaults, env)
+        endpoint = _endpoint(f, name, runpod, defaults, env, extension)
         if endpoint is not None:
             out.append(endpoint)
     return out
@@ -201,22 +204,24 @@ def build_endpoint(raw: dict[str, Any], path: str, config: Config,
     (file defaults, URL templates, feature keys), for endpoints that are not in the file
     (discovered ones). Raises ``ConfigError`` with the problems, each under ``path``."""
     problems = Problems()
-    f = Fields(raw, path, problems, (*ENDPOINT_KEYS, *features.ENDPOINT_KEYS))
-    endpoint = _endpoint(f, f.text("name", required=True), config.runpod, config.defaults, env)
+    extension = config.extension
+    f = Fields(raw, path, problems, (*ENDPOINT_KEYS, *extension.endpoint_keys))
+    endpoint = _endpoint(f, f.text("name", required=True), config.runpod, config.defaults, env,
+                         extension)
     if problems or endpoint is None:
         raise ConfigError(problems.lines or [f"{path}: cannot build the endpoint"])
     return endpoint
 
 
 def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dict[str, Any],
-              env: Mapping[str, str]) -> Endpoint | None:
+              env: Mapping[str, str], extension: ConfigExtension) -> Endpoint | None:
     kind = f.text("kind", required=True)
     if kind is not None and kind not in KINDS:
         f.fail("kind", f'unknown kind "{kind}" (expected one of: {", ".join(KINDS)})')
         kind = None
     s = _settings(f, {"interval": 30.0, "timeout": 10.0, "tries": 2, "retry_delay": 0.5,
                       "api_key_env": runpod.api_key_env if kind != "openai" else None,
-                      **defaults})
+                      **defaults}, extension.checks)
     if s["timeout"] > s["interval"]:
         f.fail("timeout", f"timeout ({s['timeout']:g}s) must not be longer than the interval "
                           f"({s['interval']:g}s)")
@@ -233,7 +238,7 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         api_key_env=key_env or None, model=s.get("model"), min_context=s.get("min_context"),
         pod_id=f.raw.get("pod_id"), port=f.raw.get("port", 8000) if kind == "pod" else None,
         endpoint_id=f.raw.get("endpoint_id"),
-        extra={key: parse(f) for key, parse in features.ENDPOINT_KEYS.items()},
+        extra={key: parse(f) for key, parse in extension.endpoint_keys.items()},
     )
 
 

@@ -10,7 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.config.extension import ConfigExtension
+
 KINDS = ("pod", "serverless", "openai")
+# The checks an endpoint runs when its config does not list them. A pod runs vLLM, whose
+# /v1/models answers 200 even with a dead engine: /health (liveness) and /metrics (queue,
+# engine_stuck) complete the picture, and the endpoint is up only when all three pass.
+DEFAULT_CHECKS: dict[str, tuple[str, ...]] = {
+    "pod": ("models", "health", "vllm_metrics"),
+    # The queue check reads RunPod's free /health; the models route would wake (and bill) a
+    # worker.
+    "serverless": ("queue",),
+    "openai": ("models",),
+}
+# Where an endpoint comes from: the config file, or RunPod's API (discovery).
+ORIGINS = ("config", "discovery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +49,11 @@ class Endpoint:
     pod_id: str | None = None
     port: int | None = None
     endpoint_id: str | None = None
-    # Section-specific settings that later features read (kept as plain data).
+    origin: str = "config"  # one of ORIGINS
+    # The pod's status per RunPod's API (set by discovery), e.g. "EXITED".
+    runpod_status: str | None = None
+    # Feature keys (``required_context``, ``roundtrip``, ...) as their parsers returned them;
+    # each feature reads its own through a typed accessor, never this dict directly.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -78,11 +96,20 @@ class Config:
     scheduler: SchedulerSettings
     endpoints: tuple[Endpoint, ...]
     source: Path | None = None
-    # Top-level sections added by later features, already validated by their owners.
+    # Top-level sections added by features, already validated by their owners; each feature
+    # reads its own through a typed accessor (e.g. ``PromptSection.of(config)``).
     sections: dict[str, Any] = field(default_factory=dict)
     # The file's endpoint defaults (after the scope's environment variables), kept so that
     # endpoints found at run time (discovery) are built like configured ones.
     defaults: dict[str, Any] = field(default_factory=dict)
+    # What the config was parsed with: endpoints built later use the same keys.
+    extension: ConfigExtension = field(default_factory=ConfigExtension)
+
+    @property
+    def adds_endpoints_at_run_time(self) -> bool:
+        """A section that supplies endpoints at run time (discovery) is present."""
+        return any(self.sections.get(key) is not None
+                   for key in self.extension.endpoint_sources)
 
     def endpoint(self, name: str) -> Endpoint:
         for endpoint in self.endpoints:

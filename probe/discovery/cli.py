@@ -12,16 +12,18 @@ from typing import Any
 
 import yaml
 
+from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
 from probe.config.model import Config, Endpoint
-from probe.discovery.fleet import STATUS_KEY
 from probe.discovery.run import Discoverer, Discovery
 from probe.discovery.settings import DiscoverySettings
-from probe.ledger.observer import DISCOVERED_KEY
+from probe.features import CommandFactory, Plugins
+from probe.prober import make_client
+from probe.report import result_dict, table
 
 COLUMNS = ("ENDPOINT", "KIND", "SOURCE", "RUNPOD ID", "STATUS", "URL")
 
 
-def add_parser(sub: Any, command: Any) -> None:
+def add_parser(sub: Any, command: CommandFactory) -> None:
     p = command("discover", cmd_discover, "List RunPod's pods and serverless endpoints through "
                 "its REST API and print what would be probed.")
     shape = p.add_mutually_exclusive_group()
@@ -30,13 +32,11 @@ def add_parser(sub: Any, command: Any) -> None:
                        "the discovered endpoints")
 
 
-def cmd_discover(args: argparse.Namespace) -> int:
-    from probe.cli import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
-
-    config = load_or_report(args.config)
+def cmd_discover(args: argparse.Namespace, plugins: Plugins) -> int:
+    config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
-    if not isinstance(config.sections.get("discovery"), DiscoverySettings):
+    if DiscoverySettings.of(config) is None:
         print(f"runpod-probe: {args.config} has no discovery: section", file=sys.stderr)
         return EXIT_CONFIG
     found = asyncio.run(discover_once(config))
@@ -55,23 +55,19 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 async def discover_once(config: Config) -> Discovery:
-    from probe.prober import make_client
-
     async with make_client(4) as client:
         return await Discoverer(None, config.scheduler.max_body_bytes).run(config, client)
 
 
 def _row(endpoint: Endpoint) -> dict[str, Any]:
     return {"name": endpoint.name, "kind": endpoint.kind,
-            "source": "discovered" if DISCOVERED_KEY in endpoint.extra else "config",
+            "source": "discovered" if endpoint.origin == "discovery" else "config",
             "runpod_id": endpoint.pod_id or endpoint.endpoint_id,
-            "status": endpoint.extra.get(STATUS_KEY), "url": endpoint.display_url,
+            "status": endpoint.runpod_status, "url": endpoint.display_url,
             "checks": list(endpoint.checks)}
 
 
 def as_json(found: Discovery) -> dict[str, Any]:
-    from probe.report import result_dict
-
     return {"discovery": result_dict(found.result),
             "endpoints": [_row(e) for e in found.config.endpoints],
             "skipped": [{"kind": s.kind, "id": s.id, "name": s.name, "reason": s.reason}
@@ -79,8 +75,6 @@ def as_json(found: Discovery) -> dict[str, Any]:
 
 
 def as_table(found: Discovery) -> str:
-    from probe.report import table
-
     rows = [[r["name"], r["kind"], r["source"], r["runpod_id"] or "-", r["status"] or "-",
              r["url"]] for r in map(_row, found.config.endpoints)]
     lines = [table(rows, COLUMNS) if rows else "nothing to probe"]
@@ -94,7 +88,8 @@ def as_table(found: Discovery) -> str:
 def as_yaml(found: Discovery) -> str:
     """``endpoints:`` items for the discovered endpoints, with discovery's defaults, so a
     pasted config probes the same thing without discovery."""
-    settings = found.config.sections["discovery"]
+    settings = DiscoverySettings.of(found.config)
+    assert settings is not None
     lines = [f"# listed by {settings.api}; configured endpoints are not repeated", "endpoints:"]
     for endpoint in found.fleet.endpoints:
         item: dict[str, Any] = {"name": endpoint.name, "kind": endpoint.kind}

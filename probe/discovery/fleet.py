@@ -19,9 +19,7 @@ from probe.config.load import ConfigError, build_endpoint
 from probe.config.model import Config, Endpoint
 from probe.discovery.listing import Listed
 from probe.discovery.settings import API_ENDPOINT, DiscoverySettings
-from probe.ledger.observer import DISCOVERED_KEY  # Endpoint.extra: RunPod's name and id
 
-STATUS_KEY = "runpod_status"  # Endpoint.extra: the pod's status per RunPod's API
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _FLASHBOOT_SUFFIX = re.compile(r"\s+-fb$")  # RunPod appends " -fb" to FlashBoot endpoints
 
@@ -127,12 +125,10 @@ def _build(item: Listed, name: str, config: Config, settings: DiscoverySettings,
         endpoint = build_endpoint(raw, f"discovery[{item.id}]", config, env)
     except ConfigError as exc:  # only the environment can differ from the load-time check
         return "cannot build: " + "; ".join(exc.problems)
-    status = {STATUS_KEY: item.status} if item.status else {}
-    return replace(endpoint, extra={**endpoint.extra, **status,
-                                    DISCOVERED_KEY: {"name": item.name, "id": item.id}})
+    return replace(endpoint, origin="discovery", runpod_status=item.status)
 
 
 def _annotate(endpoint: Endpoint, status: str | None) -> Endpoint:
-    if status is None or endpoint.extra.get(STATUS_KEY) == status:
+    if status is None or endpoint.runpod_status == status:
         return endpoint
-    return replace(endpoint, extra={**endpoint.extra, STATUS_KEY: status})
+    return replace(endpoint, runpod_status=status)

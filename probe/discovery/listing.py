@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from probe import control_plane
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.config.model import Endpoint
-from probe.http import BadBody, error_message, get, parse_json_object
+from probe.http import BadBody, error_message, get, is_html, parse_json_object
 from probe.outcome import Outcome, Verdict
 
 LISTED_KEY = "listed"  # ctx.memory: kind -> tuple of listed items, for kinds listed this run
@@ -111,7 +111,7 @@ def problem_text(body: bytes) -> str:
         parts = [str(value[key]) for key in ("title", "detail") if isinstance(value.get(key), str)]
         if parts:
             return ": ".join(parts)
-    if b"<html" in body[:512].lower():
+    if is_html(body):
         return "HTML page"
     return error_message(body) if body else "empty body"
 

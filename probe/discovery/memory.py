@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from probe.atomic import write_atomic
 from probe.discovery.listing import Listed
 
 log = logging.getLogger(__name__)
@@ -35,15 +34,10 @@ def load(path: Path) -> dict[str, tuple[Listed, ...]]:
 
 
 def save(path: Path, listed: dict[str, tuple[Listed, ...]]) -> None:
-    """Write atomically (temp file + rename); a failure is logged, discovery goes on."""
+    """Write atomically (``write_atomic``); a failure is logged, discovery goes on."""
     data = {kind: [asdict(item) for item in items] for kind, items in listed.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
-                                         delete=False, encoding="utf-8") as handle:
-            json.dump(data, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
+        write_atomic(path, json.dumps(data, sort_keys=True).encode("utf-8"))
     except OSError as exc:
         log.error("cannot remember the discovery listing in %s: %s", path, exc)

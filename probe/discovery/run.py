@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config, Endpoint
 from probe.control_plane import as_unknown
 from probe.discovery import memory
@@ -59,17 +59,19 @@ class Discoverer:
 
     def expand(self, config: Config) -> Config:
         """The file's config plus the last known discovered endpoints (no API call)."""
-        settings = config.sections.get("discovery")
-        if not isinstance(settings, DiscoverySettings):
+        settings = DiscoverySettings.of(config)
+        if settings is None:
             return config
         self.last = build_fleet(config, settings, self.listed, self._env())
         return self.last.config(config)
 
     async def run(self, config: Config, client: httpx.AsyncClient) -> Discovery:
-        settings = config.sections["discovery"]
+        settings = DiscoverySettings.of(config)
+        if settings is None:
+            raise ValueError("discovery is not configured")
         endpoint = api_endpoint(config, settings)
-        result = await run_check(CHECK, make_check(settings.kinds), endpoint, client,
-                                 self.context)
+        result = await run_check(CHECK, CheckSpec(CHECK, make_check(settings.kinds)), endpoint,
+                                 client, self.context)
         listed: dict[str, tuple[Listed, ...]] = self.context.memory.pop(LISTED_KEY, {})
         self.listed.update(listed)
         if listed and self.remember is not None:

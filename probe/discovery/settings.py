@@ -21,11 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from probe.config import features
+from probe.config.extension import ParseContext
 from probe.config.fields import Fields, Problems
 from probe.config.load import SETTINGS, ConfigError, build_endpoint
 from probe.config.model import Config
 
+SECTION = "discovery"
 DEFAULT_API = "https://api.runpod.io/v2"
 API_ENDPOINT = "runpod-api"  # the pseudo-endpoint discovery's own results are stored under
 KEYS = ("api", "interval", "timeout", "pods", "serverless", "port", "include", "exclude",
@@ -53,8 +54,15 @@ class DiscoverySettings:
         return tuple(kind for kind, on in (("pod", self.pods), ("serverless", self.serverless))
                      if on)
 
+    @classmethod
+    def of(cls, config: Config) -> DiscoverySettings | None:
+        """The config's ``discovery:`` section; None when discovery is off."""
+        settings = config.sections.get(SECTION)
+        return settings if isinstance(settings, DiscoverySettings) else None
 
-def parse_section(raw: Any, path: str, problems: Problems) -> DiscoverySettings | None:
+
+def parse_section(raw: Any, path: str, problems: Problems,
+                  context: ParseContext) -> DiscoverySettings | None:
     if raw is None:
         return None
     f = Fields(raw, path, problems, KEYS)
@@ -65,7 +73,7 @@ def parse_section(raw: Any, path: str, problems: Problems) -> DiscoverySettings 
         timeout_s=f.duration("timeout", default.timeout_s),
         pods=f.boolean("pods", True), serverless=f.boolean("serverless", True),
         port=_port(f), include=_regex(f, "include"), exclude=_regex(f, "exclude"),
-        defaults=_defaults(f),
+        defaults=_defaults(f, context.endpoint_keys),
     )
     if f.has("pods") or f.has("serverless"):
         if not settings.kinds:
@@ -95,8 +103,8 @@ def _regex(f: Fields, key: str) -> re.Pattern[str] | None:
         return None
 
 
-def _defaults(f: Fields) -> dict[str, Any]:
-    allowed = (*DEFAULT_KEYS, *features.ENDPOINT_KEYS)
+def _defaults(f: Fields, feature_keys: tuple[str, ...]) -> dict[str, Any]:
+    allowed = (*DEFAULT_KEYS, *feature_keys)
     inner = Fields(f.raw.get("defaults"), f"{f.path}.defaults", f.problems, (*allowed, "checks"))
     if "checks" in inner.raw:
         inner.fail("checks", "not a discovery default: pods and serverless endpoints run "
@@ -106,8 +114,8 @@ def _defaults(f: Fields) -> dict[str, Any]:
 
 def validate(config: Config, problems: Problems, env: Mapping[str, str]) -> None:
     """Discovery needs the RunPod key, a name of its own, and defaults that build endpoints."""
-    settings = config.sections.get("discovery")
-    if not isinstance(settings, DiscoverySettings):
+    settings = DiscoverySettings.of(config)
+    if settings is None:
         return
     key_env = config.runpod.api_key_env
     if not env.get(key_env):

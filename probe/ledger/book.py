@@ -14,15 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe.inbox import Inbox
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
+from probe.writer import SingleWriter
 
 log = logging.getLogger(__name__)
 
@@ -136,88 +134,73 @@ Written = Callable[[sqlite3.Connection, list[LedgerEntry]], None]
 Maintenance = Callable[[sqlite3.Connection], None]
 
 
-class LedgerBook:
+class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     """Owns writes to the ledger and endpoint-state tables, from one thread."""
+
+    what = "ledger entries"
 
     def __init__(self, path: Path, on_written: Written | None = None,
                  maintenance: Maintenance | None = None, batch_interval_s: float = 0.2,
                  busy_timeout_s: float = 5.0) -> None:
+        super().__init__("ledger", batch_interval_s)
         self.path = path
         self.busy_timeout_s = busy_timeout_s
         self.on_written = on_written
         self.maintenance = maintenance
-        self.batch_interval_s = batch_interval_s
         self.entries_total = 0
-        self.errors_total = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(path)
         try:
             self.states = load_states(conn)
         finally:
             conn.close()
-        self._inbox: Inbox[_Batch] = Inbox()
-        self._thread = threading.Thread(target=self._writer, name="ledger", daemon=True)
-        self._thread.start()
+        self._backlog = _Batch()
+        self._entries: list[LedgerEntry] = []
+        self.start()
 
     def submit(self, states: dict[str, dict[str, Any] | None],
                drafts: list[LedgerDraft]) -> None:
-        self._inbox.put(_Batch(dict(states), list(drafts)))
+        self.put(_Batch(dict(states), list(drafts)))
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        self._inbox.stop()
-        self._thread.join(timeout_s)
+    def connect(self) -> sqlite3.Connection:
+        return connect(self.path, self.busy_timeout_s)
 
-    def _writer(self) -> None:
-        conn = connect(self.path, self.busy_timeout_s)
-        backlog, stopping, delay = _Batch(), False, 0.5
-        while not (stopping and not backlog):
-            stopping = self._drain(backlog, block=not backlog) or stopping
-            if backlog:
-                try:
-                    entries = self._write(conn, backlog)
-                except sqlite3.Error as exc:  # locked, disk full: keep and retry
-                    self.errors_total += 1
-                    log.error("cannot write the ledger to %s: %s (will retry)", self.path, exc)
-                    if stopping:
-                        log.error("giving up on %d unwritten ledger entries at shutdown",
-                                  len(backlog.drafts))
-                        break
-                    time.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-                    continue
-                delay, backlog = 0.5, _Batch()
-                self.entries_total += len(entries)
-                if entries and self.on_written is not None:
-                    _guarded(self.on_written, conn, entries)
-            if self.maintenance is not None:
-                _guarded(self.maintenance, conn)
-            if not stopping:
-                time.sleep(self.batch_interval_s)
-        conn.close()
+    def accept(self, items: list[_Batch]) -> None:
+        for batch in items:
+            self._backlog.merge(batch)
 
-    def _write(self, conn: sqlite3.Connection, batch: _Batch) -> list[LedgerEntry]:
+    def backlog_size(self) -> int:
+        return len(self._backlog.states) + len(self._backlog.drafts)
+
+    def write(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for name, data in batch.states.items():
+            for name, data in self._backlog.states.items():
                 if data is None:
                     conn.execute("DELETE FROM endpoint_state WHERE endpoint = ?", (name,))
                 else:
                     conn.execute("INSERT OR REPLACE INTO endpoint_state VALUES (?, ?, ?)",
                                  (name, str(data.get("state", "unknown")),
                                   json.dumps(data, sort_keys=True)))
-            entries = append(conn, batch.drafts)
+            self._entries = append(conn, self._backlog.drafts)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return entries
 
-    def _drain(self, backlog: _Batch, block: bool) -> bool:
-        """Merge queued batches into ``backlog``; True when the stop marker was seen."""
-        batches, stopped = self._inbox.take(block)
-        for batch in batches:
-            backlog.merge(batch)
-        return stopped
+    def written(self, conn: sqlite3.Connection) -> None:
+        entries, self._entries, self._backlog = self._entries, [], _Batch()
+        self.entries_total += len(entries)
+        if entries and self.on_written is not None:
+            _guarded(self.on_written, conn, entries)
+
+    def upkeep(self, conn: sqlite3.Connection) -> None:
+        if self.maintenance is not None:
+            _guarded(self.maintenance, conn)
+
+    def give_up(self, count: int) -> None:
+        super().give_up(len(self._backlog.drafts))
+        self._backlog = _Batch()
 
 
 def _guarded(action: Callable[..., None], *args: Any) -> None:

@@ -14,10 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from probe.commands import default_config, load_or_report
 from probe.durations import parse_duration
+from probe.features import CommandFactory, Plugins
 from probe.ledger.book import read_entries
 from probe.ledger.chain import LedgerEntry, verify
 from probe.ledger.learning import LearningFileError, append_learning
+from probe.report import table
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 
@@ -26,11 +29,9 @@ class UsageError(Exception):
     pass
 
 
-def add_parser(sub: Any, command: Any) -> None:
-    from probe.cli import DEFAULT_CONFIG
-
+def add_parser(sub: Any, command: CommandFactory) -> None:
     def source(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (its "
+        p.add_argument("--config", default=default_config(), help="config file (its "
                        "storage.path is the database)")
         p.add_argument("--db", help="read this database instead of the config's")
 
@@ -54,13 +55,11 @@ def add_parser(sub: Any, command: Any) -> None:
     learning.add_argument("--db", help="read this database instead of the config's")
 
 
-def database(args: argparse.Namespace) -> Path:
+def database(args: argparse.Namespace, plugins: Plugins) -> Path:
     if args.db:
         path = Path(args.db)
     else:
-        from probe.cli import load_or_report
-
-        config = load_or_report(args.config)
+        config = load_or_report(args.config, plugins.config)
         if config is None:
             raise UsageError("")
         path = config.storage.path
@@ -81,16 +80,16 @@ def entries(path: Path, since: str | None = None,
         conn.close()
 
 
-def _run(args: argparse.Namespace, body: Any) -> int:
+def _run(args: argparse.Namespace, plugins: Plugins, body: Any) -> int:
     try:
-        return int(body(database(args)))
+        return int(body(database(args, plugins)))
     except UsageError as exc:
         if str(exc):
             print(exc, file=sys.stderr)
         return EXIT_USAGE
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(path: Path) -> int:
         report = verify(entries(path))
         if not report.ok:
@@ -100,7 +99,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"ledger ok: {report.entries} entries, head sha256:{report.head}")
         return EXIT_OK
 
-    return _run(args, body)
+    return _run(args, plugins, body)
 
 
 def parse_since(text: str, now: datetime | None = None) -> str:
@@ -120,24 +119,22 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(path: Path) -> int:
         since = parse_since(args.since) if args.since else None
         found = entries(path, since, args.endpoint)
         if args.json:
             print(json.dumps([e.as_dict() for e in found], indent=2, ensure_ascii=False))
             return EXIT_OK
-        from probe.report import table
-
         rows = [[f"#{e.id}", e.ts, e.severity, e.endpoint, e.event, e.pattern] for e in found]
         print(table(rows, ("ID", "TIME", "SEVERITY", "ENDPOINT", "EVENT", "PATTERN"), width=200)
               if rows else "no ledger entries")
         return EXIT_OK
 
-    return _run(args, body)
+    return _run(args, plugins, body)
 
 
-def cmd_learning(args: argparse.Namespace) -> int:
+def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(path: Path) -> int:
         all_entries = entries(path)
         report = verify(all_entries)
@@ -153,4 +150,4 @@ def cmd_learning(args: argparse.Namespace) -> int:
         print(f"{args.file}: appended {added} rows" if added else f"{args.file}: up to date")
         return EXIT_OK
 
-    return _run(args, body)
+    return _run(args, plugins, body)

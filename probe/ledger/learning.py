@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
 
+from probe.atomic import Changed, write_atomic
 from probe.ledger.chain import LedgerEntry
 
 HEADER = re.compile(r"^\s*\|\s*Date\s*\|\s*Pattern\s*\|\s*Source\s*\|\s*$", re.IGNORECASE)
@@ -149,26 +149,8 @@ def _check_writable(target: Path) -> None:
 
 def _replace(target: Path, content: bytes, before: os.stat_result) -> bool:
     """Write ``content`` atomically over ``target`` unless it changed since ``before``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, before.st_mode & 0o7777)
-        now = target.stat()
-        if (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            os.unlink(tmp)
-            return False  # someone edited it meanwhile: start over from their bytes
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+        write_atomic(target, content, before.st_mode & 0o7777, unchanged_since=before)
+    except Changed:
+        return False  # someone edited it meanwhile: start over from their bytes
     return True
-

@@ -6,54 +6,57 @@ in-memory state, phrases transitions as drafts, and hands both to the book's wri
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from probe.config.model import Config
+from probe.job import Job
 from probe.ledger.book import LedgerBook
 from probe.ledger.chain import LedgerDraft
 from probe.ledger.rules import draft, subject
 from probe.ledger.state import EndpointState, Event, LedgerSettings, Transition
 from probe.outcome import ProbeResult
-from probe.scheduler import plan
-
-# Results from no configured endpoint (discovery's check of RunPod's API): name -> how
-# entries name it. They never appear in or disappear from the config.
-STANDING: dict[str, str] = {}
-# Endpoint.extra key that marks an endpoint found through RunPod's API (set by discovery).
-DISCOVERED_KEY = "discovered"
 
 
 class Ledger:
+    """``standing``: endpoints that report results without being configured (discovery's
+    check of RunPod's API), with how entries name them; they never appear in or disappear
+    from the config."""
+
     def __init__(self, book: LedgerBook, settings: LedgerSettings | None = None,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
+                 redact: Callable[[str], str] = lambda text: text,
+                 standing: Mapping[str, str] = MappingProxyType({})) -> None:
         self.book = book
         self.settings = settings or LedgerSettings()
         self.redact = redact
+        self.standing = standing
         self.states = {name: EndpointState.from_json(data) for name, data in book.states.items()}
 
     def observe(self, result: ProbeResult, row_id: int | None) -> list[LedgerDraft]:
         state = self.states.setdefault(result.endpoint, EndpointState())
-        if state.subject is None and result.endpoint in STANDING:
-            state.subject = STANDING[result.endpoint]
+        if state.subject is None and result.endpoint in self.standing:
+            state.subject = self.standing[result.endpoint]
         drafts = [self._draft(t, state) for t in state.observe(result, row_id, self.settings)]
         self.book.submit({result.endpoint: state.to_json()}, drafts)
         return drafts
 
-    def sync_config(self, config: Config, settings: LedgerSettings | None = None,
+    def sync_config(self, config: Config, jobs: Sequence[Job],
+                    settings: LedgerSettings | None = None,
                     now: datetime | None = None) -> list[LedgerDraft]:
-        """Record endpoints that appeared in or disappeared from the config since last time."""
+        """Record endpoints that appeared in or disappeared from the config since last time;
+        ``jobs`` is the plan that runs (feature planners add checks: round trip, prompts)."""
         self.settings = settings or self.settings
         now = now or datetime.now(UTC)
         changes: dict[str, EndpointState | None] = {}
         drafts = []
         configured = {e.name: e for e in config.endpoints}
         planned: dict[str, set[str]] = {}
-        for job in plan(config):  # feature planners add checks (round trip, prompts)
+        for job in jobs:
             planned.setdefault(job.endpoint.name, set()).update(job.checks)
         for name, endpoint in configured.items():
-            origin = "discovery" if DISCOVERED_KEY in endpoint.extra else "config"
+            origin = endpoint.origin
             state = self.states.get(name)
             if state is None:
                 state = self.states[name] = EndpointState()
@@ -67,7 +70,7 @@ class Ledger:
             for prompt in [p for p in state.prompts if p not in checks]:
                 del state.prompts[prompt]
             changes[name] = state
-        for name in [n for n in self.states if n not in configured and n not in STANDING]:
+        for name in [n for n in self.states if n not in configured and n not in self.standing]:
             state = self.states.pop(name)
             drafts.append(self._draft(Transition(Event.DISAPPEARED, name, now,
                                                  state.origin or "config"), state))
@@ -78,6 +81,10 @@ class Ledger:
     def current_states(self) -> dict[str, str]:
         """A fresh copy, safe to hand to the /metrics thread."""
         return {name: state.state for name, state in self.states.items()}
+
+    def state_of(self, endpoint: str) -> str | None:
+        state = self.states.get(endpoint)
+        return state.state if state is not None else None
 
     def _draft(self, t: Transition, state: EndpointState, who: str | None = None) -> LedgerDraft:
         d = draft(t, who or state.subject or t.endpoint)

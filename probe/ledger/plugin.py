@@ -1,34 +1,30 @@
-"""Wiring: the ledger's config sections, its daemon start-up hook and its metrics.
-
-Imported by ``probe.config.features.register_features`` so that loading a config is
-enough to make the daemon keep the ledger.
-"""
+"""The ledger feature as a value: the ``ledger:`` and ``learning:`` sections, the daemon
+start-up hook that keeps the ledger beside the probing loop, and the ``ledger``/``learning``
+commands."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
-from probe.config import features
-from probe.daemon import STARTUP_HOOKS, Daemon
+from probe.config.extension import ConfigExtension
+from probe.config.model import Config
+from probe.features import Attachment, Feature, Host
+from probe.job import Job
+from probe.ledger import cli
 from probe.ledger.book import LedgerBook, read_entries
 from probe.ledger.chain import LedgerEntry, verify
 from probe.ledger.learning import LearningFileError, append_learning
+from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.observer import Ledger
 from probe.ledger.retention import Pruner
 from probe.ledger.settings import LearningSettings, parse_learning, parse_ledger, validate
 from probe.ledger.state import LedgerSettings
-from probe.metrics import PROVIDERS, P
 from probe.outcome import ProbeResult
-from probe.state import Snapshot
 
 log = logging.getLogger(__name__)
-STATES = ("up", "down", "unknown")
 
 
 class LearningExporter:
@@ -53,21 +49,10 @@ class LearningExporter:
             log.error("cannot append to %s: %s", self.path, exc)
 
 
-class LedgerMetrics:
-    """Read by the /metrics thread: states are replaced whole, counters are plain ints."""
-
-    def __init__(self, book: LedgerBook, pruner: Pruner | None,
-                 exporter: LearningExporter | None) -> None:
-        self.book, self.pruner, self.exporter = book, pruner, exporter
-        self.states: dict[str, str] = {}
-
-
-def start_ledger(daemon: Daemon) -> Callable[[], None]:
-    config = daemon.config
-    exporter = None
-    learning = config.sections.get("learning")
-    if isinstance(learning, LearningSettings):
-        exporter = LearningExporter(learning.path)
+def start_ledger(host: Host) -> Attachment:
+    config = host.config
+    learning = LearningSettings.of(config)
+    exporter = LearningExporter(learning.path) if learning is not None else None
     pruner = Pruner(config.storage.retention_s) if config.storage.retention_s else None
     caught_up = [exporter is None]
 
@@ -79,57 +64,28 @@ def start_ledger(daemon: Daemon) -> Callable[[], None]:
             pruner(conn)
 
     book = LedgerBook(config.storage.path, on_written=exporter, maintenance=upkeep)
-    ledger = Ledger(book, _settings(config.sections), redact=lambda text: daemon.redactor(text))
+    ledger = Ledger(book, LedgerSettings.of(config), redact=host.redact, standing=host.standing)
     metrics = LedgerMetrics(book, pruner, exporter)
-    daemon.state.extra["ledger"] = metrics
-    seen = [config]
-    ledger.sync_config(config)
+    metrics.replace_states(ledger.current_states())
+    host.register(metrics)
 
     def observe(result: ProbeResult, row_id: int | None) -> None:
-        if daemon.config is not seen[0]:  # reloaded: endpoints may have come or gone
-            seen[0] = daemon.config
-            ledger.sync_config(daemon.config, _settings(daemon.config.sections))
         ledger.observe(result, row_id)
-        metrics.states = ledger.current_states()
+        metrics.set_state(result.endpoint, ledger.state_of(result.endpoint))
 
-    metrics.states = ledger.current_states()
-    assert daemon.prober is not None
-    daemon.prober.observers.append(observe)
-    return book.close
+    def on_plan(config: Config, jobs: Sequence[Job]) -> None:
+        """Endpoints may have come or gone (a reload, a discovery run)."""
+        ledger.sync_config(config, jobs, LedgerSettings.of(config))
+        metrics.replace_states(ledger.current_states())
 
-
-def _settings(sections: dict[str, Any]) -> LedgerSettings:
-    settings = sections.get("ledger")
-    return settings if isinstance(settings, LedgerSettings) else LedgerSettings()
+    host.observe(observe)
+    return Attachment(close=book.close, on_plan=on_plan)
 
 
-def ledger_metrics(snap: Snapshot) -> Iterator[Metric]:
-    metrics = snap.extra.get("ledger")
-    if not isinstance(metrics, LedgerMetrics):
-        return
-    state = GaugeMetricFamily(P + "endpoint_state", "The ledger's view of each endpoint after "
-                              "hysteresis (value 1 for the current state).",
-                              labels=["endpoint", "state"])
-    for name, current in sorted(metrics.states.items()):
-        for value in STATES:
-            state.add_metric([name, value], 1 if value == current else 0)
-    yield state
-    yield CounterMetricFamily(P + "ledger_entries", "Ledger entries written by this process.",
-                              value=metrics.book.entries_total)
-    yield CounterMetricFamily(P + "ledger_write_errors", "Failed ledger writes (retried).",
-                              value=metrics.book.errors_total)
-    if metrics.exporter is not None:
-        yield CounterMetricFamily(P + "learning_rows_appended", "Rows appended to LEARNING.md.",
-                                  value=metrics.exporter.appended_total)
-        yield CounterMetricFamily(P + "learning_append_errors", "LEARNING.md appends refused "
-                                  "or failed.", value=metrics.exporter.errors_total)
-    if metrics.pruner is not None:
-        yield CounterMetricFamily(P + "results_pruned", "Raw results rolled up and deleted by "
-                                  "retention.", value=metrics.pruner.pruned_total)
-
-
-features.SECTIONS["ledger"] = parse_ledger
-features.SECTIONS["learning"] = parse_learning
-features.VALIDATORS.append(validate)
-STARTUP_HOOKS.append(start_ledger)
-PROVIDERS.append(ledger_metrics)
+FEATURE = Feature(
+    name="ledger",
+    config=ConfigExtension(sections={"ledger": parse_ledger, "learning": parse_learning},
+                           validators=(validate,)),
+    startup=(start_ledger,),
+    commands=(cli.add_parser,),
+)

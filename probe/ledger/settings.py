@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from probe.config.extension import ParseContext
 from probe.config.fields import Fields, Problems
 from probe.config.model import Config
 from probe.ledger.learning import LearningFileError, check_appendable
@@ -24,10 +25,17 @@ from probe.ledger.state import LedgerSettings
 
 @dataclass(frozen=True, slots=True)
 class LearningSettings:
+    """The ``learning:`` section (None when absent: nothing is appended)."""
+
     path: Path
 
+    @classmethod
+    def of(cls, config: Config) -> LearningSettings | None:
+        settings = config.sections.get("learning")
+        return settings if isinstance(settings, LearningSettings) else None
 
-def parse_ledger(raw: Any, path: str, problems: Problems) -> LedgerSettings:
+
+def parse_ledger(raw: Any, path: str, problems: Problems, _: ParseContext) -> LedgerSettings:
     f = Fields(raw, path, problems, ("down_after", "up_after", "persistent_after"))
     default = LedgerSettings()
     return LedgerSettings(
@@ -37,7 +45,8 @@ def parse_ledger(raw: Any, path: str, problems: Problems) -> LedgerSettings:
     )
 
 
-def parse_learning(raw: Any, path: str, problems: Problems) -> LearningSettings | None:
+def parse_learning(raw: Any, path: str, problems: Problems,
+                   _: ParseContext) -> LearningSettings | None:
     if raw is None:
         return None
     f = Fields(raw, path, problems, ("path",))
@@ -47,8 +56,8 @@ def parse_learning(raw: Any, path: str, problems: Problems) -> LearningSettings 
 
 def validate(config: Config, problems: Problems) -> None:
     """A LEARNING.md we could not append to must stop the daemon before it probes."""
-    learning = config.sections.get("learning")
-    if isinstance(learning, LearningSettings):
+    learning = LearningSettings.of(config)
+    if learning is not None:
         try:
             check_appendable(learning.path)
         except LearningFileError as exc:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from probe.config.model import Config
 from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
 
 PROMPT_PREFIX = "prompt:"
@@ -43,9 +44,16 @@ class Event(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LedgerSettings:
+    """The ``ledger:`` section."""
+
     down_after: int = 3
     up_after: int = 2
     persistent_after_s: float = 1800.0
+
+    @classmethod
+    def of(cls, config: Config) -> LedgerSettings:
+        settings = config.sections.get("ledger")
+        return settings if isinstance(settings, LedgerSettings) else cls()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,2 +1,2 @@
 """Governed test prompts (the scope's ``prompt | expect | cross`` table), context fit and
-the token budget. ``probe.prompts.feature`` plugs them into the spine's extension points."""
+the token budget. ``probe.prompts.plugin`` plugs them into the spine's extension points."""

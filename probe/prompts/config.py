@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from probe.config.extension import ParseContext
 from probe.config.fields import Fields, Problems, env_int
 from probe.config.model import Config
 from probe.prompts.expectations import parse_expectations
@@ -40,8 +41,8 @@ def parse_bounds(env: Mapping[str, str], problems: Problems) -> TokenBounds:
 
 
 def parse_section(raw: Any, path: str, problems: Problems,
-                  env: Mapping[str, str]) -> PromptSection:
-    bounds = parse_bounds(env, problems)
+                  context: ParseContext) -> PromptSection:
+    bounds = parse_bounds(context.env, problems)
     if raw is None:
         return PromptSection(bounds=bounds)
     if not isinstance(raw, list):
@@ -154,9 +155,7 @@ def active_context_probe(f: Fields) -> float | None:
 
 
 def check_references(config: Config, problems: Problems) -> None:
-    section = config.sections.get("prompts")
-    if not isinstance(section, PromptSection):
-        return
+    section = PromptSection.of(config)
     known = [e.name for e in config.endpoints]
     for path, name in section.references:
         if name not in known:

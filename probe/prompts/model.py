@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from probe.config.model import Config, Endpoint
+
 CHECK_PREFIX = "prompt:"
-# Where a prompt job's endpoint carries the prompt it runs (see ``probe.prompts.plan``).
+# Job parameters (``Job.params``, read by the checks from ``ctx.params``): the prompt a prompt
+# job asks, and the completion room a context-fit job must leave.
 PROMPT_KEY = "prompt"
-# Where a context-fit job's endpoint carries the completion room a caller needs.
 COMPLETION_KEY = "completion_tokens"
+SECTION = "prompts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +70,39 @@ class TokenBounds:
 
 @dataclass(frozen=True, slots=True)
 class PromptSection:
-    """``Config.sections["prompts"]``."""
+    """The ``prompts:`` section."""
 
     prompts: tuple[Prompt, ...] = ()
     bounds: TokenBounds = TokenBounds()
     # Endpoint names as written in prompts, with their field path: checked by a validator.
     references: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, config: Config) -> PromptSection:
+        section = config.sections.get(SECTION)
+        return section if isinstance(section, PromptSection) else cls()
+
+
+@dataclass(frozen=True, slots=True)
+class ContextSettings:
+    """An endpoint's context-fit and budget keys (``required_context``,
+    ``active_context_probe``, ``token_budget_per_hour``)."""
+
+    required_context: int | None = None
+    active_every_s: float | None = None
+    token_budget_per_hour: int | None = None
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> ContextSettings:
+        extra = endpoint.extra
+
+        def number(key: str) -> Any:
+            value = extra.get(key)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) \
+                else None
+
+        required, budget = number("required_context"), number("token_budget_per_hour")
+        active = number("active_context_probe")
+        return cls(int(required) if required is not None else None,
+                   float(active) if active else None,
+                   int(budget) if budget is not None else None)

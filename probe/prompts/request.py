@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.checks.models import model_cards, pick_card
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from helpers import endpoint
 
+from probe.check import CheckContext
 from probe.checks import models
-from probe.checks.base import CheckContext
 from probe.outcome import Outcome
 
 

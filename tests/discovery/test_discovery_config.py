@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import parse_config
 
-from probe.config import ConfigError, parse_config
+from probe.config import ConfigError
 from probe.discovery.settings import DEFAULT_API, DiscoverySettings
 
 ENV = {"RUNPOD_API_KEY": "test-key-0000"}

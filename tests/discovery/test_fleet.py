@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 from discovery_helpers import ENV, config, names, pod, serverless
+from helpers import parse_config
 
-from probe.config import parse_config
-from probe.discovery.fleet import STATUS_KEY, build_fleet, sanitise, unique_name
+from probe.discovery.fleet import build_fleet, sanitise, unique_name
 from probe.discovery.listing import Listed
-from probe.ledger.observer import DISCOVERED_KEY
 
 
 def build(listed: dict[str, tuple[Listed, ...]], discovery: str = "{}",
@@ -59,11 +58,11 @@ def test_discovered_endpoints_are_built_like_configured_ones() -> None:
         "  - {name: queue-e1, kind: serverless, endpoint_id: e1}\n", env=ENV).endpoints
     assert names(fleet.endpoints) == ["qwen-p1", "queue-e1"]
     for found, expected in zip(fleet.endpoints, by_hand, strict=True):
-        assert replace(found, extra={}) == replace(expected, extra={})
+        assert replace(found, origin="config", runpod_status=None) == expected
     assert fleet.endpoints[0].root_url == "http://proxy.test/p1-8000"
     assert fleet.endpoints[1].root_url == "http://queue.test/v2/e1"
-    assert fleet.endpoints[0].extra[DISCOVERED_KEY] == {"name": "qwen", "id": "p1"}
-    assert fleet.endpoints[0].extra[STATUS_KEY] == "RUNNING"
+    assert fleet.endpoints[0].origin == "discovery"
+    assert fleet.endpoints[0].runpod_status == "RUNNING"
     assert fleet.counts() == {"pod": 1, "serverless": 1}
 
 
@@ -117,8 +116,9 @@ def test_configured_endpoints_win_and_carry_the_api_status() -> None:
                   "  - {name: other-p2, kind: openai, base_url: 'http://x.test/v1', "
                   "api_key_env: null}\n")
     assert names(fleet.configured) == ["mine", "queue", "other-p2"]
-    assert fleet.configured[0].extra[STATUS_KEY] == "EXITED"
-    assert STATUS_KEY not in fleet.configured[1].extra
+    assert fleet.configured[0].runpod_status == "EXITED"
+    assert fleet.configured[0].origin == "config"
+    assert fleet.configured[1].runpod_status is None
     assert names(fleet.endpoints) == ["other-p2-2"], "a configured name is never reused"
     assert fleet.skipped == (), "configured ones are neither duplicated nor skipped"
     merged = fleet.config(config(endpoints="  - {name: x, kind: pod, pod_id: x}\n"))

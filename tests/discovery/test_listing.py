@@ -10,7 +10,7 @@ import httpx
 import pytest
 from discovery_helpers import api_endpoint
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.discovery.listing import LISTED_KEY, Listed, make_check, parse_listing
 from probe.http import BadBody
 from probe.outcome import Outcome, Verdict

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import parse_config
 from simconfig import header, pods, write
 
-from probe.config import parse_config
 from probe.simulator import Fleet, PodSpec, ServerlessSpec, Simulator
 
 

@@ -9,16 +9,16 @@ from typing import Any
 
 import httpx
 from daemon_harness import run_daemon, scrape, until
+from helpers import fleet_state, parse_config, plan
 from simconfig import header, pods, write
 
-from probe.config import parse_config
+from probe.app import PLUGINS
 from probe.config.model import Config
 from probe.daemon import Daemon
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
-from probe.scheduler import plan
-from probe.state import FleetState
+from probe.vllm.metrics import EngineMetrics
 
 
 def test_daemon_never_reports_a_pod_with_a_dead_engine_up(sim: Any, tmp_path: Path,
@@ -44,11 +44,15 @@ class Rounds:
     """The daemon's prober, state and metrics registry, driven one round at a time."""
 
     def __init__(self, config: Config, client: httpx.AsyncClient, env: dict[str, str]) -> None:
-        self.state = FleetState(config)
-        self.prober = Prober(client, self.state, 8, config.scheduler.max_body_bytes, env=env)
-        collector = ProbeCollector(self.state)
-        self.registry = make_registry(collector)
+        self.state = fleet_state(config)
+        self.prober = Prober(client, self.state, PLUGINS.resolve, 8,
+                             config.scheduler.max_body_bytes, env=env)
         self.jobs = plan(config)
+        self.registry = make_registry(ProbeCollector(self.state))
+        engine = EngineMetrics()  # the vLLM feature's collector, fed like the daemon feeds it
+        engine.on_plan(config, self.jobs)
+        self.prober.observers.append(engine.observe)
+        self.registry.register(engine)
 
     async def run(self) -> dict[tuple[str, str], ProbeResult]:
         batches = await asyncio.gather(*(self.prober.run_job(job) for job in self.jobs))

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import parse_config
 from simconfig import header, pods, write
 
-from probe.config import parse_config
+from probe.app import PLUGINS
 from probe.gate import run_gate
 from probe.outcome import Outcome
 
@@ -81,7 +82,7 @@ def test_gate_waits_through_a_cold_start(sim: Any, tmp_path: Path,
         # The proxy answers 502 until the server is up, 0.6 s from now.
         asyncio.get_running_loop().call_later(0.6, sim.fleet.set_pod_behaviour, "warming",
                                               "healthy")
-        return await run_gate(config, "w", timeout_s=20, poll_s=0.2, env=sim_env)
+        return await run_gate(config, PLUGINS, "w", timeout_s=20, poll_s=0.2, env=sim_env)
 
     report = asyncio.run(go())
     assert report.passed, [r.message for r in report.results]
@@ -94,7 +95,7 @@ def test_gate_gives_up_at_its_timeout(sim: Any, tmp_path: Path, sim_env: dict[st
     sim.fleet.add_pod("never", PodSpec(behaviour="starting"))
     config = parse_config(header(sim, tmp_path, interval="10s", timeout="2s")
                           + pods("n never"), env=sim_env)
-    report = asyncio.run(run_gate(config, "n", timeout_s=0.5, poll_s=0.1, env=sim_env))
+    report = asyncio.run(run_gate(config, PLUGINS, "n", timeout_s=0.5, poll_s=0.1, env=sim_env))
     assert not report.passed and report.rounds >= 2
     assert {r.outcome for r in report.results} == {Outcome.HTTP_502}
 
@@ -106,5 +107,5 @@ def test_wrong_answer_is_not_waited_for(sim: Any, tmp_path: Path,
     sim.fleet.add_pod("liar", PodSpec(behaviour="wrong_answer"))
     config = parse_config(header(sim, tmp_path, interval="10s", timeout="2s")
                           + pods("l liar") + PROMPTS, env=sim_env)
-    report = asyncio.run(run_gate(config, "l", timeout_s=30, poll_s=0.1, env=sim_env))
+    report = asyncio.run(run_gate(config, PLUGINS, "l", timeout_s=30, poll_s=0.1, env=sim_env))
     assert not report.passed and report.rounds == 1

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import parse_config
 from simconfig import header, pods, write
 
-from probe.config import parse_config
+from probe.app import PLUGINS
 from probe.outcome import Outcome
 from probe.sweep import sweep
 
@@ -33,7 +34,7 @@ def _sweep(sim: Any, tmp_path: Path, env: dict[str, str], *rows: str,
            **header_args: Any) -> dict[str, Any]:
     """The models check's result per endpoint (pods also run health and vllm_metrics)."""
     config = parse_config(header(sim, tmp_path, **header_args) + pods(*rows), env=env)
-    return {r.endpoint: r for r in asyncio.run(sweep(config, env=env)) if r.check == "models"}
+    return {r.endpoint: r for r in asyncio.run(sweep(config, PLUGINS, env=env)) if r.check == "models"}
 
 
 @pytest.mark.parametrize(("name", "pod_id", "extra", "outcome"), EXPECTED,
@@ -88,7 +89,7 @@ def test_transient_502_then_recovery_is_a_retried_pass(sim: Any, tmp_path: Path,
 
     async def go() -> Any:
         before = sim.request_count
-        task = asyncio.create_task(sweep(config, env=sim_env))
+        task = asyncio.create_task(sweep(config, PLUGINS, env=sim_env))
         while sim.request_count == before:  # the first attempt has been answered with a 502
             await asyncio.sleep(0.001)
         sim.fleet.set_pod_behaviour("flaky", "healthy")  # ... the retry sees a healthy pod

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from daemon_harness import run_daemon
+from helpers import fleet_state, job_of, parse_config
 from simconfig import header, pods, write
 
-from probe.config import parse_config
+from probe.app import PLUGINS
 from probe.daemon import Daemon
 from probe.outcome import Outcome, ProbeResult
 from probe.sweep import sweep
@@ -27,7 +28,7 @@ def run(sim: Any, tmp_path: Path, env: dict[str, str], *rows: str, prompts: str 
         endpoints: str | None = None, **header_args: Any) -> dict[tuple[str, str], ProbeResult]:
     text = header(sim, tmp_path, **header_args) + (endpoints or pods(*rows)) + \
         ("prompts:\n" + prompts if prompts else "")
-    results = asyncio.run(sweep(parse_config(text, env=env), env=env))
+    results = asyncio.run(sweep(parse_config(text, env=env), PLUGINS, env=env))
     return {(r.endpoint, r.check): r for r in results}
 
 
@@ -109,7 +110,6 @@ def test_model_drift_is_recorded_with_old_and_new(sim: Any, tmp_path: Path,
                                                   sim_env: dict[str, str]) -> None:
     from probe.prober import Prober, make_client
     from probe.simulator import PodSpec
-    from probe.state import FleetState
 
     sim.fleet.add_pod("drifty", PodSpec())
     config = parse_config(header(sim, tmp_path) + pods("d drifty"), env=sim_env)
@@ -117,12 +117,12 @@ def test_model_drift_is_recorded_with_old_and_new(sim: Any, tmp_path: Path,
 
     async def probe_three_times() -> list[ProbeResult]:
         async with make_client(4) as client:
-            prober = Prober(client, FleetState(config), 4, 1 << 20, env=sim_env)
-            first = await prober.run_one(target, "models")
+            prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20, env=sim_env)
+            first = await prober.run_one(job_of(target), "models")
             sim.fleet.update_pod("drifty", max_model_len=8192)
-            second = await prober.run_one(target, "models")
+            second = await prober.run_one(job_of(target), "models")
             sim.fleet.update_pod("drifty", model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")
-            third = await prober.run_one(target, "models")
+            third = await prober.run_one(job_of(target), "models")
             return [first, second, third]
 
     first, second, third = asyncio.run(probe_three_times())
@@ -136,7 +136,6 @@ def test_drift_to_another_model_is_recorded_even_when_a_model_is_expected(
         sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
     from probe.prober import Prober, make_client
     from probe.simulator import PodSpec
-    from probe.state import FleetState
 
     sim.fleet.add_pod("pinned", PodSpec())
     config = parse_config(header(sim, tmp_path) + pods(
@@ -144,10 +143,10 @@ def test_drift_to_another_model_is_recorded_even_when_a_model_is_expected(
 
     async def probe_twice() -> ProbeResult:
         async with make_client(4) as client:
-            prober = Prober(client, FleetState(config), 4, 1 << 20, env=sim_env)
-            await prober.run_one(config.endpoints[0], "models")
+            prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20, env=sim_env)
+            await prober.run_one(job_of(config.endpoints[0]), "models")
             sim.fleet.set_pod_behaviour("pinned", "wrong_model")
-            return await prober.run_one(config.endpoints[0], "models")
+            return await prober.run_one(job_of(config.endpoints[0]), "models")
 
     result = asyncio.run(probe_twice())
     assert result.outcome is Outcome.MODEL_MISSING

@@ -11,16 +11,16 @@ from typing import Any
 import httpx
 import pytest
 from daemon_harness import run_daemon, scrape, until
+from helpers import fleet_state, load_config, plan
 from simconfig import header, write
 
-from probe.config import Config, load_config
+from probe.app import PLUGINS
+from probe.config import Config
 from probe.daemon import Daemon
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
-from probe.scheduler import plan
-from probe.serverless.metrics import STATS_KEY, RoundTripStats
+from probe.serverless.metrics import ServerlessMetrics
 from probe.simulator import Fleet, ServerlessSpec, Simulator
-from probe.state import FleetState
 from probe.store import latest_results
 
 KEY = "sim-key-5b2f0c1e9a7d4c3b"
@@ -57,16 +57,16 @@ async def run_checks(prober: Prober, config: Config, job_id: str, times: int,
     return results
 
 
-def probe_n(config: Config, job_id: str, times: int,
-            between: Callable[[], Any] | None = None) -> tuple[list[ProbeResult], FleetState]:
-    async def go() -> tuple[list[ProbeResult], FleetState]:
-        state = FleetState(config)
+def probe_n(config: Config, job_id: str, times: int, between: Callable[[], Any] | None = None,
+            ) -> tuple[list[ProbeResult], ServerlessMetrics]:
+    async def go() -> tuple[list[ProbeResult], ServerlessMetrics]:
+        state = fleet_state(config)
         async with make_client(8) as client:
-            prober = Prober(client, state, 8, 1 << 20, None, ENV)
-            stats = RoundTripStats()
-            state.extra[STATS_KEY] = stats
+            prober = Prober(client, state, PLUGINS.resolve, 8, 1 << 20, None, ENV)
+            stats = ServerlessMetrics()
+            stats.on_plan(config, plan(config))
             prober.observers.append(stats.observe)
-            return await run_checks(prober, config, job_id, times, between), state
+            return await run_checks(prober, config, job_id, times, between), stats
 
     return asyncio.run(go())
 
@@ -181,7 +181,7 @@ def test_cold_then_warm_round_trip(tmp_path: Path) -> None:
     assert (cold.outcome, warm.outcome) == (Outcome.OK, Outcome.OK)
     assert (cold.details["start"], warm.details["start"]) == ("cold", "warm")
     assert cold.details["delay_s"] >= 1.0 > warm.details["delay_s"]  # the simulator's delayTime
-    histograms = state.extra[STATS_KEY].snapshot()
+    histograms = state.histograms()
     assert {(t, s) for t, _, s in histograms} == {(t, s) for t in ("delay_s", "execution_s",
                                                                   "roundtrip_s")
                                                   for s in ("cold", "warm")}

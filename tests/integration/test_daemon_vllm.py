@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import fleet_state, job_of, parse_config, plan
 from vllm_harness import StartVllmServer, VllmServer
 
-from probe.config import Config, parse_config
+from probe.app import PLUGINS
+from probe.config import Config
 from probe.daemon import Daemon
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
-from probe.scheduler import plan
-from probe.state import FleetState
 from probe.sweep import sweep
 
 ENGINE_CHECKS = "[models, health, vllm_metrics]"
@@ -51,7 +51,7 @@ def load(server: VllmServer, tmp_path: Path, **kwargs: Any) -> Config:
 
 
 def results(config: Config) -> dict[str, ProbeResult]:
-    return {r.check: r for r in asyncio.run(sweep(config, env={}))}
+    return {r.check: r for r in asyncio.run(sweep(config, PLUGINS, env={}))}
 
 
 # --- the shared session server: read-only checks ---------------------------------------------
@@ -120,7 +120,7 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
 
 
 async def _running_daemon(config: Config) -> tuple[Daemon, asyncio.Event, asyncio.Task[None]]:
-    daemon = Daemon(config, env={})
+    daemon = Daemon(config, PLUGINS, env={})
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop, install_signals=False))
     await daemon.ready.wait()
@@ -144,13 +144,13 @@ def test_queue_depth_under_load_appears_on_the_daemons_metrics(vllm_server: Vllm
                 seen: list[ProbeResult] = []
 
                 async def queued() -> bool:
-                    seen.append(await prober.run_one(endpoint, "vllm_metrics"))
+                    seen.append(await prober.run_one(job_of(endpoint), "vllm_metrics"))
                     return seen[-1].ok and seen[-1].details["waiting"] > 0
 
                 await _until("the scrape sees requests waiting", queued, 60)
                 page = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
                 statuses = await load_task
-                after = await prober.run_one(endpoint, "vllm_metrics")
+                after = await prober.run_one(job_of(endpoint), "vllm_metrics")
             return page, after, statuses
         finally:
             stop.set()
@@ -210,8 +210,8 @@ def test_governed_prompt_streams_with_ttft_and_usage_close_to_vllms_own(
 
     async def run() -> ProbeResult:
         async with make_client(4) as client:
-            prober = Prober(client, FleetState(config), 4, config.scheduler.max_body_bytes,
-                            env={})
+            prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4,
+                            config.scheduler.max_body_bytes, env={})
             (result,) = await prober.run_job(job)
             return result
 

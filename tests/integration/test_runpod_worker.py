@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import fleet_state, parse_config, plan
 from runpod_worker import LocalWorker, local_worker, runpod_installed
 
-from probe.config import parse_config
+from probe.app import PLUGINS
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
-from probe.scheduler import plan
-from probe.state import FleetState
 
 pytestmark = pytest.mark.integration
 ENV = {"RUNPOD_API_KEY": "rk-local-worker-0000"}
@@ -48,7 +47,7 @@ def round_trip(worker: LocalWorker, tmp_path: Path, job_input: str) -> ProbeResu
 
     async def go() -> list[ProbeResult]:
         async with make_client(4) as client:
-            prober = Prober(client, FleetState(config), 4, 1 << 20, None, ENV)
+            prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20, None, ENV)
             return await prober.run_job(job)
 
     return asyncio.run(go())[0]

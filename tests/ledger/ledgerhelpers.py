@@ -33,3 +33,10 @@ def chain(count: int) -> list[LedgerEntry]:
     for n in range(1, count + 1):
         out.append(seal(draft(n), n, out[-1].hash if out else GENESIS))
     return out
+
+
+def sync(ledger: Any, config: Any, *args: Any, **kwargs: Any) -> Any:
+    """``Ledger.sync_config`` with the plan the app makes of ``config``."""
+    from helpers import plan
+
+    return ledger.sync_config(config, plan(config), *args, **kwargs)

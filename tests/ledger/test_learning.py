@@ -8,10 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import parse_config
 from ledgerhelpers import chain, draft
 
 from probe.cli import main
-from probe.config import ConfigError, parse_config
+from probe.config import ConfigError
 from probe.ledger.book import append, connect
 from probe.ledger.chain import GENESIS, Evidence, seal
 from probe.ledger.learning import LearningFileError, append_learning, cited

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from helpers import fleet_state, parse_config, plan
+from ledgerhelpers import sync
 from simconfig import header, pods
 
-from probe.config import parse_config
+from probe.app import PLUGINS
 from probe.ledger.book import LedgerBook, connect, read_entries
 from probe.ledger.chain import LedgerEntry, verify
 from probe.ledger.observer import Ledger
 from probe.prober import Prober, make_client
-from probe.scheduler import plan
 from probe.simulator import Fleet, PodSpec, Simulator
-from probe.state import FleetState
 from probe.store import ResultStore, history
 
 T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
@@ -40,11 +40,11 @@ def drive(tmp_path: Path, steps: list[tuple[float, str]]) -> tuple[list[LedgerEn
             store = ResultStore(config.storage.path, batch_interval_s=0.01)
             book = LedgerBook(config.storage.path, batch_interval_s=0.01)
             ledger = Ledger(book, config.sections["ledger"])
-            ledger.sync_config(config, now=T0 - timedelta(minutes=1))
+            sync(ledger, config, now=T0 - timedelta(minutes=1))
             (job,) = plan(config)
             try:
                 async with make_client(4) as client:
-                    prober = Prober(client, FleetState(config), 4, 1 << 20, store)
+                    prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20, store)
                     prober.observers.append(ledger.observe)
                     with freeze_time(T0, real_asyncio=True) as clock:
                         for minutes, behaviour in steps:
@@ -124,10 +124,10 @@ def test_serverless_conditions_through_the_real_queue_check(
         async def scenario() -> None:
             book = LedgerBook(config.storage.path, batch_interval_s=0.01)
             ledger = Ledger(book, config.sections["ledger"])
-            ledger.sync_config(config, now=T0)
+            sync(ledger, config, now=T0)
             try:
                 async with make_client(4) as client:
-                    prober = Prober(client, FleetState(config), 4, 1 << 20,
+                    prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20,
                                     env={"RUNPOD_API_KEY": "sim-key-0000"})
                     prober.observers.append(ledger.observe)
                     for name in ("healthy", behaviour, behaviour, "healthy"):

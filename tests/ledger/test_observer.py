@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
-from ledgerhelpers import T0, result
+from helpers import parse_config
+from ledgerhelpers import T0, result, sync
 
-from probe.config import parse_config
 from probe.ledger.book import LedgerBook, connect, read_entries
 from probe.ledger.cli import UsageError, parse_since
 from probe.ledger.observer import Ledger
@@ -33,14 +33,14 @@ def written(tmp_path: Path, book: LedgerBook) -> list[tuple[str, str, str]]:
 def test_config_sync_records_appeared_and_disappeared_once(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
     ledger = Ledger(book)
-    ledger.sync_config(config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
-    ledger.sync_config(config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
+    sync(ledger, config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
+    sync(ledger, config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
     assert written(tmp_path, book) == [
         ("qwen", "appeared", "RunPod pod qwen (id-qwen) added to the probed fleet"),
         ("deepseek", "appeared", "RunPod pod deepseek (id-deepseek) added to the probed fleet")]
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)  # a restart, one pod removed
     ledger = Ledger(book)
-    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    sync(ledger, config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
     assert written(tmp_path, book)[2:] == [
         ("deepseek", "disappeared",
          "RunPod pod deepseek (id-deepseek) removed from the config — no longer probed")]
@@ -61,7 +61,7 @@ def test_patterns_and_urls_are_redacted(tmp_path: Path) -> None:
 def test_settings_from_a_reload_apply(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
     ledger = Ledger(book, LedgerSettings(down_after=3))
-    ledger.sync_config(config(tmp_path, "qwen"), LedgerSettings(down_after=1), now=T0)  # type: ignore[arg-type]
+    sync(ledger, config(tmp_path, "qwen"), LedgerSettings(down_after=1), now=T0)  # type: ignore[arg-type]
     assert [d.event for d in ledger.observe(result(Outcome.HTTP_404), 1)] == ["down"]
     book.close()
 
@@ -88,11 +88,11 @@ def test_since_rejects_anything_else() -> None:
 def test_checks_no_longer_planned_stop_holding_recovery_back(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
     ledger = Ledger(book, LedgerSettings(down_after=1, up_after=1))
-    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    sync(ledger, config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
     ledger.observe(result(Outcome.ENGINE_DEAD, check="health"), 1)
     ledger.observe(result(check="prompt:old", at=1), 2)
     assert ledger.states["qwen"].state == "down"
-    ledger.sync_config(config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
+    sync(ledger, config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
     assert set(ledger.states["qwen"].availability.streaks) == set()
     assert ledger.states["qwen"].prompts == {}
     assert [d.event for d in ledger.observe(result(at=2), 3)] == ["recovered"]

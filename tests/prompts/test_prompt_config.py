@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import parse_config
 
-from probe.config import ConfigError, parse_config
+from probe.config import ConfigError
 from probe.prompts.model import Message, PromptSection, TokenBounds
 
 ENV = {"RUNPOD_API_KEY": "test-key-0000"}

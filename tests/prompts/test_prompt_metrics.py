@@ -1,4 +1,5 @@
-"""Prompt metrics render from state and the observer's stats on a fresh registry."""
+"""Prompt metrics: the feature's own collector, fed results and the plan, on a fresh
+registry."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from helpers import config_of, endpoint
+from prometheus_client import CollectorRegistry
 
 from probe.config.model import Config
-from probe.metrics import ProbeCollector, make_registry
+from probe.job import Job
 from probe.outcome import Outcome, ProbeResult
-from probe.prompts.prometheus import STATS_KEY, PromptStats, provide
-from probe.state import FleetState
+from probe.prompts.metrics import PromptMetrics
+
+PLANNED = ("prompt:arith", "prompt:gov")
 
 
 def config() -> Config:
@@ -25,15 +28,14 @@ def result(check: str, outcome: Outcome, **details: Any) -> ProbeResult:
 
 
 def registry_with(*results: ProbeResult) -> Any:
-    state = FleetState(config())
-    stats = PromptStats()
-    state.extra[STATS_KEY] = stats
-    collector = ProbeCollector(state)
-    collector.providers = [provide]
+    cfg = config()
+    metrics = PromptMetrics()
+    metrics.on_plan(cfg, [Job(f"a/{c}", cfg.endpoints[0], (c,), 300.0) for c in PLANNED])
     for r in results:
-        state.update(r)
-        stats.observe(r, None)
-    return make_registry(collector)
+        metrics.observe(r, None)
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    return registry
 
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3}
@@ -73,3 +75,17 @@ def test_skipped_budget_is_not_a_pass() -> None:
     registry = registry_with(result("prompt:arith", Outcome.SKIPPED_BUDGET))
     assert registry.get_sample_value("runpod_probe_prompt_pass",
                                      {"endpoint": "a", "prompt": "arith"}) == 0
+
+
+def test_a_planned_prompt_that_never_ran_is_not_passing_and_a_dropped_one_disappears() -> None:
+    cfg = config()
+    metrics = PromptMetrics()
+    metrics.on_plan(cfg, [Job("a/prompt:arith", cfg.endpoints[0], ("prompt:arith",), 300.0)])
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    labels = {"endpoint": "a", "prompt": "arith"}
+    assert registry.get_sample_value("runpod_probe_prompt_pass", labels) == 0
+    metrics.observe(result("prompt:arith", Outcome.OK, usage=USAGE), None)
+    assert registry.get_sample_value("runpod_probe_prompt_pass", labels) == 1
+    metrics.on_plan(cfg, [])
+    assert registry.get_sample_value("runpod_probe_prompt_pass", labels) is None

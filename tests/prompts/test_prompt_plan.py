@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from probe.config import parse_config
+from helpers import parse_config, plan
+
 from probe.prompts.model import COMPLETION_KEY, PROMPT_KEY
-from probe.scheduler import plan
 
 ENV = {"RUNPOD_API_KEY": "test-key-0000", "MAX_TOKENS": "48"}
 TEXT = """
@@ -24,8 +24,9 @@ def test_jobs_per_prompt_endpoint_and_context() -> None:
                          "big/context_active"}
     everywhere = jobs["plain/prompt:everywhere"]
     assert everywhere.checks == ("prompt:everywhere",) and everywhere.interval_s == 120.0
-    assert everywhere.endpoint.extra[PROMPT_KEY].name == "everywhere"
-    assert jobs["big/context"].endpoint.extra[COMPLETION_KEY] == 48
+    assert everywhere.params[PROMPT_KEY].name == "everywhere"
+    assert everywhere.endpoint.extra == jobs["plain/checks"].endpoint.extra  # not copied into
+    assert jobs["big/context"].params[COMPLETION_KEY] == 48
     assert jobs["big/context_active"].interval_s == 6 * 3600
     assert jobs["big/context"].interval_s == jobs["big/checks"].interval_s
 

@@ -10,9 +10,9 @@ from freezegun import freeze_time
 from helpers import endpoint
 from serverless_helpers import health_json, reading
 
-from probe.checks import queue
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.outcome import Outcome
+from probe.serverless import queue
 from probe.serverless.conditions import RULES, evaluate
 from probe.serverless.health import QueueHealth, parse_health
 from probe.serverless.history import QueueHistory

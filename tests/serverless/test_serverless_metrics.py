@@ -4,30 +4,22 @@ round-trip histograms split by cold and warm start."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from helpers import config_of, plan
 from prometheus_client import CollectorRegistry
 from serverless_helpers import health_json, serverless
 
-from probe.config.model import (
-    Config,
-    MetricsSettings,
-    RunpodSettings,
-    SchedulerSettings,
-    StorageSettings,
-)
-from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.serverless.health import parse_health
-from probe.serverless.metrics import STATS_KEY, RoundTripStats, provide
-from probe.state import FleetState
+from probe.serverless.metrics import ServerlessMetrics
 
 
-def fleet() -> FleetState:
-    return FleetState(Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
-                             StorageSettings(path=Path("x.db")), MetricsSettings("127.0.0.1", 0),
-                             SchedulerSettings(), (serverless(name="ep1"),)))
+def fleet() -> ServerlessMetrics:
+    metrics = ServerlessMetrics()
+    config = config_of(serverless(name="ep1"))
+    metrics.on_plan(config, plan(config))
+    return metrics
 
 
 def result(check: str, outcome: Outcome, details: dict[str, Any]) -> ProbeResult:
@@ -36,17 +28,17 @@ def result(check: str, outcome: Outcome, details: dict[str, Any]) -> ProbeResult
                        url="http://x/v2/ep1", details=details)
 
 
-def registry(state: FleetState) -> CollectorRegistry:
-    collector = ProbeCollector(state)
-    collector.providers = [provide]
-    return make_registry(collector)
+def registry(metrics: ServerlessMetrics) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(metrics)
+    return reg
 
 
 def test_jobs_and_workers_by_state_from_the_latest_reading() -> None:
     state = fleet()
     details = parse_health({"jobs": {"inQueue": 7, "completed": 3},
                             "workers": {"unhealthy": 1, "running": 0, "outdated": 2}}).as_details()
-    state.update(result("queue", Outcome.CRASH_LOOPING, details))
+    state.observe(result("queue", Outcome.CRASH_LOOPING, details))
     reg = registry(state)
     assert reg.get_sample_value("runpod_probe_serverless_jobs",
                                 {"endpoint": "ep1", "state": "inQueue"}) == 7
@@ -61,8 +53,8 @@ def test_jobs_and_workers_by_state_from_the_latest_reading() -> None:
 
 def test_an_unknown_reading_exports_no_stale_counts() -> None:
     state = fleet()
-    state.update(result("queue", Outcome.OK, parse_health(health_json(in_queue=2)).as_details()))
-    state.update(result("queue", Outcome.UNKNOWN, {"reason": "rate_limited"}))
+    state.observe(result("queue", Outcome.OK, parse_health(health_json(in_queue=2)).as_details()))
+    state.observe(result("queue", Outcome.UNKNOWN, {"reason": "rate_limited"}))
     reg = registry(state)
     assert reg.get_sample_value("runpod_probe_serverless_jobs",
                                 {"endpoint": "ep1", "state": "inQueue"}) is None
@@ -70,8 +62,7 @@ def test_an_unknown_reading_exports_no_stale_counts() -> None:
 
 def test_round_trips_fill_cold_and_warm_histograms_separately() -> None:
     state = fleet()
-    stats = RoundTripStats()
-    state.extra[STATS_KEY] = stats
+    stats = state
     stats.observe(result("roundtrip", Outcome.OK, {"start": "cold", "delay_s": 42.0,
                                                    "execution_s": 0.5, "roundtrip_s": 43.0}))
     for delay in (0.2, 0.3):
@@ -89,3 +80,13 @@ def test_round_trips_fill_cold_and_warm_histograms_separately() -> None:
                                 {**warm, "le": "0.5"}) == 2
     assert reg.get_sample_value("runpod_probe_serverless_execution_seconds_count", warm) == 2
     assert reg.get_sample_value("runpod_probe_serverless_roundtrip_seconds_sum", cold) == 43.0
+
+
+def test_an_endpoint_no_longer_planned_is_forgotten() -> None:
+    state = fleet()
+    state.observe(result("queue", Outcome.OK, parse_health(health_json(in_queue=2)).as_details()))
+    reg = registry(state)
+    labels = {"endpoint": "ep1", "state": "inQueue"}
+    assert reg.get_sample_value("runpod_probe_serverless_jobs", labels) == 2
+    state.on_plan(config_of(), [])
+    assert reg.get_sample_value("runpod_probe_serverless_jobs", labels) is None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from probe.config import parse_config
-from probe.scheduler import plan
+from helpers import parse_config, plan
+
 from probe.serverless.settings import (
     QueueSettings,
     RoundTripSettings,
@@ -44,8 +44,9 @@ def test_roundtrip_gets_its_own_job_tried_once_with_a_covering_deadline() -> Non
     jobs = {job.id: job for job in plan(config)}
     assert set(jobs) == {"s/checks", "s/roundtrip"}
     job = jobs["s/roundtrip"]
-    assert (job.checks, job.interval_s, job.endpoint.tries) == (("roundtrip",), 900.0, 1)
-    assert job.endpoint.timeout_s == 100.0  # deadline + /health before + cancel after
+    assert (job.checks, job.interval_s, job.attempts.tries) == (("roundtrip",), 900.0, 1)
+    assert job.attempts.timeout_s == 100.0  # deadline + /health before + cancel after
+    assert job.bound_s == 100.0  # how long a shutdown waits for it
     assert jobs["s/checks"].endpoint.checks == ("queue",)  # the queue check stays cheap
 
 

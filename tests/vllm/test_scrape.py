@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import endpoint
+from helpers import endpoint, spec
 
-from probe.checks import vllm_metrics
-from probe.checks.base import CheckContext
-from probe.engine.load import EngineLoad, NotEngineMetrics, parse_engine_load
+from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult, Verdict
 from probe.runner import run_check
+from probe.vllm import scrape as vllm_metrics
+from probe.vllm.load import EngineLoad, NotEngineMetrics, parse_engine_load
 
 REAL_0_32 = (Path(__file__).parent.parent / "data" / "vllm" / "metrics-0.32-busy.txt").read_text()
 TEXT_1_0 = "text/plain; version=1.0.0; charset=utf-8"
@@ -150,7 +150,7 @@ def test_page_over_the_metrics_cap_is_a_bad_response() -> None:
 
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(serve(huge))) as client:
-            return await run_check("vllm_metrics", vllm_metrics.check, endpoint(), client,
+            return await run_check("vllm_metrics", spec("vllm_metrics", vllm_metrics.check), endpoint(), client,
                                    CheckContext())
 
     result = asyncio.run(go())

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import httpx
 
-from probe.checks.base import CheckContext
-from probe.checks.chat import reply_failure
+from probe.check import CheckContext
 from probe.checks.models import model_cards, pick_card
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.outcome import Outcome, Verdict
 from probe.prompts import budget
-from probe.prompts.model import COMPLETION_KEY, Message, TokenBounds
+from probe.prompts.chat import reply_failure
+from probe.prompts.model import COMPLETION_KEY, ContextSettings, Message, TokenBounds
 from probe.prompts.request import chat_body, served_model
 from probe.prompts.stream import post_chat
 
@@ -30,16 +30,11 @@ _FILLER = "The quick brown fox jumps over the lazy dog while the probe checks th
 _INSTRUCTION = "Ignore the filler text below and reply with the single word OK.\n\n"
 
 
-def _required(endpoint: Endpoint) -> int | None:
-    value = endpoint.extra.get("required_context")
-    return value if isinstance(value, int) else None
-
-
 async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
-    required = _required(endpoint)
+    required = ContextSettings.of(endpoint).required_context
     if required is None:
         return Verdict(Outcome.ERROR, "required_context is not configured")
-    completion = endpoint.extra.get(COMPLETION_KEY) or TokenBounds().default
+    completion = ctx.params.get(COMPLETION_KEY) or TokenBounds().default
     status, body, _ = await get(client, f"{endpoint.openai_base}/models", ctx.headers(endpoint),
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
@@ -75,11 +70,11 @@ def filler(tokens: int) -> str:
 
 async def check_active(endpoint: Endpoint, client: httpx.AsyncClient,
                        ctx: CheckContext) -> Verdict:
-    required = _required(endpoint)
+    settings = ContextSettings.of(endpoint)
+    required = settings.required_context
     if required is None:
         return Verdict(Outcome.ERROR, "required_context is not configured")
-    refusal = budget.over_budget(ctx.shared, endpoint.extra.get("token_budget_per_hour"),
-                                 required + 1)
+    refusal = budget.over_budget(ctx.shared, settings.token_budget_per_hour, required + 1)
     if refusal is not None:
         return Verdict(Outcome.SKIPPED_BUDGET, refusal)
     model = await served_model(endpoint, client, ctx)

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import spec
 from serverless_helpers import health_json, serverless
 
-from probe.checks import roundtrip
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult
 from probe.runner import run_check
+from probe.serverless import roundtrip
 from probe.serverless.settings import RoundTripSettings
 
 SDK_ERROR = json.dumps({"error_type": "<class 'ValueError'>", "error_message": "boom requested",
@@ -59,7 +60,7 @@ def probe(api: Any, settings: RoundTripSettings | None = None, ctx: CheckContext
 
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
-            return await run_check("roundtrip", roundtrip.check, ep, client,
+            return await run_check("roundtrip", spec("roundtrip", roundtrip.check), ep, client,
                                    ctx or CheckContext())
 
     return asyncio.run(go())
@@ -92,7 +93,7 @@ def test_runsync_sends_the_configured_input_and_wait() -> None:
 
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as client:
-            return await run_check("roundtrip", roundtrip.check, ep, client, CheckContext())
+            return await run_check("roundtrip", spec("roundtrip", roundtrip.check), ep, client, CheckContext())
 
     assert asyncio.run(go()).details["start"] == "cold"
     assert bodies == [("2500", {"input": {"a": [1]}})]

@@ -1,39 +1,41 @@
-"""The runpod_probe_vllm_* gauges and the endpoint up gauge, rendered from FleetState."""
+"""The runpod_probe_vllm_* gauges (the feature's collector) and the endpoint up gauge (the
+core collector), fed the same results."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from helpers import endpoint
+from helpers import config_of, endpoint, fleet_state, plan
 
-from probe.config.model import (
-    Config,
-    MetricsSettings,
-    RunpodSettings,
-    SchedulerSettings,
-    StorageSettings,
-)
-from probe.engine import prometheus
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
-from probe.state import FleetState
+from probe.vllm.metrics import EngineMetrics
 
 POD_CHECKS = ("models", "health", "vllm_metrics")
 LOAD = {"waiting": 2.0, "running": 4.0, "kv_cache_usage": 0.25,
         "generation_tokens_per_s": 31.5, "stuck_streak": 1, "generation_tokens_total": 133.0}
 
 
-def registry_and_state() -> tuple[Any, FleetState]:
-    config = Config(RunpodSettings("K", "http://x/v2", "http://x/{pod_id}-{port}"),
-                    StorageSettings(path=Path("x.db")), MetricsSettings("127.0.0.1", 0),
-                    SchedulerSettings(), (endpoint(name="pod", checks=POD_CHECKS),))
-    state = FleetState(config)
-    collector = ProbeCollector(state)
-    if prometheus.provide not in collector.providers:
-        collector.providers.append(prometheus.provide)
-    return make_registry(collector), state
+class Fed:
+    """The core state and the engine collector, fed each result like the prober feeds them."""
+
+    def __init__(self) -> None:
+        config = config_of(endpoint(name="pod", checks=POD_CHECKS))
+        self.state = fleet_state(config)
+        self.engine = EngineMetrics()
+        self.engine.on_plan(config, plan(config))
+
+    def update(self, r: ProbeResult) -> None:
+        self.state.update(r)
+        self.engine.observe(r)
+
+
+def registry_and_state() -> tuple[Any, Fed]:
+    fed = Fed()
+    registry = make_registry(ProbeCollector(fed.state))
+    registry.register(fed.engine)
+    return registry, fed
 
 
 def result(check: str, outcome: Outcome, details: dict[str, Any] | None = None) -> ProbeResult:

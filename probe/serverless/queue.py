@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from probe import control_plane
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.outcome import Outcome, Verdict

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probe.engine.load import EngineLoad
+from probe.vllm.load import EngineLoad
 
 DEFAULT_STUCK_AFTER = 3
 _KEY = "engine_progress"

@@ -1,15 +1,17 @@
-"""Plug engine liveness and load into the spine: the ``stuck_after`` endpoint key (with its
-checks) and the ``runpod_probe_vllm_*`` metrics. Imported once by ``register_features``."""
+"""The vLLM engine feature as a value: the ``health`` and ``vllm_metrics`` checks, the
+``stuck_after`` endpoint key, and the ``runpod_probe_vllm_*`` gauges."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from probe import metrics
-from probe.checks import DEFAULT_CHECKS
-from probe.config import features
+from probe.check import CheckSpec
+from probe.config.extension import ConfigExtension
 from probe.config.fields import Fields
-from probe.engine import prometheus
+from probe.config.model import DEFAULT_CHECKS
+from probe.features import Attachment, Feature, Host
+from probe.vllm import health, scrape
+from probe.vllm.metrics import EngineMetrics
 
 ENGINE_CHECKS = ("health", "vllm_metrics")
 
@@ -38,9 +40,16 @@ def _route(check: str) -> str:
     return "health" if check == "health" else "metrics"
 
 
-def _register() -> None:
-    features.ENDPOINT_KEYS["stuck_after"] = parse_stuck_after
-    metrics.PROVIDERS.append(prometheus.provide)
+def start(host: Host) -> Attachment:
+    metrics = EngineMetrics()
+    host.register(metrics)
+    host.observe(metrics.observe)
+    return Attachment(on_plan=metrics.on_plan)
 
 
-_register()
+FEATURE = Feature(
+    name="vllm",
+    config=ConfigExtension(endpoint_keys={"stuck_after": parse_stuck_after}),
+    checks=(CheckSpec("health", health.check), CheckSpec("vllm_metrics", scrape.check)),
+    startup=(start,),
+)

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from probe.engine.load import EngineLoad
-from probe.engine.progress import observe
+from probe.vllm.load import EngineLoad
+from probe.vllm.progress import observe
 
 
 def load(waiting: float, tokens: float) -> EngineLoad:

@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import endpoint
+from helpers import endpoint, spec
 
-from probe.checks import health
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult
 from probe.runner import run_check
+from probe.vllm import health
 
 HTML = "text/html; charset=utf-8"
 PROXY_404 = b"<html><head><title>404 Not Found</title></head><body>404</body></html>"
@@ -27,7 +27,7 @@ def answer(status: int, body: bytes = b"", content_type: str | None = None) -> A
 def run(handler: Any, tries: int = 1) -> ProbeResult:
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await run_check("health", health.check, endpoint(tries=tries), client,
+            return await run_check("health", spec("health", health.check), endpoint(tries=tries), client,
                                    CheckContext())
 
     return asyncio.run(go())

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, error_message, status_outcome
 from probe.outcome import Outcome, Verdict
 from probe.prompts import budget
 from probe.prompts.expectations import Answer, judge_all
-from probe.prompts.model import PROMPT_KEY, Prompt
+from probe.prompts.model import PROMPT_KEY, ContextSettings, Prompt
 from probe.prompts.request import chat_body, forget_model, served_model
 from probe.prompts.stream import ChatReply, post_chat
 from probe.vllm_errors import is_context_error  # shared with probe.http.failure_verdict
@@ -73,12 +73,13 @@ def tokens_per_second(reply: ChatReply, completion_tokens: int) -> float | None:
 
 
 async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
-    prompt = endpoint.extra.get(PROMPT_KEY)
+    prompt = ctx.params.get(PROMPT_KEY)
     if not isinstance(prompt, Prompt):
         return Verdict(Outcome.ERROR, "no prompt attached to this job (planner bug)")
     chars = sum(len(m.content) for m in prompt.messages)
     needed = budget.estimate_tokens(chars, prompt.max_tokens)
-    refusal = budget.over_budget(ctx.shared, endpoint.extra.get("token_budget_per_hour"), needed)
+    refusal = budget.over_budget(ctx.shared, ContextSettings.of(endpoint).token_budget_per_hour,
+                                 needed)
     if refusal is not None:
         return Verdict(Outcome.SKIPPED_BUDGET, refusal, details=_base(prompt))
     model = await served_model(endpoint, client, ctx)

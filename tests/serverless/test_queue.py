@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import spec
 from serverless_helpers import ROOT, health_json, serverless
 
-from probe.checks import queue
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult
 from probe.runner import run_check
+from probe.serverless import queue
 
 
 class Api:
@@ -37,7 +38,7 @@ class Api:
 def probe(api: Api, ctx: CheckContext | None = None, **overrides: Any) -> ProbeResult:
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
-            return await run_check("queue", queue.check, serverless(**overrides), client,
+            return await run_check("queue", spec("queue", queue.check), serverless(**overrides), client,
                                    ctx or CheckContext(env={"RUNPOD_API_KEY": "rk-test-1234"}))
 
     return asyncio.run(go())
@@ -96,7 +97,7 @@ def test_deadline_exceeded_is_unknown_not_timeout() -> None:
 
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
-            return await run_check("queue", queue.check, serverless(timeout_s=0.05), client,
+            return await run_check("queue", spec("queue", queue.check), serverless(timeout_s=0.05), client,
                                    CheckContext())
 
     result = asyncio.run(go())

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import httpx
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.config.model import Endpoint
-from probe.http import describe_status, get, status_outcome
+from probe.http import describe_status, get, is_html, status_outcome
 from probe.outcome import Outcome, Verdict
 
 MAX_BODY_BYTES = 64 * 1024  # vLLM's answer is empty; proxy error pages are a few KB
@@ -28,14 +28,10 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
                                       min(ctx.max_body_bytes, MAX_BODY_BYTES))
     if 200 <= status < 300:
         return Verdict(Outcome.OK, "engine alive", status)
-    if status in ENGINE_DEAD_STATUSES and not _is_html(body, headers):
+    if status in ENGINE_DEAD_STATUSES and not is_html(body, headers):
         return Verdict(Outcome.ENGINE_DEAD, f"engine dead: /health answered {status} "
                        f"({'empty body' if not body.strip() else describe_status(status, body)})",
                        status)
     return Verdict(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
                    status)
 
-
-def _is_html(body: bytes, headers: httpx.Headers) -> bool:
-    return ("html" in headers.get("content-type", "").lower()
-            or b"<html" in body[:512].lower())

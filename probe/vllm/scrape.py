@@ -2,7 +2,7 @@
 rate (the pod's load), and ``engine_stuck`` when requests wait while no token is generated.
 
 The values travel in the result's details (``waiting``, ``running``, ``kv_cache_usage``,
-``generation_tokens_per_s``, ...), from where ``probe.engine.prometheus`` exports them.
+``generation_tokens_per_s``, ...), from where ``probe.vllm.metrics`` exports them.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.config.model import Endpoint
-from probe.engine.load import EngineLoad, NotEngineMetrics, parse_engine_load
-from probe.engine.progress import DEFAULT_STUCK_AFTER, Progress, observe
 from probe.http import describe_status, get, status_outcome
 from probe.outcome import Outcome, Verdict
+from probe.vllm.load import EngineLoad, NotEngineMetrics, parse_engine_load
+from probe.vllm.progress import DEFAULT_STUCK_AFTER, Progress, observe
 
 # vLLM's page is ~50 KB on a tiny model and a few hundred KB on a big GPU server: never cap
 # it below this, even when scheduler.max_body_bytes is set low for JSON answers.

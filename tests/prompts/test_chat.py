@@ -12,9 +12,9 @@ import pytest
 from freezegun import freeze_time
 from helpers import endpoint
 
-from probe.checks import chat
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.outcome import Outcome, Verdict
+from probe.prompts import chat
 from probe.prompts.model import PROMPT_KEY, Expectation, Message, Prompt
 
 SSE = {"content-type": "text/event-stream"}
@@ -42,12 +42,13 @@ def reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> An
 
 def run(handler: Any, prompt: Prompt = ARITHMETIC, ctx: CheckContext | None = None,
         **overrides: Any) -> Verdict:
-    extra = {PROMPT_KEY: prompt, **overrides.pop("extra", {})}
-    target = endpoint(model="Q", extra=extra, **overrides)
+    target = endpoint(model="Q", extra=overrides.pop("extra", {}), **overrides)
+    context = ctx or CheckContext()
+    context.params = {PROMPT_KEY: prompt}
 
     async def go() -> Verdict:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await chat.check(target, client, ctx or CheckContext())
+            return await chat.check(target, client, context)
 
     return asyncio.run(go())
 
@@ -147,8 +148,8 @@ def test_model_is_learned_from_models_and_forgotten_on_404() -> None:
             return httpx.Response(404, json={"error": {"message": "The model does not exist"}})
         return reply(200, sse(ROLE, delta(content="4"), USAGE, b"[DONE]"))(request)
 
-    target = endpoint(model=None, extra={PROMPT_KEY: ARITHMETIC})
-    ctx = CheckContext()
+    target = endpoint(model=None)
+    ctx = CheckContext(params={PROMPT_KEY: ARITHMETIC})
 
     async def go() -> list[Verdict]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe.config import parse_config
+from helpers import parse_config
 
 ENV = {"RUNPOD_API_KEY": "test-key-0000"}
 CONFIG = """

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from helpers import endpoint
 
-from probe.checks import context
-from probe.checks.base import CheckContext
+from probe.check import CheckContext
 from probe.outcome import Outcome, Verdict
+from probe.prompts import context
 from probe.prompts.model import COMPLETION_KEY
 
 
@@ -25,7 +25,10 @@ def models(max_len: int | None, status: int = 200) -> Any:
 def run(handler: Any, extra: dict[str, Any]) -> Verdict:
     async def go() -> Verdict:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await context.check(endpoint(extra=extra), client, CheckContext())
+            params = {k: v for k, v in extra.items() if k == COMPLETION_KEY}
+            own = {k: v for k, v in extra.items() if k != COMPLETION_KEY}
+            return await context.check(endpoint(extra=own), client,
+                                       CheckContext(params=params))
 
     return asyncio.run(go())
 

@@ -1,0 +1,37 @@
+"""The composition root: every feature, in order, merged into the one ``Plugins`` set the CLI
+hands to the daemon, ``once``, ``gate`` and the demo.
+
+Order matters and is visible here: config problems are reported in this order (a feature's
+sections, keys and validators after the ones before it), start-up hooks run in it
+(discovery first, so the ledger starts on the discovered fleet), and /metrics lists families
+in it.
+"""
+
+from __future__ import annotations
+
+from probe import demo, gate
+from probe.checks.registry import CORE_CHECKS
+from probe.discovery import plugin as discovery
+from probe.export import plugin as export
+from probe.features import Feature, Plugins
+from probe.ledger import plugin as ledger
+from probe.prompts import plugin as prompts
+from probe.scheduler import endpoint_jobs
+from probe.serverless import plugin as serverless
+from probe.vllm import plugin as vllm
+
+# The spine: the models check, one job per endpoint, and the deployment gate.
+CORE = Feature(name="core", checks=CORE_CHECKS, planners=(endpoint_jobs,),
+               commands=(gate.add_parser,))
+
+FEATURES: tuple[Feature, ...] = (
+    CORE,
+    discovery.FEATURE,  # lists RunPod's fleet; its hook runs before the others'
+    vllm.FEATURE,  # engine liveness and load
+    ledger.FEATURE,  # state with hysteresis, the append-only ledger, LEARNING.md
+    prompts.FEATURE,  # governed prompts, context fit, token budget
+    serverless.FEATURE,  # queue conditions, round trips
+    export.FEATURE,  # generated dashboards and alert rules
+    demo.FEATURE,  # the simulated fleet with the real daemon
+)
+PLUGINS = Plugins.of(*FEATURES)

@@ -1,0 +1,62 @@
+"""What every check is and receives: ``async def check(endpoint, client, ctx) -> Verdict``.
+
+A check observes one endpoint once and returns a ``Verdict`` (a failing endpoint is data);
+the runner times it, retries it, and maps exceptions to outcomes. A ``CheckSpec`` names a
+check and says how the runner treats its final verdict (``policy``): checks that ask
+RunPod's control plane instead of the endpoint turn "could not ask" into ``unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from probe.config.model import Endpoint
+from probe.http import USER_AGENT
+from probe.outcome import Verdict
+from probe.secrets import bearer_headers
+
+
+@dataclass(slots=True)
+class CheckContext:
+    """Per (endpoint, check) context. ``memory`` survives between runs of the check
+    (previous served model, counters for deltas, consecutive-condition streaks);
+    ``shared`` is one dict for all checks of the same endpoint (tokens spent this hour);
+    ``params`` are the parameters of the job the check runs in (the prompt it asks);
+    ``stopping`` is set when the daemon stops, so a long check can wind down cleanly."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    memory: dict[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] | None = None
+    shared: dict[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    stopping: asyncio.Event | None = None
+
+    def headers(self, endpoint: Endpoint) -> dict[str, str]:
+        return {"User-Agent": USER_AGENT, "Accept": "application/json",
+                **bearer_headers(endpoint.api_key_env, self.env)}
+
+
+CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Verdict]]
+Policy = Callable[[Verdict], Verdict]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """A check by name. A ``family`` check answers every name ``<name>:<parameter>`` (e.g.
+    ``prompt:arithmetic``); its parameter travels on the job."""
+
+    name: str
+    run: CheckFn
+    policy: Policy | None = None  # applied by the runner to the final verdict, after retries
+    family: bool = False
+
+    def answers(self, check: str) -> bool:
+        if self.family:
+            family, sep, _ = check.partition(":")
+            return bool(sep) and family == self.name
+        return check == self.name

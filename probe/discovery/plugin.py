@@ -1,0 +1,93 @@
+"""The discovery feature as a value: the ``discovery:`` section, the daemon hook that lists the
+fleet before the first probes and then every ``discovery.interval``, the sweep step for
+``once`` and ``gate``, the ledger's name for RunPod's API, the metrics and the ``discover``
+command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from probe.config.extension import ConfigExtension
+from probe.config.model import Config
+from probe.discovery import cli
+from probe.discovery.memory import memory_path
+from probe.discovery.metrics import DiscoveryMetrics
+from probe.discovery.run import CHECK, Discoverer
+from probe.discovery.settings import API_ENDPOINT, SECTION, DiscoverySettings, parse_section
+from probe.discovery.settings import validate as validate_settings
+from probe.features import Attachment, Feature, Host, Publisher
+from probe.outcome import ProbeResult
+
+log = logging.getLogger(__name__)
+IDLE_POLL_S = 60.0  # discovery removed by a reload: look again this often
+
+
+async def start_discovery(host: Host) -> Attachment | None:
+    """List the fleet once before the first probes, then keep listing in a task. Runs first
+    of all hooks: the others (the ledger) start on the discovered fleet, so a restart does
+    not record every discovered endpoint as gone and back."""
+    if DiscoverySettings.of(host.file_config) is None:
+        return None
+    discoverer = Discoverer(host.env, host.config.scheduler.max_body_bytes,
+                            remember=memory_path(host.config.storage.path))
+    metrics = DiscoveryMetrics()
+    host.register(metrics)
+    host.declare_standing(API_ENDPOINT, CHECK)
+    host.add_expander(discoverer.expand)
+    first = await _discover(host, discoverer, metrics)
+    task = asyncio.create_task(_keep_discovering(host, discoverer, metrics, first))
+
+    def stop() -> None:
+        task.cancel()
+
+    return Attachment(close=stop)
+
+
+async def _discover(host: Host, discoverer: Discoverer,
+                    metrics: DiscoveryMetrics) -> ProbeResult | None:
+    try:
+        found = await discoverer.run(host.file_config, host.client)
+    except Exception:  # noqa: BLE001 - a bug here must not stop the probing of the rest
+        log.exception("discovery failed (a runpod-probe bug); keeping the last known fleet")
+        return None
+    host.apply(host.file_config)
+    metrics.update(discoverer.last)
+    log.info("discovery: %s: %s", found.result.outcome, found.result.message)
+    return found.result
+
+
+async def _keep_discovering(host: Host, discoverer: Discoverer, metrics: DiscoveryMetrics,
+                            first: ProbeResult | None) -> None:
+    await host.ready.wait()  # every observer (the ledger) is attached: publish the first
+    if first is not None:
+        host.publish(first)
+    while True:
+        settings = DiscoverySettings.of(host.file_config)
+        await asyncio.sleep(settings.interval_s if settings is not None else IDLE_POLL_S)
+        if DiscoverySettings.of(host.file_config) is None:
+            continue
+        result = await _discover(host, discoverer, metrics)
+        if result is not None:  # applied first, so the ledger sees the new fleet with it
+            host.publish(result)
+
+
+async def prepare_sweep(config: Config, prober: Publisher) -> tuple[Config, list[ProbeResult]]:
+    """``once`` and ``gate``: discover first, then probe what was found."""
+    if DiscoverySettings.of(config) is None:
+        return config, []
+    found = await Discoverer(prober.env, prober.max_body_bytes).run(config, prober.client)
+    prober.publish(found.result)
+    return found.config, [found.result]
+
+
+FEATURE = Feature(
+    name="discovery",
+    config=ConfigExtension(sections={SECTION: parse_section},
+                           env_validators=(validate_settings,),
+                           endpoint_sources=frozenset({SECTION})),
+    preparers=(prepare_sweep,),
+    startup=(start_discovery,),
+    standing={API_ENDPOINT: "RunPod API"},
+    commands=(cli.add_parser,),
+)

@@ -1,0 +1,169 @@
+"""A feature is a value: one immutable record of everything it adds to the spine.
+
+Each feature package exports one ``Feature`` (in its ``plugin.py``); the composition root
+(``probe.app``) lists them in order and merges them with ``Plugins.of``; the CLI hands the
+merged ``Plugins`` to the daemon, ``once``, ``gate`` and the demo. Nothing registers itself
+at import time, and this module imports no feature.
+
+A feature may add:
+- ``config``: config sections, endpoint keys, validators and check names (``ConfigExtension``);
+- ``checks``: check functions by name, with the runner's policy for their final verdict;
+- ``planners``: config -> jobs it schedules (prompts, round trips);
+- ``preparers``: steps a one-off sweep runs first (discovery lists RunPod's fleet);
+- ``startup``: daemon start-up hooks (run in order, after the prober is ready); a hook gets
+  the running daemon as a ``Host`` and may return an ``Attachment``: a closer for shutdown
+  and a listener for every new plan;
+- ``standing``: pseudo-endpoints that report results without being configured (discovery's
+  ``runpod-api``), with how ledger entries name them;
+- ``commands``: CLI sub-commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from probe.check import CheckSpec
+from probe.config.extension import ConfigExtension
+from probe.config.model import Config
+from probe.job import Job
+from probe.outcome import ProbeResult
+
+if TYPE_CHECKING:
+    import httpx
+    from prometheus_client.registry import Collector
+
+# A result observer: (result, its row id in the results table, or None when not stored).
+Observer = Callable[[ProbeResult, "int | None"], None]
+Planner = Callable[[Config], list[Job]]
+# Features that add endpoints to the file's config at run time (discovery).
+Expander = Callable[[Config], Config]
+
+
+class Publisher(Protocol):
+    """What a sweep preparer may use: the HTTP client, settings, and a way to publish the
+    results it produced (discovery's own)."""
+
+    @property
+    def client(self) -> httpx.AsyncClient: ...
+    @property
+    def env(self) -> Mapping[str, str] | None: ...
+    @property
+    def max_body_bytes(self) -> int: ...
+    def publish(self, result: ProbeResult) -> None: ...
+
+
+# (config, publisher) -> (the config to sweep, results the step produced)
+Preparer = Callable[[Config, Publisher], Awaitable[tuple[Config, list[ProbeResult]]]]
+
+
+class Host(Protocol):
+    """The running daemon, as a start-up hook sees it."""
+
+    @property
+    def config(self) -> Config: ...  # what runs: the file's config plus expansions
+    @property
+    def file_config(self) -> Config: ...  # as last loaded from the file
+    @property
+    def jobs(self) -> Sequence[Job]: ...  # the current plan
+    @property
+    def env(self) -> Mapping[str, str] | None: ...
+    @property
+    def client(self) -> httpx.AsyncClient: ...
+    @property
+    def ready(self) -> asyncio.Event: ...  # set once every hook ran and probing started
+    @property
+    def standing(self) -> Mapping[str, str]: ...  # every feature's standing subjects
+    def redact(self, text: str) -> str: ...
+    def register(self, collector: Collector) -> None: ...  # on the daemon's registry
+    def observe(self, observer: Observer) -> None: ...  # every published result
+    def publish(self, result: ProbeResult) -> None: ...
+    def declare_standing(self, endpoint: str, check: str) -> None: ...
+    def add_expander(self, expander: Expander) -> None: ...
+    def apply(self, config: Config) -> bool: ...  # run ``config`` (plus expansions)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """What a started feature hands back to the daemon."""
+
+    close: Callable[[], None] | None = None  # at shutdown, after in-flight checks finished
+    on_plan: Callable[[Config, Sequence[Job]], None] | None = None  # after every new plan
+
+
+StartupHook = Callable[[Host], "Attachment | None | Awaitable[Attachment | None]"]
+# A command's handler gets its parsed arguments and the merged plugins; returns the exit code.
+Handler = Callable[[argparse.Namespace, "Plugins"], int]
+# ``command(name, handler, help) -> parser``: a sub-command with the shared --config option.
+CommandFactory = Callable[[str, Handler, str], argparse.ArgumentParser]
+# ``add(subparsers, command)``: adds a feature's sub-commands.
+AddCommands = Callable[[Any, CommandFactory], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    name: str
+    config: ConfigExtension = field(default_factory=ConfigExtension)
+    checks: tuple[CheckSpec, ...] = ()
+    planners: tuple[Planner, ...] = ()
+    preparers: tuple[Preparer, ...] = ()
+    startup: tuple[StartupHook, ...] = ()
+    standing: Mapping[str, str] = field(default_factory=dict)
+    commands: tuple[AddCommands, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "standing", MappingProxyType(dict(self.standing)))
+
+
+@dataclass(frozen=True, slots=True)
+class Plugins:
+    """Every feature merged, in order: the one set the daemon, sweeps and gates run with."""
+
+    features: tuple[Feature, ...]
+    config: ConfigExtension
+    checks: tuple[CheckSpec, ...]
+    planners: tuple[Planner, ...]
+    preparers: tuple[Preparer, ...]
+    startup: tuple[StartupHook, ...]
+    standing: Mapping[str, str]
+    commands: tuple[AddCommands, ...]
+
+    @classmethod
+    def of(cls, *features: Feature) -> Plugins:
+        names = [f.name for f in features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a feature is listed twice: {names}")
+        checks: dict[str, CheckSpec] = {}
+        for spec in (s for f in features for s in f.checks):
+            if spec.name in checks:
+                raise ValueError(f'check "{spec.name}" is claimed by two features')
+            checks[spec.name] = spec
+        own = ConfigExtension(checks=tuple(s.name for s in checks.values() if not s.family))
+        standing: dict[str, str] = {}
+        for feature in features:
+            standing.update(feature.standing)
+        return cls(
+            features=tuple(features),
+            config=ConfigExtension.merge(*(f.config for f in features), own),
+            checks=tuple(checks.values()),
+            planners=tuple(p for f in features for p in f.planners),
+            preparers=tuple(p for f in features for p in f.preparers),
+            startup=tuple(h for f in features for h in f.startup),
+            standing=MappingProxyType(standing),
+            commands=tuple(c for f in features for c in f.commands),
+        )
+
+    def resolve(self, check: str) -> CheckSpec:
+        """The check behind a name; KeyError for a name no feature answers."""
+        for spec in self.checks:
+            if spec.answers(check):
+                return spec
+        raise KeyError(check)
+
+    def plan(self, config: Config) -> list[Job]:
+        """Every job the planners schedule for ``config``, in planner order."""
+        return [job for planner in self.planners for job in planner(config)]

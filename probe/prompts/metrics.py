@@ -1,0 +1,109 @@
+"""Prompt metrics: pass per endpoint and prompt, TTFT and total-time histograms, decode
+rate, and the tokens probing spent (so users see what probing costs).
+
+Results reach ``PromptMetrics.observe`` as a prober observer (event loop); /metrics reads a
+copy under the same lock from its own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from probe.config.model import Config
+from probe.job import Job
+from probe.metrics import P
+from probe.outcome import ProbeResult
+from probe.prompts.model import CHECK_PREFIX
+from probe.state import Histogram
+
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+TOTAL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+Key = tuple[str, str]  # (endpoint, prompt name)
+
+
+class PromptMetrics(Collector):
+    """Fed by the prober (one result at a time), read by the /metrics thread under one lock.
+    Every planned prompt is declared, so a prompt that never ran shows as not passing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.passed: dict[Key, bool] = {}  # planned (endpoint, prompt) -> last answer passed
+        self.ttft: dict[Key, Histogram] = {}
+        self.total: dict[Key, Histogram] = {}
+        self.tokens_per_s: dict[Key, float] = {}
+        self.spent: Counter[tuple[str, str]] = Counter()  # (endpoint, "prompt"|"completion")
+
+    def on_plan(self, config: Config, jobs: Sequence[Job]) -> None:
+        planned = {(job.endpoint.name, check[len(CHECK_PREFIX):])
+                   for job in jobs for check in job.checks if check.startswith(CHECK_PREFIX)}
+        with self._lock:
+            self.passed = {key: self.passed.get(key, False) for key in sorted(planned)}
+
+    def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
+        details = result.details
+        with self._lock:
+            usage = details.get("usage")
+            if isinstance(usage, dict):
+                for kind in ("prompt", "completion"):
+                    tokens = usage.get(f"{kind}_tokens")
+                    if isinstance(tokens, int):
+                        self.spent[(result.endpoint, kind)] += tokens
+            if not result.check.startswith(CHECK_PREFIX):
+                return
+            key = (result.endpoint, result.check[len(CHECK_PREFIX):])
+            if key in self.passed:
+                self.passed[key] = result.ok
+            if not isinstance(usage, dict):
+                return  # timings of an incomplete answer would flatter or smear the histograms
+            if isinstance(details.get("ttft_s"), float | int):
+                self.ttft.setdefault(key, Histogram(TTFT_BUCKETS)).observe(details["ttft_s"])
+            if isinstance(details.get("total_s"), float | int):
+                self.total.setdefault(key, Histogram(TOTAL_BUCKETS)).observe(details["total_s"])
+            if isinstance(details.get("tokens_per_s"), float | int):
+                self.tokens_per_s[key] = float(details["tokens_per_s"])
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            passed = dict(self.passed)
+            ttft = {k: h.copy() for k, h in self.ttft.items()}
+            total = {k: h.copy() for k, h in self.total.items()}
+            tokens_per_s = dict(self.tokens_per_s)
+            spent = Counter(self.spent)
+        family = GaugeMetricFamily(P + "prompt_pass", "1 when the prompt's last answer passed "
+                                   "every expectation; 0 otherwise (never run, failed, skipped).",
+                                   labels=["endpoint", "prompt"])
+        for key, ok in sorted(passed.items()):
+            family.add_metric(list(key), 1 if ok else 0)
+        yield family
+        yield _histogram(P + "prompt_ttft_seconds", "Time to the first content token of prompt "
+                         "answers (role-only chunks do not count).", ttft)
+        yield _histogram(P + "prompt_duration_seconds", "Total time of prompt answers, request "
+                         "to [DONE].", total)
+        rate = GaugeMetricFamily(P + "prompt_tokens_per_second", "Decode rate of the last "
+                                 "answer: completion tokens / (total - TTFT).",
+                                 labels=["endpoint", "prompt"])
+        for key, value in sorted(tokens_per_s.items()):
+            rate.add_metric(list(key), value)
+        yield rate
+        tokens = CounterMetricFamily(P + "tokens_spent", "Tokens spent by probing, as reported "
+                                     "by the server's usage.", labels=["endpoint", "type"])
+        for (endpoint, kind), count in sorted(spent.items()):
+            tokens.add_metric([endpoint, kind], count)
+        yield tokens
+
+
+def _histogram(name: str, text: str, data: dict[Key, Histogram]) -> Metric:
+    family = HistogramMetricFamily(name, text, labels=["endpoint", "prompt"])
+    for key, histogram in sorted(data.items()):
+        family.add_metric(list(key), histogram.buckets(), histogram.total)
+    return family

@@ -1,0 +1,48 @@
+"""The serverless feature as a value: the ``queue`` and ``roundtrip`` checks (both ask RunPod's
+control plane, so "could not ask" is unknown), their endpoint keys and validators, the
+round-trip schedule, and the serverless series on /metrics."""
+
+from __future__ import annotations
+
+from probe import control_plane
+from probe.check import CheckSpec
+from probe.config.extension import ConfigExtension
+from probe.config.model import Config
+from probe.features import Attachment, Feature, Host
+from probe.job import Job
+from probe.serverless import queue, roundtrip, settings
+from probe.serverless.metrics import ServerlessMetrics
+
+
+def roundtrip_jobs(config: Config) -> list[Job]:
+    """One job per endpoint with a round trip, at its own (long) interval, tried once (a
+    retry would submit, and pay for, a second job). Its deadline covers the job's own
+    deadline plus the endpoint's timeout for the /health read before and the cancel after."""
+    jobs = []
+    for endpoint in config.endpoints:
+        rt = settings.roundtrip_settings(endpoint)
+        if rt is None:
+            continue
+        jobs.append(Job(f"{endpoint.name}/roundtrip", endpoint, ("roundtrip",), rt.interval_s,
+                        tries=1, timeout_s=rt.deadline_s + 2 * endpoint.timeout_s))
+    return jobs
+
+
+def start(host: Host) -> Attachment:
+    metrics = ServerlessMetrics()
+    host.register(metrics)
+    host.observe(metrics.observe)
+    return Attachment(on_plan=metrics.on_plan)
+
+
+FEATURE = Feature(
+    name="serverless",
+    config=ConfigExtension(
+        endpoint_keys=settings.ENDPOINT_KEYS,
+        validators=(settings.validate_openai_model, settings.validate_checks),
+    ),
+    checks=(CheckSpec("queue", queue.check, policy=control_plane.as_unknown),
+            CheckSpec("roundtrip", roundtrip.check, policy=control_plane.as_unknown)),
+    planners=(roundtrip_jobs,),
+    startup=(start,),
+)

@@ -1,0 +1,69 @@
+"""Export the pod load read by the ``vllm_metrics`` check as ``runpod_probe_vllm_*`` gauges.
+
+Values come from each endpoint's latest ``vllm_metrics`` result, so they are as fresh as the
+last scrape. A failed scrape has no values, and then the series are absent rather than
+stale: a number we did not observe this time would be a lie.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from probe.config.model import Config
+from probe.job import Job
+from probe.metrics import P
+from probe.outcome import ProbeResult
+
+CHECK = "vllm_metrics"
+# (metric name, help, key in the result details)
+GAUGES = (
+    ("vllm_requests_waiting", "Requests queued in vLLM (vllm:num_requests_waiting, summed over "
+     "engines) at the last scrape.", "waiting"),
+    ("vllm_requests_running", "Requests in vLLM's running batch (vllm:num_requests_running, "
+     "summed over engines) at the last scrape.", "running"),
+    ("vllm_kv_cache_usage_ratio", "KV-cache usage 0..1 of the fullest engine "
+     "(vllm:kv_cache_usage_perc, or vllm:gpu_cache_usage_perc on old servers).",
+     "kv_cache_usage"),
+    ("vllm_generation_tokens_per_second", "Generated tokens per second between the last two "
+     "scrapes (rate of vllm:generation_tokens_total, summed over engines).",
+     "generation_tokens_per_s"),
+    ("vllm_stuck_checks", "Consecutive scrapes with requests waiting and no token generated "
+     "(engine_stuck at the endpoint's stuck_after).", "stuck_streak"),
+)
+
+
+class EngineMetrics(Collector):
+    """Fed by the prober (one result at a time), read by the /metrics thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, dict[str, Any]] = {}  # endpoint -> latest scrape's details
+
+    def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
+        if result.check == CHECK:
+            with self._lock:
+                self._latest[result.endpoint] = result.details
+
+    def on_plan(self, config: Config, jobs: Sequence[Job]) -> None:
+        """Forget endpoints that no longer scrape vLLM."""
+        scraping = {job.endpoint.name for job in jobs if CHECK in job.checks}
+        with self._lock:
+            for name in [n for n in self._latest if n not in scraping]:
+                del self._latest[name]
+
+    def collect(self) -> Iterator[Metric]:
+        families = {key: GaugeMetricFamily(P + name, help_text, labels=["endpoint"])
+                    for name, help_text, key in GAUGES}
+        with self._lock:
+            latest = sorted(self._latest.items())
+        for endpoint, details in latest:
+            for key, family in families.items():
+                value = details.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    family.add_metric([endpoint], float(value))
+        yield from families.values()
