@@ -9,7 +9,7 @@ import os
 import sys
 
 from probe.config import Config, ConfigError, load_config
-from probe.config.extension import ConfigExtension
+from probe.config.model import ConfigExtension
 from probe.secrets import Redactor, install_log_redaction
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2

@@ -124,12 +124,15 @@ class Daemon:
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
-                if install_signals:
-                    self._install_signals(stop)
-                self.ready.set()
-                await stop.wait()
-                self.prober.stopping.set()
-                await self.scheduler.shutdown()
+                try:
+                    if install_signals:
+                        self._install_signals(stop)
+                    self.ready.set()
+                    await stop.wait()
+                finally:
+                    # Stopped or cancelled: no check starts from here on.
+                    self.prober.stopping.set()
+                    await self.scheduler.shutdown()
                 log.info("stopping: waiting for %d jobs in flight", len(self._tasks))
                 await self._drain()
                 for attachment in self._attachments:

@@ -28,8 +28,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from probe.check import CheckSpec
-from probe.config.extension import ConfigExtension
-from probe.config.model import Config
+from probe.config.model import Config, ConfigExtension
 from probe.job import Job
 from probe.outcome import ProbeResult
 

@@ -14,15 +14,16 @@ from typing import Any
 
 import yaml
 
-from probe.config.extension import ConfigExtension, ParseContext
 from probe.config.fields import Fields, Problems, env_int, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
     DEFAULT_CHECKS,
     KINDS,
     Config,
+    ConfigExtension,
     Endpoint,
     MetricsSettings,
+    ParseContext,
     RunpodSettings,
     SchedulerSettings,
     StorageSettings,

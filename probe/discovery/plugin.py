@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from probe.config.extension import ConfigExtension
-from probe.config.model import Config
+from probe.config.model import Config, ConfigExtension
 from probe.discovery import cli
 from probe.discovery.memory import memory_path
 from probe.discovery.metrics import DiscoveryMetrics

@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from probe.config.extension import ParseContext
 from probe.config.fields import Fields, Problems
 from probe.config.load import SETTINGS, ConfigError, build_endpoint
-from probe.config.model import Config
+from probe.config.model import Config, ParseContext
 
 SECTION = "discovery"
 DEFAULT_API = "https://api.runpod.io/v2"

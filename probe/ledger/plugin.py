@@ -9,8 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from probe.config.extension import ConfigExtension
-from probe.config.model import Config
+from probe.config.model import Config, ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.ledger import cli

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.config.extension import ParseContext
 from probe.config.fields import Fields, Problems
-from probe.config.model import Config
+from probe.config.model import Config, ParseContext
 from probe.ledger.learning import LearningFileError, check_appendable
 from probe.ledger.state import LedgerSettings
 

@@ -11,9 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from probe.config.extension import ParseContext
 from probe.config.fields import Fields, Problems, env_int
-from probe.config.model import Config
+from probe.config.model import Config, ParseContext
 from probe.prompts.expectations import parse_expectations
 from probe.prompts.model import Message, Prompt, PromptSection, TokenBounds
 

@@ -5,7 +5,7 @@ budget keys, the prompt and context checks and their schedule, and the prompt se
 from __future__ import annotations
 
 from probe.check import CheckSpec
-from probe.config.extension import ConfigExtension
+from probe.config.model import ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.prompts import chat, config, context, plan
 from probe.prompts.metrics import PromptMetrics

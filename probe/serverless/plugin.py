@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from probe import control_plane
 from probe.check import CheckSpec
-from probe.config.extension import ConfigExtension
-from probe.config.model import Config
+from probe.config.model import Config, ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.serverless import queue, roundtrip, settings

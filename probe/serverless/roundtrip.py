@@ -2,7 +2,8 @@
 
 ``POST /runsync?wait=`` with the configured input (or a chat completion through the
 worker's OpenAI route), then ``/status/{id}`` until the deadline for a job still queued or
-running, and ``POST /cancel/{id}`` at the deadline so the probe never adds to a stuck queue.
+running, and ``POST /cancel/{id}`` whenever the job is left unfinished (the deadline, a
+failed status poll, the daemon stopping) so the probe never adds to a stuck queue.
 Each round trip is labelled ``cold`` (no idle, ready or running worker on a ``/health``
 read just before it was sent), ``warm``, or ``unknown`` when that read failed.
 """
@@ -21,11 +22,13 @@ from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.outcome import Outcome, Verdict
+from probe.runner import verdict_from_exception
 from probe.serverless.health import parse_health
 from probe.serverless.jobs import JobReport, parse_job, send
 from probe.serverless.settings import RoundTripSettings, roundtrip_settings
 
 FIRST_POLL_S, MAX_POLL_S = 0.2, 2.0
+CANCEL_TIMEOUT_S = 10.0
 OPENAI_PROMPT = "2+2"
 
 
@@ -72,6 +75,9 @@ def _refused(status: int, body: bytes, headers: httpx.Headers, ctx: CheckContext
 
 async def _job(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
                settings: RoundTripSettings) -> Verdict:
+    """Submit, poll until done or the deadline, and cancel the job on every path that leaves
+    it unfinished (deadline, a failed poll, a transport error, the daemon stopping), so the
+    probe never adds to a stuck queue; the cancel's own outcome is in the details."""
     headers, limit = ctx.headers(endpoint), ctx.max_body_bytes
     deadline = time.monotonic() + settings.deadline_s
     wait_ms = round(settings.wait_s * 1000)
@@ -82,27 +88,41 @@ async def _job(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
         return _refused(status, body, answer_headers, ctx)
     report = parse_job(parse_json_object(body))
     polls, delay_s, status_method = 0, FIRST_POLL_S, "GET"
+    interrupted: Verdict | None = None  # why polling stopped before the job finished
     while report.pending and report.id is not None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        await asyncio.sleep(min(delay_s, remaining))
+        if await _stopping(ctx, min(delay_s, remaining)):
+            interrupted = Verdict(Outcome.UNKNOWN, "the probe stopped before the job finished")
+            break
         delay_s = min(delay_s * 1.5, MAX_POLL_S)
         url = f"{endpoint.root_url}/status/{report.id}"
-        status, body, answer_headers = await send(client, status_method, url, headers, limit)
-        if status == 405 and status_method == "GET":  # runpod's local worker API wants POST
-            status_method = "POST"
-            status, body, answer_headers = await send(client, "POST", url, headers, limit)
-        polls += 1
-        if status != 200:
-            return _refused(status, body, answer_headers, ctx)
-        report = parse_job(parse_json_object(body))
+        try:
+            status, body, answer_headers = await send(client, status_method, url, headers,
+                                                      limit)
+            if status == 405 and status_method == "GET":  # runpod's local worker wants POST
+                status_method = "POST"
+                status, body, answer_headers = await send(client, "POST", url, headers, limit)
+            polls += 1
+            if status != 200:
+                interrupted = _refused(status, body, answer_headers, ctx)
+                break
+            report = parse_job(parse_json_object(body))
+        except (httpx.HTTPError, BadBody) as exc:
+            interrupted = verdict_from_exception(exc, settings.deadline_s)
+            break
     details = _job_details(report, polls)
-    if report.pending:
-        details["cancelled"] = await _cancel(endpoint, client, ctx, report)
+    if report.pending and report.id is not None:
+        cancel = await _cancel(endpoint, client, ctx, report)
+        details.update(cancelled=cancel == "cancelled", cancel=cancel)
+        cancelled = "; job cancelled" if cancel == "cancelled" else f"; cancel failed ({cancel})"
+        if interrupted is not None:
+            return Verdict(interrupted.outcome, f"status poll: {interrupted.message}{cancelled}",
+                           interrupted.http_status, {**interrupted.details, **details})
         return Verdict(Outcome.JOB_FAILED,
                        f"job still {report.status} after {format_duration(settings.deadline_s)}"
-                       + ("; cancelled" if details["cancelled"] else "; cancel failed")
+                       + ("; cancelled" if cancel == "cancelled" else "; cancel failed")
                        + " so the probe does not add to a stuck queue", 200, details)
     if report.status != "COMPLETED":
         return Verdict(Outcome.JOB_FAILED, f"job {report.status}"
@@ -111,6 +131,19 @@ async def _job(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
                       (("delay_s", report.delay_s), ("execution_s", report.execution_s))
                       if v is not None)
     return Verdict(Outcome.OK, "job COMPLETED" + (f" ({times})" if times else ""), 200, details)
+
+
+async def _stopping(ctx: CheckContext, pause_s: float) -> bool:
+    """Pause before the next poll; True when the daemon began to stop meanwhile."""
+    if ctx.stopping is None:
+        await asyncio.sleep(pause_s)
+        return False
+    try:
+        async with asyncio.timeout(pause_s):
+            await ctx.stopping.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 def _job_details(report: JobReport, polls: int) -> dict[str, Any]:
@@ -124,14 +157,17 @@ def _job_details(report: JobReport, polls: int) -> dict[str, Any]:
 
 
 async def _cancel(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
-                  report: JobReport) -> bool:
-    """Best effort: a failed cancel is reported in the verdict, not raised."""
+                  report: JobReport) -> str:
+    """Best effort, within its own short deadline: "cancelled", or why the cancel failed (a
+    failed cancel is reported in the verdict, never raised)."""
     try:
-        status, _, _ = await send(client, "POST", f"{endpoint.root_url}/cancel/{report.id}",
-                                  ctx.headers(endpoint), ctx.max_body_bytes)
-    except httpx.HTTPError:
-        return False
-    return status == 200
+        async with asyncio.timeout(min(endpoint.timeout_s, CANCEL_TIMEOUT_S)):
+            status, body, _ = await send(client, "POST",
+                                         f"{endpoint.root_url}/cancel/{report.id}",
+                                         ctx.headers(endpoint), ctx.max_body_bytes)
+    except Exception as exc:  # noqa: BLE001 - the cancel's failure is data too
+        return str(verdict_from_exception(exc, CANCEL_TIMEOUT_S).outcome)
+    return "cancelled" if status == 200 else f"HTTP {status}"
 
 
 async def _chat(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from probe.check import CheckSpec
-from probe.config.extension import ConfigExtension
 from probe.config.fields import Fields
-from probe.config.model import DEFAULT_CHECKS
+from probe.config.model import DEFAULT_CHECKS, ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.vllm import health, scrape
 from probe.vllm.metrics import EngineMetrics

@@ -116,3 +116,25 @@ def test_once_discovers_first_and_fails_when_discovery_does(
     assert refused.returncode == 1
     unknown = probe(sim_env, "once", "--config", str(path), "--endpoint", "nobody")
     assert unknown.returncode == 2 and 'no endpoint named "nobody"' in unknown.stderr
+
+
+def test_gate_knows_discovered_endpoints(sim: Simulator, tmp_path: Path,
+                                         sim_env: dict[str, str]) -> None:
+    """``gate`` runs the same preparers as ``once``: an endpoint that only RunPod's API lists
+    is gated like a configured one, and an unknown name lists what discovery found."""
+    path = config(sim, tmp_path)
+    passed = probe(sim_env, "gate", "qwen-pod-p-run", "--config", str(path), "--timeout", "5s",
+                   "--json")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    report = json.loads(passed.stdout)
+    assert report["passed"] is True and report["endpoint"] == "qwen-pod-p-run"
+    assert {r["check"] for r in report["results"]} == {"models", "health", "vllm_metrics"}
+
+    sim.fleet.set_pod_behaviour("p-run", "server_down")
+    failed = probe(sim_env, "gate", "qwen-pod-p-run", "--config", str(path), "--timeout", "1s",
+                   "--poll", "200ms")
+    assert failed.returncode == 1 and "GATE FAILED: qwen-pod-p-run" in failed.stdout
+
+    unknown = probe(sim_env, "gate", "nobody", "--config", str(path))
+    assert unknown.returncode == 2
+    assert 'no endpoint named "nobody" (known: qwen-pod-p-run, queue-e-q)' in unknown.stderr

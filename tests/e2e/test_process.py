@@ -102,3 +102,43 @@ def test_real_prometheus_scrapes_the_daemon(sim: Any, tmp_path: Path,
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_sigterm_during_a_round_trip_cancels_the_job_and_stores_the_result(
+        tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """A paid job in flight when the daemon stops is cancelled at once (the simulator sees
+    ``POST /cancel``), never left in the queue, and its result is stored; the stop does not
+    wait for the round trip's 40 s deadline, nor cut it off after the endpoint's 2 s."""
+    from probe.simulator import Fleet, ServerlessSpec, Simulator
+
+    fleet = Fleet()
+    fleet.add_serverless("stuck", ServerlessSpec("incident"))  # jobs never leave the queue
+    with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as sim:
+        port = free_port()
+        text = header(sim, tmp_path, interval="60s", timeout="2s").replace(
+            '"127.0.0.1:0"', f'"127.0.0.1:{port}"')
+        config = write(tmp_path / "c.yaml", text + (
+            "endpoints:\n  - {name: stuck, kind: serverless, endpoint_id: stuck, "
+            "roundtrip: {interval: 60s, input: {prompt: '2+2'}, wait: 1s, deadline: 40s}}\n"))
+        proc = start_daemon(config, sim_env)
+        try:
+            deadline = time.monotonic() + 20
+            while not any(r.path.startswith("/v2/stuck/status/") for r in sim.requests_seen):
+                assert time.monotonic() < deadline, "the round trip never started polling"
+                time.sleep(0.05)
+            stopped_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            took_s = time.monotonic() - stopped_at
+        finally:
+            proc.kill()
+        cancels = [r.path for r in sim.requests_seen if r.method == "POST"
+                   and r.path.startswith("/v2/stuck/cancel/")]
+    assert proc.returncode == 0, out
+    assert len(cancels) == 1, "the job left in the queue was cancelled once"
+    assert took_s < 10, f"stop took {took_s:.1f}s"
+    rows = {(r["endpoint"], r["check_name"]): r for r in latest_results(tmp_path / "probe.db")}
+    stored = rows[("stuck", "roundtrip")]
+    assert stored["outcome"] == "unknown", stored["message"]
+    assert '"cancelled": true' in stored["details"]
+    assert cancels[0].rsplit("/", 1)[1] in stored["details"], "the cancelled job is the stored one"

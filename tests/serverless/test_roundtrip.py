@@ -231,3 +231,58 @@ def test_openai_round_trip_past_the_deadline_is_job_failed() -> None:
 
     result = probe(route, rt(input=None, openai=True, deadline_s=0.2))
     assert result.outcome is Outcome.JOB_FAILED and result.details["start"] == "cold"
+
+
+class Raising(Api):
+    """An Api whose status route fails at the transport level."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v2/ep1/status/"):
+            self.seen.append((request.method, request.url.path.removeprefix("/v2/ep1")))
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return super().__call__(request)
+
+
+UNFINISHED = [
+    ("poll-5xx", Api, httpx.Response(503, json={"error": "down"}), Outcome.UNKNOWN, "503"),
+    ("poll-404", Api, httpx.Response(404, json={"error": "Job ID not found"}), Outcome.HTTP_404,
+     "404"),
+    ("poll-garbage", Api, httpx.Response(200, text="<html>"), Outcome.BAD_RESPONSE, "JSON"),
+    ("poll-reset", Raising, None, Outcome.UNKNOWN, "connection"),
+]
+
+
+@pytest.mark.parametrize(("make", "status_answer", "outcome", "words"),
+                         [c[1:] for c in UNFINISHED], ids=[c[0] for c in UNFINISHED])
+def test_a_job_left_unfinished_by_a_failed_poll_is_cancelled(
+        make: type[Api], status_answer: Any, outcome: Outcome, words: str) -> None:
+    routes: dict[tuple[str, str], list[Any]] = {
+        ("GET", "/health"): [COLD], ("POST", "/runsync"): [job("IN_QUEUE")],
+        ("POST", "/cancel/"): [job("CANCELLED")]}
+    if status_answer is not None:
+        routes[("GET", "/status/")] = [status_answer]
+    api = make(routes)
+    result = probe(api, rt(deadline_s=5.0))
+    assert ("POST", "/cancel/sync-1-u1") in api.seen, api.seen
+    assert result.outcome is outcome, result.message
+    assert result.details["cancel"] == "cancelled" and result.details["cancelled"] is True
+    assert words in result.message and "job cancelled" in result.message
+
+
+def test_the_cancels_own_failure_is_recorded() -> None:
+    api = Raising({("GET", "/health"): [COLD], ("POST", "/runsync"): [job("IN_QUEUE")],
+                   ("POST", "/cancel/"): [httpx.Response(502, text="bad gateway")]})
+    result = probe(api, rt(deadline_s=5.0))
+    assert result.details["cancel"] == "HTTP 502" and result.details["cancelled"] is False
+    assert "cancel failed (HTTP 502)" in result.message
+
+
+def test_a_stopping_daemon_cancels_the_job_at_once_and_calls_it_unknown() -> None:
+    api = Api({("GET", "/health"): [COLD], ("POST", "/runsync"): [job("IN_QUEUE")],
+               ("GET", "/status/"): [job("IN_QUEUE")], ("POST", "/cancel/"): [job("CANCELLED")]})
+    stopping = asyncio.Event()
+    stopping.set()  # the daemon began to stop while /runsync was answering
+    result = probe(api, rt(deadline_s=30.0), ctx=CheckContext(stopping=stopping))
+    assert result.outcome is Outcome.UNKNOWN  # stopping says nothing about the endpoint
+    assert api.seen[-1] == ("POST", "/cancel/sync-1-u1")
+    assert result.details["cancelled"] is True and result.latency_s < 5
