@@ -58,6 +58,7 @@ class Daemon:
         self.scheduler: ProbeScheduler | None = None
         self._attachments: list[Attachment] = []
         self._tasks: dict[asyncio.Task[Any], Job] = {}
+        self._reloading: asyncio.Task[bool] | None = None
         self.ready = asyncio.Event()
 
     @property
@@ -103,6 +104,8 @@ class Daemon:
 
     # -- running -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, install_signals: bool = True) -> None:
+        if install_signals:  # first: a signal during start-up must not kill the process
+            self._install_signals(stop)
         install_log_redaction(self.redactor)
         self.store = ResultStore(self.config.storage.path, redact=lambda text: self.redactor(text))
         self.collector.store = self.store
@@ -125,8 +128,6 @@ class Daemon:
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
                 try:
-                    if install_signals:
-                        self._install_signals(stop)
                     self.ready.set()
                     await stop.wait()
                 finally:
@@ -179,15 +180,23 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
 
-    def reload(self) -> bool:
-        """Re-read the config file; keep running the old config if the new one is invalid."""
+    def request_reload(self) -> None:
+        """SIGHUP: reload in a task of its own, so probing and /metrics go on meanwhile."""
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self.reload())
+
+    async def reload(self) -> bool:
+        """Re-read the config file; keep running the old config if the new one is invalid.
+        The file is read and parsed in a worker thread: a huge or hostile file never stops
+        the event loop (probes, the watchdog) while it is refused."""
         self.state.daemon.reloads_total += 1
         if self.file_config.source is None:
             return False
         try:
-            new = load_config(self.file_config.source, self.env, self.plugins.config)
+            new = await asyncio.to_thread(load_config, self.file_config.source, self.env,
+                                          self.plugins.config)
         except ConfigError as exc:
             self.state.daemon.reload_ok = False
             for line in exc.problems:

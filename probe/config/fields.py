@@ -170,7 +170,8 @@ def url_problem(value: str, placeholders: frozenset[str] = frozenset()) -> str |
     missing = placeholders - names
     if missing:
         return f'URL template "{value}" must contain {{{sorted(missing)[0]}}}'
-    sample = value.format(**{p: "x" for p in placeholders})
+    # a port placeholder stands for a number (``http://{pod_id}:{port}`` is a valid template)
+    sample = value.format(**{p: "8000" if p == "port" else "x" for p in placeholders})
     parts = urlsplit(sample)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f'expected an http(s) URL, got "{value}"'

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from probe.config.fields import Fields, Problems, env_int, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
@@ -28,6 +26,7 @@ from probe.config.model import (
     SchedulerSettings,
     StorageSettings,
 )
+from probe.config.yaml_input import MAX_BYTES, YamlRefused, load_yaml
 
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
 DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
@@ -53,9 +52,15 @@ def load_config(path: str | Path, env: Mapping[str, str] | None,
     """Read and parse ``path`` with the keys ``extension`` adds (see ``parse_config``)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # refused before reading it
+            raise ConfigError([f"{path}: {size} bytes is more than the {MAX_BYTES} bytes a "
+                               "config may have"])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
     return parse_config(text, env, extension, source=path)
 
 
@@ -66,11 +71,9 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     add (their sections, endpoint keys, validators and checks)."""
     env = os.environ if env is None else env
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "document"
-        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+        raw = load_yaml(text)
+    except YamlRefused as exc:
+        raise ConfigError([str(exc)]) from None
     problems = Problems()
     for where, reason in find_literal_secrets(raw):
         problems.add(where, reason)

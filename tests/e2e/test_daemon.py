@@ -85,11 +85,11 @@ def test_reload_refuses_invalid_config_and_applies_valid(sim: Any, tmp_path: Pat
         await until(probed(daemon, "qwen"))
         config.write_text(header(sim, tmp_path) + pods("qwen qwen-healthy", "x small-ctx",
                                                        "x small-ctx"))
-        assert daemon.reload() is False
+        assert await daemon.reload() is False
         assert daemon.state.daemon.reload_ok is False
         assert [e.name for e in daemon.config.endpoints] == ["qwen"]
         config.write_text(header(sim, tmp_path) + pods("qwen qwen-healthy", "small small-ctx"))
-        assert daemon.reload() is True
+        assert await daemon.reload() is True
         await until(probed(daemon, "small"))
         assert daemon.state.latest("small", "models") is not None
 

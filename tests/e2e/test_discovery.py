@@ -196,7 +196,7 @@ def test_a_reload_applies_new_filters_to_the_last_listing_at_once(
         await until(lambda: outcome(daemon) == "ok")
         asked = sim.request_count
         config.write_text(base + discovery(sim, "1m", ', include: "^beta"') + pods("mine p-a"))
-        assert daemon.reload()
+        assert await daemon.reload()
         assert names(daemon) == {"mine", "beta-p-b"}, "the file's filter, the last listing"
         assert outcome(daemon) == "ok", "discovery's own result survives the reload"
         await until(lambda: runs(daemon, "mine", "models") >= 1)

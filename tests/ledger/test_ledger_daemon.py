@@ -45,7 +45,7 @@ def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
         await until(lambda: len(cited(learning.read_text())) == 3)
         text = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
         config.write_text(base + pods("qwen qwen-healthy", "small small-ctx"))
-        assert daemon.reload()
+        assert await daemon.reload()
         await until(lambda: ("small", "appeared") in events(db))
         return text
 

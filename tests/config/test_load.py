@@ -10,7 +10,7 @@ from helpers import parse_config
 from probe.config import ConfigError
 from probe.config.load import DEFAULT_API_BASE
 
-DATA = Path(__file__).parent / "data" / "config"
+DATA = Path(__file__).parents[1] / "data" / "config"
 INVALID = sorted(DATA.glob("invalid-*.yaml"))
 ENV = {"RUNPOD_API_KEY": "test-key-0000"}
 
@@ -122,6 +122,6 @@ def test_secret_shaped_strings_anywhere_are_refused(value: str) -> None:
 
 
 def test_shipped_example_config_is_valid() -> None:
-    example = Path(__file__).parents[1] / "config.yaml"
+    example = Path(__file__).parents[2] / "config.yaml"
     config = parse_config(example.read_text(), env={**ENV, "DEEPSEEK_API_KEY": "dk-0000"})
     assert {e.name for e in config.endpoints} >= {"qwen-pod", "vllm-serverless", "deepseek"}

@@ -1,0 +1,90 @@
+"""Bounded YAML input: the same values as PyYAML's safe loader for every YAML a config may
+hold, and a refusal (one line, with where) for what no config needs: alias bombs, huge
+files, unhashable keys, unsafe tags."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from probe.config import yaml_input
+from probe.config.yaml_input import YamlRefused, load_yaml
+
+SAME_AS_PYYAML = [
+    ("scalars", "a: yes\nb: 0x1f\nc: 1:30\nd: 2026-02-18\ne: ~\nf: 1.5\ng: .inf\ni: 007\n"
+                "j: 1_000\nk: 'quoted'\nl: -3\n"),
+    ("merge-key", "base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n"),
+    ("merge-list", "m: {<<: [{a: 1}, {a: 2, b: 3}]}\n"),
+    ("nested", "m: [1, [2, 3], {a: b}]\n"),
+    ("block-scalar", "k: |\n  line\n  two\n"),
+    ("top-level-list", "- a\n- b\n"),
+    ("an-alias-reused", "d: &d {interval: 30s}\nendpoints:\n  - {name: a, x: *d}\n"
+                        "  - {name: b, x: *d}\n"),
+    ("binary-set-omap", "x: !!binary aGVsbG8=\ns: !!set {a, b}\no: !!omap [a: 1, b: 2]\n"),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in SAME_AS_PYYAML],
+                         ids=[c[0] for c in SAME_AS_PYYAML])
+def test_values_are_pyyamls(text: str) -> None:
+    assert load_yaml(text) == yaml.safe_load(text)
+
+
+def bomb(levels: int, fan_out: int = 9) -> str:
+    """The "billion laughs": each level a list of ``fan_out`` aliases of the level below."""
+    names = [f"l{i}" for i in range(levels + 1)]
+    lines = [f"{names[0]}: &{names[0]} [{', '.join(['lol'] * fan_out)}]"]
+    for below, name in zip(names, names[1:], strict=False):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{below}'] * fan_out)}]")
+    return "\n".join(lines) + "\n"
+
+
+REFUSED = [
+    ("alias-bomb", bomb(9), "line 1: the document expands to more than 100000 values "
+                            "(aliases nested in aliases?)"),
+    ("not-yaml", "a: [1, 2\n", "line 2: not valid YAML: expected ',' or ']', but got "
+                               "'<stream end>'"),
+    ("unhashable-key", "{[1]: 2}\n", "line 1: a mapping key must be a plain value, not a list "
+                                     "or a mapping"),
+    ("python-tag", "a: !!python/object/apply:os.system [ls]\n",
+     "line 1: not valid YAML: could not determine a constructor for the tag "
+     "'tag:yaml.org,2002:python/object/apply:os.system'"),
+    ("merge-of-a-scalar", "a: {<<: 3}\n", "line 1: a merge key (<<) needs a mapping or a list "
+                                          "of mappings"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in REFUSED],
+                         ids=[c[0] for c in REFUSED])
+def test_refusals_are_one_line_with_where(text: str, message: str) -> None:
+    with pytest.raises(YamlRefused) as refused:
+        load_yaml(text)
+    assert str(refused.value) == message
+
+
+def test_an_alias_bomb_is_refused_after_the_floor_not_after_expanding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work is bounded by the budget (values built), not by the expansion (9**10)."""
+    built = []
+    original = yaml_input._Builder.build
+
+    def counting(self: yaml_input._Builder, node: yaml.nodes.Node) -> object:
+        built.append(1)
+        return original(self, node)
+
+    monkeypatch.setattr(yaml_input._Builder, "build", counting)
+    with pytest.raises(YamlRefused):
+        load_yaml(bomb(12))
+    assert len(built) == yaml_input.EXPANSION_FLOOR + 1
+
+
+def test_a_large_legitimate_fleet_fits_the_budget() -> None:
+    text = "endpoints:\n" + "".join(f"  - {{name: p{i}, kind: pod, pod_id: p{i}, "
+                                    f"checks: [models, health]}}\n" for i in range(20_000))
+    assert len(load_yaml(text)["endpoints"]) == 20_000
+
+
+def test_a_document_over_the_size_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml_input, "MAX_BYTES", 64)
+    with pytest.raises(YamlRefused, match="more than the 64 bytes a config may have"):
+        load_yaml("endpoints: " + "x" * 100)
