@@ -72,12 +72,16 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
-    from probe.daemon import Daemon
+    from probe.daemon import Daemon, StartupError
 
     async def _main() -> None:
         await Daemon(config, plugins).run(asyncio.Event())
 
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except StartupError as exc:
+        print(f"runpod-probe: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ import inspect
 import logging
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -34,6 +34,40 @@ from probe.store import ResultStore
 
 log = logging.getLogger(__name__)
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
+
+
+class StartupError(Exception):
+    """The daemon cannot start where the config says (a database it cannot open, an address
+    it cannot listen on): a configuration or environment problem a restart cannot fix. The
+    message is one line naming the path or address and the cause."""
+
+
+def open_store(config: Config, redact: Callable[[str], str]) -> ResultStore:
+    path = config.storage.path
+    try:
+        return ResultStore(path, redact=redact)
+    except FileExistsError as exc:  # mkdir met a file where a directory should be
+        raise StartupError(f"storage.path {path}: cannot open the database: {exc.filename} "
+                           "is a file, not a directory") from None
+    except Exception as exc:  # noqa: BLE001 - every cause is reported as one line
+        raise StartupError(f"storage.path {path}: cannot open the database: "
+                           f"{_reason(exc)}") from None
+
+
+def listen(registry: Any, config: Config) -> Any:
+    host, port = config.metrics.host, config.metrics.port
+    try:
+        return serve(registry, host, port)
+    except OSError as exc:
+        raise StartupError(f"metrics.listen {host}:{port}: cannot listen: "
+                           f"{_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return exc.strerror + where
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class Daemon:
@@ -107,10 +141,13 @@ class Daemon:
         if install_signals:  # first: a signal during start-up must not kill the process
             self._install_signals(stop)
         install_log_redaction(self.redactor)
-        self.store = ResultStore(self.config.storage.path, redact=lambda text: self.redactor(text))
+        self.store = open_store(self.config, lambda text: self.redactor(text))
+        try:
+            self.metrics_server = listen(self.registry, self.config)
+        except StartupError:
+            self.store.close()
+            raise
         self.collector.store = self.store
-        self.metrics_server = serve(self.registry, self.config.metrics.host,
-                                    self.config.metrics.port)
         self.state.daemon.reload_success_ts = time.time()
         log.info("metrics on %s, results in %s, %d endpoints", self.metrics_url,
                  self.config.storage.path, len(self.config.endpoints))
