@@ -100,8 +100,10 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(series_panel(
             P.PROBE_ERRORS, "Probe errors (runpod-probe bugs)", "Results that ended in "
             "`error`: runpod-probe itself failed, the endpoint was not observed.",
+            # "or ... * 0": no error yet is a 0 per check, not "No data"
             [(f'sum by (check) (increase(runpod_probe_results_total{{{SEL},outcome="error"}}'
-              "[$__rate_interval]))", "{{check}}")], unit="none", width=6))
+              f"[$__rate_interval]))\nor\nsum by (check) (runpod_probe_up{{{SEL}}}) * 0",
+              "{{check}}")], unit="none", width=6))
         .with_panel(series_panel(
             P.LAST_PROBE_AGE, "Time since last result", "Seconds since each check last "
             "produced a result; the stale alert fires past 15 minutes (dashed line).",
