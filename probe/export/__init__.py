@@ -24,19 +24,18 @@ class ExportOptions:
     links: Links = field(default_factory=Links)
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for multi-line PromQL, so the rule file reads like a hand-written one."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True  # no &id001 anchors: each rule stands alone
-
-
-def _text(dumper: yaml.SafeDumper, value: str) -> Any:
+def _text(dumper: yaml.representer.BaseRepresenter, value: Any) -> yaml.Node:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_Dumper.add_representer(str, _text)
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line PromQL, so the rule file reads like a hand-written one."""
+
+    yaml_representers = {**yaml.SafeDumper.yaml_representers, str: _text}
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # no &id001 anchors: each rule stands alone
 
 
 def render_rules(options: ExportOptions) -> str:

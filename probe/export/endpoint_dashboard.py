@@ -6,17 +6,17 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 
 from probe.export.grafana import (
-    PASS_MAPPING,
-    PASS_STEPS,
     SEL,
-    STATE_MAPPING,
-    STATE_STEPS,
     dashboard,
     mapping,
+    pass_mapping,
+    pass_steps,
     series_panel,
     stat_panel,
     state_code,
+    state_mapping,
     state_panel,
+    state_steps,
     steps,
     table_panel,
 )
@@ -40,8 +40,8 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(stat_panel(
             P.STATE, "State", "The endpoint's state after hysteresis: UP, DOWN, DEGRADED "
             "(serves, but governed answers fail), MAINTENANCE or UNKNOWN (cannot be observed).",
-            [(state_code(), "{{endpoint}}")], unit="none", thresholds=STATE_STEPS,
-            mappings=STATE_MAPPING, width=8))
+            [(state_code(), "{{endpoint}}")], unit="none", thresholds=state_steps(),
+            mappings=state_mapping(), width=8))
         .with_panel(table_panel(
             P.CAUSE, "Cause", "What put the endpoint into its current state: the check and its "
             "outcome. Empty while up.",
@@ -54,7 +54,7 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(state_panel(
             P.STATE_TIMELINE, "State over time", "The endpoint's state over the time range; "
             "endpoint alerts open this panel.", [(state_code(), "{{endpoint}}")],
-            thresholds=STATE_STEPS, mappings=STATE_MAPPING, height=6))
+            thresholds=state_steps(), mappings=state_mapping(), height=6))
         .with_row(dash.Row("SLOs").id(102))
         .with_panel(stat_panel(
             P.AVAILABILITY, "Availability (1 h)", f"Share of observations that passed over the "
@@ -86,8 +86,8 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(state_panel(
             P.CHECKS_PASSING, "Checks passing", "Each check's last result over time: PASS or "
             "FAIL (never-probed and unknown count as FAIL).",
-            [(f"runpod_probe_up{{{SEL}}}", "{{check}}")], thresholds=PASS_STEPS,
-            mappings=PASS_MAPPING, width=12))
+            [(f"runpod_probe_up{{{SEL}}}", "{{check}}")], thresholds=pass_steps(),
+            mappings=pass_mapping(), width=12))
         .with_panel(table_panel(
             P.OUTCOME_NOW, "Outcome now", "Each check's current outcome.",
             [(f"runpod_probe_outcome{{{SEL}}} == 1", "")]))
@@ -121,7 +121,7 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(stat_panel(
             P.PROMPT_PASS, "Prompt passing", "Whether each governed prompt's last answer met "
             "its expectation.", [(f"runpod_probe_prompt_pass{{{SEL}}}", "{{prompt}}")],
-            unit="none", thresholds=PASS_STEPS, mappings=PASS_MAPPING, width=6, height=8))
+            unit="none", thresholds=pass_steps(), mappings=pass_mapping(), width=6, height=8))
         .with_panel(series_panel(
             P.TTFT, "Time to first token p50 / p95", "Time to the first content token of the "
             "governed prompts.", _quantiles("runpod_probe_prompt_ttft_seconds", "prompt",

@@ -6,18 +6,18 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 
 from probe.export.grafana import (
-    PASS_MAPPING,
-    PASS_STEPS,
     SEL,
-    STATE_MAPPING,
-    STATE_STEPS,
     bar_panel,
     dashboard,
     mapping,
+    pass_mapping,
+    pass_steps,
     series_panel,
     stat_panel,
     state_code,
+    state_mapping,
     state_panel,
+    state_steps,
     steps,
     table_panel,
     to_endpoint,
@@ -50,11 +50,11 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(stat_panel(
             P.STATE_NOW, "Endpoint state", "Each endpoint's current state: UP green, DOWN red, "
             "DEGRADED orange, MAINTENANCE blue, UNKNOWN grey. Click one for its dashboard.",
-            [(state_code(), "{{endpoint}}")], unit="none", thresholds=STATE_STEPS,
-            mappings=STATE_MAPPING, width=16, links=drill))
+            [(state_code(), "{{endpoint}}")], unit="none", thresholds=state_steps(),
+            mappings=state_mapping(), width=16, links=drill))
         .with_panel(state_panel(
             P.STATE_TIMELINE, "State over time", "Each endpoint's state over the time range.",
-            [(state_code(), "{{endpoint}}")], thresholds=STATE_STEPS, mappings=STATE_MAPPING))
+            [(state_code(), "{{endpoint}}")], thresholds=state_steps(), mappings=state_mapping()))
         .with_panel(table_panel(
             P.FAILING_CHECKS, "Failing checks now", "Every check whose last result is not ok, "
             "with its outcome.", [(f'runpod_probe_outcome{{{SEL},outcome!="ok"}} == 1', "")],
@@ -95,25 +95,25 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(state_panel(
             P.DISCOVERY_OUTCOME, "Discovery passing", "Whether listing the fleet through "
             "RunPod's API succeeded (a key without permission to list pods fails here).",
-            [('runpod_probe_up{check="discovery"}', "discovery")], thresholds=PASS_STEPS,
-            mappings=PASS_MAPPING, width=12))
+            [('runpod_probe_up{check="discovery"}', "discovery")], thresholds=pass_steps(),
+            mappings=pass_mapping(), width=12))
         .with_row(dash.Row("runpod-probe itself").id(104))
         .with_panel(stat_panel(
             P.DAEMON_UP, "Daemon scraped", "Whether Prometheus scrapes runpod-probe (job "
             '"runpod-probe"). DOWN: nothing watches the endpoints.',
-            [(f"up{{{JOB}}}", "{{instance}}")], unit="none", thresholds=PASS_STEPS,
+            [(f"up{{{JOB}}}", "{{instance}}")], unit="none", thresholds=pass_steps(),
             mappings=mapping([(0, "DOWN", "red"), (1, "UP", "green")]), width=6))
         .with_panel(stat_panel(
             P.CONFIG_RELOAD, "Last config reload", "Whether the last config reload was "
             "accepted; a refused one keeps the previous config running.",
             [("runpod_probe_config_last_reload_successful", "reload")], unit="none",
-            thresholds=PASS_STEPS, mappings=mapping([(0, "REFUSED", "red"), (1, "OK", "green")]),
+            thresholds=pass_steps(), mappings=mapping([(0, "REFUSED", "red"), (1, "OK", "green")]),
             width=6))
         .with_panel(stat_panel(
             P.LEDGER_CHAIN, "Ledger chain", "Whether the ledger's hash chain verifies; BROKEN "
             "means an entry was changed or lost, and exports stop.",
             [("runpod_probe_ledger_chain_valid", "ledger")], unit="none",
-            thresholds=PASS_STEPS,
+            thresholds=pass_steps(),
             mappings=mapping([(0, "BROKEN", "red"), (1, "INTACT", "green")]), width=6))
         .with_panel(series_panel(
             P.LEDGER_ERRORS, "Ledger and LEARNING.md errors", "Failed ledger writes and failed "

@@ -52,10 +52,20 @@ def steps(base: str, *above: tuple[float, str]) -> dash.ThresholdsConfig:
         [model.Threshold(None, base), *(model.Threshold(v, c) for v, c in above)])
 
 
-STATE_MAPPING = mapping([(code, name.upper(), color) for name, code, color in STATE_CODES])
-STATE_STEPS = steps("red", (1, "green"), (2, "orange"), (3, "blue"), (4, "text"))
-PASS_MAPPING = mapping(PASS_FAIL)
-PASS_STEPS = steps("red", (1, "green"))
+def state_mapping() -> list[model.ValueMapping]:
+    return mapping([(code, name.upper(), color) for name, code, color in STATE_CODES])
+
+
+def state_steps() -> dash.ThresholdsConfig:
+    return steps("red", *((code, color) for _, code, color in STATE_CODES if code))
+
+
+def pass_mapping() -> list[model.ValueMapping]:
+    return mapping(PASS_FAIL)
+
+
+def pass_steps() -> dash.ThresholdsConfig:
+    return steps("red", (1, "green"))
 
 
 def targets(queries: Sequence[Query], *, instant: bool = False,
