@@ -64,8 +64,9 @@ def build(slo: SloSettings) -> dash.Dashboard:
             mappings=mapping([]), width=6))
         .with_panel(stat_panel(
             P.LATENCY_SLI, f"Checks under {slo.latency_threshold_s:g}s (1 h)",
-            f"Share of checks that finished within {slo.latency_threshold_s:g}s over the last "
-            f"hour; the objective is {slo.latency:g} %.",
+            f"Share of the API checks (not round trips or prompts) that finished within "
+            f"{slo.latency_threshold_s:g}s over the last hour; the objective is "
+            f"{slo.latency:g} %.",
             [(f'1 - slo:sli_error:ratio_rate1h{{{SEL},slo="latency"}}', "{{endpoint}}")],
             unit="percentunit", thresholds=steps("red", (slo.latency / 100, "green")),
             mappings=mapping([]), width=6))

@@ -1,7 +1,8 @@
 """Recording rules for the per-endpoint SLIs (Sloth's names, ``slo`` label per SLI).
 
 Availability: of the results that observed the endpoint, the share that failed.
-Latency: of the checks, the share slower than the SLO's threshold (a histogram bucket).
+Latency: of the checks that ask the API (not generation), the share slower than the SLO's
+threshold (a histogram bucket).
 Each window is recorded once so the burn-rate alerts and the dashboards stay cheap.
 """
 
@@ -13,6 +14,9 @@ from probe.export.slo import WINDOWS, SloSettings, bucket_label
 
 # discovery is runpod-probe's own call to RunPod's API, not an endpoint anyone serves from
 SLI_SELECTOR = 'check!="discovery"'
+# Round trips, prompts and the active context check time generation (and cold starts),
+# which have their own histograms and limits; the latency SLO is about the API answering.
+LATENCY_SELECTOR = 'check!~"discovery|roundtrip|context_active|prompt:.+"'
 SLIS = ("availability", "latency")
 
 
@@ -26,6 +30,7 @@ def error_ratio(slo: str, window: str, settings: SloSettings) -> str:
         total = f"sum by (endpoint) (rate(runpod_probe_observations_total{{{sel}}}[{window}]))"
         return f"(\n  {bad}\n/\n  {total}\n) >= 0"
     le = bucket_label(settings.latency_threshold_s)
+    sel = LATENCY_SELECTOR
     total = f"sum by (endpoint) (rate(runpod_probe_latency_seconds_count{{{sel}}}[{window}]))"
     good = (f"sum by (endpoint) (rate(runpod_probe_latency_seconds_bucket{{{sel},le=\"{le}\"}}"
             f"[{window}]))")
@@ -34,7 +39,7 @@ def error_ratio(slo: str, window: str, settings: SloSettings) -> str:
 
 def events_per_check(slo: str, window: str) -> str:
     """Observations per check in ``window``: the minimum-sample guard of the burn alerts."""
-    sel = SLI_SELECTOR
+    sel = SLI_SELECTOR if slo == "availability" else LATENCY_SELECTOR
     metric = ("runpod_probe_observations_total" if slo == "availability"
               else "runpod_probe_latency_seconds_count")
     return (f"sum by (endpoint) (increase({metric}{{{sel}}}[{window}]))\n/\n"
