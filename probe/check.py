@@ -27,7 +27,9 @@ class CheckContext:
     (previous served model, counters for deltas, consecutive-condition streaks);
     ``shared`` is one dict for all checks of the same endpoint (tokens spent this hour);
     ``params`` are the parameters of the job the check runs in (the prompt it asks);
-    ``stopping`` is set when the daemon stops, so a long check can wind down cleanly."""
+    ``durable`` is memory kept across restarts (JSON values only: streaks that take several
+    readings to judge); ``stopping`` is set when the daemon stops, so a long check can
+    wind down cleanly."""
 
     max_body_bytes: int = 4 * 1024 * 1024
     memory: dict[str, Any] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class CheckContext:
     shared: dict[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     stopping: asyncio.Event | None = None
+    durable: dict[str, Any] = field(default_factory=dict)
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"User-Agent": USER_AGENT, "Accept": "application/json",

@@ -22,7 +22,7 @@ import httpx
 from prometheus_client.registry import Collector
 
 from probe.config import Config, ConfigError, load_config
-from probe.features import Attachment, Expander, Observer, Plugins, StartupHook
+from probe.features import Attachment, Expander, Judged, Observer, Plugins, StartupHook
 from probe.job import Job
 from probe.metrics import Guarded, ProbeCollector, make_registry, serve
 from probe.outcome import ProbeResult
@@ -31,6 +31,7 @@ from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import FleetState
 from probe.store import ResultStore
+from probe.verdict import EndpointVerdict
 
 log = logging.getLogger(__name__)
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
@@ -126,9 +127,19 @@ class Daemon:
         assert self.prober is not None
         self.prober.observers.append(observer)
 
-    def publish(self, result: ProbeResult) -> None:
+    def on_judged(self, judged: Judged) -> None:
         assert self.prober is not None
-        self.prober.publish(result)
+        self.prober.judged.append(judged)
+
+    def verdict(self, endpoint: str) -> EndpointVerdict | None:
+        return self.state.verdict(endpoint)
+
+    def restore(self, saved: dict[str, EndpointVerdict]) -> None:
+        self.state.restore(saved)
+
+    def publish(self, result: ProbeResult) -> ProbeResult:
+        assert self.prober is not None
+        return self.prober.publish(result)
 
     def declare_standing(self, endpoint: str, check: str) -> None:
         self.state.declare_standing(endpoint, check)
@@ -155,7 +166,8 @@ class Daemon:
             async with make_client(self.config.scheduler.max_concurrent) as client:
                 self.prober = Prober(client, self.state, self.plugins.resolve,
                                      self.config.scheduler.max_concurrent,
-                                     self.config.scheduler.max_body_bytes, self.store, self.env)
+                                     self.config.scheduler.max_body_bytes, self.store, self.env,
+                                     self.redactor)
                 for hook in self.plugins.startup:
                     attachment = await _start(hook, self)
                     if attachment is not None:
@@ -260,6 +272,8 @@ class Daemon:
         self.jobs = self.plugins.plan(config)
         self.redactor = Redactor(config.secret_env_names(), self.env)
         install_log_redaction(self.redactor)
+        if self.prober is not None:
+            self.prober.redactor = self.redactor
         self.state.configure(config, self.jobs)
         if self.scheduler is not None:
             self.scheduler.set_jobs(list(self.jobs), config.scheduler.spread)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from probe.commands import EXIT_CONFIG, load_or_report
+from probe.commands import EXIT_CONFIG, EXIT_OK, load_or_report
 from probe.config import Config
 from probe.features import CommandFactory, Feature, Plugins
 
@@ -28,6 +28,7 @@ Lessons runpod-probe learned about the simulated fleet, appended from its ledger
 |---|---|---|
 """
 EXPECTED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+ROUNDTRIP = '{interval: 30s, wait: 5s, deadline: 30s, input: {prompt: "2+2"}}'
 
 
 def add_parser(sub: Any, command: CommandFactory) -> None:
@@ -62,13 +63,20 @@ def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interv
         f'  path: "{state_dir / "LEARNING.md"}"',
         "metrics:",
         f'  listen: "127.0.0.1:{metrics_port}"',
+        "discovery:   # RunPod's REST API (simulated): the configured endpoints win",
+        f'  api: "{sim.rest_api_base}"',
+        "  interval: 30s",
+        "  timeout: 5s",
         "endpoints:",
     ]
     for pod_id in sorted(fleet.pods):
         lines.append(f"  - {{name: {pod_id}, kind: pod, pod_id: {pod_id}, port: 8000, "
                      f"model: {EXPECTED_MODEL}, min_context: 16384, required_context: 11000}}")
     for endpoint_id in sorted(fleet.serverless):
-        lines.append(f"  - {{name: {endpoint_id}, kind: serverless, endpoint_id: {endpoint_id}}}")
+        # A real job through every serverless endpoint (the cold one shows cold starts):
+        # paid on RunPod, free here, and it fills the dashboards' round-trip panels.
+        lines.append(f"  - {{name: {endpoint_id}, kind: serverless, endpoint_id: {endpoint_id}, "
+                     f"roundtrip: {ROUNDTRIP}}}")
     for name in sorted(fleet.openai):
         lines.append(f"  - {{name: {name}, kind: openai, base_url: "
                      f'"{sim.base_url}/openai/{name}/v1", api_key_env: {DEMO_KEY_ENV}}}')
@@ -125,12 +133,21 @@ def _print_summary(daemon: Any) -> None:
 
 
 async def _run(config: Config, plugins: Plugins, args: argparse.Namespace) -> int:
-    from probe.daemon import Daemon
+    from probe.daemon import Daemon, StartupError
 
     daemon = Daemon(config, plugins)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
-    await daemon.ready.wait()
+    ready = asyncio.create_task(daemon.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():  # it could not start (e.g. the metrics port is taken)
+        ready.cancel()
+        try:
+            task.result()
+        except StartupError as exc:
+            print(f"runpod-probe: cannot start: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return EXIT_OK
     print(f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
           f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
           f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list)\n"

@@ -31,6 +31,7 @@ from probe.check import CheckSpec
 from probe.config.model import Config, ConfigExtension
 from probe.job import Job
 from probe.outcome import ProbeResult
+from probe.verdict import EndpointVerdict, Transition
 
 if TYPE_CHECKING:
     import httpx
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 
 # A result observer: (result, its row id in the results table, or None when not stored).
 Observer = Callable[[ProbeResult, "int | None"], None]
+# Told each result with what its endpoint's verdict went through (the ledger).
+Judged = Callable[[ProbeResult, "int | None", list[Transition], "EndpointVerdict | None"],
+                  object]
 Planner = Callable[[Config], list[Job]]
 # Features that add endpoints to the file's config at run time (discovery).
 Expander = Callable[[Config], Config]
@@ -53,7 +57,7 @@ class Publisher(Protocol):
     def env(self) -> Mapping[str, str] | None: ...
     @property
     def max_body_bytes(self) -> int: ...
-    def publish(self, result: ProbeResult) -> None: ...
+    def publish(self, result: ProbeResult) -> ProbeResult: ...
 
 
 # (config, publisher) -> (the config to sweep, results the step produced)
@@ -80,7 +84,10 @@ class Host(Protocol):
     def redact(self, text: str) -> str: ...
     def register(self, collector: Collector) -> None: ...  # on the daemon's registry
     def observe(self, observer: Observer) -> None: ...  # every published result
-    def publish(self, result: ProbeResult) -> None: ...
+    def on_judged(self, judged: Judged) -> None: ...  # every result, with its transitions
+    def verdict(self, endpoint: str) -> EndpointVerdict | None: ...
+    def restore(self, saved: dict[str, EndpointVerdict]) -> None: ...  # kept from before
+    def publish(self, result: ProbeResult) -> ProbeResult: ...
     def declare_standing(self, endpoint: str, check: str) -> None: ...
     def add_expander(self, expander: Expander) -> None: ...
     def apply(self, config: Config) -> bool: ...  # run ``config`` (plus expansions)

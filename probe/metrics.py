@@ -11,7 +11,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -23,6 +28,7 @@ from prometheus_client.registry import Collector
 from probe import __version__
 from probe.outcome import Outcome
 from probe.state import FleetState, Snapshot
+from probe.verdict import State
 
 log = logging.getLogger(__name__)
 P = "runpod_probe_"
@@ -54,23 +60,28 @@ def _labels(*values: Any) -> list[str]:
 def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
     info = GaugeMetricFamily(P + "endpoint_info", "Configured endpoints (value 1).",
                              labels=["endpoint", "kind", "url"])
-    up = GaugeMetricFamily(P + "endpoint_up", "1 when every check of the endpoint last "
-                           "passed; 0 when any failed, was never run or could not observe it.",
+    up = GaugeMetricFamily(P + "endpoint_up", "1 when the endpoint's verdict is up; 0 when it "
+                           "is down, degraded, in maintenance or not yet known.",
                            labels=["endpoint", "kind"])
+    state = GaugeMetricFamily(P + "endpoint_state", "Each endpoint's verdict after hysteresis "
+                              "(value 1 for the current state).", labels=["endpoint", "state"])
+    cause = GaugeMetricFamily(P + "endpoint_cause", "What put the endpoint in its current "
+                              "state (value 1; stable for the episode; absent while up).",
+                              labels=["endpoint", "state", "check", "outcome"])
     max_len = GaugeMetricFamily(P + "max_model_len", "max_model_len reported by /v1/models "
                                 "for the expected (or first) served model.",
                                 labels=["endpoint", "model"])
-    for name, meta in sorted(snap.endpoints.items()):
-        info.add_metric(_labels(name, meta["kind"], meta["url"]), 1)
-        latest = [snap.checks.get((name, c)) for c in meta["checks"]]
-        all_ok = bool(latest) and all(s is not None and s.latest is not None and s.latest.ok
-                                      for s in latest)
-        up.add_metric(_labels(name, meta["kind"]), 1 if all_ok else 0)
-        models = snap.checks.get((name, "models"))
-        if models and models.latest and models.latest.details.get("max_model_len"):
-            details = models.latest.details
-            max_len.add_metric(_labels(name, details.get("model")), details["max_model_len"])
-    yield from (info, up, max_len)
+    for name, view in sorted(snap.endpoints.items()):
+        if view.kind is not None:
+            info.add_metric(_labels(name, view.kind, view.url), 1)
+            up.add_metric(_labels(name, view.kind), 1 if view.state is State.UP else 0)
+        for value in State:
+            state.add_metric([name, str(value)], 1 if value is view.state else 0)
+        if view.cause is not None and view.state is not State.UP:
+            cause.add_metric([name, str(view.state), view.cause.check, view.cause.outcome], 1)
+        if view.model_label is not None and view.max_model_len is not None:
+            max_len.add_metric([name, view.model_label], view.max_model_len)
+    yield from (info, up, state, cause, max_len)
 
 
 def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
@@ -93,15 +104,23 @@ def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
                                    "last ok result.", labels=labels)
     probe_ts = GaugeMetricFamily(P + "last_probe_timestamp_seconds", "Unix time of the last "
                                  "result.", labels=labels)
+    observed = CounterMetricFamily(P + "observations", "Results that observed the endpoint "
+                                   "(not unknown, rate_limited, skipped_budget or error): the "
+                                   "SLI's events, declared at 0.", labels=labels)
+    failures = CounterMetricFamily(P + "observation_failures", "Observations that were not ok: "
+                                   "the SLI's bad events, declared at 0.", labels=labels)
     for (endpoint, check), state in sorted(snap.checks.items()):
         lv = _labels(endpoint, check)
         latest = state.latest
         up.add_metric(lv, 1 if latest is not None and latest.ok else 0)
         current = latest.outcome if latest is not None else Outcome.UNKNOWN
         outcome.add_metric([*lv, str(current)], 1)
-        for name, count in sorted(state.outcomes.items()):
-            results.add_metric([*lv, name], count)
+        # "ok" is declared at 0, so the first pass (and every rate) is visible from the start
+        for name in sorted(state.outcomes.keys() | {"ok"}):
+            results.add_metric([*lv, name], state.outcomes.get(name, 0))
         retried.add_metric(lv, state.retried_ok_total)
+        observed.add_metric(lv, state.observed_total)
+        failures.add_metric(lv, state.failed_total)
         if latest is not None:
             latency.add_metric(lv, state.latency.buckets(), state.latency.total)
             attempts.add_metric(lv, latest.attempts)
@@ -110,7 +129,8 @@ def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
                 status.add_metric(lv, latest.http_status)
         if state.last_success_ts is not None:
             success_ts.add_metric(lv, state.last_success_ts)
-    yield from (up, outcome, results, retried, latency, status, attempts, success_ts, probe_ts)
+    yield from (up, outcome, results, retried, latency, status, attempts, success_ts, probe_ts,
+                observed, failures)
 
 
 def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric]:
@@ -144,8 +164,12 @@ def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric
 
 
 def make_registry(collector: ProbeCollector) -> CollectorRegistry:
+    """The daemon's registry: its own collector, and the process's memory, CPU and file
+    descriptors (``process_*``; memory against the unit's MemoryMax) and Python's version."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
     return registry
 
 

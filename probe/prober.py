@@ -1,5 +1,9 @@
 """Execute jobs: one endpoint never probed twice at once, a global bound on concurrent
-checks, and every result published to state, store and observers (the ledger)."""
+checks, and every result published to state, store and observers (the ledger).
+
+``publish`` is the one door every result goes through, so it is where secrets are scrubbed
+(a server may echo the key back): what the state, the database, /metrics, the ledger and
+the commands' output see is already clean."""
 
 from __future__ import annotations
 
@@ -16,10 +20,13 @@ from probe.check import CheckContext, CheckSpec
 from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.runner import run_check
+from probe.secrets import Redactor
 from probe.state import FleetState
+from probe.verdict import EndpointVerdict, Transition
 
 log = logging.getLogger(__name__)
 Observer = Callable[[ProbeResult, int | None], None]
+Judged = Callable[[ProbeResult, int | None, list[Transition], EndpointVerdict | None], Any]
 Resolver = Callable[[str], CheckSpec]
 
 
@@ -40,14 +47,17 @@ def make_client(max_concurrent: int) -> httpx.AsyncClient:
 class Prober:
     def __init__(self, client: httpx.AsyncClient, state: FleetState, resolve: Resolver,
                  max_concurrent: int, max_body_bytes: int, recorder: Recorder | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.client = client
         self.state = state
         self.resolve = resolve
         self.recorder = recorder
         self.env = env
+        self.redactor = redactor or Redactor((), env)
         self.max_body_bytes = max_body_bytes
         self.observers: list[Observer] = []
+        self.judged: list[Judged] = []
         # Set when the daemon stops: no check starts after it, and long checks (a round
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
@@ -62,7 +72,7 @@ class Prober:
         if ctx is None:
             ctx = self._contexts[key] = CheckContext(
                 self.max_body_bytes, env=self.env, shared=self._shared[job.endpoint.name],
-                stopping=self.stopping)
+                stopping=self.stopping, durable=self.state.durable(*key))
         ctx.params = job.params
         return ctx
 
@@ -84,21 +94,30 @@ class Prober:
     async def run_one(self, job: Job, name: str) -> ProbeResult:
         result = await run_check(name, self.resolve(name), job.endpoint, self.client,
                                  self.context(job, name), job.attempts)
-        self.publish(result)
-        return result
+        return self.publish(result)
 
-    def publish(self, result: ProbeResult) -> None:
+    def publish(self, result: ProbeResult) -> ProbeResult:
+        """Scrub, store, judge and hand on ``result``; returns the scrubbed result."""
+        result = self.redactor.result(result)
         log.debug("%s %s: %s (%d attempt(s), %.3fs) %s", result.endpoint, result.check,
                   result.outcome, result.attempts, result.latency_s, result.message)
-        self.state.update(result)
         row_id = None
         if self.recorder is not None:
             try:
                 row_id = self.recorder.record(result)
             except Exception:  # noqa: BLE001 - storage trouble must not stop probing
                 log.exception("could not queue result for storage")
+        transitions = self.state.update(result, row_id)
         for observer in self.observers:
             try:
                 observer(result, row_id)
             except Exception:  # noqa: BLE001
                 log.exception("result observer failed")
+        if self.judged:
+            verdict = self.state.verdict(result.endpoint)
+            for judged in self.judged:
+                try:
+                    judged(result, row_id, transitions, verdict)
+                except Exception:  # noqa: BLE001
+                    log.exception("verdict listener failed")
+        return result

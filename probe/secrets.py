@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
+
+from probe.outcome import ProbeResult
 
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
@@ -35,6 +38,35 @@ class Redactor:
             if value in text:
                 text = text.replace(value, MASK)
         return text
+
+    def result(self, result: ProbeResult) -> ProbeResult:
+        """``result`` with every secret scrubbed from its message, URL and details (the same
+        object when there was nothing to scrub)."""
+        if not self._values:
+            return result
+        details = self.deep(result.details)
+        message, url = self(result.message), self(result.url)
+        if details is result.details and message == result.message and url == result.url:
+            return result
+        return replace(result, message=message, url=url, details=details)
+
+    def deep(self, value: Any) -> Any:
+        """``value`` with secrets scrubbed from every string in it, keys included; unchanged
+        parts keep their identity (nothing is copied when nothing changes)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            items = [(self.deep(k), self.deep(v)) for k, v in value.items()]
+            if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(),
+                                                                    strict=True)):
+                return value
+            return dict(items)
+        if isinstance(value, list | tuple):
+            scrubbed = [self.deep(item) for item in value]
+            if all(a is b for a, b in zip(scrubbed, value, strict=True)):
+                return value
+            return type(value)(scrubbed)
+        return value
 
 
 def install_log_redaction(redactor: Redactor) -> None:

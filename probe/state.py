@@ -1,7 +1,9 @@
 """In-memory view of the fleet, updated after each result and read by /metrics at scrape time.
 
-The event loop writes and the metrics HTTP thread reads, so every access holds one lock;
-the collector takes a consistent ``snapshot()``.
+It holds each check's latest result and counters, and each endpoint's verdict
+(``probe.verdict``): the one truth every surface reads. The event loop writes and the
+metrics HTTP thread reads, so every access holds one lock; the collector takes a consistent
+``snapshot()``. Work per result touches one check and one endpoint, never the fleet.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 from probe.config.model import Config
 from probe.job import Job
-from probe.outcome import Outcome, ProbeResult
+from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
+from probe.verdict import Cause, EndpointVerdict, Hysteresis, State, Transition
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -56,6 +59,47 @@ class CheckState:
     outcomes: Counter[str] = field(default_factory=Counter)
     retried_ok_total: int = 0
     latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+    # The SLI's events, declared at 0 so the first failure is visible to rate(): results
+    # that observed the endpoint, and those of them that failed.
+    observed_total: int = 0
+    failed_total: int = 0
+
+    def copy(self) -> CheckState:
+        return CheckState(self.latest, self.last_success_ts, Counter(self.outcomes),
+                          self.retried_ok_total, self.latency.copy(), self.observed_total,
+                          self.failed_total)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointView:
+    """What /metrics shows of one endpoint (``kind`` None: a standing pseudo-endpoint)."""
+
+    kind: str | None
+    url: str
+    checks: tuple[str, ...]
+    state: State
+    cause: Cause | None
+    model_label: str | None = None
+    max_model_len: int | None = None
+
+
+# A served model's name is the server's to choose, so as a label value it is bounded: its
+# length, and how many distinct names one endpoint may show (a server minting a new name
+# per scrape would otherwise mint a new series per scrape); the rest fold into "other".
+MAX_LABEL_CHARS = 120
+MAX_MODEL_LABELS = 3
+OTHER_LABEL = "other"
+
+
+def bounded_label(value: str, seen: list[str]) -> str:
+    """``value`` as a label, remembered in ``seen`` (this endpoint's labels so far)."""
+    text = "".join(c if c.isprintable() else "?" for c in value)[:MAX_LABEL_CHARS]
+    if text in seen:
+        return text
+    if len(seen) >= MAX_MODEL_LABELS:
+        return OTHER_LABEL
+    seen.append(text)
+    return text
 
 
 @dataclass(slots=True)
@@ -71,7 +115,7 @@ class DaemonStats:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    endpoints: dict[str, dict[str, Any]]  # name -> {"kind", "url", "checks"}
+    endpoints: dict[str, EndpointView]
     checks: dict[tuple[str, str], CheckState]
     daemon: DaemonStats
 
@@ -80,29 +124,41 @@ class FleetState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
-        self._endpoints: dict[str, dict[str, Any]] = {}
+        self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
+        self._verdicts: dict[str, EndpointVerdict] = {}
+        self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
+        self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
+        self.hysteresis = Hysteresis()
         self.daemon = DaemonStats()
         # (endpoint, check) pairs reported by no configured endpoint (discovery's own result
         # for RunPod's API): kept when the config changes.
         self._standing: set[tuple[str, str]] = set()
 
     def configure(self, config: Config, jobs: Sequence[Job]) -> None:
-        """Declare every planned check: a configured but never-run check exists and is not up,
-        and a check no longer planned (a removed prompt or endpoint) disappears."""
+        """Declare every planned check and endpoint: a configured but never-run check exists
+        and is not up, a new endpoint is unknown until judged, and what is no longer planned
+        (a removed prompt or endpoint) disappears."""
         planned: dict[str, list[str]] = {e.name: [] for e in config.endpoints}
         for job in jobs:
-            planned[job.endpoint.name].extend(c for c in job.checks
-                                              if c not in planned[job.endpoint.name])
+            checks = planned.setdefault(job.endpoint.name, [])
+            checks.extend(c for c in job.checks if c not in checks)
+        standing = {endpoint for endpoint, _ in self._standing}
         with self._lock:
-            self._endpoints = {e.name: {"kind": e.kind, "url": e.display_url,
-                                        "checks": tuple(planned[e.name])}
+            self.hysteresis = Hysteresis.of(config)
+            self._endpoints = {e.name: (e.kind, e.display_url, tuple(planned[e.name]))
                                for e in config.endpoints}
             for name, checks in planned.items():
                 for check in checks:
                     self._checks.setdefault((name, check), CheckState())
+                verdict = self._verdicts.setdefault(name, EndpointVerdict())
+                verdict.forget_checks(set(checks))
             for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())
                         and k not in self._standing]:
                 del self._checks[key]
+            for name in [n for n in self._verdicts if n not in planned and n not in standing]:
+                del self._verdicts[name]
+                self._model_labels.pop(name, None)
+                self._model.pop(name, None)
 
     def declare_standing(self, endpoint: str, check: str) -> None:
         """A check that belongs to no configured endpoint: declared (never run: not up) and
@@ -110,12 +166,24 @@ class FleetState:
         with self._lock:
             self._standing.add((endpoint, check))
             self._checks.setdefault((endpoint, check), CheckState())
+            self._verdicts.setdefault(endpoint, EndpointVerdict())
 
-    def update(self, result: ProbeResult) -> None:
+    def restore(self, saved: dict[str, EndpointVerdict]) -> None:
+        """Verdicts kept from before a restart, for the endpoints that are still here."""
+        with self._lock:
+            for name, verdict in saved.items():
+                if name in self._verdicts:
+                    self._verdicts[name] = verdict
+
+    def update(self, result: ProbeResult, row_id: int | None = None) -> list[Transition]:
+        """Record ``result`` and judge its endpoint; returns what changed (for the ledger)."""
         with self._lock:
             state = self._checks.setdefault((result.endpoint, result.check), CheckState())
             state.latest = result
             state.outcomes[str(result.outcome)] += 1
+            if result.outcome not in NOT_OBSERVED:
+                state.observed_total += 1
+                state.failed_total += not result.ok
             if result.outcome not in (Outcome.SKIPPED_BUDGET,):
                 state.latency.observe(result.latency_s)
             if result.ok:
@@ -123,6 +191,32 @@ class FleetState:
                 if result.retried:
                     state.retried_ok_total += 1
             self.daemon.probes_total += 1
+            if result.check == "models":
+                self._note_model(result)
+            verdict = self._verdicts.get(result.endpoint)
+            if verdict is None:  # an endpoint no plan declared: nothing to judge
+                return []
+            return verdict.observe(result, row_id, self.hysteresis)
+
+    def _note_model(self, result: ProbeResult) -> None:
+        model, max_len = result.details.get("model"), result.details.get("max_model_len")
+        if isinstance(model, str) and isinstance(max_len, int) and max_len:
+            seen = self._model_labels.setdefault(result.endpoint, [])
+            self._model[result.endpoint] = (bounded_label(model, seen), max_len)
+        else:
+            self._model.pop(result.endpoint, None)
+
+    def verdict(self, endpoint: str) -> EndpointVerdict | None:
+        """The endpoint's verdict object (owned here: read it in the event loop only)."""
+        return self._verdicts.get(endpoint)
+
+    def durable(self, endpoint: str, check: str) -> dict[str, Any]:
+        """What ``check`` keeps across runs and restarts for ``endpoint`` (its own dict)."""
+        with self._lock:
+            verdict = self._verdicts.get(endpoint)
+            if verdict is None:
+                return {}
+            return verdict.durable.setdefault(check, {})
 
     def latest(self, endpoint: str, check: str) -> ProbeResult | None:
         with self._lock:
@@ -131,14 +225,18 @@ class FleetState:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            checks = {key: CheckState(s.latest, s.last_success_ts, Counter(s.outcomes),
-                                      s.retried_ok_total, s.latency.copy())
-                      for key, s in self._checks.items()}
+            checks = {key: s.copy() for key, s in self._checks.items()}
+            endpoints = {}
+            for name, verdict in self._verdicts.items():
+                kind, url, planned = self._endpoints.get(name, (None, "", ()))
+                label, max_len = self._model.get(name, (None, None))
+                endpoints[name] = EndpointView(kind, url, planned, verdict.state, verdict.cause,
+                                               label, max_len)
             daemon = DaemonStats(self.daemon.in_flight, self.daemon.lag.copy(),
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
                                  self.daemon.skipped_runs_total)
-            return Snapshot(dict(self._endpoints), checks, daemon)
+            return Snapshot(endpoints, checks, daemon)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:

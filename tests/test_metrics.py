@@ -60,5 +60,8 @@ def test_exposition_parses_and_follows_naming_rules() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     names = [f.name for f in text_string_to_metric_families(text)]
-    assert all(n.startswith("runpod_probe_") for n in names)
+    ours = [n for n in names if not n.startswith(("process_", "python_"))]
+    assert ours and all(n.startswith("runpod_probe_") for n in ours)
     assert "runpod_probe_scheduler_lag_seconds" in names
+    # the process's own series, for memory against the unit's MemoryMax
+    assert {"process_resident_memory_bytes", "python_info"} <= set(names)

@@ -1,8 +1,14 @@
-"""``runpod-probe generate``: write the dashboards/ and alerts/ files."""
+"""``runpod-probe generate``: write the dashboards/ and alerts/ files.
+
+Without ``--config`` the SLOs take their defaults: that output is what the repository
+ships. With it, only the config's ``slo:`` section is read (the rest of the file is not
+validated here; ``runpod-probe check-config`` does that).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +16,48 @@ from probe.features import CommandFactory, Plugins
 
 
 def add_parser(sub: Any, command: CommandFactory) -> None:
-    p = sub.add_parser("generate", help="Write the Grafana dashboard and Prometheus alert rules.",
-                       description="Write the Grafana dashboard and Prometheus alert rules.")
+    p = sub.add_parser("generate", help="Write the Grafana dashboards and Prometheus rules.",
+                       description="Write the Grafana dashboards and Prometheus rules.")
     p.add_argument("--out", default=".", help="directory that receives dashboards/ and alerts/")
+    p.add_argument("--config", help="read SLO objectives from this config's slo: section")
+    p.add_argument("--grafana-url", default="", help="Grafana's base URL for the alerts' "
+                   "dashboard_url (default: a path relative to Grafana)")
+    p.add_argument("--runbook-url", default="docs/runbook.md", help="where the runbook is "
+                   "published, for the alerts' runbook_url (default: docs/runbook.md)")
     p.set_defaults(handler=cmd_generate)
 
 
 def cmd_generate(args: argparse.Namespace, plugins: Plugins) -> int:
-    from probe.export import write_all
+    from probe.export import ExportOptions, write_all
+    from probe.export.links import Links
+    from probe.export.slo import SloSettings
 
-    for path in write_all(Path(args.out)):
+    slo = SloSettings()
+    if args.config:
+        loaded = read_slo(Path(args.config))
+        if loaded is None:
+            return 2
+        slo = loaded
+    links = Links(grafana_url=args.grafana_url.rstrip("/"), runbook_url=args.runbook_url)
+    for path in write_all(Path(args.out), ExportOptions(slo, links)):
         print(path)
     return 0
+
+
+def read_slo(path: Path) -> Any:
+    """The ``slo:`` section of the config at ``path``; None (problems printed) if invalid.
+    Only that section is read: generating files needs none of the config's secrets."""
+    from probe.config.fields import Problems
+    from probe.config.yaml_input import YamlRefused, load_yaml
+    from probe.export.slo import parse_slo
+
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlRefused) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return None
+    problems = Problems()
+    settings = parse_slo(raw.get("slo") if isinstance(raw, dict) else None, "slo", problems)
+    for line in problems.lines:
+        print(f"{path}: {line}", file=sys.stderr)
+    return None if problems else settings

@@ -1,7 +1,7 @@
-"""What each outcome means for a person on call: severity, summary, next step.
+"""What each outcome means for a person on call: the cause it names, what to read, what to do.
 
-One table drives both the generated Prometheus alert rules and the dashboard legend, so a
-new outcome gets an alert by adding one row here.
+One table drives the endpoint alerts (one alert per endpoint, the cause as a label) and
+the runbook's sections, so a new outcome gets an alert by adding it to one row here.
 """
 
 from __future__ import annotations
@@ -10,66 +10,79 @@ from dataclasses import dataclass
 
 from probe.outcome import Outcome
 
+DOWN, DEGRADED = "down", "degraded"
+
 
 @dataclass(frozen=True, slots=True)
-class AlertRule:
-    name: str
+class Cause:
+    name: str  # the ``cause`` label, and the runbook section's anchor (with - for _)
     outcomes: tuple[Outcome, ...]
-    severity: str  # critical | warning
-    for_: str
-    summary: str
-    action: str
+    states: tuple[str, ...]  # the endpoint states this cause can put an endpoint in
+    summary: str  # follows "<endpoint> is down: " / "<endpoint> is degraded: "
+    action: str  # the first thing to do; the runbook has the rest
+
+    @property
+    def section(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def outcome_regex(self) -> str:
+        return "|".join(self.outcomes)
 
 
-RULES: tuple[AlertRule, ...] = (
-    AlertRule("RunpodPodGone", (Outcome.HTTP_404,), "critical", "5m",
-              "{{ $labels.endpoint }} answers 404: pod stopped or destroyed, or port not exposed",
-              "Restart the pod from the RunPod console (not fixable via API); check the port is "
-              "exposed as HTTP."),
-    AlertRule("RunpodServerDown", (Outcome.HTTP_502, Outcome.CONNECT_ERROR, Outcome.TIMEOUT,
-                                   Outcome.TLS_ERROR, Outcome.HTTP_5XX),
-              "critical", "5m",
-              "{{ $labels.endpoint }} {{ $labels.check }} failing: {{ $labels.outcome }}",
-              "The server on the pod is down, loading or hung: read the pod's logs."),
-    AlertRule("RunpodEngineDead", (Outcome.ENGINE_DEAD, Outcome.ENGINE_STUCK), "critical", "2m",
-              "{{ $labels.endpoint }}: vLLM engine {{ $labels.outcome }} while the HTTP server "
-              "still answers", "Restart vLLM; /v1/models keeps answering 200 with a dead engine."),
-    AlertRule("RunpodModelMismatch", (Outcome.MODEL_MISSING, Outcome.CONTEXT_TOO_SMALL,
-                                      Outcome.CONTEXT_EXCEEDED),
-              "warning", "10m",
-              "{{ $labels.endpoint }}: {{ $labels.outcome }} (wrong model or context window)",
-              "Redeploy with the expected model and --max-model-len, or route long payloads to a "
-              "larger-context provider."),
-    AlertRule("RunpodServerlessUnhealthy", (Outcome.CRASH_LOOPING, Outcome.QUEUE_STALLED,
-                                            Outcome.NO_WORKERS, Outcome.THROTTLED,
-                                            Outcome.INITIALIZING_TOO_LONG,
-                                            Outcome.QUEUED_WHILE_IDLE),
-              "critical", "5m",
-              "{{ $labels.endpoint }}: serverless {{ $labels.outcome }}",
-              "Read the worker logs (crash loop), check max workers and allowed GPU types."),
-    AlertRule("RunpodJobsFailing", (Outcome.JOBS_FAILING, Outcome.JOB_FAILED), "warning", "10m",
-              "{{ $labels.endpoint }}: jobs failing ({{ $labels.outcome }})",
-              "Read the worker logs for the failing jobs' errors."),
-    AlertRule("RunpodAnswerWrong", (Outcome.EXPECTATION_FAILED, Outcome.EMPTY_ANSWER,
-                                    Outcome.STREAM_BROKEN),
-              "warning", "10m",
-              "{{ $labels.endpoint }} {{ $labels.check }}: {{ $labels.outcome }}",
-              "The model answers but not as governed: compare with the prompt's cross reference."),
-    AlertRule("RunpodKeyRejected", (Outcome.UNAUTHORIZED,), "critical", "5m",
-              "{{ $labels.endpoint }}: API key rejected or lacks permission",
-              "Check the key in the environment file and its permissions in the RunPod console."),
-    AlertRule("RunpodBadResponse", (Outcome.BAD_RESPONSE, Outcome.HTTP_4XX), "warning", "10m",
-              "{{ $labels.endpoint }} {{ $labels.check }}: {{ $labels.outcome }}",
-              "Something other than the expected server answers on this URL."),
-    AlertRule("RunpodStateUnknown", (Outcome.UNKNOWN, Outcome.RATE_LIMITED), "warning", "15m",
-              "{{ $labels.endpoint }} {{ $labels.check }} cannot be observed "
-              "({{ $labels.outcome }})",
-              "The RunPod API is unreachable or rate limiting; the endpoint's real state is "
-              "unknown, not healthy."),
+CAUSES: tuple[Cause, ...] = (
+    Cause("pod_gone", (Outcome.HTTP_404,), (DOWN,),
+          "RunPod's proxy answers 404 (pod stopped or destroyed, or port not exposed)",
+          "Restart the pod from the RunPod console; the API cannot bring a destroyed pod back."),
+    Cause("server_down", (Outcome.HTTP_502, Outcome.CONNECT_ERROR, Outcome.TIMEOUT,
+                          Outcome.TLS_ERROR, Outcome.HTTP_5XX), (DOWN, DEGRADED),
+          "the server on the pod does not answer ({{ $labels.outcome }})",
+          "Read the pod's logs: vLLM still loading, crashed, or hung."),
+    Cause("engine_dead", (Outcome.ENGINE_DEAD, Outcome.ENGINE_STUCK), (DOWN,),
+          "the vLLM engine is {{ $labels.outcome }} while the HTTP server still answers",
+          "Restart vLLM; /v1/models keeps answering 200 with a dead engine."),
+    Cause("serverless_crash_loop", (Outcome.CRASH_LOOPING,), (DOWN,),
+          "serverless workers crash at start while jobs wait",
+          "Read the worker logs; fix the image or its environment, then let workers restart."),
+    Cause("serverless_queue", (Outcome.QUEUE_STALLED, Outcome.NO_WORKERS, Outcome.THROTTLED,
+                               Outcome.QUEUED_WHILE_IDLE), (DOWN, DEGRADED),
+          "the serverless queue does not move ({{ $labels.outcome }})",
+          "Check max workers and the allowed GPU types of the endpoint."),
+    Cause("cold_start", (Outcome.INITIALIZING_TOO_LONG,), (DOWN, DEGRADED),
+          "workers stay initializing: cold starts stall callers",
+          "Check image size and model download; consider active workers or FlashBoot."),
+    Cause("jobs_failing", (Outcome.JOBS_FAILING, Outcome.JOB_FAILED), (DOWN, DEGRADED),
+          "serverless jobs fail ({{ $labels.outcome }})",
+          "Read the worker logs for the failing jobs' errors."),
+    Cause("context_too_small", (Outcome.CONTEXT_TOO_SMALL, Outcome.CONTEXT_EXCEEDED),
+          (DOWN, DEGRADED), "its context window is too small for the payloads",
+          "Redeploy with a larger --max-model-len or route long payloads elsewhere."),
+    Cause("model_mismatch", (Outcome.MODEL_MISSING,), (DOWN, DEGRADED),
+          "it does not serve the expected model",
+          "Redeploy the pod with the configured model."),
+    Cause("answer_wrong", (Outcome.EXPECTATION_FAILED, Outcome.EMPTY_ANSWER,
+                           Outcome.STREAM_BROKEN), (DEGRADED,),
+          "its governed answers fail ({{ $labels.outcome }})",
+          "Compare the answer with the prompt's cross reference; check model and sampling."),
+    Cause("key_rejected", (Outcome.UNAUTHORIZED,), (DOWN,),
+          "the API key is rejected or lacks permission",
+          "Check the key in the environment file and its permissions in the RunPod console."),
+    Cause("bad_response", (Outcome.BAD_RESPONSE, Outcome.HTTP_4XX), (DOWN, DEGRADED),
+          "something other than the expected server answers ({{ $labels.outcome }})",
+          "Check the URL, port and proxy; another service may answer on it."),
 )
+
+# Outcomes that say the endpoint cannot be observed: RunpodEndpointUnknown, not a cause.
+NOT_OBSERVED = (Outcome.UNKNOWN, Outcome.RATE_LIMITED)
+# A bug in runpod-probe itself: RunpodProbeError, never an endpoint's fault.
+PROBE_BUG = (Outcome.ERROR,)
+
+
+def causes_for(state: str) -> tuple[Cause, ...]:
+    return tuple(cause for cause in CAUSES if state in cause.states)
 
 
 def uncovered() -> set[Outcome]:
     """Outcomes that need no alert of their own."""
-    covered = {o for rule in RULES for o in rule.outcomes}
+    covered = {o for cause in CAUSES for o in cause.outcomes} | {*NOT_OBSERVED, *PROBE_BUG}
     return set(Outcome) - covered

@@ -16,6 +16,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     last_row INTEGER,
     url TEXT,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE
+    hash TEXT NOT NULL UNIQUE,
+    observed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS ledger_endpoint ON ledger (endpoint, id);
 CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts);
@@ -58,7 +60,7 @@ CREATE TABLE IF NOT EXISTS endpoint_state (
 );
 """
 _COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name", "outcome",
-            "first_row", "last_row", "url", "prev_hash", "hash")
+            "first_row", "last_row", "url", "prev_hash", "hash", "observed_at")
 
 
 def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
@@ -68,6 +70,9 @@ def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    if "observed_at" not in columns:  # a ledger from before entries carried it
+        conn.execute("ALTER TABLE ledger ADD COLUMN observed_at TEXT")
     return conn
 
 
@@ -76,7 +81,7 @@ def _entry(row: tuple[Any, ...]) -> LedgerEntry:
     return LedgerEntry(id=v["id"], ts=v["ts"], severity=v["severity"], endpoint=v["endpoint"],
                        event=v["event"], pattern=v["pattern"],
                        evidence=Evidence(v["check_name"], v["outcome"], v["first_row"],
-                                         v["last_row"], v["url"]),
+                                         v["last_row"], v["url"], v["observed_at"]),
                        prev_hash=v["prev_hash"], hash=v["hash"])
 
 
@@ -93,19 +98,23 @@ def read_entries(conn: sqlite3.Connection, since: str | None = None,
     return [_entry(row) for row in conn.execute(sql + " ORDER BY id", args)]
 
 
-def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft]) -> list[LedgerEntry]:
-    """Seal and insert ``drafts`` after the current head (caller holds the transaction)."""
-    head = conn.execute("SELECT id, hash FROM ledger ORDER BY id DESC LIMIT 1").fetchone()
-    last_id, last_hash = head if head else (0, GENESIS)
+def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft],
+           now: datetime | None = None) -> list[LedgerEntry]:
+    """Seal and insert ``drafts`` after the current head (caller holds the transaction).
+    Each entry's time is when it is appended, never before the head's: times follow the
+    chain even when the wall clock steps back."""
+    head = conn.execute("SELECT id, hash, ts FROM ledger ORDER BY id DESC LIMIT 1").fetchone()
+    last_id, last_hash, last_ts = head if head else (0, GENESIS, "")
+    ts = max((now or datetime.now(UTC)).isoformat(timespec="seconds"), last_ts)
     sealed = []
     for draft in drafts:
-        entry = seal(draft, last_id + 1, last_hash)
+        entry = seal(draft, last_id + 1, last_hash, ts)
         e = entry.evidence
         conn.execute(f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES "
                      f"({', '.join('?' * len(_COLUMNS))})",
                      (entry.id, entry.ts, entry.severity, entry.endpoint, entry.event,
                       entry.pattern, e.check, e.outcome, e.first_row, e.last_row, e.url,
-                      entry.prev_hash, entry.hash))
+                      entry.prev_hash, entry.hash, e.observed_at))
         sealed.append(entry)
         last_id, last_hash = entry.id, entry.hash
     return sealed
@@ -141,9 +150,11 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
 
     def __init__(self, path: Path, on_written: Written | None = None,
                  maintenance: Maintenance | None = None, batch_interval_s: float = 0.2,
-                 busy_timeout_s: float = 5.0) -> None:
+                 busy_timeout_s: float = 5.0,
+                 redact: Callable[[str], str] = lambda text: text) -> None:
         super().__init__("ledger", batch_interval_s)
         self.path = path
+        self.redact = redact
         self.busy_timeout_s = busy_timeout_s
         self.on_written = on_written
         self.maintenance = maintenance
@@ -181,7 +192,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
                 else:
                     conn.execute("INSERT OR REPLACE INTO endpoint_state VALUES (?, ?, ?)",
                                  (name, str(data.get("state", "unknown")),
-                                  json.dumps(data, sort_keys=True)))
+                                  self.redact(json.dumps(data, sort_keys=True))))
             self._entries = append(conn, self._backlog.drafts)
         except BaseException:
             conn.execute("ROLLBACK")

@@ -2,7 +2,12 @@
 
 Each entry's hash is the SHA-256 of its canonical JSON (every field but the hash itself,
 the previous entry's hash included), so editing, reordering or removing any entry breaks
-every hash after it. ``verify`` names the first entry that does not match.
+every hash after it. An entry's ``ts`` is when it was appended, so times follow the chain;
+when the change was observed is in its evidence (``observed_at``). ``verify`` names the
+first entry that does not match, or whose time runs backwards.
+
+Entries written before ``observed_at`` existed hashed without it (their ``ts`` was the
+observation's time, not always in order): they verify as they were written.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 GENESIS = "0" * 64
@@ -26,13 +31,14 @@ class Evidence:
     first_row: int | None = None  # results.id of the first observation
     last_row: int | None = None  # results.id of the last observation
     url: str | None = None  # never carries a secret
+    observed_at: str | None = None  # UTC, ISO 8601: when the change was observed
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerDraft:
-    """An entry before it has a place in the chain."""
+    """An entry before it has a place in the chain (its ``ts`` is set when it is sealed)."""
 
-    ts: str  # UTC, ISO 8601
+    ts: str  # UTC, ISO 8601 (replaced by the append time when sealed)
     severity: str
     endpoint: str
     event: str  # down, recovered, persistent, context_changed, ...
@@ -66,6 +72,8 @@ def content(entry: LedgerEntry | LedgerDraft, entry_id: int | None = None,
             prev_hash: str | None = None) -> dict[str, Any]:
     """The hashed fields of an entry, flat, as plain JSON values."""
     evidence = {f.name: getattr(entry.evidence, f.name) for f in fields(Evidence)}
+    if evidence["observed_at"] is None:  # entries from before it existed hashed without it
+        del evidence["observed_at"]
     return {
         "id": entry.id if isinstance(entry, LedgerEntry) else entry_id,
         "ts": entry.ts, "severity": entry.severity, "endpoint": entry.endpoint,
@@ -84,12 +92,15 @@ def digest(values: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(values)).hexdigest()
 
 
-def seal(draft: LedgerDraft, entry_id: int, prev_hash: str) -> LedgerEntry:
-    """Give ``draft`` its id and link it to the entry before it."""
-    return LedgerEntry(id=entry_id, ts=draft.ts, severity=draft.severity,
-                       endpoint=draft.endpoint, event=draft.event, pattern=draft.pattern,
-                       evidence=draft.evidence, prev_hash=prev_hash,
-                       hash=digest(content(draft, entry_id, prev_hash)))
+def seal(draft: LedgerDraft, entry_id: int, prev_hash: str,
+         ts: str | None = None) -> LedgerEntry:
+    """Give ``draft`` its id and time (``ts``: when it is appended; default: the draft's) and
+    link it to the entry before it."""
+    timed = replace(draft, ts=ts) if ts is not None else draft
+    return LedgerEntry(id=entry_id, ts=timed.ts, severity=timed.severity,
+                       endpoint=timed.endpoint, event=timed.event, pattern=timed.pattern,
+                       evidence=timed.evidence, prev_hash=prev_hash,
+                       hash=digest(content(timed, entry_id, prev_hash)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +123,11 @@ class ChainReport:
         return self.problem is None
 
 
-def verify(entries: Iterable[LedgerEntry]) -> ChainReport:
-    """Recompute the chain in id order; stop at the first entry that does not match."""
-    prev_id, prev_hash, count = 0, GENESIS, 0
+def verify(entries: Iterable[LedgerEntry], after: LedgerEntry | None = None) -> ChainReport:
+    """Recompute the chain in id order; stop at the first entry that does not match.
+    ``after``: an entry already verified, which ``entries`` continue (incremental checks)."""
+    prev_id, prev_hash, prev_ts, count = (0, GENESIS, "", 0) if after is None else \
+        (after.id, after.hash, after.ts, 0)
     for entry in entries:
         if entry.id != prev_id + 1:
             missing = prev_id + 1
@@ -129,5 +142,9 @@ def verify(entries: Iterable[LedgerEntry]) -> ChainReport:
             return ChainReport(count, prev_hash, ChainProblem(
                 entry.id, f"content does not match its hash (stored {entry.hash[:12]}, "
                           f"recomputed {actual[:12]}): the entry was edited"))
-        prev_id, prev_hash, count = entry.id, entry.hash, count + 1
+        if entry.evidence.observed_at is not None and entry.ts < prev_ts:
+            return ChainReport(count, prev_hash, ChainProblem(
+                entry.id, f"appended at {entry.ts}, before #{prev_id} ({prev_ts}): times "
+                          "must follow the chain"))
+        prev_id, prev_hash, prev_ts, count = entry.id, entry.hash, entry.ts, count + 1
     return ChainReport(count, prev_hash)

@@ -1,9 +1,8 @@
-"""The ledger's series on /metrics: each endpoint's state after hysteresis, and the writes
-of the ledger, LEARNING.md and retention."""
+"""The ledger's series on /metrics: the writes of the ledger, LEARNING.md and retention.
+(Each endpoint's state is the core's verdict, exported by ``probe.metrics``.)"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -12,14 +11,16 @@ from prometheus_client.registry import Collector
 
 from probe.metrics import P
 
-STATES = ("up", "down", "unknown")
-
 
 class Counted(Protocol):
     """A writer's counters (the ledger book)."""
 
     entries_total: int
     errors_total: int
+
+
+class Chain(Protocol):
+    valid: bool
 
 
 class LearningCounts(Protocol):
@@ -32,36 +33,16 @@ class PruneCounts(Protocol):
 
 
 class LedgerMetrics(Collector):
-    """States are set one endpoint at a time by the event loop (never a copy of the whole
-    fleet per result) and read under a lock by the /metrics thread."""
+    """Counters written by the ledger's writer thread, read by the /metrics thread."""
 
-    def __init__(self, book: Counted, pruner: PruneCounts | None = None,
+    def __init__(self, book: Counted, chain: Chain, pruner: PruneCounts | None = None,
                  exporter: LearningCounts | None = None) -> None:
-        self.book, self.pruner, self.exporter = book, pruner, exporter
-        self._lock = threading.Lock()
-        self._states: dict[str, str] = {}
-
-    def set_state(self, endpoint: str, state: str | None) -> None:
-        with self._lock:
-            if state is None:
-                self._states.pop(endpoint, None)
-            else:
-                self._states[endpoint] = state
-
-    def replace_states(self, states: dict[str, str]) -> None:
-        with self._lock:
-            self._states = dict(states)
+        self.book, self.chain, self.pruner, self.exporter = book, chain, pruner, exporter
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            states = sorted(self._states.items())
-        family = GaugeMetricFamily(P + "endpoint_state", "The ledger's view of each endpoint "
-                                   "after hysteresis (value 1 for the current state).",
-                                   labels=["endpoint", "state"])
-        for name, current in states:
-            for value in STATES:
-                family.add_metric([name, value], 1 if value == current else 0)
-        yield family
+        yield GaugeMetricFamily(P + "ledger_chain_valid", "1 while the ledger's hash chain "
+                                "verifies, 0 when an entry does not match (see the log).",
+                                value=1 if self.chain.valid else 0)
         yield CounterMetricFamily(P + "ledger_entries", "Ledger entries written by this "
                                   "process.", value=self.book.entries_total)
         yield CounterMetricFamily(P + "ledger_write_errors", "Failed ledger writes (retried).",

@@ -1,7 +1,8 @@
-"""The ledger as the prober sees it: feed results in, get entries for what changed.
+"""The ledger as the daemon feeds it: each result with the transitions its endpoint's verdict
+went through (``probe.verdict``), phrased as drafts and handed, with the verdict to keep, to
+the book's writer; and the endpoints that appeared in or disappeared from the plan.
 
-Runs in the event loop thread and never touches the disk itself: it updates the
-in-memory state, phrases transitions as drafts, and hands both to the book's writer.
+Runs in the event loop thread and never touches the disk itself.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 from probe.config.model import Config
 from probe.job import Job
 from probe.ledger.book import LedgerBook
 from probe.ledger.chain import LedgerDraft
 from probe.ledger.rules import draft, subject
-from probe.ledger.state import EndpointState, Event, LedgerSettings, Transition
 from probe.outcome import ProbeResult
+from probe.verdict import EndpointVerdict, Event, Transition
+
+VerdictOf = Callable[[str], "EndpointVerdict | None"]
 
 
 class Ledger:
@@ -25,70 +29,57 @@ class Ledger:
     check of RunPod's API), with how entries name them; they never appear in or disappear
     from the config."""
 
-    def __init__(self, book: LedgerBook, settings: LedgerSettings | None = None,
-                 redact: Callable[[str], str] = lambda text: text,
+    def __init__(self, book: LedgerBook, redact: Callable[[str], str] = lambda text: text,
                  standing: Mapping[str, str] = MappingProxyType({})) -> None:
         self.book = book
-        self.settings = settings or LedgerSettings()
         self.redact = redact
         self.standing = standing
-        self.states = {name: EndpointState.from_json(data) for name, data in book.states.items()}
+        # what the book kept from before a restart: verdicts to restore, names already known
+        self.saved = {name: EndpointVerdict.from_json(data)
+                      for name, data in book.states.items()}
+        self.known: dict[str, tuple[str | None, str | None]] = {
+            name: (v.subject, v.origin) for name, v in self.saved.items()}
 
-    def observe(self, result: ProbeResult, row_id: int | None) -> list[LedgerDraft]:
-        state = self.states.setdefault(result.endpoint, EndpointState())
-        if state.subject is None and result.endpoint in self.standing:
-            state.subject = self.standing[result.endpoint]
-        drafts = [self._draft(t, state) for t in state.observe(result, row_id, self.settings)]
-        self.book.submit({result.endpoint: state.to_json()}, drafts)
+    def judged(self, result: ProbeResult, row_id: int | None, transitions: list[Transition],
+               verdict: EndpointVerdict | None) -> list[LedgerDraft]:
+        """Entries for what changed, and the verdict to keep (with every result: its streaks
+        must survive a restart)."""
+        if verdict is None:
+            return []
+        if verdict.subject is None and result.endpoint in self.standing:
+            verdict.subject = self.standing[result.endpoint]
+        drafts = [self._draft(t, verdict.subject or t.endpoint) for t in transitions]
+        self.book.submit({result.endpoint: verdict.to_json()}, drafts)
         return drafts
 
-    def sync_config(self, config: Config, jobs: Sequence[Job],
-                    settings: LedgerSettings | None = None,
+    def sync_config(self, config: Config, jobs: Sequence[Job], verdict_of: VerdictOf,
                     now: datetime | None = None) -> list[LedgerDraft]:
-        """Record endpoints that appeared in or disappeared from the config since last time;
-        ``jobs`` is the plan that runs (feature planners add checks: round trip, prompts)."""
-        self.settings = settings or self.settings
+        """Record endpoints that appeared in or disappeared from the plan since last time."""
         now = now or datetime.now(UTC)
-        changes: dict[str, EndpointState | None] = {}
+        changes: dict[str, dict[str, Any] | None] = {}
         drafts = []
-        configured = {e.name: e for e in config.endpoints}
-        planned: dict[str, set[str]] = {}
-        for job in jobs:
-            planned.setdefault(job.endpoint.name, set()).update(job.checks)
+        planned = {job.endpoint.name for job in jobs}
+        configured = {e.name: e for e in config.endpoints if e.name in planned}
         for name, endpoint in configured.items():
-            origin = endpoint.origin
-            state = self.states.get(name)
-            if state is None:
-                state = self.states[name] = EndpointState()
-                drafts.append(self._draft(Transition(Event.APPEARED, name, now, origin,
-                                                     url=endpoint.display_url),
-                                          state, subject(endpoint)))
-            state.subject, state.origin = subject(endpoint), origin
-            # checks dropped from the config must not hold a recovery back forever
-            checks = planned.get(name, set(endpoint.checks))
-            state.availability.forget_checks(checks)
-            for prompt in [p for p in state.prompts if p not in checks]:
-                del state.prompts[prompt]
-            changes[name] = state
-        for name in [n for n in self.states if n not in configured and n not in self.standing]:
-            state = self.states.pop(name)
+            who: str | None = subject(endpoint)
+            if name not in self.known:
+                drafts.append(self._draft(Transition(Event.APPEARED, name, now, endpoint.origin,
+                                                     url=endpoint.display_url), who or name))
+            self.known[name] = (who, endpoint.origin)
+            verdict = verdict_of(name)
+            if verdict is not None:
+                verdict.subject, verdict.origin = who, endpoint.origin
+                changes[name] = verdict.to_json()
+        for name in [n for n in self.known if n not in configured and n not in self.standing]:
+            who, origin = self.known.pop(name)
             drafts.append(self._draft(Transition(Event.DISAPPEARED, name, now,
-                                                 state.origin or "config"), state))
+                                                 origin or "config"), who or name))
             changes[name] = None
-        self.book.submit({n: s.to_json() if s else None for n, s in changes.items()}, drafts)
+        self.book.submit(changes, drafts)
         return drafts
 
-    def current_states(self) -> dict[str, str]:
-        """A fresh copy, safe to hand to the /metrics thread."""
-        return {name: state.state for name, state in self.states.items()}
-
-    def state_of(self, endpoint: str) -> str | None:
-        state = self.states.get(endpoint)
-        return state.state if state is not None else None
-
-    def _draft(self, t: Transition, state: EndpointState, who: str | None = None) -> LedgerDraft:
-        d = draft(t, who or state.subject or t.endpoint)
-        # results are stored redacted already; patterns quote messages, so scrub again
+    def _draft(self, t: Transition, who: str) -> LedgerDraft:
+        d = draft(t, who)
+        # results are redacted already; patterns quote messages, so scrub again
         url = self.redact(d.evidence.url) if d.evidence.url else None
         return replace(d, pattern=self.redact(d.pattern), evidence=replace(d.evidence, url=url))
-

@@ -20,8 +20,7 @@ from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.observer import Ledger
 from probe.ledger.retention import Pruner
 from probe.ledger.settings import LearningSettings, parse_learning, parse_ledger, validate
-from probe.ledger.state import LedgerSettings
-from probe.outcome import ProbeResult
+from probe.ledger.watch import ChainWatch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,7 @@ def start_ledger(host: Host) -> Attachment:
     exporter = LearningExporter(learning.path) if learning is not None else None
     pruner = Pruner(config.storage.retention_s) if config.storage.retention_s else None
     caught_up = [exporter is None]
+    watch = ChainWatch()
 
     def upkeep(conn: sqlite3.Connection) -> None:
         if not caught_up[0] and exporter is not None:  # entries from before a restart
@@ -61,23 +61,19 @@ def start_ledger(host: Host) -> Attachment:
             exporter(conn, [])
         if pruner is not None:
             pruner(conn)
+        watch(conn)
 
-    book = LedgerBook(config.storage.path, on_written=exporter, maintenance=upkeep)
-    ledger = Ledger(book, LedgerSettings.of(config), redact=host.redact, standing=host.standing)
-    metrics = LedgerMetrics(book, pruner, exporter)
-    metrics.replace_states(ledger.current_states())
-    host.register(metrics)
-
-    def observe(result: ProbeResult, row_id: int | None) -> None:
-        ledger.observe(result, row_id)
-        metrics.set_state(result.endpoint, ledger.state_of(result.endpoint))
+    book = LedgerBook(config.storage.path, on_written=exporter, maintenance=upkeep,
+                      redact=host.redact)
+    ledger = Ledger(book, redact=host.redact, standing=host.standing)
+    host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
+    host.register(LedgerMetrics(book, watch, pruner, exporter))
 
     def on_plan(config: Config, jobs: Sequence[Job]) -> None:
         """Endpoints may have come or gone (a reload, a discovery run)."""
-        ledger.sync_config(config, jobs, LedgerSettings.of(config))
-        metrics.replace_states(ledger.current_states())
+        ledger.sync_config(config, jobs, host.verdict)
 
-    host.observe(observe)
+    host.on_judged(ledger.judged)
     return Attachment(close=book.close, on_plan=on_plan)
 
 

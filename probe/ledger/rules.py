@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
-from probe.ledger.state import PROMPT_PREFIX, Event, Transition
 from probe.outcome import Outcome
+from probe.verdict import ANSWER_PREFIX, Event, Transition
 
 MAX_MESSAGE_CHARS = 160
 
@@ -130,8 +130,9 @@ def subject(endpoint: Endpoint) -> str:
 
 def draft(t: Transition, who: str) -> LedgerDraft:
     severity, pattern = phrase(t, who)
-    evidence = Evidence(t.check, t.outcome, t.first_row, t.last_row, t.url)
-    return LedgerDraft(ts=t.at.isoformat(timespec="seconds"), severity=severity,
+    observed = t.at.isoformat(timespec="seconds")
+    evidence = Evidence(t.check, t.outcome, t.first_row, t.last_row, t.url, observed)
+    return LedgerDraft(ts=observed, severity=severity,
                        endpoint=t.endpoint, event=str(t.event), pattern=pattern,
                        evidence=evidence)
 
@@ -142,7 +143,7 @@ def phrase(t: Transition, who: str) -> tuple[str, str]:
     values = {"message": _short(t.message), "status": t.http_status or "no HTTP status",
               "check": t.check, "label": rule.label,
               "duration": format_duration(t.duration_s or 0.0)}
-    prompt = (t.check or "").removeprefix(PROMPT_PREFIX)
+    prompt = (t.check or "").removeprefix(ANSWER_PREFIX)
     match t.event:
         case Event.DOWN:
             return rule.severity, f"{who} {rule.down.format(**values)}"
@@ -153,6 +154,12 @@ def phrase(t: Transition, who: str) -> tuple[str, str]:
                                 f"{values['duration']} — {rule.persists}")
         case Event.RECOVERED:
             return "info", f"{who} {rule.recovered.format(**values)}"
+        case Event.DEGRADED:
+            return "warning", (f"{who} degraded — test prompt {prompt} failing ({t.outcome}): "
+                               f"{values['message']}")
+        case Event.RESTORED:
+            return "info", (f"{who} answers as governed again after {values['duration']} "
+                            f"degraded (test prompt {prompt}: {t.outcome})")
         case Event.PROMPT_FAILING:
             return "warning", (f"Test prompt {prompt} on {who} started failing "
                                f"({t.outcome}) — {values['message']}")

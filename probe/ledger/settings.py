@@ -19,7 +19,7 @@ from typing import Any
 from probe.config.fields import Fields, Problems
 from probe.config.model import Config, ParseContext
 from probe.ledger.learning import LearningFileError, check_appendable
-from probe.ledger.state import LedgerSettings
+from probe.verdict import Hysteresis
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +34,11 @@ class LearningSettings:
         return settings if isinstance(settings, LearningSettings) else None
 
 
-def parse_ledger(raw: Any, path: str, problems: Problems, _: ParseContext) -> LedgerSettings:
+def parse_ledger(raw: Any, path: str, problems: Problems, _: ParseContext) -> Hysteresis:
+    """The hysteresis every endpoint's verdict is judged with."""
     f = Fields(raw, path, problems, ("down_after", "up_after", "persistent_after"))
-    default = LedgerSettings()
-    return LedgerSettings(
+    default = Hysteresis()
+    return Hysteresis(
         down_after=f.integer("down_after", default.down_after, minimum=1),
         up_after=f.integer("up_after", default.up_after, minimum=1),
         persistent_after_s=f.duration("persistent_after", default.persistent_after_s),

@@ -27,12 +27,17 @@ def test_daemon_never_reports_a_pod_with_a_dead_engine_up(sim: Any, tmp_path: Pa
         "dead dead-engine", "qwen qwen-healthy"))
 
     async def scenario(daemon: Daemon) -> str:
-        await until(lambda: daemon.state.latest("dead", "vllm_metrics") is not None
-                    and daemon.state.latest("qwen", "vllm_metrics") is not None,
-                    what="both pods probed")
+        def judged() -> bool:  # up needs up_after rounds of passes; down needs down_after
+            dead, qwen = daemon.state.verdict("dead"), daemon.state.verdict("qwen")
+            return dead is not None and dead.state == "down" \
+                and qwen is not None and qwen.state == "up"
+        await until(judged, what="both pods judged")
         return await scrape(daemon)
 
     text = run_daemon(config, sim_env, scenario)
+    assert 'runpod_probe_endpoint_state{endpoint="dead",state="down"} 1.0' in text
+    assert 'runpod_probe_endpoint_cause{check="health",endpoint="dead",outcome="engine_dead",' \
+           'state="down"} 1.0' in text
     assert 'runpod_probe_up{check="models",endpoint="dead"} 1.0' in text  # /v1/models: 200
     assert 'runpod_probe_outcome{check="health",endpoint="dead",outcome="engine_dead"} 1.0' in text
     assert 'runpod_probe_endpoint_up{endpoint="dead",kind="pod"} 0.0' in text

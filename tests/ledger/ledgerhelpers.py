@@ -35,8 +35,43 @@ def chain(count: int) -> list[LedgerEntry]:
     return out
 
 
-def sync(ledger: Any, config: Any, *args: Any, **kwargs: Any) -> Any:
-    """``Ledger.sync_config`` with the plan the app makes of ``config``."""
-    from helpers import plan
+class Wired:
+    """The fleet's verdicts and the ledger, wired as the daemon wires them: a result is judged
+    by ``FleetState`` and its transitions are written by the ``Ledger``."""
 
-    return ledger.sync_config(config, plan(config), *args, **kwargs)
+    def __init__(self, book: Any, settings: Any = None, redact: Any = None,
+                 standing: Any = None) -> None:
+        from probe.app import PLUGINS
+        from probe.ledger.observer import Ledger
+        from probe.state import FleetState
+
+        self.state = FleetState()
+        self.settings = settings
+        self.ledger = Ledger(book, redact or (lambda text: text),
+                             PLUGINS.standing if standing is None else standing)
+        self.restored = False
+
+    def sync(self, config: Any, settings: Any = None, now: datetime | None = None) -> Any:
+        from helpers import plan
+
+        jobs = plan(config)
+        self.state.configure(config, jobs)
+        self.settings = settings or self.settings
+        if self.settings is not None:
+            self.state.hysteresis = self.settings
+        if not self.restored:  # the daemon restores once, at start
+            self.state.restore(self.ledger.saved)
+            self.restored = True
+        return self.ledger.sync_config(config, jobs, self.state.verdict, now=now)
+
+    def observe(self, r: ProbeResult, row: int | None) -> Any:
+        transitions = self.state.update(r, row)
+        return self.ledger.judged(r, row, transitions, self.state.verdict(r.endpoint))
+
+    @property
+    def states(self) -> dict[str, Any]:
+        return {name: self.state.verdict(name) for name in self.ledger.known}
+
+
+def sync(wired: Wired, config: Any, *args: Any, **kwargs: Any) -> Any:
+    return wired.sync(config, *args, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,8 @@ def test_list_filters_and_prints_json(tmp_path: Path, capsys: pytest.CaptureFixt
     path = tmp_path / "p.db"
     conn = connect(path)
     conn.execute("BEGIN IMMEDIATE")
-    append(conn, [draft(1, "qwen"), draft(2, "deepseek"), draft(3, "qwen")])
+    for n, who in ((1, "qwen"), (2, "deepseek"), (3, "qwen")):  # appended a minute apart
+        append(conn, [draft(n, who)], now=datetime(2026, 2, 18, 9, n, tzinfo=UTC))
     conn.execute("COMMIT")
     assert main(["ledger", "list", "--db", str(path), "--endpoint", "qwen", "--json",
                  "--since", "2026-02-18T09:02:00"]) == 0

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from discovery_helpers import ENV, pod
 from helpers import parse_config
-from ledgerhelpers import T0, result, sync
+from ledgerhelpers import T0, Wired, result, sync
 
 from probe.app import PLUGINS
 from probe.config import Config
 from probe.discovery.fleet import build_fleet
 from probe.ledger.book import LedgerBook, connect, read_entries
-from probe.ledger.observer import Ledger
 from probe.ledger.rules import phrase
-from probe.ledger.state import Event, LedgerSettings, Transition
 from probe.outcome import Outcome
+from probe.verdict import Event, Transition
+from probe.verdict import Hysteresis as LedgerSettings
 
 REFUSED = ("key lacks pod management permissions — GET /pods returns 403; cannot list pods "
            "programmatically")
@@ -75,7 +75,8 @@ def entries(tmp_path: Path, book: LedgerBook) -> list[tuple[str, str, str]]:
 def test_discovery_refused_becomes_an_entry_and_runpod_api_never_disappears(
         tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    ledger = Ledger(book, LedgerSettings(down_after=1), standing=PLUGINS.standing)
+    ledger = Wired(book, LedgerSettings(down_after=1), standing=PLUGINS.standing)
+    ledger.state.declare_standing("runpod-api", "discovery")  # as discovery's hook does
     sync(ledger, fleet_config(tmp_path, "p1"), now=T0)
     ledger.observe(replace(result(Outcome.UNAUTHORIZED, endpoint="runpod-api",
                                   check="discovery", message=REFUSED), http_status=403), 1)
@@ -94,10 +95,10 @@ def test_discovery_refused_becomes_an_entry_and_runpod_api_never_disappears(
 
 def test_where_an_endpoint_came_from_survives_a_restart(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    sync(Ledger(book), fleet_config(tmp_path, "p1"), now=T0)
+    sync(Wired(book), fleet_config(tmp_path, "p1"), now=T0)
     book.close()
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    sync(Ledger(book), fleet_config(tmp_path), now=T0)
+    sync(Wired(book), fleet_config(tmp_path), now=T0)
     assert entries(tmp_path, book)[-1][1:] == (
         "disappeared", "RunPod pod qwen-p1 (p1) no longer discovered via the RunPod API (gone, "
                        "not running or filtered out) — no longer probed")

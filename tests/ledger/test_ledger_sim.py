@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
-from helpers import fleet_state, parse_config, plan
-from ledgerhelpers import sync
+from helpers import parse_config, plan
+from ledgerhelpers import Wired, sync
 from simconfig import header, pods
 
 from probe.app import PLUGINS
 from probe.ledger.book import LedgerBook, connect, read_entries
 from probe.ledger.chain import LedgerEntry, verify
-from probe.ledger.observer import Ledger
 from probe.prober import Prober, make_client
 from probe.simulator import Fleet, PodSpec, Simulator
 from probe.store import ResultStore, history
@@ -39,13 +38,13 @@ def drive(tmp_path: Path, steps: list[tuple[float, str]]) -> tuple[list[LedgerEn
         async def scenario() -> None:
             store = ResultStore(config.storage.path, batch_interval_s=0.01)
             book = LedgerBook(config.storage.path, batch_interval_s=0.01)
-            ledger = Ledger(book, config.sections["ledger"])
+            ledger = Wired(book, config.sections["ledger"])
             sync(ledger, config, now=T0 - timedelta(minutes=1))
             (job,) = plan(config)
             try:
                 async with make_client(4) as client:
-                    prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20, store)
-                    prober.observers.append(ledger.observe)
+                    prober = Prober(client, ledger.state, PLUGINS.resolve, 4, 1 << 20, store)
+                    prober.judged.append(ledger.ledger.judged)
                     with freeze_time(T0, real_asyncio=True) as clock:
                         for minutes, behaviour in steps:
                             fleet.set_pod_behaviour("g0aelua3ct8eb4", behaviour)
@@ -70,7 +69,9 @@ def test_outage_yields_down_persistent_and_recovered_and_nothing_else(tmp_path: 
     rows = {r["id"]: r for r in history(config.storage.path, "deepseek")}
     assert [rows[i]["outcome"] for i in sorted(rows)] == \
         ["ok"] * 3 + ["http_404"] * 8 + ["ok"] * 2, "real checks saw the simulated pod"
-    assert [(e.ts, e.severity, e.event, e.pattern) for e in entries] == [
+    # when each change was observed is in its evidence; its ts is when it was appended
+    assert [e.ts for e in entries] == sorted(e.ts for e in entries)
+    assert [(e.evidence.observed_at, e.severity, e.event, e.pattern) for e in entries] == [
         ("2026-02-18T08:59:00+00:00", "info", "appeared", f"{POD} added to the probed fleet"),
         ("2026-02-18T09:02:30+00:00", "critical", "down",
          f"{POD} down (404) — pod stopped or destroyed, or port not exposed"),
@@ -123,13 +124,13 @@ def test_serverless_conditions_through_the_real_queue_check(
 
         async def scenario() -> None:
             book = LedgerBook(config.storage.path, batch_interval_s=0.01)
-            ledger = Ledger(book, config.sections["ledger"])
+            ledger = Wired(book, config.sections["ledger"])
             sync(ledger, config, now=T0)
             try:
                 async with make_client(4) as client:
-                    prober = Prober(client, fleet_state(config), PLUGINS.resolve, 4, 1 << 20,
+                    prober = Prober(client, ledger.state, PLUGINS.resolve, 4, 1 << 20,
                                     env={"RUNPOD_API_KEY": "sim-key-0000"})
-                    prober.observers.append(ledger.observe)
+                    prober.judged.append(ledger.ledger.judged)
                     for name in ("healthy", behaviour, behaviour, "healthy"):
                         fleet.set_serverless_behaviour("vllm-sia7z3a2gk6wr4", name)
                         for job in plan(config):

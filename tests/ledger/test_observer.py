@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 from helpers import parse_config
-from ledgerhelpers import T0, result, sync
+from ledgerhelpers import T0, Wired, result, sync
 
 from probe.ledger.book import LedgerBook, connect, read_entries
 from probe.ledger.cli import UsageError, parse_since
-from probe.ledger.observer import Ledger
-from probe.ledger.state import LedgerSettings
 from probe.outcome import Outcome
+from probe.verdict import Hysteresis as LedgerSettings
 
 ENV = {"RUNPOD_API_KEY": "test-key-0000"}
 
@@ -32,14 +31,14 @@ def written(tmp_path: Path, book: LedgerBook) -> list[tuple[str, str, str]]:
 
 def test_config_sync_records_appeared_and_disappeared_once(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    ledger = Ledger(book)
+    ledger = Wired(book)
     sync(ledger, config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
     sync(ledger, config(tmp_path, "qwen", "deepseek"), now=T0)  # type: ignore[arg-type]
     assert written(tmp_path, book) == [
         ("qwen", "appeared", "RunPod pod qwen (id-qwen) added to the probed fleet"),
         ("deepseek", "appeared", "RunPod pod deepseek (id-deepseek) added to the probed fleet")]
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)  # a restart, one pod removed
-    ledger = Ledger(book)
+    ledger = Wired(book)
     sync(ledger, config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
     assert written(tmp_path, book)[2:] == [
         ("deepseek", "disappeared",
@@ -48,10 +47,11 @@ def test_config_sync_records_appeared_and_disappeared_once(tmp_path: Path) -> No
 
 def test_patterns_and_urls_are_redacted(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    ledger = Ledger(book, LedgerSettings(down_after=1),
-                    redact=lambda text: text.replace("sk-secret", "***"))
+    ledger = Wired(book, LedgerSettings(down_after=1),
+                   redact=lambda text: text.replace("sk-secret", "***"))
+    sync(ledger, config(tmp_path, "qwen"), now=T0)
     ledger.observe(result(Outcome.HTTP_5XX, message="upstream said: key sk-secret invalid"), 1)
-    ((_, _, pattern),) = written(tmp_path, book)
+    ((_, _, pattern),) = written(tmp_path, book)[1:]  # after "appeared"
     assert "sk-secret" not in pattern and "key *** invalid" in pattern
     files = [p for p in tmp_path.iterdir() if p.is_file()]
     assert files and not any(b"sk-secret" in p.read_bytes() for p in files)
@@ -60,7 +60,7 @@ def test_patterns_and_urls_are_redacted(tmp_path: Path) -> None:
 
 def test_settings_from_a_reload_apply(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    ledger = Ledger(book, LedgerSettings(down_after=3))
+    ledger = Wired(book, LedgerSettings(down_after=3))
     sync(ledger, config(tmp_path, "qwen"), LedgerSettings(down_after=1), now=T0)  # type: ignore[arg-type]
     assert [d.event for d in ledger.observe(result(Outcome.HTTP_404), 1)] == ["down"]
     book.close()
@@ -87,7 +87,7 @@ def test_since_rejects_anything_else() -> None:
 
 def test_checks_no_longer_planned_stop_holding_recovery_back(tmp_path: Path) -> None:
     book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    ledger = Ledger(book, LedgerSettings(down_after=1, up_after=1))
+    ledger = Wired(book, LedgerSettings(down_after=1, up_after=1))
     sync(ledger, config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
     ledger.observe(result(Outcome.ENGINE_DEAD, check="health"), 1)
     ledger.observe(result(check="prompt:old", at=1), 2)

@@ -9,8 +9,8 @@ from helpers import endpoint
 from ledgerhelpers import T0
 
 from probe.ledger.rules import draft, phrase, subject
-from probe.ledger.state import Event, Transition
 from probe.outcome import Outcome
+from probe.verdict import Event, Transition
 
 POD = "RunPod pod deepseek (g0aelua3ct8eb4)"
 

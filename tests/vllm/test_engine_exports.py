@@ -10,6 +10,7 @@ from helpers import config_of, endpoint, fleet_state, plan
 
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
+from probe.verdict import Hysteresis
 from probe.vllm.metrics import EngineMetrics
 
 POD_CHECKS = ("models", "health", "vllm_metrics")
@@ -23,6 +24,7 @@ class Fed:
     def __init__(self) -> None:
         config = config_of(endpoint(name="pod", checks=POD_CHECKS))
         self.state = fleet_state(config)
+        self.state.hysteresis = Hysteresis(down_after=1, up_after=1)  # judge each result
         self.engine = EngineMetrics()
         self.engine.on_plan(config, plan(config))
 

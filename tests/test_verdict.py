@@ -7,8 +7,10 @@ import json
 import pytest
 from ledgerhelpers import result
 
-from probe.ledger.state import EndpointState, Event, LedgerSettings
 from probe.outcome import NOT_OBSERVED, Outcome
+from probe.verdict import EndpointVerdict as EndpointState
+from probe.verdict import Event
+from probe.verdict import Hysteresis as LedgerSettings
 
 SETTINGS = LedgerSettings(down_after=3, up_after=2, persistent_after_s=1800)
 LETTERS = {"P": Outcome.OK, "F": Outcome.HTTP_404, "U": Outcome.UNKNOWN,
@@ -118,18 +120,42 @@ def test_interleaved_checks_go_down_on_one_and_recover_on_all() -> None:
     assert events == [Event.DOWN, Event.RECOVERED]
 
 
-def test_prompt_checks_have_their_own_track() -> None:
+def test_a_failing_prompt_degrades_a_reachable_endpoint_with_its_own_hysteresis() -> None:
     state = EndpointState()
     feed(state, "PP")
     events = feed(state, "WWW", check="prompt:arithmetic", start=100)
-    assert events == ["prompt_failing"] and state.state == "up"
+    assert events == ["degraded"] and state.state == "degraded"
+    assert state.cause is not None
+    assert (state.cause.check, state.cause.outcome) == ("prompt:arithmetic",
+                                                        "expectation_failed")
     assert feed(state, "P", check="prompt:arithmetic", start=300) == []
-    assert feed(state, "P", check="prompt:arithmetic", start=330) == ["prompt_passing"]
+    assert state.state == "degraded", "one pass is not enough"
+    assert feed(state, "P", check="prompt:arithmetic", start=330) == ["restored"]
+    assert state.state == "up" and state.cause is None
+
+
+def test_a_second_failing_prompt_is_its_own_entry_while_degraded() -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    assert feed(state, "WWW", check="prompt:a", start=100) == ["degraded"]
+    assert feed(state, "WWW", check="prompt:b", start=200) == ["prompt_failing"]
+    assert feed(state, "PP", check="prompt:a", start=300) == ["prompt_passing"]
+    assert state.state == "degraded", "prompt b still fails"
+    assert feed(state, "PP", check="prompt:b", start=400) == ["restored"]
+
+
+def test_down_wins_over_degraded_and_recovering_leaves_it_degraded() -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    feed(state, "WWW", check="prompt:a", start=100)
+    assert feed(state, "FFF", start=200) == ["down"] and state.state == "down"
+    assert feed(state, "PP", start=300) == ["recovered"]
+    assert state.state == "degraded", "the answers were never shown to be right again"
 
 
 @pytest.mark.parametrize(("sequence", "events"), [
     ("FFFFPP", []),  # the pod is unreachable: its own checks report that, once
-    ("TTTPP", ["prompt_failing", "prompt_passing"]),  # reachable but hung: a prompt finding
+    ("TTTPP", ["degraded", "restored"]),  # reachable but hung: an answer finding
 ], ids=["unreachable-is-not-a-prompt-finding", "timeout-is-a-prompt-finding"])
 def test_prompt_entries_are_about_answers(sequence: str, events: list[str]) -> None:
     state = EndpointState()

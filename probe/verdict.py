@@ -1,0 +1,339 @@
+"""One verdict per endpoint, computed here and read by every surface: ``endpoint_up`` and
+``endpoint_state`` on /metrics, the ledger's entries, the alerts, ``once``'s exit code and
+``gate``.
+
+An endpoint is:
+- ``down`` after ``down_after`` consecutive failing results of one of its availability
+  checks (everything but governed prompts), and ``up`` again after ``up_after``
+  consecutive passes of every check it has reported; in between it keeps its state, so
+  flapping is collapsed;
+- ``degraded`` when it is reachable but one of its governed prompts is failing (wrong,
+  empty, cut, a 5xx from a reachable server, TTFT over its limit) with the same
+  hysteresis: it serves, but not as governed — never shown as up, distinct from down;
+- ``unknown`` until there is evidence, and again when it can no longer be vouched for
+  (``down_after`` results in a row that observed nothing: control plane unreachable, rate
+  limited, a condition not yet confirmed). A down endpoint stays down until passes prove
+  otherwise (fail closed);
+- ``maintenance`` during a maintenance window (the window's owner sets it).
+
+``instant`` judges one sweep's results the same way without hysteresis (``once``,
+``gate``). The state is plain data that survives a restart as JSON, with each check's
+``durable`` memory (streaks that take several readings, e.g. a stuck engine), so a restart
+neither forgets an episode nor starts a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from probe.config.model import Config
+from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
+
+
+class State(enum.StrEnum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    MAINTENANCE = "maintenance"
+    UNKNOWN = "unknown"
+
+
+# Checks named "prompt:<name>" judge the answers, not the availability.
+ANSWER_PREFIX = "prompt:"
+# A prompt that could not reach the server says nothing about the answer: the endpoint's own
+# checks report that outage, once. (A prompt timing out or answering 5xx while the server is
+# reachable is a finding about the answers: a hung or failing engine.)
+ANSWER_UNREACHABLE = frozenset({Outcome.HTTP_404, Outcome.HTTP_502, Outcome.CONNECT_ERROR,
+                                Outcome.TLS_ERROR, Outcome.UNAUTHORIZED})
+MODELS_CHECK = "models"
+
+
+class Event(enum.StrEnum):
+    DOWN = "down"
+    RECOVERED = "recovered"
+    PERSISTENT = "persistent"
+    DEGRADED = "degraded"  # up -> degraded: a governed prompt started failing
+    RESTORED = "restored"  # degraded -> up: every governed prompt passes again
+    PROMPT_FAILING = "prompt_failing"  # another prompt fails; the endpoint's state is unchanged
+    PROMPT_PASSING = "prompt_passing"
+    CONTEXT_CHANGED = "context_changed"
+    MODEL_CHANGED = "model_changed"
+    APPEARED = "appeared"
+    DISAPPEARED = "disappeared"
+
+
+@dataclass(frozen=True, slots=True)
+class Hysteresis:
+    """The ``ledger:`` section: how many results make a state."""
+
+    down_after: int = 3
+    up_after: int = 2
+    persistent_after_s: float = 1800.0
+
+    @classmethod
+    def of(cls, config: Config) -> Hysteresis:
+        settings = config.sections.get("ledger")
+        return settings if isinstance(settings, Hysteresis) else cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """What put an endpoint in its current state; stable for the episode (a switch from
+    timeout to 502 does not change it)."""
+
+    check: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change worth recording, with what the ledger needs to phrase it."""
+
+    event: Event
+    endpoint: str
+    at: datetime
+    check: str | None = None
+    outcome: str | None = None  # for recoveries: the outcome that had taken it down
+    first_row: int | None = None
+    last_row: int | None = None
+    url: str | None = None
+    message: str = ""
+    http_status: int | None = None
+    since: datetime | None = None  # when the condition began (first failing observation)
+    until: datetime | None = None  # when it ended (recoveries: first pass of the streak)
+    old: Any = None
+    new: Any = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """How long the condition lasted (or has lasted so far)."""
+        if self.since is None:
+            return None
+        return ((self.until or self.at) - self.since).total_seconds()
+
+
+@dataclass(slots=True)
+class Streak:
+    """Consecutive passes or failures of one check."""
+
+    fails: int = 0
+    passes: int = 0
+    first_fail_row: int | None = None
+    first_fail_at: str | None = None
+    first_pass_at: str | None = None
+
+    def observe(self, ok: bool, row: int | None, at: datetime) -> None:
+        if ok:
+            if self.passes == 0:
+                self.first_pass_at = at.isoformat()
+            self.passes, self.fails = self.passes + 1, 0
+        else:
+            if self.fails == 0:
+                self.first_fail_row, self.first_fail_at = row, at.isoformat()
+            self.fails, self.passes = self.fails + 1, 0
+
+
+@dataclass(slots=True)
+class Track:
+    """up / down / unknown over one or more checks, with hysteresis."""
+
+    state: str = "unknown"
+    since: str | None = None  # down: the first failing observation of the episode
+    outcome: str | None = None  # what took it down (or made it unknown)
+    check: str | None = None
+    first_row: int | None = None
+    persistent_noted: bool = False
+    unobserved: int = 0
+    streaks: dict[str, Streak] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Track:
+        streaks = {k: Streak(**v) for k, v in data.get("streaks", {}).items()}
+        return cls(**{**data, "streaks": streaks})
+
+    def observe(self, r: ProbeResult, row: int | None, s: Hysteresis,
+                persistent: bool) -> tuple[Event, datetime | None] | None:
+        """Feed one observed result; return (event, since) when the track changes."""
+        streak = self.streaks.setdefault(r.check, Streak())
+        streak.observe(r.ok, row, r.started_at)
+        self.unobserved = 0
+        if not r.ok:
+            if self.state != "down" and streak.fails >= s.down_after:
+                self.state, self.since, self.outcome = "down", streak.first_fail_at, r.outcome
+                self.check, self.first_row, self.persistent_noted = r.check, \
+                    streak.first_fail_row, False
+                return Event.DOWN, _time(self.since)
+            since = _time(self.since)
+            if (persistent and self.state == "down" and not self.persistent_noted
+                    and since is not None
+                    and (r.started_at - since).total_seconds() >= s.persistent_after_s):
+                self.persistent_noted = True
+                return Event.PERSISTENT, since
+            return None
+        if self.state != "up" and all(x.passes >= s.up_after for x in self.streaks.values()):
+            was_down, since = self.state == "down", _time(self.since)
+            self.state, self.since = "up", max(x.first_pass_at or "" for x in
+                                               self.streaks.values())
+            return (Event.RECOVERED, since) if was_down else None
+        return None
+
+    def not_observed(self, s: Hysteresis, r: ProbeResult) -> None:
+        self.unobserved += 1
+        if self.state == "up" and self.unobserved >= s.down_after:
+            self.state, self.since = "unknown", r.started_at.isoformat()
+            self.check, self.outcome = r.check, str(r.outcome)
+
+    def forget_checks(self, keep: set[str]) -> None:
+        for name in [n for n in self.streaks if n not in keep]:
+            del self.streaks[name]
+
+
+@dataclass(slots=True)
+class EndpointVerdict:
+    availability: Track = field(default_factory=Track)
+    prompts: dict[str, Track] = field(default_factory=dict)
+    model: str | None = None
+    max_model_len: int | None = None
+    model_row: int | None = None
+    subject: str | None = None  # how ledger entries name the endpoint (kept after it is gone)
+    origin: str | None = None  # "config" or "discovery": where the endpoint came from
+    # check -> what the check remembers across runs and restarts (streaks over readings)
+    durable: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def state(self) -> State:
+        if self.availability.state == "down":
+            return State.DOWN
+        if self.availability.state != "up":
+            return State.UNKNOWN
+        if any(track.state == "down" for track in self.prompts.values()):
+            return State.DEGRADED
+        return State.UP
+
+    @property
+    def cause(self) -> Cause | None:
+        """Why the endpoint is not up (None when up, or unknown for want of evidence)."""
+        state = self.state
+        if state is State.DEGRADED:
+            check, track = min((c, t) for c, t in self.prompts.items() if t.state == "down")
+            return Cause(check, track.outcome or "")
+        track = self.availability
+        if state is State.UP or track.check is None or track.outcome is None:
+            return None
+        return Cause(track.check, track.outcome)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "state": str(self.state)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EndpointVerdict:
+        return cls(availability=Track.from_json(data.get("availability", {})),
+                   prompts={k: Track.from_json(v) for k, v in data.get("prompts", {}).items()},
+                   model=data.get("model"), max_model_len=data.get("max_model_len"),
+                   model_row=data.get("model_row"), subject=data.get("subject"),
+                   origin=data.get("origin"), durable=dict(data.get("durable") or {}))
+
+    def forget_checks(self, planned: set[str]) -> None:
+        """Checks no longer planned must not hold a recovery back forever."""
+        self.availability.forget_checks(planned)
+        for name in [p for p in self.prompts if p not in planned]:
+            del self.prompts[name]
+        for name in [c for c in self.durable if c not in planned]:
+            del self.durable[name]
+
+    def observe(self, r: ProbeResult, row: int | None, s: Hysteresis) -> list[Transition]:
+        """Feed one result; the transitions worth an entry (never one per result)."""
+        before = self.state
+        answer = r.check.startswith(ANSWER_PREFIX)
+        track = self.prompts.setdefault(r.check, Track()) if answer else self.availability
+        out = self._facts(r, row)
+        if r.outcome in NOT_OBSERVED or (answer and r.outcome in ANSWER_UNREACHABLE):
+            track.not_observed(s, r)
+            return out
+        changed = track.observe(r, row, s, persistent=not answer)
+        if changed is None:
+            return out
+        event, since = changed
+        if answer:
+            event = self._answer_event(event, before)
+        ended = event in (Event.RECOVERED, Event.RESTORED, Event.PROMPT_PASSING)
+        out.append(Transition(
+            event, r.endpoint, r.started_at, r.check,
+            track.outcome if ended else r.outcome, track.first_row, row, r.url, r.message,
+            r.http_status, since,
+            # a recovery's downtime ends at the first pass after which everything passed
+            until=_time(track.since) if ended else None))
+        return out
+
+    def _answer_event(self, track_event: Event, before: State) -> Event:
+        """A prompt's track changed: the endpoint's own event when its state changed with
+        it (up -> degraded, degraded -> up), else the prompt's."""
+        after = self.state
+        if before is State.UP and after is State.DEGRADED:
+            return Event.DEGRADED
+        if before is State.DEGRADED and after is State.UP:
+            return Event.RESTORED
+        return Event.PROMPT_FAILING if track_event is Event.DOWN else Event.PROMPT_PASSING
+
+    def _facts(self, r: ProbeResult, row: int | None) -> list[Transition]:
+        """Served model and context length, compared with what was last seen."""
+        if r.check != MODELS_CHECK:
+            return []
+        out = []
+        model, max_len = r.details.get("model"), r.details.get("max_model_len")
+        for event, old, new in ((Event.MODEL_CHANGED, self.model, model),
+                                (Event.CONTEXT_CHANGED, self.max_model_len, max_len)):
+            if old is not None and new is not None and old != new:
+                out.append(Transition(event, r.endpoint, r.started_at, r.check, r.outcome,
+                                      self.model_row, row, r.url, old=old, new=new))
+        if model is not None:
+            self.model, self.model_row = model, row
+        if max_len is not None:
+            self.max_model_len = max_len
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """One sweep's verdict on one endpoint (no hysteresis): ``once`` and ``gate``."""
+
+    state: State
+    cause: Cause | None = None
+    message: str = ""
+
+
+def instant(results: Iterable[ProbeResult]) -> Judgement:
+    """The state one set of results shows: any failing availability check is down; any
+    check that observed nothing (or a condition not yet confirmed) is unknown; a failing
+    governed answer from a reachable server is degraded; up needs every check to pass, and
+    no result at all is not a pass."""
+    down: ProbeResult | None = None
+    unknown: ProbeResult | None = None
+    degraded: ProbeResult | None = None
+    seen = False
+    for r in results:
+        seen = True
+        if r.ok:
+            continue
+        answer = r.check.startswith(ANSWER_PREFIX)
+        if r.outcome in NOT_OBSERVED or (answer and r.outcome in ANSWER_UNREACHABLE):
+            unknown = unknown or r
+        elif answer:
+            degraded = degraded or r
+        else:
+            down = down or r
+    for state, worst in ((State.DOWN, down), (State.UNKNOWN, unknown),
+                         (State.DEGRADED, degraded)):
+        if worst is not None:
+            return Judgement(state, Cause(worst.check, str(worst.outcome)), worst.message)
+    if not seen:
+        return Judgement(State.UNKNOWN, None, "no check ran")
+    return Judgement(State.UP)
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

@@ -1,0 +1,268 @@
+"""The shipped alert rules under promtool: each alert fires on its incident, stays silent
+on a healthy endpoint, on a single bad probe and during a maintenance window."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import tool
+from promtool_cases import (
+    STEPS,
+    Expect,
+    case,
+    constant,
+    counter,
+    healthy_daemon,
+    healthy_endpoint,
+    series,
+    state,
+    steps,
+)
+
+from probe.export import ALERTS_FILE
+from probe.export.rules import CAUSES, DEGRADED, DOWN, causes_for, uncovered
+from probe.outcome import Outcome
+
+ROOT = Path(__file__).parents[2]
+RULES = yaml.safe_load((ROOT / ALERTS_FILE).read_text())
+EXPECT = Expect(RULES)
+EP = "pod-a"
+
+
+def maintained(input_series: list[dict[str, str]], maintenance: bool) -> list[dict[str, str]]:
+    """The same series, with the endpoint in a maintenance window when asked."""
+    if not maintenance:
+        return input_series
+    return [s if not s["series"].startswith("runpod_probe_maintenance{")
+            else {**s, "values": constant(1)} for s in input_series]
+
+
+def endpoint_base() -> list[dict[str, str]]:
+    """Series every endpoint scenario starts from: maintenance off, the daemon healthy."""
+    return [series("runpod_probe_maintenance", constant(0), endpoint=EP), *healthy_daemon()]
+
+
+def cause_cases(maintenance: bool) -> list[dict[str, Any]]:
+    cases = []
+    for st in (DOWN, DEGRADED):
+        alertname = "RunpodEndpointDown" if st == DOWN else "RunpodEndpointDegraded"
+        for cause in causes_for(st):
+            outcome = str(cause.outcomes[0])
+            inputs = [*endpoint_base(), *state(EP, [st] * (STEPS + 1)),
+                      series("runpod_probe_endpoint_cause", constant(1), endpoint=EP, state=st,
+                             check="models", outcome=outcome)]
+            exp = [] if maintenance else [EXPECT.alert(
+                alertname, {"cause": cause.name}, endpoint=EP, check="models", outcome=outcome)]
+            cases.append(case(f"{alertname} names its cause {cause.name}"
+                              f"{' (maintenance: silent)' if maintenance else ''}",
+                              maintained(inputs, maintenance), [("10m", alertname, exp)]))
+        # The verdict without a cause the table knows (or none exported) still alerts.
+        foreign = "expectation_failed" if st == DOWN else "http_404"
+        inputs = [*endpoint_base(), *state(EP, [st] * (STEPS + 1)),
+                  series("runpod_probe_endpoint_cause", constant(1), endpoint=EP, state=st,
+                         check="chat", outcome=foreign)]
+        exp = [] if maintenance else [EXPECT.alert(alertname, {"cause": "other"}, endpoint=EP)]
+        cases.append(case(f"{alertname} without a known cause still fires", maintained(
+            inputs, maintenance), [("10m", alertname, exp)]))
+    return cases
+
+
+def test_every_failing_outcome_names_a_cause() -> None:
+    assert uncovered() == {Outcome.OK, Outcome.SKIPPED_BUDGET}
+    assert len({c.name for c in CAUSES}) == len(CAUSES)
+
+
+def burn(failure_share: float, slo: str = "availability") -> list[dict[str, str]]:
+    """An endpoint probed 100 times a minute, ``failure_share`` of them failing (or slow)."""
+    bad = counter(100 * failure_share)
+    if slo == "availability":
+        return [series("runpod_probe_observations_total", counter(100), endpoint=EP,
+                       check="models"),
+                series("runpod_probe_observation_failures_total", bad, endpoint=EP,
+                       check="models")]
+    return [series("runpod_probe_latency_seconds_count", counter(100), endpoint=EP,
+                   check="models"),
+            series("runpod_probe_latency_seconds_bucket", counter(100 * (1 - failure_share)),
+                   endpoint=EP, check="models", le="2.5")]
+
+
+def slo_cases(maintenance: bool) -> list[dict[str, Any]]:
+    cases = []
+    for slo in ("availability", "latency"):
+        def exp(severity: str, slo: str = slo) -> list[dict[str, Any]]:
+            return [] if maintenance else [EXPECT.alert(
+                "RunpodErrorBudgetBurn", {"slo": slo, "severity": severity}, endpoint=EP)]
+        # everything fails: the 1h/5m page fires after its 2 minutes, the ticket too
+        # (the fast burn inhibits the slow one in Alertmanager, not here)
+        fast = [*endpoint_base(), *burn(1.0, slo)]
+        cases.append(case(f"{slo}: a total outage burns fast: page", maintained(
+            fast, maintenance), [("10m", "RunpodErrorBudgetBurn",
+                                  exp("critical") + exp("warning"))]))
+        # 2 % bad: over 3x (1.5 %) for the 1d/2h ticket, under 6x (3 %) for the 6h/30m page
+        slow = [*endpoint_base(), *burn(0.02, slo)]
+        cases.append(case(f"{slo}: a steady 2 % burns slowly: ticket only", maintained(
+            slow, maintenance), [("150m", "RunpodErrorBudgetBurn", exp("warning"))]))
+    return cases
+
+
+def test_slo_burns_a_single_probe_of_a_rarely_probed_endpoint_cannot_page() -> None:
+    """The minimum-sample guard, alone: every window's ratio is over its threshold."""
+    obs = steps([float(i // 5) for i in range(STEPS + 1)])  # one probe every 5 minutes
+    failures = steps([float(i >= 30 and (i // 5) >= 6) for i in range(STEPS + 1)])
+    inputs = [*endpoint_base(),
+              series("runpod_probe_observations_total", obs, endpoint=EP, check="roundtrip"),
+              series("runpod_probe_observation_failures_total", failures, endpoint=EP,
+                     check="roundtrip")]
+    run([case("one failed round trip among a dozen: the ratio burns, the guard holds", inputs,
+              [(t, "RunpodErrorBudgetBurn", []) for t in ("31m", "33m", "40m", "60m")])])
+
+
+def check_cases(maintenance: bool) -> list[dict[str, Any]]:
+    base = endpoint_base()
+
+    def exp(name: str, **labels: str) -> list[dict[str, Any]]:
+        return [] if maintenance else [EXPECT.alert(name, {}, endpoint=EP, **labels)]
+    # two probes a minute, both failing, except one passing probe at minute 7
+    failing = steps([2.0 * i - (1 if i > 7 else 0) for i in range(STEPS + 1)])
+    prompt = steps([float(i == 12) for i in range(STEPS + 1)])
+    error = steps([1.0] * (STEPS + 1))
+    return [
+        case("a check failing most probes fires, one passing probe does not reset it",
+             maintained([*base, series("runpod_probe_observations_total", counter(2),
+                                       endpoint=EP, check="models"),
+                         series("runpod_probe_observation_failures_total", failing,
+                                endpoint=EP, check="models")], maintenance),
+             [("12m", "RunpodCheckFailing", exp("RunpodCheckFailing", check="models"))]),
+        case("a governed prompt failing for 15 minutes fires despite one pass",
+             maintained([*base, series("runpod_probe_prompt_pass", prompt, endpoint=EP,
+                                       prompt="arithmetic")], maintenance),
+             [("20m", "RunpodPromptFailing",
+               exp("RunpodPromptFailing", prompt="arithmetic"))]),
+        case("a check ending in error (a runpod-probe bug) fires",
+             maintained([*base, series("runpod_probe_outcome", error, endpoint=EP,
+                                       check="models", outcome="error")], maintenance),
+             [("12m", "RunpodProbeError", exp("RunpodProbeError", check="models"))]),
+        case("a check without results for 15 minutes fires",
+             maintained([*base, series("runpod_probe_last_probe_timestamp_seconds",
+                                       constant(0), endpoint=EP, check="models")], maintenance),
+             [("25m", "RunpodProbeStale", exp("RunpodProbeStale", check="models"))]),
+        case("an endpoint that cannot be observed for 15 minutes fires",
+             maintained([*base, *state(EP, ["unknown"] * (STEPS + 1))], maintenance),
+             [("10m", "RunpodEndpointUnknown", []),
+              ("17m", "RunpodEndpointUnknown", exp("RunpodEndpointUnknown"))]),
+    ]
+
+
+def with_daemon(**changes: str) -> list[dict[str, str]]:
+    """The healthy daemon's series with some values replaced (by metric name)."""
+    out = []
+    for s in healthy_daemon():
+        name = s["series"].split("{")[0]
+        out.append({**s, "values": changes[name]} if name in changes else s)
+    return out
+
+
+JOB = {"job": "runpod-probe", "instance": "127.0.0.1:9464"}
+
+
+def daemon_cases() -> list[dict[str, Any]]:
+    def exp(name: str, static: dict[str, str] | None = None,
+            **labels: str) -> list[dict[str, Any]]:
+        return [EXPECT.alert(name, static or {}, **labels)]
+    discovery = {"endpoint": "runpod-api", "check": "discovery"}
+    timeout = series("runpod_probe_outcome", constant(1), outcome="timeout", **discovery)
+    return [
+        case("the daemon down pages within 2 minutes",
+             with_daemon(up=steps([1, 1] + [0] * (STEPS - 1))),
+             [("2m", "RunpodProbeDown", []), ("3m", "RunpodProbeDown",
+                                               exp("RunpodProbeDown", **JOB))]),
+        case("no runpod-probe target at all pages within 2 minutes",
+             [s for s in healthy_daemon() if not s["series"].startswith("up{")],
+             [("1m", "RunpodProbeAbsent", exp("RunpodProbeAbsent", job="runpod-probe"))]),
+        case("SQLite writes failing for 10 minutes",
+             with_daemon(runpod_probe_store_errors_total=counter(1)),
+             [("15m", "RunpodProbeStoreFailing", exp("RunpodProbeStoreFailing", **JOB))]),
+        case("a refused config reload",
+             with_daemon(runpod_probe_config_last_reload_successful=constant(0)),
+             [("2m", "RunpodProbeConfigReloadFailed",
+               exp("RunpodProbeConfigReloadFailed", **JOB))]),
+        case("the ledger's chain fails verification",
+             with_daemon(runpod_probe_ledger_chain_valid=constant(0)),
+             [("2m", "RunpodLedgerChainBroken", exp("RunpodLedgerChainBroken", **JOB))]),
+        case("a ledger write fails",
+             with_daemon(runpod_probe_ledger_write_errors_total=steps([0, 0, 1] + [1] * STEPS)),
+             [("3m", "RunpodLedgerWriteFailing", exp("RunpodLedgerWriteFailing", **JOB))]),
+        case("LEARNING.md cannot be appended",
+             with_daemon(runpod_probe_learning_append_errors_total=steps([0, 0] + [1] * STEPS)),
+             [("3m", "RunpodLearningAppendFailing",
+               exp("RunpodLearningAppendFailing", **JOB))]),
+        case("memory over 80 % of MemoryMax for 10 minutes",
+             with_daemon(process_resident_memory_bytes=constant(450 * 2**20)),
+             [("12m", "RunpodProbeMemoryHigh", exp("RunpodProbeMemoryHigh", **JOB))]),
+        case("a key without permission to list pods: the key's cause, not the generic one",
+             with_daemon(runpod_probe_up=constant(0), runpod_probe_outcome=constant(1)),
+             [("40m", "RunpodDiscoveryFailing", exp(
+                 "RunpodDiscoveryFailing", {"cause": "key_lacks_permission"}, **discovery))]),
+        case("discovery timing out",
+             [*with_daemon(runpod_probe_up=constant(0)), timeout],
+             [("40m", "RunpodDiscoveryFailing", exp(
+                 "RunpodDiscoveryFailing", {"cause": "api_failing"}, **discovery))]),
+    ]
+
+
+def silent_cases() -> list[dict[str, Any]]:
+    times = ("1m", "5m", "12m", "20m", "45m", "90m", "150m")
+    everything = [(t, name, []) for t in times for name in EXPECT.names()]
+    return [
+        case("a healthy endpoint and daemon: nothing fires",
+             [*healthy_endpoint(EP), *healthy_daemon()], everything),
+        case("one bad probe in every signal: nothing fires",
+             [*healthy_endpoint(EP, glitch_at=10), *healthy_daemon(glitch_at=10)], everything),
+    ]
+
+
+def run(cases: list[dict[str, Any]]) -> None:
+    promtool = tool("promtool")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "cases.test.yml"
+        path.write_text(yaml.safe_dump({"rule_files": [str(ROOT / ALERTS_FILE)],
+                                        "evaluation_interval": "1m", "tests": cases},
+                                       sort_keys=False, width=4096))
+        done = subprocess.run([promtool, "test", "rules", str(path)],
+                              capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
+
+
+@pytest.mark.parametrize("maintenance", [False, True], ids=["fires", "maintenance-silences"])
+def test_endpoint_alerts(maintenance: bool) -> None:
+    run(cause_cases(maintenance) + slo_cases(maintenance) + check_cases(maintenance))
+
+
+def test_daemon_alerts() -> None:
+    run(daemon_cases())
+
+
+def test_nothing_fires_for_a_healthy_endpoint_or_a_single_bad_probe() -> None:
+    run(silent_cases())
+
+
+def test_every_alert_has_a_firing_case() -> None:
+    fired = {t["alertname"] for c in cause_cases(False) + slo_cases(False) + check_cases(False)
+             + daemon_cases() for t in c["alert_rule_test"] if t["exp_alerts"]}
+    assert fired == set(EXPECT.names())
+    for rule in EXPECT.alerts:
+        assert {"summary", "description", "runbook_url", "dashboard_url"} <= set(
+            rule["annotations"]), rule["alert"]
+
+
+def test_every_endpoint_alert_is_silenced_by_maintenance() -> None:
+    for group in RULES["groups"]:
+        if group["name"] == "runpod-probe-endpoints":
+            for rule in group["rules"]:
+                assert rule["expr"].endswith(
+                    "unless on (endpoint) runpod_probe_maintenance == 1"), rule["alert"]
