@@ -1,4 +1,7 @@
-"""SQLite history: ids known up front, WAL, indexes, write failures kept and counted."""
+"""SQLite history: ids known up front, WAL, indexes, redaction, the backlog's bound.
+
+Retries, shutdown and counted losses are the shared writer's: tests/test_writer.py runs
+them over the store and the ledger book alike."""
 
 from __future__ import annotations
 
@@ -44,25 +47,6 @@ def test_messages_are_redacted_before_storage(tmp_path: Path) -> None:
     assert (tmp_path / "p.db").read_bytes().find(b"SECRET") == -1
 
 
-def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
-    path = tmp_path / "p.db"
-    store = ResultStore(path, batch_interval_s=0.01)
-    blocker = sqlite3.connect(path, timeout=5)  # waits out the writer's start-up
-    blocker.execute("BEGIN EXCLUSIVE")
-    store.record(result())
-    deadline = time.monotonic() + 15
-    while store.errors_total == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert store.errors_total >= 1 and store.pending == 1
-    blocker.rollback()
-    blocker.close()
-    while store.pending and time.monotonic() < deadline:
-        time.sleep(0.05)
-    store.close()
-    assert store.pending == 0 and store.written_total == 1 and store.dropped_total == 0
-    assert len(history(path, "a")) == 1
-
-
 def test_overflowing_backlog_keeps_the_newest_and_counts_the_loss(tmp_path: Path,
                                                                    monkeypatch: object) -> None:
     import probe.store
@@ -84,12 +68,3 @@ def test_overflowing_backlog_keeps_the_newest_and_counts_the_loss(tmp_path: Path
     assert sorted(r["endpoint"] for r in latest_results(path)) == ["c", "d", "e"]
 
 
-def test_inbox_hands_over_what_was_queued_before_stop() -> None:
-    from probe.inbox import Inbox
-
-    inbox: Inbox[int] = Inbox()
-    assert inbox.take(block=False) == ([], False)
-    for i in range(3):
-        inbox.put(i)
-    inbox.stop()
-    assert inbox.take(block=True) == ([0, 1, 2], True)
