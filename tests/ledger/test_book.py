@@ -71,8 +71,6 @@ def test_writer_seals_entries_and_saves_state_together(tmp_path: Path) -> None:
     assert [e.id for e in entries] == [1, 2, 3, 4] and verify(entries).ok
 
 
-
-
 def _fails(*_args: object) -> None:
     raise RuntimeError("export broke")
 
