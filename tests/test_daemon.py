@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,15 @@ from daemon_harness import ledger_rows, until
 from helpers import config_of, endpoint
 
 from probe.app import PLUGINS
-from probe.config.model import StorageSettings
+from probe.check import CheckContext, CheckSpec
+from probe.config import load_config
+from probe.config.model import Config, Endpoint, StorageSettings
 from probe.daemon import Daemon
+from probe.features import Attachment, Feature, Host, Plugins
 from probe.job import Job
+from probe.outcome import Outcome, Verdict
 from probe.prompts.model import Expectation, Message, Prompt, PromptSection
+from probe.scheduler import endpoint_jobs
 
 
 def hand_made(sim: Any, tmp_path: Path) -> Any:
@@ -81,3 +87,96 @@ def test_the_drain_bound_comes_from_the_jobs_in_flight(tmp_path: Path) -> None:
         return bound
 
     assert asyncio.run(main()) == 141.0  # the round trip's own deadline, not the endpoint's
+
+
+# -- one plan per applied config, shared by state, scheduler and features ----------------------
+class Planned:
+    """Fake plugins: an in-test ``models`` check and a planner that counts its plans, and a
+    feature whose start-up hook records every plan announced to it."""
+
+    def __init__(self) -> None:
+        self.plans: list[list[Job]] = []
+        self.announced: list[tuple[Config, Sequence[Job]]] = []
+
+        async def models(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+            return Verdict(Outcome.OK)
+
+        def planner(config: Config) -> list[Job]:
+            self.plans.append(endpoint_jobs(config))
+            return self.plans[-1]
+
+        def hook(_host: Host) -> Attachment:
+            return Attachment(on_plan=lambda config, jobs: self.announced.append((config, jobs)))
+
+        self.plugins = Plugins.of(
+            Feature("core", checks=(CheckSpec("models", models),), planners=(planner,)),
+            Feature("listener", startup=(hook,)))
+
+
+def running(daemon: Daemon, scenario: Callable[[], Awaitable[None]]) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop, install_signals=False))
+        await daemon.ready.wait()
+        try:
+            await scenario()
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(main())
+
+
+def shares_the_plan(daemon: Daemon, fake: Planned) -> None:
+    """State, scheduler and features all got the daemon's one current plan."""
+    jobs = daemon.jobs
+    assert list(jobs) == fake.plans[-1]
+    assert fake.announced[-1][1] is jobs and fake.announced[-1][0] is daemon.config
+    assert set(daemon.state.snapshot().checks) == {(j.endpoint.name, c) for j in jobs
+                                                   for c in j.checks}
+    assert daemon.scheduler is not None
+    assert {job.id for job in daemon.scheduler.jobs()} == {job.id for job in jobs}
+
+
+def test_apply_plans_once_and_hands_the_same_jobs_to_state_scheduler_and_features(
+        tmp_path: Path) -> None:
+    fake = Planned()
+    first = replace(config_of(endpoint(name="a")), storage=StorageSettings(tmp_path / "p.db"))
+    daemon = Daemon(first, fake.plugins, {})
+    assert len(fake.plans) == 1
+
+    async def scenario() -> None:
+        assert len(fake.plans) == 1 and len(fake.announced) == 1, "started on the first plan"
+        shares_the_plan(daemon, fake)
+        second = replace(first, endpoints=(endpoint(name="a"), endpoint(name="b")))
+        assert daemon.apply(second) is True
+        assert len(fake.plans) == 2 and len(fake.announced) == 2
+        shares_the_plan(daemon, fake)
+        assert daemon.apply(replace(second)) is False, "an equal config changes nothing"
+        assert len(fake.plans) == 2 and len(fake.announced) == 2
+
+    running(daemon, scenario)
+
+
+def test_a_reload_with_an_invalid_file_keeps_the_old_plan(tmp_path: Path) -> None:
+    fake = Planned()
+    head = (f'storage: {{path: "{tmp_path / "p.db"}"}}\nmetrics: {{listen: "127.0.0.1:0"}}\n'
+            "endpoints:\n")
+    row = '  - {{name: {}, kind: openai, base_url: "http://127.0.0.1:9/v1"}}\n'
+    path = tmp_path / "c.yaml"
+    path.write_text(head + row.format("a"))
+    daemon = Daemon(load_config(path, {}, fake.plugins.config), fake.plugins, {})
+
+    async def scenario() -> None:
+        old = daemon.jobs
+        path.write_text(head + row.format("a") + row.format("b") + "bogus: 1\n")
+        assert await daemon.reload() is False
+        assert daemon.state.daemon.reload_ok is False
+        assert daemon.jobs is old and len(fake.plans) == 1 and len(fake.announced) == 1
+        shares_the_plan(daemon, fake)
+        path.write_text(head + row.format("a") + row.format("b"))
+        assert await daemon.reload() is True and daemon.state.daemon.reload_ok is True
+        assert len(fake.plans) == 2 and [j.id for j in daemon.jobs] == ["a/checks", "b/checks"]
+        shares_the_plan(daemon, fake)
+
+    running(daemon, scenario)

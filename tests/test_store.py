@@ -1,4 +1,7 @@
-"""SQLite history: ids known up front, WAL, indexes, write failures kept and counted."""
+"""SQLite history: ids known up front, WAL, indexes, redaction, the backlog's bound.
+
+Retries, shutdown and counted losses are the shared writer's: tests/test_writer.py runs
+them over the store and the ledger book alike."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from probe.outcome import Outcome, ProbeResult
 from probe.store import ResultStore, history, latest_results, open_db
@@ -44,25 +49,6 @@ def test_messages_are_redacted_before_storage(tmp_path: Path) -> None:
     assert (tmp_path / "p.db").read_bytes().find(b"SECRET") == -1
 
 
-def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
-    path = tmp_path / "p.db"
-    store = ResultStore(path, batch_interval_s=0.01)
-    blocker = sqlite3.connect(path, timeout=5)  # waits out the writer's start-up
-    blocker.execute("BEGIN EXCLUSIVE")
-    store.record(result())
-    deadline = time.monotonic() + 15
-    while store.errors_total == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert store.errors_total >= 1 and store.pending == 1
-    blocker.rollback()
-    blocker.close()
-    while store.pending and time.monotonic() < deadline:
-        time.sleep(0.05)
-    store.close()
-    assert store.pending == 0 and store.written_total == 1 and store.dropped_total == 0
-    assert len(history(path, "a")) == 1
-
-
 def test_overflowing_backlog_keeps_the_newest_and_counts_the_loss(tmp_path: Path,
                                                                    monkeypatch: object) -> None:
     import probe.store
@@ -84,12 +70,28 @@ def test_overflowing_backlog_keeps_the_newest_and_counts_the_loss(tmp_path: Path
     assert sorted(r["endpoint"] for r in latest_results(path)) == ["c", "d", "e"]
 
 
-def test_inbox_hands_over_what_was_queued_before_stop() -> None:
-    from probe.inbox import Inbox
-
-    inbox: Inbox[int] = Inbox()
-    assert inbox.take(block=False) == ([], False)
-    for i in range(3):
-        inbox.put(i)
-    inbox.stop()
-    assert inbox.take(block=True) == ([0, 1, 2], True)
+@pytest.mark.xfail(strict=True, reason="probe/writer.py SingleWriter.close(): when the join "
+                   "times out it gives the backlog up (dropped_total, 'not written at "
+                   "shutdown') while the writer thread is still inside ResultStore.write(); "
+                   "once the lock clears that write commits, so the row is on disk and also "
+                   "counted as lost (the two threads share the backlog list unguarded)")
+def test_a_close_that_times_out_never_counts_a_written_row_as_lost(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    store = ResultStore(path, batch_interval_s=0.01)
+    store.record(result("first"))
+    deadline = time.monotonic() + 10
+    while store.written_total < 1:  # the writer thread has its connection
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    blocker = sqlite3.connect(path, timeout=5, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    store.record(result("second"))
+    time.sleep(0.5)  # the writer is now waiting out its 5 s busy timeout inside write()
+    store.close(timeout_s=1.0)
+    blocker.close()  # the lock clears while that write still waits
+    while store._thread.is_alive():
+        assert time.monotonic() < deadline, "the writer thread did not finish"
+        time.sleep(0.01)
+    on_disk = [r["endpoint"] for r in history(path, "second")]
+    assert (on_disk, store.dropped_total) in ((["second"], 0), ([], 1)), (on_disk,
+                                                                          store.dropped_total)

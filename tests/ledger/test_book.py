@@ -1,16 +1,18 @@
-"""The ledger table is append-only in the database itself, and its writer keeps the chain."""
+"""The ledger table is append-only in the database itself, and its writer keeps the chain.
+
+What every SQLite writer does (batching, retries, shutdown, losses counted) is tested once
+for both writers in tests/test_writer.py; the ``ledger``/``learning`` commands in
+test_cli.py."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from ledgerhelpers import draft
 
-from probe.cli import main
 from probe.ledger.book import LedgerBook, append, connect, read_entries
 from probe.ledger.chain import verify
 
@@ -52,36 +54,6 @@ def test_raw_sqlite_cannot_change_history(tmp_path: Path, statement: str, messag
     assert read_entries(connect(path)) == before and verify(before).ok
 
 
-def test_tampering_behind_dropped_triggers_is_named_by_ledger_verify(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "p.db"
-    seeded(path, 5)
-    assert main(["ledger", "verify", "--db", str(path)]) == 0
-    assert "ledger ok: 5 entries" in capsys.readouterr().out
-    raw = sqlite3.connect(path)
-    raw.execute("DROP TRIGGER ledger_no_update")
-    raw.execute("UPDATE ledger SET pattern = 'RunPod pod qwen was fine' WHERE id = 4")
-    raw.commit()
-    raw.close()
-    assert main(["ledger", "verify", "--db", str(path)]) == 1
-    err = capsys.readouterr().err
-    assert "ledger entry #4: content does not match its hash" in err
-    assert "3 entries before it are intact" in err
-
-
-def test_verify_without_a_database_is_a_usage_error(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ledger", "verify", "--db", str(tmp_path / "none.db")]) == 2
-    assert "no database at" in capsys.readouterr().err
-
-
-def wait(condition: object, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "not written in time"
-        time.sleep(0.02)
-
-
 def test_writer_seals_entries_and_saves_state_together(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     written: list[int] = []
@@ -99,38 +71,40 @@ def test_writer_seals_entries_and_saves_state_together(tmp_path: Path) -> None:
     assert [e.id for e in entries] == [1, 2, 3, 4] and verify(entries).ok
 
 
-def test_locked_database_is_retried_not_dropped(tmp_path: Path) -> None:
+def _fails(*_args: object) -> None:
+    raise RuntimeError("export broke")
+
+
+@pytest.mark.parametrize("hook", ["on_written", "maintenance"],
+                         ids=["export-after-write", "upkeep"])
+def test_a_failing_follow_up_is_logged_and_the_ledger_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, hook: str) -> None:
+    path = tmp_path / "p.db"
+    book = LedgerBook(path, batch_interval_s=0.01, **{hook: _fails})  # type: ignore[arg-type]
+    book.submit({}, [draft(1)])
+    book.submit({}, [draft(2)])
+    book.close()
+    assert [e.id for e in read_entries(connect(path))] == [1, 2]
+    assert book.entries_total == 2 and book.errors_total == 0
+    assert f"ledger follow-up {_fails.__name__} failed" in caplog.text
+
+
+@pytest.mark.xfail(strict=True, reason="probe/writer.py logs backlog_size() as the number of "
+                   "lost items, and LedgerBook.backlog_size() counts per-endpoint state rows "
+                   "too, while LedgerBook.give_up() counts only the drafts in dropped_total: "
+                   "the log line says 3 ledger entries were lost when 1 was")
+def test_a_shutdown_loss_logs_the_number_of_entries_it_counts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "p.db"
     book = LedgerBook(path, batch_interval_s=0.01, busy_timeout_s=0.05)
-    blocker = sqlite3.connect(path, timeout=5)  # waits out the writer's start-up
+    blocker = sqlite3.connect(path, timeout=5, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
-    book.submit({}, [draft(1)])
-    wait(lambda: book.errors_total >= 1)
-    blocker.rollback()
-    blocker.close()
-    wait(lambda: book.entries_total == 1)
-    book.close()
-    assert [e.id for e in read_entries(connect(path))] == [1]
-
-
-def test_list_filters_and_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
-    path = tmp_path / "p.db"
-    conn = connect(path)
-    conn.execute("BEGIN IMMEDIATE")
-    for n, who in ((1, "qwen"), (2, "deepseek"), (3, "qwen")):  # appended a minute apart
-        append(conn, [draft(n, who)], now=datetime(2026, 2, 18, 9, n, tzinfo=UTC))
-    conn.execute("COMMIT")
-    assert main(["ledger", "list", "--db", str(path), "--endpoint", "qwen", "--json",
-                 "--since", "2026-02-18T09:02:00"]) == 0
-    listed = json.loads(capsys.readouterr().out)
-    assert [(e["id"], e["endpoint"]) for e in listed] == [(3, "qwen")]
-    assert listed[0]["hash"] and listed[0]["first_row"] == 3
-    assert main(["ledger", "list", "--db", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["ID", "TIME", "SEVERITY", "ENDPOINT", "EVENT",
-                                           "PATTERN"]
-    assert "#2" in out and "down (404) — case 2" in out
-    assert main(["ledger", "list", "--db", str(path), "--since", "yesterday"]) == 2
-    assert "--since: expected a date" in capsys.readouterr().err
+    try:
+        book.submit({"qwen": {"state": "down"}, "gone": None}, [draft(1)])
+        book.close()
+    finally:
+        blocker.close()
+    assert book.dropped_total == 1
+    lost = [r.getMessage() for r in caplog.records
+            if r.levelno == logging.ERROR and "at shutdown" in r.getMessage()]
+    assert lost and all("cannot write 1 ledger entries" in line for line in lost), lost

@@ -1,16 +1,13 @@
-"""The prober-facing ledger: config sync, redaction, restarts; and the CLI's --since."""
+"""The prober-facing ledger: config sync, redaction, restarts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from freezegun import freeze_time
 from helpers import parse_config
 from ledgerhelpers import T0, Wired, result, sync
 
 from probe.ledger.book import LedgerBook, connect, read_entries
-from probe.ledger.cli import UsageError, parse_since
 from probe.outcome import Outcome
 from probe.verdict import Hysteresis as LedgerSettings
 
@@ -64,25 +61,6 @@ def test_settings_from_a_reload_apply(tmp_path: Path) -> None:
     sync(ledger, config(tmp_path, "qwen"), LedgerSettings(down_after=1), now=T0)  # type: ignore[arg-type]
     assert [d.event for d in ledger.observe(result(Outcome.HTTP_404), 1)] == ["down"]
     book.close()
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("2026-02-18", "2026-02-18T00:00:00+00:00"),
-     ("2026-02-18T10:30:00", "2026-02-18T10:30:00+00:00"),
-     ("2026-02-18T12:30:00+02:00", "2026-02-18T10:30:00+00:00"),
-     ("24h", "2026-02-17T12:00:00+00:00"),
-     ("30m", "2026-02-18T11:30:00+00:00")],
-    ids=["date", "naive-is-utc", "offset", "age-hours", "age-minutes"],
-)
-def test_since_accepts_dates_times_and_ages(text: str, expected: str) -> None:
-    with freeze_time("2026-02-18T12:00:00Z"):
-        assert parse_since(text) == expected
-
-
-def test_since_rejects_anything_else() -> None:
-    with pytest.raises(UsageError, match='got "last tuesday"'):
-        parse_since("last tuesday")
 
 
 def test_checks_no_longer_planned_stop_holding_recovery_back(tmp_path: Path) -> None:

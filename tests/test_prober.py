@@ -1,0 +1,290 @@
+"""The prober runs jobs: one endpoint never probed twice at once, a global bound on checks in
+flight, no check started once stopping, and every result published to state, recorder and
+observers. Checks here are in-test functions; the HTTP client is an ``httpx.MockTransport``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from helpers import endpoint
+
+from probe.check import CheckContext, CheckSpec
+from probe.config.model import Endpoint
+from probe.features import Feature, Plugins
+from probe.job import Job
+from probe.outcome import Outcome, ProbeResult, Verdict
+from probe.prober import Prober
+from probe.state import FleetState
+
+CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Verdict]]
+
+
+def ok_json(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"object": "list", "data": []})
+
+
+def make(*specs: CheckSpec, max_concurrent: int = 8, recorder: Any = None,
+         handler: Callable[[httpx.Request], httpx.Response] = ok_json,
+         env: Mapping[str, str] | None = None) -> Prober:
+    """A prober over ``specs`` (merged the way the app merges features) and a mock client."""
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    plugins = Plugins.of(Feature("under-test", checks=specs))
+    return Prober(client, FleetState(), plugins.resolve, max_concurrent, 1024, recorder, env)
+
+
+def run(prober: Prober, *jobs: Job) -> list[list[ProbeResult]]:
+    async def main() -> list[list[ProbeResult]]:
+        async with prober.client:
+            return list(await asyncio.gather(*(prober.run_job(job) for job in jobs)))
+
+    return asyncio.run(main())
+
+
+def job(target: Endpoint, *checks: str, name: str = "checks", **overrides: Any) -> Job:
+    return Job(f"{target.name}/{name}", target, checks, target.interval_s, **overrides)
+
+
+def answers(outcome: Outcome = Outcome.OK) -> CheckFn:
+    async def check(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+        return Verdict(outcome, str(outcome))
+
+    return check
+
+
+# -- concurrency ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("endpoints", "max_concurrent", "peak"),
+    [(("a", "a", "a"), 8, 1), (("a", "b"), 8, 2), (("a", "b", "c", "d"), 2, 2),
+     (("a", "b", "c"), 1, 1), (("a", "a", "b", "b"), 8, 2)],
+    ids=["three-jobs-one-endpoint", "two-endpoints-overlap", "global-bound-of-two",
+         "global-bound-of-one", "two-jobs-each-of-two-endpoints"],
+)
+def test_one_endpoint_never_overlaps_and_the_global_bound_holds(
+        endpoints: tuple[str, ...], max_concurrent: int, peak: int) -> None:
+    running: Counter[str] = Counter()
+    peaks: Counter[str] = Counter()
+
+    async def slow(target: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+        running[target.name] += 1
+        running["*"] += 1
+        for key in (target.name, "*"):
+            peaks[key] = max(peaks[key], running[key])
+        await asyncio.sleep(0.05)
+        running[target.name] -= 1
+        running["*"] -= 1
+        return Verdict(Outcome.OK)
+
+    prober = make(CheckSpec("slow", slow), max_concurrent=max_concurrent)
+    jobs = [job(endpoint(name=name), "slow", name=f"job{i}") for i, name in enumerate(endpoints)]
+    results = run(prober, *jobs)
+    assert [len(r) for r in results] == [1] * len(jobs)
+    assert peaks["*"] == peak
+    assert all(peaks[name] == 1 for name in endpoints), peaks
+    assert prober.state.daemon.in_flight == 0
+
+
+# -- stopping ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stop_at", "ran"),
+    [(None, ["a", "b", "c"]), ("before", []), ("a", ["a"]), ("b", ["a", "b"])],
+    ids=["not-stopped", "stopped-before-the-job", "stopped-during-the-first-check",
+         "stopped-during-the-second-check"],
+)
+def test_no_check_starts_once_stopping(stop_at: str | None, ran: list[str]) -> None:
+    called: list[str] = []
+    holder: list[Prober] = []
+
+    def check(name: str) -> CheckSpec:
+        async def fn(_e: Endpoint, _c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+            called.append(name)
+            if name == stop_at:
+                holder[0].stopping.set()
+                assert ctx.stopping is holder[0].stopping, "a long check can see the stop"
+            return Verdict(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(check("a"), check("b"), check("c"))
+    holder.append(prober)
+    if stop_at == "before":
+        prober.stopping.set()
+    [results] = run(prober, job(endpoint(), "a", "b", "c"))
+    assert called == ran and [r.check for r in results] == ran
+
+
+# -- publishing ----------------------------------------------------------------------------
+class Recorder:
+    """Gives every result row ``row_id``; with None, fails like a full disk."""
+
+    def __init__(self, row_id: int | None) -> None:
+        self.row_id = row_id
+        self.recorded: list[ProbeResult] = []
+
+    def record(self, result: ProbeResult) -> int:
+        self.recorded.append(result)
+        if self.row_id is None:
+            raise OSError("disk full")
+        return self.row_id
+
+
+@pytest.mark.parametrize(
+    ("recording", "row_id", "logged"),
+    [(False, None, None), (True, 42, None),
+     (True, None, "could not queue result for storage")],
+    ids=["no-recorder", "recorded-as-row-42", "recorder-fails"],
+)
+def test_every_observer_gets_each_result_with_its_row_id(
+        caplog: pytest.LogCaptureFixture, recording: bool, row_id: int | None,
+        logged: str | None) -> None:
+    recorder = Recorder(row_id) if recording else None
+    seen: list[tuple[str, str, int | None]] = []
+
+    def broken(result: ProbeResult, _row: int | None) -> None:
+        raise RuntimeError("observer bug")
+
+    def watcher(tag: str) -> Callable[[ProbeResult, int | None], None]:
+        return lambda result, row: seen.append((tag, result.check, row))
+
+    prober = make(CheckSpec("models", answers()), CheckSpec("health", answers(Outcome.HTTP_404)),
+                  recorder=recorder)
+    prober.observers.extend([watcher("first"), broken, watcher("last")])
+    with caplog.at_level(logging.ERROR, logger="probe.prober"):
+        run(prober, job(endpoint(), "models", "health"))
+    assert seen == [("first", "models", row_id), ("last", "models", row_id),
+                    ("first", "health", row_id), ("last", "health", row_id)]
+    assert caplog.text.count("result observer failed") == 2
+    if logged:
+        assert caplog.text.count(logged) == 2
+    latest = prober.state.latest("pod-a", "health")
+    assert latest is not None and latest.outcome is Outcome.HTTP_404, "state is updated first"
+    if recorder is not None:
+        assert [r.check for r in recorder.recorded] == ["models", "health"]
+
+
+def test_a_published_result_reaches_state_recorder_and_observers() -> None:
+    recorder, seen = Recorder(7), []
+    prober = make(recorder=recorder)
+    prober.observers.append(lambda result, row: seen.append((result.endpoint, row)))
+    result = ProbeResult("runpod-api", "api", "discovery", Outcome.OK,
+                         started_at=datetime.now(UTC), latency_s=0.1, attempts=1, url="x")
+    prober.publish(result)
+    assert seen == [("runpod-api", 7)] and recorder.recorded == [result]
+    assert prober.state.latest("runpod-api", "discovery") is result
+
+
+# -- what a check receives -----------------------------------------------------------------
+def test_job_params_reach_the_checks_context() -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    async def ask(_e: Endpoint, _c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+        seen.append(dict(ctx.params))
+        return Verdict(Outcome.OK)
+
+    prober = make(CheckSpec("prompt", ask, family=True))
+    target = endpoint()
+
+    async def main() -> None:
+        async with prober.client:
+            await prober.run_job(job(target, "prompt:arith", name="p1",
+                                     params={"prompt": "arith", "room": 16}))
+            await prober.run_job(job(target, "prompt:arith", name="p2",
+                                     params={"prompt": "arith", "room": 64}))
+            await prober.run_job(job(target, "prompt:arith", name="p3"))
+
+    asyncio.run(main())
+    assert seen == [{"prompt": "arith", "room": 16}, {"prompt": "arith", "room": 64}, {}]
+
+
+@pytest.mark.parametrize(
+    ("endpoint_tries", "job_tries", "attempts"),
+    [(3, None, 3), (3, 1, 1), (1, 2, 2)],
+    ids=["endpoint-tries", "job-tries-fewer", "job-tries-more"],
+)
+def test_a_jobs_tries_override_the_endpoints(endpoint_tries: int, job_tries: int | None,
+                                             attempts: int) -> None:
+    prober = make(CheckSpec("flaky", answers(Outcome.CONNECT_ERROR)))
+    target = endpoint(tries=endpoint_tries, retry_delay_s=0.0)
+    [[result]] = run(prober, job(target, "flaky", tries=job_tries))
+    assert result.outcome is Outcome.CONNECT_ERROR and result.attempts == attempts
+
+
+def test_a_jobs_timeout_overrides_the_endpoints() -> None:
+    async def hangs(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+        await asyncio.sleep(5)
+        return Verdict(Outcome.OK)
+
+    prober = make(CheckSpec("hangs", hangs))
+    target = endpoint(timeout_s=10.0, tries=1)
+    began = time.monotonic()
+    [[result]] = run(prober, job(target, "hangs", timeout_s=0.05))
+    assert result.outcome is Outcome.TIMEOUT and "within 0.05s" in result.message
+    assert time.monotonic() - began < 2.0
+
+
+def test_checks_talk_through_the_probers_client_with_its_env() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"data": [{"id": "qwen"}]})
+
+    async def models(target: Endpoint, client: httpx.AsyncClient,
+                     ctx: CheckContext) -> Verdict:
+        response = await client.get(f"{target.openai_base}/models", headers=ctx.headers(target))
+        served = [m["id"] for m in response.json()["data"]]
+        return Verdict(Outcome.OK, f"serves {served}", response.status_code)
+
+    prober = make(CheckSpec("models", models), handler=handler,
+                  env={"POD_KEY": "pod-key-7f3a9c2e"})
+    [[result]] = run(prober, job(endpoint(api_key_env="POD_KEY"), "models"))
+    assert result.ok and result.http_status == 200 and result.message == "serves ['qwen']"
+    [request] = requests
+    assert str(request.url) == "http://pod.test/v1/models"
+    assert request.headers["Authorization"] == "Bearer pod-key-7f3a9c2e"
+
+
+def test_memory_is_per_check_and_shared_is_per_endpoint() -> None:
+    seen: list[tuple[str, str, int, int]] = []
+
+    def counting(name: str) -> CheckSpec:
+        async def fn(target: Endpoint, _c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+            ctx.memory["runs"] = ctx.memory.get("runs", 0) + 1
+            ctx.shared["runs"] = ctx.shared.get("runs", 0) + 1
+            seen.append((target.name, name, ctx.memory["runs"], ctx.shared["runs"]))
+            return Verdict(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(counting("one"), counting("two"))
+    a, b = endpoint(name="a"), endpoint(name="b")
+
+    async def main() -> None:
+        async with prober.client:
+            for target in (a, a, b):
+                await prober.run_job(job(target, "one", "two"))
+
+    asyncio.run(main())
+    assert seen == [("a", "one", 1, 1), ("a", "two", 1, 2), ("a", "one", 2, 3),
+                    ("a", "two", 2, 4), ("b", "one", 1, 1), ("b", "two", 1, 2)]
+
+
+def test_scheduling_lag_is_observed_and_nothing_stays_in_flight() -> None:
+    prober = make(CheckSpec("models", answers()))
+
+    async def main() -> None:
+        async with prober.client:
+            await prober.run_job(job(endpoint(), "models"), scheduled_at=time.time() - 2.0)
+            await prober.run_job(job(endpoint(), "models"))  # run by hand: no lag
+
+    asyncio.run(main())
+    lag = prober.state.snapshot().daemon.lag
+    assert sum(lag.counts) == 1 and lag.total >= 2.0
+    assert prober.state.daemon.in_flight == 0 and prober.state.daemon.probes_total == 2

@@ -1,0 +1,159 @@
+"""The in-memory fleet view: checks declared from the plan (a planned, never-run check exists
+and is not up; a check no longer planned disappears; standing checks stay), results
+counted, and snapshots that are copies the /metrics thread may read at leisure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from helpers import config_of, endpoint
+
+from probe.config.model import Endpoint
+from probe.job import Job
+from probe.outcome import Outcome, ProbeResult
+from probe.state import LATENCY_BUCKETS, EndpointView, FleetState, Histogram
+from probe.verdict import State
+
+A, B = endpoint(name="a", checks=("models", "health")), endpoint(name="b", checks=("models",))
+
+
+def jobs_of(target: Endpoint, *checks: str) -> Job:
+    return Job(f"{target.name}/{'+'.join(checks)}", target, checks, target.interval_s)
+
+
+def result(target: str = "a", check: str = "models", outcome: Outcome = Outcome.OK,
+           attempts: int = 1, latency_s: float = 0.2) -> ProbeResult:
+    return ProbeResult(target, "pod", check, outcome, datetime(2026, 2, 18, 9, tzinfo=UTC),
+                       latency_s, attempts, "http://pod.test")
+
+
+def declared(state: FleetState) -> set[tuple[str, str]]:
+    return set(state.snapshot().checks)
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "jobs", "checks"),
+    [((A,), [jobs_of(A, "models", "health")], {"a": ("models", "health")}),
+     ((A,), [jobs_of(A, "models"), jobs_of(A, "prompt:arith")],
+      {"a": ("models", "prompt:arith")}),
+     ((A,), [jobs_of(A, "models", "health"), jobs_of(A, "health", "context")],
+      {"a": ("models", "health", "context")}),
+     ((A, B), [jobs_of(A, "models")], {"a": ("models",), "b": ()})],
+    ids=["one-job", "a-feature-adds-a-job", "a-check-planned-twice-is-declared-once",
+         "an-endpoint-with-no-job"],
+)
+def test_the_plan_declares_the_checks(endpoints: tuple[Endpoint, ...], jobs: list[Job],
+                                      checks: dict[str, tuple[str, ...]]) -> None:
+    state = FleetState()
+    state.configure(config_of(*endpoints), jobs)
+    snapshot = state.snapshot()
+    assert {name: view.checks for name, view in snapshot.endpoints.items()} == checks
+    assert set(snapshot.checks) == {(name, c) for name, cs in checks.items() for c in cs}
+    for declared_check in snapshot.checks.values():  # planned, never run: exists, not up
+        assert declared_check.latest is None and declared_check.last_success_ts is None
+        assert not declared_check.outcomes
+
+
+def test_endpoints_are_described_for_metrics() -> None:
+    state = FleetState()
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    assert state.snapshot().endpoints == {"a": EndpointView(
+        "pod", "http://pod.test", ("models",), State.UNKNOWN, None)}, "not yet judged"
+
+
+@pytest.mark.parametrize(
+    ("second_config", "second_jobs", "kept", "gone"),
+    [((A,), [jobs_of(A, "models")], {("a", "models")}, {("a", "prompt:arith")}),
+     ((B,), [jobs_of(B, "models")], {("b", "models")}, {("a", "models"), ("a", "prompt:arith")}),
+     ((A, B), [jobs_of(A, "models", "prompt:arith"), jobs_of(B, "models")],
+      {("a", "models"), ("a", "prompt:arith"), ("b", "models")}, set())],
+    ids=["a-prompt-removed", "an-endpoint-removed", "an-endpoint-added"],
+)
+def test_a_check_no_longer_planned_disappears_and_the_others_keep_their_results(
+        second_config: tuple[Endpoint, ...], second_jobs: list[Job], kept: set[tuple[str, str]],
+        gone: set[tuple[str, str]]) -> None:
+    state = FleetState()
+    state.configure(config_of(A), [jobs_of(A, "models", "prompt:arith")])
+    state.update(result("a", "models"))
+    state.update(result("a", "prompt:arith", Outcome.EXPECTATION_FAILED))
+    state.configure(config_of(*second_config), second_jobs)
+    assert declared(state) == kept and not declared(state) & gone
+    if ("a", "models") in kept:
+        assert state.latest("a", "models") == result("a", "models"), "results are kept"
+    assert all(state.latest(*key) is None for key in gone)
+
+
+def test_standing_checks_survive_configure() -> None:
+    state = FleetState()
+    state.declare_standing("runpod-api", "discovery")
+    assert ("runpod-api", "discovery") in declared(state)
+    assert state.latest("runpod-api", "discovery") is None, "declared, never run: not up"
+    state.update(result("runpod-api", "discovery", Outcome.UNKNOWN))
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    state.configure(config_of(B), [jobs_of(B, "models")])
+    assert declared(state) == {("runpod-api", "discovery"), ("b", "models")}
+    latest = state.latest("runpod-api", "discovery")
+    assert latest is not None and latest.outcome is Outcome.UNKNOWN
+    view = state.snapshot().endpoints["runpod-api"]
+    assert view.kind is None and view.checks == (), "judged, but not a configured endpoint"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "attempts", "success", "retried_ok", "latency_observed"),
+    [(Outcome.OK, 1, True, 0, True), (Outcome.OK, 2, True, 1, True),
+     (Outcome.HTTP_404, 2, False, 0, True), (Outcome.TIMEOUT, 1, False, 0, True),
+     (Outcome.SKIPPED_BUDGET, 1, False, 0, False)],
+    ids=["ok", "ok-after-a-retry", "http-404", "timeout", "skipped-budget-not-timed"],
+)
+def test_update_counts_each_result(outcome: Outcome, attempts: int, success: bool,
+                                   retried_ok: int, latency_observed: bool) -> None:
+    state = FleetState()
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    state.update(result(outcome=outcome, attempts=attempts))
+    check = state.snapshot().checks[("a", "models")]
+    assert check.outcomes == {str(outcome): 1}
+    assert (check.last_success_ts is not None) is success
+    assert check.retried_ok_total == retried_ok
+    assert sum(check.latency.counts) == int(latency_observed)
+    assert state.snapshot().daemon.probes_total == 1
+
+
+def test_a_result_for_an_undeclared_check_is_kept() -> None:
+    state = FleetState()
+    state.update(result("runpod-api", "discovery"))
+    assert state.latest("runpod-api", "discovery") is not None
+
+
+def test_a_snapshot_is_a_copy() -> None:
+    state = FleetState()
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    state.update(result())
+    snapshot = state.snapshot()
+    # what the /metrics thread holds does not move when the event loop writes ...
+    state.update(result(outcome=Outcome.TIMEOUT, latency_s=3.0))
+    state.add_in_flight(1)
+    state.observe_lag(0.5)
+    state.configure(config_of(B), [jobs_of(B, "models")])
+    check = snapshot.checks[("a", "models")]
+    assert check.outcomes == {"ok": 1} and sum(check.latency.counts) == 1
+    assert check.latest == result()
+    assert snapshot.daemon.probes_total == 1 and snapshot.daemon.in_flight == 0
+    assert sum(snapshot.daemon.lag.counts) == 0
+    assert set(snapshot.endpoints) == {"a"} and set(snapshot.checks) == {("a", "models")}
+    # ... and changing the copy does not touch the state
+    check.outcomes["ok"] = 99
+    check.latency.observe(1.0)
+    snapshot.endpoints.clear()
+    fresh = state.snapshot()
+    assert fresh.checks[("b", "models")].outcomes == {}
+    assert set(fresh.endpoints) == {"b"}
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    histogram = Histogram(LATENCY_BUCKETS)
+    for value in (0.01, 0.05, 0.3, 100.0):
+        histogram.observe(value)
+    buckets = dict(histogram.buckets())
+    assert buckets["0.05"] == 2.0 and buckets["0.5"] == 3.0 and buckets["60.0"] == 3.0
+    assert buckets["+Inf"] == 4.0 and histogram.total == pytest.approx(100.36)
