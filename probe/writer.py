@@ -56,6 +56,11 @@ class SingleWriter(Generic[T, C]):
         """How many items wait (0: nothing to write)."""
         raise NotImplementedError
 
+    def losable(self) -> int:
+        """How many of the waiting items would be lost if they were given up (what log lines
+        and ``dropped_total`` count; by default every item)."""
+        return self.backlog_size()
+
     def write(self, conn: C) -> None:
         """Write the whole backlog in one transaction; raise to keep it for a retry."""
         raise NotImplementedError
@@ -79,15 +84,15 @@ class SingleWriter(Generic[T, C]):
         self._inbox.put(item)
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Write what is queued (one last attempt), then stop the writer."""
+        """Write what is queued (one last attempt), then stop the writer. A writer still
+        inside a write when the timeout expires is left to finish it (it may yet succeed):
+        the log says how many items may be lost, nothing is counted twice."""
         self._stop.set()
         self._inbox.stop()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            left = self.backlog_size()
-            log.error("%s writer did not finish within %gs: %d %s not written at shutdown",
-                      self._thread.name, timeout_s, left, self.what)
-            self.give_up(left)
+            log.error("%s writer still busy after %gs at shutdown: %d %s may not be written",
+                      self._thread.name, timeout_s, self.losable(), self.what)
 
     def _loop(self) -> None:
         try:
@@ -108,7 +113,7 @@ class SingleWriter(Generic[T, C]):
                         self.write(conn)
                     except Exception as exc:  # noqa: BLE001 - locked, disk full, I/O
                         self.errors_total += 1
-                        left = self.backlog_size()
+                        left = self.losable()
                         if stopping:
                             log.error("cannot write %d %s at shutdown: %s; they are lost",
                                       left, self.what, exc)
@@ -130,10 +135,14 @@ class SingleWriter(Generic[T, C]):
             self.disconnect(conn)
 
     def _drain_unwritable(self) -> None:
-        """No connection: count everything queued until the stop marker as lost."""
+        """No connection: everything queued until the stop marker is lost, counted and
+        logged with its number."""
         stopping = False
         while not stopping:
             items, stopping = self._inbox.take(block=True, timeout_s=self.idle_poll_s)
             self.accept(items)
-            if self.backlog_size() and stopping:
-                self.give_up(self.backlog_size())
+        lost = self.losable()
+        if lost:
+            log.error("%d %s lost: the %s writer never opened its database", lost, self.what,
+                      self._thread.name)
+            self.give_up(lost)

@@ -10,8 +10,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from probe.outcome import Outcome, ProbeResult
 from probe.store import ResultStore, history, latest_results, open_db
 
@@ -70,11 +68,6 @@ def test_overflowing_backlog_keeps_the_newest_and_counts_the_loss(tmp_path: Path
     assert sorted(r["endpoint"] for r in latest_results(path)) == ["c", "d", "e"]
 
 
-@pytest.mark.xfail(strict=True, reason="probe/writer.py SingleWriter.close(): when the join "
-                   "times out it gives the backlog up (dropped_total, 'not written at "
-                   "shutdown') while the writer thread is still inside ResultStore.write(); "
-                   "once the lock clears that write commits, so the row is on disk and also "
-                   "counted as lost (the two threads share the backlog list unguarded)")
 def test_a_close_that_times_out_never_counts_a_written_row_as_lost(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     store = ResultStore(path, batch_interval_s=0.01)

@@ -210,9 +210,6 @@ def test_a_database_that_cannot_be_opened_counts_the_loss(
                for line in lines(caplog))
 
 
-@pytest.mark.xfail(strict=True, reason="probe/writer.py SingleWriter._drain_unwritable counts "
-                   "the items it gives up (dropped_total) but logs no line with their number; "
-                   "the module promises every loss is 'logged with its number'")
 @WRITERS
 def test_a_database_that_cannot_be_opened_logs_how_many_were_lost(
         kind: Adapter, db: Path, monkeypatch: pytest.MonkeyPatch,

@@ -183,6 +183,9 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     def backlog_size(self) -> int:
         return len(self._backlog.states) + len(self._backlog.drafts)
 
+    def losable(self) -> int:
+        return len(self._backlog.drafts)  # states are rewritten from memory by the next run
+
     def write(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -210,7 +213,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
             _guarded(self.maintenance, conn)
 
     def give_up(self, count: int) -> None:
-        super().give_up(len(self._backlog.drafts))
+        super().give_up(count)
         self._backlog = _Batch()
 
 

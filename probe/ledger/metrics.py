@@ -17,6 +17,7 @@ class Counted(Protocol):
 
     entries_total: int
     errors_total: int
+    dropped_total: int
 
 
 class Chain(Protocol):
@@ -47,6 +48,9 @@ class LedgerMetrics(Collector):
                                   "process.", value=self.book.entries_total)
         yield CounterMetricFamily(P + "ledger_write_errors", "Failed ledger writes (retried).",
                                   value=self.book.errors_total)
+        yield CounterMetricFamily(P + "ledger_dropped", "Ledger entries lost because shutdown "
+                                  "could not write them (logged with their number).",
+                                  value=self.book.dropped_total)
         if self.exporter is not None:
             yield CounterMetricFamily(P + "learning_rows_appended", "Rows appended to "
                                       "LEARNING.md.", value=self.exporter.appended_total)

@@ -89,10 +89,6 @@ def test_a_failing_follow_up_is_logged_and_the_ledger_goes_on(
     assert f"ledger follow-up {_fails.__name__} failed" in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="probe/writer.py logs backlog_size() as the number of "
-                   "lost items, and LedgerBook.backlog_size() counts per-endpoint state rows "
-                   "too, while LedgerBook.give_up() counts only the drafts in dropped_total: "
-                   "the log line says 3 ledger entries were lost when 1 was")
 def test_a_shutdown_loss_logs_the_number_of_entries_it_counts(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "p.db"
