@@ -45,6 +45,9 @@ class CheckContext:
 
 
 CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Verdict]]
+# ``CheckContext.shared`` key: wall-clock time of the last answer the endpoint's engine
+# completed (the prompt checks write it; the vLLM checks read it as evidence of progress).
+ANSWERED_AT = "engine_answered_at"
 Policy = Callable[[Verdict], Verdict]
 
 

@@ -94,9 +94,10 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
             and args.endpoint not in {e.name for e in config.endpoints}):
         print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
         return EXIT_CONFIG
-    from probe.report import result_rows, table, to_json
+    from probe.report import VERDICT_COLUMNS, result_rows, table, to_json, verdict_rows, verdicts
     from probe.store import ResultStore
     from probe.sweep import sweep
+    from probe.verdict import State
 
     store = ResultStore(config.storage.path, Redactor(config.secret_env_names())) \
         if args.store else None
@@ -108,5 +109,11 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     if args.endpoint and not results:
         print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
         return EXIT_CONFIG
-    print(to_json(results) if args.json else table(result_rows(results)))
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILING
+    judged = verdicts(results)  # the same judgement the daemon makes, on one sweep
+    if args.json:
+        print(to_json(results))
+    else:
+        print(table(result_rows(results)) + "\n\n" + table(verdict_rows(judged),
+                                                            VERDICT_COLUMNS))
+    up = bool(judged) and all(j.state is State.UP for j in judged.values())
+    return EXIT_OK if up else EXIT_FAILING

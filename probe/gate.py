@@ -26,6 +26,7 @@ from probe.prober import Prober, make_client
 from probe.report import result_dict, result_rows, table
 from probe.state import FleetState
 from probe.sweep import prepare
+from probe.verdict import Judgement, State, instant
 
 # What a deployment that is still starting looks like; anything else is a verdict.
 TRANSIENT: frozenset[Outcome] = frozenset({
@@ -43,9 +44,13 @@ class GateReport:
     rounds: int
 
     @property
+    def judgement(self) -> Judgement:
+        """The endpoint's verdict on its last results (no check at all is not a pass)."""
+        return instant(self.results)
+
+    @property
     def passed(self) -> bool:
-        # No check at all validates nothing: that is not a pass.
-        return bool(self.results) and all(r.ok for r in self.results)
+        return self.judgement.state is State.UP
 
 
 class UnknownEndpoint(Exception):
@@ -86,14 +91,15 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
 
 def render(report: GateReport) -> str:
     failed = [r for r in report.results if not r.ok]
+    judgement = report.judgement
     if report.passed:
         verdict = f"GATE PASSED: {report.endpoint}: {len(report.results)} checks ok"
     elif not report.results:
         verdict = f"GATE FAILED: {report.endpoint}: no checks are planned for it"
     else:
         names = ", ".join(f"{r.check} ({r.outcome})" for r in failed)
-        verdict = f"GATE FAILED: {report.endpoint}: {len(failed)} of {len(report.results)} " \
-                  f"checks failed: {names}"
+        verdict = f"GATE FAILED: {report.endpoint} is {judgement.state}: {len(failed)} of " \
+                  f"{len(report.results)} checks failed: {names}"
     waited = f" (after {format_duration(report.elapsed_s)}, {report.rounds} round" \
              f"{'s' if report.rounds != 1 else ''})"
     return table(result_rows(report.results)) + "\n\n" + verdict + waited
@@ -102,6 +108,9 @@ def render(report: GateReport) -> str:
 def to_json(report: GateReport) -> str:
     document: dict[str, Any] = {
         "endpoint": report.endpoint, "passed": report.passed,
+        "state": str(report.judgement.state),
+        "cause": None if report.judgement.cause is None else {
+            "check": report.judgement.cause.check, "outcome": report.judgement.cause.outcome},
         "elapsed_s": round(report.elapsed_s, 3), "rounds": report.rounds,
         "results": [result_dict(r) for r in report.results],
     }

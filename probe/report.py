@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from probe.outcome import ProbeResult
+from probe.verdict import Judgement, instant
 
 COLUMNS = ("ENDPOINT", "KIND", "CHECK", "OUTCOME", "HTTP", "LATENCY", "TRIES", "MESSAGE")
 
@@ -43,3 +44,19 @@ def result_rows(results: Iterable[ProbeResult]) -> list[list[str]]:
                                                            else ""),
              "-" if r.http_status is None else str(r.http_status), f"{r.latency_s * 1000:.0f}ms",
              str(r.attempts), r.message] for r in results]
+
+
+def verdicts(results: Iterable[ProbeResult]) -> dict[str, Judgement]:
+    """Each endpoint's verdict on these results (``probe.verdict.instant``), by name."""
+    by_endpoint: dict[str, list[ProbeResult]] = {}
+    for r in results:
+        by_endpoint.setdefault(r.endpoint, []).append(r)
+    return {name: instant(rs) for name, rs in sorted(by_endpoint.items())}
+
+
+def verdict_rows(judged: dict[str, Judgement]) -> list[list[str]]:
+    return [[name, str(j.state), f"{j.cause.check}: {j.cause.outcome}" if j.cause else "-"]
+            for name, j in judged.items()]
+
+
+VERDICT_COLUMNS = ("ENDPOINT", "VERDICT", "CAUSE")

@@ -169,10 +169,14 @@ class FleetState:
             self._verdicts.setdefault(endpoint, EndpointVerdict())
 
     def restore(self, saved: dict[str, EndpointVerdict]) -> None:
-        """Verdicts kept from before a restart, for the endpoints that are still here."""
+        """Verdicts kept from before a restart, for the endpoints that are still here (held
+        to today's plan)."""
         with self._lock:
             for name, verdict in saved.items():
                 if name in self._verdicts:
+                    planned = self._endpoints.get(name, (None, "", ()))[2]
+                    if planned:
+                        verdict.forget_checks(set(planned))
                     self._verdicts[name] = verdict
 
     def update(self, result: ProbeResult, row_id: int | None = None) -> list[Transition]:

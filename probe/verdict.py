@@ -149,11 +149,14 @@ class Track:
     persistent_noted: bool = False
     unobserved: int = 0
     streaks: dict[str, Streak] = field(default_factory=dict)
+    # The checks that must all have passed before the track is up (the planned ones); until
+    # one of them has been observed at all, there is no evidence for "up".
+    required: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Track:
         streaks = {k: Streak(**v) for k, v in data.get("streaks", {}).items()}
-        return cls(**{**data, "streaks": streaks})
+        return cls(**{**data, "streaks": streaks, "required": list(data.get("required", []))})
 
     def observe(self, r: ProbeResult, row: int | None, s: Hysteresis,
                 persistent: bool) -> tuple[Event, datetime | None] | None:
@@ -174,7 +177,10 @@ class Track:
                 self.persistent_noted = True
                 return Event.PERSISTENT, since
             return None
-        if self.state != "up" and all(x.passes >= s.up_after for x in self.streaks.values()):
+        needed = self.required or list(self.streaks)
+        if self.state != "up" and all(name in self.streaks and
+                                      self.streaks[name].passes >= s.up_after
+                                      for name in needed):
             was_down, since = self.state == "down", _time(self.since)
             self.state, self.since = "up", max(x.first_pass_at or "" for x in
                                                self.streaks.values())
@@ -238,8 +244,11 @@ class EndpointVerdict:
                    origin=data.get("origin"), durable=dict(data.get("durable") or {}))
 
     def forget_checks(self, planned: set[str]) -> None:
-        """Checks no longer planned must not hold a recovery back forever."""
+        """Checks no longer planned must not hold a recovery back forever; every planned
+        availability check must have passed before the endpoint is up."""
         self.availability.forget_checks(planned)
+        self.availability.required = sorted(c for c in planned
+                                            if not c.startswith(ANSWER_PREFIX))
         for name in [p for p in self.prompts if p not in planned]:
             del self.prompts[name]
         for name in [c for c in self.durable if c not in planned]:

@@ -149,8 +149,8 @@ def result(check: str, outcome: Outcome, attempts: int = 1) -> ProbeResult:
     [((result("models", Outcome.OK), result("health", Outcome.OK, 2)), 0.25, 1,
       "GATE PASSED: pod-a: 2 checks ok (after 250ms, 1 round)"),
      ((result("models", Outcome.OK), result("context", Outcome.CONTEXT_TOO_SMALL)), 1.5, 2,
-      "GATE FAILED: pod-a: 1 of 2 checks failed: context (context_too_small) (after 2s, "
-      "2 rounds)"),
+      "GATE FAILED: pod-a is down: 1 of 2 checks failed: context (context_too_small) (after "
+      "2s, 2 rounds)"),
      ((), 0.0, 0, "GATE FAILED: pod-a: no checks are planned for it (after 0ms, 0 rounds)")],
     ids=["passed", "failed", "nothing-planned"],
 )
@@ -170,9 +170,12 @@ def test_to_json_shape() -> None:
     report = GateReport("pod-a", (result("models", Outcome.OK),
                                   result("health", Outcome.ENGINE_DEAD)), 1.23456, 3)
     document = json.loads(to_json(report))
-    assert set(document) == {"endpoint", "passed", "elapsed_s", "rounds", "results"}
+    assert set(document) == {"endpoint", "passed", "state", "cause", "elapsed_s", "rounds",
+                             "results"}
     assert (document["endpoint"], document["passed"], document["elapsed_s"],
             document["rounds"]) == ("pod-a", False, 1.235, 3)
+    assert (document["state"], document["cause"]) == ("down", {"check": "health",
+                                                               "outcome": "engine_dead"})
     assert [(r["check"], r["outcome"], r["ok"]) for r in document["results"]] == [
         ("models", "ok", True), ("health", "engine_dead", False)]
     assert set(document["results"][0]) == {

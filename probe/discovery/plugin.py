@@ -76,8 +76,7 @@ async def prepare_sweep(config: Config, prober: Publisher) -> tuple[Config, list
     if DiscoverySettings.of(config) is None:
         return config, []
     found = await Discoverer(prober.env, prober.max_body_bytes).run(config, prober.client)
-    prober.publish(found.result)
-    return found.config, [found.result]
+    return found.config, [prober.publish(found.result)]
 
 
 FEATURE = Feature(

@@ -11,11 +11,12 @@ second after the first content token arrived (prefill and queueing are in the TT
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 
-from probe.check import CheckContext
+from probe.check import ANSWERED_AT, CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, error_message, status_outcome
 from probe.outcome import Outcome, Verdict
@@ -95,6 +96,8 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
         spend.settle(sum(usage))
     if reply.status == 404:
         forget_model(ctx)  # the model may have been redeployed under another name
+    if reply_failure(reply) is None and usage is not None and usage[1] > 0:
+        ctx.shared[ANSWERED_AT] = time.time()  # the engine generated: evidence it is not stuck
     return judge_reply(prompt, reply, usage)
 
 

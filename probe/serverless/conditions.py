@@ -134,3 +134,10 @@ def evaluate(observation: Observation, settings: QueueSettings,
         if streaks[key] >= rule.needs(settings):
             findings.append(Finding(rule.outcome, rule.explain(observation, settings)))
     return findings
+
+
+def unconfirmed(settings: QueueSettings, streaks: dict[str, int]) -> list[tuple[Outcome, int, int]]:
+    """Rules that hold on this reading but not yet on enough readings to be judged: (outcome,
+    readings so far, readings needed), first one first. Not yet known is not a pass."""
+    return [(rule.outcome, streaks[str(rule.outcome)], rule.needs(settings)) for rule in RULES
+            if 0 < streaks.get(str(rule.outcome), 0) < rule.needs(settings)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from probe.serverless.health import QueueHealth
 
@@ -44,12 +45,39 @@ class Observation:
 
 @dataclass(slots=True)
 class QueueHistory:
-    """Per-endpoint memory kept in the queue check's ``CheckContext.memory``."""
+    """Per-endpoint memory of the queue check, kept across runs and restarts (as JSON in the
+    check's durable memory): a condition's streak, a cold start's beginning and the failure
+    window go on where they were."""
 
     previous: QueueHealth | None = None
     initializing_since: float | None = None
     failures: deque[tuple[float, int, int]] = field(default_factory=deque)
     streaks: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        previous = None
+        if self.previous is not None:
+            previous = {"jobs": self.previous.jobs, "workers": self.previous.workers,
+                        "absent": list(self.previous.absent)}
+        return {"previous": previous, "initializing_since": self.initializing_since,
+                "failures": [list(f) for f in self.failures], "streaks": dict(self.streaks)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> QueueHistory:
+        """The history kept before; a fresh one when there is none or it cannot be read."""
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            raw = data.get("previous")
+            previous = None if raw is None else QueueHealth(
+                {k: int(v) for k, v in raw["jobs"].items()},
+                {k: int(v) for k, v in raw["workers"].items()}, tuple(raw.get("absent", ())))
+            since = data.get("initializing_since")
+            return cls(previous, float(since) if since is not None else None,
+                       deque((float(t), int(f), int(r)) for t, f, r in data.get("failures", [])),
+                       {str(k): int(v) for k, v in data.get("streaks", {}).items()})
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return cls()
 
     def observe(self, health: QueueHealth, failure_window_s: float,
                 now: float | None = None) -> Observation:

@@ -17,7 +17,7 @@ from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.outcome import Outcome, Verdict
-from probe.serverless.conditions import evaluate
+from probe.serverless.conditions import evaluate, unconfirmed
 from probe.serverless.health import QueueHealth, parse_health
 from probe.serverless.history import QueueHistory
 from probe.serverless.settings import queue_settings
@@ -46,11 +46,17 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
 
 def judge(endpoint: Endpoint, health: QueueHealth, ctx: CheckContext,
           status: int | None = 200) -> Verdict:
-    """Read ``health`` against the endpoint's history and name its state."""
+    """Read ``health`` against the endpoint's history and name its state. A condition that
+    holds but needs more readings to be judged (jobs queued and no worker, a queue that
+    does not move) is not a pass: the reading is ``unknown`` until it is confirmed or
+    cleared."""
     settings = queue_settings(endpoint)
-    history = ctx.memory.setdefault(MEMORY_KEY, QueueHistory())
+    history = ctx.memory.get(MEMORY_KEY)
+    if not isinstance(history, QueueHistory):  # first run: what was kept before a restart
+        history = ctx.memory[MEMORY_KEY] = QueueHistory.from_json(ctx.durable.get(MEMORY_KEY))
     observation = history.observe(health, settings.failure_window_s)
     findings = evaluate(observation, settings, history.streaks)
+    ctx.durable[MEMORY_KEY] = history.to_json()
     details: dict[str, Any] = health.as_details()
     details.update(deltas=observation.deltas, counter_resets=list(observation.resets),
                    conditions=[str(f.outcome) for f in findings])
@@ -58,6 +64,13 @@ def judge(endpoint: Endpoint, health: QueueHealth, ctx: CheckContext,
         details["initializing_for_s"] = round(observation.initializing_for_s, 3)
     if findings:
         return Verdict(findings[0].outcome, findings[0].message, status, details)
+    pending = unconfirmed(settings, history.streaks)
+    if pending:
+        outcome, readings, needed = pending[0]
+        details["unconfirmed"] = {"condition": str(outcome), "readings": readings,
+                                  "needed": needed}
+        return Verdict(Outcome.UNKNOWN, f"{_summary(health)}: looks like {outcome}, not judged "
+                       f"yet ({readings} of {needed} readings) — not a pass", status, details)
     return Verdict(Outcome.OK, _summary(health), status, details)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from probe.check import CheckContext
+from probe.check import ANSWERED_AT, CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, get, status_outcome
 from probe.outcome import Outcome, Verdict
@@ -36,7 +36,9 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
         load = parse_engine_load(body.decode("utf-8", "replace"))
     except NotEngineMetrics as exc:
         return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
-    progress = observe(load, time.monotonic(), ctx.memory)
+    answered = ctx.shared.get(ANSWERED_AT)
+    progress = observe(load, time.time(), ctx.durable,
+                       answered if isinstance(answered, float) else None)
     return judge(load, progress, stuck_after(endpoint), status)
 
 
@@ -53,10 +55,16 @@ def judge(load: EngineLoad, progress: Progress, after: int, status: int) -> Verd
                        f"engine stuck: {queue}, and generation_tokens_total stayed at "
                        f"{load.generation_tokens_total:g} over the last {progress.streak} "
                        f"checks ({progress.stalled_s:.0f}s)", status, details)
+    if not progress.judged(load.waiting):
+        streak = f"no new token for {progress.streak - 1} of {after - 1} scrapes" \
+            if progress.streak >= 2 else "nothing to compare with yet"
+        return Verdict(Outcome.UNKNOWN, f"{queue}: progress not judged yet ({streak}) — not "
+                                        "a pass", status, details)
     rate = ("" if progress.tokens_per_s is None
             else f", {progress.tokens_per_s:.1f} tokens/s")
     kv = "" if load.kv_cache_usage is None else f", KV cache {load.kv_cache_usage:.1%}"
-    return Verdict(Outcome.OK, f"{queue}{rate}{kv}", status, details)
+    answered = ", an answer completed since the last scrape" if progress.answered else ""
+    return Verdict(Outcome.OK, f"{queue}{rate}{kv}{answered}", status, details)
 
 
 def load_details(load: EngineLoad, progress: Progress) -> dict[str, Any]:
@@ -67,5 +75,6 @@ def load_details(load: EngineLoad, progress: Progress) -> dict[str, Any]:
         "generation_tokens_per_s": (None if progress.tokens_per_s is None
                                     else round(progress.tokens_per_s, 3)),
         "counter_reset": progress.counter_reset, "stuck_streak": progress.streak,
+        "answered_since_last_scrape": progress.answered,
         "engines": load.engines, "models": list(load.models),
     }

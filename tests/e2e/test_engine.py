@@ -90,7 +90,7 @@ def test_stuck_engine_passes_health_but_not_vllm_metrics(sim: Any, tmp_path: Pat
 
     first, second, recovered = asyncio.run(main())
     assert first[("hung", "health")].ok and second[("hung", "health")].ok  # the known vLLM hang
-    assert first[("hung", "vllm_metrics")].outcome is Outcome.OK
+    assert first[("hung", "vllm_metrics")].outcome is Outcome.UNKNOWN  # not judged yet
     stuck = second[("hung", "vllm_metrics")]
     assert stuck.outcome is Outcome.ENGINE_STUCK, stuck.message
     assert "5 waiting" in stuck.message

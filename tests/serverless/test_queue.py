@@ -142,3 +142,47 @@ def test_a_transient_5xx_is_retried_before_becoming_unknown() -> None:
     api = Api(httpx.Response(503), health_json())
     result = probe(api, tries=2)
     assert result.outcome is Outcome.OK and result.attempts == 2
+
+
+UNCONFIRMED = [
+    # the hostile fleet's two cases: "3 queued, every worker count 0" and "2 queued, 0 in
+    # progress, 5 failed" with no worker
+    ("queued-no-workers", health_json(in_queue=3), "no_workers"),
+    ("queued-no-workers-jobs-failed", health_json(in_queue=2, failed=5), "no_workers"),
+    ("queue-not-moving-legacy-counters",
+     {"jobs": {"inQueue": 2, "inProgress": 0}, "workers": {"idle": 0, "running": 0}},
+     "queue_stalled"),
+]
+
+
+@pytest.mark.parametrize(("answer", "condition"), [c[1:] for c in UNCONFIRMED],
+                         ids=[c[0] for c in UNCONFIRMED])
+def test_a_condition_that_needs_more_readings_is_not_a_pass(answer: Any,
+                                                            condition: str) -> None:
+    ctx = CheckContext()
+    first = probe(Api(answer), ctx)
+    assert first.outcome is Outcome.UNKNOWN, first.message
+    assert first.details["unconfirmed"] == {"condition": condition, "readings": 1, "needed": 3}
+    assert "not judged yet (1 of 3 readings) — not a pass" in first.message
+    second = probe(Api(answer), ctx)
+    assert second.outcome is Outcome.UNKNOWN and second.details["unconfirmed"]["readings"] == 2
+    assert probe(Api(answer), ctx).outcome == condition
+
+
+def test_a_queue_that_is_served_clears_the_suspicion() -> None:
+    ctx = CheckContext()
+    assert probe(Api(health_json(in_queue=3)), ctx).outcome is Outcome.UNKNOWN
+    served = probe(Api(health_json(in_queue=0, completed=3, running=1, idle=1)), ctx)
+    assert served.outcome is Outcome.OK and "unconfirmed" not in served.details
+
+
+def test_the_queue_history_survives_a_restart() -> None:
+    """Readings before a restart count: the third reading confirms, whatever restarted in
+    between (the durable memory is what the verdict keeps in the database)."""
+    durable: dict[str, Any] = {}
+    for _ in range(2):
+        assert probe(Api(health_json(in_queue=3)), CheckContext(durable=durable)).outcome \
+            is Outcome.UNKNOWN
+    kept = json.loads(json.dumps(durable))  # what a restart reads back
+    restarted = CheckContext(durable=kept)
+    assert probe(Api(health_json(in_queue=3)), restarted).outcome is Outcome.NO_WORKERS
