@@ -104,6 +104,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def core_busy_seconds(core: int) -> float:
+    """Busy time of one core so far (everything but idle and iowait), in seconds."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(v) for v in line.split()[1:]]
+            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
+    return float("nan")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -234,6 +243,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
         time.sleep(interval_s + 5)  # the spread start-up: every job has run once
         scrape0, text0 = scrape(url)
         t0, cpu0, conn0 = time.time(), cpu_seconds(proc.pid), nginx.accepted()
+        busy0 = core_busy_seconds(MEASURED_CORE)
         spy = None
         if profile is not None:  # sampled from the other core; it slows the daemon a little
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--rate", "250",
@@ -245,6 +255,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
         if spy is not None:
             spy.wait()
         cpu1, t1, conn1 = cpu_seconds(proc.pid), time.time(), nginx.accepted()
+        busy1 = core_busy_seconds(MEASURED_CORE)
         scrape1, text1 = scrape(url)
         rss = peak_rss_mb(proc.pid)
     finally:
@@ -259,6 +270,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
             "outcomes": rows, "cpu_ms": 1000 * (cpu1 - cpu0) / max(probes, 1),
             "core_share": (cpu1 - cpu0) / (t1 - t0),
             "conn_per_probe": (conn1 - conn0 - 1) / max(probes, 1),
+            "others": max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (t1 - t0),
             "lag_p50": histogram_quantile(0.5, before, after),
             "lag_p99": histogram_quantile(0.99, before, after),
             "rss_mb": rss, "scrape_s": max(scrape0, scrape1), "scrape_kb": len(text1) / 1024,
@@ -345,9 +357,11 @@ def run_blackbox(n: int, interval_s: float, checks: str, seconds: float, nginx: 
             async def sample() -> None:
                 await asyncio.sleep(max(0.0, warm_until - time.time()))
                 marks["t0"], marks["cpu0"] = time.time(), cpu_seconds(proc.pid)
+                marks["busy0"] = core_busy_seconds(MEASURED_CORE)
                 marks["conn0"] = await asyncio.to_thread(nginx.accepted)
                 await asyncio.sleep(seconds)
                 marks["cpu1"], marks["t1"] = cpu_seconds(proc.pid), time.time()
+                marks["busy1"] = core_busy_seconds(MEASURED_CORE)
                 marks["conn1"] = await asyncio.to_thread(nginx.accepted)
 
             await asyncio.gather(drive(port, targets, interval_s, end, stats), sample())
@@ -364,6 +378,8 @@ def run_blackbox(n: int, interval_s: float, checks: str, seconds: float, nginx: 
             "cpu_ms": 1000 * (marks["cpu1"] - marks["cpu0"]) / max(probes, 1),
             "core_share": (marks["cpu1"] - marks["cpu0"]) / (t1 - t0), "rss_mb": rss,
             "conn_per_probe": (marks["conn1"] - marks["conn0"] - 1) / max(probes, 1),
+            "others": max(0.0, (marks["busy1"] - marks["busy0"])
+                          - (marks["cpu1"] - marks["cpu0"])) / (t1 - t0),
             "driver_errors": stats.errors}
 
 
@@ -397,7 +413,7 @@ def one_row(n: int, interval: str, checks: str, fresh: bool, seconds: float,
 HEADER = (f"{'pods':>6} {'int':>4} {'checks':>6} {'mode':>5} {'sched/s':>8} {'done/s':>8} "
           f"{'ok':>5} {'lag p50':>8} {'lag p99':>8} {'CPU ms':>7} {'core':>5} {'conn/p':>6} "
           f"{'RSS':>6} {'scrape':>7} {'chk-cfg':>7} | {'bb done/s':>9} {'bb ok':>5} "
-          f"{'bb CPU ms':>9} {'bb conn/p':>9} {'bb RSS':>6} | {'ratio':>5}")
+          f"{'bb CPU ms':>9} {'bb conn/p':>9} {'bb RSS':>6} | {'ratio':>5} {'noise':>9}")
 
 
 def fmt_row(r: dict[str, Any]) -> str:
@@ -408,10 +424,12 @@ def fmt_row(r: dict[str, Any]) -> str:
             f"{o['core_share']:>5.0%} {o['conn_per_probe']:>6.2f} {o['rss_mb']:>4.0f}MB "
             f"{o['scrape_s']:>6.2f}s {r['check_config_s']:>6.2f}s | ")
     if t is None:
-        return line + f"{'-':>9} {'-':>5} {'-':>9} {'-':>9} {'-':>6} | {'-':>5}"
+        return line + (f"{'-':>9} {'-':>5} {'-':>9} {'-':>9} {'-':>6} | {'-':>5} "
+                       f"{o['others']:>4.0%}/{'-':>4}")
     return line + (f"{t['done_per_s']:>9.1f} {t['ok_share']:>5.0%} {t['cpu_ms']:>9.2f} "
                    f"{t['conn_per_probe']:>9.2f} "
-                   f"{t['rss_mb']:>4.0f}MB | {o['cpu_ms'] / t['cpu_ms']:>5.2f}")
+                   f"{t['rss_mb']:>4.0f}MB | {o['cpu_ms'] / t['cpu_ms']:>5.2f} "
+                   f"{o['others']:>4.0%}/{t['others']:>4.0%}")
 
 
 def machine() -> str:
@@ -456,6 +474,7 @@ def main() -> None:
         raise SystemExit("needs 2 cores: one measured, one for nginx and the driver")
     if not args.standard and not args.endpoints:
         parser.error("give --endpoints N or --standard")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.sched_setaffinity(0, {OTHER_CORE})  # this process (the blackbox driver) stays off core 0
     rows = (STANDARD if args.standard
             else [(args.endpoints, args.interval, args.checks, args.fresh)])
@@ -478,6 +497,8 @@ def main() -> None:
     print("mode: keep = nginx keeps connections open, fresh = nginx closes after each answer")
     print("conn/p: new TCP connections nginx accepted per probe (1.00: a fresh connection "
           "for every probe)")
+    print("noise: share of core 0 used by other processes while runpod-probe / "
+          "blackbox_exporter was measured (should be ~0%)")
     print("ratio: runpod-probe CPU per probe / blackbox_exporter CPU per probe, same targets "
           "and rate")
     for r in results:
