@@ -392,9 +392,25 @@ def parse_interval(text: str) -> float:
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(2)]
 
 
+def wait_quiet(limit_s: float = 900, sample_s: float = 3, busy: float = 0.1) -> None:
+    """Wait (at most ``limit_s``) until neither core is more than ``busy`` used: another
+    process on the machine would disturb the figures (the noise column shows what was)."""
+    deadline, told = time.monotonic() + limit_s, False
+    while time.monotonic() < deadline:
+        before = [core_busy_seconds(c) for c in (MEASURED_CORE, OTHER_CORE)]
+        time.sleep(sample_s)
+        after = [core_busy_seconds(c) for c in (MEASURED_CORE, OTHER_CORE)]
+        if all((a - b) / sample_s <= busy for a, b in zip(after, before, strict=True)):
+            return
+        if not told:
+            print("(waiting for the machine to be quiet)", file=sys.stderr, flush=True)
+            told = True
+
+
 def one_row(n: int, interval: str, checks: str, fresh: bool, seconds: float,
             blackbox: bool, profile: Path | None = None) -> dict[str, Any]:
     interval_s = parse_interval(interval)
+    wait_quiet()
     with tempfile.TemporaryDirectory(prefix="runpod-probe-bench-") as tmp:
         run = Path(tmp)
         nginx = Nginx(run, fresh)
