@@ -149,11 +149,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if mapped is None:
                 raise
             raise mapped from exc
+        version = response.version
         return httpx.Response(
             status_code=response.status, headers=response.raw_headers,
             stream=_AiohttpStream(response, request), request=request,
-            extensions={"http_version": f"HTTP/{response.version.major}."
-                        f"{response.version.minor}".encode(),
+            extensions={"http_version": f"HTTP/{version.major}.{version.minor}".encode()
+                        if version else b"HTTP/1.1",
                         "reason_phrase": (response.reason or "").encode()})
 
     async def aclose(self) -> None:
