@@ -217,7 +217,7 @@ def histogram_quantile(q: float, before: list[tuple[float, float]],
     for le, count in delta:
         if count >= rank:
             if le == float("inf"):
-                return lower  # beyond the last bound: report the last bound
+                return float("inf")  # beyond the last bound: printed as ">5s"
             return lower + (le - lower) * (rank - below) / max(count - below, 1e-9)
         lower, below = le, count
     return lower
@@ -408,9 +408,10 @@ def wait_quiet(limit_s: float = 900, sample_s: float = 3, busy: float = 0.1) -> 
 
 
 def one_row(n: int, interval: str, checks: str, fresh: bool, seconds: float,
-            blackbox: bool, profile: Path | None = None) -> dict[str, Any]:
+            blackbox: bool, profile: Path | None = None, wait: bool = True) -> dict[str, Any]:
     interval_s = parse_interval(interval)
-    wait_quiet()
+    if wait:
+        wait_quiet()
     with tempfile.TemporaryDirectory(prefix="runpod-probe-bench-") as tmp:
         run = Path(tmp)
         nginx = Nginx(run, fresh)
@@ -432,11 +433,15 @@ HEADER = (f"{'pods':>6} {'int':>4} {'checks':>6} {'mode':>5} {'sched/s':>8} {'do
           f"{'bb CPU ms':>9} {'bb conn/p':>9} {'bb RSS':>6} | {'ratio':>5} {'noise':>9}")
 
 
+def ms(seconds: float) -> str:
+    return f"{'>5s':>8}" if seconds == float("inf") else f"{seconds * 1000:>6.1f}ms"
+
+
 def fmt_row(r: dict[str, Any]) -> str:
     o, t = r["ours"], r["theirs"]
     line = (f"{r['n']:>6} {r['interval']:>4} {r['checks']:>6} {r['conn']:>5} "
             f"{r['sched_per_s']:>8.1f} {o['done_per_s']:>8.1f} {o['ok_share']:>5.0%} "
-            f"{o['lag_p50'] * 1000:>6.1f}ms {o['lag_p99'] * 1000:>6.1f}ms {o['cpu_ms']:>7.2f} "
+            f"{ms(o['lag_p50'])} {ms(o['lag_p99'])} {o['cpu_ms']:>7.2f} "
             f"{o['core_share']:>5.0%} {o['conn_per_probe']:>6.2f} {o['rss_mb']:>4.0f}MB "
             f"{o['scrape_s']:>6.2f}s {r['check_config_s']:>6.2f}s | ")
     if t is None:
@@ -481,6 +486,8 @@ def main() -> None:
     mode.add_argument("--fresh", dest="fresh", action="store_true",
                       help="nginx closes every connection after one answer")
     parser.add_argument("--no-blackbox", dest="blackbox", action="store_false")
+    parser.add_argument("--no-wait", dest="wait", action="store_false",
+                        help="do not wait for a quiet machine before each row")
     parser.add_argument("--standard", action="store_true", help="the rows in BENCHMARKS.md")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="py-spy the daemon over the window into FILE (collapsed stacks; "
@@ -503,7 +510,7 @@ def main() -> None:
     results = []
     for n, interval, checks, fresh in rows:
         results.append(one_row(n, interval, checks, fresh, args.seconds, args.blackbox,
-                               args.profile.resolve() if args.profile else None))
+                               args.profile.resolve() if args.profile else None, args.wait))
         print(fmt_row(results[-1]), flush=True)
     print()
     print("CPU ms: CPU per probe (one check of one pod), everything a result goes through; "

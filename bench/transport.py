@@ -191,7 +191,7 @@ def main() -> None:
                     print(f"{mode:>5} {k:>9} " + " ".join(cells), flush=True)
         finally:
             nginx.close()
-    print("\n!: some requests failed")
+    print("\n!: some requests failed in that cell")
 
 
 if __name__ == "__main__":
