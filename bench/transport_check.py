@@ -172,8 +172,8 @@ async def stream_lines(client: httpx.AsyncClient, url: str) -> str:
 
 async def main() -> int:
     servers: dict[str, Any] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="transport-check-"))
-    tls = self_signed(tmp)
+    with tempfile.TemporaryDirectory(prefix="transport-check-") as tmp:
+        tls = self_signed(Path(tmp))
     for name, handler in (("ok", ok), ("big_declared", big_declared),
                           ("big_chunked", big_chunked), ("trickle", trickle),
                           ("silent", silent), ("reset", reset), ("close", close_quietly),
