@@ -24,6 +24,7 @@ from probe.features import CommandFactory, Plugins
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
 from probe.report import result_dict, result_rows, table
+from probe.secrets import Redactor
 from probe.state import FleetState
 from probe.sweep import prepare
 from probe.verdict import Judgement, State, instant
@@ -69,7 +70,8 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
     deadline = began + timeout_s
     async with make_client(config.scheduler.max_concurrent) as client:
         prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
-                        config.scheduler.max_body_bytes, None, env)
+                        config.scheduler.max_body_bytes, None, env,
+                        Redactor(config.secret_env_names(), env))
         config, _ = await prepare(config, plugins, prober)
         if name not in {e.name for e in config.endpoints}:
             raise UnknownEndpoint(name, [e.name for e in config.endpoints])

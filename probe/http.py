@@ -1,4 +1,5 @@
-"""Bounded HTTP reads: a body is never read past a size cap, and status codes map to outcomes."""
+"""Bounded HTTP reads: a body is never read past a size cap, and status codes map to outcomes.
+(The transport under the checks' client is ``probe.transport``.)"""
 
 from __future__ import annotations
 

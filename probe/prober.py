@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from probe.outcome import ProbeResult
 from probe.runner import run_check
 from probe.secrets import Redactor
 from probe.state import FleetState
+from probe.transport import AiohttpTransport
 from probe.verdict import EndpointVerdict, Transition
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,26 @@ class Recorder(Protocol):
     def record(self, result: ProbeResult) -> int: ...
 
 
-def make_client(max_concurrent: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=max_concurrent,
-                          max_keepalive_connections=max_concurrent, keepalive_expiry=30)
+def make_client(max_concurrent: int, keepalive: bool = True) -> httpx.AsyncClient:
+    """The checks' client: httpx's API over aiohttp's pool (``probe.transport.AiohttpTransport``).
+
+    ``keepalive=False`` opens a fresh connection for every request. With an HTTP(S) proxy
+    in the environment, httpx's own transport is kept: it honours the proxy variables (and
+    NO_PROXY), which an explicit transport would silently bypass."""
     # Deadlines are enforced per attempt by the runner; this is only a backstop.
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0),
-                             follow_redirects=False)
+    timeout = httpx.Timeout(300.0)
+    if _environment_proxies():
+        limits = httpx.Limits(max_connections=max_concurrent,
+                              max_keepalive_connections=max_concurrent if keepalive else 0,
+                              keepalive_expiry=30)
+        return httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
+    transport = AiohttpTransport(max_concurrent, keepalive=keepalive, keepalive_expiry=30)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+
+
+def _environment_proxies() -> bool:
+    return any(os.environ.get(name) for name in (
+        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"))
 
 
 class Prober:

@@ -125,6 +125,7 @@ class FleetState:
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
+        self._required: dict[str, tuple[str, ...]] = {}  # endpoint -> its own checks
         self._verdicts: dict[str, EndpointVerdict] = {}
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
         self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
@@ -147,11 +148,12 @@ class FleetState:
             self.hysteresis = Hysteresis.of(config)
             self._endpoints = {e.name: (e.kind, e.display_url, tuple(planned[e.name]))
                                for e in config.endpoints}
+            self._required = {e.name: e.checks for e in config.endpoints}
             for name, checks in planned.items():
                 for check in checks:
                     self._checks.setdefault((name, check), CheckState())
                 verdict = self._verdicts.setdefault(name, EndpointVerdict())
-                verdict.forget_checks(set(checks))
+                verdict.plan(set(checks), self._required.get(name, ()))
             for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())
                         and k not in self._standing]:
                 del self._checks[key]
@@ -176,7 +178,7 @@ class FleetState:
                 if name in self._verdicts:
                     planned = self._endpoints.get(name, (None, "", ()))[2]
                     if planned:
-                        verdict.forget_checks(set(planned))
+                        verdict.plan(set(planned), self._required.get(name, ()))
                     self._verdicts[name] = verdict
 
     def update(self, result: ProbeResult, row_id: int | None = None) -> list[Transition]:

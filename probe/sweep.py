@@ -13,6 +13,7 @@ from probe.features import Plugins
 from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.prober import Prober, Recorder, make_client
+from probe.secrets import Redactor
 from probe.state import FleetState
 
 
@@ -32,7 +33,8 @@ async def sweep(config: Config, plugins: Plugins, only: str | None = None,
                 env: Mapping[str, str] | None = None) -> list[ProbeResult]:
     async with make_client(config.scheduler.max_concurrent) as client:
         prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
-                        config.scheduler.max_body_bytes, recorder, env)
+                        config.scheduler.max_body_bytes, recorder, env,
+                        Redactor(config.secret_env_names(), env))
         config, produced = await prepare(config, plugins, prober)
         early = [r for r in produced if only is None or r.endpoint == only]
         jobs = [job for job in plugins.plan(config) if only is None or job.endpoint.name == only]

@@ -243,12 +243,13 @@ class EndpointVerdict:
                    model_row=data.get("model_row"), subject=data.get("subject"),
                    origin=data.get("origin"), durable=dict(data.get("durable") or {}))
 
-    def forget_checks(self, planned: set[str]) -> None:
-        """Checks no longer planned must not hold a recovery back forever; every planned
-        availability check must have passed before the endpoint is up."""
+    def plan(self, planned: set[str], required: tuple[str, ...]) -> None:
+        """Checks no longer planned must not hold a recovery back forever; ``required``
+        (the endpoint's own checks, run at its interval) must all have passed before it is
+        up. Checks on longer schedules (a paid round trip, a context probe) can take it down
+        but do not hold its first "up" back for their interval."""
         self.availability.forget_checks(planned)
-        self.availability.required = sorted(c for c in planned
-                                            if not c.startswith(ANSWER_PREFIX))
+        self.availability.required = [c for c in required if not c.startswith(ANSWER_PREFIX)]
         for name in [p for p in self.prompts if p not in planned]:
             del self.prompts[name]
         for name in [c for c in self.durable if c not in planned]:
@@ -264,29 +265,35 @@ class EndpointVerdict:
             track.not_observed(s, r)
             return out
         changed = track.observe(r, row, s, persistent=not answer)
-        if changed is None:
-            return out
-        event, since = changed
-        if answer:
-            event = self._answer_event(event, before)
-        ended = event in (Event.RECOVERED, Event.RESTORED, Event.PROMPT_PASSING)
-        out.append(Transition(
-            event, r.endpoint, r.started_at, r.check,
-            track.outcome if ended else r.outcome, track.first_row, row, r.url, r.message,
-            r.http_status, since,
-            # a recovery's downtime ends at the first pass after which everything passed
-            until=_time(track.since) if ended else None))
+        after = self.state
+        if changed is not None:
+            event, since = changed
+            if answer:
+                event = self._answer_event(event, before, after)
+            ended = event in (Event.RECOVERED, Event.RESTORED, Event.PROMPT_PASSING)
+            out.append(Transition(
+                event, r.endpoint, r.started_at, r.check,
+                track.outcome if ended else r.outcome, track.first_row, row, r.url, r.message,
+                r.http_status, since,
+                # a recovery's downtime ends at the first pass after which everything passed
+                until=_time(track.since) if ended else None))
+        if not answer and before is State.UNKNOWN and after is State.DEGRADED:
+            out.append(self._became_degraded(r))  # up at last, with an answer already failing
         return out
 
-    def _answer_event(self, track_event: Event, before: State) -> Event:
+    def _answer_event(self, track_event: Event, before: State, after: State) -> Event:
         """A prompt's track changed: the endpoint's own event when its state changed with
-        it (up -> degraded, degraded -> up), else the prompt's."""
-        after = self.state
-        if before is State.UP and after is State.DEGRADED:
+        it (into degraded, degraded -> up), else the prompt's."""
+        if after is State.DEGRADED and before is not State.DEGRADED:
             return Event.DEGRADED
         if before is State.DEGRADED and after is State.UP:
             return Event.RESTORED
         return Event.PROMPT_FAILING if track_event is Event.DOWN else Event.PROMPT_PASSING
+
+    def _became_degraded(self, r: ProbeResult) -> Transition:
+        check, track = min((c, t) for c, t in self.prompts.items() if t.state == "down")
+        return Transition(Event.DEGRADED, r.endpoint, r.started_at, check, track.outcome,
+                          track.first_row, None, r.url, since=_time(track.since))
 
     def _facts(self, r: ProbeResult, row: int | None) -> list[Transition]:
         """Served model and context length, compared with what was last seen."""

@@ -157,3 +157,18 @@ def test_histogram_buckets_are_cumulative() -> None:
     buckets = dict(histogram.buckets())
     assert buckets["0.05"] == 2.0 and buckets["0.5"] == 3.0 and buckets["60.0"] == 3.0
     assert buckets["+Inf"] == 4.0 and histogram.total == pytest.approx(100.36)
+
+
+def test_a_server_minting_model_names_cannot_mint_series() -> None:
+    """The served model is a label value the server chooses: bounded in length, and in how
+    many distinct values one endpoint shows; the rest fold into "other"."""
+    state = FleetState()
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    labels = []
+    for n in range(10):
+        state.update(ProbeResult("a", "pod", "models", Outcome.OK, datetime.now(UTC), 0.01, 1,
+                                 "http://pod.test", details={"model": f"m{n}" + "x" * 500,
+                                                            "max_model_len": 8192}))
+        labels.append(state.snapshot().endpoints["a"].model_label)
+    assert len(set(labels)) == 4 and labels[-1] == "other"
+    assert all(label is not None and len(label) <= 120 for label in labels)

@@ -60,8 +60,18 @@ async def _healthy(ctx: ProviderContext) -> Reply:
     return openai_error(404, f"Invalid URL ({ctx.request.method} {ctx.path})")
 
 
+async def _chat_failing(ctx: ProviderContext) -> Reply:
+    """The model list answers; every chat completion is a 500 (a reachable server that
+    cannot answer: degraded, not down)."""
+    if (ctx.request.method, ctx.path) == ("POST", "/v1/chat/completions") \
+            and ctx.request.authorised(ctx.api_key):
+        return openai_error(500, "The server had an error while processing your request.")
+    return await _healthy(ctx)
+
+
 PROVIDER_BEHAVIOURS: dict[str, ProviderBehaviour] = {
     "healthy": _healthy,
+    "chat_failing": _chat_failing,
 }
 
 

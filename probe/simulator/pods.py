@@ -99,6 +99,7 @@ class Vllm:
     context_cap: int | None = None  # max_model_len is at most this
     slow_stream: bool = False  # first token after the spec's ttft_delay_s
     engine: str = "alive"  # "alive" | "dead" (health 503, chat 500) | "stuck" (chat hangs)
+    static_metrics: bool = False  # /metrics frozen with requests waiting; chat still answers
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,6 +150,9 @@ def _vllm(variant: Vllm) -> PodBehaviour:
         if ctx.path == "/v1/models":
             return raw_json_response(200, models_body(model, window))
         if ctx.path == "/metrics":
+            if variant.static_metrics:
+                return Response(200, (("content-type", METRICS_TYPE),),
+                                _static_page(model))
             waiting = STUCK_WAITING if variant.engine == "stuck" else 0
             return Response(
                 200, (("content-type", METRICS_TYPE),), ctx.metrics.render(model, waiting)
@@ -212,6 +216,34 @@ async def _endless(ctx: PodContext) -> Reply:
     return Response(200, (("content-type", JSON_TYPE),), stream=_endless_chunks())
 
 
+@functools.lru_cache(maxsize=16)
+def _static_page(model: str) -> bytes:
+    """A /metrics page that never changes: requests waiting, token counters frozen."""
+    return PodMetrics().render(model, STUCK_WAITING)
+
+
+async def _echo_auth_model(ctx: PodContext) -> Reply:
+    """A hostile server that names its model after the caller's credentials (a label value
+    the probe must neither export nor store) and echoes them in every other answer."""
+    sent = ctx.request.headers.get("authorization", "") or "anonymous"
+    if ctx.path == "/v1/models":
+        return raw_json_response(200, models_body(sent, ctx.spec.max_model_len))
+    if ctx.path in ("/health", "/metrics"):
+        return await _HEALTHY(ctx)
+    return json_response(200, {"id": "x", "object": "chat.completion", "choices": [{
+        "index": 0, "message": {"role": "assistant", "content": f"you sent {sent}"},
+        "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 3}})
+
+
+async def _answers_before_body(ctx: PodContext) -> Reply:
+    """A misbehaving server that answers a chat completion before reading its body (the
+    router leaves the body on the connection): the next request on that connection meets
+    the leftover bytes. Every other route is healthy."""
+    if ctx.path == "/v1/chat/completions":
+        return json_response(503, {"error": {"message": "overloaded", "code": 503}})
+    return await _HEALTHY(ctx)
+
+
 async def _echo_auth(ctx: PodContext) -> Reply:
     """A hostile server that repeats the caller's credentials in its error: the probe must
     never store or log what comes back."""
@@ -245,7 +277,12 @@ POD_BEHAVIOURS: dict[str, PodBehaviour] = {
     "stall": _fixed(Stall()),
     "reset": _fixed(Reset()),
     "echo_auth": _echo_auth,
+    "echo_auth_model": _echo_auth_model,
+    "static_metrics": _vllm(Vllm(static_metrics=True)),
+    "answers_before_body": _answers_before_body,
 }
+# Behaviours whose chat route the server answers before reading the request's body.
+EARLY_BEHAVIOURS = frozenset({"answers_before_body"})
 
 
 async def handle(ctx: PodContext) -> Reply:

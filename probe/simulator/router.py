@@ -67,6 +67,17 @@ class Router:
             return json_response(200, self._summary())
         return _NOT_FOUND
 
+    def answers_early(self, method: str, target: str) -> bool:
+        """Whether the server answers this request without reading its body: a pod with the
+        ``answers_before_body`` behaviour does so for its chat completions."""
+        head, _, rest = target.lstrip("/").partition("/")
+        if head != "proxy" or method != "POST":
+            return False
+        host, _, inner = rest.partition("/")
+        entry = self._fleet.pod_entry(host.rpartition("-")[0])
+        return entry is not None and entry.spec.behaviour in pods.EARLY_BEHAVIOURS \
+            and inner.startswith("v1/chat/completions")
+
     async def _pod(self, request: Request, rest: str) -> Reply:
         host, _, inner = rest.partition("/")
         pod_id, _, port = host.rpartition("-")

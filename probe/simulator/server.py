@@ -14,6 +14,7 @@ import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 
 from probe.simulator.messages import CutConnection, Handler, Request, Reset, Response, Stall
@@ -59,10 +60,15 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             raise _BadRequest(400)
 
 
+# (method, target) -> True when the server answers without reading the request's body
+Early = Callable[[str, str], bool]
+
+
 async def _read_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, early: Early | None = None
 ) -> tuple[Request, bool] | None:
-    """One request and whether the client wants keep-alive; None on a clean EOF."""
+    """One request and whether the client wants keep-alive; None on a clean EOF. When
+    ``early`` says so, the body is left unread on the connection (a misbehaving server)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
@@ -85,6 +91,10 @@ async def _read_request(
             headers[name.strip().lower()] = value.strip()
     if headers.get("expect", "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+    if early is not None and early(method.upper(), target):
+        return Request(method.upper(), target, headers, b""), keep_alive
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = await _read_chunked(reader)
     else:
@@ -95,8 +105,6 @@ async def _read_request(
         if length < 0 or length > MAX_BODY_BYTES:
             raise _BadRequest(413 if length > 0 else 400)
         body = await reader.readexactly(length) if length else b""
-    connection = headers.get("connection", "").lower()
-    keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
     return Request(method.upper(), target, headers, body), keep_alive
 
 
@@ -154,8 +162,10 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 class HttpServer:
     """Runs ``handler`` for every request, on a loop in a daemon thread."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0,
+                 early: Early | None = None) -> None:
         self._handler = handler
+        self._early = early
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -240,7 +250,7 @@ class HttpServer:
         keep_alive = True
         while keep_alive:
             try:
-                parsed = await _read_request(reader, writer)
+                parsed = await _read_request(reader, writer, self._early)
             except _BadRequest as exc:
                 await _write_response(writer, Response(exc.status), keep_alive=False)
                 return

@@ -216,6 +216,8 @@ async def handle(ctx: EndpointContext) -> Reply:
     if (method, path) == ("POST", "/purge-queue"):
         return json_response(200, {"removed": ctx.state.purge(now), "status": "completed"})
     if operation == "status" and job_id and method in ("GET", "POST"):
+        if behaviour.status_refusal is not None:
+            return behaviour.status_refusal
         job = ctx.state.jobs.get(job_id)
         return _NO_SUCH_JOB if job is None else json_response(200, job_json(job, now))
     if operation == "cancel" and job_id and method == "POST":

@@ -48,6 +48,7 @@ class ServerlessBehaviour:
     refusal: Response | None = None  # every route answers this instead
     # Only these worker counters appear on /health (older API answers lack some); None: all.
     worker_keys: tuple[str, ...] | None = None
+    status_refusal: Response | None = None  # /status answers this (jobs cannot be followed)
 
 
 def _warm_plan(state: EndpointState, spec: ServerlessSpec, now: float) -> JobPlan:
@@ -134,6 +135,12 @@ SERVERLESS_BEHAVIOURS: dict[str, ServerlessBehaviour] = {
     # that never moves: nothing tells why, so only the stall itself can be seen.
     "legacy_stalled": ServerlessBehaviour(
         _never_plan, _fixed(Workers()), seeded_queue=2, worker_keys=("idle", "running")
+    ),
+    # Jobs are accepted and stay queued, but /status fails: a round trip cannot follow its
+    # job and must cancel it rather than leave it in the queue.
+    "status_failing": ServerlessBehaviour(
+        _never_plan, _fixed(Workers(unhealthy=1)), seeded_queue=2,
+        status_refusal=json_response(500, {"error": "Internal server error."}),
     ),
     "api_error": ServerlessBehaviour(
         _never_plan,

@@ -29,7 +29,7 @@ class Simulator:
         self.fleet = fleet if fleet is not None else Fleet.default()
         self.host = host
         self._router = Router(self.fleet, api_key, keep_requests)
-        self._server = HttpServer(self._router, host, port)
+        self._server = HttpServer(self._router, host, port, early=self._router.answers_early)
         self._started = False
 
     def __repr__(self) -> str:  # never shows the key

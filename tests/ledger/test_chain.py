@@ -74,3 +74,43 @@ def test_tampering_names_the_first_bad_entry(tamper: object, bad_id: int, reason
     assert report.problem.entry_id == bad_id
     assert reason in str(report.problem) and f"#{bad_id}" in str(report.problem)
     assert report.entries == bad_id - 1, "entries before the bad one are intact"
+
+
+def _appended(times: list[str], observed: bool = True) -> list[LedgerEntry]:
+    """A chain whose entries were appended at ``times`` (observed_at set, as the writer
+    does, or not, as entries from before it existed)."""
+    entries: list[LedgerEntry] = []
+    prev_hash = GENESIS
+    for n, ts in enumerate(times, start=1):
+        base = draft(n)
+        evidence = replace(base.evidence, observed_at="2026-02-18T09:00:00+00:00") \
+            if observed else base.evidence
+        entry = seal(replace(base, evidence=evidence), n, prev_hash, ts)
+        entries.append(entry)
+        prev_hash = entry.hash
+    return entries
+
+
+def test_times_that_run_backwards_are_refused() -> None:
+    times = ["2026-02-18T09:05:00+00:00", "2026-02-18T09:06:00+00:00",
+             "2026-02-18T09:04:00+00:00"]
+    report = verify(_appended(times))
+    assert not report.ok and report.problem is not None
+    assert report.problem.entry_id == 3
+    assert "appended at 2026-02-18T09:04:00+00:00, before #2 (2026-02-18T09:06:00+00:00)" in \
+        str(report.problem)
+
+
+def test_entries_from_before_observed_at_keep_verifying_as_written() -> None:
+    """Their ts was the observation's time (not always in order): not refused, and their
+    hashes, computed without the field, still match."""
+    times = ["2026-02-18T09:05:00+00:00", "2026-02-18T09:04:00+00:00"]
+    old = _appended(times, observed=False)
+    assert "observed_at" not in content(old[0])
+    assert verify(old).ok
+
+
+def test_incremental_verification_continues_from_a_verified_entry() -> None:
+    entries = chain(5)
+    assert verify(entries[3:], after=entries[2]).ok
+    assert not verify(entries[4:], after=entries[2]).ok, "an entry is missing in between"

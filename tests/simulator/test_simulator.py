@@ -55,6 +55,9 @@ MODELS_CASES: list[tuple[str, int, Callable[[httpx.Response], bool]]] = [
     ("empty_answer", 200, lambda r: _models(r)["id"] == QWEN),
     ("no_usage", 200, lambda r: _models(r)["id"] == QWEN),
     ("echo_auth", 400, lambda r: r.json()["error"]["message"].startswith("bad request from")),
+    ("echo_auth_model", 200, lambda r: _models(r)["id"] == "anonymous"),  # nothing was sent
+    ("static_metrics", 200, lambda r: _models(r)["id"] == QWEN),
+    ("answers_before_body", 200, lambda r: _models(r)["id"] == QWEN),
 ]
 # Behaviours that never give a complete answer; tested one by one below.
 HOSTILE = {"huge_body", "endless_body", "stall", "reset"}
@@ -334,3 +337,10 @@ def test_standalone_serves_until_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(5) == 0
         assert "k3y" not in process.stdout.read()
+
+
+def test_echo_auth_model_names_its_model_after_the_callers_key(pod: Callable[..., str],
+                                                              client: httpx.Client) -> None:
+    response = client.get(pod("echo_auth_model") + "/v1/models",
+                          headers={"Authorization": "Bearer sim-secret-0000"})
+    assert _models(response)["id"] == "Bearer sim-secret-0000"

@@ -42,6 +42,7 @@ HEALTH_CASES = [
     ("slow_queue", 0, _workers(running=1)),
     ("initializing_forever", 1, _workers(initializing=1)),
     ("queued_while_idle", 2, _workers(idle=2, ready=2)),
+    ("status_failing", 2, _workers(unhealthy=1)),
 ]
 REFUSING = {"rate_limited", "api_error"}
 PARTIAL_HEALTH = {"legacy_stalled"}  # /health without every worker counter
@@ -198,3 +199,12 @@ def test_unknown_endpoint_and_route(sim: Simulator, client: httpx.Client) -> Non
     assert missing.status_code == 404 and "error" in missing.json()
     assert client.get(sim.api_base + "/vllm-healthy/nowhere").status_code == 404
     assert client.post(sim.api_base + "/vllm-healthy/run", json={"x": 1}).status_code == 400
+
+
+def test_status_failing_accepts_jobs_but_cannot_report_them(endpoint: Callable[..., str],
+                                                             client: httpx.Client) -> None:
+    base = endpoint("status_failing")
+    job = client.post(f"{base}/run", json={"input": {"prompt": "2+2"}}).json()
+    assert job["status"] == "IN_QUEUE"
+    assert client.get(f"{base}/status/{job['id']}").status_code == 500
+    assert client.post(f"{base}/cancel/{job['id']}").json()["status"] == "CANCELLED"

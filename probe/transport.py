@@ -1,0 +1,171 @@
+"""The transport under the checks' ``httpx.AsyncClient``: aiohttp's connection pool and
+parser instead of httpcore's. httpcore's pool walks every pooled connection on every
+request, so its cost per request grows with the fleet; aiohttp keeps idle connections in a
+dict by host (see BENCHMARKS.md). Checks keep the httpx API, and every aiohttp failure
+surfaces as the httpx exception the runner classifies, exactly as httpx's own transport
+raises it.
+
+A connection is reused only after a healthy answer read to its end: after a failure status,
+an error, or a body abandoned early (over the size cap, a deadline), it is closed; and a
+request that sends a body never shares its connection. So one endpoint's misbehaving server
+(answering before reading a request's body, leaving bytes on the connection) can never
+corrupt another endpoint's check on the same host.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx
+
+# aiohttp failure -> the httpx exception httpx's own transport raises for the same event,
+# most specific first (verdict_from_exception reads TLS from the cause chain, then the type).
+_AIOHTTP_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS handshake
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),  # body cut short or malformed
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # unparsable status/headers
+    (aiohttp.ClientOSError, httpx.ReadError),  # reset while sending or reading
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.TransportError),
+    (ssl.SSLError, httpx.ConnectError),
+    (ConnectionError, httpx.ReadError),
+)
+
+
+def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
+    for source, target in _AIOHTTP_ERRORS:
+        if isinstance(exc, source):
+            return target(_message(exc), request=request)
+    return None
+
+
+def _message(exc: BaseException) -> str:
+    """The underlying reason ("[Errno 111] Connect call failed", "[SSL:
+    CERTIFICATE_VERIFY_FAILED] ..."), not aiohttp's "Cannot connect to host" wrapper."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
+    return str(cause or exc) or type(exc).__name__
+
+
+def _not_for_reuse(response: aiohttp.ClientResponse) -> None:
+    """After a failure status the connection must not serve another request. A short answer
+    is read to its end (and its connection given back to the pool) before the caller sees
+    the status: then the pooled connection is closed; otherwise it is marked to be closed
+    when the body has been read."""
+    if response.connection is not None:
+        response.connection.protocol.force_close()  # type: ignore[union-attr]
+        return
+    protocol = getattr(response, "_protocol", None)  # already pooled
+    if protocol is not None:
+        protocol.close()
+
+
+class _AiohttpStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except Exception as exc:
+            mapped = _httpx_error(exc, self._request)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        # A body read to its end gives the connection back for reuse (unless it answered a
+        # failure: see handle_async_request); one abandoned early (over the size cap, a
+        # deadline) is closed, or the rest would be read as the next answer.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx transport over one aiohttp ``ClientSession``.
+
+    ``keepalive=False`` closes every connection after its answer (a fresh connection per
+    request). Pool: at most ``max_connections`` connections in use at once; idle ones are
+    kept per host for ``keepalive_expiry`` seconds, without a count limit (aiohttp keeps
+    them in a dict by host, so a pool as large as the fleet costs nothing per request, only
+    file descriptors)."""
+
+    def __init__(self, max_connections: int, keepalive: bool = True,
+                 keepalive_expiry: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
+        self._ssl = httpx.create_ssl_context(verify=verify)
+        self._limit = max_connections
+        self._keepalive = keepalive
+        self._expiry = keepalive_expiry
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # inside the running loop, at the first request
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=0, ssl=self._ssl,
+                force_close=not self._keepalive,
+                keepalive_timeout=self._expiry if self._keepalive else None,
+                enable_cleanup_closed=False)
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
+
+    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+        spec = request.extensions.get("timeout", {})
+        key = (spec.get("connect"), spec.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, sock_connect=key[0], sock_read=key[1])
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._client()
+        try:
+            body: bytes | None = request.content or None
+        except httpx.RequestNotRead:
+            body = await request.aread() or None
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        if body is not None:
+            # A request that sends a body gets a connection of its own: a server that answers
+            # before reading it leaves the body on the connection, where the next request on
+            # it (another endpoint's, on a shared host) would meet it as garbage. Requests
+            # with a body are the rare ones (prompts, round trips): it costs a connect each.
+            headers.append(("Connection", "close"))
+        try:
+            response = await session.request(
+                request.method, str(request.url), headers=headers, data=body,
+                allow_redirects=False, timeout=self._timeout(request),
+                server_hostname=request.extensions.get("sni_hostname"))
+        except Exception as exc:
+            mapped = _httpx_error(exc, request)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if response.status >= 400:
+            _not_for_reuse(response)
+        version = response.version
+        return httpx.Response(
+            status_code=response.status, headers=response.raw_headers,
+            stream=_AiohttpStream(response, request), request=request,
+            extensions={"http_version": f"HTTP/{version.major}.{version.minor}".encode()
+                        if version else b"HTTP/1.1",
+                        "reason_phrase": (response.reason or "").encode()})
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
