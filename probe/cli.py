@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,13 +24,17 @@ from probe.commands import (
     setup_logging,
 )
 from probe.features import Handler, Plugins
-from probe.secrets import Redactor
+from probe.secrets import Redactor, import_credentials
 
 
 def main(argv: Sequence[str] | None = None, plugins: Plugins = PLUGINS) -> int:
     parser = build_parser(plugins)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
+    imported = import_credentials(os.environ)  # systemd's LoadCredential=, as variables
+    if imported:
+        logging.getLogger("probe").info("secrets from systemd credentials: %s",
+                                        ", ".join(imported))
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_CONFIG

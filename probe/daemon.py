@@ -25,6 +25,7 @@ from probe.config import Config, ConfigError, load_config
 from probe.features import Attachment, Expander, Judged, Observer, Plugins, StartupHook
 from probe.job import Job
 from probe.metrics import Guarded, ProbeCollector, make_registry, serve
+from probe.notify import Notifier
 from probe.outcome import ProbeResult
 from probe.prober import Prober, make_client
 from probe.scheduler import ProbeScheduler
@@ -34,7 +35,10 @@ from probe.store import ResultStore
 from probe.verdict import EndpointVerdict
 
 log = logging.getLogger(__name__)
-DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
+DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight check's own bound
+# The longest a stop waits for checks in flight, whatever their bounds (the unit's
+# TimeoutStopSec is above it): what is still running then is cancelled and logged.
+STOP_LIMIT_S = 90.0
 
 
 class StartupError(Exception):
@@ -94,6 +98,7 @@ class Daemon:
         self._attachments: list[Attachment] = []
         self._tasks: dict[asyncio.Task[Any], Job] = {}
         self._reloading: asyncio.Task[bool] | None = None
+        self.notifier = Notifier(env)
         self.ready = asyncio.Event()
 
     @property
@@ -176,15 +181,19 @@ class Daemon:
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
+                watchdog = asyncio.create_task(self._watchdog())
                 try:
                     self.ready.set()
+                    self.notifier.ready(self._status())
                     await stop.wait()
                 finally:
                     # Stopped or cancelled: no check starts from here on.
                     self.prober.stopping.set()
+                    self.notifier.stopping(f"stopping: {len(self._tasks)} jobs in flight")
                     await self.scheduler.shutdown()
                 log.info("stopping: waiting for %d jobs in flight", len(self._tasks))
                 await self._drain()
+                watchdog.cancel()
                 for attachment in self._attachments:
                     if attachment.close is not None:
                         attachment.close()
@@ -214,16 +223,33 @@ class Daemon:
         self._tasks.pop(task, None)
 
     def drain_bound_s(self) -> float:
-        """How long a stop may wait: the longest bound of the jobs in flight (a job runs its
-        checks one after another, each within its attempts' bound)."""
-        return max((job.bound_s for job in self._tasks.values()), default=0.0) + DRAIN_SLACK_S
+        """How long a stop may wait: once stopped, a job in flight finishes only the check it
+        is running (the rest do not start), each within its attempts' bound; never more than
+        STOP_LIMIT_S."""
+        slowest = max((job.attempts.bound_s for job in self._tasks.values()), default=0.0)
+        return min(slowest + DRAIN_SLACK_S, STOP_LIMIT_S)
 
     async def _drain(self) -> None:
         if not self._tasks:
             return
         done, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_bound_s())
         for task in pending:
+            log.warning("stop: cancelled %s after %.0fs", self._tasks[task].id,
+                        self.drain_bound_s())
             task.cancel()
+
+    async def _watchdog(self) -> None:
+        """Ping systemd's watchdog from the event loop itself: if the loop hangs, the pings
+        stop and systemd restarts the service (the /metrics thread would keep answering)."""
+        interval = self.notifier.watchdog_interval_s
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _status(self) -> str:
+        return f"probing {len(self.config.endpoints)} endpoints ({len(self.jobs)} jobs)"
 
     def _install_signals(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -243,6 +269,7 @@ class Daemon:
         self.state.daemon.reloads_total += 1
         if self.file_config.source is None:
             return False
+        self.notifier.reloading()
         try:
             new = await asyncio.to_thread(load_config, self.file_config.source, self.env,
                                           self.plugins.config)
@@ -250,6 +277,8 @@ class Daemon:
             self.state.daemon.reload_ok = False
             for line in exc.problems:
                 log.error("config reload refused: %s", self.redactor(line))
+            self.notifier.ready(f"config reload refused ({len(exc.problems)} problems); "
+                                f"still {self._status()}")
             return False
         if (new.storage, new.metrics) != (self.config.storage, self.config.metrics):
             log.warning("storage/metrics changes take effect after a restart")
@@ -258,6 +287,7 @@ class Daemon:
         self.state.daemon.reload_ok = True
         self.state.daemon.reload_success_ts = time.time()
         log.info("config reloaded: %d endpoints", len(self.config.endpoints))
+        self.notifier.ready(f"config reloaded; {self._status()}")
         return True
 
     def apply(self, config: Config) -> bool:

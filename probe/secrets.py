@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from probe.outcome import ProbeResult
 
+log = logging.getLogger(__name__)
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
 
@@ -67,6 +70,36 @@ class Redactor:
                 return value
             return type(value)(scrubbed)
         return value
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def import_credentials(environ: MutableMapping[str, str]) -> list[str]:
+    """systemd's credentials (``LoadCredential=NAME:PATH``) as environment variables: each
+    file in ``$CREDENTIALS_DIRECTORY`` whose name is a variable name becomes that variable,
+    unless it is already set. Returns the names imported (values are never logged)."""
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return []
+    imported = []
+    try:
+        entries = sorted(Path(directory).iterdir())
+    except OSError as exc:
+        log.warning("cannot read the credentials directory %s: %s", directory, exc)
+        return []
+    for path in entries:
+        if not _ENV_NAME.match(path.name) or path.name in environ or not path.is_file():
+            continue
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("cannot read credential %s: %s", path.name, exc)
+            continue
+        if value:
+            environ[path.name] = value
+            imported.append(path.name)
+    return imported
 
 
 def install_log_redaction(redactor: Redactor) -> None:

@@ -20,7 +20,7 @@ from probe.app import PLUGINS
 from probe.check import CheckContext, CheckSpec
 from probe.config import load_config
 from probe.config.model import Config, Endpoint, StorageSettings
-from probe.daemon import Daemon
+from probe.daemon import STOP_LIMIT_S, Daemon
 from probe.features import Attachment, Feature, Host, Plugins
 from probe.job import Job
 from probe.outcome import Outcome, Verdict
@@ -73,20 +73,25 @@ def test_the_drain_bound_comes_from_the_jobs_in_flight(tmp_path: Path) -> None:
     daemon = Daemon(config_of(pod), PLUGINS, {})
     assert daemon.drain_bound_s() == 1.0  # nothing in flight: only the slack
     quick = Job("a/checks", pod, pod.checks, 30.0)
-    paid = Job("a/roundtrip", pod, ("roundtrip",), 600.0, tries=1, timeout_s=140.0)
-    assert quick.bound_s == 2 * (2 * 2.0 + 0.5)
-    assert paid.bound_s == 140.0
+    paid = Job("a/roundtrip", pod, ("roundtrip",), 600.0, tries=1, timeout_s=80.0)
+    huge = Job("a/roundtrip", pod, ("roundtrip",), 600.0, tries=1, timeout_s=400.0)
+    assert quick.bound_s == 2 * (2 * 2.0 + 0.5)  # the whole job; a stop waits for one check
+    assert paid.bound_s == 80.0
 
-    async def main() -> float:
+    async def bound_with(*jobs: Job) -> float:
         never = asyncio.Event()
-        tasks = [asyncio.create_task(never.wait()) for _ in range(2)]
-        daemon._tasks.update(zip(tasks, (quick, paid), strict=True))
+        tasks = [asyncio.create_task(never.wait()) for _ in jobs]
+        daemon._tasks.update(zip(tasks, jobs, strict=True))
         bound = daemon.drain_bound_s()
         for task in tasks:
             task.cancel()
+        daemon._tasks.clear()
         return bound
 
-    assert asyncio.run(main()) == 141.0  # the round trip's own deadline, not the endpoint's
+    # once stopped, the check running finishes; the job's other checks do not start
+    assert asyncio.run(bound_with(quick)) == 2 * 2.0 + 0.5 + 1.0
+    assert asyncio.run(bound_with(quick, paid)) == 81.0  # the round trip's own deadline
+    assert asyncio.run(bound_with(huge)) == STOP_LIMIT_S  # never more than the unit allows
 
 
 # -- one plan per applied config, shared by state, scheduler and features ----------------------

@@ -41,6 +41,9 @@ class PromptMetrics(Collector):
         self.ttft: dict[Key, Histogram] = {}
         self.total: dict[Key, Histogram] = {}
         self.tokens_per_s: dict[Key, float] = {}
+        # the decode rate as counters: completion tokens, and the seconds they took
+        self.decoded: Counter[Key] = Counter()
+        self.decode_s: dict[Key, float] = {}
         self.spent: Counter[tuple[str, str]] = Counter()  # (endpoint, "prompt"|"completion")
 
     def on_plan(self, config: Config, jobs: Sequence[Job]) -> None:
@@ -71,6 +74,12 @@ class PromptMetrics(Collector):
                 self.total.setdefault(key, Histogram(TOTAL_BUCKETS)).observe(details["total_s"])
             if isinstance(details.get("tokens_per_s"), float | int):
                 self.tokens_per_s[key] = float(details["tokens_per_s"])
+            completion, total, ttft = (usage.get("completion_tokens"), details.get("total_s"),
+                                       details.get("ttft_s"))
+            if isinstance(completion, int) and isinstance(total, float | int) \
+                    and isinstance(ttft, float | int) and total > ttft:
+                self.decoded[key] += completion
+                self.decode_s[key] = self.decode_s.get(key, 0.0) + float(total - ttft)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -78,6 +87,7 @@ class PromptMetrics(Collector):
             ttft = {k: h.copy() for k, h in self.ttft.items()}
             total = {k: h.copy() for k, h in self.total.items()}
             tokens_per_s = dict(self.tokens_per_s)
+            decoded, decode_s = Counter(self.decoded), dict(self.decode_s)
             spent = Counter(self.spent)
         family = GaugeMetricFamily(P + "prompt_pass", "1 when the prompt's last answer passed "
                                    "every expectation; 0 otherwise (never run, failed, skipped).",
@@ -95,6 +105,16 @@ class PromptMetrics(Collector):
         for key, value in sorted(tokens_per_s.items()):
             rate.add_metric(list(key), value)
         yield rate
+        completed = CounterMetricFamily(P + "prompt_completion_tokens", "Completion tokens of "
+                                     "complete answers (with prompt_decode_seconds_total: the "
+                                     "decode rate over any window).", labels=["endpoint", "prompt"])
+        seconds = CounterMetricFamily(P + "prompt_decode_seconds", "Time from the first content "
+                                      "token to [DONE] of complete answers.",
+                                      labels=["endpoint", "prompt"])
+        for key in sorted(decoded):
+            completed.add_metric(list(key), decoded[key])
+            seconds.add_metric(list(key), decode_s[key])
+        yield from (completed, seconds)
         tokens = CounterMetricFamily(P + "tokens_spent", "Tokens spent by probing, as reported "
                                      "by the server's usage.", labels=["endpoint", "type"])
         for (endpoint, kind), count in sorted(spent.items()):

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
@@ -61,9 +61,18 @@ class EngineMetrics(Collector):
                     for name, help_text, key in GAUGES}
         with self._lock:
             latest = sorted(self._latest.items())
+        # The engine's own counter, as scraped: rate() it in Prometheus rather than trusting
+        # the rate computed between two scrapes (it resets when the server restarts).
+        generated = CounterMetricFamily(P + "vllm_generation_tokens", "Tokens vLLM generated "
+                                        "(vllm:generation_tokens_total summed over engines) at "
+                                        "the last scrape.", labels=["endpoint"])
         for endpoint, details in latest:
             for key, family in families.items():
                 value = details.get(key)
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     family.add_metric([endpoint], float(value))
+            total = details.get("generation_tokens_total")
+            if isinstance(total, int | float) and not isinstance(total, bool):
+                generated.add_metric([endpoint], float(total))
         yield from families.values()
+        yield generated

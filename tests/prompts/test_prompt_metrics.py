@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from helpers import config_of, endpoint
 from prometheus_client import CollectorRegistry
 
@@ -89,3 +90,16 @@ def test_a_planned_prompt_that_never_ran_is_not_passing_and_a_dropped_one_disapp
     assert registry.get_sample_value("runpod_probe_prompt_pass", labels) == 1
     metrics.on_plan(cfg, [])
     assert registry.get_sample_value("runpod_probe_prompt_pass", labels) is None
+
+
+def test_the_decode_rate_is_also_exported_as_counters() -> None:
+    """A rate computed inside the exporter is a gauge of the last answer; the counters let
+    Prometheus compute it over any window: rate(tokens) / rate(seconds)."""
+    registry = registry_with(
+        result("prompt:arith", Outcome.OK, usage=USAGE, ttft_s=0.2, total_s=0.5),
+        result("prompt:arith", Outcome.OK, usage=USAGE, ttft_s=0.1, total_s=0.6),
+        result("prompt:arith", Outcome.STREAM_BROKEN, ttft_s=0.1, total_s=9.0))  # no usage
+    arith = {"endpoint": "a", "prompt": "arith"}
+    assert registry.get_sample_value("runpod_probe_prompt_completion_tokens_total", arith) == 6
+    assert registry.get_sample_value("runpod_probe_prompt_decode_seconds_total", arith) == \
+        pytest.approx(0.8)

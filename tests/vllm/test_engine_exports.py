@@ -96,3 +96,10 @@ def test_models_ok_with_a_dead_engine_is_not_up() -> None:
     assert registry.get_sample_value("runpod_probe_endpoint_up", up) == 0
     assert registry.get_sample_value("runpod_probe_up", {"endpoint": "pod",
                                                          "check": "models"}) == 1
+
+
+def test_the_engines_token_counter_is_exported_for_rate() -> None:
+    registry, state = registry_and_state()
+    state.update(result("vllm_metrics", Outcome.OK, LOAD))
+    assert registry.get_sample_value("runpod_probe_vllm_generation_tokens_total",
+                                     {"endpoint": "pod"}) == 133.0
