@@ -52,14 +52,40 @@ Policy = Callable[[Verdict], Verdict]
 
 
 @dataclass(frozen=True, slots=True)
+class CheckCost:
+    """What one run of a check costs, at most: HTTP requests, tokens it may spend, and
+    serverless jobs it submits (each wakes a worker and is billed)."""
+
+    requests: int = 1
+    tokens: int = 0
+    jobs: int = 0
+
+
+# (endpoint, the job's parameters) -> the cost of one run
+Costing = Callable[[Endpoint, Mapping[str, Any]], CheckCost]
+
+
+def one_request(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
+    return CheckCost()
+
+
+def worker_route(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
+    """One request to the OpenAI-compatible route: on a serverless endpoint that route
+    runs as a job on a worker (it wakes one, and is billed)."""
+    return CheckCost(jobs=1 if endpoint.kind == "serverless" else 0)
+
+
+@dataclass(frozen=True, slots=True)
 class CheckSpec:
     """A check by name. A ``family`` check answers every name ``<name>:<parameter>`` (e.g.
-    ``prompt:arithmetic``); its parameter travels on the job."""
+    ``prompt:arithmetic``); its parameter travels on the job. ``cost`` says what one run
+    costs (``check-config`` adds it up per day)."""
 
     name: str
     run: CheckFn
     policy: Policy | None = None  # applied by the runner to the final verdict, after retries
     family: bool = False
+    cost: Costing = one_request
 
     def answers(self, check: str) -> bool:
         if self.family:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from probe import __version__
 from probe.app import PLUGINS
@@ -23,6 +24,7 @@ from probe.commands import (
     load_or_report,
     setup_logging,
 )
+from probe.cost import daily_cost, describe
 from probe.features import Handler, Plugins
 from probe.secrets import Redactor, import_credentials
 
@@ -41,12 +43,31 @@ def main(argv: Sequence[str] | None = None, plugins: Plugins = PLUGINS) -> int:
     return int(args.handler(args, plugins))
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(text: str) -> str:
+    """``--log-level``: a logging level name, any case; anything else is a usage error."""
+    if text.upper() not in LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LEVELS)}, got {text!r}")
+    return text.upper()
+
+
 def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
+    # Global options are accepted before and after the sub-command (``run --log-level
+    # DEBUG`` as well as ``--log-level DEBUG run``): the sub-parsers inherit them, and a
+    # value given after the sub-command wins.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", type=log_level, default=argparse.SUPPRESS,
+                        help="DEBUG, INFO, WARNING or ERROR (default: "
+                             "$RUNPOD_PROBE_LOG_LEVEL or INFO)")
     parser = argparse.ArgumentParser(prog="runpod-probe", description="Health probing and "
-                                     "observability for LLM endpoints on RunPod.")
+                                     "observability for LLM endpoints on RunPod.",
+                                     parents=[common])
     parser.add_argument("--version", action="version", version=f"runpod-probe {__version__}")
-    parser.add_argument("--log-level", default=default_log_level())
-    sub = parser.add_subparsers(dest="command")
+    parser.set_defaults(log_level=log_level(default_log_level()) if
+                        default_log_level().upper() in LEVELS else "INFO")
+    sub = parser.add_subparsers(dest="command", parser_class=_inheriting(common))
 
     def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -66,11 +87,27 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     return parser
 
 
+def _inheriting(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """A parser class whose every instance (each sub-command, and theirs) takes the global
+    options too."""
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("parents", [])
+            kwargs["parents"] = [*kwargs["parents"], common]
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
 def cmd_check_config(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
     print(f"{args.config}: ok ({len(config.endpoints)} endpoints)")
+    print("\n".join(describe(daily_cost(plugins.plan(config), plugins))))
+    if config.adds_endpoints_at_run_time:
+        print("  (endpoints discovered at run time are not counted)")
     return EXIT_OK
 
 

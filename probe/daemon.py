@@ -32,13 +32,14 @@ from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import FleetState
 from probe.store import ResultStore
-from probe.verdict import EndpointVerdict
+from probe.verdict import EndpointVerdict, State
 
 log = logging.getLogger(__name__)
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight check's own bound
 # The longest a stop waits for checks in flight, whatever their bounds (the unit's
 # TimeoutStopSec is above it): what is still running then is cancelled and logged.
 STOP_LIMIT_S = 90.0
+STATUS_EVERY_S = 30.0  # the status line's refresh without a watchdog
 
 
 class StartupError(Exception):
@@ -240,16 +241,24 @@ class Daemon:
 
     async def _watchdog(self) -> None:
         """Ping systemd's watchdog from the event loop itself: if the loop hangs, the pings
-        stop and systemd restarts the service (the /metrics thread would keep answering)."""
-        interval = self.notifier.watchdog_interval_s
-        if interval is None:
+        stop and systemd restarts the service (the /metrics thread would keep answering).
+        The status line (the fleet by state) is refreshed on the same beat."""
+        if not self.notifier.enabled:
             return
+        interval = self.notifier.watchdog_interval_s
         while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(interval)
+            if interval is not None:
+                self.notifier.watchdog()
+            self.notifier.status(self._status())
+            await asyncio.sleep(interval or STATUS_EVERY_S)
 
     def _status(self) -> str:
-        return f"probing {len(self.config.endpoints)} endpoints ({len(self.jobs)} jobs)"
+        """``systemctl status``'s line: the fleet by state, e.g. "12 endpoints: 10 up, 1
+        down, 1 unknown"."""
+        counts = self.state.states()
+        by_state = ", ".join(f"{counts[s.value]} {s.value}" for s in State if counts.get(s.value))
+        count = len(self.config.endpoints)
+        return f"{count} endpoint{'' if count == 1 else 's'}: {by_state or 'none planned'}"
 
     def _install_signals(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -277,6 +286,11 @@ class Daemon:
             self.state.daemon.reload_ok = False
             for line in exc.problems:
                 log.error("config reload refused: %s", self.redactor(line))
+            if any("environment variable" in line and "is not set" in line
+                   for line in exc.problems):
+                log.error("config reload refused: the environment (the unit's env file and "
+                          "credentials) is read when the service starts: restart it to add a "
+                          "secret")
             self.notifier.ready(f"config reload refused ({len(exc.problems)} problems); "
                                 f"still {self._status()}")
             return False

@@ -150,7 +150,8 @@ async def _run(config: Config, plugins: Plugins, args: argparse.Namespace) -> in
         return EXIT_OK
     print(f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
           f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
-          f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list)\n"
+          f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list "
+          f"--config {config.source})\n"
           f"  config:   {config.source}\nCtrl-C stops it.\n", flush=True)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.duration if args.duration else None

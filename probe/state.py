@@ -216,6 +216,11 @@ class FleetState:
         """The endpoint's verdict object (owned here: read it in the event loop only)."""
         return self._verdicts.get(endpoint)
 
+    def states(self) -> Counter[str]:
+        """How many endpoints are in each state (for the daemon's status line)."""
+        with self._lock:
+            return Counter(verdict.state.value for verdict in self._verdicts.values())
+
     def durable(self, endpoint: str, check: str) -> dict[str, Any]:
         """What ``check`` keeps across runs and restarts for ``endpoint`` (its own dict)."""
         with self._lock:

@@ -104,7 +104,7 @@ def test_ready_watchdog_from_the_loop_and_silence_while_it_is_blocked(
 
     blocked_from, blocked_until = run_daemon(config, env, scenario)
     lines = systemd.lines()
-    assert lines[0] == "READY=1" and lines[1] == "STATUS=probing 1 endpoints (1 jobs)"
+    assert lines[0] == "READY=1" and lines[1] == "STATUS=1 endpoint: 1 unknown"
     assert lines.count("WATCHDOG=1") >= 6
     # a ping already on its way may land just after the block began
     assert systemd.lines(blocked_from + 0.05, blocked_until - 0.05).count("WATCHDOG=1") == 0
@@ -118,7 +118,7 @@ def test_the_process_notifies_ready_and_reload(sim: Any, tmp_path: Path,
     import signal
 
     config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods("qwen qwen-healthy"))
-    env = {**sim_env, "NOTIFY_SOCKET": str(systemd.path)}
+    env = {**sim_env, "NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "1000000"}
     proc = subprocess.Popen([sys.executable, "-m", "probe", "run", "--config", str(config)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -127,8 +127,11 @@ def test_the_process_notifies_ready_and_reload(sim: Any, tmp_path: Path,
         while "READY=1" not in systemd.lines():
             assert time.monotonic() < deadline and proc.poll() is None, "never ready"
             time.sleep(0.05)
+        while "STATUS=1 endpoint: 1 up" not in systemd.lines():  # refreshed with the pings
+            assert time.monotonic() < deadline, systemd.lines()
+            time.sleep(0.05)
         proc.send_signal(signal.SIGHUP)
-        while "STATUS=config reloaded; probing 1 endpoints (1 jobs)" not in systemd.lines():
+        while "STATUS=config reloaded; 1 endpoint: 1 up" not in systemd.lines():
             assert time.monotonic() < deadline, systemd.lines()
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)

@@ -3,9 +3,10 @@ set (``Plugins.checks``) is what the runner resolves names against."""
 
 from __future__ import annotations
 
-from probe.check import CheckSpec
+from probe.check import CheckSpec, worker_route
 from probe.checks import models
 
 CORE_CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec("models", models.check),
+    # /v1/models: on a serverless endpoint, its OpenAI route (a job on a worker)
+    CheckSpec("models", models.check, cost=worker_route),
 )

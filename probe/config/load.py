@@ -80,10 +80,11 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     top = Fields(raw, "", problems, (*TOP_LEVEL, *extension.sections))
     env_defaults = _env_defaults(env, problems)
     runpod = _runpod(Fields(top.raw.get("runpod"), "runpod", problems,
-                            ("api_key_env", "api_base", "proxy_url")), env)
+                            ("api_key_env", "pod_api_key_env", "api_base", "proxy_url")), env)
     defaults = _settings(Fields(top.raw.get("defaults"), "defaults", problems, SETTINGS),
                          env_defaults, extension.checks)
-    storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")))
+    storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")),
+                       env)
     metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems, ("listen",)))
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes")))
@@ -129,7 +130,21 @@ def _runpod(f: Fields, env: Mapping[str, str]) -> RunpodSettings:
         api_base=f.url("api_base", api_base).rstrip("/"),
         proxy_url=f.url("proxy_url", DEFAULT_PROXY_URL,
                         placeholders=frozenset({"pod_id", "port"})).rstrip("/"),
+        pod_api_key_env=f.text("pod_api_key_env", "VLLM_API_KEY"),
     )
+
+
+def _default_key_env(kind: str | None, runpod: RunpodSettings,
+                     env: Mapping[str, str]) -> str | None:
+    """The key an endpoint sends when its config names none: RunPod's account key for a
+    serverless endpoint (RunPod's API wants it), a pod's own vLLM key only if one is set
+    (never the account key: whoever runs the pod's container would receive it), nothing
+    for an OpenAI-compatible provider."""
+    if kind == "serverless":
+        return runpod.api_key_env
+    if kind == "pod" and env.get(runpod.pod_api_key_env):
+        return runpod.pod_api_key_env
+    return None
 
 
 def _settings(f: Fields, base: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
@@ -154,8 +169,15 @@ def _settings(f: Fields, base: dict[str, Any], known: tuple[str, ...]) -> dict[s
     return out
 
 
-def _storage(f: Fields) -> StorageSettings:
-    return StorageSettings(path=Path(f.text("path", DEFAULT_STORAGE_PATH)),
+def default_storage_path(env: Mapping[str, str]) -> Path:
+    """``probe.db`` in the state directory systemd gives the service (``$STATE_DIRECTORY``,
+    from the unit's ``StateDirectory=``; its first entry), else /var/lib/runpod-probe."""
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) / "probe.db" if state else Path(DEFAULT_STORAGE_PATH)
+
+
+def _storage(f: Fields, env: Mapping[str, str]) -> StorageSettings:
+    return StorageSettings(path=Path(f.text("path", default_storage_path(env))),
                            retention_s=f.duration("retention"))
 
 
@@ -224,7 +246,7 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         f.fail("kind", f'unknown kind "{kind}" (expected one of: {", ".join(KINDS)})')
         kind = None
     s = _settings(f, {"interval": 30.0, "timeout": 10.0, "tries": 2, "retry_delay": 0.5,
-                      "api_key_env": runpod.api_key_env if kind != "openai" else None,
+                      "api_key_env": _default_key_env(kind, runpod, env),
                       **defaults}, extension.checks)
     if s["timeout"] > s["interval"]:
         f.fail("timeout", f"timeout ({s['timeout']:g}s) must not be longer than the interval "

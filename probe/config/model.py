@@ -138,9 +138,12 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class RunpodSettings:
-    api_key_env: str
+    api_key_env: str  # RunPod's account key: serverless endpoints and discovery
     api_base: str
     proxy_url: str
+    # A pod's own vLLM --api-key, sent to pods only when this variable is set: RunPod's
+    # proxy asks for no key, and the account key must never reach a pod's server.
+    pod_api_key_env: str = "VLLM_API_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,6 @@ class Config:
 
     def secret_env_names(self) -> frozenset[str]:
         """Every environment variable this config reads a secret from."""
-        names = {self.runpod.api_key_env}
+        names = {self.runpod.api_key_env, self.runpod.pod_api_key_env}
         names.update(e.api_key_env for e in self.endpoints if e.api_key_env)
         return frozenset(names)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from probe.config.model import Config, ConfigExtension
-from probe.discovery import cli
+from probe.discovery import cli, starter
 from probe.discovery.memory import memory_path
 from probe.discovery.metrics import DiscoveryMetrics
 from probe.discovery.run import CHECK, Discoverer
@@ -87,5 +87,5 @@ FEATURE = Feature(
     preparers=(prepare_sweep,),
     startup=(start_discovery,),
     standing={API_ENDPOINT: "RunPod API"},
-    commands=(cli.add_parser,),
+    commands=(cli.add_parser, starter.add_parser),
 )

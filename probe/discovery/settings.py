@@ -2,7 +2,9 @@
 
 ```yaml
 discovery:
-  api: https://api.runpod.io/v2   # RunPod REST v2 (key: runpod.api_key_env)
+  api: https://api.runpod.io/v2   # RunPod REST v2 (key: runpod.api_key_env); default
+                                  # $RUNPOD_API_BASE_URL/v2 when that is set (RunPod's SDK
+                                  # reads the same variable)
   interval: 5m                    # list again this often
   timeout: 30s                    # per listing attempt (both lists)
   pods: true                      # list pods (only RUNNING ones are probed)
@@ -21,12 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from probe.config.fields import Fields, Problems
+from probe.config.fields import Fields, Problems, url_problem
 from probe.config.load import SETTINGS, ConfigError, build_endpoint
 from probe.config.model import Config, ParseContext
 
 SECTION = "discovery"
 DEFAULT_API = "https://api.runpod.io/v2"
+API_BASE_ENV = "RUNPOD_API_BASE_URL"  # RunPod's SDK: the API host, default https://api.runpod.io
 API_ENDPOINT = "runpod-api"  # the pseudo-endpoint discovery's own results are stored under
 KEYS = ("api", "interval", "timeout", "pods", "serverless", "port", "include", "exclude",
         "defaults")
@@ -60,14 +63,25 @@ class DiscoverySettings:
         return settings if isinstance(settings, DiscoverySettings) else None
 
 
+def default_api(env: Mapping[str, str]) -> str:
+    """RunPod's REST v2 API: ``$RUNPOD_API_BASE_URL/v2`` when set, else the public one."""
+    base = env.get(API_BASE_ENV, "").strip().rstrip("/")
+    return f"{base}/v2" if base else DEFAULT_API
+
+
 def parse_section(raw: Any, path: str, problems: Problems,
                   context: ParseContext) -> DiscoverySettings | None:
     if raw is None:
         return None
     f = Fields(raw, path, problems, KEYS)
     default = DiscoverySettings()
+    api = default_api(context.env)
+    problem = None if f.has("api") else url_problem(api)
+    if problem:
+        problems.add(f"env.{API_BASE_ENV}", problem)
+        api = DEFAULT_API
     settings = DiscoverySettings(
-        api=f.url("api", DEFAULT_API).rstrip("/"),
+        api=f.url("api", api).rstrip("/"),
         interval_s=f.duration("interval", default.interval_s),
         timeout_s=f.duration("timeout", default.timeout_s),
         pods=f.boolean("pods", True), serverless=f.boolean("serverless", True),

@@ -12,6 +12,7 @@ is an error: it is never rewritten.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 import jinja2
 
 from probe.atomic import Changed, write_atomic
+from probe.jinja import environment
 from probe.ledger.chain import LedgerEntry
 
 HEADER = re.compile(r"^\s*\|\s*Date\s*\|\s*Pattern\s*\|\s*Source\s*\|\s*$", re.IGNORECASE)
@@ -49,11 +51,9 @@ def _source(entry: LedgerEntry) -> str:
     return f"Runtime probe @ {e.url} ({e.check}: {e.outcome}{rows}) · {cite}"
 
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("probe", "templates"),
-                          autoescape=False, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-_ENV.filters["cell"] = _cell
-_ENV.filters["source"] = _source
+@functools.cache
+def _template() -> jinja2.Template:
+    return environment(cell=_cell, source=_source).get_template("learning_rows.md.j2")
 
 
 def cited(text: str) -> dict[int, str]:
@@ -97,14 +97,30 @@ def chunk(text: str, entries: Sequence[LedgerEntry]) -> str:
     at_end = end == len(lines) - 1 and not text.endswith(nl * 2)
     extend = at_end and (start == found[0][0] or bool(MARKER.search(table_text)))
     lead = "" if not text or text.endswith(nl) else nl
-    rendered = _ENV.get_template("learning_rows.md.j2").render(
-        entries=new, new_table=not extend, nl=nl)
+    rendered = _template().render(entries=new, new_table=not extend, nl=nl)
     return lead + rendered
 
 
+# A new LEARNING.md starts like the RunPod scope's own: a ledger table to append rows to.
+NEW_FILE = """# LEARNING
+
+Runtime lessons runpod-probe learned about the fleet, appended from its hash-chained ledger
+(each row cites its entry: `runpod-probe ledger verify` checks the chain). Rows are only
+ever appended; edit the prose around them freely.
+
+## Ledger
+
+| Date | Pattern | Source |
+|---|---|---|
+"""
+
+
 def append_learning(path: Path, entries: Sequence[LedgerEntry]) -> int:
-    """Append the entries ``path`` does not cite yet; return how many rows were added."""
+    """Append the entries ``path`` does not cite yet; return how many rows were added. A
+    missing file is created first, with a ledger table (and its directory)."""
     target = Path(os.path.realpath(path))  # replace the file a symlink points at, not the link
+    if not target.exists():
+        create(target)
     for _ in range(ATTEMPTS):
         before, data, text = _read(target)
         addition = chunk(text, entries)
@@ -116,9 +132,36 @@ def append_learning(path: Path, entries: Sequence[LedgerEntry]) -> int:
     raise LearningFileError("keeps changing while being appended to; try again")
 
 
+def create(target: Path) -> None:
+    """A new LEARNING.md with its table, written atomically (never over an existing file)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a directory should be, no permission
+        raise LearningFileError(f"cannot be created: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return  # created meanwhile: append to it
+    except OSError as exc:
+        raise LearningFileError(f"cannot be created: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(NEW_FILE)
+        out.flush()
+        os.fsync(out.fileno())
+
+
 def check_appendable(path: Path) -> None:
-    """Raise ``LearningFileError`` unless ``path`` is a writable file with a table."""
+    """Raise ``LearningFileError`` unless ``path`` is a writable file with a table, or does
+    not exist yet and can be created (its nearest existing directory is writable)."""
     target = Path(os.path.realpath(path))
+    if not target.exists():
+        parent = target.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise LearningFileError(f"does not exist and cannot be created ({parent} is not "
+                                    "a writable directory)")
+        return
     _, _, text = _read(target)
     if not tables(text.splitlines()):
         raise LearningFileError("has no | Date | Pattern | Source | table to append to")
@@ -130,8 +173,7 @@ def _read(target: Path) -> tuple[os.stat_result, bytes, str]:
         before = target.stat()
         data = target.read_bytes()
     except FileNotFoundError:
-        raise LearningFileError("does not exist (create it with a | Date | Pattern | Source | "
-                                "table first)") from None
+        raise LearningFileError("does not exist") from None
     except OSError as exc:
         raise LearningFileError(f"cannot be read: {exc.strerror or exc}") from None
     try:

@@ -50,7 +50,8 @@ class LearningExporter:
 def start_ledger(host: Host) -> Attachment:
     config = host.config
     learning = LearningSettings.of(config)
-    exporter = LearningExporter(learning.path) if learning is not None else None
+    exporter = LearningExporter(learning.path) \
+        if learning is not None and learning.path is not None else None
     pruner = Pruner(config.storage.retention_s) if config.storage.retention_s else None
     caught_up = [exporter is None]
     watch = ChainWatch()
@@ -63,7 +64,14 @@ def start_ledger(host: Host) -> Attachment:
             pruner(conn)
         watch(conn)
 
-    book = LedgerBook(config.storage.path, on_written=exporter, maintenance=upkeep,
+    def written(conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
+        for entry in entries:  # what was learned, in the journal too (already redacted)
+            log.info("ledger #%d %s %s: %s", entry.id, entry.severity, entry.endpoint,
+                     entry.pattern)
+        if exporter is not None:
+            exporter(conn, entries)
+
+    book = LedgerBook(config.storage.path, on_written=written, maintenance=upkeep,
                       redact=host.redact)
     ledger = Ledger(book, redact=host.redact, standing=host.standing)
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart

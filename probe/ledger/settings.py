@@ -6,7 +6,8 @@ ledger:
   up_after: 2            # consecutive passes (of every check) before it is up again
   persistent_after: 30m  # still down this long: one "persistently down" entry
 learning:
-  path: /var/lib/runpod-probe/LEARNING.md   # append each new entry (optional)
+  path: /var/lib/runpod-probe/LEARNING.md   # default: LEARNING.md beside the database
+# learning: false                           # append nowhere
 ```
 """
 
@@ -24,14 +25,21 @@ from probe.verdict import Hysteresis
 
 @dataclass(frozen=True, slots=True)
 class LearningSettings:
-    """The ``learning:`` section (None when absent: nothing is appended)."""
+    """The ``learning:`` section. Absent: LEARNING.md beside the database (created with its
+    table when missing); ``learning: false``: nothing is appended."""
 
-    path: Path
+    path: Path | None  # None: beside the database
+    enabled: bool = True
 
     @classmethod
     def of(cls, config: Config) -> LearningSettings | None:
+        """The settings to append with (path resolved), or None when learning is off."""
         settings = config.sections.get("learning")
-        return settings if isinstance(settings, LearningSettings) else None
+        if not isinstance(settings, LearningSettings):
+            settings = cls(None)
+        if not settings.enabled:
+            return None
+        return cls(settings.path or config.storage.path.with_name("LEARNING.md"))
 
 
 def parse_ledger(raw: Any, path: str, problems: Problems, _: ParseContext) -> Hysteresis:
@@ -46,18 +54,20 @@ def parse_ledger(raw: Any, path: str, problems: Problems, _: ParseContext) -> Hy
 
 
 def parse_learning(raw: Any, path: str, problems: Problems,
-                   _: ParseContext) -> LearningSettings | None:
-    if raw is None:
-        return None
+                   _: ParseContext) -> LearningSettings:
+    if raw is None or raw is True:
+        return LearningSettings(None)
+    if raw is False:
+        return LearningSettings(None, enabled=False)
     f = Fields(raw, path, problems, ("path",))
-    file = f.text("path", required=True)
-    return LearningSettings(Path(file)) if file else None
+    file = f.text("path")
+    return LearningSettings(Path(file) if file else None)
 
 
 def validate(config: Config, problems: Problems) -> None:
     """A LEARNING.md we could not append to must stop the daemon before it probes."""
     learning = LearningSettings.of(config)
-    if learning is not None:
+    if learning is not None and learning.path is not None:
         try:
             check_appendable(learning.path)
         except LearningFileError as exc:

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from probe.config.fields import Fields, Problems, env_int
-from probe.config.model import Config, ParseContext
+from probe.config.model import KINDS, Config, ParseContext
 from probe.prompts.expectations import parse_expectations
-from probe.prompts.model import Message, Prompt, PromptSection, TokenBounds
+from probe.prompts.model import DEFAULT_KINDS, Message, Prompt, PromptSection, TokenBounds
 
-PROMPT_KEYS = ("name", "prompt", "messages", "expect", "cross", "endpoints", "interval",
+PROMPT_KEYS = ("name", "prompt", "messages", "expect", "cross", "endpoints", "kinds", "interval",
                "max_tokens", "seed")
 ROLES = ("system", "user", "assistant")
 DEFAULT_INTERVAL_S = 300.0  # a prompt costs tokens: every 5 minutes unless told otherwise
@@ -89,6 +89,14 @@ def _prompt(f: Fields, name: str | None, bounds: TokenBounds) -> Prompt | None:
     if f.has("endpoints") and f.raw["endpoints"] == []:
         f.fail("endpoints", "an empty list runs the prompt nowhere; leave it out to run "
                             "everywhere")
+    kinds = f.string_list("kinds", DEFAULT_KINDS)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        f.fail("kinds", f'unknown kind "{unknown[0]}" (expected some of: {", ".join(KINDS)})')
+    elif f.has("kinds") and not kinds:
+        f.fail("kinds", "an empty list runs the prompt nowhere")
+    elif f.has("kinds") and endpoints is not None:
+        f.fail("kinds", "has no effect with endpoints: (the prompt runs on those)")
     seed = f.raw.get("seed", 0)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         f.fail("seed", f"expected a whole number or null, got {seed!r}")
@@ -97,7 +105,8 @@ def _prompt(f: Fields, name: str | None, bounds: TokenBounds) -> Prompt | None:
         return None
     assert name is not None and messages is not None and expect is not None
     return Prompt(name=name, messages=messages, expect=expect, cross=cross,
-                  interval_s=interval, max_tokens=max_tokens, endpoints=endpoints, seed=seed)
+                  interval_s=interval, max_tokens=max_tokens, endpoints=endpoints, seed=seed,
+                  kinds=kinds)
 
 
 def _messages(f: Fields) -> tuple[Message, ...] | None:

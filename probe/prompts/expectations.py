@@ -128,13 +128,17 @@ def _judge_json(spec: tuple[tuple[str | int, ...], bool, Any] | None,
     try:
         document = json.loads(_unfenced(answer.content))
     except ValueError:
+        if spec is not None:  # a path in what is not JSON cannot be looked at, negated or not
+            return None, f"not valid JSON: {_seen(answer)}"
         return False, f"not valid JSON: {_seen(answer)}"
     if spec is None:
         return True, "valid JSON"
     steps, has_equals, wanted = spec
     found, value = resolve(document, steps)
     if not found:
-        return False, f"path not found in {_quote(json.dumps(document))}"
+        # no value to compare: uncheckable; a path asked for on its own is simply absent
+        return (None if has_equals else False), \
+            f"path not found in {_quote(json.dumps(document))}"
     shown = f"value {json.dumps(value)}"
     return (value == wanted if has_equals else True), shown
 

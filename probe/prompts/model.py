@@ -18,6 +18,7 @@ CHECK_PREFIX = "prompt:"
 PROMPT_KEY = "prompt"
 COMPLETION_KEY = "completion_tokens"
 SECTION = "prompts"
+DEFAULT_KINDS: tuple[str, ...] = ("pod",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +49,20 @@ class Prompt:
     cross: str  # where the expectation comes from, e.g. "RUNPOD/CANON.md axiom"
     interval_s: float
     max_tokens: int
-    endpoints: tuple[str, ...] | None = None  # None: every endpoint
+    endpoints: tuple[str, ...] | None = None  # None: every endpoint of ``kinds``
     seed: int | None = 0  # None: the server does not accept one
+    # Kinds it runs on when ``endpoints`` is not given. A prompt wakes a serverless worker
+    # and spends a paid provider's tokens, so those are opt-in: only pods by default.
+    kinds: tuple[str, ...] = DEFAULT_KINDS
 
     @property
     def check_name(self) -> str:
         return CHECK_PREFIX + self.name
 
-    def runs_on(self, endpoint: str) -> bool:
-        return self.endpoints is None or endpoint in self.endpoints
+    def runs_on(self, endpoint: Endpoint) -> bool:
+        if self.endpoints is not None:
+            return endpoint.name in self.endpoints
+        return endpoint.kind in self.kinds
 
 
 @dataclass(frozen=True, slots=True)

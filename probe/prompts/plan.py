@@ -18,7 +18,7 @@ def prompt_jobs(config: Config) -> list[Job]:
     jobs = []
     for endpoint in config.endpoints:
         for prompt in section.prompts:
-            if prompt.runs_on(endpoint.name):
+            if prompt.runs_on(endpoint):
                 jobs.append(Job(f"{endpoint.name}/{prompt.check_name}", endpoint,
                                 (prompt.check_name,), prompt.interval_s,
                                 params={PROMPT_KEY: prompt}))

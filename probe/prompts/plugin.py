@@ -4,12 +4,31 @@ budget keys, the prompt and context checks and their schedule, and the prompt se
 
 from __future__ import annotations
 
-from probe.check import CheckSpec
-from probe.config.model import ConfigExtension
+from collections.abc import Mapping
+from typing import Any
+
+from probe.check import CheckCost, CheckSpec, worker_route
+from probe.config.model import ConfigExtension, Endpoint
 from probe.features import Attachment, Feature, Host
-from probe.prompts import chat, config, context, plan
+from probe.prompts import budget, chat, config, context, plan
 from probe.prompts.metrics import PromptMetrics
-from probe.prompts.model import SECTION
+from probe.prompts.model import PROMPT_KEY, SECTION, ContextSettings, Prompt
+
+
+def prompt_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
+    """One streamed chat completion: its prompt's tokens and max_tokens, at most."""
+    prompt = params.get(PROMPT_KEY)
+    if not isinstance(prompt, Prompt):
+        return CheckCost()
+    chars = sum(len(m.content) for m in prompt.messages)
+    return CheckCost(tokens=budget.estimate_tokens(chars, prompt.max_tokens),
+                     jobs=1 if endpoint.kind == "serverless" else 0)
+
+
+def context_active_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
+    """A prompt of required_context tokens and one completion token."""
+    required = ContextSettings.of(endpoint).required_context or 0
+    return CheckCost(tokens=required + 1, jobs=1 if endpoint.kind == "serverless" else 0)
 
 
 def start(host: Host) -> Attachment:
@@ -28,9 +47,9 @@ FEATURE = Feature(
                        "active_context_probe": config.active_context_probe},
         validators=(config.check_references,),
     ),
-    checks=(CheckSpec("context", context.check),
-            CheckSpec("context_active", context.check_active),
-            CheckSpec("prompt", chat.check, family=True)),
+    checks=(CheckSpec("context", context.check, cost=worker_route),
+            CheckSpec("context_active", context.check_active, cost=context_active_cost),
+            CheckSpec("prompt", chat.check, family=True, cost=prompt_cost)),
     planners=(plan.prompt_jobs,),
     startup=(start,),
 )

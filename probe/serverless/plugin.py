@@ -4,9 +4,12 @@ round-trip schedule, and the serverless series on /metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from probe import control_plane
-from probe.check import CheckSpec
-from probe.config.model import Config, ConfigExtension
+from probe.check import CheckCost, CheckSpec
+from probe.config.model import Config, ConfigExtension, Endpoint
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.serverless import queue, roundtrip, settings
@@ -27,6 +30,12 @@ def roundtrip_jobs(config: Config) -> list[Job]:
     return jobs
 
 
+def roundtrip_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
+    """/health, the job (or a chat completion), a few polls and a cancel at most."""
+    rt = settings.roundtrip_settings(endpoint)
+    return CheckCost(requests=4, tokens=16 if rt is not None and rt.openai else 0, jobs=1)
+
+
 def start(host: Host) -> Attachment:
     metrics = ServerlessMetrics()
     host.register(metrics)
@@ -40,8 +49,9 @@ FEATURE = Feature(
         endpoint_keys=settings.ENDPOINT_KEYS,
         validators=(settings.validate_openai_model, settings.validate_checks),
     ),
-    checks=(CheckSpec("queue", queue.check, policy=control_plane.as_unknown),
-            CheckSpec("roundtrip", roundtrip.check, policy=control_plane.as_unknown)),
+    checks=(CheckSpec("queue", queue.check, policy=control_plane.as_unknown),  # free /health
+            CheckSpec("roundtrip", roundtrip.check, policy=control_plane.as_unknown,
+                      cost=roundtrip_cost)),
     planners=(roundtrip_jobs,),
     startup=(start,),
 )

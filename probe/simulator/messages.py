@@ -71,11 +71,13 @@ Handler = Callable[[Request], Awaitable[Reply]]
 
 
 class SeenRequest(NamedTuple):
-    """One request as recorded for tests; the Authorization header is never kept."""
+    """One request as recorded for tests; the Authorization header is never kept, only
+    the SHA-256 of its value (so a test can tell which key was sent, not read it)."""
 
     method: str
     path: str  # with the query string
     headers: dict[str, str]
+    authorization_sha256: str | None = None
 
 
 JSON_TYPE = "application/json"

@@ -84,7 +84,6 @@ class PodContext:
     path: str
     spec: PodSpec
     metrics: PodMetrics
-    api_key: str | None
 
 
 PodBehaviour = Callable[[PodContext], Awaitable[Reply]]
@@ -136,7 +135,7 @@ def models_body(model: str, max_model_len: int) -> bytes:
 
 def _vllm(variant: Vllm) -> PodBehaviour:
     async def serve(ctx: PodContext) -> Reply:
-        if ctx.path.startswith("/v1") and not ctx.request.authorised(ctx.api_key):
+        if ctx.path.startswith("/v1") and not ctx.request.authorised(ctx.spec.api_key):
             return _UNAUTHORIZED
         method = _ROUTES.get(ctx.path)
         if method is None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import deque
 
@@ -48,8 +49,10 @@ class Router:
 
     def _record(self, request: Request) -> None:
         headers = {k: v for k, v in request.headers.items() if k not in _PRIVATE_HEADERS}
+        sent = request.headers.get("authorization")
+        digest = hashlib.sha256(sent.encode()).hexdigest() if sent else None
         with self._lock:
-            self._seen.append(SeenRequest(request.method, request.target, headers))
+            self._seen.append(SeenRequest(request.method, request.target, headers, digest))
             self._count += 1
 
     async def __call__(self, request: Request) -> Reply:
@@ -84,7 +87,7 @@ class Router:
         entry = self._fleet.pod_entry(pod_id)
         if entry is None or port != str(entry.spec.port):
             return PROXY_404  # destroyed pod, or a port not exposed over HTTP
-        ctx = PodContext(request, "/" + inner, entry.spec, entry.metrics, self._api_key)
+        ctx = PodContext(request, "/" + inner, entry.spec, entry.metrics)
         return await pods.handle(ctx)
 
     async def _serverless(self, request: Request, rest: str) -> Reply:

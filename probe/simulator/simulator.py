@@ -23,9 +23,10 @@ class Simulator:
         api_key: str | None = None,
         keep_requests: int = 10_000,
     ) -> None:
-        """``api_key``: when given, pods' /v1/* routes, every serverless route and the OpenAI
-        providers require ``Authorization: Bearer <api_key>``. ``keep_requests`` bounds
-        ``requests_seen`` (the most recent ones are kept)."""
+        """``api_key``: when given (RunPod's account key), every serverless route, RunPod's REST
+        API and the OpenAI providers require ``Authorization: Bearer <api_key>``; a pod
+        requires only its own ``PodSpec.api_key`` (vLLM's --api-key), if any.
+        ``keep_requests`` bounds ``requests_seen`` (the most recent ones are kept)."""
         self.fleet = fleet if fleet is not None else Fleet.default()
         self.host = host
         self._router = Router(self.fleet, api_key, keep_requests)

@@ -20,6 +20,9 @@ class PodSpec:
     delay_s: float = 30.0  # `slow`: time before every answer
     ttft_delay_s: float = 1.0  # `slow_stream`: time to the first content token
     name: str | None = None  # the pod's name in RunPod's REST API (default: its id)
+    # vLLM's own --api-key: when set, /v1/* requires it. RunPod's proxy asks for no key, so
+    # a pod never needs (and must never receive) the RunPod account key.
+    api_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

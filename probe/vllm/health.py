@@ -18,14 +18,12 @@ from probe.config.model import Endpoint
 from probe.http import describe_status, get, is_html, status_outcome
 from probe.outcome import Outcome, Verdict
 
-MAX_BODY_BYTES = 64 * 1024  # vLLM's answer is empty; proxy error pages are a few KB
 ENGINE_DEAD_STATUSES = (503, 500)
 
 
 async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
     url = f"{endpoint.root_url}/health"
-    status, body, headers = await get(client, url, ctx.headers(endpoint),
-                                      min(ctx.max_body_bytes, MAX_BODY_BYTES))
+    status, body, headers = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     if 200 <= status < 300:
         return Verdict(Outcome.OK, "engine alive", status)
     if status in ENGINE_DEAD_STATUSES and not is_html(body, headers):

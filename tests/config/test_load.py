@@ -123,5 +123,18 @@ def test_secret_shaped_strings_anywhere_are_refused(value: str) -> None:
 
 def test_shipped_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "config.yaml"
-    config = parse_config(example.read_text(), env={**ENV, "DEEPSEEK_API_KEY": "dk-0000"})
-    assert {e.name for e in config.endpoints} >= {"qwen-pod", "vllm-serverless", "deepseek"}
+    config = parse_config(example.read_text(), env={"RUNPOD_API_KEY": ENV["RUNPOD_API_KEY"]})
+    assert [e.name for e in config.endpoints] == ["qwen-pod", "vllm-serverless"]
+
+
+@pytest.mark.parametrize(("env", "text", "expected"), [
+    ({}, "", "/var/lib/runpod-probe/probe.db"),
+    # systemd's StateDirectory= sets it (first entry of a list)
+    ({"STATE_DIRECTORY": "/srv/state:/srv/other"}, "", "/srv/state/probe.db"),
+    ({"STATE_DIRECTORY": "/srv/state"}, "storage: {path: /data/p.db}\n", "/data/p.db"),
+], ids=["built-in", "systemd-state-directory", "file-wins"])
+def test_the_database_lives_in_the_state_directory(env: dict[str, str], text: str,
+                                                   expected: str) -> None:
+    config = parse_config(text + "endpoints:\n  - {name: p, kind: pod, pod_id: x}\n",
+                          env={**ENV, **env})
+    assert str(config.storage.path) == expected

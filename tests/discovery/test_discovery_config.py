@@ -63,3 +63,22 @@ def test_defaults_layer_over_the_files_defaults() -> None:
     """The file's defaults are kept on the config for endpoints built later."""
     config = parse_config("defaults: {timeout: 3s, tries: 4}\ndiscovery: {}\n", env=ENV)
     assert (config.defaults["timeout"], config.defaults["tries"]) == (3.0, 4)
+
+
+@pytest.mark.parametrize(("text", "base", "api"), [
+    ("discovery: {}\n", "http://127.0.0.1:9/api/", "http://127.0.0.1:9/api/v2"),
+    ("discovery: {}\n", "", DEFAULT_API),
+    ('discovery: {api: "http://127.0.0.1:7/v2"}\n', "http://127.0.0.1:9/api",
+     "http://127.0.0.1:7/v2"),  # the file's own key wins
+], ids=["from-env", "empty-env", "file-wins"])
+def test_the_api_defaults_to_the_sdk_variable(text: str, base: str, api: str) -> None:
+    """RUNPOD_API_BASE_URL, RunPod's SDK's own override, moves the REST API like the SDK."""
+    settings = parse_config(text, env={**ENV, "RUNPOD_API_BASE_URL": base}).sections["discovery"]
+    assert settings.api == api
+
+
+def test_a_malformed_sdk_variable_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("discovery: {}\n", env={**ENV, "RUNPOD_API_BASE_URL": "ftp:nowhere"})
+    assert caught.value.problems == [
+        'env.RUNPOD_API_BASE_URL: expected an http(s) URL, got "ftp:nowhere/v2"']

@@ -17,6 +17,7 @@ from probe.daemon import Daemon
 from probe.store import latest_results
 
 CANARY = "canary-7d1f3a9e5b2c4d6f8a0b"
+POD_CANARY = "pod-canary-3e8b1d5f7a9c2e4b6d0f"
 
 
 def probed(daemon: Daemon, *names: str, rounds: int = 1) -> Callable[[], bool]:
@@ -55,6 +56,7 @@ def test_secrets_never_reach_db_logs_or_metrics(sim: Any, tmp_path: Path, monkey
     from probe.simulator import Fleet, PodSpec, Simulator
 
     monkeypatch.setenv("RUNPOD_API_KEY", CANARY)
+    monkeypatch.setenv("VLLM_API_KEY", POD_CANARY)  # pods get their own key, echoed back
     caplog.set_level(logging.DEBUG)
     fleet = Fleet.default()
     fleet.add_pod("echo", PodSpec(behaviour="echo_auth"))
@@ -70,11 +72,12 @@ def test_secrets_never_reach_db_logs_or_metrics(sim: Any, tmp_path: Path, monkey
         text = run_daemon(config, None, scenario)
     echo_rows = [r for r in latest_results(tmp_path / "probe.db") if r["endpoint"] == "echo"]
     assert echo_rows and "***" in echo_rows[0]["message"], "the echoed key was redacted"
-    assert CANARY not in text
-    assert CANARY not in caplog.text
-    for path in tmp_path.iterdir():
-        if path.is_file():
-            assert CANARY.encode() not in path.read_bytes(), path.name
+    for secret in (CANARY, POD_CANARY):
+        assert secret not in text
+        assert secret not in caplog.text
+        for path in tmp_path.iterdir():
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path.name
 
 
 def test_reload_refuses_invalid_config_and_applies_valid(sim: Any, tmp_path: Path,
@@ -95,3 +98,43 @@ def test_reload_refuses_invalid_config_and_applies_valid(sim: Any, tmp_path: Pat
 
     run_daemon(config, sim_env, scenario)
 
+
+
+def test_reload_naming_a_new_secret_variable_says_to_restart(
+        sim: Any, tmp_path: Path, sim_env: dict[str, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The environment is read at start: a reload that needs a variable the service was not
+    started with is refused, and the log says a restart picks it up."""
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods("qwen qwen-healthy"))
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(probed(daemon, "qwen"))
+        config.write_text(header(sim, tmp_path) + pods(
+            "qwen qwen-healthy", "other qwen-healthy api_key_env: NEW_POD_KEY"))
+        assert await daemon.reload() is False
+
+    run_daemon(config, sim_env, scenario)
+    refused = [r.getMessage() for r in caplog.records if "reload refused" in r.getMessage()]
+    assert refused == [
+        "config reload refused: endpoints[1].api_key_env: environment variable NEW_POD_KEY "
+        "is not set",
+        "config reload refused: the environment (the unit's env file and credentials) is read "
+        "when the service starts: restart it to add a secret"]
+
+
+def test_each_ledger_entry_is_logged_at_info(sim: Any, tmp_path: Path, sim_env: dict[str, str],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """What was learned reaches the journal too, one line per entry, as it is written."""
+    caplog.set_level(logging.INFO, logger="probe")
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods("gone deepseek-stopped")
+                   + "ledger: {down_after: 1}\n")
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: any(r.getMessage().startswith("ledger #2 ")
+                                for r in caplog.records), what="the down entry in the log")
+
+    run_daemon(config, sim_env, scenario)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ledger #")]
+    assert lines[0] == "ledger #1 info gone: RunPod pod gone (deepseek-stopped) added to the probed fleet"
+    assert lines[1].startswith("ledger #2 critical gone: RunPod pod gone (deepseek-stopped) "
+                               "down (404)"), lines

@@ -70,7 +70,7 @@ def test_gate_passes_a_queue_that_is_served(tmp_path: Path, sim_env: dict[str, s
 
 # 2. a reachable endpoint whose governed answers fail is degraded, never up -------------------
 PROMPT = ("prompts:\n  - {name: arith, prompt: \"What is 2+2? Answer with the number only.\", "
-          "expect: {regex: '^\\s*4\\s*$'}, cross: test, interval: 300ms, max_tokens: 16}\n")
+          "expect: {regex: '^\\s*4\\s*$'}, cross: test, interval: 300ms, max_tokens: 16, kinds: [pod, openai]}\n")
 
 
 @pytest.mark.parametrize(("spec", "outcome"), [

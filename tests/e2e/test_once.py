@@ -100,8 +100,11 @@ def test_transient_502_then_recovery_is_a_retried_pass(sim: Any, tmp_path: Path,
 
 
 def test_wrong_key_is_unauthorized(sim: Any, tmp_path: Path, monkeypatch: Any) -> None:
-    env = {"RUNPOD_API_KEY": "not-the-key"}
-    result = _sweep(sim, tmp_path, env, "qwen qwen-healthy")["qwen"]
+    from probe.simulator import PodSpec
+
+    sim.fleet.add_pod("locked", PodSpec(api_key="the-pods-own-key"))  # vLLM --api-key
+    env = {"RUNPOD_API_KEY": "rk-account-0000", "LOCKED_KEY": "not-the-key"}
+    result = _sweep(sim, tmp_path, env, "locked locked api_key_env: LOCKED_KEY")["locked"]
     assert result.outcome is Outcome.UNAUTHORIZED and result.http_status == 401
 
 

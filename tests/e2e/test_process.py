@@ -142,3 +142,36 @@ def test_sigterm_during_a_round_trip_cancels_the_job_and_stores_the_result(
     assert stored["outcome"] == "unknown", stored["message"]
     assert '"cancelled": true' in stored["details"]
     assert cancels[0].rsplit("/", 1)[1] in stored["details"], "the cancelled job is the stored one"
+
+
+def test_sigterm_starts_no_check_after_the_signal(tmp_path: Path,
+                                                 sim_env: dict[str, str]) -> None:
+    """A pod's job runs models, health and vllm_metrics in turn. Stopped while models is in
+    flight, the daemon lets it finish and writes it, and starts neither of the other two:
+    the pod's server sees one request, and the stop takes about the in-flight answer."""
+    from probe.simulator import Fleet, PodSpec, Simulator
+
+    fleet = Fleet()
+    fleet.add_pod("slow-pod", PodSpec("slow", delay_s=2.0))
+    with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as sim:
+        text = header(sim, tmp_path, interval="60s", timeout="5s")
+        config = write(tmp_path / "c.yaml", text + pods("slow slow-pod"))
+        proc = start_daemon(config, sim_env)
+        try:
+            deadline = time.monotonic() + 20
+            while not any(r.path.startswith("/proxy/slow-pod-8000/") for r in sim.requests_seen):
+                assert time.monotonic() < deadline, "the first check never started"
+                time.sleep(0.02)
+            stopped_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            took_s = time.monotonic() - stopped_at
+        finally:
+            proc.kill()
+        seen = [r.path for r in sim.requests_seen if r.path.startswith("/proxy/slow-pod-8000/")]
+    assert proc.returncode == 0, out
+    assert seen == ["/proxy/slow-pod-8000/v1/models"], "no check started after SIGTERM"
+    rows = {(r["endpoint"], r["check_name"]): r for r in latest_results(tmp_path / "probe.db")}
+    assert set(rows) == {("slow", "models")}
+    assert rows[("slow", "models")]["outcome"] == "ok", "the in-flight check finished"
+    assert 1.0 < took_s < 5.0, f"stop took {took_s:.1f}s"

@@ -21,7 +21,8 @@ from probe.sweep import sweep
 ARITHMETIC = ('  - {name: arithmetic, prompt: "What is 2+2? Answer with the number only.", '
               "expect: {regex: '^\\s*4\\s*$'}, cross: RUNPOD.md Test table, max_tokens: 16}\n")
 GOVERNANCE = ('  - {name: failure, prompt: "What happens on validation failure?", '
-              "expect: {regex: '(?i)fails? closed'}, cross: RUNPOD/CANON.md constraints}\n")
+              "expect: {regex: '(?i)fails? closed'}, cross: RUNPOD/CANON.md constraints, "
+              "kinds: [pod, serverless, openai]}\n")
 
 
 def run(sim: Any, tmp_path: Path, env: dict[str, str], *rows: str, prompts: str = ARITHMETIC,

@@ -59,6 +59,7 @@ def test_start_up_failure_is_one_line_and_exit_2(sim: Any, tmp_path: Path,
         text = text.replace('"127.0.0.1:0"', address)
     if storage is not None:
         text = text.replace(f'"{tmp_path / "probe.db"}"', f'"{storage.format(tmp=tmp_path)}"')
+        text += "learning: false\n"  # else LEARNING.md beside it fails the config check first
     config = write(tmp_path / "c.yaml", text + pods("qwen qwen-healthy"))
     sim.clear_requests()
     try:

@@ -118,6 +118,20 @@ def exported_metrics(metrics_url: str) -> set[str]:
             if line and not line.startswith("#")}
 
 
+def test_every_exported_metric_is_documented(stack: dict[str, Any]) -> None:
+    """docs/metrics.md names every family the daemon exports (without the runpod_probe_
+    prefix; histograms by their base name; the process collector as process_*)."""
+    documented = set(re.findall(r"`([a-z_:*]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    missing = []
+    for name in sorted(exported_metrics(stack["metrics_url"])):
+        base = re.sub(r"_(bucket|sum|count|created)$", "", name)
+        short = base.removeprefix("runpod_probe_")
+        if not ({short, base} & documented or (base.startswith("process_")
+                                               and "process_*" in documented)):
+            missing.append(name)
+    assert not missing, f"not in docs/metrics.md: {missing}"
+
+
 def test_every_dashboard_target_and_recording_rule_has_data_and_alerts_catch_the_broken(
         stack: dict[str, Any]) -> None:
     api = stack["api"]

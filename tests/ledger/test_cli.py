@@ -138,11 +138,10 @@ def _binary(path: Path) -> None:
 @pytest.mark.parametrize(
     ("spoil", "says"),
     [(_no_table, "has no | Date | Pattern | Source | table to append to"),
-     (_absent, "does not exist"),
      (_read_only, "is not writable"),
      (_other_ledger, "cites ledger #1 sha256:0123456789ab but this ledger has sha256:"),
      (_binary, "is not UTF-8 text")],
-    ids=["no-table", "missing", "read-only", "from-another-ledger", "not-utf8"],
+    ids=["no-table", "read-only", "from-another-ledger", "not-utf8"],
 )
 def test_learning_exits_2_on_a_file_that_is_not_appendable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -248,3 +247,13 @@ def test_since_accepts_dates_times_and_ages(text: str, expected: str) -> None:
 def test_since_rejects_anything_else() -> None:
     with pytest.raises(UsageError, match='got "last tuesday"'):
         parse_since("last tuesday")
+
+
+def test_learning_creates_a_missing_file(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    db, file = tmp_path / "p.db", tmp_path / "new" / "LEARNING.md"
+    intact(db)
+    assert main(learning(db, file)) == 0
+    assert "appended" in capsys.readouterr().out
+    assert file.read_text().startswith("# LEARNING") and "| Date | Pattern | Source |" in \
+        file.read_text()

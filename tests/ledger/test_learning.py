@@ -15,7 +15,13 @@ from ledgerhelpers import chain, draft
 
 from probe.config import ConfigError
 from probe.ledger.chain import GENESIS, Evidence, seal
-from probe.ledger.learning import LearningFileError, append_learning, cited
+from probe.ledger.learning import (
+    NEW_FILE,
+    LearningFileError,
+    append_learning,
+    check_appendable,
+    cited,
+)
 
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
 TABLE = "| Date | Pattern | Source |\n|---|---|---|\n"
@@ -97,10 +103,6 @@ def _no_table(path: Path) -> None:
     path.write_text("# LEARNING\n\nNothing here yet.\n")
 
 
-def _missing(path: Path) -> None:
-    path.unlink()
-
-
 def _read_only(path: Path) -> None:
     path.chmod(0o444)
 
@@ -116,11 +118,10 @@ def _binary(path: Path) -> None:
 @pytest.mark.parametrize(
     ("spoil", "message"),
     [(_no_table, "has no | Date | Pattern | Source | table to append to"),
-     (_missing, "does not exist"),
      (_read_only, "is not writable"),
      (_other_ledger, "cites ledger #1 sha256:0123456789ab but this ledger has sha256:"),
      (_binary, "is not UTF-8 text")],
-    ids=["no-table", "missing", "read-only", "from-another-ledger", "not-utf8"],
+    ids=["no-table", "read-only", "from-another-ledger", "not-utf8"],
 )
 def test_a_file_that_is_not_ours_is_an_error_not_a_rewrite(
         learning: Path, spoil: object, message: str) -> None:
@@ -168,3 +169,21 @@ def test_source_cites_evidence_and_the_entry(tmp_path: Path, evidence: Evidence,
     path.write_text(TABLE)
     append_learning(path, [seal(replace(draft(1), evidence=evidence), 1, GENESIS)])
     assert path.read_text().splitlines()[-1].split(" | ")[2].startswith(source)
+
+
+def test_a_missing_file_is_created_with_its_table(tmp_path: Path) -> None:
+    target = tmp_path / "state" / "LEARNING.md"  # its directory does not exist yet either
+    check_appendable(target)  # creatable: not an error
+    assert append_learning(target, chain(2)) == 2
+    text = target.read_text()
+    assert text.startswith(NEW_FILE) and len(cited(text)) == 2
+    assert append_learning(target, chain(2)) == 0, "and appended to like any other"
+
+
+def test_a_file_that_cannot_be_created_is_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(LearningFileError, match="cannot be created"):
+        check_appendable(blocker / "LEARNING.md")
+    with pytest.raises(LearningFileError, match="cannot be created"):
+        append_learning(blocker / "LEARNING.md", chain(1))

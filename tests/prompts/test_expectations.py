@@ -77,6 +77,13 @@ UNCHECKABLE = [
     ("rate-not-measured", "min_tokens_per_second", 5, answer("x", tps=None), "not measured"),
     ("latency-not-measured", "max_latency", "1s", answer("x", total_s=None), "not measured"),
     ("no-number", "number", 4, answer("four"), "no number"),
+    # a path and a value to compare, in an answer that is not JSON: nothing to look at
+    ("json-path-in-not-json", "json", {"path": "$.status", "equals": "ok"},
+     answer("status: ok"), "not valid JSON"),
+    ("json-path-exists-in-not-json", "json", {"path": "$.status"}, answer("ok"),
+     "not valid JSON"),
+    ("json-path-equals-missing", "json", {"path": "$.status", "equals": "ok"},
+     answer('{"state": "ok"}'), "path not found"),
 ]
 
 

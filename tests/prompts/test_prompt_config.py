@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import parse_config
+from helpers import endpoint, parse_config
 
 from probe.config import ConfigError
 from probe.prompts.model import Message, PromptSection, TokenBounds
@@ -27,7 +27,11 @@ def test_shorthand_and_defaults() -> None:
     assert prompt.messages == (Message("user", "2+2?"),)
     assert (prompt.max_tokens, prompt.interval_s, prompt.seed, prompt.endpoints) == \
         (64, 300.0, 0, None)
-    assert prompt.check_name == "prompt:a" and prompt.runs_on("anything")
+    assert prompt.check_name == "prompt:a" and prompt.kinds == ("pod",)
+    # a prompt spends tokens and wakes serverless workers: only pods unless opted in
+    assert prompt.runs_on(endpoint(name="anything", kind="pod"))
+    assert not prompt.runs_on(endpoint(name="paid", kind="openai"))
+    assert not prompt.runs_on(endpoint(name="queue", kind="serverless"))
 
 
 def test_messages_endpoints_interval_seed() -> None:
@@ -40,7 +44,26 @@ def test_messages_endpoints_interval_seed() -> None:
     assert [e.label for e in prompt.expect] == ["equals", "not_contains"]
     assert (prompt.endpoints, prompt.interval_s, prompt.seed, prompt.max_tokens) == \
         (("qwen",), 90.0, None, 8)
-    assert not prompt.runs_on("other")
+    assert not prompt.runs_on(endpoint(name="other"))
+    assert prompt.runs_on(endpoint(name="qwen", kind="serverless")), "named: whatever kind"
+
+
+@pytest.mark.parametrize(("kinds", "problem"), [
+    ("[pod, openai]", None),
+    ("[gpu]", 'prompts[0].kinds: unknown kind "gpu" (expected some of: pod, serverless, openai)'),
+    ("[]", "prompts[0].kinds: an empty list runs the prompt nowhere"),
+], ids=["opt-in", "unknown", "empty"])
+def test_kinds(kinds: str, problem: str | None) -> None:
+    text = f'prompts:\n  - {{name: a, prompt: "2+2?", expect: {{regex: "4"}}, cross: x, ' \
+           f"kinds: {kinds}}}\n"
+    if problem is None:
+        (prompt,) = section(text).prompts
+        assert prompt.kinds == ("pod", "openai")
+        assert prompt.runs_on(endpoint(kind="openai"))
+        return
+    with pytest.raises(ConfigError) as refused:
+        section(text)
+    assert problem in refused.value.problems
 
 
 def test_no_prompts_section_is_fine() -> None:
@@ -105,7 +128,7 @@ def test_endpoint_keys_land_in_extra() -> None:
 
 def test_example_config_ships_the_scope_governance_questions() -> None:
     example = Path(__file__).parents[2] / "config.yaml"
-    config = parse_config(example.read_text(), env={**ENV, "DEEPSEEK_API_KEY": "dk-0000"})
+    config = parse_config(example.read_text(), env={"RUNPOD_API_KEY": ENV["RUNPOD_API_KEY"]})
     prompts = {p.messages[-1].content: p for p in config.sections["prompts"].prompts}
     assert prompts["Are deployments validated?"].cross == "RUNPOD/CANON.md axiom"
     assert prompts["What happens on validation failure?"].cross == "RUNPOD/CANON.md constraints"

@@ -12,7 +12,9 @@ endpoints:
   - {name: big, kind: pod, pod_id: b, required_context: 11000, active_context_probe: 6h}
   - {name: plain, kind: serverless, endpoint_id: e}
 prompts:
-  - {name: everywhere, prompt: "2+2?", expect: {regex: "4"}, cross: x, interval: 2m}
+  - {name: everywhere, prompt: "2+2?", expect: {regex: "4"}, cross: x, interval: 2m,
+     kinds: [pod, serverless]}
+  - {name: pods-only, prompt: "1+1?", expect: {regex: "2"}, cross: x}
   - {name: only-big, prompt: "3+3?", expect: {regex: "6"}, cross: x, endpoints: [big]}
 """
 
@@ -21,7 +23,7 @@ def test_jobs_per_prompt_endpoint_and_context() -> None:
     jobs = {job.id: job for job in plan(parse_config(TEXT, env=ENV))}
     assert set(jobs) == {"big/checks", "plain/checks", "big/prompt:everywhere",
                          "big/prompt:only-big", "plain/prompt:everywhere", "big/context",
-                         "big/context_active"}
+                         "big/context_active", "big/prompt:pods-only"}
     everywhere = jobs["plain/prompt:everywhere"]
     assert everywhere.checks == ("prompt:everywhere",) and everywhere.interval_s == 120.0
     assert everywhere.params[PROMPT_KEY].name == "everywhere"

@@ -240,16 +240,19 @@ def test_keep_alive_and_chunked_request_body(sim: Simulator) -> None:
 
 def test_auth(client: httpx.Client) -> None:
     fleet = Fleet.default()
+    fleet.add_pod("locked", PodSpec(api_key="pod-own-key"))
     with Simulator(fleet, api_key="sekrit-key") as sim:
-        pod = sim.pod_url("qwen-healthy")
+        # RunPod's proxy asks for no key: a pod needs only its own vLLM --api-key, if any
+        assert client.get(sim.pod_url("qwen-healthy") + "/v1/models").status_code == 200
+        pod = sim.pod_url("locked")
         models = client.get(pod + "/v1/models")
         assert (models.status_code, models.json()) == (401, {"error": "Unauthorized"})
         assert client.get(pod + "/health").status_code == 200
         assert client.get(pod + "/metrics").status_code == 200
-        wrong = {"Authorization": "Bearer nope"}
-        assert client.get(pod + "/v1/models", headers=wrong).status_code == 401
         good = {"Authorization": "Bearer sekrit-key"}
-        assert client.get(pod + "/v1/models", headers=good).status_code == 200
+        assert client.get(pod + "/v1/models", headers=good).status_code == 401, "account key"
+        own = {"Authorization": "Bearer pod-own-key"}
+        assert client.get(pod + "/v1/models", headers=own).status_code == 200
         serverless = client.get(sim.api_base + "/vllm-healthy/health")
         assert serverless.status_code == 401 and "error" in serverless.json()
         assert client.get(sim.api_base + "/vllm-healthy/health", headers=good).status_code == 200
@@ -259,13 +262,18 @@ def test_auth(client: httpx.Client) -> None:
 
 
 def test_requests_seen(sim: Simulator, client: httpx.Client) -> None:
-    client.get(sim.pod_url("qwen-healthy") + "/health?probe=1", headers={"X-Probe": "yes"})
-    method, path, headers = sim.requests_seen[-1]
+    import hashlib
+
+    client.get(sim.pod_url("qwen-healthy") + "/health?probe=1",
+               headers={"X-Probe": "yes", "Authorization": "Bearer pod-key"})
+    method, path, headers, sent = sim.requests_seen[-1]
     assert (method, path, headers["x-probe"]) == (
         "GET",
         "/proxy/qwen-healthy-8000/health?probe=1",
         "yes",
     )
+    assert "authorization" not in headers
+    assert sent == hashlib.sha256(b"Bearer pod-key").hexdigest(), "which key, never the key"
     assert sim.request_count >= len(sim.requests_seen)
 
 

@@ -52,7 +52,8 @@ CASES = [
     ("unauthorized", answer(401, b'{"error":"Unauthorized"}', "application/json"),
      Outcome.UNAUTHORIZED),
     ("proxy-timeout-524", answer(524, b"<html>timeout</html>", HTML), Outcome.HTTP_5XX),
-    ("huge-body", answer(200, b"x" * (health.MAX_BODY_BYTES + 1)), Outcome.BAD_RESPONSE),
+    # one cap for every body: scheduler.max_body_bytes (default 4 MiB)
+    ("huge-body", answer(200, b"x" * (CheckContext().max_body_bytes + 1)), Outcome.BAD_RESPONSE),
 ]
 
 

@@ -141,15 +141,23 @@ def test_real_page_in_either_text_format(content_type: str) -> None:
     assert "2 waiting, 4 running: progress not judged yet" in verdict.message
 
 
-def test_page_over_a_small_json_cap_still_fits() -> None:
-    ctx = CheckContext(max_body_bytes=4096)  # scheduler.max_body_bytes set low for JSON
+def test_one_cap_for_every_body() -> None:
+    """scheduler.max_body_bytes caps vLLM's /metrics page like any other body."""
     assert len(REAL_0_32) > 40_000
-    (verdict,) = check(serve(REAL_0_32), ctx)
-    assert verdict.outcome is not Outcome.BAD_RESPONSE and verdict.details["waiting"] == 2
+    (fits,) = check(serve(REAL_0_32), CheckContext(max_body_bytes=len(REAL_0_32) + 10))
+    assert fits.details["waiting"] == 2
+
+    async def go() -> ProbeResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(serve(REAL_0_32))) as client:
+            return await run_check("vllm_metrics", spec("vllm_metrics", vllm_metrics.check),
+                                   endpoint(), client, CheckContext(max_body_bytes=40_000))
+
+    over = asyncio.run(go())
+    assert over.outcome is Outcome.BAD_RESPONSE and "larger than 40000 bytes" in over.message
 
 
 def test_page_over_the_metrics_cap_is_a_bad_response() -> None:
-    huge = REAL_0_32 * (vllm_metrics.MIN_BODY_BYTES // len(REAL_0_32) + 1)
+    huge = REAL_0_32 * (CheckContext().max_body_bytes // len(REAL_0_32) + 1)
 
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=httpx.MockTransport(serve(huge))) as client:
