@@ -1,6 +1,6 @@
 """A simulated RunPod fleet on 127.0.0.1: vLLM pods behind the HTTP proxy, serverless
 endpoints behind the queue API, and a generic OpenAI-compatible provider, each healthy or
-broken in a named way. Used by end-to-end tests, ``runpod-probe demo`` and the benchmark.
+broken in a named way. Used by end-to-end tests and ``runpod-probe demo``.
 
 Standard library only.
 """

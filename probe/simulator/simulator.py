@@ -91,7 +91,8 @@ class Simulator:
 
     @property
     def requests_seen(self) -> list[SeenRequest]:
-        """(method, path with query, headers without Authorization), oldest first."""
+        """(method, path with query, headers without Authorization, SHA-256 of the
+        Authorization sent), oldest first."""
         return self._router.requests_seen
 
     @property
