@@ -15,9 +15,11 @@ from probe.discovery import plugin as discovery
 from probe.export import plugin as export
 from probe.features import Feature, Plugins
 from probe.ledger import plugin as ledger
+from probe.maintenance import plugin as maintenance
 from probe.prompts import plugin as prompts
 from probe.scheduler import endpoint_jobs
 from probe.serverless import plugin as serverless
+from probe.status import plugin as status
 from probe.vllm import plugin as vllm
 
 # The spine: the models check, one job per endpoint, and the deployment gate.
@@ -29,9 +31,11 @@ FEATURES: tuple[Feature, ...] = (
     discovery.FEATURE,  # lists RunPod's fleet; its hook runs before the others'
     vllm.FEATURE,  # engine liveness and load
     ledger.FEATURE,  # state with hysteresis, the append-only ledger, LEARNING.md
+    maintenance.FEATURE,  # windows from the config and the command line
     prompts.FEATURE,  # governed prompts, context fit, token budget
     serverless.FEATURE,  # queue conditions, round trips
     export.FEATURE,  # generated dashboards and alert rules
+    status.FEATURE,  # the status page: / and /status.json beside /metrics
     demo.FEATURE,  # the simulated fleet with the real daemon
 )
 PLUGINS = Plugins.of(*FEATURES)

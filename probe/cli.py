@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from probe import __version__
@@ -59,7 +60,7 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     # value given after the sub-command wins.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", type=log_level, default=argparse.SUPPRESS,
-                        help="DEBUG, INFO, WARNING or ERROR (default: "
+                        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: "
                              "$RUNPOD_PROBE_LOG_LEVEL or INFO)")
     parser = argparse.ArgumentParser(prog="runpod-probe", description="Health probing and "
                                      "observability for LLM endpoints on RunPod.",
@@ -140,7 +141,8 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     from probe.report import VERDICT_COLUMNS, result_rows, table, to_json, verdict_rows, verdicts
     from probe.store import ResultStore
     from probe.sweep import sweep
-    from probe.verdict import State
+    from probe.verdict import Judgement, State
+    from probe.windows import Matcher, active, covering
 
     store = ResultStore(config.storage.path, Redactor(config.secret_env_names())) \
         if args.store else None
@@ -153,10 +155,16 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
         print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
         return EXIT_CONFIG
     judged = verdicts(results)  # the same judgement the daemon makes, on one sweep
+    in_window = covering(active(plugins.windows, config, datetime.now(UTC)), Matcher(judged))
+    for name, window in in_window.items():  # maintenance, as the daemon says (checks shown)
+        shown = judged[name]
+        judged[name] = Judgement(State.MAINTENANCE, shown.cause, f"{window.name}: "
+                                 f"{window.reason} (the checks say {shown.state})")
     if args.json:
         print(to_json(results))
     else:
         print(table(result_rows(results)) + "\n\n" + table(verdict_rows(judged),
                                                             VERDICT_COLUMNS))
-    up = bool(judged) and all(j.state is State.UP for j in judged.values())
+    # an endpoint in maintenance does not fail the sweep (its alerts are silenced too)
+    up = bool(judged) and all(j.state in (State.UP, State.MAINTENANCE) for j in judged.values())
     return EXIT_OK if up else EXIT_FAILING

@@ -19,20 +19,33 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from prometheus_client import make_wsgi_app
 from prometheus_client.registry import Collector
 
 from probe.config import Config, ConfigError, load_config
-from probe.features import Attachment, Expander, Judged, Observer, Plugins, StartupHook
+from probe.features import (
+    Attachment,
+    Changed,
+    Expander,
+    Judged,
+    Observer,
+    Plugins,
+    Route,
+    StartupHook,
+    StatusPart,
+)
 from probe.job import Job
-from probe.metrics import Guarded, ProbeCollector, make_registry, serve
+from probe.listener import serve, with_pages
+from probe.metrics import Guarded, ProbeCollector, make_registry
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
 from probe.prober import Prober, make_client
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
-from probe.state import FleetState
+from probe.state import EndpointView, FleetState
 from probe.store import ResultStore
-from probe.verdict import EndpointVerdict, State
+from probe.verdict import EndpointVerdict, State, Transition
+from probe.windows import WindowClock
 
 log = logging.getLogger(__name__)
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight check's own bound
@@ -60,10 +73,11 @@ def open_store(config: Config, redact: Callable[[str], str]) -> ResultStore:
                            f"{_reason(exc)}") from None
 
 
-def listen(registry: Any, config: Config) -> Any:
+def listen(registry: Any, config: Config, pages: Mapping[str, Route]) -> Any:
+    """/metrics, and the pages features add (read at each request)."""
     host, port = config.metrics.host, config.metrics.port
     try:
-        return serve(registry, host, port)
+        return serve(with_pages(make_wsgi_app(registry), pages), host, port)
     except OSError as exc:
         raise StartupError(f"metrics.listen {host}:{port}: cannot listen: "
                            f"{_reason(exc)}") from None
@@ -101,6 +115,10 @@ class Daemon:
         self._reloading: asyncio.Task[bool] | None = None
         self.notifier = Notifier(env)
         self.ready = asyncio.Event()
+        self.changed: list[Changed] = []
+        self.routes: dict[str, Route] = {}
+        self._status_parts: dict[str, StatusPart] = {}
+        self.clock = WindowClock(plugins.windows, self.state, self._changed)
 
     @property
     def metrics_url(self) -> str:
@@ -137,8 +155,39 @@ class Daemon:
         assert self.prober is not None
         self.prober.judged.append(judged)
 
+    def on_changed(self, changed: Changed) -> None:
+        self.changed.append(changed)
+
+    def _changed(self, endpoint: str, transitions: list[Transition]) -> None:
+        """A maintenance window began or ended: every listener hears it, like a result."""
+        for t in transitions:
+            log.debug("%s: %s", endpoint, t.event)
+        verdict = self.state.verdict(endpoint)
+        for listener in self.changed:
+            try:
+                listener(endpoint, transitions, verdict)
+            except Exception:  # noqa: BLE001
+                log.exception("verdict listener failed")
+
     def verdict(self, endpoint: str) -> EndpointVerdict | None:
         return self.state.verdict(endpoint)
+
+    def endpoint_views(self) -> Mapping[str, EndpointView]:
+        return self.state.views()
+
+    def latest(self, endpoint: str, check: str) -> ProbeResult | None:
+        return self.state.latest(endpoint, check)
+
+    def add_route(self, path: str, route: Route) -> None:
+        if path in self.routes or path == "/metrics":
+            raise ValueError(f"{path} is served already")
+        self.routes[path] = route
+
+    def add_status_part(self, name: str, part: StatusPart) -> None:
+        self._status_parts[name] = part
+
+    def status_parts(self) -> Mapping[str, StatusPart]:
+        return self._status_parts
 
     def restore(self, saved: dict[str, EndpointVerdict]) -> None:
         self.state.restore(saved)
@@ -160,7 +209,7 @@ class Daemon:
         install_log_redaction(self.redactor)
         self.store = open_store(self.config, lambda text: self.redactor(text))
         try:
-            self.metrics_server = listen(self.registry, self.config)
+            self.metrics_server = listen(self.registry, self.config, self.routes)
         except StartupError:
             self.store.close()
             raise
@@ -179,10 +228,12 @@ class Daemon:
                     if attachment is not None:
                         self._attachments.append(attachment)
                 self._announce_plan()  # hooks attached after the first plan see it too
+                await self.clock.tick()  # windows already open hold before the first probe
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
                 watchdog = asyncio.create_task(self._watchdog())
+                windows = asyncio.create_task(self.clock.run())
                 try:
                     self.ready.set()
                     self.notifier.ready(self._status())
@@ -193,6 +244,7 @@ class Daemon:
                     self.notifier.stopping(f"stopping: {len(self._tasks)} jobs in flight")
                     await self.scheduler.shutdown()
                 log.info("stopping: waiting for %d jobs in flight", len(self._tasks))
+                windows.cancel()
                 await self._drain()
                 watchdog.cancel()
                 for attachment in self._attachments:
@@ -325,6 +377,7 @@ class Daemon:
         return True
 
     def _announce_plan(self) -> None:
+        self.clock.plan(self.config)
         for attachment in self._attachments:
             if attachment.on_plan is not None:
                 try:

@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
     p.add_argument("--interval", default="5s", help="probe interval (default 5s)")
     p.add_argument("--every", type=float, default=5.0, help="print the summary every N seconds")
     p.set_defaults(handler=cmd_demo)
+
+
+MAINTAINED = "vllm-cold"  # the demo's endpoint in a maintenance window
 
 
 def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interval: str) -> str:
@@ -80,6 +84,17 @@ def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interv
     for name in sorted(fleet.openai):
         lines.append(f"  - {{name: {name}, kind: openai, base_url: "
                      f'"{sim.base_url}/openai/{name}/v1", api_key_env: {DEMO_KEY_ENV}}}')
+    now = datetime.now(UTC)
+    if MAINTAINED in fleet.serverless:
+        start = (now - timedelta(minutes=1)).isoformat(timespec="seconds")
+        end = (now + timedelta(hours=12)).isoformat(timespec="seconds")
+        lines += [
+            "# Planned work: the state is maintenance, checks go on, alerts are silenced.",
+            "maintenance:",
+            "  windows:",
+            f"    - {{name: worker-redeploy, endpoints: [{MAINTAINED}], reason: \"redeploying "
+            f'the worker image", start: "{start}", end: "{end}"}}',
+        ]
     lines += [
         "# Governed test prompts (the scope's Test table): prompt, expected answer, reference.",
         "prompts:",
@@ -149,6 +164,7 @@ async def _run(config: Config, plugins: Plugins, args: argparse.Namespace) -> in
             return EXIT_CONFIG
         return EXIT_OK
     print(f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
+          f"  status:   {daemon.metrics_url.removesuffix('metrics')} (the status page)\n"
           f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
           f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list "
           f"--config {config.source})\n"

@@ -15,6 +15,8 @@ A feature may add:
   and a listener for every new plan;
 - ``standing``: pseudo-endpoints that report results without being configured (discovery's
   ``runpod-api``), with how ledger entries name them;
+- ``windows``: where maintenance windows come from, (config, now) -> the windows active then
+  (the ``maintenance:`` section and the command line's table; a pod its owner stopped);
 - ``commands``: CLI sub-commands.
 """
 
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +34,7 @@ from probe.check import CheckSpec
 from probe.config.model import Config, ConfigExtension
 from probe.job import Job
 from probe.outcome import ProbeResult
-from probe.verdict import EndpointVerdict, Transition
+from probe.verdict import EndpointVerdict, Transition, Window
 
 if TYPE_CHECKING:
     import httpx
@@ -42,6 +45,17 @@ Observer = Callable[[ProbeResult, "int | None"], None]
 # Told each result with what its endpoint's verdict went through (the ledger).
 Judged = Callable[[ProbeResult, "int | None", list[Transition], "EndpointVerdict | None"],
                   object]
+# Told what an endpoint's verdict went through without a result (a maintenance window
+# began or ended): (endpoint, transitions, its verdict).
+Changed = Callable[[str, list[Transition], "EndpointVerdict | None"], object]
+# (config, now) -> the maintenance windows active at ``now``
+WindowSource = Callable[[Config, datetime], Sequence[Window]]
+# An HTTP page on the metrics listener: (query parameters) -> (status, content type, body).
+# Called in the listener's thread: it must read shared state through locks (the snapshot).
+Route = Callable[[Mapping[str, list[str]]], tuple[int, str, bytes]]
+# A part of the status page a feature supplies (the ledger's entries and chain), JSON-able;
+# called in the listener's thread.
+StatusPart = Callable[[], dict[str, Any]]
 Planner = Callable[[Config], list[Job]]
 # Features that add endpoints to the file's config at run time (discovery).
 Expander = Callable[[Config], Config]
@@ -85,7 +99,15 @@ class Host(Protocol):
     def register(self, collector: Collector) -> None: ...  # on the daemon's registry
     def observe(self, observer: Observer) -> None: ...  # every published result
     def on_judged(self, judged: Judged) -> None: ...  # every result, with its transitions
+    def on_changed(self, changed: Changed) -> None: ...  # transitions without a result
     def verdict(self, endpoint: str) -> EndpointVerdict | None: ...
+    # every endpoint's view as /metrics shows it, from any thread (``probe.state.EndpointView``
+    # by name: the engine sits above this module)
+    def endpoint_views(self) -> Mapping[str, Any]: ...
+    def latest(self, endpoint: str, check: str) -> ProbeResult | None: ...  # any thread
+    def add_route(self, path: str, route: Route) -> None: ...  # a page beside /metrics
+    def add_status_part(self, name: str, part: StatusPart) -> None: ...
+    def status_parts(self) -> Mapping[str, StatusPart]: ...
     def restore(self, saved: dict[str, EndpointVerdict]) -> None: ...  # kept from before
     def publish(self, result: ProbeResult) -> ProbeResult: ...
     def declare_standing(self, endpoint: str, check: str) -> None: ...
@@ -119,6 +141,7 @@ class Feature:
     preparers: tuple[Preparer, ...] = ()
     startup: tuple[StartupHook, ...] = ()
     standing: Mapping[str, str] = field(default_factory=dict)
+    windows: tuple[WindowSource, ...] = ()
     commands: tuple[AddCommands, ...] = ()
 
     def __post_init__(self) -> None:
@@ -136,6 +159,7 @@ class Plugins:
     preparers: tuple[Preparer, ...]
     startup: tuple[StartupHook, ...]
     standing: Mapping[str, str]
+    windows: tuple[WindowSource, ...]
     commands: tuple[AddCommands, ...]
 
     @classmethod
@@ -160,6 +184,7 @@ class Plugins:
             preparers=tuple(p for f in features for p in f.preparers),
             startup=tuple(h for f in features for h in f.startup),
             standing=MappingProxyType(standing),
+            windows=tuple(w for f in features for w in f.windows),
             commands=tuple(c for f in features for c in f.commands),
         )
 

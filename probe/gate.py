@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
@@ -27,7 +28,8 @@ from probe.report import result_dict, result_rows, table
 from probe.secrets import Redactor
 from probe.state import FleetState
 from probe.sweep import prepare
-from probe.verdict import Judgement, State, instant
+from probe.verdict import Judgement, State, Window, instant
+from probe.windows import Matcher, active, covering
 
 # What a deployment that is still starting looks like; anything else is a verdict.
 TRANSIENT: frozenset[Outcome] = frozenset({
@@ -43,6 +45,9 @@ class GateReport:
     results: tuple[ProbeResult, ...]
     elapsed_s: float
     rounds: int
+    # The maintenance window the endpoint is in, if any: shown, but the gate judges the
+    # checks regardless (a deployment is checked during its own maintenance).
+    window: Window | None = None
 
     @property
     def judgement(self) -> Judgement:
@@ -88,7 +93,9 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
             if not pending or remaining <= 0:
                 break
             await asyncio.sleep(min(poll_s, remaining))
-    return GateReport(name, tuple(latest.values()), loop.time() - began, rounds)
+    windows = covering(active(plugins.windows, config, datetime.now(UTC)), Matcher([name]))
+    return GateReport(name, tuple(latest.values()), loop.time() - began, rounds,
+                      windows.get(name))
 
 
 def render(report: GateReport) -> str:
@@ -104,7 +111,11 @@ def render(report: GateReport) -> str:
                   f"{len(report.results)} checks failed: {names}"
     waited = f" (after {format_duration(report.elapsed_s)}, {report.rounds} round" \
              f"{'s' if report.rounds != 1 else ''})"
-    return table(result_rows(report.results)) + "\n\n" + verdict + waited
+    note = ""
+    if report.window is not None:
+        note = f"\n{report.endpoint} is in maintenance ({report.window.name}: " \
+               f"{report.window.reason}); the gate judges its checks all the same"
+    return table(result_rows(report.results)) + "\n\n" + verdict + waited + note
 
 
 def to_json(report: GateReport) -> str:
@@ -114,6 +125,9 @@ def to_json(report: GateReport) -> str:
         "cause": None if report.judgement.cause is None else {
             "check": report.judgement.cause.check, "outcome": report.judgement.cause.outcome},
         "elapsed_s": round(report.elapsed_s, 3), "rounds": report.rounds,
+        "maintenance": None if report.window is None else {
+            "window": report.window.name, "reason": report.window.reason,
+            "origin": report.window.origin},
         "results": [result_dict(r) for r in report.results],
     }
     return json.dumps(document, indent=2, default=str)

@@ -15,7 +15,6 @@ from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
     ProcessCollector,
-    start_http_server,
 )
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -50,6 +49,7 @@ class ProbeCollector(Collector):
         snap = self.state.snapshot()
         yield from _endpoint_metrics(snap)
         yield from _check_metrics(snap)
+        yield from _schedule_metrics(snap)
         yield from _daemon_metrics(snap, self.store)
 
 
@@ -71,17 +71,30 @@ def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
     max_len = GaugeMetricFamily(P + "max_model_len", "max_model_len reported by /v1/models "
                                 "for the expected (or first) served model.",
                                 labels=["endpoint", "model"])
+    maintenance = GaugeMetricFamily(P + "maintenance", "1 while the endpoint is in a "
+                                    "maintenance window (every alert on it is silenced), else "
+                                    "0.", labels=["endpoint"])
     for name, view in sorted(snap.endpoints.items()):
         if view.kind is not None:
             info.add_metric(_labels(name, view.kind, view.url), 1)
             up.add_metric(_labels(name, view.kind), 1 if view.state is State.UP else 0)
+            maintenance.add_metric([name], 1 if view.state is State.MAINTENANCE else 0)
         for value in State:
             state.add_metric([name, str(value)], 1 if value is view.state else 0)
         if view.cause is not None and view.state is not State.UP:
             cause.add_metric([name, str(view.state), view.cause.check, view.cause.outcome], 1)
         if view.model_label is not None and view.max_model_len is not None:
             max_len.add_metric([name, view.model_label], view.max_model_len)
-    yield from (info, up, state, cause, max_len)
+    yield from (info, up, state, cause, max_len, maintenance)
+
+
+def _schedule_metrics(snap: Snapshot) -> Iterator[Metric]:
+    interval = GaugeMetricFamily(P + "check_interval_seconds", "Seconds between two runs of "
+                                 "the check, as planned (a result older than a few of these "
+                                 "is stale).", labels=["endpoint", "check"])
+    for (endpoint, check), seconds in sorted(snap.intervals.items()):
+        interval.add_metric([endpoint, check], seconds)
+    yield interval
 
 
 def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
@@ -171,12 +184,6 @@ def make_registry(collector: ProbeCollector) -> CollectorRegistry:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry
-
-
-def serve(registry: CollectorRegistry, host: str, port: int) -> Any:
-    """Start the /metrics HTTP server in a thread; returns the server (call .shutdown())."""
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
 
 
 class Guarded(Collector):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from probe.outcome import ProbeResult
-from probe.verdict import Judgement, instant
+from probe.verdict import Judgement, State, instant
 
 COLUMNS = ("ENDPOINT", "KIND", "CHECK", "OUTCOME", "HTTP", "LATENCY", "TRIES", "MESSAGE")
 
@@ -55,7 +55,8 @@ def verdicts(results: Iterable[ProbeResult]) -> dict[str, Judgement]:
 
 
 def verdict_rows(judged: dict[str, Judgement]) -> list[list[str]]:
-    return [[name, str(j.state), f"{j.cause.check}: {j.cause.outcome}" if j.cause else "-"]
+    return [[name, str(j.state), j.message if j.state is State.MAINTENANCE else
+             f"{j.cause.check}: {j.cause.outcome}" if j.cause else "-"]
             for name, j in judged.items()]
 
 

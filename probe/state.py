@@ -13,12 +13,13 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from probe.config.model import Config
 from probe.job import Job
 from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
-from probe.verdict import Cause, EndpointVerdict, Hysteresis, State, Transition
+from probe.verdict import Cause, EndpointVerdict, Hysteresis, State, Transition, Window
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -81,6 +82,8 @@ class EndpointView:
     cause: Cause | None
     model_label: str | None = None
     max_model_len: int | None = None
+    since: str | None = None  # when the state began (ISO time)
+    window: str | None = None  # the maintenance window's name and reason
 
 
 # A served model's name is the server's to choose, so as a label value it is bounded: its
@@ -118,6 +121,8 @@ class Snapshot:
     endpoints: dict[str, EndpointView]
     checks: dict[tuple[str, str], CheckState]
     daemon: DaemonStats
+    # (endpoint, check) -> seconds between its runs (the plan's; the "stale" alert's yardstick)
+    intervals: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 class FleetState:
@@ -126,6 +131,7 @@ class FleetState:
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
         self._required: dict[str, tuple[str, ...]] = {}  # endpoint -> its own checks
+        self._intervals: dict[tuple[str, str], float] = {}  # (endpoint, check) -> seconds
         self._verdicts: dict[str, EndpointVerdict] = {}
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
         self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
@@ -149,6 +155,8 @@ class FleetState:
             self._endpoints = {e.name: (e.kind, e.display_url, tuple(planned[e.name]))
                                for e in config.endpoints}
             self._required = {e.name: e.checks for e in config.endpoints}
+            self._intervals = {(job.endpoint.name, check): job.interval_s for job in jobs
+                               for check in job.checks}
             for name, checks in planned.items():
                 for check in checks:
                     self._checks.setdefault((name, check), CheckState())
@@ -204,6 +212,24 @@ class FleetState:
                 return []
             return verdict.observe(result, row_id, self.hysteresis)
 
+    def set_maintenance(self, endpoint: str, window: Window | None,
+                        at: datetime) -> list[Transition]:
+        """Put ``endpoint`` in ``window`` (None: out of any); returns what changed."""
+        with self._lock:
+            verdict = self._verdicts.get(endpoint)
+            if verdict is None:
+                return []
+            url = self._endpoints.get(endpoint, (None, None, ()))[1] or None
+            if window is None:
+                return verdict.leave_maintenance(endpoint, at, url)
+            return verdict.enter_maintenance(endpoint, window, at, url)
+
+    def in_maintenance(self) -> dict[str, str]:
+        """Endpoint -> the key of the window it is in (the windows' clock compares)."""
+        with self._lock:
+            return {name: v.maintenance.key for name, v in self._verdicts.items()
+                    if v.maintenance is not None}
+
     def _note_model(self, result: ProbeResult) -> None:
         model, max_len = result.details.get("model"), result.details.get("max_model_len")
         if isinstance(model, str) and isinstance(max_len, int) and max_len:
@@ -234,20 +260,31 @@ class FleetState:
             state = self._checks.get((endpoint, check))
             return state.latest if state else None
 
+    def views(self) -> dict[str, EndpointView]:
+        """Every endpoint's view, without its checks' counters (the status page)."""
+        with self._lock:
+            return self._views()
+
+    def _views(self) -> dict[str, EndpointView]:
+        endpoints = {}
+        for name, verdict in self._verdicts.items():
+            kind, url, planned = self._endpoints.get(name, (None, "", ()))
+            label, max_len = self._model.get(name, (None, None))
+            window = verdict.maintenance
+            endpoints[name] = EndpointView(
+                kind, url, planned, verdict.state, verdict.cause, label, max_len,
+                verdict.since, f"{window.name}: {window.reason}" if window else None)
+        return endpoints
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             checks = {key: s.copy() for key, s in self._checks.items()}
-            endpoints = {}
-            for name, verdict in self._verdicts.items():
-                kind, url, planned = self._endpoints.get(name, (None, "", ()))
-                label, max_len = self._model.get(name, (None, None))
-                endpoints[name] = EndpointView(kind, url, planned, verdict.state, verdict.cause,
-                                               label, max_len)
+            endpoints = self._views()
             daemon = DaemonStats(self.daemon.in_flight, self.daemon.lag.copy(),
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
                                  self.daemon.skipped_runs_total)
-            return Snapshot(endpoints, checks, daemon)
+            return Snapshot(endpoints, checks, daemon, self._intervals)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:

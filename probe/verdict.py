@@ -14,7 +14,10 @@ An endpoint is:
   (``down_after`` results in a row that observed nothing: control plane unreachable, rate
   limited, a condition not yet confirmed). A down endpoint stays down until passes prove
   otherwise (fail closed);
-- ``maintenance`` during a maintenance window (the window's owner sets it).
+- ``maintenance`` during a maintenance window (declared in the config, started from the
+  command line, or a pod its owner stopped): checks still run and feed the tracks, but no
+  down/recovered entry is written inside it; when it ends, what was observed is summarised
+  and a still-failing endpoint is down at once (no second hysteresis wait).
 
 ``instant`` judges one sweep's results the same way without hysteresis (``once``,
 ``gate``). The state is plain data that survives a restart as JSON, with each check's
@@ -64,6 +67,30 @@ class Event(enum.StrEnum):
     MODEL_CHANGED = "model_changed"
     APPEARED = "appeared"
     DISAPPEARED = "disappeared"
+    MAINTENANCE_STARTED = "maintenance_started"
+    MAINTENANCE_ENDED = "maintenance_ended"
+
+
+AFTER_WINDOW = "after maintenance"  # marks a down entry written as a window ended
+# Inside a maintenance window these are not recorded: the state is "maintenance".
+SILENCED_IN_MAINTENANCE = frozenset({Event.DOWN, Event.RECOVERED, Event.PERSISTENT,
+                                     Event.DEGRADED, Event.RESTORED, Event.PROMPT_FAILING,
+                                     Event.PROMPT_PASSING})
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A maintenance window as the verdict sees it: which one, why, who declared it, when.
+    ``key`` tells one occurrence from another (a weekly window's each week); ``end`` None:
+    open-ended (a pod stopped by its owner, until RunPod lists it running again)."""
+
+    key: str
+    name: str
+    reason: str
+    origin: str  # "config", "cli (alice)", "discovery"
+    start: datetime
+    end: datetime | None
+    targets: tuple[str, ...] = ()  # endpoint names or globs it covers
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +226,26 @@ class Track:
 
 
 @dataclass(slots=True)
+class Maintenance:
+    """The window an endpoint is in, and what its checks showed meanwhile."""
+
+    key: str
+    name: str
+    reason: str
+    origin: str
+    since: str
+    until: str | None
+    results: int = 0
+    failed: int = 0
+    last: dict[str, str] = field(default_factory=dict)  # check -> its latest outcome
+
+    @classmethod
+    def of(cls, window: Window, at: datetime) -> Maintenance:
+        return cls(window.key, window.name, window.reason, window.origin, at.isoformat(),
+                   window.end.isoformat() if window.end else None)
+
+
+@dataclass(slots=True)
 class EndpointVerdict:
     availability: Track = field(default_factory=Track)
     prompts: dict[str, Track] = field(default_factory=dict)
@@ -209,9 +256,17 @@ class EndpointVerdict:
     origin: str | None = None  # "config" or "discovery": where the endpoint came from
     # check -> what the check remembers across runs and restarts (streaks over readings)
     durable: dict[str, dict[str, Any]] = field(default_factory=dict)
+    maintenance: Maintenance | None = None
 
     @property
     def state(self) -> State:
+        if self.maintenance is not None:
+            return State.MAINTENANCE
+        return self.checks_state
+
+    @property
+    def checks_state(self) -> State:
+        """What the checks show, maintenance or not."""
         if self.availability.state == "down":
             return State.DOWN
         if self.availability.state != "up":
@@ -221,9 +276,20 @@ class EndpointVerdict:
         return State.UP
 
     @property
+    def since(self) -> str | None:
+        """When the current state began (ISO time), when known."""
+        state = self.state
+        if state is State.MAINTENANCE:
+            assert self.maintenance is not None
+            return self.maintenance.since
+        if state is State.DEGRADED:
+            return min(t.since or "" for t in self.prompts.values() if t.state == "down") or None
+        return self.availability.since
+
+    @property
     def cause(self) -> Cause | None:
         """Why the endpoint is not up (None when up, or unknown for want of evidence)."""
-        state = self.state
+        state = self.checks_state
         if state is State.DEGRADED:
             check, track = min((c, t) for c, t in self.prompts.items() if t.state == "down")
             return Cause(check, track.outcome or "")
@@ -241,7 +307,9 @@ class EndpointVerdict:
                    prompts={k: Track.from_json(v) for k, v in data.get("prompts", {}).items()},
                    model=data.get("model"), max_model_len=data.get("max_model_len"),
                    model_row=data.get("model_row"), subject=data.get("subject"),
-                   origin=data.get("origin"), durable=dict(data.get("durable") or {}))
+                   origin=data.get("origin"), durable=dict(data.get("durable") or {}),
+                   maintenance=Maintenance(**data["maintenance"])
+                   if data.get("maintenance") else None)
 
     def plan(self, planned: set[str], required: tuple[str, ...]) -> None:
         """Checks no longer planned must not hold a recovery back forever; ``required``
@@ -256,8 +324,74 @@ class EndpointVerdict:
             del self.durable[name]
 
     def observe(self, r: ProbeResult, row: int | None, s: Hysteresis) -> list[Transition]:
-        """Feed one result; the transitions worth an entry (never one per result)."""
-        before = self.state
+        """Feed one result; the transitions worth an entry (never one per result). Inside a
+        maintenance window the tracks go on, but only facts (model, context) are recorded."""
+        out = self._judge(r, row, s)
+        window = self.maintenance
+        if window is None:
+            return out
+        window.results += 1
+        window.failed += 0 if r.ok else 1
+        window.last[r.check] = str(r.outcome)
+        return [t for t in out if t.event not in SILENCED_IN_MAINTENANCE]
+
+    def enter_maintenance(self, endpoint: str, window: Window, at: datetime,
+                          url: str | None = None) -> list[Transition]:
+        """The endpoint is in ``window`` from ``at``: one "maintenance started" entry."""
+        current = self.maintenance
+        if current is not None and current.key == window.key:
+            return []
+        out = self.leave_maintenance(endpoint, at, url) if current is not None else []
+        self.maintenance = Maintenance.of(window, at)
+        return [*out, Transition(Event.MAINTENANCE_STARTED, endpoint, at, url=url, new=window,
+                                 old=str(self.checks_state))]
+
+    def leave_maintenance(self, endpoint: str, at: datetime,
+                          url: str | None = None) -> list[Transition]:
+        """The window is over: one "maintenance ended" entry saying what was observed, then
+        the state the checks show, at once: still failing is down (or degraded) now."""
+        window = self.maintenance
+        if window is None:
+            return []
+        self.maintenance = None
+        out = [Transition(Event.MAINTENANCE_ENDED, endpoint, at, url=url, old=window,
+                          new=self._after_window(window), since=_time(window.since))]
+        track = self.availability
+        failing = [(c, o) for c, o in sorted(window.last.items())
+                   if not c.startswith(ANSWER_PREFIX) and o != Outcome.OK
+                   and o not in NOT_OBSERVED and c in track.streaks
+                   and track.streaks[c].fails > 0]
+        if failing:
+            check, outcome = failing[0]
+            streak = track.streaks[check]
+            track.state, track.check, track.outcome = "down", check, outcome
+            track.since, track.first_row = streak.first_fail_at, streak.first_fail_row
+            track.persistent_noted = False
+            out.append(Transition(Event.DOWN, endpoint, at, check, outcome, track.first_row,
+                                  None, url, since=_time(track.since), old=AFTER_WINDOW))
+        elif self.checks_state is State.DEGRADED:
+            check, prompt = min((c, t) for c, t in self.prompts.items() if t.state == "down")
+            out.append(Transition(Event.DEGRADED, endpoint, at, check, prompt.outcome,
+                                  prompt.first_row, None, url, since=_time(prompt.since)))
+        return out
+
+    def _after_window(self, window: Maintenance) -> str:
+        """What the checks showed by the end of the window, in words."""
+        if window.results == 0:
+            return "nothing was observed during the window"
+        failing = sorted(f"{c}: {o}" for c, o in window.last.items()
+                         if o != Outcome.OK and o not in NOT_OBSERVED)
+        state = self.checks_state
+        if state is State.UP and not failing:
+            return "came back healthy"
+        if failing:
+            return f"still failing at the end ({', '.join(failing)})"
+        if state is State.DEGRADED:
+            return "degraded at the end"
+        return "not yet confirmed healthy at the end (state " + str(state) + ")"
+
+    def _judge(self, r: ProbeResult, row: int | None, s: Hysteresis) -> list[Transition]:
+        before = self.checks_state
         answer = r.check.startswith(ANSWER_PREFIX)
         track = self.prompts.setdefault(r.check, Track()) if answer else self.availability
         out = self._facts(r, row)
@@ -265,7 +399,7 @@ class EndpointVerdict:
             track.not_observed(s, r)
             return out
         changed = track.observe(r, row, s, persistent=not answer)
-        after = self.state
+        after = self.checks_state
         if changed is not None:
             event, since = changed
             if answer:

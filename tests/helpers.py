@@ -46,8 +46,8 @@ def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         if os.environ.get("RUNPOD_PROBE_REQUIRE_INTEGRATION") == "1":
-            pytest.fail(f"{name} is required (apt-get install prometheus)")
-        pytest.skip(f"{name} not installed (apt-get install prometheus)")
+            pytest.fail(f"{name} is required (.ci/run installs it)")
+        pytest.skip(f"{name} not installed (.ci/run lists the packages)")
     return path
 
 

@@ -171,9 +171,9 @@ def test_to_json_shape() -> None:
                                   result("health", Outcome.ENGINE_DEAD)), 1.23456, 3)
     document = json.loads(to_json(report))
     assert set(document) == {"endpoint", "passed", "state", "cause", "elapsed_s", "rounds",
-                             "results"}
+                             "maintenance", "results"}
     assert (document["endpoint"], document["passed"], document["elapsed_s"],
-            document["rounds"]) == ("pod-a", False, 1.235, 3)
+            document["rounds"], document["maintenance"]) == ("pod-a", False, 1.235, 3, None)
     assert (document["state"], document["cause"]) == ("down", {"check": "health",
                                                                "outcome": "engine_dead"})
     assert [(r["check"], r["outcome"], r["ok"]) for r in document["results"]] == [
@@ -182,3 +182,18 @@ def test_to_json_shape() -> None:
         "endpoint", "kind", "check", "outcome", "ok", "http_status", "latency_s", "attempts",
         "url", "message", "started_at", "details"}
     assert document["results"][0]["started_at"] == "2026-02-18T09:00:00.000+00:00"
+
+
+def test_a_window_is_named_but_the_checks_decide() -> None:
+    from datetime import UTC, datetime
+
+    from probe.verdict import Window
+
+    now = datetime.now(UTC)
+    report = GateReport("pod-a", (result("models", Outcome.OK),), 0.5, 1,
+                        Window("cli:1", "manual #1", "redeploy", "cli (alice)", now, None))
+    assert report.passed
+    assert json.loads(to_json(report))["maintenance"] == {
+        "window": "manual #1", "reason": "redeploy", "origin": "cli (alice)"}
+    assert render(report).splitlines()[-1] == (
+        "pod-a is in maintenance (manual #1: redeploy); the gate judges its checks all the same")

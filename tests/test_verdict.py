@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from ledgerhelpers import result
 
 from probe.outcome import NOT_OBSERVED, Outcome
 from probe.verdict import EndpointVerdict as EndpointState
-from probe.verdict import Event
+from probe.verdict import Event, Window
 from probe.verdict import Hysteresis as LedgerSettings
 
 SETTINGS = LedgerSettings(down_after=3, up_after=2, persistent_after_s=1800)
@@ -183,3 +184,92 @@ def test_state_survives_a_restart_mid_streak() -> None:
     restored = EndpointState.from_json(json.loads(json.dumps(state.to_json())))
     assert restored == state
     assert feed(restored, "F", start=200) == ["down"]
+
+
+# -- maintenance windows ----------------------------------------------------------------------
+def window(key: str = "cli:1", name: str = "manual #1") -> Window:
+    from ledgerhelpers import T0
+
+    return Window(key, name, "moving to an H100", "cli (alice)", T0, T0 + timedelta(hours=2),
+                  ("qwen",))
+
+
+def at(seconds: float) -> datetime:
+    from ledgerhelpers import T0
+
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(("before", "inside", "events", "summary", "final"), [
+    # healthy, stopped inside the window, back before its end: no down or recovered entry
+    ("PPP", "FFFFPP", ["maintenance_started", "maintenance_ended"], "came back healthy", "up"),
+    # still failing when it ends: the down entry at once, no second hysteresis wait
+    ("PPP", "FFFFF", ["maintenance_started", "maintenance_ended", "down"],
+     "still failing at the end (models: http_404)", "down"),
+    # one failure at the very end is enough: it is failing now
+    ("PPP", "PPPF", ["maintenance_started", "maintenance_ended", "down"],
+     "still failing at the end (models: http_404)", "down"),
+    # down before the window, fixed inside it: the window's end says so, no recovered entry
+    ("FFF", "PP", ["down", "maintenance_started", "maintenance_ended"], "came back healthy",
+     "up"),
+    # passing but not yet up_after times: not yet confirmed
+    ("FFF", "P", ["down", "maintenance_started", "maintenance_ended"],
+     "not yet confirmed healthy at the end (state down)", "down"),
+    ("", "", ["maintenance_started", "maintenance_ended"],
+     "nothing was observed during the window", "unknown"),
+], ids=["came-back", "still-failing", "failing-at-the-end", "fixed-during-window",
+        "not-yet-confirmed", "nothing-observed"])
+def test_a_maintenance_window(before: str, inside: str, events: list[str], summary: str,
+                              final: str) -> None:
+    state = EndpointState()
+    seen = feed(state, before)
+    seen += [t.event for t in state.enter_maintenance("qwen", window(), at(100))]
+    assert state.state == "maintenance"
+    seen += feed(state, inside, start=200)
+    assert state.state == "maintenance"
+    ended = state.leave_maintenance("qwen", at(1000))
+    seen += [t.event for t in ended]
+    assert seen == events
+    assert ended[0].new == summary
+    assert ended[0].old.results == len(inside) and ended[0].old.failed == inside.count("F")
+    assert state.state == final
+
+
+def test_the_down_entry_after_a_window_dates_the_failure_from_its_first_failing_result() -> None:
+    state = EndpointState()
+    feed(state, "PPP")
+    state.enter_maintenance("qwen", window(), at(100))
+    feed(state, "PPFF", start=200)  # failing since the third result (at 260 s)
+    down = state.leave_maintenance("qwen", at(1000))[-1]
+    assert (down.event, down.check, down.outcome, down.since, down.old) == (
+        "down", "models", "http_404", at(260), "after maintenance")
+
+
+def test_a_window_survives_a_restart_and_entering_it_again_says_nothing() -> None:
+    state = EndpointState()
+    feed(state, "PP")
+    state.enter_maintenance("qwen", window(), at(100))
+    feed(state, "F", start=200)
+    restored = EndpointState.from_json(json.loads(json.dumps(state.to_json())))
+    assert restored.state == "maintenance" and restored.maintenance == state.maintenance
+    assert restored.enter_maintenance("qwen", window(), at(300)) == []
+    events = [t.event for t in restored.enter_maintenance("qwen", window("cli:2", "#2"),
+                                                          at(400))]
+    assert events == ["maintenance_ended", "down", "maintenance_started"]
+
+
+def test_facts_are_still_recorded_inside_a_window() -> None:
+    state = EndpointState()
+    state.observe(result(at=0, model="a", max_model_len=8192), 1, SETTINGS)
+    state.enter_maintenance("qwen", window(), at(10))
+    changed = state.observe(result(at=20, model="b", max_model_len=32768), 2, SETTINGS)
+    assert [t.event for t in changed] == ["model_changed", "context_changed"]
+
+
+def test_the_cause_reads_the_checks_during_a_window() -> None:
+    state = EndpointState()
+    feed(state, "FFF")
+    state.enter_maintenance("qwen", window(), at(100))
+    assert state.state == "maintenance" and state.checks_state == "down"
+    assert state.cause is not None and state.cause.outcome == "http_404"
+    assert state.since == at(100).isoformat()

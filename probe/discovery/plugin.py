@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from probe.config.model import Config, ConfigExtension
 from probe.discovery import cli, starter
@@ -17,6 +18,7 @@ from probe.discovery.settings import API_ENDPOINT, SECTION, DiscoverySettings, p
 from probe.discovery.settings import validate as validate_settings
 from probe.features import Attachment, Feature, Host, Publisher
 from probe.outcome import ProbeResult
+from probe.verdict import Window
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 60.0  # discovery removed by a reload: look again this often
@@ -79,6 +81,21 @@ async def prepare_sweep(config: Config, prober: Publisher) -> tuple[Config, list
     return found.config, [prober.publish(found.result)]
 
 
+STOPPED = "EXITED"  # RunPod's status of a pod its owner stopped
+
+
+def stopped_pods(config: Config, now: datetime) -> list[Window]:
+    """With ``stopped_pods_are_maintenance``: each pod RunPod lists as stopped is in
+    maintenance until RunPod lists it otherwise."""
+    settings = DiscoverySettings.of(config)
+    if settings is None or not settings.stopped_pods_are_maintenance:
+        return []
+    return [Window(key=f"discovery:{e.name}:{STOPPED}", name="stopped by its owner",
+                   reason=f"pod {STOPPED} per RunPod API", origin="discovery", start=now,
+                   end=None, targets=(e.name,))
+            for e in config.endpoints if e.kind == "pod" and e.runpod_status == STOPPED]
+
+
 FEATURE = Feature(
     name="discovery",
     config=ConfigExtension(sections={SECTION: parse_section},
@@ -87,5 +104,6 @@ FEATURE = Feature(
     preparers=(prepare_sweep,),
     startup=(start_discovery,),
     standing={API_ENDPOINT: "RunPod API"},
+    windows=(stopped_pods,),
     commands=(cli.add_parser, starter.add_parser),
 )

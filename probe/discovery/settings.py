@@ -13,6 +13,7 @@ discovery:
   include: "^prod-"               # regex searched in RunPod's name (optional)
   exclude: "scratch"              # regex searched in RunPod's name (optional)
   defaults: {model: Qwen/Qwen2.5-7B-Instruct, min_context: 32768, interval: 30s}
+  stopped_pods_are_maintenance: false  # a configured pod RunPod lists as EXITED: maintenance
 ```
 """
 
@@ -32,7 +33,7 @@ DEFAULT_API = "https://api.runpod.io/v2"
 API_BASE_ENV = "RUNPOD_API_BASE_URL"  # RunPod's SDK: the API host, default https://api.runpod.io
 API_ENDPOINT = "runpod-api"  # the pseudo-endpoint discovery's own results are stored under
 KEYS = ("api", "interval", "timeout", "pods", "serverless", "port", "include", "exclude",
-        "defaults")
+        "defaults", "stopped_pods_are_maintenance")
 # ``checks`` is per kind (a pod and a serverless endpoint run different ones): not a default.
 DEFAULT_KEYS = tuple(key for key in SETTINGS if key != "checks")
 
@@ -50,6 +51,9 @@ class DiscoverySettings:
     # Raw endpoint keys every discovered endpoint gets, read by the loader like an
     # ``endpoints:`` item's own keys.
     defaults: dict[str, Any] = field(default_factory=dict)
+    # A configured pod RunPod lists as EXITED (stopped by its owner) is in maintenance, not
+    # down, until it runs again.
+    stopped_pods_are_maintenance: bool = False
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -87,6 +91,7 @@ def parse_section(raw: Any, path: str, problems: Problems,
         pods=f.boolean("pods", True), serverless=f.boolean("serverless", True),
         port=_port(f), include=_regex(f, "include"), exclude=_regex(f, "exclude"),
         defaults=_defaults(f, context.endpoint_keys),
+        stopped_pods_are_maintenance=f.boolean("stopped_pods_are_maintenance", False),
     )
     if f.has("pods") or f.has("serverless"):
         if not settings.kinds:

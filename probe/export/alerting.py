@@ -139,8 +139,9 @@ def check_alerts() -> list[Alert]:
             f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3"), "5m", "warning",
             "{{ $labels.endpoint }} {{ $labels.check }} fails most of its probes",
             "More than half of the {{ $labels.check }} probes of {{ $labels.endpoint }} failed "
-            "over the last 10 minutes, for 5 minutes, while the endpoint as a whole is not "
-            "down.", "check-failing", EndpointPanel.CHECKS_PASSING),
+            "over the last 10 minutes, for 5 minutes (Alertmanager's inhibition hides this "
+            "while the endpoint as a whole is down).", "check-failing",
+            EndpointPanel.CHECKS_PASSING),
         Alert("RunpodPromptFailing", _not_in_maintenance(
             "avg_over_time(runpod_probe_prompt_pass[15m]) < 0.5"), "5m", "warning",
             "{{ $labels.endpoint }}: governed prompt {{ $labels.prompt }} fails",
@@ -155,12 +156,13 @@ def check_alerts() -> list[Alert]:
             "runpod-probe itself: the endpoint's real state is not being observed.",
             "probe-error", EndpointPanel.PROBE_ERRORS),
         Alert("RunpodProbeStale", _not_in_maintenance(
-            "time() - max by (endpoint, check) (runpod_probe_last_probe_timestamp_seconds) "
-            "> 900"), "5m", "warning",
-            "{{ $labels.endpoint }} {{ $labels.check }}: no result for 15 minutes",
+            "time() - max by (endpoint, check) (runpod_probe_last_probe_timestamp_seconds)\n"
+            "> 3 * max by (endpoint, check) (runpod_probe_check_interval_seconds) + 300"),
+            "5m", "warning",
+            "{{ $labels.endpoint }} {{ $labels.check }}: no result for three intervals",
             "The scheduler has not produced a {{ $labels.check }} result for "
-            "{{ $labels.endpoint }} in 15 minutes: it is stalled or overloaded.",
-            "probe-stale", EndpointPanel.LAST_PROBE_AGE),
+            "{{ $labels.endpoint }} in three of its intervals (plus 5 minutes): it is stalled "
+            "or overloaded.", "probe-stale", EndpointPanel.LAST_PROBE_AGE),
     ]
 
 

@@ -66,7 +66,8 @@ CAUSES: tuple[Cause, ...] = (
           "Compare the answer with the prompt's cross reference; check model and sampling."),
     Cause("key_rejected", (Outcome.UNAUTHORIZED,), (DOWN,),
           "the API key is rejected or lacks permission",
-          "Check the key in the environment file and its permissions in the RunPod console."),
+          "Check the key's credential file and its permissions in the RunPod console; a "
+          "changed key needs a restart."),
     Cause("bad_response", (Outcome.BAD_RESPONSE, Outcome.HTTP_4XX), (DOWN, DEGRADED),
           "something other than the expected server answers ({{ $labels.outcome }})",
           "Check the URL, port and proxy; another service may answer on it."),

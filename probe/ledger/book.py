@@ -98,6 +98,13 @@ def read_entries(conn: sqlite3.Connection, since: str | None = None,
     return [_entry(row) for row in conn.execute(sql + " ORDER BY id", args)]
 
 
+def latest_entries(conn: sqlite3.Connection, limit: int) -> list[LedgerEntry]:
+    """The last ``limit`` entries, newest first (the primary key walked backwards)."""
+    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM ledger ORDER BY id DESC LIMIT ?",
+                        (limit,))
+    return [_entry(row) for row in rows]
+
+
 def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft],
            now: datetime | None = None) -> list[LedgerEntry]:
     """Seal and insert ``drafts`` after the current head (caller holds the transaction).

@@ -41,6 +41,8 @@ def _cell(text: str) -> str:
 def _source(entry: LedgerEntry) -> str:
     e = entry.evidence
     cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
+    if e.check == "maintenance":  # a window began or ended
+        return f"runpod-probe maintenance{f' @ {e.url}' if e.url else ''} · {cite}"
     if e.outcome is None:  # a config fact, not an observation
         return f"runpod-probe config{f' @ {e.url}' if e.url else ''} · {cite}"
     rows = ""

@@ -44,12 +44,18 @@ class Ledger:
                verdict: EndpointVerdict | None) -> list[LedgerDraft]:
         """Entries for what changed, and the verdict to keep (with every result: its streaks
         must survive a restart)."""
+        return self.changed(result.endpoint, transitions, verdict)
+
+    def changed(self, endpoint: str, transitions: list[Transition],
+                verdict: EndpointVerdict | None) -> list[LedgerDraft]:
+        """Entries for what changed without a result (a maintenance window began or
+        ended), and the verdict to keep."""
         if verdict is None:
             return []
-        if verdict.subject is None and result.endpoint in self.standing:
-            verdict.subject = self.standing[result.endpoint]
+        if verdict.subject is None and endpoint in self.standing:
+            verdict.subject = self.standing[endpoint]
         drafts = [self._draft(t, verdict.subject or t.endpoint) for t in transitions]
-        self.book.submit({result.endpoint: verdict.to_json()}, drafts)
+        self.book.submit({endpoint: verdict.to_json()}, drafts)
         return drafts
 
     def sync_config(self, config: Config, jobs: Sequence[Job], verdict_of: VerdictOf,

@@ -8,12 +8,13 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from probe.config.model import Config, ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.ledger import cli
-from probe.ledger.book import LedgerBook, read_entries
+from probe.ledger.book import LedgerBook, latest_entries, read_entries
 from probe.ledger.chain import LedgerEntry, verify
 from probe.ledger.learning import LearningFileError, append_learning
 from probe.ledger.metrics import LedgerMetrics
@@ -45,6 +46,31 @@ class LearningExporter:
         except (LearningFileError, OSError) as exc:
             self.errors_total += 1
             log.error("cannot append to %s: %s", self.path, exc)
+
+
+STATUS_ENTRIES = 10  # ledger entries on the status page
+
+
+def status_part(path: Path, watch: ChainWatch) -> dict[str, Any]:
+    """The status page's view of the ledger: the last entries and the chain's state (read
+    in the listener's thread with a connection of its own)."""
+    head = watch.head
+    chain = {"checked": watch.checked, "valid": watch.valid if watch.checked else None,
+             "verified_through": head.id if head else None,
+             "head": head.short_hash if head else None,
+             "problem": str(watch.problem) if watch.problem else None}
+    if not path.is_file():
+        return {"chain": chain, "entries": []}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchone():
+            return {"chain": chain, "entries": []}
+        entries = latest_entries(conn, STATUS_ENTRIES)
+    finally:
+        conn.close()
+    return {"chain": chain, "entries": [
+        {"id": e.id, "ts": e.ts, "severity": e.severity, "endpoint": e.endpoint,
+         "event": e.event, "pattern": e.pattern, "hash": e.short_hash} for e in entries]}
 
 
 def start_ledger(host: Host) -> Attachment:
@@ -82,6 +108,8 @@ def start_ledger(host: Host) -> Attachment:
         ledger.sync_config(config, jobs, host.verdict)
 
     host.on_judged(ledger.judged)
+    host.on_changed(ledger.changed)
+    host.add_status_part("ledger", lambda: status_part(config.storage.path, watch))
     return Attachment(close=book.close, on_plan=on_plan)
 
 

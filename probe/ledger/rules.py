@@ -15,7 +15,7 @@ from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.outcome import Outcome
-from probe.verdict import ANSWER_PREFIX, Event, Transition
+from probe.verdict import AFTER_WINDOW, ANSWER_PREFIX, Event, Maintenance, Transition, Window
 
 MAX_MESSAGE_CHARS = 160
 
@@ -128,10 +128,15 @@ def subject(endpoint: Endpoint) -> str:
     return f"Provider {endpoint.name}"
 
 
+MAINTENANCE_CHECK = "maintenance"  # the evidence of a window's start and end
+
+
 def draft(t: Transition, who: str) -> LedgerDraft:
     severity, pattern = phrase(t, who)
     observed = t.at.isoformat(timespec="seconds")
-    evidence = Evidence(t.check, t.outcome, t.first_row, t.last_row, t.url, observed)
+    check = MAINTENANCE_CHECK if t.event in (Event.MAINTENANCE_STARTED,
+                                             Event.MAINTENANCE_ENDED) else t.check
+    evidence = Evidence(check, t.outcome, t.first_row, t.last_row, t.url, observed)
     return LedgerDraft(ts=observed, severity=severity,
                        endpoint=t.endpoint, event=str(t.event), pattern=pattern,
                        evidence=evidence)
@@ -145,8 +150,23 @@ def phrase(t: Transition, who: str) -> tuple[str, str]:
               "duration": format_duration(t.duration_s or 0.0)}
     prompt = (t.check or "").removeprefix(ANSWER_PREFIX)
     match t.event:
+        case Event.DOWN if t.old == AFTER_WINDOW:
+            return rule.severity, (f"{who} {rule.down.format(**values)} — still failing when "
+                                   "its maintenance window ended")
         case Event.DOWN:
             return rule.severity, f"{who} {rule.down.format(**values)}"
+        case Event.MAINTENANCE_STARTED if isinstance(t.new, Window):
+            w = t.new
+            until = f"until {w.end.isoformat(timespec='minutes')}" if w.end else \
+                "while it stays so"
+            return "info", (f"{who} in maintenance ({w.name}: {_short(w.reason)}; declared by "
+                            f"{w.origin}) {until} — checks go on, alerts are silenced")
+        case Event.MAINTENANCE_ENDED if isinstance(t.old, Maintenance):
+            m = t.old
+            healthy = t.new == "came back healthy"
+            return ("info" if healthy else "warning"), (
+                f"{who} maintenance {m.name} ended after {values['duration']}: {t.new} "
+                f"({m.results} results, {m.failed} failing, during the window)")
         case Event.PERSISTENT:
             if rule.persistent is not None:
                 return "critical", f"{who} {rule.persistent.format(**values)}"

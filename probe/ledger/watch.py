@@ -26,6 +26,16 @@ class ChainWatch:
         self._head: LedgerEntry | None = None  # the last entry verified
         self._last_full: float | None = None
 
+    @property
+    def checked(self) -> bool:
+        """False until the first full verification ran: "not yet known" is not "valid"."""
+        return self._last_full is not None
+
+    @property
+    def head(self) -> LedgerEntry | None:
+        """The last entry verified."""
+        return self._head
+
     def __call__(self, conn: sqlite3.Connection) -> None:
         now = time.monotonic()
         if self._last_full is None or now - self._last_full >= self.full_every_s:

@@ -246,3 +246,31 @@ def test_a_damaged_remembered_listing_is_ignored(tmp_path: Path) -> None:
     assert memory.load(path) == {}
     path.write_text('{"pod": [{"unexpected": 1}]}')
     assert memory.load(path) == {}
+
+
+@pytest.mark.parametrize("setting", [True, False], ids=["maintenance", "down"])
+def test_a_configured_pod_its_owner_stopped(sim: Any, tmp_path: Path, sim_env: dict[str, str],
+                                            setting: bool) -> None:
+    """RunPod lists deepseek-stopped as EXITED. With stopped_pods_are_maintenance its 404 is
+    maintenance (one entry, alerts silenced); without, it is down."""
+    extra = ", stopped_pods_are_maintenance: true" if setting else ""
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path) + discovery(sim, "1m", extra)
+                   + pods("mine deepseek-stopped checks: [models]") + FAST_LEDGER)
+
+    async def scenario(daemon: Daemon) -> str:
+        await until(lambda: runs(daemon, "mine", "models") >= 3)
+        return await scrape(daemon)
+
+    text = run_daemon(config, sim_env, scenario)
+    state = "maintenance" if setting else "down"
+    assert f'runpod_probe_endpoint_state{{endpoint="mine",state="{state}"}} 1.0' in text
+    assert f'runpod_probe_maintenance{{endpoint="mine"}} {1.0 if setting else 0.0}' in text
+    events = [(event, pattern) for name, event, pattern in ledger(tmp_path / "probe.db")
+              if name == "mine" and event != "appeared"]
+    if setting:
+        assert events == [("maintenance_started", "RunPod pod mine (deepseek-stopped) in "
+                           "maintenance (stopped by its owner: pod EXITED per RunPod API; "
+                           "declared by discovery) while it stays so — checks go on, alerts "
+                           "are silenced")]
+    else:
+        assert [event for event, _ in events] == ["down"]

@@ -73,6 +73,8 @@ def healthy_endpoint(endpoint: str, glitch_at: int | None = None) -> list[dict[s
         series("runpod_probe_last_probe_timestamp_seconds",
                steps([60.0 * (i - 1 if i == glitch_at else i) for i in range(STEPS + 1)]),
                endpoint=endpoint, check="models"),
+        series("runpod_probe_check_interval_seconds", constant(60), endpoint=endpoint,
+               check="models"),
     ]
 
 

@@ -2,9 +2,7 @@
 
 Every dashboard target and every recording rule is evaluated through Prometheus's HTTP
 API and must return data for the demo's fleet; the alerts Prometheus evaluates must catch
-the broken simulated endpoints and leave the healthy ones alone. Metrics that the core
-daemon does not export yet (listed in AWAITING_CORE) may be empty only while absent from
-the demo's /metrics: once the daemon exports them, they must have data too.
+the broken simulated endpoints and leave the healthy ones alone.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from probe.export import ALERTS_FILE, artefacts
 from probe.export.dashboards import DASHBOARDS_DIR
 
 ROOT = Path(__file__).parents[2]
-AWAITING_CORE = {"runpod_probe_maintenance"}
 # Broken beyond doubt in the simulated fleet, and how the daemon's cause names each.
 DOWN = {"deepseek-stopped": "pod_gone", "vllm-down": "server_down",
         "dead-engine": "engine_dead", "vllm-incident": "serverless_crash_loop",
@@ -98,20 +95,6 @@ def dashboard_targets() -> list[tuple[str, str]]:
     return out
 
 
-def awaited(expr: str, exported: set[str], records: list[Record]) -> set[str]:
-    """The not-yet-exported core metrics ``expr`` reads, through recording rules too (one
-    record name is recorded per SLI: a selector on ``slo`` follows only that SLI's rule)."""
-    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
-    missing = (names & AWAITING_CORE) - exported
-    for name, slo, source in records:
-        if name not in names:
-            continue
-        wanted = re.search(re.escape(name) + r'\{[^}]*slo="(\w+)"', expr)
-        if slo is None or wanted is None or wanted.group(1) == slo:
-            missing |= awaited(source, exported, records)
-    return missing
-
-
 def exported_metrics(metrics_url: str) -> set[str]:
     text = httpx.get(metrics_url, timeout=5).text
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines()
@@ -136,15 +119,13 @@ def test_every_dashboard_target_and_recording_rule_has_data_and_alerts_catch_the
         stack: dict[str, Any]) -> None:
     api = stack["api"]
     records = recording_rules()
-    exported = exported_metrics(stack["metrics_url"])
     checks = dashboard_targets() + [
         (f"record {name} {slo or ''}", f'{name}{{slo="{slo}"}}' if slo else name)
         for name, slo, _ in records] + [(f"rule of {name} {slo or ''}", expr)
                                          for name, slo, expr in records]
 
     def empty() -> list[str]:
-        return [what for what, expr in checks if not query(api, expr)["result"]
-                and not awaited(expr, exported, records)]
+        return [what for what, expr in checks if not query(api, expr)["result"]]
     # Histograms need two scrapes in the rate window, round trips one job: poll a while.
     try:
         wait_for(lambda: not empty(), 60, "data for every target", step=2)

@@ -160,8 +160,10 @@ def test_config_refuses_a_learning_file_without_a_table(tmp_path: Path) -> None:
       "Runtime probe @ http://x (models: ok; result #7) · ledger #1 sha256:"),
      (Evidence("config", None, None, None, "http://x"),
       "runpod-probe config @ http://x · ledger #1 sha256:"),
-     (Evidence("config", None, None, None, None), "runpod-probe config · ledger #1 sha256:")],
-    ids=["outage-rows", "one-row", "config-fact", "config-fact-gone"],
+     (Evidence("config", None, None, None, None), "runpod-probe config · ledger #1 sha256:"),
+     (Evidence("maintenance", None, None, None, "http://x"),
+      "runpod-probe maintenance @ http://x · ledger #1 sha256:")],
+    ids=["outage-rows", "one-row", "config-fact", "config-fact-gone", "maintenance"],
 )
 def test_source_cites_evidence_and_the_entry(tmp_path: Path, evidence: Evidence,
                                              source: str) -> None:

@@ -10,9 +10,13 @@ from ledgerhelpers import T0
 
 from probe.ledger.rules import draft, phrase, subject
 from probe.outcome import Outcome
-from probe.verdict import Event, Transition
+from probe.verdict import AFTER_WINDOW, Event, Maintenance, Transition, Window
 
 POD = "RunPod pod deepseek (g0aelua3ct8eb4)"
+WINDOW = Window("cli:3", "manual #3", "moving to an H100", "cli (alice)", T0,
+                T0 + timedelta(hours=2), ("deepseek",))
+ENDED = Maintenance("cli:3", "manual #3", "moving to an H100", "cli (alice)", T0.isoformat(),
+                    None, results=9, failed=4)
 
 
 def t(event: Event, outcome: str | None = "http_404", minutes: float = 0, **kw: object) -> \
@@ -48,10 +52,24 @@ def t(event: Event, outcome: str | None = "http_404", minutes: float = 0, **kw: 
      (t(Event.MODEL_CHANGED, old="a/b", new="c/d"), "warning",
       f"{POD} now serves c/d instead of a/b — confirmed via /v1/models"),
      (t(Event.APPEARED, None), "info", f"{POD} added to the probed fleet"),
-     (t(Event.DISAPPEARED, None), "info", f"{POD} removed from the config — no longer probed")],
+     (t(Event.DISAPPEARED, None), "info", f"{POD} removed from the config — no longer probed"),
+     (t(Event.MAINTENANCE_STARTED, None, new=WINDOW), "info",
+      f"{POD} in maintenance (manual #3: moving to an H100; declared by cli (alice)) until "
+      "2026-02-18T11:00+00:00 — checks go on, alerts are silenced"),
+     (t(Event.MAINTENANCE_ENDED, None, minutes=75, old=ENDED, new="came back healthy"), "info",
+      f"{POD} maintenance manual #3 ended after 1h15m: came back healthy (9 results, 4 "
+      "failing, during the window)"),
+     (t(Event.MAINTENANCE_ENDED, None, minutes=75, old=ENDED,
+        new="still failing at the end (models: http_404)"), "warning",
+      f"{POD} maintenance manual #3 ended after 1h15m: still failing at the end (models: "
+      "http_404) (9 results, 4 failing, during the window)"),
+     (t(Event.DOWN, old=AFTER_WINDOW), "critical",
+      f"{POD} down (404) — pod stopped or destroyed, or port not exposed — still failing when "
+      "its maintenance window ended")],
     ids=["down-404", "persistent-404", "recovered", "crash-loop", "queue-drained",
          "key-lacks-permission", "cold-start-over-budget", "context-upgraded",
-         "context-reduced", "model-changed", "appeared", "disappeared"],
+         "context-reduced", "model-changed", "appeared", "disappeared", "maintenance-started",
+         "maintenance-ended-healthy", "maintenance-ended-failing", "down-after-window"],
 )
 def test_sentences(transition: Transition, severity: str, sentence: str) -> None:
     assert phrase(transition, POD) == (severity, sentence)
