@@ -4,6 +4,7 @@ else refused."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from helpers import parse_config
@@ -138,3 +139,33 @@ def test_a_weekly_window_and_a_fixed_one_overlap_on_a_later_week() -> None:
     validate(both, found, now=datetime(2026, 12, 1, tzinfo=UTC))
     assert found.lines == ['maintenance.windows[1]: overlaps window "a" on q at '
                            "2027-06-05T01:00+00:00"]
+
+
+def test_the_windows_source_under_a_moving_clock(tmp_path: Path) -> None:
+    """The daemon's source of windows (config plus command line), read as the clock moves:
+    a weekly Sunday-night window in Berlin across the week's end and the October change."""
+    from freezegun import freeze_time
+
+    from probe.maintenance.plugin import windows
+
+    config = parse_config(
+        ENDPOINTS + f'storage: {{path: "{tmp_path / "probe.db"}"}}\n'
+        "maintenance:\n  windows:\n    - {name: night, endpoints: ['qwen-*'], reason: r, "
+        "timezone: Europe/Berlin, weekly: {days: [sun], start: '23:30', duration: 1h}}\n",
+        env=ENV)
+    seen = {}
+    for moment in ("2026-10-18 21:29", "2026-10-18 21:30", "2026-10-18 22:29",  # CEST
+                   "2026-10-25 22:29", "2026-10-25 22:30", "2026-10-25 23:29",  # CET
+                   "2026-10-25 23:30"):
+        with freeze_time(moment):
+            found = windows(config, datetime.now(UTC))
+        seen[moment] = [(w.name, w.targets, w.start.isoformat()) for w in found]
+    assert seen == {
+        "2026-10-18 21:29": [],
+        "2026-10-18 21:30": [("night", ("qwen-*",), "2026-10-18T21:30:00+00:00")],
+        "2026-10-18 22:29": [("night", ("qwen-*",), "2026-10-18T21:30:00+00:00")],
+        "2026-10-25 22:29": [],
+        "2026-10-25 22:30": [("night", ("qwen-*",), "2026-10-25T22:30:00+00:00")],
+        "2026-10-25 23:29": [("night", ("qwen-*",), "2026-10-25T22:30:00+00:00")],
+        "2026-10-25 23:30": [],
+    }
