@@ -26,6 +26,7 @@ from probe.daemon import Daemon
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
 from probe.sweep import sweep
+from probe.verdict import Hysteresis
 
 ENGINE_CHECKS = "[models, health, vllm_metrics]"
 TTFT = "vllm:time_to_first_token_seconds"
@@ -175,9 +176,9 @@ def test_queue_depth_under_load_appears_on_the_daemons_metrics(vllm_server: Vllm
 
 PROMPTS = """prompts:
   - {name: hello, prompt: "hello", expect: {regex: "\\\\S"}, cross: integration tier,
-     max_tokens: 8, seed: 7}
+     max_tokens: 8, seed: 7, kinds: [openai]}
   - {name: too-long, prompt: "PROMPT_OVER_WINDOW", expect: {regex: "\\\\S"}, cross: integration
-     tier, max_tokens: 8}
+     tier, max_tokens: 8, kinds: [openai]}
 """
 
 
@@ -249,7 +250,8 @@ def _kill_engine_and_watch(server: VllmServer, tmp_path: Path, final: Outcome,
                            checks: tuple[str, ...] = ("health",),
                            ) -> tuple[list[Outcome], dict[str, ProbeResult], str]:
     """Run the daemon against ``server``, kill its EngineCore, and run the endpoint's checks
-    round after round until every one of ``checks`` gives ``final``; return the health
+    round after round until every one of ``checks`` gives ``final`` (and then for as many
+    rounds as the verdict needs to call the endpoint down); return the health
     outcomes seen, the last round of results and the daemon's /metrics page."""
     config = load(server, tmp_path)
     (job,) = plan(config)
@@ -272,6 +274,9 @@ def _kill_engine_and_watch(server: VllmServer, tmp_path: Path, final: Outcome,
                 return all(latest[check].outcome is final for check in checks)
 
             await _until(f"{', '.join(checks)} give {final}", reached, 60)
+            # The verdict has hysteresis: down after ``down_after`` failing rounds in a row.
+            for _ in range(Hysteresis.of(config).down_after):
+                await reached()
             page = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
             return seen, dict(latest), page
         finally:
