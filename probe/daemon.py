@@ -26,7 +26,7 @@ from probe.features import Attachment, Expander, Judged, Observer, Plugins, Star
 from probe.job import Job
 from probe.metrics import Guarded, ProbeCollector, make_registry, serve
 from probe.outcome import ProbeResult
-from probe.prober import Prober, make_client
+from probe.prober import Prober, keepalive_expiry_s, make_client
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import FleetState
@@ -35,6 +35,7 @@ from probe.verdict import EndpointVerdict
 
 log = logging.getLogger(__name__)
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
+FD_HEADROOM = 256  # files beside the connections: databases, the listener, logs
 
 
 class StartupError(Exception):
@@ -62,6 +63,28 @@ def listen(registry: Any, config: Config) -> Any:
     except OSError as exc:
         raise StartupError(f"metrics.listen {host}:{port}: cannot listen: "
                            f"{_reason(exc)}") from None
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """With keep-alive every pod holds a connection (a file descriptor): raise the soft
+    RLIMIT_NOFILE to the hard limit when it is below ``wanted``. Returns the soft limit in
+    force; a hard limit below ``wanted`` is logged (the unit's LimitNOFILE= raises it)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("open-files limit %d is below the %d this fleet may hold open (a kept-alive "
+                    "connection per host): raise LimitNOFILE= or set scheduler.keepalive: false",
+                    soft, wanted)
+    return int(soft)
 
 
 def _reason(exc: BaseException) -> str:
@@ -152,6 +175,9 @@ class Daemon:
         if install_signals:  # first: a signal during start-up must not kill the process
             self._install_signals(stop)
         install_log_redaction(self.redactor)
+        scheduler = self.config.scheduler
+        raise_open_files_limit((len(self.config.endpoints) if scheduler.keepalive else 0)
+                               + scheduler.max_concurrent + FD_HEADROOM)
         self.store = open_store(self.config, lambda text: self.redactor(text))
         try:
             self.metrics_server = listen(self.registry, self.config)
@@ -163,7 +189,9 @@ class Daemon:
         log.info("metrics on %s, results in %s, %d endpoints", self.metrics_url,
                  self.config.storage.path, len(self.config.endpoints))
         try:
-            async with make_client(self.config.scheduler.max_concurrent) as client:
+            async with make_client(self.config.scheduler.max_concurrent,
+                                   keepalive=self.config.scheduler.keepalive,
+                                   keepalive_expiry=keepalive_expiry_s(self.config)) as client:
                 self.prober = Prober(client, self.state, self.plugins.resolve,
                                      self.config.scheduler.max_concurrent,
                                      self.config.scheduler.max_body_bytes, self.store, self.env,

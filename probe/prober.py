@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import httpx
 
 from probe.check import CheckContext, CheckSpec
+from probe.config.model import Config
 from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.runner import run_check
@@ -38,10 +39,29 @@ class Recorder(Protocol):
     def record(self, result: ProbeResult) -> int: ...
 
 
-def make_client(max_concurrent: int, keepalive: bool = True) -> httpx.AsyncClient:
+# Idle connections are kept at least this long, and longer than the longest endpoint
+# interval (with slack for the spread and scheduling lag) so a pod's connection is still
+# there at its next probe; never longer than KEEPALIVE_MAX_S.
+KEEPALIVE_MIN_S, KEEPALIVE_SLACK, KEEPALIVE_MAX_S = 30.0, 1.5, 900.0
+
+
+def keepalive_expiry_s(config: Config) -> float:
+    """How long an idle connection is kept: 1.5x the longest interval among the endpoints'
+    own checks (and the file's default interval), within [30 s, 15 min]."""
+    intervals = [e.interval_s for e in config.endpoints]
+    default = config.defaults.get("interval")
+    if isinstance(default, int | float):
+        intervals.append(float(default))
+    longest = max(intervals, default=0.0)
+    return min(max(KEEPALIVE_MIN_S, longest * KEEPALIVE_SLACK), KEEPALIVE_MAX_S)
+
+
+def make_client(max_concurrent: int, keepalive: bool = True,
+                keepalive_expiry: float = KEEPALIVE_MIN_S) -> httpx.AsyncClient:
     """The checks' client: httpx's API over aiohttp's pool (``probe.transport.AiohttpTransport``).
 
-    ``keepalive=False`` opens a fresh connection for every request. With an HTTP(S) proxy
+    ``keepalive=False`` opens a fresh connection for every request; otherwise idle
+    connections are kept per host for ``keepalive_expiry`` seconds. With an HTTP(S) proxy
     in the environment, httpx's own transport is kept: it honours the proxy variables (and
     NO_PROXY), which an explicit transport would silently bypass."""
     # Deadlines are enforced per attempt by the runner; this is only a backstop.
@@ -49,9 +69,10 @@ def make_client(max_concurrent: int, keepalive: bool = True) -> httpx.AsyncClien
     if _environment_proxies():
         limits = httpx.Limits(max_connections=max_concurrent,
                               max_keepalive_connections=max_concurrent if keepalive else 0,
-                              keepalive_expiry=30)
+                              keepalive_expiry=keepalive_expiry)
         return httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
-    transport = AiohttpTransport(max_concurrent, keepalive=keepalive, keepalive_expiry=30)
+    transport = AiohttpTransport(max_concurrent, keepalive=keepalive,
+                                 keepalive_expiry=keepalive_expiry)
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
 
 
