@@ -3,6 +3,10 @@
 The registry is passed in (never the global one) so tests build a fresh one and read
 values with ``registry.get_sample_value``. Features register collectors of their own on the
 same registry (client_python's custom-collector pattern).
+
+The families with a series per endpoint or check are ``probe.exposition.Family``: one
+snapshot of the state is taken per scrape and written straight to text from it (no
+``Sample`` per series), so a scrape of 10,000 endpoints stays well under a second.
 """
 
 from __future__ import annotations
@@ -11,12 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import (
-    CollectorRegistry,
-    PlatformCollector,
-    ProcessCollector,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -26,8 +25,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
+from probe.exposition import Family, start_server
 from probe.outcome import Outcome
-from probe.state import FleetState, Snapshot
+from probe.state import DaemonStats, FleetState, Snapshot
 from probe.verdict import State
 
 log = logging.getLogger(__name__)
@@ -52,25 +52,33 @@ class ProbeCollector(Collector):
         yield from _check_metrics(snap)
         yield from _daemon_metrics(snap, self.store)
 
+    def describe(self) -> Iterator[Metric]:
+        """The families without their series: what registering needs (names), without
+        collecting the whole fleet."""
+        empty = Snapshot({}, {}, DaemonStats())
+        yield from _endpoint_metrics(empty)
+        yield from _check_metrics(empty)
+        yield from _daemon_metrics(empty, self.store)
+
 
 def _labels(*values: Any) -> list[str]:
     return ["" if v is None else str(v) for v in values]
 
 
 def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
-    info = GaugeMetricFamily(P + "endpoint_info", "Configured endpoints (value 1).",
-                             labels=["endpoint", "kind", "url"])
-    up = GaugeMetricFamily(P + "endpoint_up", "1 when the endpoint's verdict is up; 0 when it "
-                           "is down, degraded, in maintenance or not yet known.",
-                           labels=["endpoint", "kind"])
-    state = GaugeMetricFamily(P + "endpoint_state", "Each endpoint's verdict after hysteresis "
-                              "(value 1 for the current state).", labels=["endpoint", "state"])
-    cause = GaugeMetricFamily(P + "endpoint_cause", "What put the endpoint in its current "
-                              "state (value 1; stable for the episode; absent while up).",
-                              labels=["endpoint", "state", "check", "outcome"])
-    max_len = GaugeMetricFamily(P + "max_model_len", "max_model_len reported by /v1/models "
-                                "for the expected (or first) served model.",
-                                labels=["endpoint", "model"])
+    info = Family(P + "endpoint_info", "Configured endpoints (value 1).", "gauge",
+                  labels=["endpoint", "kind", "url"])
+    up = Family(P + "endpoint_up", "1 when the endpoint's verdict is up; 0 when it "
+                "is down, degraded, in maintenance or not yet known.", "gauge",
+                labels=["endpoint", "kind"])
+    state = Family(P + "endpoint_state", "Each endpoint's verdict after hysteresis "
+                   "(value 1 for the current state).", "gauge", labels=["endpoint", "state"])
+    cause = Family(P + "endpoint_cause", "What put the endpoint in its current "
+                   "state (value 1; stable for the episode; absent while up).", "gauge",
+                   labels=["endpoint", "state", "check", "outcome"])
+    max_len = Family(P + "max_model_len", "max_model_len reported by /v1/models "
+                     "for the expected (or first) served model.", "gauge",
+                     labels=["endpoint", "model"])
     for name, view in sorted(snap.endpoints.items()):
         if view.kind is not None:
             info.add_metric(_labels(name, view.kind, view.url), 1)
@@ -86,31 +94,31 @@ def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
 
 def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
     labels = ["endpoint", "check"]
-    up = GaugeMetricFamily(P + "up", "1 only when the check's last result was ok; never-probed "
-                           "and unknown are 0.", labels=labels)
-    outcome = GaugeMetricFamily(P + "outcome", "The check's current outcome (value 1); "
-                                '"unknown" before the first result.', labels=[*labels, "outcome"])
-    results = CounterMetricFamily(P + "results", "Probe results by outcome.",
-                                  labels=[*labels, "outcome"])
-    retried = CounterMetricFamily(P + "retried_successes", "Passes that needed a retry.",
-                                  labels=labels)
-    latency = HistogramMetricFamily(P + "latency_seconds", "Duration of the last attempt of "
-                                    "each check.", labels=labels)
-    status = GaugeMetricFamily(P + "last_http_status", "HTTP status of the last response.",
-                               labels=labels)
-    attempts = GaugeMetricFamily(P + "last_attempts", "Attempts the last result needed.",
-                                 labels=labels)
-    success_ts = GaugeMetricFamily(P + "last_success_timestamp_seconds", "Unix time of the "
-                                   "last ok result.", labels=labels)
-    probe_ts = GaugeMetricFamily(P + "last_probe_timestamp_seconds", "Unix time of the last "
-                                 "result.", labels=labels)
-    observed = CounterMetricFamily(P + "observations", "Results that observed the endpoint "
-                                   "(not unknown, rate_limited, skipped_budget or error): the "
-                                   "SLI's events, declared at 0.", labels=labels)
-    failures = CounterMetricFamily(P + "observation_failures", "Observations that were not ok: "
-                                   "the SLI's bad events, declared at 0.", labels=labels)
+    up = Family(P + "up", "1 only when the check's last result was ok; never-probed "
+                "and unknown are 0.", "gauge", labels=labels)
+    outcome = Family(P + "outcome", "The check's current outcome (value 1); "
+                     '"unknown" before the first result.', "gauge", labels=[*labels, "outcome"])
+    results = Family(P + "results", "Probe results by outcome.", "counter",
+                     labels=[*labels, "outcome"])
+    retried = Family(P + "retried_successes", "Passes that needed a retry.", "counter",
+                     labels=labels)
+    latency = Family(P + "latency_seconds", "Duration of the last attempt of "
+                     "each check.", "histogram", labels=labels)
+    status = Family(P + "last_http_status", "HTTP status of the last response.", "gauge",
+                    labels=labels)
+    attempts = Family(P + "last_attempts", "Attempts the last result needed.", "gauge",
+                      labels=labels)
+    success_ts = Family(P + "last_success_timestamp_seconds", "Unix time of the "
+                        "last ok result.", "gauge", labels=labels)
+    probe_ts = Family(P + "last_probe_timestamp_seconds", "Unix time of the last "
+                      "result.", "gauge", labels=labels)
+    observed = Family(P + "observations", "Results that observed the endpoint "
+                      "(not unknown, rate_limited, skipped_budget or error): the "
+                      "SLI's events, declared at 0.", "counter", labels=labels)
+    failures = Family(P + "observation_failures", "Observations that were not ok: "
+                      "the SLI's bad events, declared at 0.", "counter", labels=labels)
     for (endpoint, check), state in sorted(snap.checks.items()):
-        lv = _labels(endpoint, check)
+        lv = (endpoint, check)
         latest = state.latest
         up.add_metric(lv, 1 if latest is not None and latest.ok else 0)
         current = latest.outcome if latest is not None else Outcome.UNKNOWN
@@ -175,8 +183,7 @@ def make_registry(collector: ProbeCollector) -> CollectorRegistry:
 
 def serve(registry: CollectorRegistry, host: str, port: int) -> Any:
     """Start the /metrics HTTP server in a thread; returns the server (call .shutdown())."""
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
+    return start_server(registry, host, port)
 
 
 class Guarded(Collector):
