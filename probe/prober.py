@@ -13,6 +13,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from http.cookiejar import CookieJar
 from typing import Any, Protocol
 
 import httpx
@@ -73,7 +74,22 @@ def make_client(max_concurrent: int, keepalive: bool = True,
         return httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
     transport = AiohttpTransport(max_concurrent, keepalive=keepalive,
                                  keepalive_expiry=keepalive_expiry)
-    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
+                             cookies=AnswerCookies())
+
+
+class AnswerCookies(CookieJar):
+    """httpx's cookie jar, reading an answer only when it sets a cookie. httpx hands every
+    answer to the jar through urllib views (an ``email.Message`` of all its headers), which
+    costs more than the rest of its answer handling; an answer without ``Set-Cookie`` (or
+    ``Set-Cookie2``) adds no cookie, so it is skipped. Cookies that are set behave as before."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = getattr(getattr(response, "response", None), "headers", None)
+        if (isinstance(headers, httpx.Headers) and "set-cookie" not in headers
+                and "set-cookie2" not in headers):
+            return
+        super().extract_cookies(response, request)
 
 
 def _environment_proxies() -> bool:

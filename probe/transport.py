@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from yarl import URL
 
 # aiohttp failure -> the httpx exception httpx's own transport raises for the same event,
 # most specific first (verdict_from_exception reads TLS from the cause chain, then the type).
@@ -147,7 +148,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             headers.append(("Connection", "close"))
         try:
             response = await session.request(
-                request.method, str(request.url), headers=headers, data=body,
+                # httpx has already normalised and percent-encoded the URL: not again
+                request.method, URL(str(request.url), encoded=True), headers=headers, data=body,
                 allow_redirects=False, timeout=self._timeout(request),
                 server_hostname=request.extensions.get("sni_hostname"))
         except Exception as exc:
