@@ -58,7 +58,17 @@ def parsed(url: str) -> httpx.URL:
 
 async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str],
               limit: int) -> tuple[int, bytes, httpx.Headers]:
-    """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes."""
+    """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes.
+    The daemon's client (``probe.prober.ProbeClient``) takes a direct road to its
+    transport for this; any other client goes through ``client.stream``."""
+    direct = getattr(client, "direct_get", None)
+    if direct is not None:
+        answer = await direct(parsed(url), headers, limit)
+        if answer is not None:
+            status, raw, body = answer
+            if body is None:
+                raise BodyTooLarge(limit)
+            return status, body, httpx.Headers(raw)
     async with client.stream("GET", parsed(url), headers=headers) as response:
         body = await read_capped(response, limit)
         return response.status_code, body, response.headers
