@@ -11,12 +11,13 @@ an invalid new config is refused while the old one runs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 from prometheus_client.registry import Collector
@@ -34,6 +35,7 @@ from probe.store import ResultStore
 from probe.verdict import EndpointVerdict
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
 FD_HEADROOM = 256  # files beside the connections: databases, the listener, logs
 
@@ -63,6 +65,18 @@ def listen(registry: Any, config: Config) -> Any:
     except OSError as exc:
         raise StartupError(f"metrics.listen {host}:{port}: cannot listen: "
                            f"{_reason(exc)}") from None
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop when it is installed (a dependency on Linux and
+    macOS): its event loop, sockets and timers are C (libuv), about a quarter less CPU per
+    probe with a fresh connection per request; otherwise on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def raise_open_files_limit(wanted: int) -> int:
@@ -201,6 +215,11 @@ class Daemon:
                     if attachment is not None:
                         self._attachments.append(attachment)
                 self._announce_plan()  # hooks attached after the first plan see it too
+                # The config, the plan and the state live as long as the daemon: out of every
+                # garbage collection from here on (a full collection over a 10,000-endpoint
+                # fleet would stall the loop for a large share of a second).
+                gc.collect()
+                gc.freeze()
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
@@ -217,6 +236,7 @@ class Daemon:
                     if attachment.close is not None:
                         attachment.close()
         finally:
+            gc.unfreeze()  # collected as usual again once stopped
             self.store.close()
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
