@@ -15,6 +15,7 @@ import gc
 import inspect
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -37,6 +38,8 @@ from probe.verdict import EndpointVerdict
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight job's own bound
+SWITCH_INTERVAL_S = 0.001
+GC_THRESHOLDS = (10_000, 50, 100)  # Python's: (700, 10, 10)
 FD_HEADROOM = 256  # files beside the connections: databases, the listener, logs
 
 
@@ -61,7 +64,7 @@ def open_store(config: Config, redact: Callable[[str], str]) -> ResultStore:
 def listen(registry: Any, config: Config) -> Any:
     host, port = config.metrics.host, config.metrics.port
     try:
-        return serve(registry, host, port)
+        return serve(registry, host, port, asyncio.get_running_loop())
     except OSError as exc:
         raise StartupError(f"metrics.listen {host}:{port}: cannot listen: "
                            f"{_reason(exc)}") from None
@@ -189,6 +192,10 @@ class Daemon:
         if install_signals:  # first: a signal during start-up must not kill the process
             self._install_signals(stop)
         install_log_redaction(self.redactor)
+        # The event loop's thread waits at most this long for the GIL held by another thread
+        # (a /metrics scrape, a SQLite writer): 5 ms by default, a long stall per loop turn.
+        switch_interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         scheduler = self.config.scheduler
         raise_open_files_limit((len(self.config.endpoints) if scheduler.keepalive else 0)
                                + scheduler.max_concurrent + FD_HEADROOM)
@@ -216,10 +223,13 @@ class Daemon:
                         self._attachments.append(attachment)
                 self._announce_plan()  # hooks attached after the first plan see it too
                 # The config, the plan and the state live as long as the daemon: out of every
-                # garbage collection from here on (a full collection over a 10,000-endpoint
-                # fleet would stall the loop for a large share of a second).
+                # garbage collection from here on; and young collections come less often, so
+                # what a probe allocates dies young instead of filling the old generation,
+                # whose full collections (a large share of a second over a 10,000-endpoint
+                # fleet, several a minute with Python's defaults) would stall probing.
                 gc.collect()
                 gc.freeze()
+                gc.set_threshold(*GC_THRESHOLDS)
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
                 self.scheduler.start()
@@ -237,6 +247,8 @@ class Daemon:
                         attachment.close()
         finally:
             gc.unfreeze()  # collected as usual again once stopped
+            gc.set_threshold(*thresholds)
+            sys.setswitchinterval(switch_interval)
             self.store.close()
             self.metrics_server.shutdown()
             self.metrics_server.server_close()

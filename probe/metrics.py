@@ -11,6 +11,7 @@ snapshot of the state is taken per scrape and written straight to text from it (
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -204,9 +205,11 @@ def make_registry(collector: ProbeCollector) -> CollectorRegistry:
     return registry
 
 
-def serve(registry: CollectorRegistry, host: str, port: int) -> Any:
-    """Start the /metrics HTTP server in a thread; returns the server (call .shutdown())."""
-    return start_server(registry, host, port)
+def serve(registry: CollectorRegistry, host: str, port: int,
+          loop: asyncio.AbstractEventLoop | None = None) -> Any:
+    """Start the /metrics HTTP server in a thread; returns the server (call .shutdown()).
+    With ``loop`` (the daemon's), scrapes are collected in its thread between probes."""
+    return start_server(registry, host, port, loop)
 
 
 class Guarded(Collector):

@@ -1,9 +1,10 @@
 """SQLite history of every probe result, written by one owner thread (``SingleWriter``).
 
-The event loop only enqueues the result with its row id: rows are built (details as JSON,
-secrets scrubbed) and inserted by the writer, a whole batch in one transaction with one
-``executemany``. Row ids are assigned at enqueue time so the caller (the
-ledger) can cite a result as evidence before it hits the disk. A failing write (locked,
+The event loop builds the row (details as JSON, secrets scrubbed) and enqueues it; the
+writer inserts a whole batch in one transaction with one ``executemany`` (the writer thread
+does no Python work per row that would contend with the loop for the GIL). Row ids are
+assigned at enqueue time so the caller (the ledger) can cite a result as evidence before it
+hits the disk. A failing write (locked,
 disk full) is logged and counted, the batch is kept and retried: results are not dropped
 unless the pending buffer overflows or shutdown cannot write them, and then they are
 counted (``dropped_total``) and logged.
@@ -54,7 +55,7 @@ def result_values(row_id: int, result: ProbeResult,
 
 INSERT = (f"INSERT INTO results ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' * len(COLUMNS))})")
-Pending = tuple[int, ProbeResult]  # (row id, result): the row is built by the writer
+Pending = tuple[Any, ...]  # a row's values in COLUMNS order
 
 
 class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
@@ -82,7 +83,7 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
             row_id = self._next_id
             self._next_id += 1
             self.pending += 1
-        self.put((row_id, result))
+        self.put(result_values(row_id, result, self.redact))
         return row_id
 
     def connect(self) -> sqlite_utils.Database:
@@ -99,10 +100,8 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
         return len(self._backlog)
 
     def write(self, db: sqlite_utils.Database) -> None:
-        redact = self.redact
-        rows = [result_values(row_id, result, redact) for row_id, result in self._backlog]
         with db.conn:  # one transaction for the batch
-            db.conn.executemany(INSERT, rows)
+            db.conn.executemany(INSERT, self._backlog)
 
     def written(self, db: sqlite_utils.Database) -> None:
         self.written_total += len(self._backlog)
