@@ -192,10 +192,6 @@ class Daemon:
         if install_signals:  # first: a signal during start-up must not kill the process
             self._install_signals(stop)
         install_log_redaction(self.redactor)
-        # The event loop's thread waits at most this long for the GIL held by another thread
-        # (a /metrics scrape, a SQLite writer): 5 ms by default, a long stall per loop turn.
-        switch_interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         scheduler = self.config.scheduler
         raise_open_files_limit((len(self.config.endpoints) if scheduler.keepalive else 0)
                                + scheduler.max_concurrent + FD_HEADROOM)
@@ -209,6 +205,10 @@ class Daemon:
         self.state.daemon.reload_success_ts = time.time()
         log.info("metrics on %s, results in %s, %d endpoints", self.metrics_url,
                  self.config.storage.path, len(self.config.endpoints))
+        # The event loop's thread waits at most this long for the GIL held by another thread
+        # (a SQLite writer): 5 ms by default, a long stall per loop turn.
+        switch_interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             async with make_client(self.config.scheduler.max_concurrent,
                                    keepalive=self.config.scheduler.keepalive,
