@@ -30,8 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from probe.checks.base import CheckContext  # noqa: E402
-
+from probe.check import CheckContext  # noqa: E402
 from probe.config.model import Endpoint  # noqa: E402
 from probe.http import get  # noqa: E402
 from probe.outcome import Outcome, Verdict  # noqa: E402
@@ -159,7 +158,7 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout_s: float = 1.0) -> 
         status, body, _ = await get(c, url, {}, ctx.max_body_bytes)
         return Verdict(Outcome.OK, f"{status} {len(body)} bytes", status)
 
-    return await attempt(check, endpoint(timeout_s), client, CheckContext(CAP))
+    return await attempt(check, endpoint(timeout_s), client, CheckContext(CAP), timeout_s)
 
 
 async def stream_lines(client: httpx.AsyncClient, url: str) -> str:

@@ -116,13 +116,13 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
-    from probe.daemon import Daemon, StartupError
+    from probe.daemon import Daemon, StartupError, run_event_loop
 
     async def _main() -> None:
         await Daemon(config, plugins).run(asyncio.Event())
 
     try:
-        asyncio.run(_main())
+        run_event_loop(_main())
     except StartupError as exc:
         print(f"runpod-probe: cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -73,7 +73,8 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
     loop = asyncio.get_running_loop()
     began = loop.time()
     deadline = began + timeout_s
-    async with make_client(config.scheduler.max_concurrent) as client:
+    async with make_client(config.scheduler.max_concurrent,
+                           keepalive=config.scheduler.keepalive) as client:
         prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
                         config.scheduler.max_body_bytes, None, env,
                         Redactor(config.secret_env_names(), env))

@@ -3,6 +3,10 @@
 The registry is passed in (never the global one) so tests build a fresh one and read
 values with ``registry.get_sample_value``. Features register collectors of their own on the
 same registry (client_python's custom-collector pattern).
+
+The families with a series per endpoint or check are ``probe.exposition.Family``: one
+snapshot of the state is taken per scrape and written straight to text from it (no
+``Sample`` per series), so a scrape of 10,000 endpoints stays well under a second.
 """
 
 from __future__ import annotations
@@ -11,11 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import (
-    CollectorRegistry,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -25,8 +25,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
+from probe.exposition import Family, escape_value, label_text
 from probe.outcome import Outcome
-from probe.state import FleetState, Snapshot
+from probe.state import DaemonStats, FleetState, Snapshot
 from probe.verdict import State
 
 log = logging.getLogger(__name__)
@@ -52,96 +53,129 @@ class ProbeCollector(Collector):
         yield from _schedule_metrics(snap)
         yield from _daemon_metrics(snap, self.store)
 
+    def describe(self) -> Iterator[Metric]:
+        """The families without their series: what registering needs (names), without
+        collecting the whole fleet."""
+        empty = Snapshot({}, {}, DaemonStats())
+        yield from _endpoint_metrics(empty)
+        yield from _check_metrics(empty)
+        yield from _schedule_metrics(empty)
+        yield from _daemon_metrics(empty, self.store)
 
-def _labels(*values: Any) -> list[str]:
-    return ["" if v is None else str(v) for v in values]
+
+def _with_outcome(lv: tuple[str, str], text: str, outcome: str,
+                  value: float) -> tuple[tuple[str, ...], float, str]:
+    """A row of a family labelled (endpoint, check, outcome): ``outcome`` sorts last."""
+    return (*lv, str(outcome)), value, f'{text},outcome="{escape_value(str(outcome))}"'
+
+
+def _row(*values: Any) -> tuple[str, ...]:
+    return tuple("" if v is None else str(v) for v in values)
 
 
 def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
-    info = GaugeMetricFamily(P + "endpoint_info", "Configured endpoints (value 1).",
-                             labels=["endpoint", "kind", "url"])
-    up = GaugeMetricFamily(P + "endpoint_up", "1 when the endpoint's verdict is up; 0 when it "
-                           "is down, degraded, in maintenance or not yet known.",
-                           labels=["endpoint", "kind"])
-    state = GaugeMetricFamily(P + "endpoint_state", "Each endpoint's verdict after hysteresis "
-                              "(value 1 for the current state).", labels=["endpoint", "state"])
-    cause = GaugeMetricFamily(P + "endpoint_cause", "What put the endpoint in its current "
-                              "state (value 1; stable for the episode; absent while up).",
-                              labels=["endpoint", "state", "check", "outcome"])
-    max_len = GaugeMetricFamily(P + "max_model_len", "max_model_len reported by /v1/models "
-                                "for the expected (or first) served model.",
-                                labels=["endpoint", "model"])
-    maintenance = GaugeMetricFamily(P + "maintenance", "1 while the endpoint is in a "
-                                    "maintenance window (every alert on it is silenced), else "
-                                    "0.", labels=["endpoint"])
-    for name, view in sorted(snap.endpoints.items()):
-        if view.kind is not None:
-            info.add_metric(_labels(name, view.kind, view.url), 1)
-            up.add_metric(_labels(name, view.kind), 1 if view.state is State.UP else 0)
-            maintenance.add_metric([name], 1 if view.state is State.MAINTENANCE else 0)
-        for value in State:
-            state.add_metric([name, str(value)], 1 if value is view.state else 0)
-        if view.cause is not None and view.state is not State.UP:
-            cause.add_metric([name, str(view.state), view.cause.check, view.cause.outcome], 1)
-        if view.model_label is not None and view.max_model_len is not None:
-            max_len.add_metric([name, view.model_label], view.max_model_len)
+    info = Family(P + "endpoint_info", "Configured endpoints (value 1).", "gauge",
+                  labels=["endpoint", "kind", "url"])
+    up = Family(P + "endpoint_up", "1 when the endpoint's verdict is up; 0 when it "
+                "is down, degraded, in maintenance or not yet known.", "gauge",
+                labels=["endpoint", "kind"])
+    state = Family(P + "endpoint_state", "Each endpoint's verdict after hysteresis "
+                   "(value 1 for the current state).", "gauge", labels=["endpoint", "state"])
+    cause = Family(P + "endpoint_cause", "What put the endpoint in its current "
+                   "state (value 1; stable for the episode; absent while up).", "gauge",
+                   labels=["endpoint", "state", "check", "outcome"])
+    max_len = Family(P + "max_model_len", "max_model_len reported by /v1/models "
+                     "for the expected (or first) served model.", "gauge",
+                     labels=["endpoint", "model"])
+    maintenance = Family(P + "maintenance", "1 while the endpoint is in a maintenance window "
+                         "(every alert on it is silenced), else 0.", "gauge",
+                         labels=["endpoint"])
+    # rows end with their label text (names sorted: endpoint, kind, model, state, url)
+    views = [(name, v, f'endpoint="{escape_value(name)}"')
+             for name, v in sorted(snap.endpoints.items())]
+    info.add_rows(lambda: ((_row(name, v.kind, v.url), 1,
+                            f'{e},kind="{escape_value(v.kind or "")}",url="{escape_value(v.url)}"')
+                           for name, v, e in views if v.kind is not None), texts=True)
+    up.add_rows(lambda: ((_row(name, v.kind), 1 if v.state is State.UP else 0,
+                          f'{e},kind="{escape_value(v.kind or "")}"')
+                         for name, v, e in views if v.kind is not None), texts=True)
+    state.add_rows(lambda: (((name, str(value)), 1 if value is v.state else 0,
+                             f'{e},state="{value}"')
+                            for name, v, e in views for value in State), texts=True)
+    cause.add_rows(lambda: (((name, str(v.state), v.cause.check, v.cause.outcome), 1)
+                            for name, v, _ in views
+                            if v.cause is not None and v.state is not State.UP))
+    max_len.add_rows(lambda: (((name, v.model_label), v.max_model_len,
+                               f'{e},model="{escape_value(v.model_label)}"')
+                              for name, v, e in views
+                              if v.model_label is not None and v.max_model_len is not None),
+                     texts=True)
+    maintenance.add_rows(lambda: ((_row(name), 1 if v.state is State.MAINTENANCE else 0, e)
+                                  for name, v, e in views if v.kind is not None), texts=True)
     yield from (info, up, state, cause, max_len, maintenance)
 
 
 def _schedule_metrics(snap: Snapshot) -> Iterator[Metric]:
-    interval = GaugeMetricFamily(P + "check_interval_seconds", "Seconds between two runs of "
-                                 "the check, as planned (a result older than a few of these "
-                                 "is stale).", labels=["endpoint", "check"])
-    for (endpoint, check), seconds in sorted(snap.intervals.items()):
-        interval.add_metric([endpoint, check], seconds)
+    interval = Family(P + "check_interval_seconds", "Seconds between two runs of the check, "
+                      "as planned (a result older than a few of these is stale).", "gauge",
+                      labels=["endpoint", "check"])
+    interval.add_rows(lambda: (((endpoint, check), seconds)
+                               for (endpoint, check), seconds in sorted(snap.intervals.items())))
     yield interval
 
 
 def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
     labels = ["endpoint", "check"]
-    up = GaugeMetricFamily(P + "up", "1 only when the check's last result was ok; never-probed "
-                           "and unknown are 0.", labels=labels)
-    outcome = GaugeMetricFamily(P + "outcome", "The check's current outcome (value 1); "
-                                '"unknown" before the first result.', labels=[*labels, "outcome"])
-    results = CounterMetricFamily(P + "results", "Probe results by outcome.",
-                                  labels=[*labels, "outcome"])
-    retried = CounterMetricFamily(P + "retried_successes", "Passes that needed a retry.",
-                                  labels=labels)
-    latency = HistogramMetricFamily(P + "latency_seconds", "Duration of the last attempt of "
-                                    "each check.", labels=labels)
-    status = GaugeMetricFamily(P + "last_http_status", "HTTP status of the last response.",
-                               labels=labels)
-    attempts = GaugeMetricFamily(P + "last_attempts", "Attempts the last result needed.",
-                                 labels=labels)
-    success_ts = GaugeMetricFamily(P + "last_success_timestamp_seconds", "Unix time of the "
-                                   "last ok result.", labels=labels)
-    probe_ts = GaugeMetricFamily(P + "last_probe_timestamp_seconds", "Unix time of the last "
-                                 "result.", labels=labels)
-    observed = CounterMetricFamily(P + "observations", "Results that observed the endpoint "
-                                   "(not unknown, rate_limited, skipped_budget or error): the "
-                                   "SLI's events, declared at 0.", labels=labels)
-    failures = CounterMetricFamily(P + "observation_failures", "Observations that were not ok: "
-                                   "the SLI's bad events, declared at 0.", labels=labels)
-    for (endpoint, check), state in sorted(snap.checks.items()):
-        lv = _labels(endpoint, check)
-        latest = state.latest
-        up.add_metric(lv, 1 if latest is not None and latest.ok else 0)
-        current = latest.outcome if latest is not None else Outcome.UNKNOWN
-        outcome.add_metric([*lv, str(current)], 1)
-        # "ok" is declared at 0, so the first pass (and every rate) is visible from the start
-        for name in sorted(state.outcomes.keys() | {"ok"}):
-            results.add_metric([*lv, name], state.outcomes.get(name, 0))
-        retried.add_metric(lv, state.retried_ok_total)
-        observed.add_metric(lv, state.observed_total)
-        failures.add_metric(lv, state.failed_total)
-        if latest is not None:
-            latency.add_metric(lv, state.latency.buckets(), state.latency.total)
-            attempts.add_metric(lv, latest.attempts)
-            probe_ts.add_metric(lv, latest.started_at.timestamp())
-            if latest.http_status is not None:
-                status.add_metric(lv, latest.http_status)
-        if state.last_success_ts is not None:
-            success_ts.add_metric(lv, state.last_success_ts)
+    up = Family(P + "up", "1 only when the check's last result was ok; never-probed "
+                "and unknown are 0.", "gauge", labels=labels)
+    outcome = Family(P + "outcome", "The check's current outcome (value 1); "
+                     '"unknown" before the first result.', "gauge", labels=[*labels, "outcome"])
+    results = Family(P + "results", "Probe results by outcome.", "counter",
+                     labels=[*labels, "outcome"])
+    retried = Family(P + "retried_successes", "Passes that needed a retry.", "counter",
+                     labels=labels)
+    latency = Family(P + "latency_seconds", "Duration of the last attempt of "
+                     "each check.", "histogram", labels=labels)
+    status = Family(P + "last_http_status", "HTTP status of the last response.", "gauge",
+                    labels=labels)
+    attempts = Family(P + "last_attempts", "Attempts the last result needed.", "gauge",
+                      labels=labels)
+    success_ts = Family(P + "last_success_timestamp_seconds", "Unix time of the "
+                        "last ok result.", "gauge", labels=labels)
+    probe_ts = Family(P + "last_probe_timestamp_seconds", "Unix time of the last "
+                      "result.", "gauge", labels=labels)
+    observed = Family(P + "observations", "Results that observed the endpoint "
+                      "(not unknown, rate_limited, skipped_budget or error): the "
+                      "SLI's events, declared at 0.", "counter", labels=labels)
+    failures = Family(P + "observation_failures", "Observations that were not ok: "
+                      "the SLI's bad events, declared at 0.", "counter", labels=labels)
+    # Each family reads the snapshot when it is written: no series is held before then. A
+    # check's labels are written once per scrape and shared by every family (rows end with
+    # their label text).
+    checks = [(lv, s, label_text(labels, lv)) for lv, s in sorted(snap.checks.items())]
+    up.add_rows(lambda: ((lv, 1 if s.latest is not None and s.latest.ok else 0, t)
+                         for lv, s, t in checks), texts=True)
+    outcome.add_rows(lambda: (_with_outcome(lv, t, s.latest.outcome if s.latest is not None
+                                            else Outcome.UNKNOWN, 1)
+                              for lv, s, t in checks), texts=True)
+    # "ok" is declared at 0, so the first pass (and every rate) is visible from the start
+    results.add_rows(lambda: (_with_outcome(lv, t, name, s.outcomes.get(name, 0))
+                              for lv, s, t in checks
+                              for name in sorted(s.outcomes.keys() | {"ok"})), texts=True)
+    retried.add_rows(lambda: ((lv, s.retried_ok_total, t) for lv, s, t in checks), texts=True)
+    observed.add_rows(lambda: ((lv, s.observed_total, t) for lv, s, t in checks), texts=True)
+    failures.add_rows(lambda: ((lv, s.failed_total, t) for lv, s, t in checks), texts=True)
+    latency.add_rows(lambda: ((lv, s.latency.buckets(), s.latency.total, t)
+                              for lv, s, t in checks if s.latest is not None), texts=True)
+    attempts.add_rows(lambda: ((lv, s.latest.attempts, t) for lv, s, t in checks
+                               if s.latest is not None), texts=True)
+    probe_ts.add_rows(lambda: ((lv, s.latest.started_at.timestamp(), t) for lv, s, t in checks
+                               if s.latest is not None), texts=True)
+    status.add_rows(lambda: ((lv, s.latest.http_status, t) for lv, s, t in checks
+                             if s.latest is not None and s.latest.http_status is not None),
+                    texts=True)
+    success_ts.add_rows(lambda: ((lv, s.last_success_ts, t) for lv, s, t in checks
+                                 if s.last_success_ts is not None), texts=True)
     yield from (up, outcome, results, retried, latency, status, attempts, success_ts, probe_ts,
                 observed, failures)
 

@@ -13,11 +13,13 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from http.cookiejar import CookieJar
 from typing import Any, Protocol
 
 import httpx
 
 from probe.check import CheckContext, CheckSpec
+from probe.config.model import Config
 from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.runner import run_check
@@ -38,10 +40,29 @@ class Recorder(Protocol):
     def record(self, result: ProbeResult) -> int: ...
 
 
-def make_client(max_concurrent: int, keepalive: bool = True) -> httpx.AsyncClient:
+# Idle connections are kept at least this long, and longer than the longest endpoint
+# interval (with slack for the spread and scheduling lag) so a pod's connection is still
+# there at its next probe; never longer than KEEPALIVE_MAX_S.
+KEEPALIVE_MIN_S, KEEPALIVE_SLACK, KEEPALIVE_MAX_S = 30.0, 1.5, 900.0
+
+
+def keepalive_expiry_s(config: Config) -> float:
+    """How long an idle connection is kept: 1.5x the longest interval among the endpoints'
+    own checks (and the file's default interval), within [30 s, 15 min]."""
+    intervals = [e.interval_s for e in config.endpoints]
+    default = config.defaults.get("interval")
+    if isinstance(default, int | float):
+        intervals.append(float(default))
+    longest = max(intervals, default=0.0)
+    return min(max(KEEPALIVE_MIN_S, longest * KEEPALIVE_SLACK), KEEPALIVE_MAX_S)
+
+
+def make_client(max_concurrent: int, keepalive: bool = True,
+                keepalive_expiry: float = KEEPALIVE_MIN_S) -> httpx.AsyncClient:
     """The checks' client: httpx's API over aiohttp's pool (``probe.transport.AiohttpTransport``).
 
-    ``keepalive=False`` opens a fresh connection for every request. With an HTTP(S) proxy
+    ``keepalive=False`` opens a fresh connection for every request; otherwise idle
+    connections are kept per host for ``keepalive_expiry`` seconds. With an HTTP(S) proxy
     in the environment, httpx's own transport is kept: it honours the proxy variables (and
     NO_PROXY), which an explicit transport would silently bypass."""
     # Deadlines are enforced per attempt by the runner; this is only a backstop.
@@ -49,10 +70,68 @@ def make_client(max_concurrent: int, keepalive: bool = True) -> httpx.AsyncClien
     if _environment_proxies():
         limits = httpx.Limits(max_connections=max_concurrent,
                               max_keepalive_connections=max_concurrent if keepalive else 0,
-                              keepalive_expiry=30)
+                              keepalive_expiry=keepalive_expiry)
         return httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
-    transport = AiohttpTransport(max_concurrent, keepalive=keepalive, keepalive_expiry=30)
-    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+    transport = AiohttpTransport(max_concurrent, keepalive=keepalive,
+                                 keepalive_expiry=keepalive_expiry)
+    return ProbeClient(transport, timeout=timeout, follow_redirects=False,
+                       cookies=AnswerCookies())
+
+
+class ProbeClient(httpx.AsyncClient):
+    """The checks' ``httpx.AsyncClient`` over ``AiohttpTransport``, with a direct road for
+    the plain GETs most checks make (``probe.http.get``): the same request on the wire
+    (the headers httpx would send, computed once per set of request headers), the same
+    transport and pool, the same errors and body cap, without building httpx's request and
+    response objects around it. It is taken only while the client has no cookie to send
+    (an answer that sets one is still given to the jar); everything else is httpx's."""
+
+    MAX_HEADER_SETS = 4096
+
+    def __init__(self, transport: AiohttpTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self.direct = transport
+        self._sent: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+
+    async def direct_get(self, url: httpx.URL, headers: Mapping[str, str],
+                         limit: int) -> tuple[int, tuple[tuple[bytes, bytes], ...],
+                                              bytes | None] | None:
+        """(status, raw headers, body or None when over ``limit``), or None when this GET
+        must go through httpx (cookies to send, a closed client)."""
+        if self.is_closed or self.cookies:
+            return None
+        sent = self._headers_for(url, headers)
+        status, raw, body = await self.direct.get(url, sent, limit, self.timeout)
+        if any(name.lower() in (b"set-cookie", b"set-cookie2") for name, _ in raw):
+            request = httpx.Request("GET", url, headers=sent)
+            self.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))
+        return status, raw, body
+
+    def _headers_for(self, url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[str, str]]:
+        """What httpx sends: the client's headers merged with ``headers``, Host first."""
+        key = tuple(headers.items())
+        rest = self._sent.get(key)
+        if rest is None:
+            if len(self._sent) >= self.MAX_HEADER_SETS:
+                self._sent.clear()
+            built = self.build_request("GET", url, headers=headers).headers.raw
+            rest = self._sent[key] = [(k.decode("latin-1"), v.decode("latin-1"))
+                                      for k, v in built if k.lower() != b"host"]
+        return [("Host", url.netloc.decode("ascii")), *rest]
+
+
+class AnswerCookies(CookieJar):
+    """httpx's cookie jar, reading an answer only when it sets a cookie. httpx hands every
+    answer to the jar through urllib views (an ``email.Message`` of all its headers), which
+    costs more than the rest of its answer handling; an answer without ``Set-Cookie`` (or
+    ``Set-Cookie2``) adds no cookie, so it is skipped. Cookies that are set behave as before."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = getattr(getattr(response, "response", None), "headers", None)
+        if (isinstance(headers, httpx.Headers) and "set-cookie" not in headers
+                and "set-cookie2" not in headers):
+            return
+        super().extract_cookies(response, request)
 
 
 def _environment_proxies() -> bool:

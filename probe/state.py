@@ -9,11 +9,13 @@ metrics HTTP thread reads, so every access holds one lock; the collector takes a
 from __future__ import annotations
 
 import bisect
+import functools
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 from probe.config.model import Config
@@ -23,6 +25,12 @@ from probe.verdict import Cause, EndpointVerdict, Hysteresis, State, Transition,
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@functools.cache
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """A histogram's ``le`` label values."""
+    return (*map(str, bounds), "+Inf")
 
 
 @dataclass(slots=True)
@@ -41,15 +49,11 @@ class Histogram:
         self.total += value
 
     def buckets(self) -> list[tuple[str, float]]:
-        out, running = [], 0
-        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
-            running += count
-            out.append((bound, float(running)))
-        return out
+        return list(zip(_les(self.bounds), map(float, accumulate(self.counts)), strict=True))
 
     def copy(self) -> Histogram:
-        clone = Histogram(self.bounds)
-        clone.counts, clone.total = list(self.counts), self.total
+        clone = object.__new__(Histogram)  # no fresh zero counts to throw away
+        clone.bounds, clone.counts, clone.total = self.bounds, self.counts[:], self.total
         return clone
 
 
@@ -66,7 +70,9 @@ class CheckState:
     failed_total: int = 0
 
     def copy(self) -> CheckState:
-        return CheckState(self.latest, self.last_success_ts, Counter(self.outcomes),
+        outcomes: Counter[str] = Counter()
+        dict.update(outcomes, self.outcomes)  # C-level copy (Counter(x) counts item by item)
+        return CheckState(self.latest, self.last_success_ts, outcomes,
                           self.retried_ok_total, self.latency.copy(), self.observed_total,
                           self.failed_total)
 

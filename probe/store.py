@@ -1,7 +1,10 @@
 """SQLite history of every probe result, written by one owner thread (``SingleWriter``).
 
-The event loop only enqueues. Row ids are assigned at enqueue time so the caller (the
-ledger) can cite a result as evidence before it hits the disk. A failing write (locked,
+The event loop builds the row (details as JSON, secrets scrubbed) and enqueues it; the
+writer inserts a whole batch in one transaction with one ``executemany`` (the writer thread
+does no Python work per row that would contend with the loop for the GIL). Row ids are
+assigned at enqueue time so the caller (the ledger) can cite a result as evidence before it
+hits the disk. A failing write (locked,
 disk full) is logged and counted, the batch is kept and retried: results are not dropped
 unless the pending buffer overflows or shutdown cannot write them, and then they are
 counted (``dropped_total``) and logged.
@@ -40,18 +43,22 @@ def open_db(path: Path) -> sqlite_utils.Database:
     return db
 
 
-def result_row(row_id: int, result: ProbeResult, redact: Callable[[str], str]) -> dict[str, Any]:
-    return {
-        "id": row_id, "ts": result.started_at.isoformat(timespec="milliseconds"),
-        "endpoint": result.endpoint, "kind": result.kind, "check_name": result.check,
-        "outcome": str(result.outcome), "http_status": result.http_status,
-        "latency_s": round(result.latency_s, 6), "attempts": result.attempts,
-        "url": redact(result.url), "message": redact(result.message),
-        "details": redact(json.dumps(result.details, sort_keys=True, default=str)),
-    }
+def result_values(row_id: int, result: ProbeResult,
+                  redact: Callable[[str], str]) -> tuple[Any, ...]:
+    """The row's values in ``COLUMNS`` order."""
+    return (row_id, result.started_at.isoformat(timespec="milliseconds"), result.endpoint,
+            result.kind, result.check, str(result.outcome), result.http_status,
+            round(result.latency_s, 6), result.attempts, redact(result.url),
+            redact(result.message),
+            redact(json.dumps(result.details, sort_keys=True, default=str)))
 
 
-class ResultStore(SingleWriter[dict[str, Any], sqlite_utils.Database]):
+INSERT = (f"INSERT INTO results ({', '.join(COLUMNS)}) "
+          f"VALUES ({', '.join('?' * len(COLUMNS))})")
+Pending = tuple[Any, ...]  # a row's values in COLUMNS order
+
+
+class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
     what = "results"
 
     def __init__(self, path: Path, redact: Callable[[str], str] = lambda s: s,
@@ -65,7 +72,7 @@ class ResultStore(SingleWriter[dict[str, Any], sqlite_utils.Database]):
                             .fetchone()[0]) + 1
         db.close()
         self._ids = threading.Lock()
-        self._backlog: list[dict[str, Any]] = []
+        self._backlog: list[Pending] = []
         self.written_total = 0
         self.pending = 0
         self.start()
@@ -76,13 +83,13 @@ class ResultStore(SingleWriter[dict[str, Any], sqlite_utils.Database]):
             row_id = self._next_id
             self._next_id += 1
             self.pending += 1
-        self.put(result_row(row_id, result, self.redact))
+        self.put(result_values(row_id, result, self.redact))
         return row_id
 
     def connect(self) -> sqlite_utils.Database:
         return open_db(self.path)
 
-    def accept(self, items: list[dict[str, Any]]) -> None:
+    def accept(self, items: list[Pending]) -> None:
         self._backlog.extend(items)
         overflow = len(self._backlog) - MAX_PENDING
         if overflow > 0:  # keep the newest; the loss is counted, never silent
@@ -93,8 +100,8 @@ class ResultStore(SingleWriter[dict[str, Any], sqlite_utils.Database]):
         return len(self._backlog)
 
     def write(self, db: sqlite_utils.Database) -> None:
-        with db.conn:
-            db.table("results").insert_all(self._backlog, batch_size=500)
+        with db.conn:  # one transaction for the batch
+            db.conn.executemany(INSERT, self._backlog)
 
     def written(self, db: sqlite_utils.Database) -> None:
         self.written_total += len(self._backlog)

@@ -31,7 +31,8 @@ async def prepare(config: Config, plugins: Plugins,
 async def sweep(config: Config, plugins: Plugins, only: str | None = None,
                 recorder: Recorder | None = None,
                 env: Mapping[str, str] | None = None) -> list[ProbeResult]:
-    async with make_client(config.scheduler.max_concurrent) as client:
+    async with make_client(config.scheduler.max_concurrent,
+                           keepalive=config.scheduler.keepalive) as client:
         prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
                         config.scheduler.max_body_bytes, recorder, env,
                         Redactor(config.secret_env_names(), env))

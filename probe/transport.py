@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from yarl import URL
 
 # aiohttp failure -> the httpx exception httpx's own transport raises for the same event,
 # most specific first (verdict_from_exception reads TLS from the cause chain, then the type).
@@ -125,7 +126,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
         spec = request.extensions.get("timeout", {})
-        key = (spec.get("connect"), spec.get("read"))
+        return self._timeout_of(spec.get("connect"), spec.get("read"))
+
+    def _timeout_of(self, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+        key = (connect, read)
         timeout = self._timeouts.get(key)
         if timeout is None:
             timeout = self._timeouts[key] = aiohttp.ClientTimeout(
@@ -147,7 +151,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             headers.append(("Connection", "close"))
         try:
             response = await session.request(
-                request.method, str(request.url), headers=headers, data=body,
+                # httpx has already normalised and percent-encoded the URL: not again
+                request.method, URL(str(request.url), encoded=True), headers=headers, data=body,
                 allow_redirects=False, timeout=self._timeout(request),
                 server_hostname=request.extensions.get("sni_hostname"))
         except Exception as exc:
@@ -164,6 +169,79 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             extensions={"http_version": f"HTTP/{version.major}.{version.minor}".encode()
                         if version else b"HTTP/1.1",
                         "reason_phrase": (response.reason or "").encode()})
+
+    async def get(self, url: httpx.URL, headers: list[tuple[str, str]], limit: int,
+                  timeout: httpx.Timeout) -> tuple[int, tuple[tuple[bytes, bytes], ...],
+                                                   bytes | None]:
+        """A GET exactly as ``handle_async_request`` sends it (``headers``: what httpx would
+        send, Host included), read as ``probe.http.read_capped`` reads it, without httpx's
+        request and response objects: (status, raw headers, body), the body None when it
+        is larger than ``limit`` (declared or read). The connection is reused on the same
+        terms; failures raise the same httpx exceptions. An answer with a content encoding
+        is decoded by httpx, as before."""
+        session = self._client()
+        try:
+            response = await session.request(
+                "GET", URL(str(url), encoded=True), headers=headers, allow_redirects=False,
+                timeout=self._timeout_of(timeout.connect, timeout.read))
+        except Exception as exc:
+            mapped = _httpx_error(exc, httpx.Request("GET", url, headers=headers))
+            if mapped is None:
+                raise
+            raise mapped from exc
+        if response.status >= 400:
+            _not_for_reuse(response)
+        raw = tuple(response.raw_headers)
+        done = False
+        try:
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                return response.status, raw, None
+            if response.headers.get("content-encoding"):
+                body = await self._decoded(response, url, headers, limit)
+            else:
+                body = await self._read(response, url, headers, limit)
+            done = body is not None
+            return response.status, raw, body
+        finally:
+            # read to its end: the connection goes back (unless the status said otherwise);
+            # abandoned (over the cap, an error, a deadline): it is closed
+            if done and response.content.at_eof():
+                response.release()
+            else:
+                response.close()
+
+    async def _read(self, response: aiohttp.ClientResponse, url: httpx.URL,
+                    headers: list[tuple[str, str]], limit: int) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+        except Exception as exc:
+            mapped = _httpx_error(exc, httpx.Request("GET", url, headers=headers))
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return b"".join(chunks)
+
+    async def _decoded(self, response: aiohttp.ClientResponse, url: httpx.URL,
+                       headers: list[tuple[str, str]], limit: int) -> bytes | None:
+        """The body through httpx's decoders (gzip, deflate, ...), as the checks read it."""
+        request = httpx.Request("GET", url, headers=headers)
+        wrapped = httpx.Response(status_code=response.status, headers=response.raw_headers,
+                                 stream=_AiohttpStream(response, request), request=request)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in wrapped.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -28,8 +28,9 @@ neither forgets an episode nor starts a new one.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -301,6 +302,15 @@ class EndpointVerdict:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "state": str(self.state)}
 
+    def encoded(self) -> Encoded:
+        """What the ledger keeps with every result: the state and ``to_json()`` as sorted
+        JSON text, written by walking the verdict in place (no deep copy): the same text as
+        ``json.dumps(self.to_json(), sort_keys=True)``, at a fraction of the cost."""
+        state = str(self.state)
+        data = {name: getattr(self, name) for name in _FIELDS[EndpointVerdict]}
+        data["state"] = state
+        return Encoded(state, _ENCODER.encode(data))
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EndpointVerdict:
         return cls(availability=Track.from_json(data.get("availability", {})),
@@ -445,6 +455,29 @@ class EndpointVerdict:
         if max_len is not None:
             self.max_model_len = max_len
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An endpoint's verdict as the ledger stores it: its state and its JSON text."""
+
+    state: str
+    text: str
+
+
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Streak, Track, Maintenance,
+                                                            EndpointVerdict)}
+
+
+def _plain(value: Any) -> Any:
+    """The JSON encoder's hook for the verdict's own records: their fields, in place."""
+    names = _FIELDS.get(type(value))
+    if names is None:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return {name: getattr(value, name) for name in names}
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, default=_plain)
 
 
 @dataclass(frozen=True, slots=True)

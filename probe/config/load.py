@@ -87,7 +87,8 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
                        env)
     metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems, ("listen",)))
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
-                                  ("max_concurrent", "spread", "max_body_bytes")))
+                                  ("max_concurrent", "spread", "max_body_bytes",
+                                   "keepalive")))
     # a section that supplies endpoints at run time (discovery) makes the list optional
     optional = any(top.raw.get(key) is not None for key in extension.endpoint_sources)
     endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, extension,
@@ -195,6 +196,7 @@ def _scheduler(f: Fields) -> SchedulerSettings:
         max_concurrent=f.integer("max_concurrent", 64, minimum=1),
         spread=f.boolean("spread", True),
         max_body_bytes=f.integer("max_body_bytes", 4 * 1024 * 1024, minimum=1024),
+        keepalive=f.boolean("keepalive", True),
     )
 
 

@@ -163,6 +163,8 @@ class SchedulerSettings:
     max_concurrent: int = 64
     spread: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
+    # Keep connections open between probes (per host); false opens a fresh one per request.
+    keepalive: bool = True
 
 
 @dataclass(frozen=True, slots=True)

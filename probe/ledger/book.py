@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
+from probe.verdict import Encoded
 from probe.writer import SingleWriter
 
 log = logging.getLogger(__name__)
@@ -132,10 +133,14 @@ def load_states(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             for name, data in conn.execute("SELECT endpoint, data FROM endpoint_state")}
 
 
+# An endpoint's state to keep: its JSON value, the same already encoded (what the daemon
+# hands in with every result), or None to forget the endpoint (removed from config).
+State = dict[str, Any] | Encoded | None
+
+
 @dataclass(slots=True)
 class _Batch:
-    # endpoint -> state JSON, or None to forget the endpoint (removed from config)
-    states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    states: dict[str, State] = field(default_factory=dict)
     drafts: list[LedgerDraft] = field(default_factory=list)
 
     def merge(self, other: _Batch) -> None:
@@ -176,8 +181,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         self._entries: list[LedgerEntry] = []
         self.start()
 
-    def submit(self, states: dict[str, dict[str, Any] | None],
-               drafts: list[LedgerDraft]) -> None:
+    def submit(self, states: Mapping[str, State], drafts: list[LedgerDraft]) -> None:
         self.put(_Batch(dict(states), list(drafts)))
 
     def connect(self) -> sqlite3.Connection:
@@ -194,15 +198,20 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         return len(self._backlog.drafts)  # states are rewritten from memory by the next run
 
     def write(self, conn: sqlite3.Connection) -> None:
+        gone, kept = [], []
+        for name, data in self._backlog.states.items():
+            if data is None:
+                gone.append((name,))
+            elif isinstance(data, Encoded):
+                kept.append((name, data.state, self.redact(data.text)))
+            else:
+                kept.append((name, str(data.get("state", "unknown")),
+                             self.redact(json.dumps(data, sort_keys=True))))
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for name, data in self._backlog.states.items():
-                if data is None:
-                    conn.execute("DELETE FROM endpoint_state WHERE endpoint = ?", (name,))
-                else:
-                    conn.execute("INSERT OR REPLACE INTO endpoint_state VALUES (?, ?, ?)",
-                                 (name, str(data.get("state", "unknown")),
-                                  self.redact(json.dumps(data, sort_keys=True))))
+            # one statement per kind for the whole batch (each endpoint appears once in it)
+            conn.executemany("DELETE FROM endpoint_state WHERE endpoint = ?", gone)
+            conn.executemany("INSERT OR REPLACE INTO endpoint_state VALUES (?, ?, ?)", kept)
             self._entries = append(conn, self._backlog.drafts)
         except BaseException:
             conn.execute("ROLLBACK")

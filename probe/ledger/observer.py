@@ -55,7 +55,7 @@ class Ledger:
         if verdict.subject is None and endpoint in self.standing:
             verdict.subject = self.standing[endpoint]
         drafts = [self._draft(t, verdict.subject or t.endpoint) for t in transitions]
-        self.book.submit({endpoint: verdict.to_json()}, drafts)
+        self.book.submit({endpoint: verdict.encoded()}, drafts)
         return drafts
 
     def sync_config(self, config: Config, jobs: Sequence[Job], verdict_of: VerdictOf,

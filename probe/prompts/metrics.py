@@ -11,15 +11,11 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
+from probe.exposition import Family
 from probe.job import Job
 from probe.metrics import P
 from probe.outcome import ProbeResult
@@ -89,9 +85,9 @@ class PromptMetrics(Collector):
             tokens_per_s = dict(self.tokens_per_s)
             decoded, decode_s = Counter(self.decoded), dict(self.decode_s)
             spent = Counter(self.spent)
-        family = GaugeMetricFamily(P + "prompt_pass", "1 when the prompt's last answer passed "
-                                   "every expectation; 0 otherwise (never run, failed, skipped).",
-                                   labels=["endpoint", "prompt"])
+        family = Family(P + "prompt_pass", "1 when the prompt's last answer passed "
+                        "every expectation; 0 otherwise (never run, failed, skipped).",
+                        "gauge", labels=["endpoint", "prompt"])
         for key, ok in sorted(passed.items()):
             family.add_metric(list(key), 1 if ok else 0)
         yield family
@@ -99,31 +95,30 @@ class PromptMetrics(Collector):
                          "answers (role-only chunks do not count).", ttft)
         yield _histogram(P + "prompt_duration_seconds", "Total time of prompt answers, request "
                          "to [DONE].", total)
-        rate = GaugeMetricFamily(P + "prompt_tokens_per_second", "Decode rate of the last "
-                                 "answer: completion tokens / (total - TTFT).",
-                                 labels=["endpoint", "prompt"])
+        rate = Family(P + "prompt_tokens_per_second", "Decode rate of the last "
+                      "answer: completion tokens / (total - TTFT).",
+                      "gauge", labels=["endpoint", "prompt"])
         for key, value in sorted(tokens_per_s.items()):
             rate.add_metric(list(key), value)
         yield rate
-        completed = CounterMetricFamily(P + "prompt_completion_tokens", "Completion tokens of "
-                                     "complete answers (with prompt_decode_seconds_total: the "
-                                     "decode rate over any window).", labels=["endpoint", "prompt"])
-        seconds = CounterMetricFamily(P + "prompt_decode_seconds", "Time from the first content "
-                                      "token to [DONE] of complete answers.",
-                                      labels=["endpoint", "prompt"])
+        completed = Family(P + "prompt_completion_tokens", "Completion tokens of complete "
+                           "answers (with prompt_decode_seconds_total: the decode rate over any "
+                           "window).", "counter", labels=["endpoint", "prompt"])
+        seconds = Family(P + "prompt_decode_seconds", "Time from the first content token to "
+                         "[DONE] of complete answers.", "counter", labels=["endpoint", "prompt"])
         for key in sorted(decoded):
             completed.add_metric(list(key), decoded[key])
             seconds.add_metric(list(key), decode_s[key])
         yield from (completed, seconds)
-        tokens = CounterMetricFamily(P + "tokens_spent", "Tokens spent by probing, as reported "
-                                     "by the server's usage.", labels=["endpoint", "type"])
+        tokens = Family(P + "tokens_spent", "Tokens spent by probing, as reported "
+                        "by the server's usage.", "counter", labels=["endpoint", "type"])
         for (endpoint, kind), count in sorted(spent.items()):
             tokens.add_metric([endpoint, kind], count)
         yield tokens
 
 
 def _histogram(name: str, text: str, data: dict[Key, Histogram]) -> Metric:
-    family = HistogramMetricFamily(name, text, labels=["endpoint", "prompt"])
+    family = Family(name, text, "histogram", labels=["endpoint", "prompt"])
     for key, histogram in sorted(data.items()):
         family.add_metric(list(key), histogram.buckets(), histogram.total)
     return family

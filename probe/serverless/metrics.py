@@ -12,10 +12,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
+from probe.exposition import Family
 from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.state import Histogram
@@ -73,11 +74,11 @@ class ServerlessMetrics(Collector):
             return {key: h.copy() for key, h in self._histograms.items()}
 
     def collect(self) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily(P + "jobs", "Jobs of a serverless endpoint by state, from its "
-                                 "latest /health reading.", labels=["endpoint", "state"])
-        workers = GaugeMetricFamily(P + "workers", "Workers of a serverless endpoint by state, "
-                                    "from its latest /health reading.",
-                                    labels=["endpoint", "state"])
+        jobs = Family(P + "jobs", "Jobs of a serverless endpoint by state, from its "
+                      "latest /health reading.", "gauge", labels=["endpoint", "state"])
+        workers = Family(P + "workers", "Workers of a serverless endpoint by state, "
+                         "from its latest /health reading.",
+                         "gauge", labels=["endpoint", "state"])
         with self._lock:
             queues = sorted(self._queues.items())
         for endpoint, details in queues:
@@ -88,8 +89,8 @@ class ServerlessMetrics(Collector):
         yield workers
         histograms = self.histograms()
         for suffix, key, help_text in TIMINGS:
-            timing_family = HistogramMetricFamily(P + suffix, help_text,
-                                                  labels=["endpoint", "start"])
+            timing_family = Family(P + suffix, help_text, "histogram",
+                                   labels=["endpoint", "start"])
             for (timing, endpoint, start), histogram in sorted(histograms.items()):
                 if timing == key:
                     timing_family.add_metric([endpoint, start], histogram.buckets(),

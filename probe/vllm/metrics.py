@@ -11,10 +11,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
+from probe.exposition import Family
 from probe.job import Job
 from probe.metrics import P
 from probe.outcome import ProbeResult
@@ -57,15 +58,15 @@ class EngineMetrics(Collector):
                 del self._latest[name]
 
     def collect(self) -> Iterator[Metric]:
-        families = {key: GaugeMetricFamily(P + name, help_text, labels=["endpoint"])
+        families = {key: Family(P + name, help_text, "gauge", labels=["endpoint"])
                     for name, help_text, key in GAUGES}
         with self._lock:
             latest = sorted(self._latest.items())
         # The engine's own counter, as scraped: rate() it in Prometheus rather than trusting
         # the rate computed between two scrapes (it resets when the server restarts).
-        generated = CounterMetricFamily(P + "vllm_generation_tokens", "Tokens vLLM generated "
-                                        "(vllm:generation_tokens_total summed over engines) at "
-                                        "the last scrape.", labels=["endpoint"])
+        generated = Family(P + "vllm_generation_tokens", "Tokens vLLM generated "
+                           "(vllm:generation_tokens_total summed over engines) at the last "
+                           "scrape.", "counter", labels=["endpoint"])
         for endpoint, details in latest:
             for key, family in families.items():
                 value = details.get(key)

@@ -1,0 +1,375 @@
+"""/metrics at fleet scale: metric families that write their own exposition lines.
+
+prometheus_client formats every sample on its own (a ``Sample`` with a labels dict, each
+label name validated and escaped, per scrape): at 10,000 endpoints that is seconds of CPU
+for one scrape. ``Family`` keeps its rows as plain tuples and writes the text directly,
+building each distinct label set's text once per scrape; prometheus_client's ``Sample``
+objects are built only when something asks for ``samples`` (``get_sample_value``, a
+``name[]`` filtered scrape). The output is byte for byte what prometheus_client writes, in
+the text format and in OpenMetrics, as negotiated from ``Accept`` by prometheus_client's
+own ``choose_encoder``: the HELP and TYPE lines come from its encoder, and every other
+collector's families are formatted by it unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client.exposition import _bake_output, choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+BLOCK_ROWS = 500  # series written per piece (about a millisecond of work)
+
+
+def escape_value(value: str) -> str:
+    """A label value as both formats write it (backslash, newline and double quote)."""
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+class Family(Metric):
+    """A gauge, counter or histogram family with ``add_metric`` like prometheus_client's
+    ``GaugeMetricFamily``, ``CounterMetricFamily`` and ``HistogramMetricFamily`` (labels
+    only; no timestamps, exemplars or created samples), that renders its own lines."""
+
+    def __init__(self, name: str, documentation: str, typ: str,
+                 labels: Sequence[str] = ()) -> None:
+        if typ == "counter" and name.endswith("_total"):
+            name = name[:-len("_total")]
+        super().__init__(name, documentation, typ)
+        self.labelnames = tuple(labels)
+        self._added: list[Any] = []
+        # (rows, whether each row ends with its label text)
+        self._sources: list[tuple[Callable[[], Iterable[Any]], bool]] = [
+            (lambda: self._added, False)]
+
+    # prometheus_client's Metric assigns ``samples`` in __init__; here it is built on demand
+    @property
+    def samples(self) -> list[Sample]:
+        return self._extra + list(self._samples())
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._extra = list(value)
+
+    def add_metric(self, labels: Sequence[str], value: Any, sum_value: Any = None) -> None:
+        """``(labels, value)`` for a gauge or counter, ``(labels, buckets, sum)`` for a
+        histogram (buckets: cumulative ``(le, count)`` pairs ending with ``+Inf``)."""
+        if self.type == "histogram":
+            self._added.append((tuple(labels), value, sum_value))
+        else:
+            self._added.append((tuple(labels), value))
+
+    def add_rows(self, rows: Callable[[], Iterable[Any]], texts: bool = False) -> None:
+        """Series made when the family is written (or its samples read), not before: rows
+        as ``add_metric`` takes them, label values as a tuple. Read once per scrape, so a
+        large family is never held whole: ``rows`` must read a snapshot that stays put.
+        ``texts``: each row ends with its labels as written (``label_text``; for a histogram
+        without ``le``, whose name must sort after every label name), so a label set shared
+        by several families is written once per scrape."""
+        if texts and self.type == "histogram" and any(n > "le" for n in self.labelnames):
+            raise ValueError("label texts of a histogram need every label name before le")
+        self._sources.append((rows, texts))
+
+    def _rows(self) -> Iterator[Any]:
+        size = 3 if self.type == "histogram" else 2
+        for source, texts in self._sources:
+            yield from (row[:size] for row in source()) if texts else source()
+
+    def header(self) -> Metric:
+        """The family without samples: prometheus_client writes its HELP and TYPE lines."""
+        return Metric(self.name, self.documentation, self.type)
+
+    def _sample_name(self) -> str:
+        return self.name + "_total" if self.type == "counter" else self.name
+
+    def _samples(self) -> Iterator[Sample]:
+        names = self.labelnames
+        if self.type != "histogram":
+            sample = self._sample_name()
+            for values, value in self._rows():
+                yield Sample(sample, dict(zip(names, values, strict=True)), value)
+            return
+        for values, buckets, total in self._rows():
+            labels = dict(zip(names, values, strict=True))
+            for le, count in buckets:
+                yield Sample(self.name + "_bucket", {**labels, "le": le}, count)
+            if float(buckets[0][0]) >= 0:
+                yield Sample(self.name + "_count", dict(labels), buckets[-1][1])
+                yield Sample(self.name + "_sum", dict(labels), total)
+
+    def blocks(self, cache: LabelCache, rows: int = BLOCK_ROWS) -> Iterator[str]:
+        """The sample lines, exactly as prometheus_client writes them (the same in the text
+        format and in OpenMetrics for these names), ``rows`` series at a time."""
+        for factory, texts in self._sources:
+            source = iter(factory())
+            while block := list(islice(source, rows)):
+                yield "".join(self._texted(cache, block) if texts else
+                              self._lines(cache, block))
+
+    def _texted(self, cache: LabelCache, block: list[Any]) -> list[str]:
+        """Lines of rows that carry their label text."""
+        number, known = cache.number, cache.numbers
+        if self.type != "histogram":
+            name = self._sample_name()
+            return [f"{name}{{{text}}} {known.get(value) or number(value)}\n"
+                    for _, value, text in block]
+        out: list[str] = []
+        bucket, count, total_name = self.name + "_bucket", self.name + "_count", self.name + "_sum"
+        for _, buckets, total, text in block:
+            head = f"{text}," if text else ""
+            out.extend([f'{bucket}{{{head}le="{le}"}} {known.get(value) or number(value)}\n'
+                        for le, value in buckets])
+            if float(buckets[0][0]) >= 0:
+                labels = f"{{{text}}}" if text else ""
+                out.append(f"{count}{labels} {number(buckets[-1][1])}\n")
+                out.append(f"{total_name}{labels} {number(total)}\n")
+        return out
+
+    def _lines(self, cache: LabelCache, block: list[Any]) -> list[str]:
+        number = cache.number
+        if self.type != "histogram":
+            name = self._sample_name()
+            if not self.labelnames:
+                return [f"{name} {number(value)}\n" for _, value in block]
+            text = cache.labels(self.labelnames)
+            return [f"{name}{{{text(values)}}} {number(value)}\n" for values, value in block]
+        out: list[str] = []
+        before, after = cache.around_le(self.labelnames)
+        plain = cache.labels(self.labelnames)
+        bucket, count, total_name = self.name + "_bucket", self.name + "_count", self.name + "_sum"
+        for values, buckets, total in block:
+            head, tail = before(values), after(values)
+            out.extend([f'{bucket}{{{head}le="{le}"{tail}}} {number(value)}\n'
+                        for le, value in buckets])
+            if float(buckets[0][0]) >= 0:
+                inner = plain(values)
+                labels = f"{{{inner}}}" if inner else ""
+                out.append(f"{count}{labels} {number(buckets[-1][1])}\n")
+                out.append(f"{total_name}{labels} {number(total)}\n")
+        return out
+
+
+def label_text(names: Sequence[str], values: Sequence[str]) -> str:
+    """Labels as both formats write them: ``a="x",b="y"``, names sorted, values escaped."""
+    return ",".join(f'{name}="{escape_value(value)}"'
+                    for name, value in sorted(zip(names, values, strict=True)))
+
+
+class LabelCache:
+    """Label texts and number texts built once per scrape and shared by the families that
+    follow each other with the same label names (a check's ``endpoint, check`` in every
+    check family); texts of label names no recent family used are dropped, so a scrape
+    never holds every series' labels at once."""
+
+    KEPT = 3  # label-name sets whose texts are kept (a histogram uses two)
+
+    def __init__(self) -> None:
+        # label names -> their maker (holding its texts), most recently used last
+        self._makers: dict[tuple[str, ...], Callable[[tuple[str, ...]], str]] = {}
+        self.numbers: dict[Any, str] = {}  # value -> its text, for the common values
+
+    def number(self, value: Any) -> str:
+        text = self.numbers.get(value)
+        if text is None:
+            text = floatToGoString(value)  # type: ignore[no-untyped-call]
+            if len(self.numbers) < 4096:  # the common ones (0, 1, a status) come early
+                self.numbers[value] = text
+        return text
+
+    def labels(self, names: tuple[str, ...]) -> Callable[[tuple[str, ...]], str]:
+        """values -> ``a="x",b="y"`` with the names in sorted order, as both formats write
+        them."""
+        maker = self._makers.pop(names, None)
+        if maker is None:
+            maker = self._maker(names, tuple(sorted(names)))
+        self._makers[names] = maker  # now the most recent
+        while len(self._makers) > self.KEPT:
+            del self._makers[next(iter(self._makers))]
+        return maker
+
+    @staticmethod
+    def _maker(names: tuple[str, ...],
+               ordered: tuple[str, ...]) -> Callable[[tuple[str, ...]], str]:
+        order = [names.index(n) for n in ordered]
+        texts: dict[tuple[str, ...], str] = {}
+
+        def make(values: tuple[str, ...]) -> str:
+            text = texts.get(values)
+            if text is None:
+                text = texts[values] = ",".join(
+                    f'{name}="{escape_value(values[i])}"' for name, i in zip(ordered, order,
+                                                                          strict=True))
+            return text
+        return make
+
+    def around_le(self, names: tuple[str, ...]) -> tuple[Callable[[tuple[str, ...]], str],
+                                                         Callable[[tuple[str, ...]], str]]:
+        """For a histogram's buckets: the label text before ``le`` (ending with a comma)
+        and after it (starting with one), names in sorted order with ``le`` among them."""
+        ordered = sorted(names)
+        cut = sum(1 for n in ordered if n < "le")
+        first, rest = tuple(ordered[:cut]), tuple(ordered[cut:])
+        head = self.labels(first) if first else None
+        tail = self.labels(rest) if rest else None
+        pick_first = [names.index(n) for n in first]
+        pick_rest = [names.index(n) for n in rest]
+
+        def before(values: tuple[str, ...]) -> str:
+            if head is None:
+                return ""
+            return head(tuple(values[i] for i in pick_first)) + ","
+
+        def after(values: tuple[str, ...]) -> str:
+            if tail is None:
+                return ""
+            return "," + tail(tuple(values[i] for i in pick_rest))
+        return before, after
+
+
+class _Metrics:
+    """A registry-shaped view of some families, for prometheus_client's encoders."""
+
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics
+
+
+EOF = b"# EOF\n"
+GZIP_LEVEL = 1
+
+
+def render(registry: Any, accept_header: str | None) -> tuple[bytes, str]:
+    """The registry's exposition in the format ``accept_header`` asks for, as
+    prometheus_client's own encoder would write it; returns (body, content type)."""
+    chunks, content_type = render_chunks(registry, accept_header)
+    return b"".join(chunks), content_type
+
+
+def render_chunks(registry: Any, accept_header: str | None) -> tuple[Iterator[bytes], str]:
+    """``render`` in pieces, written as they are made (a large fleet's page is never held
+    as lines and text and bytes at once); returns (pieces, content type)."""
+    encoder, content_type = choose_encoder(accept_header or "")
+    openmetrics = content_type.startswith("application/openmetrics-text")
+
+    def encode(metrics: list[Metric]) -> bytes:
+        text = encoder(_Metrics(metrics))
+        if openmetrics and text.endswith(EOF):
+            text = text[:-len(EOF)]
+        return bytes(text)
+
+    def pieces() -> Iterator[bytes]:
+        plain: list[Metric] = []
+        cache = LabelCache()
+        for metric in registry.collect():
+            if not isinstance(metric, Family):
+                plain.append(metric)
+                continue
+            plain.append(metric.header())
+            yield encode(plain)
+            plain = []
+            for block in metric.blocks(cache):
+                yield block.encode("utf-8")
+        yield encode(plain)
+        if openmetrics:
+            yield EOF
+
+    return pieces(), content_type
+
+
+_DONE = object()
+SLICE_S = 0.004  # collecting in the loop's thread: at most this long between its turns
+
+
+def _in_loop(pieces: Iterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
+    """``pieces`` made by a task on ``loop`` (yielding to it between pieces), handed to this
+    thread as they come. Collecting in the event loop's own thread keeps the scrape from
+    contending with it for the GIL: with another thread holding it, every callback of the
+    loop waits for it (uvloop takes the GIL per callback), and a scrape of a large fleet
+    would stall probing for seconds. The loop runs probes between the scrape's pieces."""
+    handed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def produce() -> None:
+        try:
+            turn = time.perf_counter()
+            for piece in pieces:
+                handed.put(piece)
+                if time.perf_counter() - turn >= SLICE_S:  # probes run between slices
+                    await asyncio.sleep(0)
+                    turn = time.perf_counter()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the server's thread
+            handed.put(exc)
+        finally:
+            handed.put(_DONE)
+
+    asyncio.run_coroutine_threadsafe(produce(), loop)
+    while (item := handed.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _loop_running(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is not None and loop.is_running() and not loop.is_closed()
+
+
+def make_wsgi_app(registry: Any,
+                  loop: asyncio.AbstractEventLoop | None = None) -> Callable[..., Iterable[bytes]]:
+    """prometheus_client's ``make_wsgi_app`` (same methods, paths, negotiation and gzip),
+    rendering with ``render`` (in ``loop``'s thread while it runs, see ``_in_loop``); a
+    ``name[]`` filtered scrape goes through prometheus_client."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        headers: list[tuple[str, str]]
+        if method == "OPTIONS":
+            status, headers, output = "200 OK", [("Allow", "OPTIONS,GET")], b""
+        elif method != "GET":
+            status = "405 Method Not Allowed"
+            headers = [("Allow", "OPTIONS,GET")]
+            output = f"# HTTP {status}: {method}; use OPTIONS or GET\n".encode()
+        elif environ["PATH_INFO"] == "/favicon.ico":
+            status, headers, output = "200 OK", [], b""
+        elif "name[]" in params:
+            status, headers, output = _bake_output(  # type: ignore[no-untyped-call]
+                registry, environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"),
+                params, False)
+        else:
+            chunks, content_type = render_chunks(registry, environ.get("HTTP_ACCEPT"))
+            if loop is not None and _loop_running(loop):
+                chunks = _in_loop(chunks, loop)
+            headers = [("Content-Type", content_type)]
+            if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+                headers.append(("Content-Encoding", "gzip"))
+                chunks = _gzipped(chunks)
+            start_response("200 OK", headers)
+            return chunks  # written piece by piece as the page is rendered
+        start_response(status, headers)
+        return [output]
+
+    return app
+
+
+def _gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A gzip stream of ``chunks``, compressed as they come. Level 1: a 10,000-endpoint page
+    (25 MB) compresses about as well as prometheus_client's level 9 (~15x) in a tenth of its
+    time."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        out = compressor.compress(chunk)
+        if out:
+            yield out
+    yield compressor.flush()
