@@ -9,7 +9,9 @@ so connections are per pod as they are behind RunPod's proxy. For every row:
    N ``kind: pod`` endpoints. After one interval of warm-up it is measured for ``--seconds``:
    probes started in the window (SQLite results table), scheduling lag (deltas of the
    ``runpod_probe_scheduler_lag_seconds`` histogram), CPU (utime+stime of all its threads
-   from /proc/PID/stat), peak RSS (VmHWM), and the wall time of a ``/metrics`` scrape.
+   from /proc/PID/stat), peak RSS (VmHWM). Meanwhile ``/metrics`` is scraped every
+   ``--scrape-every`` seconds (15 by default) the way Prometheus scrapes it (OpenMetrics,
+   gzip), so the CPU and lag include serving it; the slowest scrape's wall time is kept.
 3. blackbox_exporter runs alone on the same core with ``bench/blackbox.yml``, driven at the
    same rate against the same URLs by a driver in this process on the other core
    (``GET /probe?target=...&module=...``), and is measured the same way.
@@ -38,6 +40,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -191,6 +194,35 @@ def scrape(url: str) -> tuple[float, str]:
     return time.perf_counter() - began, text
 
 
+# What Prometheus 2.42 sends when it scrapes a target.
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+              "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+
+
+class Scraper(threading.Thread):
+    """Scrapes /metrics every ``every`` seconds as Prometheus does (OpenMetrics, gzip) while
+    the window is measured, so the daemon's CPU and lag include serving them; keeps each
+    scrape's wall time (request sent to the last byte read)."""
+
+    def __init__(self, url: str, every: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.every = url, every
+        self.times: list[float] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.every):
+            began = time.perf_counter()
+            request = urllib.request.Request(self.url, headers=PROMETHEUS_HEADERS)
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+            self.times.append(time.perf_counter() - began)
+
+
 SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})? (\S+)$')
 
 
@@ -228,7 +260,8 @@ def iso(ts: float) -> str:
 
 
 def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: float,
-               nginx: Nginx, run: Path, profile: Path | None = None) -> dict[str, Any]:
+               nginx: Nginx, run: Path, profile: Path | None = None,
+               scrape_every: float = 15.0) -> dict[str, Any]:
     metrics_port = free_port()
     config = run / "probe.yaml"
     db = run / "probe.db"
@@ -244,6 +277,9 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
         scrape0, text0 = scrape(url)
         t0, cpu0, conn0 = time.time(), cpu_seconds(proc.pid), nginx.accepted()
         busy0 = core_busy_seconds(MEASURED_CORE)
+        scraper = Scraper(url, scrape_every)
+        if scrape_every > 0:
+            scraper.start()
         spy = None
         if profile is not None:  # sampled from the other core; it slows the daemon a little
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--rate", "250",
@@ -254,6 +290,9 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
         time.sleep(seconds)
         if spy is not None:
             spy.wait()
+        scraper.halt.set()
+        if scraper.is_alive():
+            scraper.join()
         cpu1, t1, conn1 = cpu_seconds(proc.pid), time.time(), nginx.accepted()
         busy1 = core_busy_seconds(MEASURED_CORE)
         scrape1, text1 = scrape(url)
@@ -273,7 +312,8 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
             "others": max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (t1 - t0),
             "lag_p50": histogram_quantile(0.5, before, after),
             "lag_p99": histogram_quantile(0.99, before, after),
-            "rss_mb": rss, "scrape_s": max(scrape0, scrape1), "scrape_kb": len(text1) / 1024,
+            "rss_mb": rss, "scrape_s": max(scraper.times or [scrape0, scrape1]),
+            "scrapes": [round(x, 2) for x in scraper.times], "scrape_kb": len(text1) / 1024,
             "config": config}
 
 
@@ -408,7 +448,8 @@ def wait_quiet(limit_s: float = 900, sample_s: float = 3, busy: float = 0.1) -> 
 
 
 def one_row(n: int, interval: str, checks: str, fresh: bool, seconds: float,
-            blackbox: bool, profile: Path | None = None, wait: bool = True) -> dict[str, Any]:
+            blackbox: bool, profile: Path | None = None, wait: bool = True,
+            scrape_every: float = 15.0) -> dict[str, Any]:
     interval_s = parse_interval(interval)
     if wait:
         wait_quiet()
@@ -416,7 +457,8 @@ def one_row(n: int, interval: str, checks: str, fresh: bool, seconds: float,
         run = Path(tmp)
         nginx = Nginx(run, fresh)
         try:
-            ours = run_daemon(n, interval_s, interval, checks, seconds, nginx, run, profile)
+            ours = run_daemon(n, interval_s, interval, checks, seconds, nginx, run, profile,
+                              scrape_every)
             check_config_s = time_check_config(ours["config"])
             theirs = (run_blackbox(n, interval_s, checks, seconds, nginx, run)
                       if blackbox else None)
@@ -489,6 +531,9 @@ def main() -> None:
     parser.add_argument("--no-wait", dest="wait", action="store_false",
                         help="do not wait for a quiet machine before each row")
     parser.add_argument("--standard", action="store_true", help="the rows in BENCHMARKS.md")
+    parser.add_argument("--verbose", action="store_true", help="print every scrape's time")
+    parser.add_argument("--scrape-every", type=float, default=15.0, metavar="SECONDS",
+                        help="scrape /metrics as Prometheus would while measuring (0: never)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="py-spy the daemon over the window into FILE (collapsed stacks; "
                         "its CPU figures are then not comparable)")
@@ -510,13 +555,16 @@ def main() -> None:
     results = []
     for n, interval, checks, fresh in rows:
         results.append(one_row(n, interval, checks, fresh, args.seconds, args.blackbox,
-                               args.profile.resolve() if args.profile else None, args.wait))
+                               args.profile.resolve() if args.profile else None, args.wait,
+                               args.scrape_every))
         print(fmt_row(results[-1]), flush=True)
+        if args.verbose:
+            print(f"  scrapes (s): {results[-1]['ours']['scrapes']}", flush=True)
     print()
     print("CPU ms: CPU per probe (one check of one pod), everything a result goes through; "
           "core: share of core 0 used")
     print("lag: scheduled time -> start of the check (histogram quantiles over the window); "
-          "scrape: one /metrics at the end")
+          "scrape: the slowest /metrics scrape in the window (OpenMetrics, gzip)")
     print("mode: keep = nginx keeps connections open, fresh = nginx closes after each answer")
     print("conn/p: new TCP connections nginx accepted per probe (1.00: a fresh connection "
           "for every probe)")

@@ -18,6 +18,7 @@ import queue
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 from urllib.parse import parse_qs
@@ -37,6 +38,16 @@ def escape_value(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """How a family reads items whose lines are written ahead (and kept by their owner from
+    one scrape to the next): ``line(item)`` is its lines, each ending in a newline, exactly
+    as they would be written from ``rows(item)`` (rows as ``add_metric`` takes them)."""
+
+    line: Callable[[Any], str]
+    rows: Callable[[Any], Iterable[Any]]
+
+
 class Family(Metric):
     """A gauge, counter or histogram family with ``add_metric`` like prometheus_client's
     ``GaugeMetricFamily``, ``CounterMetricFamily`` and ``HistogramMetricFamily`` (labels
@@ -49,8 +60,8 @@ class Family(Metric):
         super().__init__(name, documentation, typ)
         self.labelnames = tuple(labels)
         self._added: list[Any] = []
-        # (rows, whether each row ends with its label text)
-        self._sources: list[tuple[Callable[[], Iterable[Any]], bool]] = [
+        # (rows, whether each row ends with its label text, or items with lines written)
+        self._sources: list[tuple[Callable[[], Iterable[Any]], bool | Written]] = [
             (lambda: self._added, False)]
 
     # prometheus_client's Metric assigns ``samples`` in __init__; here it is built on demand
@@ -81,10 +92,19 @@ class Family(Metric):
             raise ValueError("label texts of a histogram need every label name before le")
         self._sources.append((rows, texts))
 
+    def add_written(self, items: Callable[[], Iterable[Any]], written: Written) -> None:
+        """Series whose lines are already written: ``items`` read when the family is
+        written, each giving its lines (and its rows, for samples) through ``written``."""
+        self._sources.append((items, written))
+
     def _rows(self) -> Iterator[Any]:
         size = 3 if self.type == "histogram" else 2
         for source, texts in self._sources:
-            yield from (row[:size] for row in source()) if texts else source()
+            if isinstance(texts, Written):
+                for item in source():
+                    yield from texts.rows(item)
+            else:
+                yield from (row[:size] for row in source()) if texts else source()
 
     def header(self) -> Metric:
         """The family without samples: prometheus_client writes its HELP and TYPE lines."""
@@ -114,8 +134,11 @@ class Family(Metric):
         for factory, texts in self._sources:
             source = iter(factory())
             while block := list(islice(source, rows)):
-                yield "".join(self._texted(cache, block) if texts else
-                              self._lines(cache, block))
+                if isinstance(texts, Written):
+                    yield "".join(map(texts.line, block))
+                else:
+                    yield "".join(self._texted(cache, block) if texts else
+                                  self._lines(cache, block))
 
     def _texted(self, cache: LabelCache, block: list[Any]) -> list[str]:
         """Lines of rows that carry their label text."""

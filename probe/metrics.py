@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -25,13 +26,17 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
-from probe.exposition import Family, escape_value, label_text
+from probe.exposition import Family, Written, escape_value, label_text
 from probe.outcome import Outcome
-from probe.state import DaemonStats, FleetState, Snapshot
+from probe.state import DaemonStats, EndpointView, FleetState, Snapshot
 from probe.verdict import State
 
 log = logging.getLogger(__name__)
 P = "runpod_probe_"
+CHECK_LABELS = ("endpoint", "check")
+STATES = tuple(State)
+STATE_LABELS = tuple(str(state) for state in STATES)
+STATE_FAMILY = P + "endpoint_state"
 
 
 class StoreStats(Protocol):
@@ -45,22 +50,87 @@ class ProbeCollector(Collector):
     def __init__(self, state: FleetState, store: StoreStats | None = None) -> None:
         self.state = state
         self.store = store
+        self.texts = Texts()
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
-        yield from _endpoint_metrics(snap)
-        yield from _check_metrics(snap)
-        yield from _schedule_metrics(snap)
+        self.texts.trim(len(snap.endpoints), len(snap.checks))
+        yield from _endpoint_metrics(snap, self.texts)
+        yield from _check_metrics(snap, self.texts)
+        yield from _schedule_metrics(snap, self.texts)
         yield from _daemon_metrics(snap, self.store)
 
     def describe(self) -> Iterator[Metric]:
         """The families without their series: what registering needs (names), without
         collecting the whole fleet."""
         empty = Snapshot({}, {}, DaemonStats())
-        yield from _endpoint_metrics(empty)
-        yield from _check_metrics(empty)
-        yield from _schedule_metrics(empty)
+        yield from _endpoint_metrics(empty, Texts())
+        yield from _check_metrics(empty, Texts())
+        yield from _schedule_metrics(empty, Texts())
         yield from _daemon_metrics(empty, self.store)
+
+
+@dataclass(slots=True)
+class EndpointTexts:
+    """An endpoint's label texts, as the families write them."""
+
+    kind: str | None
+    url: str
+    endpoint: str  # endpoint="…"
+    info: str  # endpoint="…",kind="…",url="…"
+    up: str  # endpoint="…",kind="…"
+    states: tuple[str, ...]  # endpoint="…",state="…" for each State, in order
+    lines: dict[State, str] = field(default_factory=dict)  # state -> endpoint_state's lines
+
+    @classmethod
+    def of(cls, name: str, kind: str | None, url: str) -> EndpointTexts:
+        e = f'endpoint="{escape_value(name)}"'
+        k = f'kind="{escape_value(kind or "")}"'
+        return cls(kind, url, e, f'{e},{k},url="{escape_value(url)}"', f"{e},{k}",
+                   tuple(f'{e},state="{value}"' for value in STATE_LABELS))
+
+    def state_lines(self, state: State) -> str:
+        """The endpoint's ``endpoint_state`` lines while it is in ``state``."""
+        lines = self.lines.get(state)
+        if lines is None:
+            lines = self.lines[state] = "".join(
+                f"{STATE_FAMILY}{{{text}}} {'1.0' if value is state else '0.0'}\n"
+                for value, text in zip(STATES, self.states, strict=True))
+        return lines
+
+
+class Texts:
+    """Label texts kept from one scrape to the next: a name's escaped text does not change,
+    so a scrape of a large fleet builds only the texts of what is new. Cleared when the
+    fleet has shrunk well below what is kept."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, EndpointTexts] = {}
+        self._checks: dict[tuple[str, ...], str] = {}
+
+    def of(self, name: str, view: EndpointView) -> EndpointTexts:
+        texts = self._endpoints.get(name)
+        if texts is None or texts.kind != view.kind or texts.url != view.url:
+            texts = self._endpoints[name] = EndpointTexts.of(name, view.kind, view.url)
+        return texts
+
+    def check(self, key: tuple[str, ...]) -> str:
+        text = self._checks.get(key)
+        if text is None:
+            text = self._checks[key] = label_text(CHECK_LABELS, key)
+        return text
+
+    def trim(self, endpoints: int, checks: int) -> None:
+        if len(self._endpoints) > 2 * endpoints + 64:
+            self._endpoints.clear()
+        if len(self._checks) > 2 * checks + 64:
+            self._checks.clear()
+
+
+def _state_rows(item: tuple[str, EndpointView, EndpointTexts]) -> Iterator[tuple[Any, ...]]:
+    name, view, _ = item
+    return (((name, label), 1 if value is view.state else 0)
+            for value, label in zip(STATES, STATE_LABELS, strict=True))
 
 
 def _with_outcome(lv: tuple[str, str], text: str, outcome: str,
@@ -69,17 +139,13 @@ def _with_outcome(lv: tuple[str, str], text: str, outcome: str,
     return (*lv, str(outcome)), value, f'{text},outcome="{escape_value(str(outcome))}"'
 
 
-def _row(*values: Any) -> tuple[str, ...]:
-    return tuple("" if v is None else str(v) for v in values)
-
-
-def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
+def _endpoint_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
     info = Family(P + "endpoint_info", "Configured endpoints (value 1).", "gauge",
                   labels=["endpoint", "kind", "url"])
     up = Family(P + "endpoint_up", "1 when the endpoint's verdict is up; 0 when it "
                 "is down, degraded, in maintenance or not yet known.", "gauge",
                 labels=["endpoint", "kind"])
-    state = Family(P + "endpoint_state", "Each endpoint's verdict after hysteresis "
+    state = Family(STATE_FAMILY, "Each endpoint's verdict after hysteresis "
                    "(value 1 for the current state).", "gauge", labels=["endpoint", "state"])
     cause = Family(P + "endpoint_cause", "What put the endpoint in its current "
                    "state (value 1; stable for the episode; absent while up).", "gauge",
@@ -90,41 +156,40 @@ def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
     maintenance = Family(P + "maintenance", "1 while the endpoint is in a maintenance window "
                          "(every alert on it is silenced), else 0.", "gauge",
                          labels=["endpoint"])
-    # rows end with their label text (names sorted: endpoint, kind, model, state, url)
-    views = [(name, v, f'endpoint="{escape_value(name)}"')
-             for name, v in sorted(snap.endpoints.items())]
-    info.add_rows(lambda: ((_row(name, v.kind, v.url), 1,
-                            f'{e},kind="{escape_value(v.kind or "")}",url="{escape_value(v.url)}"')
-                           for name, v, e in views if v.kind is not None), texts=True)
-    up.add_rows(lambda: ((_row(name, v.kind), 1 if v.state is State.UP else 0,
-                          f'{e},kind="{escape_value(v.kind or "")}"')
-                         for name, v, e in views if v.kind is not None), texts=True)
-    state.add_rows(lambda: (((name, str(value)), 1 if value is v.state else 0,
-                             f'{e},state="{value}"')
-                            for name, v, e in views for value in State), texts=True)
+    # rows end with their label text (names sorted: endpoint, kind, model, state, url), kept
+    # across scrapes: an endpoint's texts change only with its kind or URL
+    views = [(name, v, texts.of(name, v)) for name, v in sorted(snap.endpoints.items())]
+    info.add_rows(lambda: (((name, v.kind, v.url), 1, t.info)
+                           for name, v, t in views if v.kind is not None), texts=True)
+    up.add_rows(lambda: (((name, v.kind), 1 if v.state is State.UP else 0, t.up)
+                         for name, v, t in views if v.kind is not None), texts=True)
+    # an endpoint's five lines, written once for each state it has been in
+    state.add_written(lambda: views, Written(lambda item: item[2].state_lines(item[1].state),
+                                             _state_rows))
     cause.add_rows(lambda: (((name, str(v.state), v.cause.check, v.cause.outcome), 1)
                             for name, v, _ in views
                             if v.cause is not None and v.state is not State.UP))
     max_len.add_rows(lambda: (((name, v.model_label), v.max_model_len,
-                               f'{e},model="{escape_value(v.model_label)}"')
-                              for name, v, e in views
+                               f'{t.endpoint},model="{escape_value(v.model_label)}"')
+                              for name, v, t in views
                               if v.model_label is not None and v.max_model_len is not None),
                      texts=True)
-    maintenance.add_rows(lambda: ((_row(name), 1 if v.state is State.MAINTENANCE else 0, e)
-                                  for name, v, e in views if v.kind is not None), texts=True)
+    maintenance.add_rows(lambda: (((name,), 1 if v.state is State.MAINTENANCE else 0,
+                                   t.endpoint)
+                                  for name, v, t in views if v.kind is not None), texts=True)
     yield from (info, up, state, cause, max_len, maintenance)
 
 
-def _schedule_metrics(snap: Snapshot) -> Iterator[Metric]:
+def _schedule_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
     interval = Family(P + "check_interval_seconds", "Seconds between two runs of the check, "
                       "as planned (a result older than a few of these is stale).", "gauge",
-                      labels=["endpoint", "check"])
-    interval.add_rows(lambda: (((endpoint, check), seconds)
-                               for (endpoint, check), seconds in sorted(snap.intervals.items())))
+                      labels=CHECK_LABELS)
+    interval.add_rows(lambda: ((key, seconds, texts.check(key))
+                               for key, seconds in sorted(snap.intervals.items())), texts=True)
     yield interval
 
 
-def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
+def _check_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
     labels = ["endpoint", "check"]
     up = Family(P + "up", "1 only when the check's last result was ok; never-probed "
                 "and unknown are 0.", "gauge", labels=labels)
@@ -152,7 +217,7 @@ def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
     # Each family reads the snapshot when it is written: no series is held before then. A
     # check's labels are written once per scrape and shared by every family (rows end with
     # their label text).
-    checks = [(lv, s, label_text(labels, lv)) for lv, s in sorted(snap.checks.items())]
+    checks = [(lv, s, texts.check(lv)) for lv, s in sorted(snap.checks.items())]
     up.add_rows(lambda: ((lv, 1 if s.latest is not None and s.latest.ok else 0, t)
                          for lv, s, t in checks), texts=True)
     outcome.add_rows(lambda: (_with_outcome(lv, t, s.latest.outcome if s.latest is not None

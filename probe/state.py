@@ -1,9 +1,12 @@
 """In-memory view of the fleet, updated after each result and read by /metrics at scrape time.
 
 It holds each check's latest result and counters, and each endpoint's verdict
-(``probe.verdict``): the one truth every surface reads. The event loop writes and the
-metrics HTTP thread reads, so every access holds one lock; the collector takes a consistent
-``snapshot()``. Work per result touches one check and one endpoint, never the fleet.
+(``probe.verdict``): the one truth every surface reads. The event loop writes; /metrics is
+collected in the event loop's own thread (between probes, ``probe.exposition``) and the
+pages are read from the listener's thread, so every access holds one lock. Work per result
+touches one check and one endpoint, never the fleet: each endpoint's view (what the
+surfaces show of it) is rebuilt when one of its results arrives, so a snapshot copies
+views instead of judging every endpoint again.
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ class FleetState:
         self._verdicts: dict[str, EndpointVerdict] = {}
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
         self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
+        self._view_of: dict[str, EndpointView] = {}  # endpoint -> its view, kept current
+        self._writer: int | None = None  # the thread that records results (the event loop's)
         self.hysteresis = Hysteresis()
         self.daemon = DaemonStats()
         # (endpoint, check) pairs reported by no configured endpoint (discovery's own result
@@ -175,6 +180,7 @@ class FleetState:
                 del self._verdicts[name]
                 self._model_labels.pop(name, None)
                 self._model.pop(name, None)
+            self._view_of = {name: self._view(name, v) for name, v in self._verdicts.items()}
 
     def declare_standing(self, endpoint: str, check: str) -> None:
         """A check that belongs to no configured endpoint: declared (never run: not up) and
@@ -182,7 +188,8 @@ class FleetState:
         with self._lock:
             self._standing.add((endpoint, check))
             self._checks.setdefault((endpoint, check), CheckState())
-            self._verdicts.setdefault(endpoint, EndpointVerdict())
+            verdict = self._verdicts.setdefault(endpoint, EndpointVerdict())
+            self._view_of[endpoint] = self._view(endpoint, verdict)
 
     def restore(self, saved: dict[str, EndpointVerdict]) -> None:
         """Verdicts kept from before a restart, for the endpoints that are still here (held
@@ -194,10 +201,12 @@ class FleetState:
                     if planned:
                         verdict.plan(set(planned), self._required.get(name, ()))
                     self._verdicts[name] = verdict
+                    self._view_of[name] = self._view(name, verdict)
 
     def update(self, result: ProbeResult, row_id: int | None = None) -> list[Transition]:
         """Record ``result`` and judge its endpoint; returns what changed (for the ledger)."""
         with self._lock:
+            self._writer = threading.get_ident()
             state = self._checks.setdefault((result.endpoint, result.check), CheckState())
             state.latest = result
             state.outcomes[str(result.outcome)] += 1
@@ -216,7 +225,9 @@ class FleetState:
             verdict = self._verdicts.get(result.endpoint)
             if verdict is None:  # an endpoint no plan declared: nothing to judge
                 return []
-            return verdict.observe(result, row_id, self.hysteresis)
+            transitions = verdict.observe(result, row_id, self.hysteresis)
+            self._view_of[result.endpoint] = self._view(result.endpoint, verdict)
+            return transitions
 
     def set_maintenance(self, endpoint: str, window: Window | None,
                         at: datetime) -> list[Transition]:
@@ -227,8 +238,11 @@ class FleetState:
                 return []
             url = self._endpoints.get(endpoint, (None, None, ()))[1] or None
             if window is None:
-                return verdict.leave_maintenance(endpoint, at, url)
-            return verdict.enter_maintenance(endpoint, window, at, url)
+                transitions = verdict.leave_maintenance(endpoint, at, url)
+            else:
+                transitions = verdict.enter_maintenance(endpoint, window, at, url)
+            self._view_of[endpoint] = self._view(endpoint, verdict)
+            return transitions
 
     def in_maintenance(self) -> dict[str, str]:
         """Endpoint -> the key of the window it is in (the windows' clock compares)."""
@@ -271,26 +285,31 @@ class FleetState:
         with self._lock:
             return self._views()
 
+    def _view(self, name: str, verdict: EndpointVerdict) -> EndpointView:
+        kind, url, planned = self._endpoints.get(name, (None, "", ()))
+        label, max_len = self._model.get(name, (None, None))
+        window = verdict.maintenance
+        return EndpointView(kind, url, planned, verdict.state, verdict.cause, label, max_len,
+                            verdict.since, f"{window.name}: {window.reason}" if window else None)
+
     def _views(self) -> dict[str, EndpointView]:
-        endpoints = {}
-        for name, verdict in self._verdicts.items():
-            kind, url, planned = self._endpoints.get(name, (None, "", ()))
-            label, max_len = self._model.get(name, (None, None))
-            window = verdict.maintenance
-            endpoints[name] = EndpointView(
-                kind, url, planned, verdict.state, verdict.cause, label, max_len,
-                verdict.since, f"{window.name}: {window.reason}" if window else None)
-        return endpoints
+        return dict(self._view_of)  # views are immutable: a copy of the mapping is enough
 
     def snapshot(self) -> Snapshot:
+        """What /metrics shows. Read from the thread that records results (the event loop,
+        where the daemon collects /metrics), the checks' states are the live objects: nothing
+        changes them while one series is written, and a series written a little later shows
+        a later result, as every scrape may. From any other thread they are copies."""
         with self._lock:
-            checks = {key: s.copy() for key, s in self._checks.items()}
-            endpoints = self._views()
+            if threading.get_ident() == self._writer:
+                checks = dict(self._checks)
+            else:
+                checks = {key: s.copy() for key, s in self._checks.items()}
             daemon = DaemonStats(self.daemon.in_flight, self.daemon.lag.copy(),
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
                                  self.daemon.skipped_runs_total)
-            return Snapshot(endpoints, checks, daemon, self._intervals)
+            return Snapshot(dict(self._view_of), checks, daemon, self._intervals)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:

@@ -65,3 +65,40 @@ def test_exposition_parses_and_follows_naming_rules() -> None:
     assert "runpod_probe_scheduler_lag_seconds" in names
     # the process's own series, for memory against the unit's MemoryMax
     assert {"process_resident_memory_bytes", "python_info"} <= set(names)
+
+
+def _states_on_the_page(collector: ProbeCollector) -> dict[tuple[str, str], float]:
+    """endpoint_state as written (render: the page a scrape gets, texts kept between scrapes)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from probe.exposition import render
+
+    registry = make_registry(collector)
+    page, _ = render(registry, None)
+    (family,) = [f for f in text_string_to_metric_families(page.decode())
+                 if f.name == "runpod_probe_endpoint_state"]
+    return {(s.labels["endpoint"], s.labels["state"]): s.value for s in family.samples}
+
+
+def test_texts_kept_between_scrapes_follow_state_kind_and_url_changes() -> None:
+    state = fleet_state(config())
+    collector = ProbeCollector(state)
+    page = _states_on_the_page(collector)
+    assert page[("a", "unknown")] == 1 and page[("a", "up")] == 0
+    for _ in range(2):
+        state.update(result("a", Outcome.OK))
+    for _ in range(3):
+        state.update(result("b", Outcome.HTTP_404))
+    page = _states_on_the_page(collector)  # the same collector: its texts are kept
+    assert page[("a", "up")] == 1 and page[("a", "unknown")] == 0
+    assert page[("b", "down")] == 1 and sum(v for (e, _), v in page.items() if e == "b") == 1
+    # a reload that changes an endpoint's kind and URL: its labels follow
+    moved = config_of(endpoint(name="a", kind="openai", openai_base="http://moved.test/v1",
+                                root_url="http://moved.test"))
+    state.configure(moved, [])
+    registry = make_registry(collector)
+    assert registry.get_sample_value("runpod_probe_endpoint_info", {
+        "endpoint": "a", "kind": "openai", "url": "http://moved.test"}) == 1
+    assert set(_states_on_the_page(collector)) == {("a", s) for s in
+                                                   ("up", "degraded", "down", "maintenance",
+                                                    "unknown")}

@@ -4,6 +4,7 @@ counted, and snapshots that are copies the /metrics thread may read at leisure."
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -12,9 +13,10 @@ from helpers import config_of, endpoint
 from probe.config.model import Endpoint
 from probe.job import Job
 from probe.outcome import Outcome, ProbeResult
-from probe.state import LATENCY_BUCKETS, EndpointView, FleetState, Histogram
-from probe.verdict import State
+from probe.state import LATENCY_BUCKETS, EndpointView, FleetState, Histogram, Snapshot
+from probe.verdict import State, Window
 
+NOW = datetime(2026, 2, 18, 10, tzinfo=UTC)
 A, B = endpoint(name="a", checks=("models", "health")), endpoint(name="b", checks=("models",))
 
 
@@ -125,12 +127,20 @@ def test_a_result_for_an_undeclared_check_is_kept() -> None:
     assert state.latest("runpod-api", "discovery") is not None
 
 
-def test_a_snapshot_is_a_copy() -> None:
+def _in_another_thread(state: FleetState) -> Snapshot:
+    taken: list[Snapshot] = []
+    reader = threading.Thread(target=lambda: taken.append(state.snapshot()))
+    reader.start()
+    reader.join()
+    return taken[0]
+
+
+def test_a_snapshot_read_from_another_thread_is_a_copy() -> None:
     state = FleetState()
     state.configure(config_of(A), [jobs_of(A, "models")])
     state.update(result())
-    snapshot = state.snapshot()
-    # what the /metrics thread holds does not move when the event loop writes ...
+    snapshot = _in_another_thread(state)
+    # what another thread holds does not move when the event loop writes ...
     state.update(result(outcome=Outcome.TIMEOUT, latency_s=3.0))
     state.add_in_flight(1)
     state.observe_lag(0.5)
@@ -145,9 +155,47 @@ def test_a_snapshot_is_a_copy() -> None:
     check.outcomes["ok"] = 99
     check.latency.observe(1.0)
     snapshot.endpoints.clear()
-    fresh = state.snapshot()
+    fresh = _in_another_thread(state)
     assert fresh.checks[("b", "models")].outcomes == {}
     assert set(fresh.endpoints) == {"b"}
+
+
+def test_a_snapshot_in_the_writing_thread_reads_live_checks_over_a_fixed_fleet() -> None:
+    """/metrics is written in the event loop's thread, in slices between probes: no copy of
+    every check per scrape, a later series may show a later result, and which endpoints and
+    checks it lists, and each endpoint's view, stay as they were when the scrape began."""
+    state = FleetState()
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    state.update(result())
+    snapshot = state.snapshot()
+    before = snapshot.endpoints["a"]
+    state.update(result(outcome=Outcome.TIMEOUT, latency_s=3.0))
+    state.configure(config_of(B), [jobs_of(B, "models")])
+    check = snapshot.checks[("a", "models")]
+    assert check.outcomes == {"ok": 1, "timeout": 1}  # the live state
+    assert set(snapshot.endpoints) == {"a"} and set(snapshot.checks) == {("a", "models")}
+    assert snapshot.endpoints["a"] is before
+    assert set(state.snapshot().endpoints) == {"b"}
+
+
+def test_an_endpoints_view_follows_each_of_its_results_and_windows() -> None:
+    state = FleetState()
+    state.configure(config_of(B), [jobs_of(B, "models")])
+    assert state.views()["b"].state is State.UNKNOWN
+    for _ in range(2):
+        state.update(result("b"))
+    assert state.views()["b"].state is State.UP
+    for _ in range(3):
+        state.update(result("b", outcome=Outcome.HTTP_404))
+    down = state.views()["b"]
+    assert down.state is State.DOWN and down.cause is not None
+    assert down.cause.outcome == "http_404" and down.since is not None
+    window = Window("w", "w", "upgrade", "config", NOW, None)
+    state.set_maintenance("b", window, NOW)
+    assert state.views()["b"].state is State.MAINTENANCE
+    assert state.views()["b"].window == "w: upgrade"
+    state.set_maintenance("b", None, NOW)
+    assert state.views()["b"].state is State.DOWN
 
 
 def test_histogram_buckets_are_cumulative() -> None:
