@@ -40,36 +40,22 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-# Parsed URLs by text: a check asks the same few URLs of its endpoint at every run, and
-# parsing one is a good part of httpx's cost per request. Bounded (about 400 bytes each).
-_URLS: dict[str, httpx.URL] = {}
-MAX_URLS = 65536
-
-
-def parsed(url: str) -> httpx.URL:
-    """``httpx.URL(url)``, parsed once."""
-    parsed_url = _URLS.get(url)
-    if parsed_url is None:
-        if len(_URLS) >= MAX_URLS:
-            _URLS.clear()
-        parsed_url = _URLS[url] = httpx.URL(url)
-    return parsed_url
-
-
 async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str],
               limit: int) -> tuple[int, bytes, httpx.Headers]:
     """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes.
     The daemon's client (``probe.prober.ProbeClient``) takes a direct road to its
     transport for this; any other client goes through ``client.stream``."""
+    # the daemon's client keeps parsed URLs (a check asks the same few at every run)
+    target = getattr(client, "parsed", httpx.URL)(url)
     direct = getattr(client, "direct_get", None)
     if direct is not None:
-        answer = await direct(parsed(url), headers, limit)
+        answer = await direct(target, headers, limit)
         if answer is not None:
             status, raw, body = answer
             if body is None:
                 raise BodyTooLarge(limit)
             return status, body, httpx.Headers(raw)
-    async with client.stream("GET", parsed(url), headers=headers) as response:
+    async with client.stream("GET", target, headers=headers) as response:
         body = await read_capped(response, limit)
         return response.status_code, body, response.headers
 

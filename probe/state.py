@@ -283,7 +283,7 @@ class FleetState:
     def views(self) -> dict[str, EndpointView]:
         """Every endpoint's view, without its checks' counters (the status page)."""
         with self._lock:
-            return self._views()
+            return dict(self._view_of)  # views are immutable: a copy of the mapping is enough
 
     def _view(self, name: str, verdict: EndpointVerdict) -> EndpointView:
         kind, url, planned = self._endpoints.get(name, (None, "", ()))
@@ -291,9 +291,6 @@ class FleetState:
         window = verdict.maintenance
         return EndpointView(kind, url, planned, verdict.state, verdict.cause, label, max_len,
                             verdict.since, f"{window.name}: {window.reason}" if window else None)
-
-    def _views(self) -> dict[str, EndpointView]:
-        return dict(self._view_of)  # views are immutable: a copy of the mapping is enough
 
     def snapshot(self) -> Snapshot:
         """What /metrics shows. Read from the thread that records results (the event loop,

@@ -104,6 +104,23 @@ def test_real_prometheus_scrapes_the_daemon(sim: Any, tmp_path: Path,
                 proc.kill()
 
 
+def _sigterm_once_seen(proc: subprocess.Popen[str], sim: Any, prefix: str,
+                       never: str) -> tuple[str, float]:
+    """Send SIGTERM as soon as the simulator has seen a request under ``prefix``; return
+    the daemon's output and how long it took to stop."""
+    try:
+        deadline = time.monotonic() + 20
+        while not any(r.path.startswith(prefix) for r in sim.requests_seen):
+            assert time.monotonic() < deadline, never
+            time.sleep(0.02)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        return out, time.monotonic() - stopped_at
+    finally:
+        proc.kill()
+
+
 def test_sigterm_during_a_round_trip_cancels_the_job_and_stores_the_result(
         tmp_path: Path, sim_env: dict[str, str]) -> None:
     """A paid job in flight when the daemon stops is cancelled at once (the simulator sees
@@ -121,17 +138,8 @@ def test_sigterm_during_a_round_trip_cancels_the_job_and_stores_the_result(
             "endpoints:\n  - {name: stuck, kind: serverless, endpoint_id: stuck, "
             "roundtrip: {interval: 60s, input: {prompt: '2+2'}, wait: 1s, deadline: 40s}}\n"))
         proc = start_daemon(config, sim_env)
-        try:
-            deadline = time.monotonic() + 20
-            while not any(r.path.startswith("/v2/stuck/status/") for r in sim.requests_seen):
-                assert time.monotonic() < deadline, "the round trip never started polling"
-                time.sleep(0.05)
-            stopped_at = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-            took_s = time.monotonic() - stopped_at
-        finally:
-            proc.kill()
+        out, took_s = _sigterm_once_seen(proc, sim, "/v2/stuck/status/",
+                                         "the round trip never started polling")
         cancels = [r.path for r in sim.requests_seen if r.method == "POST"
                    and r.path.startswith("/v2/stuck/cancel/")]
     assert proc.returncode == 0, out
@@ -157,17 +165,8 @@ def test_sigterm_starts_no_check_after_the_signal(tmp_path: Path,
         text = header(sim, tmp_path, interval="60s", timeout="5s")
         config = write(tmp_path / "c.yaml", text + pods("slow slow-pod"))
         proc = start_daemon(config, sim_env)
-        try:
-            deadline = time.monotonic() + 20
-            while not any(r.path.startswith("/proxy/slow-pod-8000/") for r in sim.requests_seen):
-                assert time.monotonic() < deadline, "the first check never started"
-                time.sleep(0.02)
-            stopped_at = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-            took_s = time.monotonic() - stopped_at
-        finally:
-            proc.kill()
+        out, took_s = _sigterm_once_seen(proc, sim, "/proxy/slow-pod-8000/",
+                                         "the first check never started")
         seen = [r.path for r in sim.requests_seen if r.path.startswith("/proxy/slow-pod-8000/")]
     assert proc.returncode == 0, out
     assert seen == ["/proxy/slow-pod-8000/v1/models"], "no check started after SIGTERM"
