@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client.registry import Collector
 
+from probe.check_series import lines_of
 from probe.config import Config, ConfigError, load_config
 from probe.exposition import make_wsgi_app
 from probe.features import (
@@ -144,7 +145,7 @@ class Daemon:
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
         self.jobs: Sequence[Job] = plugins.plan(config)
-        self.state = FleetState()
+        self.state = FleetState(write_ahead=lines_of)
         self.state.configure(config, self.jobs)
         self.store: ResultStore | None = None
         self.collector = ProbeCollector(self.state)

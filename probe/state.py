@@ -15,7 +15,7 @@ import bisect
 import functools
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
@@ -31,7 +31,7 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @functools.cache
-def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+def les_of(bounds: tuple[float, ...]) -> tuple[str, ...]:
     """A histogram's ``le`` label values."""
     return (*map(str, bounds), "+Inf")
 
@@ -52,7 +52,7 @@ class Histogram:
         self.total += value
 
     def buckets(self) -> list[tuple[str, float]]:
-        return list(zip(_les(self.bounds), map(float, accumulate(self.counts)), strict=True))
+        return list(zip(les_of(self.bounds), map(float, accumulate(self.counts)), strict=True))
 
     def copy(self) -> Histogram:
         clone = object.__new__(Histogram)  # no fresh zero counts to throw away
@@ -71,13 +71,16 @@ class CheckState:
     # that observed the endpoint, and those of them that failed.
     observed_total: int = 0
     failed_total: int = 0
+    # Its lines on /metrics as of its last change (None: written by the next scrape); dropped
+    # or rewritten by every change, so never older than the counters above.
+    written: tuple[str, ...] | None = None
 
     def copy(self) -> CheckState:
         outcomes: Counter[str] = Counter()
         dict.update(outcomes, self.outcomes)  # C-level copy (Counter(x) counts item by item)
         return CheckState(self.latest, self.last_success_ts, outcomes,
                           self.retried_ok_total, self.latency.copy(), self.observed_total,
-                          self.failed_total)
+                          self.failed_total, self.written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +135,19 @@ class Snapshot:
     daemon: DaemonStats
     # (endpoint, check) -> seconds between its runs (the plan's; the "stale" alert's yardstick)
     intervals: dict[tuple[str, str], float] = field(default_factory=dict)
+    # endpoints and checks are in name order (kept so when the plan changes; a result of a
+    # check no plan declared leaves them unordered until the next plan)
+    ordered: bool = False
+
+
+WriteAhead = Callable[[tuple[str, str], CheckState], tuple[str, ...]]
 
 
 class FleetState:
-    def __init__(self) -> None:
+    def __init__(self, write_ahead: WriteAhead | None = None) -> None:
+        """``write_ahead``: a check's lines on /metrics from its state, written when a result
+        changes it (``probe.check_series.lines_of``), so a scrape only joins them."""
+        self._write_ahead = write_ahead
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
@@ -146,6 +158,7 @@ class FleetState:
         self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
         self._view_of: dict[str, EndpointView] = {}  # endpoint -> its view, kept current
         self._writer: int | None = None  # the thread that records results (the event loop's)
+        self._ordered = True  # _checks and _view_of in name order
         self.hysteresis = Hysteresis()
         self.daemon = DaemonStats()
         # (endpoint, check) pairs reported by no configured endpoint (discovery's own result
@@ -180,7 +193,14 @@ class FleetState:
                 del self._verdicts[name]
                 self._model_labels.pop(name, None)
                 self._model.pop(name, None)
-            self._view_of = {name: self._view(name, v) for name, v in self._verdicts.items()}
+            self._order()
+
+    def _order(self) -> None:
+        """Checks and views in name order: a scrape reads them so, without sorting."""
+        self._checks = dict(sorted(self._checks.items()))
+        self._view_of = {name: self._view(name, self._verdicts[name])
+                         for name in sorted(self._verdicts)}
+        self._ordered = True
 
     def declare_standing(self, endpoint: str, check: str) -> None:
         """A check that belongs to no configured endpoint: declared (never run: not up) and
@@ -188,8 +208,8 @@ class FleetState:
         with self._lock:
             self._standing.add((endpoint, check))
             self._checks.setdefault((endpoint, check), CheckState())
-            verdict = self._verdicts.setdefault(endpoint, EndpointVerdict())
-            self._view_of[endpoint] = self._view(endpoint, verdict)
+            self._verdicts.setdefault(endpoint, EndpointVerdict())
+            self._order()
 
     def restore(self, saved: dict[str, EndpointVerdict]) -> None:
         """Verdicts kept from before a restart, for the endpoints that are still here (held
@@ -207,7 +227,10 @@ class FleetState:
         """Record ``result`` and judge its endpoint; returns what changed (for the ledger)."""
         with self._lock:
             self._writer = threading.get_ident()
-            state = self._checks.setdefault((result.endpoint, result.check), CheckState())
+            state = self._checks.get((result.endpoint, result.check))
+            if state is None:  # a check no plan declared
+                state = self._checks[(result.endpoint, result.check)] = CheckState()
+                self._ordered = False
             state.latest = result
             state.outcomes[str(result.outcome)] += 1
             if result.outcome not in NOT_OBSERVED:
@@ -219,6 +242,8 @@ class FleetState:
                 state.last_success_ts = result.started_at.timestamp()
                 if result.retried:
                     state.retried_ok_total += 1
+            state.written = (None if self._write_ahead is None
+                             else self._write_ahead((result.endpoint, result.check), state))
             self.daemon.probes_total += 1
             if result.check == "models":
                 self._note_model(result)
@@ -306,7 +331,7 @@ class FleetState:
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
                                  self.daemon.skipped_runs_total)
-            return Snapshot(dict(self._view_of), checks, daemon, self._intervals)
+            return Snapshot(dict(self._view_of), checks, daemon, self._intervals, self._ordered)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:

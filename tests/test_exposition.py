@@ -5,18 +5,23 @@ are in the fleet."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from helpers import config_of, endpoint, fleet_state
-from prometheus_client import CollectorRegistry
+from helpers import config_of, endpoint, plan
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.utils import floatToGoString
 
-from probe.exposition import make_wsgi_app, render
+from probe.check_series import lines_of
+from probe.exposition import Kept, go_number, histogram_lines, make_wsgi_app, render
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
 from probe.serverless.metrics import ServerlessMetrics
+from probe.state import LATENCY_BUCKETS, FleetState, WriteAhead, les_of
 from probe.verdict import EndpointVerdict, Hysteresis
 from probe.vllm.metrics import EngineMetrics
 
@@ -32,10 +37,13 @@ def result(name: str, check: str, outcome: Outcome, i: int = 0, **details: objec
                        200 if outcome is Outcome.OK else None, dict(details))
 
 
-def registry() -> CollectorRegistry:
+def registry(write_ahead: WriteAhead | None = None) -> CollectorRegistry:
+    """A fleet's registry; ``write_ahead``: each check's lines written per result, as the
+    daemon writes them (else written by the scrape)."""
     config = config_of(*(endpoint(name=n, checks=("models", "health", "vllm_metrics"))
                          for n in NAMES))
-    state = fleet_state(config)
+    state = FleetState(write_ahead=write_ahead)
+    state.configure(config, plan(config))
     for name in NAMES:
         for check, outcome in (("models", Outcome.OK), ("health", Outcome.TIMEOUT),
                                ("vllm_metrics", Outcome.OK)):
@@ -64,9 +72,11 @@ def without_process(text: bytes) -> list[bytes]:
     return [line for line in text.split(b"\n") if b"process_" not in line]
 
 
+@pytest.mark.parametrize("write_ahead", [None, lines_of], ids=["at-scrape", "written-ahead"])
 @pytest.mark.parametrize("accept", ACCEPT)
-def test_the_page_is_what_prometheus_client_writes(accept: str) -> None:
-    reg = registry()
+def test_the_page_is_what_prometheus_client_writes(accept: str,
+                                                   write_ahead: WriteAhead | None) -> None:
+    reg = registry(write_ahead)
     encoder, content_type = choose_encoder(accept)
     expected = encoder(reg)
     body, ours = render(reg, accept)
@@ -119,3 +129,85 @@ def test_a_verdict_is_encoded_as_its_json() -> None:
     encoded = verdict.encoded()
     assert encoded.text == json.dumps(verdict.to_json(), sort_keys=True)
     assert encoded.state == str(verdict.state) == "down"
+
+
+@pytest.mark.parametrize("value", [
+    0, 1, -1, 7, 999_999, 1_000_000, 123_456_789, 2**53 - 1, 2**53, 2**60, -(2**53) + 1,
+    -(2**53), -(2**60), True, False, 0.0, -0.0, 0.1, 1e-7, 0.30000000000000004, 999_999.99,
+    1e6, 1.5e6, 1_764_520_000.123, -5.5, -1e20, 1e22, float("inf"), float("-inf"),
+    float("nan")])
+def test_numbers_are_written_as_prometheus_client_writes_them(value: float) -> None:
+    assert go_number(value) == floatToGoString(value)
+
+
+class _One:
+    def __init__(self, family: HistogramMetricFamily) -> None:
+        self.family = family
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        return [self.family]
+
+
+@pytest.mark.parametrize(("counts", "total"), [
+    ([0] * 11, 0.0),
+    ([1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 3], 37.25),
+    ([0] * 10 + [999_999], 1e7),  # the last count below a million: written as ints
+    ([600_000, 400_000] + [0] * 9, 1_234_567.5),  # a million: Go's exponent form
+    ([2**40] + [0] * 10, float("inf")),
+], ids=["empty", "small", "below-a-million", "a-million", "huge"])
+def test_histogram_lines_are_what_prometheus_client_writes(counts: list[int],
+                                                           total: float) -> None:
+    les = les_of(LATENCY_BUCKETS)
+    family = HistogramMetricFamily("x_seconds", "d", labels=["check", "endpoint"])
+    running, buckets = 0, []
+    for le, count in zip(les, counts, strict=True):
+        running += count
+        buckets.append((le, float(running)))
+    family.add_metric(["c", 'e"1'], buckets, total)
+    expected = generate_latest(_One(family)).decode()  # type: ignore[arg-type]
+    expected = "".join(line + "\n" for line in expected.splitlines()
+                       if not line.startswith("#") and "_created" not in line)
+    lines = histogram_lines("x_seconds", les)
+    assert lines('check="c",endpoint="e\\"1"', counts, total) == expected
+
+
+def test_histogram_lines_refuse_counts_that_do_not_fit_the_bounds() -> None:
+    with pytest.raises(ValueError, match="bucket counts"):
+        histogram_lines("x", ("1.0", "+Inf"))("a=\"b\"", [1, 2, 3], 0.5)
+    with pytest.raises(ValueError, match="bounds"):
+        histogram_lines("x", ("1.0", "2.0"))
+
+
+@pytest.mark.parametrize("accept", ACCEPT[:3])
+def test_a_scrape_leaves_nothing_for_the_garbage_collector(accept: str) -> None:
+    """What a scrape makes is freed when it is written: the daemon raises the collector's
+    thresholds, so a reference cycle left by each scrape would hold its rows (and the lines
+    the checks have since replaced) until a full collection, growing memory scrape by scrape."""
+    import gc
+
+    reg = registry(lines_of)
+    render(reg, accept)
+    gc.collect()
+    gc.disable()
+    try:
+        render(reg, accept)
+        reg.get_sample_value("runpod_probe_up", {"endpoint": "a", "check": "models"})
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_kept_rows_are_made_once_whichever_reading_stops_early() -> None:
+    made: list[int] = []
+
+    def make() -> Iterator[int]:
+        for i in range(5):
+            made.append(i)
+            yield i
+
+    rows = Kept(make())
+    first = iter(rows)
+    assert [next(first), next(first)] == [0, 1]  # a reading left unfinished
+    assert list(rows) == [0, 1, 2, 3, 4]  # the next one goes on from there
+    assert list(rows) == [0, 1, 2, 3, 4]
+    assert made == [0, 1, 2, 3, 4]  # each row made once

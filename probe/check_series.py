@@ -1,0 +1,228 @@
+"""Each check's series on /metrics, written when its result arrives.
+
+A check has eleven families of series (``up``, ``outcome``, ``results``, ``latency_seconds``,
+...): about 27 lines. At 10,000 checks a scrape that formats them all takes about a third of a
+second of CPU, on the core that probes. Here a check's lines are written once per result
+(``lines_of``: the state hands it each check it has just changed, see ``FleetState``) and a
+scrape only joins them, family by family, in the fleet's order (``families``); only the
+latency histogram is written by each scrape (one format call per check: its 13 lines held
+for every check would cost more memory than the scrape saves). A check whose
+lines are not written (never probed, or a state without a writer) is written by the scrape
+that reads it, so the page is always what the state holds: text written ahead is dropped
+whenever the check changes.
+
+The lines are byte for byte what ``Family`` (and so prometheus_client) writes from the same
+rows, in the text format and in OpenMetrics (``tests/test_exposition.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
+from typing import Any
+
+from probe.exposition import Family, Lines, escape_value, go_number, histogram_lines
+from probe.outcome import Outcome
+from probe.state import LATENCY_BUCKETS, CheckState, les_of
+
+P = "runpod_probe_"
+CHECK_LABELS = ("endpoint", "check")
+Key = tuple[str, str]  # (endpoint, check)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFamily:
+    """One family of per-check series: how a check's lines are written and, for the
+    registry's samples, its rows (as ``Family.add_metric`` takes them)."""
+
+    name: str
+    documentation: str
+    typ: str
+    lines: Callable[[str, CheckState], str]  # (label text, state) -> its lines
+    rows: Callable[[Key, CheckState], Iterable[Any]]
+    outcome: bool = False  # labelled ``outcome`` after the check's labels
+    # written when a result arrives, else by each scrape: the latency histogram, whose 13
+    # lines per check would hold 11 MB at 10,000 checks (written in one format call each)
+    ahead: bool = True
+
+    def family(self) -> Family:
+        labels = [*CHECK_LABELS, "outcome"] if self.outcome else list(CHECK_LABELS)
+        return Family(self.name, self.documentation, self.typ, labels=labels)
+
+
+def _sample(name: str, typ: str) -> str:
+    return name if typ != "counter" else name + "_total"
+
+
+def _single(name: str, typ: str, doc: str,
+            value: Callable[[CheckState], float | None]) -> CheckFamily:
+    """A gauge or counter with one series per check, valued ``value(state)`` (None: none)."""
+    sample = _sample(name, typ)
+
+    def lines(text: str, s: CheckState) -> str:
+        v = value(s)
+        return "" if v is None else f"{sample}{{{text}}} {go_number(v)}\n"
+
+    def rows(key: Key, s: CheckState) -> Iterable[Any]:
+        v = value(s)
+        return () if v is None else ((key, v),)
+    return CheckFamily(name, doc, typ, lines, rows)
+
+
+def _per_outcome(name: str, typ: str, doc: str,
+                 values: Callable[[CheckState], dict[str, int]]) -> CheckFamily:
+    """A series per check and outcome: ``values(state)`` is outcome -> value, in order."""
+    sample = _sample(name, typ)
+
+    def lines(text: str, s: CheckState) -> str:
+        return "".join([f'{sample}{{{text},outcome="{escape_value(outcome)}"}} '
+                        f"{go_number(v)}\n" for outcome, v in values(s).items()])
+
+    def rows(key: Key, s: CheckState) -> Iterable[Any]:
+        return [((*key, outcome), v) for outcome, v in values(s).items()]
+    return CheckFamily(name, doc, typ, lines, rows, outcome=True)
+
+
+def _latency(name: str, doc: str) -> CheckFamily:
+    write = histogram_lines(name, les_of(LATENCY_BUCKETS))
+
+    def lines(text: str, s: CheckState) -> str:
+        return "" if s.latest is None else write(text, s.latency.counts, s.latency.total)
+
+    def rows(key: Key, s: CheckState) -> Iterable[Any]:
+        return () if s.latest is None else ((key, s.latency.buckets(), s.latency.total),)
+    return CheckFamily(name, doc, "histogram", lines, rows, ahead=False)
+
+
+def _current_outcome(s: CheckState) -> dict[str, int]:
+    return {str(s.latest.outcome if s.latest is not None else Outcome.UNKNOWN): 1}
+
+
+def _results(s: CheckState) -> dict[str, int]:
+    """Results by outcome, sorted; "ok" declared at 0 so the first pass (and every rate) is
+    visible from the start."""
+    counts = s.outcomes
+    if len(counts) == 1 and "ok" in counts:
+        return counts
+    return {name: counts.get(name, 0) for name in sorted(counts.keys() | {"ok"})}
+
+
+def _up(s: CheckState) -> int:
+    return 1 if s.latest is not None and s.latest.ok else 0
+
+
+def _attempts(s: CheckState) -> int | None:
+    return None if s.latest is None else s.latest.attempts
+
+
+def _http_status(s: CheckState) -> int | None:
+    return None if s.latest is None else s.latest.http_status
+
+
+def _probed_at(s: CheckState) -> float | None:
+    return None if s.latest is None else s.latest.started_at.timestamp()
+
+
+# The families in the order /metrics writes them.
+CHECK_FAMILIES: tuple[CheckFamily, ...] = (
+    _single(P + "up", "gauge", "1 only when the check's last result was ok; never-probed "
+            "and unknown are 0.", _up),
+    _per_outcome(P + "outcome", "gauge", "The check's current outcome (value 1); "
+                 '"unknown" before the first result.', _current_outcome),
+    _per_outcome(P + "results", "counter", "Probe results by outcome.", _results),
+    _single(P + "retried_successes", "counter", "Passes that needed a retry.",
+            lambda s: s.retried_ok_total),
+    _latency(P + "latency_seconds", "Duration of the last attempt of each check."),
+    _single(P + "last_http_status", "gauge", "HTTP status of the last response.",
+            _http_status),
+    _single(P + "last_attempts", "gauge", "Attempts the last result needed.", _attempts),
+    _single(P + "last_success_timestamp_seconds", "gauge", "Unix time of the last ok result.",
+            lambda s: s.last_success_ts),
+    _single(P + "last_probe_timestamp_seconds", "gauge", "Unix time of the last result.",
+            _probed_at),
+    _single(P + "observations", "counter", "Results that observed the endpoint (not "
+            "unknown, rate_limited, skipped_budget or error): the SLI's events, declared "
+            "at 0.", lambda s: s.observed_total),
+    _single(P + "observation_failures", "counter", "Observations that were not ok: the "
+            "SLI's bad events, declared at 0.", lambda s: s.failed_total),
+)
+
+
+def label_text(key: Key) -> str:
+    """``check="…",endpoint="…"``: the check's labels as written (names sorted)."""
+    return f'check="{escape_value(key[1])}",endpoint="{escape_value(key[0])}"'
+
+
+AHEAD = tuple(f for f in CHECK_FAMILIES if f.ahead)
+
+
+def lines_of(key: Key, s: CheckState) -> tuple[str, ...]:
+    """The check's lines in each family written ahead (``AHEAD``), from its state now."""
+    text = label_text(key)
+    return tuple([f.lines(text, s) for f in AHEAD])
+
+
+def _written(item: tuple[Key, CheckState]) -> tuple[str, ...]:
+    key, s = item
+    lines = s.written
+    if lines is None or len(lines) != len(AHEAD):
+        lines = s.written = lines_of(key, s)
+    return lines
+
+
+class _Columns:
+    """The checks' lines of one scrape, family by family: the first family's are read check by
+    check (writing what was not written ahead), keeping each check's lines for the others,
+    which are then read without a call per check."""
+
+    def __init__(self, checks: Collection[tuple[Key, CheckState]]) -> None:
+        self.checks = checks
+        self.written: list[tuple[str, ...]] = []
+
+    def first(self) -> Iterator[str]:
+        self.written = []
+        for item in self.checks:
+            lines = _written(item)
+            self.written.append(lines)
+            yield lines[0]
+
+    def column(self, i: int) -> Iterable[str]:
+        if len(self.written) != len(self.checks):  # read out of order: all of them now
+            self.written = [_written(item) for item in self.checks]
+        return map(itemgetter(i), self.written)
+
+
+def families(checks: Collection[tuple[Key, CheckState]],
+             label: Callable[[Key], str] = label_text) -> list[Family]:
+    """The check families of one scrape, writing the lines of ``checks`` (in order) when the
+    page is written: what was written ahead, joined, and the rest written then (``label``:
+    a check's label text)."""
+    columns = _Columns(checks)
+    out = []
+    column = 0
+    for spec in CHECK_FAMILIES:
+        family = spec.family()
+        lines: Callable[[], Iterable[str]]
+        if not spec.ahead:
+            lines = partial(_now, spec, checks, label)
+        elif column == 0:
+            lines = columns.first
+        else:
+            lines = partial(columns.column, column)
+        column += spec.ahead
+        family.add_lines(lines, Lines(partial(_rows, spec, checks)))
+        out.append(family)
+    return out
+
+
+def _now(spec: CheckFamily, checks: Collection[tuple[Key, CheckState]],
+         label: Callable[[Key], str]) -> Iterator[str]:
+    write = spec.lines
+    return (write(label(key), s) for key, s in checks)
+
+
+def _rows(spec: CheckFamily, checks: Collection[tuple[Key, CheckState]]) -> Iterator[Any]:
+    for key, s in checks:
+        yield from spec.rows(key, s)
