@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from daemon_harness import ledger_rows, until
 from helpers import config_of, endpoint
 
@@ -185,3 +186,30 @@ def test_a_reload_with_an_invalid_file_keeps_the_old_plan(tmp_path: Path) -> Non
         shares_the_plan(daemon, fake)
 
     running(daemon, scenario)
+
+
+def test_garbage_is_collected_on_a_clock() -> None:
+    """Young every half second, the middle generation every GC_MIDDLE_EVERY of those, all
+    of it every GC_OLD_EVERY of these (Python's own count is off while the daemon runs)."""
+    from probe.daemon import GC_MIDDLE_EVERY, GC_OLD_EVERY, GC_YOUNG_EVERY_S, collect_garbage
+
+    slept: list[float] = []
+    collected: list[int] = []
+    rounds = GC_MIDDLE_EVERY * GC_OLD_EVERY
+
+    async def sleep(seconds: float) -> None:
+        if len(slept) == rounds:
+            raise asyncio.CancelledError
+        slept.append(seconds)
+
+    def collect(generation: int) -> int:
+        collected.append(generation)
+        return 0
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(collect_garbage(sleep, collect))
+    assert set(slept) == {GC_YOUNG_EVERY_S} and len(collected) == rounds
+    assert [i + 1 for i, g in enumerate(collected) if g == 1] == [
+        GC_MIDDLE_EVERY * k for k in range(1, GC_OLD_EVERY)]
+    assert [i + 1 for i, g in enumerate(collected) if g == 2] == [rounds]
+    assert collected.count(0) == rounds - GC_OLD_EVERY
