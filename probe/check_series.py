@@ -167,7 +167,7 @@ def lines_of(key: Key, s: CheckState) -> tuple[str, ...]:
 def _written(item: tuple[Key, CheckState]) -> tuple[str, ...]:
     key, s = item
     lines = s.written
-    if lines is None or len(lines) != len(AHEAD):
+    if lines is None:
         lines = s.written = lines_of(key, s)
     return lines
 

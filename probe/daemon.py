@@ -294,7 +294,7 @@ class Daemon:
                  self.config.storage.path, len(self.config.endpoints))
         # The event loop's thread waits at most this long for the GIL held by another thread
         # (a SQLite writer): 5 ms by default, a long stall per loop turn.
-        switch_interval = sys.getswitchinterval()
+        switch_interval, collecting = sys.getswitchinterval(), gc.isenabled()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             async with make_client(self.config.scheduler.max_concurrent,
@@ -342,7 +342,8 @@ class Daemon:
                         attachment.close()
         finally:
             gc.unfreeze()  # collected as usual again once stopped
-            gc.enable()
+            if collecting:
+                gc.enable()
             sys.setswitchinterval(switch_interval)
             self.store.close()
             self.metrics_server.shutdown()

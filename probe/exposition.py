@@ -83,20 +83,10 @@ def escape_value(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """How a family reads items whose lines are written ahead (and kept by their owner from
-    one scrape to the next): ``line(item)`` is its lines, each ending in a newline, exactly
-    as they would be written from ``rows(item)`` (rows as ``add_metric`` takes them)."""
-
-    line: Callable[[Any], str]
-    rows: Callable[[Any], Iterable[Any]]
-
-
 class Kept(Generic[T]):
-    """Rows that several families of one scrape read (an endpoint's views and label texts),
-    made once: the first reading makes them as it goes (a block at a time, between the
-    loop's other work, not all before the first line) and keeps them for the next."""
+    """Rows read again and again (the plan's ``check_interval_seconds`` lines, read by every
+    scrape), made once: the first reading makes them as it goes (a block at a time, between
+    the loop's other work, not all before the first line) and keeps them for the next."""
 
     def __init__(self, make: Iterable[T]) -> None:
         self._make: Iterator[T] | None = iter(make)
@@ -135,8 +125,8 @@ class Family(Metric):
         self.labelnames = tuple(labels)
         added: list[Any] = []
         self._added = added
-        # (rows, whether each row ends with its label text, or items with lines written)
-        self._sources: list[tuple[Callable[[], Iterable[Any]], bool | Written | Lines]] = [
+        # (rows, whether each row ends with its label text), or (lines written, Lines)
+        self._sources: list[tuple[Callable[[], Iterable[Any]], bool | Lines]] = [
             (lambda: added, False)]  # not self: a family is freed when read, not by the GC
 
     # prometheus_client's Metric assigns ``samples`` in __init__; here it is built on demand
@@ -167,11 +157,6 @@ class Family(Metric):
             raise ValueError("label texts of a histogram need every label name before le")
         self._sources.append((rows, texts))
 
-    def add_written(self, items: Callable[[], Iterable[Any]], written: Written) -> None:
-        """Series whose lines are already written: ``items`` read when the family is
-        written, each giving its lines (and its rows, for samples) through ``written``."""
-        self._sources.append((items, written))
-
     def add_lines(self, lines: Callable[[], Iterable[str]], written: Lines) -> None:
         """Series written ahead: ``lines()`` read when the family is written, each its text
         (``written.rows()`` read for samples instead)."""
@@ -182,9 +167,6 @@ class Family(Metric):
         for source, texts in self._sources:
             if isinstance(texts, Lines):
                 yield from texts.rows()
-            elif isinstance(texts, Written):
-                for item in source():
-                    yield from texts.rows(item)
             else:
                 yield from (row[:size] for row in source()) if texts else source()
 
@@ -219,8 +201,6 @@ class Family(Metric):
             while block := list(islice(source, rows)):
                 if isinstance(texts, Lines):
                     yield "".join(block)
-                elif isinstance(texts, Written):
-                    yield "".join(map(texts.line, block))
                 else:
                     yield "".join(self._texted(cache, block) if texts else
                                   self._lines(cache, block))

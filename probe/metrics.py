@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from probe import __version__
 from probe.check_series import CHECK_LABELS, families
-from probe.exposition import Family, Kept, Lines, Written, escape_value, go_number, label_text
+from probe.exposition import Family, Kept, Lines, escape_value, go_number, label_text
 from probe.state import DaemonStats, EndpointView, FleetState, Snapshot
 from probe.verdict import State
 
@@ -179,8 +179,8 @@ def _endpoint_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
                  Lines(lambda: (((name, v.kind), 1 if v.state is State.UP else 0)
                                 for name, v, _ in views if v.kind is not None)))
     # an endpoint's five lines, written when it changes state
-    state.add_written(lambda: views, Written(lambda item: item[2].state_lines(item[1].state),
-                                             _state_rows))
+    state.add_lines(lambda: (t.state_lines(v.state) for _, v, t in views),
+                    Lines(lambda: (row for item in views for row in _state_rows(item))))
     cause.add_rows(lambda: (((name, str(v.state), v.cause.check, v.cause.outcome), 1)
                             for name, v, _ in views
                             if v.cause is not None and v.state is not State.UP))
