@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 # aiohttp failure -> the httpx exception httpx's own transport raises for the same event,
@@ -68,6 +69,38 @@ def _not_for_reuse(response: aiohttp.ClientResponse) -> None:
         protocol.close()
 
 
+class _IdleParser:
+    """The parser of a connection waiting in the pool. A request that takes the connection
+    gives it a parser of its own (aiohttp makes one per request), so the last answer's parser
+    (its header lists) and body reader need not be kept while it waits: 5 of the 10 KB an
+    idle connection holds, 50 MB at 10,000 pods kept alive. Bytes a server sends on an idle
+    connection answer no request: the connection is closed, and the next request opens
+    another (aiohttp's own parser would have queued a well-formed answer for it)."""
+
+    __slots__ = ()
+
+    def feed_data(self, data: bytes) -> tuple[tuple[()], bool, bytes]:
+        if data:
+            raise HttpProcessingError(message="bytes on an idle connection")
+        return (), False, b""  # reading resumed: nothing was left to parse
+
+    def feed_eof(self) -> None:
+        return None
+
+
+IDLE_PARSER = _IdleParser()
+
+
+class _Pool(aiohttp.TCPConnector):
+    """aiohttp's connector, keeping less of a connection while it waits in the pool."""
+
+    def _release(self, key: Any, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        super()._release(key, protocol, *args, **kwargs)
+        if protocol.transport is not None and not self.closed:  # kept for reuse
+            protocol._parser = IDLE_PARSER
+            protocol._payload = None
+
+
 class _AiohttpStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
@@ -113,7 +146,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # inside the running loop, at the first request
-            connector = aiohttp.TCPConnector(
+            connector = _Pool(
                 limit=self._limit, limit_per_host=0, ssl=self._ssl,
                 force_close=not self._keepalive,
                 keepalive_timeout=self._expiry if self._keepalive else None,
