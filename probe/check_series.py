@@ -4,9 +4,7 @@ A check has eleven families of series (``up``, ``outcome``, ``results``, ``laten
 ...): about 27 lines. At 10,000 checks a scrape that formats them all takes about a third of a
 second of CPU, on the core that probes. Here a check's lines are written once per result
 (``lines_of``: the state hands it each check it has just changed, see ``FleetState``) and a
-scrape only joins them, family by family, in the fleet's order (``families``); only the
-latency histogram is written by each scrape (one format call per check: its 13 lines held
-for every check would cost more memory than the scrape saves). A check whose
+scrape only joins them, family by family, in the fleet's order (``families``). A check whose
 lines are not written (never probed, or a state without a writer) is written by the scrape
 that reads it, so the page is always what the state holds: text written ahead is dropped
 whenever the check changes.
@@ -43,9 +41,6 @@ class CheckFamily:
     lines: Callable[[str, CheckState], str]  # (label text, state) -> its lines
     rows: Callable[[Key, CheckState], Iterable[Any]]
     outcome: bool = False  # labelled ``outcome`` after the check's labels
-    # written when a result arrives, else by each scrape: the latency histogram, whose 13
-    # lines per check would hold 11 MB at 10,000 checks (written in one format call each)
-    ahead: bool = True
 
     def family(self) -> Family:
         labels = [*CHECK_LABELS, "outcome"] if self.outcome else list(CHECK_LABELS)
@@ -93,7 +88,7 @@ def _latency(name: str, doc: str) -> CheckFamily:
 
     def rows(key: Key, s: CheckState) -> Iterable[Any]:
         return () if s.latest is None else ((key, s.latency.buckets(), s.latency.total),)
-    return CheckFamily(name, doc, "histogram", lines, rows, ahead=False)
+    return CheckFamily(name, doc, "histogram", lines, rows)
 
 
 def _current_outcome(s: CheckState) -> dict[str, int]:
@@ -155,13 +150,10 @@ def label_text(key: Key) -> str:
     return f'check="{escape_value(key[1])}",endpoint="{escape_value(key[0])}"'
 
 
-AHEAD = tuple(f for f in CHECK_FAMILIES if f.ahead)
-
-
 def lines_of(key: Key, s: CheckState) -> tuple[str, ...]:
-    """The check's lines in each family written ahead (``AHEAD``), from its state now."""
+    """The check's lines in each family (``CHECK_FAMILIES``), from its state now."""
     text = label_text(key)
-    return tuple([f.lines(text, s) for f in AHEAD])
+    return tuple([f.lines(text, s) for f in CHECK_FAMILIES])
 
 
 def _written(item: tuple[Key, CheckState]) -> tuple[str, ...]:
@@ -194,33 +186,17 @@ class _Columns:
         return map(itemgetter(i), self.written)
 
 
-def families(checks: Collection[tuple[Key, CheckState]],
-             label: Callable[[Key], str] = label_text) -> list[Family]:
+def families(checks: Collection[tuple[Key, CheckState]]) -> list[Family]:
     """The check families of one scrape, writing the lines of ``checks`` (in order) when the
-    page is written: what was written ahead, joined, and the rest written then (``label``:
-    a check's label text)."""
+    page is written: what was written ahead, joined, and the rest written then."""
     columns = _Columns(checks)
     out = []
-    column = 0
-    for spec in CHECK_FAMILIES:
+    for column, spec in enumerate(CHECK_FAMILIES):
         family = spec.family()
-        lines: Callable[[], Iterable[str]]
-        if not spec.ahead:
-            lines = partial(_now, spec, checks, label)
-        elif column == 0:
-            lines = columns.first
-        else:
-            lines = partial(columns.column, column)
-        column += spec.ahead
+        lines = columns.first if column == 0 else partial(columns.column, column)
         family.add_lines(lines, Lines(partial(_rows, spec, checks)))
         out.append(family)
     return out
-
-
-def _now(spec: CheckFamily, checks: Collection[tuple[Key, CheckState]],
-         label: Callable[[Key], str]) -> Iterator[str]:
-    write = spec.lines
-    return (write(label(key), s) for key, s in checks)
 
 
 def _rows(spec: CheckFamily, checks: Collection[tuple[Key, CheckState]]) -> Iterator[Any]:

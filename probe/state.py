@@ -251,7 +251,11 @@ class FleetState:
             if verdict is None:  # an endpoint no plan declared: nothing to judge
                 return []
             transitions = verdict.observe(result, row_id, self.hysteresis)
-            self._view_of[result.endpoint] = self._view(result.endpoint, verdict)
+            view = self._view(result.endpoint, verdict)
+            if view != self._view_of.get(result.endpoint):
+                # kept while nothing in it changes: what is written from it (/metrics' lines
+                # of the endpoint) is written again only when it changes
+                self._view_of[result.endpoint] = view
             return transitions
 
     def set_maintenance(self, endpoint: str, window: Window | None,

@@ -22,7 +22,7 @@ from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
 from probe.serverless.metrics import ServerlessMetrics
 from probe.state import LATENCY_BUCKETS, FleetState, WriteAhead, les_of
-from probe.verdict import EndpointVerdict, Hysteresis
+from probe.verdict import EndpointVerdict, Hysteresis, Window
 from probe.vllm.metrics import EngineMetrics
 
 NAMES = ("a", 'we"ird\\na\nme', "z")
@@ -49,6 +49,11 @@ def registry(write_ahead: WriteAhead | None = None) -> CollectorRegistry:
                                ("vllm_metrics", Outcome.OK)):
             for i in range(4):
                 state.update(result(name, check, outcome, i, model='m"x', max_model_len=4096))
+    # a standing pseudo-endpoint (no kind: only its state), and an endpoint in a window
+    state.declare_standing("runpod-api", "discovery")
+    state.update(result("runpod-api", "discovery", Outcome.UNAUTHORIZED))
+    at = datetime(2026, 1, 1, 1, tzinfo=UTC)
+    state.set_maintenance("z", Window("w1", "upgrade", 'new "image"', "config", at, None), at)
     reg = make_registry(ProbeCollector(state))
     engine, prompts, serverless = EngineMetrics(), PromptMetrics(), ServerlessMetrics()
     for collector in (engine, prompts, serverless):
@@ -83,6 +88,10 @@ def test_the_page_is_what_prometheus_client_writes(accept: str,
     assert ours == content_type
     assert without_process(body) == without_process(expected)
     assert b"runpod_probe_latency_seconds_bucket" in body and b"serverless" in body
+    for line in (b'runpod_probe_endpoint_state{endpoint="runpod-api",state="unknown"} 1.0',
+                 b'runpod_probe_maintenance{endpoint="z"} 1.0', b"runpod_probe_endpoint_cause{",
+                 b'runpod_probe_max_model_len{endpoint="a",model="m\\"x"} 4096.0'):
+        assert line in body
 
 
 def test_samples_are_read_as_before() -> None:
@@ -211,3 +220,36 @@ def test_kept_rows_are_made_once_whichever_reading_stops_early() -> None:
     assert list(rows) == [0, 1, 2, 3, 4]  # the next one goes on from there
     assert list(rows) == [0, 1, 2, 3, 4]
     assert made == [0, 1, 2, 3, 4]  # each row made once
+
+
+@pytest.mark.parametrize("write_ahead", [None, lines_of], ids=["at-scrape", "written-ahead"])
+def test_each_scrape_shows_the_fleet_as_it_is_then(write_ahead: WriteAhead | None) -> None:
+    """Lines kept from one scrape to the next (a check's, an endpoint's) follow every change:
+    after results that move an endpoint down and back up, a model change and a window, each
+    page is still what prometheus_client writes from the state at that time."""
+    config = config_of(*(endpoint(name=n, checks=("models", "health")) for n in NAMES))
+    state = FleetState(write_ahead=write_ahead)
+    state.configure(config, plan(config))
+    reg = make_registry(ProbeCollector(state))
+    encoder, _ = choose_encoder("")
+    at = datetime(2026, 1, 1, 1, tzinfo=UTC)
+    changes = [
+        [("a", "models", Outcome.OK, "m1"), ("a", "health", Outcome.OK, "m1")],
+        [("a", "health", Outcome.TIMEOUT, "m1")] * 3,
+        [("a", "models", Outcome.OK, "m2"), ("z", "models", Outcome.HTTP_404, "m1")],
+        [("a", "health", Outcome.OK, "m2")] * 3,
+    ]
+    pages = []
+    for i, step in enumerate(changes):
+        for n, (name, check, outcome, model) in enumerate(step):
+            state.update(result(name, check, outcome, i * 10 + n, model=model,
+                                max_model_len=1000 * (i + 1)))
+        if i == 2:
+            state.set_maintenance("z", Window("w", "w", "r", "config", at, None), at)
+        body, _ = render(reg, "")
+        assert without_process(body) == without_process(encoder(reg))
+        pages.append(body)
+    assert len(set(pages)) == len(pages)
+    assert b'runpod_probe_endpoint_up{endpoint="a",kind="pod"} 1.0' in pages[-1]
+    assert b'state="down"} 1.0' in pages[1] and b'model="m2"} 3000.0' in pages[-1]
+    assert b'runpod_probe_maintenance{endpoint="z"} 1.0' in pages[-1]
