@@ -14,6 +14,7 @@ corrupt another endpoint's check on the same host.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -92,7 +93,22 @@ IDLE_PARSER = _IdleParser()
 
 
 class _Pool(aiohttp.TCPConnector):
-    """aiohttp's connector, keeping less of a connection while it waits in the pool."""
+    """aiohttp's connector, keeping less of a connection while it waits in the pool, and
+    connecting to a host with one IPv4 address straight through the loop."""
+
+    async def _wrap_create_connection(self, *args: Any, addr_infos: list[Any],
+                                      **kwargs: Any) -> Any:
+        """A host with one address (every pod behind RunPod's proxy, every IP literal) is
+        connected by the event loop itself, as aiohttp connects through a proxy: the same
+        deadline and the same errors, without aiohappyeyeballs' socket and ``sock_connect``
+        round (0.1 ms of CPU per fresh connection, 15 % of a request's). Several addresses
+        (or IPv6) keep aiohttp's happy eyeballs."""
+        if len(addr_infos) == 1 and not self._local_addr_infos:
+            family, _, _, _, address = addr_infos[0]
+            if family == socket.AF_INET:
+                return await self._wrap_existing_connection(
+                    *args, host=address[0], port=address[1], family=family, **kwargs)
+        return await super()._wrap_create_connection(*args, addr_infos=addr_infos, **kwargs)
 
     def _release(self, key: Any, protocol: Any, *args: Any, **kwargs: Any) -> None:
         super()._release(key, protocol, *args, **kwargs)

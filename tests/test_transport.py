@@ -6,13 +6,19 @@ keep their connection; a failure status, or a request that sent a body, never sh
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
+import trustme
 
 from probe import http
-from probe.prober import make_client
-from probe.transport import IDLE_PARSER
+from probe.outcome import Outcome
+from probe.prober import ProbeClient, make_client
+from probe.runner import verdict_from_exception
+from probe.transport import IDLE_PARSER, AiohttpTransport
 
 
 async def counting_server(status: int) -> tuple[asyncio.Server, list[int]]:
@@ -137,3 +143,89 @@ def test_bytes_sent_on_an_idle_connection_answer_no_request() -> None:
 
     assert asyncio.run(go()) == [(200, b"ok"), (200, b"ok")]
     assert len(accepted) == 2
+
+
+def _closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://127.0.0.1:{port}/x", (200, b"ok")),  # one IPv4 address: connected by the loop
+    ("http://localhost:{port}/x", (200, b"ok")),  # a name, resolved first
+    ("http://127.0.0.1:{closed}/x", httpx.ConnectError),  # refused
+    ("https://127.0.0.1:{plain}/x", httpx.ConnectError),  # TLS to a plain server
+], ids=["ip", "name", "refused", "tls-to-plain"])
+def test_a_fresh_connection_answers_or_fails_as_httpx_would(url: str, expected: object) -> None:
+    """Every way a check opens a connection gives an answer or the httpx error the runner
+    classifies (an IP literal is connected by the event loop itself, a name through aiohttp's
+    resolver and happy eyeballs)."""
+    async def plain_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")  # to a hello
+        await writer.drain()
+        writer.close()
+
+    async def go() -> object:
+        server, _ = await counting_server(200)
+        plain = await asyncio.start_server(plain_answer, "127.0.0.1", 0)
+        ports = {"port": server.sockets[0].getsockname()[1], "closed": _closed_port(),
+                 "plain": plain.sockets[0].getsockname()[1]}
+        try:
+            async with make_client(8, keepalive=False) as client:
+                status, body, _ = await http.get(client, url.format(**ports), {}, 1024)
+                return status, body
+        except httpx.TransportError as exc:
+            return type(exc)
+        finally:
+            for each in (server, plain):
+                each.close()
+                await each.wait_closed()
+
+    assert asyncio.run(go()) == expected
+
+
+@pytest.mark.parametrize(("host", "trusted", "expected"), [
+    ("127.0.0.1", True, "200 ok"),  # one IPv4 address: connected (and TLS) by the loop
+    ("localhost", True, "200 ok"),  # a name: aiohttp's resolver and happy eyeballs
+    ("127.0.0.1", False, Outcome.TLS_ERROR),  # a certificate no one vouches for
+    ("localhost", False, Outcome.TLS_ERROR),
+], ids=["ip-trusted", "name-trusted", "ip-untrusted", "name-untrusted"])
+def test_tls_is_verified_on_every_road(host: str, trusted: bool, expected: object) -> None:
+    """A TLS endpoint (RunPod's proxy is HTTPS) answers when its certificate is trusted and is
+    a ``tls_error`` when it is not, whichever road its connection takes."""
+    authority = trustme.CA()
+    served = authority.issue_cert("127.0.0.1", "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    if trusted:
+        authority.configure_trust(client_context)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def go() -> object:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        transport = AiohttpTransport(8, keepalive=False, verify=client_context)
+        try:
+            async with ProbeClient(transport, timeout=httpx.Timeout(10.0)) as client:
+                status, body, _ = await http.get(client, f"https://{host}:{port}/x", {}, 1024)
+                return f"{status} {body.decode()}"
+        except httpx.TransportError as exc:
+            return verdict_from_exception(exc, 10.0).outcome
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(go()) == expected
