@@ -34,7 +34,7 @@ from probe.app import PLUGINS  # noqa: E402
 from probe.check_series import lines_of  # noqa: E402
 from probe.config import parse_config  # noqa: E402
 from probe.exposition import render_chunks  # noqa: E402
-from probe.metrics import ProbeCollector, make_registry  # noqa: E402
+from probe.metrics import ProbeCollector, endpoint_lines, make_registry  # noqa: E402
 from probe.outcome import Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402
 
@@ -58,7 +58,8 @@ def build(n: int, ahead: bool) -> tuple[FleetState, float]:
     plan = PLUGINS.plan(config)
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
-    state = FleetState(write_ahead=lines_of if ahead else None)
+    state = FleetState(write_ahead=lines_of if ahead else None,
+                       write_view=endpoint_lines if ahead else None)
     state.configure(config, plan)
     for round_ in range(3):
         for result in results(n, round_):

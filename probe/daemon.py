@@ -39,7 +39,7 @@ from probe.features import (
 )
 from probe.job import Job
 from probe.listener import serve, with_pages
-from probe.metrics import Guarded, ProbeCollector, make_registry
+from probe.metrics import Guarded, ProbeCollector, endpoint_lines, make_registry
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
 from probe.prober import Prober, keepalive_expiry_s, make_client
@@ -174,7 +174,7 @@ class Daemon:
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
         self.jobs: Sequence[Job] = plugins.plan(config)
-        self.state = FleetState(write_ahead=lines_of)
+        self.state = FleetState(write_ahead=lines_of, write_view=endpoint_lines)
         self.state.configure(config, self.jobs)
         self.store: ResultStore | None = None
         self.collector = ProbeCollector(self.state)

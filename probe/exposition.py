@@ -36,12 +36,18 @@ EXACT_INT = 2**53  # below this in size an int is exactly a float: its text is "
 
 def go_number(value: Any) -> str:
     """A sample value as prometheus_client writes it (``floatToGoString``), without its
-    work for the values a page is made of: a float below a million is its ``repr``, an int
-    below a million (and exactly a float) its digits and ``.0``; Go's exponent form (from a
-    million up), infinities and NaN are written by ``floatToGoString`` itself."""
+    work for the values a page is made of: a float below a million is its ``repr``, one
+    from a million up to 1e16 (a Unix time) its ``repr`` in Go's exponent form, an int
+    below a million (and exactly a float) its digits and ``.0``; infinities, NaN and the
+    rest are written by ``floatToGoString`` itself."""
     if type(value) is float:
         if -INF < value < 1e6:
             return repr(value)
+        if 1e6 <= value < 1e16:  # the digits before the point (7 to 16) move behind the first
+            digits = repr(value)
+            dot = digits.find(".")
+            mantissa = f"{digits[0]}.{digits[1:dot]}{digits[dot + 1:]}".rstrip("0.")
+            return f"{mantissa}e+{dot - 1:02d}"
     elif type(value) is int and -EXACT_INT < value < 1_000_000:
         return f"{value}.0"
     text: str = floatToGoString(value)  # type: ignore[no-untyped-call]

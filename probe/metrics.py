@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
 from typing import Any, Protocol, TypeVar
@@ -59,9 +58,9 @@ class ProbeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
-        self.texts.trim(len(snap.endpoints), len(snap.checks))
-        yield from _endpoint_metrics(snap, self.texts)
-        yield from _check_metrics(snap, self.texts)
+        self.texts.trim(len(snap.checks))
+        yield from _endpoint_metrics(snap)
+        yield from _check_metrics(snap)
         yield from _schedule_metrics(snap, self.texts)
         yield from _daemon_metrics(snap, self.store)
 
@@ -69,8 +68,8 @@ class ProbeCollector(Collector):
         """The families without their series: what registering needs (names), without
         collecting the whole fleet."""
         empty = Snapshot({}, {}, DaemonStats())
-        yield from _endpoint_metrics(empty, Texts())
-        yield from _check_metrics(empty, Texts())
+        yield from _endpoint_metrics(empty)
+        yield from _check_metrics(empty)
         yield from _schedule_metrics(empty, Texts())
         yield from _daemon_metrics(empty, self.store)
 
@@ -81,46 +80,37 @@ MAX_LEN_FAMILY = P + "max_model_len"
 MAINTENANCE_FAMILY = P + "maintenance"
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointLines:
-    """An endpoint's lines in each endpoint family, written from one view of it: the state
-    keeps an endpoint's view while nothing in it changes, so they are written when the
-    endpoint changes (its state, cause, model or window), not at every scrape."""
-
-    view: EndpointView
-    lines: tuple[str, str, str, str, str, str]  # info, up, state, cause, max_len, maintenance
-
-    @classmethod
-    def of(cls, name: str, view: EndpointView) -> EndpointLines:
-        e = f'endpoint="{escape_value(name)}"'
-        state = view.state
-        states = "".join(f'{STATE_FAMILY}{{{e},state="{label}"}} '
-                         f"{'1.0' if value is state else '0.0'}\n"
-                         for value, label in zip(STATES, STATE_LABELS, strict=True))
-        cause = view.cause
-        caused = "" if cause is None or state is State.UP else (
-            f'{CAUSE_FAMILY}{{check="{escape_value(cause.check)}",{e},'
-            f'outcome="{escape_value(cause.outcome)}",state="{escape_value(str(state))}"}} 1.0\n')
-        model, max_len = view.model_label, view.max_model_len
-        sized = "" if model is None or max_len is None else (
-            f'{MAX_LEN_FAMILY}{{{e},model="{escape_value(model)}"}} {go_number(max_len)}\n')
-        if view.kind is None:  # a standing pseudo-endpoint: only its state
-            return cls(view, ("", "", states, caused, sized, ""))
-        k = f'kind="{escape_value(view.kind)}"'
-        return cls(view, (
-            f'{INFO_FAMILY}{{{e},{k},url="{escape_value(view.url)}"}} 1.0\n',
+def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
+    """The endpoint's lines in each endpoint family (info, up, state, cause, max_model_len,
+    maintenance; "" where it has none), from its view: written by the state when the view
+    changes (its state, cause, model or window), not by every scrape."""
+    e = f'endpoint="{escape_value(name)}"'
+    state = view.state
+    states = "".join(f'{STATE_FAMILY}{{{e},state="{label}"}} '
+                     f"{'1.0' if value is state else '0.0'}\n"
+                     for value, label in zip(STATES, STATE_LABELS, strict=True))
+    cause = view.cause
+    caused = "" if cause is None or state is State.UP else (
+        f'{CAUSE_FAMILY}{{check="{escape_value(cause.check)}",{e},'
+        f'outcome="{escape_value(cause.outcome)}",state="{escape_value(str(state))}"}} 1.0\n')
+    model, max_len = view.model_label, view.max_model_len
+    sized = "" if model is None or max_len is None else (
+        f'{MAX_LEN_FAMILY}{{{e},model="{escape_value(model)}"}} {go_number(max_len)}\n')
+    if view.kind is None:  # a standing pseudo-endpoint: only its state
+        return ("", "", states, caused, sized, "")
+    k = f'kind="{escape_value(view.kind)}"'
+    return (f'{INFO_FAMILY}{{{e},{k},url="{escape_value(view.url)}"}} 1.0\n',
             f"{UP_FAMILY}{{{e},{k}}} {'1.0' if state is State.UP else '0.0'}\n",
             states, caused, sized,
-            f"{MAINTENANCE_FAMILY}{{{e}}} {'1.0' if state is State.MAINTENANCE else '0.0'}\n"))
+            f"{MAINTENANCE_FAMILY}{{{e}}} {'1.0' if state is State.MAINTENANCE else '0.0'}\n")
 
 
 class Texts:
-    """Text kept from one scrape to the next: each endpoint's lines (rewritten when its view
-    changes) and each check's label text, so a scrape of a large fleet writes only what is
-    new. Cleared when the fleet has shrunk well below what is kept."""
+    """Label texts kept from one scrape to the next: a name's escaped text does not change,
+    so a scrape of a large fleet builds only the texts of what is new. Cleared when the
+    fleet has shrunk well below what is kept."""
 
     def __init__(self) -> None:
-        self._endpoints: dict[str, EndpointLines] = {}
         self._checks: dict[tuple[str, ...], str] = {}
         # the plan's intervals (the state's dict, replaced when the plan changes) -> lines
         self._intervals: tuple[dict[tuple[str, str], float], Kept[str]] | None = None
@@ -134,22 +124,13 @@ class Texts:
                 for key, seconds in sorted(intervals.items()))
         return self._intervals[1]
 
-    def endpoint(self, name: str, view: EndpointView) -> tuple[str, ...]:
-        """The endpoint's lines in each endpoint family (``EndpointLines``), as of ``view``."""
-        kept = self._endpoints.get(name)
-        if kept is None or kept.view is not view:
-            kept = self._endpoints[name] = EndpointLines.of(name, view)
-        return kept.lines
-
     def check(self, key: tuple[str, ...]) -> str:
         text = self._checks.get(key)
         if text is None:
             text = self._checks[key] = label_text(CHECK_LABELS, key)
         return text
 
-    def trim(self, endpoints: int, checks: int) -> None:
-        if len(self._endpoints) > 2 * endpoints + 64:
-            self._endpoints.clear()
+    def trim(self, checks: int) -> None:
         if len(self._checks) > 2 * checks + 64:
             self._checks.clear()
 
@@ -160,7 +141,7 @@ def _state_rows(item: tuple[str, EndpointView]) -> Iterator[tuple[Any, ...]]:
             for value, label in zip(STATES, STATE_LABELS, strict=True))
 
 
-def _endpoint_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
+def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
     info = Family(INFO_FAMILY, "Configured endpoints (value 1).", "gauge",
                   labels=["endpoint", "kind", "url"])
     up = Family(UP_FAMILY, "1 when the endpoint's verdict is up; 0 when it "
@@ -180,7 +161,7 @@ def _endpoint_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
     views = _in_order(snap.endpoints, snap)
     # each family writes its lines from the endpoints' kept lines (``EndpointLines``, one
     # column each); rows are read only for samples
-    columns = _Columns(views, texts)
+    columns = _Columns(views)
     info.add_lines(columns.first, Lines(lambda: (
         ((name, v.kind, v.url), 1) for name, v in views if v.kind is not None)))
     up.add_lines(partial(columns.column, 1), Lines(lambda: (
@@ -209,7 +190,7 @@ def _schedule_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
     yield interval
 
 
-def _check_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
+def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
     # each check's lines are written when its result arrives (``probe.check_series``)
     yield from families(_in_order(snap.checks, snap))
 
@@ -223,24 +204,25 @@ def _in_order(items: dict[Any, V], snap: Snapshot) -> Collection[tuple[Any, V]]:
 
 class _Columns:
     """The endpoints' lines of one scrape, family by family: the first family's are read
-    endpoint by endpoint (writing those of a changed endpoint), keeping each endpoint's lines
-    for the others, which are then read without a call per endpoint."""
+    endpoint by endpoint (writing those of a view written by no one), keeping each
+    endpoint's lines for the others, which are then read without a call per endpoint."""
 
-    def __init__(self, views: Collection[tuple[str, EndpointView]], texts: Texts) -> None:
-        self.views, self.texts = views, texts
+    def __init__(self, views: Collection[tuple[str, EndpointView]]) -> None:
+        self.views = views
         self.written: list[tuple[str, ...]] = []
 
     def first(self) -> Iterator[str]:
         self.written = []
-        keep, endpoint = self.written.append, self.texts.endpoint
+        keep = self.written.append
         for name, view in self.views:
-            lines = endpoint(name, view)
+            lines = view.written or endpoint_lines(name, view)
             keep(lines)
             yield lines[0]
 
     def column(self, i: int) -> Iterable[str]:
         if len(self.written) != len(self.views):  # read out of order: all of them now
-            self.written = [self.texts.endpoint(name, view) for name, view in self.views]
+            self.written = [view.written or endpoint_lines(name, view)
+                            for name, view in self.views]
         return map(itemgetter(i), self.written)
 
 

@@ -16,7 +16,7 @@ import functools
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import accumulate
 from typing import Any
@@ -96,6 +96,9 @@ class EndpointView:
     max_model_len: int | None = None
     since: str | None = None  # when the state began (ISO time)
     window: str | None = None  # the maintenance window's name and reason
+    # its lines on /metrics (None: written by the scrape), written when the view changes: a
+    # view is kept while nothing in it changes
+    written: tuple[str, ...] | None = field(default=None, compare=False)
 
 
 # A served model's name is the server's to choose, so as a label value it is bounded: its
@@ -141,13 +144,17 @@ class Snapshot:
 
 
 WriteAhead = Callable[[tuple[str, str], CheckState], tuple[str, ...]]
+WriteView = Callable[[str, EndpointView], tuple[str, ...]]
 
 
 class FleetState:
-    def __init__(self, write_ahead: WriteAhead | None = None) -> None:
+    def __init__(self, write_ahead: WriteAhead | None = None,
+                 write_view: WriteView | None = None) -> None:
         """``write_ahead``: a check's lines on /metrics from its state, written when a result
-        changes it (``probe.check_series.lines_of``), so a scrape only joins them."""
+        changes it (``probe.check_series.lines_of``); ``write_view``: an endpoint's, written
+        when its view changes (``probe.metrics.endpoint_lines``). A scrape only joins them."""
         self._write_ahead = write_ahead
+        self._write_view = write_view
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
@@ -198,7 +205,8 @@ class FleetState:
     def _order(self) -> None:
         """Checks and views in name order: a scrape reads them so, without sorting."""
         self._checks = dict(sorted(self._checks.items()))
-        self._view_of = {name: self._view(name, self._verdicts[name])
+        kept = self._view_of
+        self._view_of = {name: self._kept_view(name, self._verdicts[name], kept.get(name))
                          for name in sorted(self._verdicts)}
         self._ordered = True
 
@@ -221,7 +229,7 @@ class FleetState:
                     if planned:
                         verdict.plan(set(planned), self._required.get(name, ()))
                     self._verdicts[name] = verdict
-                    self._view_of[name] = self._view(name, verdict)
+                    self._keep_view(name, verdict)
 
     def update(self, result: ProbeResult, row_id: int | None = None) -> list[Transition]:
         """Record ``result`` and judge its endpoint; returns what changed (for the ledger)."""
@@ -251,11 +259,7 @@ class FleetState:
             if verdict is None:  # an endpoint no plan declared: nothing to judge
                 return []
             transitions = verdict.observe(result, row_id, self.hysteresis)
-            view = self._view(result.endpoint, verdict)
-            if view != self._view_of.get(result.endpoint):
-                # kept while nothing in it changes: what is written from it (/metrics' lines
-                # of the endpoint) is written again only when it changes
-                self._view_of[result.endpoint] = view
+            self._keep_view(result.endpoint, verdict)
             return transitions
 
     def set_maintenance(self, endpoint: str, window: Window | None,
@@ -270,7 +274,7 @@ class FleetState:
                 transitions = verdict.leave_maintenance(endpoint, at, url)
             else:
                 transitions = verdict.enter_maintenance(endpoint, window, at, url)
-            self._view_of[endpoint] = self._view(endpoint, verdict)
+            self._keep_view(endpoint, verdict)
             return transitions
 
     def in_maintenance(self) -> dict[str, str]:
@@ -313,6 +317,20 @@ class FleetState:
         """Every endpoint's view, without its checks' counters (the status page)."""
         with self._lock:
             return dict(self._view_of)  # views are immutable: a copy of the mapping is enough
+
+    def _keep_view(self, name: str, verdict: EndpointVerdict) -> None:
+        self._view_of[name] = self._kept_view(name, verdict, self._view_of.get(name))
+
+    def _kept_view(self, name: str, verdict: EndpointVerdict,
+                   kept: EndpointView | None) -> EndpointView:
+        """The endpoint's view as of ``verdict``: ``kept`` while nothing in it changed (what
+        was written from it stays), else a new one, written (``write_view``)."""
+        view = self._view(name, verdict)
+        if kept is not None and view == kept:
+            return kept
+        if self._write_view is not None:
+            view = replace(view, written=self._write_view(name, view))
+        return view
 
     def _view(self, name: str, verdict: EndpointVerdict) -> EndpointView:
         kind, url, planned = self._endpoints.get(name, (None, "", ()))

@@ -17,7 +17,7 @@ from prometheus_client.utils import floatToGoString
 
 from probe.check_series import lines_of
 from probe.exposition import Kept, go_number, histogram_lines, make_wsgi_app, render
-from probe.metrics import ProbeCollector, make_registry
+from probe.metrics import ProbeCollector, endpoint_lines, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
 from probe.serverless.metrics import ServerlessMetrics
@@ -37,12 +37,18 @@ def result(name: str, check: str, outcome: Outcome, i: int = 0, **details: objec
                        200 if outcome is Outcome.OK else None, dict(details))
 
 
+def written(write_ahead: WriteAhead | None) -> FleetState:
+    """A state whose checks' and endpoints' lines are written as they change, as the daemon's
+    are (``write_ahead``: ``lines_of``), or by each scrape (None)."""
+    return FleetState(write_ahead=write_ahead,
+                      write_view=None if write_ahead is None else endpoint_lines)
+
+
 def registry(write_ahead: WriteAhead | None = None) -> CollectorRegistry:
-    """A fleet's registry; ``write_ahead``: each check's lines written per result, as the
-    daemon writes them (else written by the scrape)."""
+    """A fleet's registry; ``write_ahead``: lines written as the state changes (``written``)."""
     config = config_of(*(endpoint(name=n, checks=("models", "health", "vllm_metrics"))
                          for n in NAMES))
-    state = FleetState(write_ahead=write_ahead)
+    state = written(write_ahead)
     state.configure(config, plan(config))
     for name in NAMES:
         for check, outcome in (("models", Outcome.OK), ("health", Outcome.TIMEOUT),
@@ -143,8 +149,9 @@ def test_a_verdict_is_encoded_as_its_json() -> None:
 @pytest.mark.parametrize("value", [
     0, 1, -1, 7, 999_999, 1_000_000, 123_456_789, 2**53 - 1, 2**53, 2**60, -(2**53) + 1,
     -(2**53), -(2**60), True, False, 0.0, -0.0, 0.1, 1e-7, 0.30000000000000004, 999_999.99,
-    1e6, 1.5e6, 1_764_520_000.123, -5.5, -1e20, 1e22, float("inf"), float("-inf"),
-    float("nan")])
+    1e6, 1.5e6, 1_764_520_000.123, 1_764_520_000.0, 1_764_520_001.5, 1e7, 9_999_999.999,
+    123_456_789_012_345.6, 9_999_999_999_999_998.0, 1e16, 2.5e16, -5.5, -1e6, -1.5e9, -1e20,
+    1e22, float("inf"), float("-inf"), float("nan")])
 def test_numbers_are_written_as_prometheus_client_writes_them(value: float) -> None:
     assert go_number(value) == floatToGoString(value)
 
@@ -228,7 +235,7 @@ def test_each_scrape_shows_the_fleet_as_it_is_then(write_ahead: WriteAhead | Non
     after results that move an endpoint down and back up, a model change and a window, each
     page is still what prometheus_client writes from the state at that time."""
     config = config_of(*(endpoint(name=n, checks=("models", "health")) for n in NAMES))
-    state = FleetState(write_ahead=write_ahead)
+    state = written(write_ahead)
     state.configure(config, plan(config))
     reg = make_registry(ProbeCollector(state))
     encoder, _ = choose_encoder("")
