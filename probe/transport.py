@@ -98,7 +98,7 @@ class _Pool(aiohttp.TCPConnector):
 
     async def _wrap_create_connection(self, *args: Any, addr_infos: list[Any],
                                       **kwargs: Any) -> Any:
-        """A host with one address (every pod behind RunPod's proxy, every IP literal) is
+        """A host with one IPv4 address (an IP literal, a name that resolves to one) is
         connected by the event loop itself, as aiohttp connects through a proxy: the same
         deadline and the same errors, without aiohappyeyeballs' socket and ``sock_connect``
         round (0.1 ms of CPU per fresh connection, 15 % of a request's). Several addresses
