@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from probe.outcome import ProbeResult
-from probe.writer import SingleWriter
+from probe.writer import BATCH_INTERVAL_S, SingleWriter
 
 COLUMNS = {"id": int, "ts": str, "endpoint": str, "kind": str, "check_name": str,
            "outcome": str, "http_status": int, "latency_s": float, "attempts": int,
@@ -62,7 +62,7 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
     what = "results"
 
     def __init__(self, path: Path, redact: Callable[[str], str] = lambda s: s,
-                 batch_interval_s: float = 0.2) -> None:
+                 batch_interval_s: float = BATCH_INTERVAL_S) -> None:
         super().__init__("result-store", batch_interval_s)
         self.path = path
         self.redact = redact

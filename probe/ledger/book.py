@@ -22,7 +22,7 @@ from typing import Any
 
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
 from probe.verdict import Encoded
-from probe.writer import SingleWriter
+from probe.writer import BATCH_INTERVAL_S, SingleWriter
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     what = "ledger entries"
 
     def __init__(self, path: Path, on_written: Written | None = None,
-                 maintenance: Maintenance | None = None, batch_interval_s: float = 0.2,
+                 maintenance: Maintenance | None = None, batch_interval_s: float = BATCH_INTERVAL_S,
                  busy_timeout_s: float = 5.0,
                  redact: Callable[[str], str] = lambda text: text) -> None:
         super().__init__("ledger", batch_interval_s)
