@@ -318,7 +318,7 @@ class Daemon:
                 gc.freeze()
                 gc.disable()  # collected on a clock from here on (collect_garbage)
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
-                self.scheduler.set_jobs(list(self.jobs), self.config.scheduler.spread)
+                self.scheduler.set_jobs(list(self.jobs), self.config.scheduler)
                 self.scheduler.start()
                 watchdog = asyncio.create_task(self._watchdog())
                 windows = asyncio.create_task(self.clock.run())
@@ -466,7 +466,7 @@ class Daemon:
             self.prober.redactor = self.redactor
         self.state.configure(config, self.jobs)
         if self.scheduler is not None:
-            self.scheduler.set_jobs(list(self.jobs), config.scheduler.spread)
+            self.scheduler.set_jobs(list(self.jobs), config.scheduler)
         self._announce_plan()
         return True
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from probe.config.model import Config
+from probe.config.model import Config, SchedulerSettings
 from probe.job import Job
 
 
@@ -40,6 +40,34 @@ def start_offset_s(job: Job, spread: bool) -> float:
 # together (one pass over the job store for several jobs), at the cost of starting up to a
 # tick late.
 TICK_S = 0.01
+
+# Each wake-up of an idle daemon costs far more than the same work done warm: at 100 pods
+# every 15 s, spread one by one, a probe took 2.2 ms of CPU; the same probes started all
+# together, 0.7 ms (measured, per-thread CPU from /proc). So first runs are placed on a grid
+# whose step is the time in which the plan schedules, on average, a burst of checks (from
+# TICK_S to GRID_MAX_S): jobs of one interval that land in the same step start together,
+# at the step, every interval. They are scheduled there, so the lag is what it was, as long
+# as a burst fits the concurrency limit (the lag is counted once a check has its slot): a
+# burst is half of ``max_concurrent``, at most BURST. Measured at 10,000 pods every 15 s:
+# bursts of 32 took 13-16 % less CPU per probe than bursts of 8 (the 10 ms tick's), lag p99
+# 26-44 ms; bursts of 64 saved no more and the lag p99 reached 377 ms. Like systemd's timer
+# accuracy, bounded to a second.
+BURST = 32
+GRID_MAX_S = 1.0
+
+
+def phase_grid_s(jobs: Iterable[Job], max_concurrent: int) -> float:
+    """The step first runs are placed on: a burst's worth of the plan's rate."""
+    burst = max(1, min(BURST, max_concurrent // 2))
+    rate = sum(1 / job.interval_s for job in jobs if job.interval_s > 0)
+    return GRID_MAX_S if rate <= 0 else min(GRID_MAX_S, max(TICK_S, burst / rate))
+
+
+def on_grid(moment: datetime, grid_s: float) -> datetime:
+    """The first multiple of ``grid_s`` (counted from the Unix epoch) at or after ``moment``:
+    the same instants for every job placed with the same step, whenever it was placed."""
+    steps = math.ceil(round(moment.timestamp() / grid_s, 6))
+    return datetime.fromtimestamp(steps * grid_s, UTC)
 
 
 class _LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
@@ -90,20 +118,24 @@ class ProbeScheduler:
     def scheduled_at(self, job_id: str) -> float | None:
         return self._scheduled_at.pop(job_id, None)
 
-    def set_jobs(self, jobs: list[Job], spread: bool) -> None:
+    def set_jobs(self, jobs: list[Job], settings: SchedulerSettings) -> None:
         """Replace the schedule where it changed: a job whose definition is the same keeps
-        its phase (a reload or a discovery run must not restart every interval)."""
+        its phase (a reload or a discovery run must not restart every interval). New jobs
+        start at once, or (``settings.spread``) at their offset, on the grid."""
         wanted = {job.id: job for job in jobs}
         for job_id in [i for i, job in self._jobs.items() if wanted.get(i) != job]:
             if self._scheduler.get_job(job_id) is not None:
                 self._scheduler.remove_job(job_id)
             del self._jobs[job_id]
         now = datetime.now(UTC)
+        grid = phase_grid_s(wanted.values(), settings.max_concurrent)
         for job in wanted.values():
             if job.id in self._jobs:
                 continue
             self._jobs[job.id] = job
-            start = now + timedelta(seconds=start_offset_s(job, spread))
+            start = now
+            if settings.spread:
+                start = on_grid(now + timedelta(seconds=start_offset_s(job, True)), grid)
             self._scheduler.add_job(
                 self._run, IntervalTrigger(seconds=job.interval_s, start_date=start),
                 args=(job,), id=job.id, name=job.id, max_instances=1, coalesce=True,
