@@ -7,8 +7,8 @@ same registry (client_python's custom-collector pattern).
 The families with a series per endpoint or check are ``probe.exposition.Family``: one
 snapshot of the state is taken per scrape and written straight to text from it (no
 ``Sample`` per series). A check's lines are written when its result arrives
-(``probe.check_series``) and an endpoint's when its view changes (``EndpointLines``), so a
-scrape of 10,000 endpoints joins text (about 40 ms of CPU).
+(``probe.check_series``) and an endpoint's by the state when its view changes
+(``endpoint_lines``), so a scrape of 10,000 endpoints joins text (about 40 ms of CPU).
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
                          "(every alert on it is silenced), else 0.", "gauge",
                          labels=["endpoint"])
     views = _in_order(snap.endpoints, snap)
-    # each family writes its lines from the endpoints' kept lines (``EndpointLines``, one
-    # column each); rows are read only for samples
+    # each family writes its lines from the endpoints' written lines (``endpoint_lines``,
+    # one column each); rows are read only for samples
     columns = _Columns(views)
     info.add_lines(columns.first, Lines(lambda: (
         ((name, v.kind, v.url), 1) for name, v in views if v.kind is not None)))

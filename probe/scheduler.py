@@ -63,11 +63,17 @@ def phase_grid_s(jobs: Iterable[Job], max_concurrent: int) -> float:
     return GRID_MAX_S if rate <= 0 else min(GRID_MAX_S, max(TICK_S, burst / rate))
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def on_grid(moment: datetime, grid_s: float) -> datetime:
     """The first multiple of ``grid_s`` (counted from the Unix epoch) at or after ``moment``:
-    the same instants for every job placed with the same step, whenever it was placed."""
-    steps = math.ceil(round(moment.timestamp() / grid_s, 6))
-    return datetime.fromtimestamp(steps * grid_s, UTC)
+    the same instants for every job placed with the same step, whenever it was placed
+    (counted in whole microseconds, so a moment on the grid stays there)."""
+    step = max(1, round(grid_s * 1e6))
+    steps = -(-((moment - EPOCH) // MICROSECOND) // step)  # rounded up
+    return EPOCH + steps * step * MICROSECOND
 
 
 class _LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
@@ -128,7 +134,7 @@ class ProbeScheduler:
                 self._scheduler.remove_job(job_id)
             del self._jobs[job_id]
         now = datetime.now(UTC)
-        grid = phase_grid_s(wanted.values(), settings.max_concurrent)
+        grid = phase_grid_s(wanted.values(), settings.max_concurrent) if settings.spread else 0
         for job in wanted.values():
             if job.id in self._jobs:
                 continue
