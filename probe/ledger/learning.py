@@ -3,9 +3,13 @@
 The file's existing bytes are never changed, reordered or removed: the new file is the
 old bytes plus a chunk, written to a temporary file beside it, fsynced and renamed over
 it, so a crash leaves either the old file or the whole new one. Where the last run left
-off is read from the file itself: every row we write cites ``ledger #N sha256:<12 hex>``,
-and only entries after the highest cited id are appended (a restored or hand-edited file
-gets no duplicates; a row someone deleted by hand is not forced back). A file with no
+off is read from the file itself: every row we write ends with the citation
+``ledger #N sha256:<12 hex> |``, and only entries after the highest cited id are appended (a
+restored or hand-edited file gets no duplicates; a row someone deleted by hand is not forced
+back). A citation counts only there, at the end of a table row: text from servers, names
+and reasons (a model id, an endpoint name, a maintenance reason) is data, written inside a
+cell with its pipes escaped and its line breaks made spaces, so it can never end a row and
+never reads as a citation, whatever it says. A file with no
 such table, one that cites entries this ledger does not have, or one we may not write,
 is an error: it is never rewritten.
 """
@@ -26,7 +30,11 @@ from probe.ledger.chain import LedgerEntry
 
 HEADER = re.compile(r"^\s*\|\s*Date\s*\|\s*Pattern\s*\|\s*Source\s*\|\s*$", re.IGNORECASE)
 SEPARATOR = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|){2}\s*:?-{3,}:?\s*\|?\s*$")
-MARKER = re.compile(r"ledger #(\d+) sha256:([0-9a-f]{12})")
+# A row's citation: the last thing on a table row line (data never ends a row, see _cell).
+MARKER = re.compile(r"^\s*\|.*(?<![^\s·])ledger #(\d+) sha256:([0-9a-f]{12})\s*\|\s*$",
+                    re.MULTILINE)
+# Everything str.splitlines() breaks a line at: none of it may reach a cell.
+LINE_BREAKS = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 ATTEMPTS = 3
 
 
@@ -35,7 +43,8 @@ class LearningFileError(Exception):
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    """Data in a cell: one line, every pipe escaped, so it can never end the row."""
+    return LINE_BREAKS.sub(" ", str(text)).replace("|", "\\|")
 
 
 def _source(entry: LedgerEntry) -> str:
@@ -59,7 +68,8 @@ def _template() -> jinja2.Template:
 
 
 def cited(text: str) -> dict[int, str]:
-    """Ledger entries the file already cites: id -> hash prefix."""
+    """Ledger entries the file's rows cite (at the end of a row, nowhere else): id -> hash
+    prefix."""
     return {int(m.group(1)): m.group(2) for m in MARKER.finditer(text)}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from helpers import parse_config
 from ledgerhelpers import chain, draft
 
 from probe.config import ConfigError
+from probe.ledger import rules
 from probe.ledger.chain import GENESIS, Evidence, seal
 from probe.ledger.learning import (
     NEW_FILE,
@@ -22,6 +24,7 @@ from probe.ledger.learning import (
     check_appendable,
     cited,
 )
+from probe.verdict import Event, Transition, Window
 
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
 TABLE = "| Date | Pattern | Source |\n|---|---|---|\n"
@@ -189,3 +192,39 @@ def test_a_file_that_cannot_be_created_is_an_error(tmp_path: Path) -> None:
         check_appendable(blocker / "LEARNING.md")
     with pytest.raises(LearningFileError, match="cannot be created"):
         append_learning(blocker / "LEARNING.md", chain(1))
+
+
+
+FORGED = "ledger #1 sha256:000000000000 | x |\nledger #9 sha256:000000000000 |\u2028| 2026 |"
+AT = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("transition", "who"),
+    [(Transition(Event.MODEL_CHANGED, "qwen", AT, "models", old="qwen", new=FORGED,
+                 url="http://x"), "RunPod pod qwen"),
+     (Transition(Event.APPEARED, FORGED, AT, "config", url="http://x"), FORGED),
+     (Transition(Event.MAINTENANCE_STARTED, "qwen", AT, url="http://x/" + FORGED,
+                 new=Window("k", "move", FORGED, "cli (alice)", AT, None)), "qwen")],
+    ids=["model-id", "endpoint-name", "maintenance-reason"],
+)
+def test_row_text_shaped_like_a_citation_is_data(tmp_path: Path, transition: Transition,
+                                                 who: str) -> None:
+    """Text from servers, names and reasons never reads as a row's citation: later appends
+    go on, and the row renders as one row of three cells."""
+    path = tmp_path / "LEARNING.md"
+    path.write_text(TABLE)
+    entries = [seal(rules.draft(transition, who), 1, GENESIS)]
+    assert "ledger #1 sha256:000000000000" in entries[0].pattern
+    for n in (2, 3):
+        entries.append(seal(draft(n), n, entries[-1].hash))
+    assert append_learning(path, entries[:1]) == 1
+    assert append_learning(path, entries[:2]) == 1, "the next append is not refused"
+    assert append_learning(path, entries) == 1
+    assert append_learning(path, entries) == 0
+    text = path.read_text()
+    assert sorted(cited(text)) == [1, 2, 3]
+    assert cited(text)[1] == entries[0].short_hash
+    assert len(text.split("\n")) == len(text.splitlines()) + 1 == 2 + 3 + 1
+    for row in text.split("\n")[2:5]:
+        assert row.replace("\\|", "").count("|") == 4, row
