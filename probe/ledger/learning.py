@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -163,21 +164,40 @@ def create(target: Path) -> None:
 
 
 def check_appendable(path: Path) -> None:
-    """Raise ``LearningFileError`` unless ``path`` is a writable file with a table, or does
-    not exist yet and can be created (its nearest existing directory is writable)."""
+    """Raise ``LearningFileError`` unless ``path`` is a regular writable file with a table,
+    or does not exist yet and can be created. Either way a file must be creatable in its
+    directory (appends write a temporary file there and rename it): one is created and
+    removed to find out, so a path under /proc, /sys or a read-only mount is refused at
+    start instead of failing at every append."""
     target = Path(os.path.realpath(path))
     if not target.exists():
         parent = target.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
+        if not parent.is_dir():
             raise LearningFileError(f"does not exist and cannot be created ({parent} is not "
-                                    "a writable directory)")
+                                    "a directory)")
+        _check_creatable_in(parent, "does not exist and cannot be created")
         return
+    if not target.is_file():
+        kind = "a directory" if target.is_dir() else "not a regular file"
+        raise LearningFileError(f"is {kind}: a LEARNING.md must be a regular file")
     _, _, text = _read(target)
     if not tables(text.splitlines()):
         raise LearningFileError("has no | Date | Pattern | Source | table to append to")
     _check_writable(target)
+    _check_creatable_in(target.parent, "is not writable")
+
+
+def _check_creatable_in(directory: Path, what: str) -> None:
+    """A regular file can be created (and removed) in ``directory``."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".LEARNING.", suffix=".check", dir=directory)
+    except OSError as exc:
+        raise LearningFileError(f"{what} (no file can be created in {directory}: "
+                                f"{exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _read(target: Path) -> tuple[os.stat_result, bytes, str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,3 +259,30 @@ def test_learning_creates_a_missing_file(tmp_path: Path,
     assert "appended" in capsys.readouterr().out
     assert file.read_text().startswith("# LEARNING") and "| Date | Pattern | Source |" in \
         file.read_text()
+
+
+@pytest.mark.parametrize("where", ["/proc/runpod-probe-test/LEARNING.md", "{tmp}"],
+                         ids=["under-proc", "a-directory"])
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_a_learning_path_no_file_can_be_appended_at_stops_the_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        where: str, command: str) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "test-key-0000")
+    learning_path = where.format(tmp=tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage: {{path: {tmp_path / 'p.db'}}}\n"
+                      f"learning: {{path: {learning_path}}}\n"
+                      "metrics: {listen: '127.0.0.1:0'}\n"
+                      "endpoints:\n  - {name: s, kind: serverless, endpoint_id: e}\n")
+    exit_code: list[int] = []
+    started = time.monotonic()
+    # in a thread: a daemon that starts anyway (the bug) must not hang the test run
+    worker = threading.Thread(target=lambda: exit_code.append(
+        main([command, "--config", str(config)])), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert exit_code == [2], "refused before probing"
+    assert time.monotonic() - started < 3
+    problems = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("  ")]
+    assert len(problems) == 1 and problems[0].startswith(f"  learning.path: {learning_path} ")

@@ -5,6 +5,7 @@ is ``write_atomic``'s contract: tests/test_atomic.py; the ``learning`` command: 
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -228,3 +229,20 @@ def test_row_text_shaped_like_a_citation_is_data(tmp_path: Path, transition: Tra
     assert len(text.split("\n")) == len(text.splitlines()) + 1 == 2 + 3 + 1
     for row in text.split("\n")[2:5]:
         assert row.replace("\\|", "").count("|") == 4, row
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [(lambda tmp: Path("/proc/runpod-probe-test/LEARNING.md"),
+      "does not exist and cannot be created (no file can be created in /proc"),
+     (lambda tmp: Path("/proc/LEARNING.md"),
+      "does not exist and cannot be created (no file can be created in /proc"),
+     (lambda tmp: tmp, "is a directory: a LEARNING.md must be a regular file"),
+     (lambda tmp: Path("/dev/null"), "is not a regular file")],
+    ids=["under-proc", "in-proc", "a-directory", "a-device"],
+)
+def test_a_path_no_file_can_be_appended_at_is_refused_up_front(
+        tmp_path: Path, where: object, message: str) -> None:
+    with pytest.raises(LearningFileError, match=re.escape(message)):
+        check_appendable(where(tmp_path))  # type: ignore[operator]
+    assert list(tmp_path.iterdir()) == [], "the check leaves nothing behind"
