@@ -59,7 +59,7 @@ def database(args: argparse.Namespace, plugins: Plugins) -> Path:
     if args.db:
         path = Path(args.db)
     else:
-        config = load_or_report(args.config, plugins.config)
+        config = load_or_report(args.config, plugins.config, keys_needed=False)
         if config is None:
             raise UsageError("")
         path = config.storage.path
@@ -70,14 +70,27 @@ def database(args: argparse.Namespace, plugins: Plugins) -> Path:
 
 def entries(path: Path, since: str | None = None,
             endpoint: str | None = None) -> list[LedgerEntry]:
-    conn = sqlite3.connect(path, timeout=5.0)
+    """The ledger's entries, or ``UsageError`` (one line) for a file that is not a SQLite
+    database or has no ledger table."""
     try:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                            "name = 'ledger'").fetchone():
-            return []
+        conn = sqlite3.connect(path, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise UsageError(f"runpod-probe: cannot open {path}: {exc}") from None
+    try:
+        if not has_ledger(conn):
+            raise UsageError(f"runpod-probe: {path} has no ledger table (not a runpod-probe "
+                             "database, or the table was dropped)")
         return read_entries(conn, since=since, endpoint=endpoint)
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"runpod-probe: {path} is not a readable SQLite database: "
+                         f"{exc}") from None
     finally:
         conn.close()
+
+
+def has_ledger(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'ledger'").fetchone() is not None
 
 
 def _run(args: argparse.Namespace, plugins: Plugins, body: Any) -> int:
@@ -93,8 +106,8 @@ def cmd_verify(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(path: Path) -> int:
         report = verify(entries(path))
         if not report.ok:
-            print(f"runpod-probe: ledger verify FAILED: {report.problem}", file=sys.stderr)
-            print(f"({report.entries} entries before it are intact)", file=sys.stderr)
+            print(f"runpod-probe: ledger verify FAILED: {report.problem} ({report.entries} "
+                  "entries before it are intact)", file=sys.stderr)
             return EXIT_BROKEN
         print(f"ledger ok: {report.entries} entries, head sha256:{report.head}")
         return EXIT_OK

@@ -1,6 +1,7 @@
 """``runpod-probe ledger verify|list`` and ``runpod-probe learning``: exit codes as the README
 documents them (verify 0 intact / 1 broken / 2 no database; list 0; learning 0 / 1 ledger
-fails verify / 2 file not appendable), what each prints, and ``--since``."""
+fails verify / 2 file not appendable), what each prints, and ``--since``. Bad input is one
+line and exit 2; none of them needs the config's secrets."""
 
 from __future__ import annotations
 
@@ -83,13 +84,13 @@ Command = Callable[[Path, Path], list[str]]
 CASES = [
     (ledger_verify, intact, 0, "out", "ledger ok: 3 entries, head sha256:"),
     (ledger_verify, empty, 0, "out", "ledger ok: 0 entries"),
-    (ledger_verify, results_only, 0, "out", "ledger ok: 0 entries"),
+    (ledger_verify, results_only, 2, "err", "has no ledger table"),
     (ledger_verify, broken, 1, "err",
      "ledger verify FAILED: ledger entry #2: content does not match its hash"),
     (ledger_verify, missing, 2, "err", "no database at"),
     (ledger_list, intact, 0, "out", "down (404) — case 3"),
     (ledger_list, empty, 0, "out", "no ledger entries"),
-    (ledger_list, results_only, 0, "out", "no ledger entries"),
+    (ledger_list, results_only, 2, "err", "has no ledger table"),
     (ledger_list, broken, 0, "out", "RunPod pod qwen was fine"),  # listing is not verifying
     (ledger_list, missing, 2, "err", "no database at"),
     (learning, intact, 0, "out", "appended 3 rows"),
@@ -286,3 +287,68 @@ def test_a_learning_path_no_file_can_be_appended_at_stops_the_start(
     problems = [line for line in capsys.readouterr().err.splitlines()
                 if line.startswith("  ")]
     assert len(problems) == 1 and problems[0].startswith(f"  learning.path: {learning_path} ")
+
+
+def not_sqlite(path: Path) -> None:
+    path.write_bytes(b"this is not a database\n" * 100)
+
+
+def a_directory(path: Path) -> None:
+    path.mkdir()
+
+
+def zero_bytes(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def truncated(path: Path) -> None:
+    intact(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:100])  # the header survives, the pages do not
+
+
+@pytest.mark.parametrize("database", [not_sqlite, a_directory, missing, zero_bytes,
+                                      results_only, truncated],
+                         ids=lambda f: f.__name__.replace("_", "-"))
+@pytest.mark.parametrize("command", [ledger_verify, ledger_list, learning],
+                         ids=["ledger-verify", "ledger-list", "learning"])
+def test_a_database_that_is_not_a_ledger_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: Command,
+        database: Callable[[Path], None]) -> None:
+    db, file = tmp_path / "p.db", tmp_path / "LEARNING.md"
+    database(db)
+    file.write_text(TABLE)
+    started = time.monotonic()
+    assert main(command(db, file)) == 2
+    assert time.monotonic() - started < 3
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runpod-probe: ") and str(db) in lines[0], \
+        captured.err
+    assert captured.out == ""
+    assert file.read_text() == TABLE
+
+
+@pytest.mark.parametrize("command", [ledger_verify, ledger_list, learning],
+                         ids=["ledger-verify", "ledger-list", "learning"])
+def test_ledger_commands_need_no_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         command: Command) -> None:
+    """They send nothing: the config's key variables may be unset."""
+    for name in ("RUNPOD_API_KEY", "VLLM_API_KEY", "TEAM_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    db, file = tmp_path / "p.db", tmp_path / "LEARNING.md"
+    intact(db)
+    file.write_text(TABLE)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"storage: {{path: {db}}}\n"
+                      "discovery: {pods: true}\n"
+                      "endpoints:\n"
+                      "  - {name: s, kind: serverless, endpoint_id: e}\n"
+                      "  - {name: p, kind: pod, pod_id: aq0t10sits4kz2, api_key_env: TEAM_KEY}\n")
+    argv = command(db, file)
+    argv[argv.index("--db"):argv.index("--db") + 2] = ["--config", str(config)]
+    assert main(argv) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "unset" not in captured.out
