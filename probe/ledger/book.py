@@ -6,7 +6,9 @@ triggers abort every UPDATE and DELETE, and an INSERT that does not extend the c
 deleting a row behind the DELETE trigger's back. Entries are sealed (id, hash) by the
 writer inside the transaction that inserts them, so the chain has a single author even
 if two processes share the file. Per-endpoint state is saved in the same transaction, so
-after a crash the state and the entries it produced agree.
+after a crash the state and the entries it produced agree. After each batch that appended
+entries the writer anchors the new head outside the table (``probe.ledger.anchor``), so
+entries removed from the end are caught too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from probe.ledger.anchor import (
+    AnchorError,
+    Head,
+    anchor_path,
+    anchor_problem,
+    read_anchor,
+    table_head,
+    write_anchor,
+)
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
 from probe.verdict import Encoded
 from probe.writer import BATCH_INTERVAL_S, SingleWriter
@@ -175,6 +186,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         conn = connect(path)
         try:
             self.states = load_states(conn)
+            self.anchoring, self.anchored = _anchor_at_start(conn, path)
         finally:
             conn.close()
         self._backlog = _Batch()
@@ -220,9 +232,27 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
 
     def written(self, conn: sqlite3.Connection) -> None:
         entries, self._entries, self._backlog = self._entries, [], _Batch()
+        if entries and self.anchoring:  # once per batch, in this thread
+            self._anchor(conn, Head(entries[-1].id, entries[-1].hash))
         self.entries_total += len(entries)
         if entries and self.on_written is not None:
             _guarded(self.on_written, conn, entries)
+
+    def _anchor(self, conn: sqlite3.Connection, head: Head) -> None:
+        """Move the anchor to ``head`` unless the table lost the anchored entry meanwhile
+        (then the anchor stays where it is, as evidence)."""
+        if self.anchored is not None:
+            problem = anchor_problem(conn, self.anchored, anchor_path(self.path).name)
+            if problem is not None:
+                self.anchoring = False
+                log.error("the ledger's anchor is left as it is: %s", problem)
+                return
+        try:
+            write_anchor(self.path, head)
+        except OSError as exc:
+            log.error("cannot anchor the ledger's head in %s: %s", anchor_path(self.path), exc)
+            return
+        self.anchored = head
 
     def upkeep(self, conn: sqlite3.Connection) -> None:
         if self.maintenance is not None:
@@ -231,6 +261,34 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     def give_up(self, count: int) -> None:
         super().give_up(count)
         self._backlog = _Batch()
+
+
+def _anchor_at_start(conn: sqlite3.Connection, path: Path) -> tuple[bool, Head | None]:
+    """Whether the writer may move the anchor, and the head anchored: yes when the anchor
+    agrees with the table (a ledger from before anchors is anchored at its head now); no
+    when it is unreadable or the table lacks what it vouches for, so the evidence stays
+    (the chain watch reports it)."""
+    name = anchor_path(path).name
+    try:
+        anchor = read_anchor(path)
+    except AnchorError as exc:
+        log.error("the ledger's anchor is left as it is: %s", exc)
+        return False, None
+    if anchor is None:
+        head = table_head(conn)
+        if head is None:
+            return True, None
+        try:
+            write_anchor(path, head)
+        except OSError as exc:
+            log.error("cannot anchor the ledger's head in %s: %s", anchor_path(path), exc)
+            return True, None
+        return True, head
+    problem = anchor_problem(conn, anchor, name)
+    if problem is not None:
+        log.error("the ledger's anchor is left as it is: %s", problem)
+        return False, anchor
+    return True, anchor
 
 
 def _guarded(action: Callable[..., None], *args: Any) -> None:

@@ -2,6 +2,10 @@
 
 Exit codes: 0 fine, 1 the ledger's chain is broken (the first bad entry is named),
 2 bad usage: invalid config, no database, a LEARNING.md that is not ours to append to.
+
+``ledger verify`` holds the table's head against what is kept outside it: the anchor file
+beside the database (``probe.ledger.anchor``) and the entries LEARNING.md cites, so entries
+removed from the end, all of them or the table itself fail it too.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import argparse
 import json
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +23,17 @@ from typing import Any
 from probe.commands import default_config, load_or_report
 from probe.durations import parse_duration
 from probe.features import CommandFactory, Plugins
+from probe.ledger.anchor import (
+    AnchorError,
+    anchor_path,
+    anchor_problem,
+    has_table,
+    read_anchor,
+)
 from probe.ledger.book import read_entries
 from probe.ledger.chain import LedgerEntry, verify
-from probe.ledger.learning import LearningFileError, append_learning
+from probe.ledger.learning import LearningFileError, append_learning, cited
+from probe.ledger.settings import LearningSettings
 from probe.report import table
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
@@ -41,6 +55,8 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
     check = actions.add_parser("verify", help="Recompute the hash chain; exit 1 naming the "
                                "first entry that does not match.")
     source(check)
+    check.add_argument("--learning", help="the LEARNING.md whose citations the ledger must "
+                       "reach (default: the config's, or LEARNING.md beside --db)")
     check.set_defaults(handler=cmd_verify)
     listing = actions.add_parser("list", help="Show ledger entries.")
     source(listing)
@@ -55,32 +71,35 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
     learning.add_argument("--db", help="read this database instead of the config's")
 
 
-def database(args: argparse.Namespace, plugins: Plugins) -> Path:
+def database(args: argparse.Namespace, plugins: Plugins) -> tuple[Path, Path | None]:
+    """The database, and the LEARNING.md that cites its entries (None: learning is off)."""
+    learning: Path | None
     if args.db:
         path = Path(args.db)
+        learning = path.with_name("LEARNING.md")
     else:
         config = load_or_report(args.config, plugins.config, keys_needed=False)
         if config is None:
             raise UsageError("")
         path = config.storage.path
+        settings = LearningSettings.of(config)
+        learning = settings.path if settings is not None else None
+    if getattr(args, "learning", None):
+        learning = Path(args.learning)
     if not path.is_file():
         raise UsageError(f"runpod-probe: no database at {path}")
-    return path
+    return path, learning
 
 
-def entries(path: Path, since: str | None = None,
-            endpoint: str | None = None) -> list[LedgerEntry]:
-    """The ledger's entries, or ``UsageError`` (one line) for a file that is not a SQLite
-    database or has no ledger table."""
+@contextmanager
+def opened(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to ``path``; a file that is not a SQLite database is ``UsageError``."""
     try:
         conn = sqlite3.connect(path, timeout=5.0)
     except sqlite3.Error as exc:
         raise UsageError(f"runpod-probe: cannot open {path}: {exc}") from None
     try:
-        if not has_ledger(conn):
-            raise UsageError(f"runpod-probe: {path} has no ledger table (not a runpod-probe "
-                             "database, or the table was dropped)")
-        return read_entries(conn, since=since, endpoint=endpoint)
+        yield conn
     except sqlite3.DatabaseError as exc:
         raise UsageError(f"runpod-probe: {path} is not a readable SQLite database: "
                          f"{exc}") from None
@@ -88,31 +107,94 @@ def entries(path: Path, since: str | None = None,
         conn.close()
 
 
-def has_ledger(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                        "name = 'ledger'").fetchone() is not None
+def no_table(path: Path) -> UsageError:
+    return UsageError(f"runpod-probe: {path} has no ledger table (not a runpod-probe database, "
+                      "or the table was dropped)")
+
+
+def entries(path: Path, since: str | None = None,
+            endpoint: str | None = None) -> list[LedgerEntry]:
+    """The ledger's entries, or ``UsageError`` (one line) for a file that is not a SQLite
+    database or has no ledger table."""
+    with opened(path) as conn:
+        if not has_table(conn):
+            raise no_table(path)
+        return read_entries(conn, since=since, endpoint=endpoint)
 
 
 def _run(args: argparse.Namespace, plugins: Plugins, body: Any) -> int:
     try:
-        return int(body(database(args, plugins)))
+        return int(body(*database(args, plugins)))
     except UsageError as exc:
         if str(exc):
             print(exc, file=sys.stderr)
         return EXIT_USAGE
 
 
+class Broken(Exception):
+    """The ledger fails verification (one line: what is wrong)."""
+
+
 def cmd_verify(args: argparse.Namespace, plugins: Plugins) -> int:
-    def body(path: Path) -> int:
-        report = verify(entries(path))
-        if not report.ok:
-            print(f"runpod-probe: ledger verify FAILED: {report.problem} ({report.entries} "
-                  "entries before it are intact)", file=sys.stderr)
+    def body(path: Path, learning: Path | None) -> int:
+        try:
+            print(f"ledger ok: {check(path, learning)}")
+        except Broken as exc:
+            print(f"runpod-probe: ledger verify FAILED: {exc}", file=sys.stderr)
             return EXIT_BROKEN
-        print(f"ledger ok: {report.entries} entries, head sha256:{report.head}")
         return EXIT_OK
 
     return _run(args, plugins, body)
+
+
+def check(path: Path, learning: Path | None) -> str:
+    """What was verified (one line), or ``Broken``: the chain, the anchor beside the
+    database and the citations of ``learning``."""
+    name = anchor_path(path).name
+    try:
+        anchor = read_anchor(path)
+    except AnchorError as exc:
+        raise Broken(str(exc)) from None
+    cites = cited_by(learning)
+    with opened(path) as conn:
+        if not has_table(conn) and anchor is None and not cites:
+            raise no_table(path)
+        problem = anchor_problem(conn, anchor, name) if anchor is not None else None
+        found = read_entries(conn) if has_table(conn) else []
+    report = verify(found)
+    if not report.ok:
+        raise Broken(f"{report.problem} ({report.entries} entries before it are intact)")
+    if problem is not None:
+        raise Broken(str(problem))
+    said = [f"{report.entries} entries, head sha256:{report.head}"]
+    said.append(f"anchored in {name}" if anchor is not None else
+                f"unanchored: no {name} yet (the daemon writes it when it starts), so "
+                "entries removed from the end cannot be told")
+    if cites:
+        last = max(cites)
+        if last > len(found):
+            raise Broken(f"ledger entry #{len(found) + 1}: missing: {learning} cites ledger "
+                         f"#{last} sha256:{cites[last]}, the ledger ends at #{len(found)}: "
+                         "entries removed from the end")
+        for entry_id, short in sorted(cites.items()):
+            have = found[entry_id - 1].short_hash  # ids are 1..n: the chain verified
+            if have != short:
+                raise Broken(f"ledger entry #{entry_id}: {learning} cites sha256:{short}, "
+                             f"the ledger has sha256:{have}: entries replaced, or the file "
+                             "was written from another ledger")
+        said.append(f"{learning} cites through #{last}")
+    return "; ".join(said)
+
+
+def cited_by(learning: Path | None) -> dict[int, str]:
+    """The entries ``learning`` cites (none when it is absent or unreadable: it is checked
+    where it is written)."""
+    if learning is None:
+        return {}
+    try:
+        return cited(learning.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def parse_since(text: str, now: datetime | None = None) -> str:
@@ -133,7 +215,7 @@ def parse_since(text: str, now: datetime | None = None) -> str:
 
 
 def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
-    def body(path: Path) -> int:
+    def body(path: Path, _learning: Path | None) -> int:
         since = parse_since(args.since) if args.since else None
         found = entries(path, since, args.endpoint)
         if args.json:
@@ -148,7 +230,7 @@ def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
-    def body(path: Path) -> int:
+    def body(path: Path, _learning: Path | None) -> int:
         all_entries = entries(path)
         report = verify(all_entries)
         if not report.ok:  # fail closed: never export what cannot be vouched for

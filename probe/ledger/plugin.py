@@ -80,7 +80,7 @@ def start_ledger(host: Host) -> Attachment:
         if learning is not None and learning.path is not None else None
     pruner = Pruner(config.storage.retention_s) if config.storage.retention_s else None
     caught_up = [exporter is None]
-    watch = ChainWatch()
+    watch = ChainWatch(db=config.storage.path)
 
     def upkeep(conn: sqlite3.Connection) -> None:
         if not caught_up[0] and exporter is not None:  # entries from before a restart
