@@ -23,10 +23,12 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from isal import isal_zlib
-from prometheus_client.exposition import _bake_output, choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from probe.adapters.prometheus_internals import bake_output
 
 T = TypeVar("T")
 BLOCK_ROWS = 500  # series written per piece (about a millisecond of work)
@@ -448,9 +450,9 @@ def make_wsgi_app(registry: Any,
         elif environ["PATH_INFO"] == "/favicon.ico":
             status, headers, output = "200 OK", [], b""
         elif "name[]" in params:
-            status, headers, output = _bake_output(  # type: ignore[no-untyped-call]
+            status, headers, output = bake_output(
                 registry, environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"),
-                params, False)
+                params)
         else:
             chunks, content_type = render_chunks(registry, environ.get("HTTP_ACCEPT"))
             if loop is not None and _loop_running(loop):

@@ -5,16 +5,15 @@ with its configured checks); features add their own planners."""
 from __future__ import annotations
 
 import asyncio
-import math
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from probe.adapters.apscheduler_internals import LoopScheduler
 from probe.config.model import Config, SchedulerSettings
 from probe.job import Job
 
@@ -76,26 +75,6 @@ def on_grid(moment: datetime, grid_s: float) -> datetime:
     return EPOCH + steps * step * MICROSECOND
 
 
-class _LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """APScheduler's asyncio scheduler, woken by its timer directly on the event loop.
-
-    The stock scheduler's timer calls ``wakeup``, which goes through
-    ``call_soon_threadsafe`` (a byte through the loop's self-pipe and another loop
-    iteration) on every wake-up: one per job on a spread fleet. Here the timer runs the
-    pass itself, and wake-ups are rounded up to ``TICK_S``. ``wakeup`` (for new jobs,
-    from any thread) is unchanged."""
-
-    def _start_timer(self, wait_seconds: float | None) -> None:
-        self._stop_timer()
-        if wait_seconds is not None:
-            wait = math.ceil(wait_seconds / TICK_S - 1e-9) * TICK_S
-            self._timeout = self._eventloop.call_later(wait, self._tick)
-
-    def _tick(self) -> None:
-        self._timeout = None
-        self._start_timer(self._process_jobs())
-
-
 class ProbeScheduler:
     """APScheduler 3 (asyncio): no overlapping runs of a job, missed runs coalesced."""
 
@@ -103,7 +82,7 @@ class ProbeScheduler:
                  on_skip: Callable[[str], None] | None = None) -> None:
         self._run = run
         self._on_skip = on_skip
-        self._scheduler = _LoopScheduler(timezone=UTC)
+        self._scheduler = LoopScheduler(TICK_S, timezone=UTC)
         self._scheduled_at: dict[str, float] = {}
         self._jobs: dict[str, Job] = {}
         self.skipped_overlaps = 0

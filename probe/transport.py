@@ -10,19 +10,22 @@ an error, or a body abandoned early (over the size cap, a deadline), it is close
 request that sends a body never shares its connection. So one endpoint's misbehaving server
 (answering before reading a request's body, leaving bytes on the connection) can never
 corrupt another endpoint's check on the same host.
+
+What this takes of aiohttp's private parts (the pool's connect and release hooks, an idle
+connection's parser) is in ``probe.adapters.aiohttp_internals``.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import httpx
-from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
+
+from probe.adapters.aiohttp_internals import Pool, not_for_reuse
 
 # aiohttp failure -> the httpx exception httpx's own transport raises for the same event,
 # most specific first (verdict_from_exception reads TLS from the cause chain, then the type).
@@ -55,66 +58,6 @@ def _message(exc: BaseException) -> str:
     CERTIFICATE_VERIFY_FAILED] ..."), not aiohttp's "Cannot connect to host" wrapper."""
     cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
     return str(cause or exc) or type(exc).__name__
-
-
-def _not_for_reuse(response: aiohttp.ClientResponse) -> None:
-    """After a failure status the connection must not serve another request. A short answer
-    is read to its end (and its connection given back to the pool) before the caller sees
-    the status: then the pooled connection is closed; otherwise it is marked to be closed
-    when the body has been read."""
-    if response.connection is not None:
-        response.connection.protocol.force_close()  # type: ignore[union-attr]
-        return
-    protocol = getattr(response, "_protocol", None)  # already pooled
-    if protocol is not None:
-        protocol.close()
-
-
-class _IdleParser:
-    """The parser of a connection waiting in the pool. A request that takes the connection
-    gives it a parser of its own (aiohttp makes one per request), so the last answer's parser
-    (its header lists) and body reader need not be kept while it waits: 5 of the 10 KB an
-    idle connection holds, 50 MB at 10,000 pods kept alive. Bytes a server sends on an idle
-    connection answer no request: the connection is closed, and the next request opens
-    another (aiohttp's own parser would have queued a well-formed answer for it)."""
-
-    __slots__ = ()
-
-    def feed_data(self, data: bytes) -> tuple[tuple[()], bool, bytes]:
-        if data:
-            raise HttpProcessingError(message="bytes on an idle connection")
-        return (), False, b""  # reading resumed: nothing was left to parse
-
-    def feed_eof(self) -> None:
-        return None
-
-
-IDLE_PARSER = _IdleParser()
-
-
-class _Pool(aiohttp.TCPConnector):
-    """aiohttp's connector, keeping less of a connection while it waits in the pool, and
-    connecting to a host with one IPv4 address straight through the loop."""
-
-    async def _wrap_create_connection(self, *args: Any, addr_infos: list[Any],
-                                      **kwargs: Any) -> Any:
-        """A host with one IPv4 address (an IP literal, a name that resolves to one) is
-        connected by the event loop itself, as aiohttp connects through a proxy: the same
-        deadline and the same errors, without aiohappyeyeballs' socket and ``sock_connect``
-        round (0.1 ms of CPU per fresh connection, 15 % of a request's). Several addresses
-        (or IPv6) keep aiohttp's happy eyeballs."""
-        if len(addr_infos) == 1 and not self._local_addr_infos:
-            family, _, _, _, address = addr_infos[0]
-            if family == socket.AF_INET:
-                return await self._wrap_existing_connection(
-                    *args, host=address[0], port=address[1], family=family, **kwargs)
-        return await super()._wrap_create_connection(*args, addr_infos=addr_infos, **kwargs)
-
-    def _release(self, key: Any, protocol: Any, *args: Any, **kwargs: Any) -> None:
-        super()._release(key, protocol, *args, **kwargs)
-        if protocol.transport is not None and not self.closed:  # kept for reuse
-            protocol._parser = IDLE_PARSER
-            protocol._payload = None
 
 
 class _AiohttpStream(httpx.AsyncByteStream):
@@ -162,7 +105,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # inside the running loop, at the first request
-            connector = _Pool(
+            connector = Pool(
                 limit=self._limit, limit_per_host=0, ssl=self._ssl,
                 force_close=not self._keepalive,
                 keepalive_timeout=self._expiry if self._keepalive else None,
@@ -210,7 +153,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise
             raise mapped from exc
         if response.status >= 400:
-            _not_for_reuse(response)
+            not_for_reuse(response)
         version = response.version
         return httpx.Response(
             status_code=response.status, headers=response.raw_headers,
@@ -239,7 +182,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise
             raise mapped from exc
         if response.status >= 400:
-            _not_for_reuse(response)
+            not_for_reuse(response)
         raw = tuple(response.raw_headers)
         done = False
         try:

@@ -18,7 +18,7 @@ from probe import http
 from probe.outcome import Outcome
 from probe.prober import ProbeClient, make_client
 from probe.runner import verdict_from_exception
-from probe.transport import IDLE_PARSER, AiohttpTransport
+from probe.transport import AiohttpTransport
 
 
 async def counting_server(status: int) -> tuple[asyncio.Server, list[int]]:
@@ -75,35 +75,6 @@ def test_connection_reuse(status: int, method: str, connections: int) -> None:
         return len(accepted)
 
     assert asyncio.run(go()) == connections
-
-
-@pytest.mark.parametrize("road", ["direct-get", "httpx-request"])
-def test_an_idle_pooled_connection_keeps_no_parser_or_body(road: str) -> None:
-    """A connection waiting in the pool holds neither the last answer's parser (its header
-    lists) nor its body reader: half of what an idle connection costs, 50 MB at 10,000 pods
-    kept alive (BENCHMARKS.md). It is still reused, by either road a check takes."""
-    async def go() -> tuple[int, list[tuple[object, object]]]:
-        server, accepted = await counting_server(200)
-        port = server.sockets[0].getsockname()[1]
-        async with make_client(8) as client:
-            for _ in range(3):
-                if road == "direct-get":
-                    status, body, _ = await http.get(client, f"http://127.0.0.1:{port}/x", {},
-                                                     1024)
-                else:
-                    response = await client.get(f"http://127.0.0.1:{port}/x")
-                    status, body = response.status_code, response.content
-                assert (status, body) == (200, b"ok")
-            session = client._transport._session  # type: ignore[attr-defined]
-            pooled = [(proto._parser, proto._payload)
-                      for conns in session.connector._conns.values() for proto, _ in conns]
-        server.close()
-        await server.wait_closed()
-        return len(accepted), pooled
-
-    connections, pooled = asyncio.run(go())
-    assert connections == 1
-    assert pooled == [(IDLE_PARSER, None)]
 
 
 def test_bytes_sent_on_an_idle_connection_answer_no_request() -> None:
