@@ -147,6 +147,17 @@ WriteAhead = Callable[[tuple[str, str], CheckState], tuple[str, ...]]
 WriteView = Callable[[str, EndpointView], tuple[str, ...]]
 
 
+def required_checks(config: Config, jobs: Sequence[Job]) -> dict[str, tuple[str, ...]]:
+    """Endpoint -> the checks its verdict waits for before "up": its own, and those of
+    every job run at least as often (the context fit runs as a job of its own)."""
+    required = {e.name: list(e.checks) for e in config.endpoints}
+    for job in jobs:
+        if job.interval_s <= job.endpoint.interval_s:
+            checks = required.setdefault(job.endpoint.name, [])
+            checks.extend(c for c in job.checks if c not in checks)
+    return {name: tuple(checks) for name, checks in required.items()}
+
+
 class FleetState:
     def __init__(self, write_ahead: WriteAhead | None = None,
                  write_view: WriteView | None = None) -> None:
@@ -158,7 +169,7 @@ class FleetState:
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
-        self._required: dict[str, tuple[str, ...]] = {}  # endpoint -> its own checks
+        self._required: dict[str, tuple[str, ...]] = {}  # endpoint -> checks "up" waits for
         self._intervals: dict[tuple[str, str], float] = {}  # (endpoint, check) -> seconds
         self._verdicts: dict[str, EndpointVerdict] = {}
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
@@ -185,7 +196,7 @@ class FleetState:
             self.hysteresis = Hysteresis.of(config)
             self._endpoints = {e.name: (e.kind, e.display_url, tuple(planned[e.name]))
                                for e in config.endpoints}
-            self._required = {e.name: e.checks for e in config.endpoints}
+            self._required = required_checks(config, jobs)
             self._intervals = {(job.endpoint.name, check): job.interval_s for job in jobs
                                for check in job.checks}
             for name, checks in planned.items():

@@ -4,9 +4,11 @@
 
 An endpoint is:
 - ``down`` after ``down_after`` consecutive failing results of one of its availability
-  checks (everything but governed prompts), and ``up`` again after ``up_after``
-  consecutive passes of every check it has reported; in between it keeps its state, so
-  flapping is collapsed;
+  checks (everything but governed prompts), and ``up`` again only when every job of the
+  endpoint vouches for it: ``up_after`` consecutive passes of each check run at the
+  endpoint's interval (its own and the context fit, which runs as a job of its own) and
+  of the check that took it down, and no check it has reported failing at its latest
+  result; in between it keeps its state, so flapping is collapsed;
 - ``degraded`` when it is reachable but one of its governed prompts is failing (wrong,
   empty, cut, a 5xx from a reachable server, TTFT over its limit) with the same
   hysteresis: it serves, but not as governed — never shown as up, distinct from down;
@@ -205,15 +207,26 @@ class Track:
                 self.persistent_noted = True
                 return Event.PERSISTENT, since
             return None
-        needed = self.required or list(self.streaks)
-        if self.state != "up" and all(name in self.streaks and
-                                      self.streaks[name].passes >= s.up_after
-                                      for name in needed):
+        if self.state != "up" and self._proven_up(s):
             was_down, since = self.state == "down", _time(self.since)
             self.state, self.since = "up", max(x.first_pass_at or "" for x in
                                                self.streaks.values())
             return (Event.RECOVERED, since) if was_down else None
         return None
+
+    def _proven_up(self, s: Hysteresis) -> bool:
+        """Every job of the endpoint vouches for it: each required check (its own and those
+        run as often, the context fit) passed ``up_after`` times in a row, so did the check
+        that took it down, and no check it has reported (a paid round trip on a longer
+        schedule included) is failing at its latest result. Work per result: the
+        endpoint's own checks, never the fleet."""
+        streaks = self.streaks
+        if any(streak.fails for streak in streaks.values()):
+            return False
+        needed = self.required or list(streaks)
+        if self.state == "down" and self.check is not None and self.check in streaks:
+            needed = [*needed, self.check]
+        return all(name in streaks and streaks[name].passes >= s.up_after for name in needed)
 
     def not_observed(self, s: Hysteresis, r: ProbeResult) -> None:
         self.unobserved += 1
@@ -323,8 +336,9 @@ class EndpointVerdict:
 
     def plan(self, planned: set[str], required: tuple[str, ...]) -> None:
         """Checks no longer planned must not hold a recovery back forever; ``required``
-        (the endpoint's own checks, run at its interval) must all have passed before it is
-        up. Checks on longer schedules (a paid round trip, a context probe) can take it down
+        (the checks of every job run at the endpoint's interval: its own, the context fit)
+        must all have passed before it is up. Checks on longer schedules (a paid round
+        trip, an active context probe) can take it down and, while failing, hold it down,
         but do not hold its first "up" back for their interval."""
         self.availability.forget_checks(planned)
         self.availability.required = [c for c in required if not c.startswith(ANSWER_PREFIX)]

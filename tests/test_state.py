@@ -220,3 +220,18 @@ def test_a_server_minting_model_names_cannot_mint_series() -> None:
         labels.append(state.snapshot().endpoints["a"].model_label)
     assert len(set(labels)) == 4 and labels[-1] == "other"
     assert all(label is not None and len(label) <= 120 for label in labels)
+
+
+def test_up_waits_for_every_job_run_as_often_as_the_endpoints_own_checks() -> None:
+    # the context fit runs as a job of its own at the endpoint's interval: read before "up";
+    # a round trip every 10 minutes can hold the endpoint down but not its first "up"
+    jobs = [jobs_of(A, "models", "health"), jobs_of(A, "context"),
+            Job("a/roundtrip", A, ("roundtrip",), 600.0)]
+    state = FleetState()
+    state.configure(config_of(A), jobs)
+    for check in ("models", "health", "roundtrip", "models", "health", "roundtrip"):
+        state.update(result(check=check))
+    assert state.views()["a"].state is State.UNKNOWN, "the context job has not vouched yet"
+    for outcome in (Outcome.OK, Outcome.OK):
+        state.update(result(check="context", outcome=outcome))
+    assert state.views()["a"].state is State.UP

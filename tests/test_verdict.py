@@ -273,3 +273,50 @@ def test_the_cause_reads_the_checks_during_a_window() -> None:
     assert state.state == "maintenance" and state.checks_state == "down"
     assert state.cause is not None and state.cause.outcome == "http_404"
     assert state.since == at(100).isoformat()
+
+
+def rounds(state: EndpointState, count: int, failing: str, checks: tuple[str, ...],
+           outcome: Outcome = Outcome.CONTEXT_TOO_SMALL) -> tuple[list[Event], list[str]]:
+    """``count`` rounds of the endpoint's jobs, ``failing`` failing each time, the others
+    passing; the events, and the state after every result."""
+    events, seen = [], []
+    for i in range(count):
+        for j, check in enumerate(checks):
+            r = result(outcome if check == failing else Outcome.OK, at=30 * i + j, check=check)
+            events += [t.event for t in state.observe(r, None, SETTINGS)]
+            seen.append(str(state.state))
+    return events, seen
+
+
+@pytest.mark.parametrize(
+    ("required", "order"),
+    [(("models", "health", "vllm_metrics", "context"), ("models", "health", "vllm_metrics",
+                                                        "context")),
+     (("models", "health", "vllm_metrics", "context"), ("context", "models", "health",
+                                                        "vllm_metrics")),
+     (("models", "health", "vllm_metrics"), ("models", "health", "vllm_metrics", "context"))],
+    ids=["context-job-last", "context-job-first", "context-on-a-longer-schedule"],
+)
+def test_a_check_that_keeps_failing_holds_the_endpoint_down(
+        required: tuple[str, ...], order: tuple[str, ...]) -> None:
+    # issue 20: the context job was not read before "recovered": 56 down, 55 recovered
+    state = EndpointState()
+    state.plan(set(order), required)
+    events, seen = rounds(state, 20, "context", order)
+    assert events == [Event.DOWN]
+    assert state.state == "down" and state.cause is not None
+    assert state.cause.check == "context"
+    if "context" in required:
+        assert "up" not in seen, "the context job is read before the first up"
+
+
+def test_the_check_that_took_it_down_must_pass_up_after_times() -> None:
+    state = EndpointState()
+    checks = ("models", "health", "context")
+    state.plan(set(checks), ("models", "health"))  # context on a longer schedule
+    events, _ = rounds(state, 4, "context", checks)
+    assert events == [Event.DOWN]
+    events, seen = rounds(state, 1, "", checks)  # everything passes once
+    assert events == [] and seen[-1] == "down", "one pass of context is not up_after"
+    events, _ = rounds(state, 1, "", checks)
+    assert events == [Event.RECOVERED] and state.state == "up"
