@@ -63,3 +63,17 @@ def test_every_command_has_help() -> None:
     for name in sorted(names):
         done = probe(name, "--help")
         assert done.returncode == 0 and "--log-level" in done.stdout, name
+
+
+def test_check_config_refuses_tries_that_do_not_fit_the_interval(tmp_path: Path) -> None:
+    # issue 20: tries 100000 was accepted; a pod that flipped to 502 stayed up for 90 s
+    config = tmp_path / "c.yaml"
+    config.write_text("endpoints:\n  - {name: p, kind: pod, pod_id: x, interval: 5s, "
+                      "timeout: 3s, tries: 100000}\n")
+    done = probe("check-config", "--config", str(config))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    [line] = [text for text in done.stderr.splitlines() if "endpoints[0]" in text]
+    assert line.endswith("endpoints[0].tries: 100000 tries x timeout 3s + 99999 x retry_delay "
+                         "0.5s = 349999.5s is longer than the interval (5s): a check that "
+                         "cannot pass must not hold the endpoint's next run back")

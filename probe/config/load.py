@@ -253,6 +253,11 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
     if s["timeout"] > s["interval"]:
         f.fail("timeout", f"timeout ({s['timeout']:g}s) must not be longer than the interval "
                           f"({s['interval']:g}s)")
+    elif attempts_s(s) > s["interval"]:
+        f.fail("tries", f"{s['tries']} tries x timeout {_s(s['timeout'])} + {s['tries'] - 1} x "
+                        f"retry_delay {_s(s['retry_delay'])} = {_s(attempts_s(s))} is longer "
+                        f"than the interval ({_s(s['interval'])}): a check that cannot pass "
+                        "must not hold the endpoint's next run back")
     key_env = s.get("api_key_env")
     if key_env and not env.get(key_env):
         f.fail("api_key_env", f"environment variable {key_env} is not set")
@@ -268,6 +273,18 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         endpoint_id=f.raw.get("endpoint_id"),
         extra={key: parse(f) for key, parse in extension.endpoint_keys.items()},
     )
+
+
+def attempts_s(settings: Mapping[str, Any]) -> float:
+    """The longest one check can take with these settings: every try timing out, with the
+    pauses between them (``probe.job.Attempts.bound_s``); it must fit in the interval."""
+    tries = int(settings["tries"])
+    return float(tries * settings["timeout"] + (tries - 1) * settings["retry_delay"])
+
+
+def _s(seconds: float) -> str:
+    """Seconds as written in a problem: "6.5s", "1050049.5s" (never 1e+06)."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def _urls(f: Fields, kind: str | None, runpod: RunpodSettings) -> tuple[str, str] | None:

@@ -35,7 +35,7 @@ def test_invalid_config_lists_exact_problems(path: Path) -> None:
 BASE = """
 runpod: {api_key_env: RUNPOD_API_KEY}
 endpoints:
-  - {name: qwen-pod, kind: pod, pod_id: aq0t10sits4kz2, port: 8000, model: Qwen/Q, min_context: 32768, interval: 15s}
+  - {name: qwen-pod, kind: pod, pod_id: aq0t10sits4kz2, port: 8000, model: Qwen/Q, min_context: 32768, interval: 15s, timeout: 7s}
   - {name: vllm-serverless, kind: serverless, endpoint_id: vllm-sia7z3a2gk6wr4}
   - {name: deepseek, kind: openai, base_url: "https://api.deepseek.com/v1", api_key_env: DEEPSEEK_API_KEY, model: deepseek-chat}
 """
@@ -59,7 +59,7 @@ def test_issue_example_builds_runpod_urls() -> None:
     ("env", "field", "expected"),
     [
         ({"RUNPOD_TIMEOUT_MS": "2500"}, "timeout_s", 2.5),
-        ({"RUNPOD_TRIES": "4"}, "tries", 4),
+        ({"RUNPOD_TRIES": "1"}, "tries", 1),
         ({"RUNPOD_RETRY_DELAY_MS": "0"}, "retry_delay_s", 0.0),
         ({"RUNPOD_MODEL": "m/one"}, "model", "m/one"),
         ({"MODEL": "m/two"}, "model", "m/two"),

@@ -65,7 +65,7 @@ def test_hostile_pods_are_classified_not_crashes(sim: Any, tmp_path: Path,
     from probe.simulator import PodSpec
 
     sim.fleet.add_pod(f"h-{behaviour}", PodSpec(behaviour=behaviour))
-    results = _sweep(sim, tmp_path, sim_env, f"h h-{behaviour}", tries=2)
+    results = _sweep(sim, tmp_path, sim_env, f"h h-{behaviour}", tries=2, interval="2s")
     assert results["h"].outcome is outcome, results["h"].message
     assert results["h"].latency_s < 5
 
@@ -84,7 +84,8 @@ def test_transient_502_then_recovery_is_a_retried_pass(sim: Any, tmp_path: Path,
     from probe.simulator import PodSpec
 
     sim.fleet.add_pod("flaky", PodSpec(behaviour="server_down"))
-    config = parse_config(header(sim, tmp_path, tries=3) + pods("flaky flaky checks: [models]"),
+    config = parse_config(header(sim, tmp_path, interval="3s", tries=3)
+                          + pods("flaky flaky checks: [models]"),
                           env=sim_env)
 
     async def go() -> Any:
