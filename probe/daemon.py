@@ -370,8 +370,9 @@ class Daemon:
         self._tasks.pop(task, None)
 
     def drain_bound_s(self) -> float:
-        """How long a stop may wait: once stopped, a job in flight finishes only the check it
-        is running (the rest do not start), each within its attempts' bound; never more than
+        """How long a stop may wait: once stopped, a job in flight finishes only the checks
+        it is running (the rest do not start, and no retry does), side by side, within their
+        attempts' bound (which the config keeps within the interval); never more than
         STOP_LIMIT_S."""
         slowest = max((job.attempts.bound_s for job in self._tasks.values()), default=0.0)
         return min(slowest + DRAIN_SLACK_S, STOP_LIMIT_S)

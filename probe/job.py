@@ -57,5 +57,6 @@ class Job:
 
     @property
     def bound_s(self) -> float:
-        """The longest one run of the job can take: its checks run one after another."""
-        return len(self.checks) * self.attempts.bound_s
+        """The longest one run of the job can take once its checks have their slots: they
+        run side by side (``probe.prober``), so its slowest check."""
+        return self.attempts.bound_s

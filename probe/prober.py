@@ -1,5 +1,6 @@
-"""Execute jobs: one endpoint never probed twice at once, a global bound on concurrent
-checks, and every result published to state, store and observers (the ledger).
+"""Execute jobs: a job's checks side by side (one slow check never delays the endpoint's
+others past the interval), one check of one endpoint never twice at once, a global bound on
+concurrent checks, and every result published to state, store and observers (the ledger).
 
 ``publish`` is the one door every result goes through, so it is where secrets are scrubbed
 (a server may echo the key back): what the state, the database, /metrics, the ledger and
@@ -169,7 +170,8 @@ class Prober:
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(max_concurrent)
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # (endpoint, check) -> held while that check runs: never twice at once
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._contexts: dict[tuple[str, str], CheckContext] = {}
         self._shared: defaultdict[str, dict[str, Any]] = defaultdict(dict)
 
@@ -184,17 +186,28 @@ class Prober:
         return ctx
 
     async def run_job(self, job: Job, scheduled_at: float | None = None) -> list[ProbeResult]:
-        async with self._locks[job.endpoint.name], self._semaphore:
-            if scheduled_at is not None:
-                self.state.observe_lag(time.time() - scheduled_at)
+        """Run the job's checks side by side, each in a slot of the global bound: a check
+        that cannot pass (a timeout) never holds back the endpoint's other checks, so each
+        is judged every interval (a job's run takes its slowest check, which fits in the
+        interval). One check of one endpoint never runs twice at once. Once stopping, a
+        check still waiting for its slot does not start. Results in the job's order."""
+        lag = [] if scheduled_at is None else [scheduled_at]
+        if len(job.checks) == 1:
+            result = await self._run_in_slot(job, job.checks[0], lag)
+            return [] if result is None else [result]
+        results = await asyncio.gather(*(self._run_in_slot(job, name, lag)
+                                         for name in job.checks))
+        return [result for result in results if result is not None]
+
+    async def _run_in_slot(self, job: Job, name: str, lag: list[float]) -> ProbeResult | None:
+        async with self._locks[(job.endpoint.name, name)], self._semaphore:
+            if lag:  # the job's lag, counted once: when its first check has its slot
+                self.state.observe_lag(time.time() - lag.pop())
+            if self.stopping.is_set():
+                return None  # stopped: the checks not yet begun do not start
             self.state.add_in_flight(1)
             try:
-                results = []
-                for name in job.checks:
-                    if self.stopping.is_set():
-                        break  # stopped: the checks not yet begun do not start
-                    results.append(await self.run_one(job, name))
-                return results
+                return await self.run_one(job, name)
             finally:
                 self.state.add_in_flight(-1)
 

@@ -63,6 +63,10 @@ async def attempt(check: CheckFn, endpoint: Endpoint, client: httpx.AsyncClient,
         return verdict_from_exception(exc, timeout_s)
 
 
+def _stopping(ctx: CheckContext) -> bool:
+    return ctx.stopping is not None and ctx.stopping.is_set()
+
+
 async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: httpx.AsyncClient,
                     ctx: CheckContext, attempts: Attempts | None = None) -> ProbeResult:
     """Run check ``name`` (answered by ``spec``) with retries; ``attempts`` defaults to the
@@ -75,9 +79,11 @@ async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: http
         began = time.perf_counter()
         verdict = await attempt(spec.run, endpoint, client, ctx, plan.timeout_s)
         latency_s = time.perf_counter() - began
-        if verdict.outcome not in RETRYABLE or tries >= plan.tries:
-            break
+        if verdict.outcome not in RETRYABLE or tries >= plan.tries or _stopping(ctx):
+            break  # stopping: what was observed is the result, no attempt starts after it
         await asyncio.sleep(plan.retry_delay_s)
+        if _stopping(ctx):
+            break
     # A check's policy reads the final verdict in its own terms (e.g. a control-plane
     # check turns "could not ask" into unknown); retries above still see the raw outcome.
     if spec.policy is not None:

@@ -1,6 +1,7 @@
-"""The prober runs jobs: one endpoint never probed twice at once, a global bound on checks in
-flight, no check started once stopping, and every result published to state, recorder and
-observers. Checks here are in-test functions; the HTTP client is an ``httpx.MockTransport``."""
+"""The prober runs jobs: a job's checks side by side, one check of one endpoint never twice at
+once, a global bound on checks in flight, no check started once stopping, and every result
+published to state, recorder and observers. Checks here are in-test functions; the HTTP
+client is an ``httpx.MockTransport``."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def answers(outcome: Outcome = Outcome.OK) -> CheckFn:
     ids=["three-jobs-one-endpoint", "two-endpoints-overlap", "global-bound-of-two",
          "global-bound-of-one", "two-jobs-each-of-two-endpoints"],
 )
-def test_one_endpoint_never_overlaps_and_the_global_bound_holds(
+def test_one_check_never_overlaps_itself_and_the_global_bound_holds(
         endpoints: tuple[str, ...], max_concurrent: int, peak: int) -> None:
     running: Counter[str] = Counter()
     peaks: Counter[str] = Counter()
@@ -99,6 +100,7 @@ def test_one_endpoint_never_overlaps_and_the_global_bound_holds(
          "stopped-during-the-second-check"],
 )
 def test_no_check_starts_once_stopping(stop_at: str | None, ran: list[str]) -> None:
+    # one slot in all: the job's checks wait for it one by one
     called: list[str] = []
     holder: list[Prober] = []
 
@@ -112,12 +114,42 @@ def test_no_check_starts_once_stopping(stop_at: str | None, ran: list[str]) -> N
 
         return CheckSpec(name, fn)
 
-    prober = make(check("a"), check("b"), check("c"))
+    prober = make(check("a"), check("b"), check("c"), max_concurrent=1)
     holder.append(prober)
     if stop_at == "before":
         prober.stopping.set()
     [results] = run(prober, job(endpoint(), "a", "b", "c"))
     assert called == ran and [r.check for r in results] == ran
+
+
+# -- a check that cannot pass ----------------------------------------------------------------
+def test_a_hanging_check_does_not_hold_back_the_endpoints_others() -> None:
+    # issue 20: the checks of one endpoint ran one after another, each timing-out check
+    # blocking for its deadline: a hung pod was still up at 61 s
+    finished: dict[str, float] = {}
+
+    def check(name: str, hangs: bool) -> CheckSpec:
+        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+            if hangs:
+                await asyncio.sleep(5)
+            finished[name] = time.monotonic()
+            return Verdict(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(check("models", True), check("health", True), check("vllm_metrics", True),
+                  check("context", False), check("prompt", True))
+    target = endpoint(timeout_s=0.3, tries=1)
+    began = time.monotonic()
+    checks, context, prompt = run(prober, job(target, "models", "health", "vllm_metrics"),
+                                  job(target, "context", name="context"),
+                                  job(target, "prompt", name="prompt"))
+    took = time.monotonic() - began
+    assert [r.outcome for r in checks] == [Outcome.TIMEOUT] * 3
+    assert [r.check for r in checks] == ["models", "health", "vllm_metrics"], "the job's order"
+    assert prompt[0].outcome is Outcome.TIMEOUT and context[0].ok
+    assert finished["context"] - began < 0.2, "the context job waited for nobody"
+    assert took < 0.3 * 2, f"every check of the endpoint ran side by side: {took:.2f}s"
 
 
 # -- publishing ----------------------------------------------------------------------------

@@ -89,3 +89,28 @@ def test_deadline_covers_a_check_that_never_returns() -> None:
     result = _run(hang, timeout_s=0.2)
     assert result.outcome is Outcome.TIMEOUT
     assert 0.15 < result.latency_s < 5
+
+
+@pytest.mark.parametrize("stop_during", ["attempt", "retry-delay"])
+def test_no_attempt_starts_once_stopping(stop_during: str) -> None:
+    # a stop waits for the attempt in flight, never for the tries still to come
+    stopping = asyncio.Event()
+    attempts = 0
+
+    async def hangs(endpoint: Any, client: Any, ctx: Any) -> Verdict:
+        nonlocal attempts
+        attempts += 1
+        if stop_during == "attempt":
+            stopping.set()
+        else:
+            asyncio.get_running_loop().call_later(0.1, stopping.set)
+        return Verdict(Outcome.TIMEOUT)
+
+    async def go() -> Any:
+        async with httpx.AsyncClient() as client:
+            return await run_check("models", spec("models", hangs),
+                                   endpoint(tries=5, retry_delay_s=0.3), client,
+                                   CheckContext(stopping=stopping))
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.TIMEOUT and attempts == result.attempts == 1

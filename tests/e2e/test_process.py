@@ -154,7 +154,8 @@ def test_sigterm_during_a_round_trip_cancels_the_job_and_stores_the_result(
 
 def test_sigterm_starts_no_check_after_the_signal(tmp_path: Path,
                                                  sim_env: dict[str, str]) -> None:
-    """A pod's job runs models, health and vllm_metrics in turn. Stopped while models is in
+    """A pod's job runs models, health and vllm_metrics side by side, each in a slot of the
+    global bound; with one slot they wait for it in turn. Stopped while models is in
     flight, the daemon lets it finish and writes it, and starts neither of the other two:
     the pod's server sees one request, and the stop takes about the in-flight answer."""
     from probe.simulator import Fleet, PodSpec, Simulator
@@ -162,7 +163,8 @@ def test_sigterm_starts_no_check_after_the_signal(tmp_path: Path,
     fleet = Fleet()
     fleet.add_pod("slow-pod", PodSpec("slow", delay_s=2.0))
     with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as sim:
-        text = header(sim, tmp_path, interval="60s", timeout="5s")
+        text = header(sim, tmp_path, interval="60s", timeout="5s").replace(
+            "scheduler: {spread: false}", "scheduler: {spread: false, max_concurrent: 1}")
         config = write(tmp_path / "c.yaml", text + pods("slow slow-pod"))
         proc = start_daemon(config, sim_env)
         out, took_s = _sigterm_once_seen(proc, sim, "/proxy/slow-pod-8000/",
