@@ -1,10 +1,11 @@
 """``runpod-probe gate ENDPOINT``: validate one endpoint before traffic is switched to it.
 
-Runs every planned check of the endpoint once (models, serverless queue, vLLM health,
-prompts, context fit: whatever the planners schedule), re-runs the ones that failed in a
-way a cold start explains (connection refused, 502, timeout, workers initializing) until
-they pass or the gate's timeout expires, and exits 0 only if every check passed. A check
-already running when the timeout expires finishes under its own deadline.
+Runs every planned check of the endpoint once, side by side (models, serverless queue,
+vLLM health, prompts, context fit: whatever the planners schedule), re-runs the ones that
+failed in a way a cold start explains (connection refused, 502, timeout, workers
+initializing) until they pass or the gate's timeout expires, and exits 0 only if every check
+passed. The timeout is kept: checks still running when it expires are cancelled and the
+report names them; a check that never finished is not a pass.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
 from probe.config import Config
 from probe.durations import format_duration, parse_duration
 from probe.features import CommandFactory, Plugins
+from probe.job import Job
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober, make_client
 from probe.report import result_dict, result_rows, table
@@ -48,11 +50,19 @@ class GateReport:
     # The maintenance window the endpoint is in, if any: shown, but the gate judges the
     # checks regardless (a deployment is checked during its own maintenance).
     window: Window | None = None
+    # checks still running when the timeout expired (cancelled); their last finished
+    # result, if any, is in ``results``
+    unfinished: tuple[str, ...] = ()
 
     @property
     def judgement(self) -> Judgement:
-        """The endpoint's verdict on its last results (no check at all is not a pass)."""
-        return instant(self.results)
+        """The endpoint's verdict on its last results (no check at all is not a pass, and
+        neither is a check that did not finish)."""
+        judged = instant(self.results)
+        if self.unfinished and judged.state in (State.UP, State.UNKNOWN):
+            return Judgement(State.UNKNOWN, judged.cause, "did not finish within the "
+                             f"timeout: {', '.join(self.unfinished)}")
+        return judged
 
     @property
     def passed(self) -> bool:
@@ -84,19 +94,37 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
         jobs = [job for job in plugins.plan(config) if job.endpoint.name == name]
         pending = [(job, check) for job in jobs for check in job.checks]
         latest: dict[str, ProbeResult] = {}
+        unfinished: tuple[str, ...] = ()
         rounds = 0
         while pending:
             rounds += 1
-            for job, check in pending:
-                latest[check] = await prober.run_one(job, check)
-            pending = [(j, c) for j, c in pending if latest[c].outcome in TRANSIENT]
+            finished, unfinished = await _round(prober, pending, deadline)
+            latest.update(finished)
+            pending = [(j, c) for j, c in pending if c in finished
+                       and finished[c].outcome in TRANSIENT]
             remaining = deadline - loop.time()
-            if not pending or remaining <= 0:
+            if unfinished or not pending or remaining <= 0:
                 break
             await asyncio.sleep(min(poll_s, remaining))
     windows = covering(active(plugins.windows, config, datetime.now(UTC)), Matcher([name]))
-    return GateReport(name, tuple(latest.values()), loop.time() - began, rounds,
-                      windows.get(name))
+    order = [check for job in jobs for check in job.checks]
+    results = tuple(sorted(latest.values(), key=lambda r: order.index(r.check)))
+    return GateReport(name, results, loop.time() - began, rounds, windows.get(name),
+                      unfinished)
+
+
+async def _round(prober: Prober, pending: list[tuple[Job, str]],
+                 deadline: float) -> tuple[dict[str, ProbeResult], tuple[str, ...]]:
+    """Run ``pending`` side by side until they finish or ``deadline`` (the loop's clock);
+    returns the results, and the checks cancelled at the deadline."""
+    tasks = {asyncio.ensure_future(prober.run_one(job, check)): check for job, check in pending}
+    timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+    done, running = await asyncio.wait(tasks, timeout=timeout)
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    finished = {tasks[task]: task.result() for task in done}
+    return finished, tuple(check for task, check in tasks.items() if task in running)
 
 
 def render(report: GateReport) -> str:
@@ -104,12 +132,17 @@ def render(report: GateReport) -> str:
     judgement = report.judgement
     if report.passed:
         verdict = f"GATE PASSED: {report.endpoint}: {len(report.results)} checks ok"
-    elif not report.results:
+    elif not report.results and not report.unfinished:
         verdict = f"GATE FAILED: {report.endpoint}: no checks are planned for it"
     else:
-        names = ", ".join(f"{r.check} ({r.outcome})" for r in failed)
-        verdict = f"GATE FAILED: {report.endpoint} is {judgement.state}: {len(failed)} of " \
-                  f"{len(report.results)} checks failed: {names}"
+        parts = []
+        if failed:
+            names = ", ".join(f"{r.check} ({r.outcome})" for r in failed)
+            parts.append(f"{len(failed)} of {len(report.results)} checks failed: {names}")
+        if report.unfinished:
+            parts.append(f"{len(report.unfinished)} did not finish within the timeout "
+                         f"(cancelled): {', '.join(report.unfinished)}")
+        verdict = f"GATE FAILED: {report.endpoint} is {judgement.state}: " + "; ".join(parts)
     waited = f" (after {format_duration(report.elapsed_s)}, {report.rounds} round" \
              f"{'s' if report.rounds != 1 else ''})"
     note = ""
@@ -126,6 +159,7 @@ def to_json(report: GateReport) -> str:
         "cause": None if report.judgement.cause is None else {
             "check": report.judgement.cause.check, "outcome": report.judgement.cause.outcome},
         "elapsed_s": round(report.elapsed_s, 3), "rounds": report.rounds,
+        "unfinished": list(report.unfinished),
         "maintenance": None if report.window is None else {
             "window": report.window.name, "reason": report.window.reason,
             "origin": report.window.origin},
@@ -139,8 +173,8 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
                 "start) and exit 0 only if all pass: for deploy scripts.")
     p.add_argument("endpoint", help="the endpoint's name in the config")
     p.add_argument("--timeout", default="10m", help="how long to wait for transient failures "
-                   "(connection refused, 502, timeout, initializing workers) to clear "
-                   "(default 10m)")
+                   "(connection refused, 502, timeout, initializing workers) to clear; checks "
+                   "still running then are cancelled and named (default 10m)")
     p.add_argument("--poll", default="5s", help="pause between re-runs (default 5s)")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -85,6 +85,37 @@ def test_a_transient_failure_that_lasts_gives_up_at_the_timeout() -> None:
     assert 0.3 <= report.elapsed_s < 2.0
 
 
+def test_the_timeout_is_kept_and_checks_still_running_are_named() -> None:
+    # issue 20: --timeout 5s on a slow endpoint ran 26 s (checks one after another, each
+    # under its own deadline, the last one started before the timeout)
+    script = Script()
+    cancelled: list[str] = []
+
+    def hangs(name: str) -> CheckSpec:
+        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(name)
+                raise
+            return Verdict(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    specs = (script.check("models", Outcome.OK), hangs("health"), hangs("context"))
+    report = gate(config_of(pod("models", "health", "context", timeout_s=20.0)),
+                  plugins(*specs), timeout_s=0.4)
+    assert report.elapsed_s < 0.4 + 0.3, report.elapsed_s
+    assert report.unfinished == ("health", "context") and sorted(cancelled) == [
+        "context", "health"]
+    assert not report.passed and report.judgement.state == "unknown", "never finished: no pass"
+    assert [r.check for r in report.results] == ["models"]
+    assert render(report).splitlines()[-1].startswith(
+        "GATE FAILED: pod-a is unknown: 2 did not finish within the timeout (cancelled): "
+        "health, context (after ")
+    assert json.loads(to_json(report))["unfinished"] == ["health", "context"]
+
+
 def test_only_the_checks_still_failing_are_re_run() -> None:
     script = Script()
     specs = (script.check("models", Outcome.OK),
@@ -171,7 +202,7 @@ def test_to_json_shape() -> None:
                                   result("health", Outcome.ENGINE_DEAD)), 1.23456, 3)
     document = json.loads(to_json(report))
     assert set(document) == {"endpoint", "passed", "state", "cause", "elapsed_s", "rounds",
-                             "maintenance", "results"}
+                             "unfinished", "maintenance", "results"}
     assert (document["endpoint"], document["passed"], document["elapsed_s"],
             document["rounds"], document["maintenance"]) == ("pod-a", False, 1.235, 3, None)
     assert (document["state"], document["cause"]) == ("down", {"check": "health",

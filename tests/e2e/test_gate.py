@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,25 @@ def test_wrong_answer_is_not_waited_for(sim: Any, tmp_path: Path,
                           + pods("l liar") + PROMPTS, env=sim_env)
     report = asyncio.run(run_gate(config, PLUGINS, "l", timeout_s=30, poll_s=0.1, env=sim_env))
     assert not report.passed and report.rounds == 1
+
+
+@pytest.mark.parametrize("timeout", ["3s", "5s"])
+def test_the_gate_stops_at_its_timeout_on_a_slow_pod(sim: Any, tmp_path: Path,
+                                                    sim_env: dict[str, str],
+                                                    timeout: str) -> None:
+    # issue 20: --timeout 5s on a slow endpoint ran 26 s, --timeout 8s 12.6 s. The slow pod
+    # answers after 30 s; each check may take 2 x 3 s + 500 ms.
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="10s", timeout="3s",
+                                               tries=2)
+                   + pods("slow slow-pod required_context: 11000") + PROMPTS)
+    began = time.monotonic()
+    proc = gate(config, sim_env, "slow", "--timeout", timeout, "--json")
+    took = time.monotonic() - began
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    limit = float(timeout.rstrip("s"))
+    assert limit <= report["elapsed_s"] < limit + 0.5, report["elapsed_s"]
+    assert took < limit + 5, f"the command took {took:.1f}s (start-up included)"
+    assert report["passed"] is False and report["state"] == "unknown"
+    assert report["unfinished"] == ["models", "health", "vllm_metrics", "prompt:arithmetic",
+                                    "context"]
