@@ -186,6 +186,9 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         conn = connect(path)
         try:
             self.states = load_states(conn)
+            # The head this writer knows the table has: found at start, then the last entry
+            # it committed (replaced once per batch, read by the /metrics thread).
+            self.head: Head | None = table_head(conn)
             self.anchoring, self.anchored = _anchor_at_start(conn, path)
         finally:
             conn.close()
@@ -232,8 +235,10 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
 
     def written(self, conn: sqlite3.Connection) -> None:
         entries, self._entries, self._backlog = self._entries, [], _Batch()
-        if entries and self.anchoring:  # once per batch, in this thread
-            self._anchor(conn, Head(entries[-1].id, entries[-1].hash))
+        if entries:  # once per batch, in this thread
+            self.head = head = Head(entries[-1].id, entries[-1].hash)
+            if self.anchoring:
+                self._anchor(conn, head)
         self.entries_total += len(entries)
         if entries and self.on_written is not None:
             _guarded(self.on_written, conn, entries)

@@ -12,12 +12,20 @@ from prometheus_client.registry import Collector
 from probe.metrics import P
 
 
+class Identified(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
 class Counted(Protocol):
-    """A writer's counters (the ledger book)."""
+    """A writer's counters and the head it knows the table has (the ledger book)."""
 
     entries_total: int
     errors_total: int
     dropped_total: int
+
+    @property
+    def head(self) -> Identified | None: ...
 
 
 class Chain(Protocol):
@@ -44,6 +52,12 @@ class LedgerMetrics(Collector):
         yield GaugeMetricFamily(P + "ledger_chain_valid", "1 while the ledger's hash chain "
                                 "verifies, 0 when an entry does not match (see the log).",
                                 value=1 if self.chain.valid else 0)
+        head = self.book.head  # one reference, replaced by the writer once per batch
+        yield GaugeMetricFamily(P + "ledger_head_id", "Id of the ledger's last entry as its "
+                                "writer knows it: the head found at start, then the last "
+                                "entry committed (0: empty). `ledger verify --metrics` "
+                                "fails when the table ends before it.",
+                                value=head.id if head is not None else 0)
         yield CounterMetricFamily(P + "ledger_entries", "Ledger entries written by this "
                                   "process.", value=self.book.entries_total)
         yield CounterMetricFamily(P + "ledger_write_errors", "Failed ledger writes (retried).",

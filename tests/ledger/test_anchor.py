@@ -208,3 +208,23 @@ def test_entries_removed_while_the_daemon_writes_do_not_move_the_anchor(tmp_path
     book.close()
     assert book.entries_total == 4
     assert anchor_path(db).read_bytes() == anchored, "the evidence stays"
+
+
+def test_the_writer_reports_the_head_it_found_then_the_last_it_committed(
+        tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    book = LedgerBook(db, batch_interval_s=0.01)
+    assert book.head is None
+    book.close()
+    written_by_the_book(db, 2)
+    book = LedgerBook(db, batch_interval_s=0.01)
+    assert book.head is not None and book.head.id == 2, "the head found at start"
+    book.submit({}, [draft(3)])
+    deadline = time.monotonic() + 10
+    while book.entries_total < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    book.close()
+    conn = connect(db)
+    last = conn.execute("SELECT id, hash FROM ledger ORDER BY id DESC").fetchone()
+    conn.close()
+    assert (book.head.id, book.head.hash) == tuple(last), "the last entry committed"

@@ -54,6 +54,7 @@ def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
     assert 'runpod_probe_endpoint_state{endpoint="qwen",state="up"} 1.0' in text
     assert 'runpod_probe_endpoint_state{endpoint="qwen",state="down"} 0.0' in text
     assert "runpod_probe_ledger_entries_total 3.0" in text
+    assert "runpod_probe_ledger_head_id 3.0" in text
     assert "runpod_probe_learning_append_errors_total 0.0" in text
     recorded = events(db)
     assert sorted(recorded[:2]) == [("gone", "appeared"), ("qwen", "appeared")]
