@@ -4,8 +4,11 @@ Exit codes: 0 fine, 1 the ledger's chain is broken (the first bad entry is named
 2 bad usage: invalid config, no database, a LEARNING.md that is not ours to append to.
 
 ``ledger verify`` holds the table's head against what is kept outside it: the anchor file
-beside the database (``probe.ledger.anchor``) and the entries LEARNING.md cites, so entries
-removed from the end, all of them or the table itself fail it too.
+beside the database (``probe.ledger.anchor``), the entries LEARNING.md cites and, with
+``--metrics URL``, the head the running daemon's writer reports on its /metrics page
+(``runpod_probe_ledger_head_id``, and its chain watch's ``runpod_probe_ledger_chain_valid``),
+so entries removed from the end, all of them or the table itself fail it too, even with the
+anchor file removed as well. A page that cannot be read is exit 2.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from probe.commands import default_config, load_or_report
 from probe.durations import parse_duration
@@ -37,6 +44,8 @@ from probe.ledger.settings import LearningSettings
 from probe.report import table
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
+SCRAPE_TIMEOUT_S = 2.0
+HEAD_ID, CHAIN_VALID = "runpod_probe_ledger_head_id", "runpod_probe_ledger_chain_valid"
 
 
 class UsageError(Exception):
@@ -57,6 +66,10 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
     source(check)
     check.add_argument("--learning", help="the LEARNING.md whose citations the ledger must "
                        "reach (default: the config's, or LEARNING.md beside --db)")
+    check.add_argument("--metrics", metavar="URL", help="the /metrics page of the daemon "
+                       "writing this database (e.g. http://127.0.0.1:9464/metrics): the "
+                       "ledger must reach the head it reports, and its chain watch must "
+                       "read valid")
     check.set_defaults(handler=cmd_verify)
     listing = actions.add_parser("list", help="Show ledger entries.")
     source(listing)
@@ -135,10 +148,49 @@ class Broken(Exception):
     """The ledger fails verification (one line: what is wrong)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What a running daemon's /metrics page says of its ledger."""
+
+    url: str
+    head_id: int
+    chain_valid: bool
+
+
+def scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> Reported:
+    """The ledger's head and chain state on the daemon's /metrics page at ``url``, or
+    ``UsageError`` (one line) when the page cannot be read or lacks them."""
+    def unusable(why: str) -> UsageError:
+        return UsageError(f"runpod-probe: cannot read the daemon's metrics at {url}: "
+                          + " ".join(why.split()))
+
+    try:
+        answer = httpx.get(url, timeout=timeout_s)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise unusable(str(exc) or type(exc).__name__) from None
+    if answer.status_code != 200:
+        raise unusable(f"HTTP {answer.status_code}")
+    values: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(answer.text):
+            if family.name in (HEAD_ID, CHAIN_VALID) and family.samples:
+                values[family.name] = family.samples[0].value
+    except ValueError as exc:
+        raise unusable(f"not a Prometheus text exposition ({exc})") from None
+    missing = [name for name in (HEAD_ID, CHAIN_VALID) if name not in values]
+    if missing:
+        raise unusable(f"no {' or '.join(missing)} (not a runpod-probe daemon keeping a "
+                       "ledger, or one older than this command)")
+    return Reported(url, int(values[HEAD_ID]), values[CHAIN_VALID] == 1)
+
+
 def cmd_verify(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(path: Path, learning: Path | None) -> int:
+        # the page first: the writer reports a head once it is committed, so a table read
+        # after the page reaches it unless entries were removed
+        reported = scrape(args.metrics) if args.metrics else None
         try:
-            print(f"ledger ok: {check(path, learning)}")
+            print(f"ledger ok: {check(path, learning, reported)}")
         except Broken as exc:
             print(f"runpod-probe: ledger verify FAILED: {exc}", file=sys.stderr)
             return EXIT_BROKEN
@@ -147,9 +199,9 @@ def cmd_verify(args: argparse.Namespace, plugins: Plugins) -> int:
     return _run(args, plugins, body)
 
 
-def check(path: Path, learning: Path | None) -> str:
-    """What was verified (one line), or ``Broken``: the chain, the anchor beside the
-    database and the citations of ``learning``."""
+def check(path: Path, learning: Path | None, reported: Reported | None = None) -> str:
+    """What was verified (one line), or ``Broken``: the chain, the head the running daemon
+    ``reported``, the anchor beside the database and the citations of ``learning``."""
     name = anchor_path(path).name
     try:
         anchor = read_anchor(path)
@@ -157,13 +209,19 @@ def check(path: Path, learning: Path | None) -> str:
         raise Broken(str(exc)) from None
     cites = cited_by(learning)
     with opened(path) as conn:
-        if not has_table(conn) and anchor is None and not cites:
+        if not (has_table(conn) or anchor or cites or (reported and reported.head_id)):
             raise no_table(path)
         problem = anchor_problem(conn, anchor, name) if anchor is not None else None
         found = read_entries(conn) if has_table(conn) else []
     report = verify(found)
     if not report.ok:
         raise Broken(f"{report.problem} ({report.entries} entries before it are intact)")
+    # an anchor removed with the entries: say so, the evidence left is what cites them
+    unanchored = "" if anchor is not None else f", and there is no {name} either"
+    if reported is not None and reported.head_id > len(found):
+        raise Broken(f"ledger entry #{len(found) + 1}: missing: the daemon at {reported.url} "
+                     f"reports head #{reported.head_id} ({HEAD_ID}), the ledger ends at "
+                     f"#{len(found)}: entries removed from the end{unanchored}")
     if problem is not None:
         raise Broken(str(problem))
     said = [f"{report.entries} entries, head sha256:{report.head}"]
@@ -175,7 +233,7 @@ def check(path: Path, learning: Path | None) -> str:
         if last > len(found):
             raise Broken(f"ledger entry #{len(found) + 1}: missing: {learning} cites ledger "
                          f"#{last} sha256:{cites[last]}, the ledger ends at #{len(found)}: "
-                         "entries removed from the end")
+                         f"entries removed from the end{unanchored}")
         for entry_id, short in sorted(cites.items()):
             have = found[entry_id - 1].short_hash  # ids are 1..n: the chain verified
             if have != short:
@@ -183,6 +241,12 @@ def check(path: Path, learning: Path | None) -> str:
                              f"the ledger has sha256:{have}: entries replaced, or the file "
                              "was written from another ledger")
         said.append(f"{learning} cites through #{last}")
+    if reported is not None:
+        if not reported.chain_valid:
+            raise Broken(f"the daemon at {reported.url} reports {CHAIN_VALID} 0: its chain "
+                         "watch found the ledger broken (its log and /status say how)")
+        said.append(f"the daemon at {reported.url} reports head #{reported.head_id}, "
+                    "chain valid")
     return "; ".join(said)
 
 
