@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ from probe.outcome import ProbeResult
 log = logging.getLogger(__name__)
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
+# A run of this many characters of a secret is masked wherever it appears: a text cut
+# through a key (a body's 120-byte preview) keeps at most FRAGMENT_CHARS - 1 of them.
+FRAGMENT_CHARS = 8
+_ANCHOR_CHARS, _ANCHOR_STEP = 4, 5  # step + anchor - 1 <= FRAGMENT_CHARS
 
 
 def bearer_headers(env_name: str | None, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -30,17 +35,68 @@ def bearer_headers(env_name: str | None, env: Mapping[str, str] | None = None) -
 
 
 class Redactor:
+    """Masks every configured secret in a text, and every piece of one that is
+    ``FRAGMENT_CHARS`` or longer: a text cut before it reaches the redactor (a body's
+    preview, an answer's first characters) can hold a key's first or last characters only,
+    and a window can hold its middle. Shorter secrets are masked whole only.
+
+    The pieces are found through anchors: the secret's ``_ANCHOR_CHARS``-character runs at
+    every ``_ANCHOR_STEP`` th offset. Any run of ``FRAGMENT_CHARS`` characters of the secret
+    holds one of them whole (step + anchor - 1 <= FRAGMENT_CHARS), so a text in which no
+    anchor occurs holds no piece; an anchor found is grown both ways along the secret."""
+
+    CLEAN_KEPT = 16384  # texts known to hold nothing to mask (a result's texts mostly repeat)
+    CLEAN_MAX_CHARS = 256  # longer texts are not remembered
+
     def __init__(self, env_names: Iterable[str], env: Mapping[str, str] | None = None) -> None:
         source = os.environ if env is None else env
         values = {source.get(name, "") for name in env_names}
         self._values = sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len,
                               reverse=True)
+        self._short = tuple(v for v in self._values if len(v) < FRAGMENT_CHARS)
+        anchors: dict[str, list[tuple[str, int]]] = {}
+        for value in self._values:
+            if len(value) >= FRAGMENT_CHARS:
+                for at in range(0, len(value) - _ANCHOR_CHARS + 1, _ANCHOR_STEP):
+                    anchors.setdefault(value[at:at + _ANCHOR_CHARS], []).append((value, at))
+        self._anchors = tuple((anchor, tuple(places)) for anchor, places in anchors.items())
+        self._clean: dict[str, None] = {}
 
     def __call__(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
+        if not self._values or text in self._clean:
+            return text
+        scrubbed = text
+        if len(text) >= FRAGMENT_CHARS:
+            spans = self._pieces(text)
+            if spans:
+                scrubbed = _masked(text, spans)
+        for value in self._short:
+            if value in scrubbed:
+                scrubbed = scrubbed.replace(value, MASK)
+        if scrubbed is text and len(text) <= self.CLEAN_MAX_CHARS:
+            if len(self._clean) >= self.CLEAN_KEPT:
+                self._clean.clear()
+            self._clean[text] = None
+        return scrubbed
+
+    def _pieces(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of every run of ``FRAGMENT_CHARS`` or more characters of a secret."""
+        spans: list[tuple[int, int]] = []
+        for anchor, places in self._anchors:
+            if anchor not in text:  # the common case, and cheaper than a call to find
+                continue
+            found = text.find(anchor)
+            while found >= 0:
+                # an anchor inside a piece already found is part of it (a whole key holds
+                # every anchor of its own)
+                if not any(start <= found and found + _ANCHOR_CHARS <= end
+                           for start, end in spans):
+                    for value, offset in places:
+                        start, end = _grown(text, found, value, offset)
+                        if end - start >= FRAGMENT_CHARS:
+                            spans.append((start, end))
+                found = text.find(anchor, found + 1)
+        return spans
 
     def result(self, result: ProbeResult) -> ProbeResult:
         """``result`` with every secret scrubbed from its message, URL and details (the same
@@ -59,17 +115,45 @@ class Redactor:
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            items = [(self.deep(k), self.deep(v)) for k, v in value.items()]
-            if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(),
-                                                                    strict=True)):
-                return value
-            return dict(items)
+            out: dict[Any, Any] | None = None
+            for index, (key, item) in enumerate(value.items()):
+                new_key, new_item = self.deep(key), self.deep(item)
+                if out is None and (new_key is not key or new_item is not item):
+                    out = dict(islice(value.items(), index))
+                if out is not None:
+                    out[new_key] = new_item
+            return value if out is None else out
         if isinstance(value, list | tuple):
             scrubbed = [self.deep(item) for item in value]
             if all(a is b for a, b in zip(scrubbed, value, strict=True)):
                 return value
             return type(value)(scrubbed)
         return value
+
+
+def _grown(text: str, found: int, value: str, offset: int) -> tuple[int, int]:
+    """The run of ``text`` around ``text[found:]`` that matches ``value`` around ``offset``
+    (where the anchor found sits in the secret), as (start, end)."""
+    start, at = found, offset
+    while start > 0 and at > 0 and text[start - 1] == value[at - 1]:
+        start, at = start - 1, at - 1
+    end, at = found + _ANCHOR_CHARS, offset + _ANCHOR_CHARS
+    while end < len(text) and at < len(value) and text[end] == value[at]:
+        end, at = end + 1, at + 1
+    return start, end
+
+
+def _masked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each of ``spans`` (overlapping ones merged) replaced by ``MASK``."""
+    parts, kept = [], 0
+    for start, end in sorted(spans):
+        if start > kept:
+            parts += [text[kept:start], MASK]
+        elif not parts:
+            parts.append(MASK)
+        kept = max(kept, end)
+    parts.append(text[kept:])
+    return "".join(parts)
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,0 +1,69 @@
+"""The Redactor: whole secrets and every piece of 8 characters or more of one are masked, so
+a text cut through a key before it was scrubbed keeps at most 7 of its characters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from probe.outcome import Outcome, ProbeResult
+from probe.secrets import FRAGMENT_CHARS, MASK, Redactor
+
+KEY = "rpa_K7QX2M9VDL4TB8NW6ZHC3RJF5YPG1SAE0UO8IKJ3"
+OTHER = "sk-9b1e6a4c2f8d0e3b7a5c9f1d2e4b6a8c"
+ENV = {"RUNPOD_API_KEY": KEY, "PROVIDER_KEY": OTHER, "SHORT": "pw42x"}
+redact = Redactor(ENV, ENV)
+
+
+def longest_piece(text: str, key: str) -> int:
+    """The longest run of ``key``'s characters that ``text`` still holds."""
+    return max((n for n in range(1, len(key) + 1)
+                for start in range(len(key) - n + 1) if key[start:start + n] in text),
+               default=0)
+
+
+def test_a_key_cut_at_any_offset_keeps_less_than_a_piece() -> None:
+    for key in (KEY, OTHER):
+        for cut in range(len(key) + 1):
+            head = f"HTTP 400: 'bad request from Bearer {key[:cut]}"
+            tail = f"{key[cut:]} was sent"
+            for text in (head, tail, head + "'", "x" * cut + key[cut:cut + 12] + "x"):
+                scrubbed = redact(text)
+                assert longest_piece(scrubbed, key) < FRAGMENT_CHARS, (cut, text, scrubbed)
+
+
+def test_whole_keys_and_pieces_become_one_mask_each() -> None:
+    assert redact(f"a {KEY} b") == f"a {MASK} b"
+    assert redact(f"{KEY}{KEY}") == MASK
+    assert redact(f"Bearer {KEY[:9]}") == f"Bearer {MASK}"
+    assert redact(f"{KEY[-8:]} and {OTHER[5:20]}!") == f"{MASK} and {MASK}!"
+    assert redact(f"from {KEY[:7]}") == f"from {KEY[:7]}", "7 characters are no piece"
+
+
+def test_a_short_secret_is_masked_whole_only() -> None:
+    assert redact("password pw42x here") == f"password {MASK} here"
+    assert redact("pw42") == "pw42"
+
+
+def test_ordinary_text_is_untouched_and_the_same_object() -> None:
+    for text in ("served Qwen/Qwen2.5-7B-Instruct (max_model_len 32768)",
+                 "https://abc123xyz-8000.proxy.runpod.net", "", "ok"):
+        assert redact(text) is text
+        assert redact(text) is text, "remembered as clean"
+
+
+def test_a_result_is_copied_only_when_something_is_masked() -> None:
+    clean = ProbeResult("p", "pod", "models", Outcome.OK, datetime.now(UTC), 0.1, 1,
+                        "https://x-8000.proxy.runpod.net", "served m", 200,
+                        {"model": "m", "n": 3, "list": ["a", "b"]})
+    assert redact.result(clean) is clean
+    leaky = ProbeResult("p", "pod", "models", Outcome.HTTP_4XX, datetime.now(UTC), 0.1, 1,
+                        "https://x-8000.proxy.runpod.net", f"HTTP 400: '{KEY[:20]}", 400,
+                        {"n": 3, f"k{KEY[4:16]}": [f"Bearer {KEY}", "b"]})
+    scrubbed = redact.result(leaky)
+    assert scrubbed.message == f"HTTP 400: '{MASK}"
+    assert scrubbed.details == {"n": 3, f"k{MASK}": [f"Bearer {MASK}", "b"]}
+
+
+def test_no_secret_no_work() -> None:
+    nothing = Redactor(["UNSET"], {})
+    assert nothing(f"Bearer {KEY}") == f"Bearer {KEY}"
