@@ -39,6 +39,7 @@ VLLM_VERSION = "0.32.0"
 STUCK_WAITING = 5  # requests piled up in a deadlocked engine
 STREAM_TOKEN_INTERVAL_S = 0.02
 HUGE_BODY_BYTES = 64 * 1024 * 1024
+PREVIEW_BYTES = 120  # where a probe's preview of an error body ends (probe.http)
 ENDLESS_INTERVAL_S = 0.05
 
 PROXY_404 = html_response(
@@ -251,6 +252,16 @@ async def _echo_auth(ctx: PodContext) -> Reply:
                                          "type": "BadRequestError", "code": 400}})
 
 
+async def _echo_auth_cut(ctx: PodContext) -> Reply:
+    """A hostile server that repeats the caller's key in a plain-text 400 placed so that a
+    preview of the body's first ``PREVIEW_BYTES`` bytes cuts it after ``spec.cut_at``
+    characters: what survives the cut must not survive the probe either."""
+    sent = ctx.request.headers.get("authorization", "").removeprefix("Bearer ")
+    cut = max(0, min(ctx.spec.cut_at, len(sent), PREVIEW_BYTES))
+    body = "-" * (PREVIEW_BYTES - cut) + sent + " was the key you sent"
+    return Response(400, (("content-type", "text/plain; charset=utf-8"),), body.encode())
+
+
 _HEALTHY = _vllm(Vllm())
 
 POD_BEHAVIOURS: dict[str, PodBehaviour] = {
@@ -277,6 +288,7 @@ POD_BEHAVIOURS: dict[str, PodBehaviour] = {
     "reset": _fixed(Reset()),
     "echo_auth": _echo_auth,
     "echo_auth_model": _echo_auth_model,
+    "echo_auth_cut": _echo_auth_cut,
     "static_metrics": _vllm(Vllm(static_metrics=True)),
     "answers_before_body": _answers_before_body,
 }

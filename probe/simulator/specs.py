@@ -23,6 +23,9 @@ class PodSpec:
     # vLLM's own --api-key: when set, /v1/* requires it. RunPod's proxy asks for no key, so
     # a pod never needs (and must never receive) the RunPod account key.
     api_key: str | None = None
+    # `echo_auth_cut`: how many characters of the caller's key come before the 120th byte
+    # of every answer (where a probe's preview of a body ends)
+    cut_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)

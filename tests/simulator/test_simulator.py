@@ -56,6 +56,7 @@ MODELS_CASES: list[tuple[str, int, Callable[[httpx.Response], bool]]] = [
     ("no_usage", 200, lambda r: _models(r)["id"] == QWEN),
     ("echo_auth", 400, lambda r: r.json()["error"]["message"].startswith("bad request from")),
     ("echo_auth_model", 200, lambda r: _models(r)["id"] == "anonymous"),  # nothing was sent
+    ("echo_auth_cut", 400, lambda r: r.text == "-" * 120 + " was the key you sent"),
     ("static_metrics", 200, lambda r: _models(r)["id"] == QWEN),
     ("answers_before_body", 200, lambda r: _models(r)["id"] == QWEN),
 ]
@@ -352,3 +353,17 @@ def test_echo_auth_model_names_its_model_after_the_callers_key(pod: Callable[...
     response = client.get(pod("echo_auth_model") + "/v1/models",
                           headers={"Authorization": "Bearer sim-secret-0000"})
     assert _models(response)["id"] == "Bearer sim-secret-0000"
+
+
+@pytest.mark.parametrize("cut", [0, 1, 8, 15, 16, 40])
+def test_echo_auth_cut_places_the_key_across_the_120th_byte(pod: Callable[..., str],
+                                                           client: httpx.Client,
+                                                           cut: int) -> None:
+    key = "sim-secret-0000-abcd"
+    response = client.get(pod("echo_auth_cut", cut_at=cut) + "/v1/models",
+                          headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/plain")
+    kept = min(cut, len(key))
+    assert response.content[:120].endswith(b"-" + key[:kept].encode())
+    assert response.content[120:].startswith(key[kept:].encode() + b" was the key")
