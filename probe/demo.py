@@ -21,6 +21,7 @@ from probe.config import Config
 from probe.features import CommandFactory, Feature, Plugins
 
 DEMO_KEY_ENV = "RUNPOD_PROBE_DEMO_KEY"
+DEMO_PROVIDER_KEY_ENV = "RUNPOD_PROBE_DEMO_PROVIDER_KEY"  # the provider's own key, not RunPod's
 LEARNING_HEAD = """# LEARNING (demo)
 
 Lessons runpod-probe learned about the simulated fleet, appended from its ledger.
@@ -83,7 +84,7 @@ def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interv
                      f"roundtrip: {ROUNDTRIP}}}")
     for name in sorted(fleet.openai):
         lines.append(f"  - {{name: {name}, kind: openai, base_url: "
-                     f'"{sim.base_url}/openai/{name}/v1", api_key_env: {DEMO_KEY_ENV}}}')
+                     f'"{sim.base_url}/openai/{name}/v1", api_key_env: {DEMO_PROVIDER_KEY_ENV}}}')
     now = datetime.now(UTC)
     if MAINTAINED in fleet.serverless:
         start = (now - timedelta(minutes=1)).isoformat(timespec="seconds")
@@ -124,7 +125,8 @@ def cmd_demo(args: argparse.Namespace, plugins: Plugins) -> int:
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault(DEMO_KEY_ENV, "demo-" + secrets.token_hex(16))
-    fleet = Fleet.default()
+    os.environ.setdefault(DEMO_PROVIDER_KEY_ENV, "demo-provider-" + secrets.token_hex(16))
+    fleet = Fleet.default(provider_key=os.environ[DEMO_PROVIDER_KEY_ENV])
     with Simulator(fleet, api_key=os.environ[DEMO_KEY_ENV]) as sim:
         port = free_port(args.metrics_port) if args.metrics_port else free_port(0)
         learning = state_dir / "LEARNING.md"

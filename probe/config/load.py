@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from probe.config.account_key import endpoint_key_problem, pods_key_problem
 from probe.config.fields import Fields, Problems, env_int, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
@@ -81,6 +82,9 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     env_defaults = _env_defaults(env, problems)
     runpod = _runpod(Fields(top.raw.get("runpod"), "runpod", problems,
                             ("api_key_env", "pod_api_key_env", "api_base", "proxy_url")), env)
+    refused = pods_key_problem(runpod, env)
+    if refused:
+        problems.add("runpod.pod_api_key_env", refused)
     defaults = _settings(Fields(top.raw.get("defaults"), "defaults", problems, SETTINGS),
                          env_defaults, extension.checks)
     storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")),
@@ -264,6 +268,11 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
     urls = _urls(f, kind, runpod)
     if name is None or kind is None or urls is None:
         return None
+    # a pods' key that is the account key is refused once, as runpod.pod_api_key_env
+    if not (kind == "pod" and key_env == runpod.pod_api_key_env):
+        refused = endpoint_key_problem(kind, key_env, urls[0], runpod, env)
+        if refused:
+            f.fail("api_key_env", refused)
     return Endpoint(
         name=name, kind=kind, openai_base=urls[0], root_url=urls[1],
         interval_s=s["interval"], timeout_s=s["timeout"], tries=s["tries"],

@@ -57,8 +57,9 @@ class Fleet:
     # -- building -----------------------------------------------------------------------
 
     @classmethod
-    def default(cls) -> Fleet:
-        """The demo fleet: one of each interesting failure next to healthy targets."""
+    def default(cls, provider_key: str | None = None) -> Fleet:
+        """The demo fleet: one of each interesting failure next to healthy targets;
+        ``provider_key``: the OpenAI provider's own key (None: the simulator's)."""
         fleet = cls()
         fleet.add_pod("qwen-healthy", PodSpec())
         fleet.add_pod(
@@ -75,7 +76,7 @@ class Fleet:
         fleet.add_serverless("vllm-healthy", ServerlessSpec())
         fleet.add_serverless("vllm-incident", ServerlessSpec("incident"))
         fleet.add_serverless("vllm-cold", ServerlessSpec("cold_start"))
-        fleet.add_openai("fallback", OpenAISpec())
+        fleet.add_openai("fallback", OpenAISpec(api_key=provider_key))
         return fleet
 
     @classmethod

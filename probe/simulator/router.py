@@ -107,7 +107,7 @@ class Router:
         if spec is None:
             return openai_error(404, f"No OpenAI-compatible provider named {name!r}.")
         return await openai_provider.handle(
-            ProviderContext(request, "/" + inner, spec, self._api_key)
+            ProviderContext(request, "/" + inner, spec, spec.api_key or self._api_key)
         )
 
     def _summary(self) -> dict[str, dict[str, str]]:

@@ -51,3 +51,6 @@ class OpenAISpec:
     behaviour: str = "healthy"
     model: str = "gpt-4o-mini"
     context_window: int = 128000  # enforced, but not advertised on the model card
+    # the provider's own key (a provider never gets RunPod's account key); None: the
+    # simulator's api_key
+    api_key: str | None = None

@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from probe.simulator import Fleet, OpenAISpec, PodSpec, ServerlessSpec, Simulato
 from probe.sweep import sweep
 
 KEY = "sim-key-hostile-0000"
+PROVIDER_KEY = "provider-own-key-0000"  # a provider's own key: never RunPod's account key
 CANARY = "canary-4f9e1d7a2b6c8e0d3a5f"
 
 
@@ -84,13 +86,13 @@ def test_failing_answers_degrade_the_endpoint(tmp_path: Path, sim_env: dict[str,
                                               spec: Any, outcome: str) -> None:
     fleet = Fleet()
     if isinstance(spec, OpenAISpec):
-        fleet.add_openai("bad", spec)
+        fleet.add_openai("bad", replace(spec, api_key=PROVIDER_KEY))
     else:
         fleet.add_pod("bad", spec)
     with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as sim:
         if isinstance(spec, OpenAISpec):
             row = (f'endpoints:\n  - {{name: bad, kind: openai, base_url: '
-                   f'"{sim.openai_base("bad")}", api_key_env: RUNPOD_API_KEY}}\n')
+                   f'"{sim.openai_base("bad")}", api_key_env: PROVIDER_KEY}}\n')
         else:
             row = pods("bad bad checks: [models]")
         config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="500ms", timeout="400ms")
@@ -102,7 +104,7 @@ def test_failing_answers_degrade_the_endpoint(tmp_path: Path, sim_env: dict[str,
                         what="the degraded verdict")
             return await scrape(daemon)
 
-        text = run_daemon(config, sim_env, scenario)
+        text = run_daemon(config, {**sim_env, "PROVIDER_KEY": PROVIDER_KEY}, scenario)
     assert 'runpod_probe_endpoint_state{endpoint="bad",state="degraded"} 1.0' in text
     assert 'runpod_probe_endpoint_up{endpoint="bad",kind=' in text
     assert f'runpod_probe_endpoint_cause{{check="prompt:arith",endpoint="bad",outcome="{outcome}",' \

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from helpers import parse_config
 from simconfig import header, pods
 
@@ -50,3 +54,28 @@ def test_the_account_key_never_reaches_a_pod(tmp_path: Path) -> None:
               and "/v1/" in r.path}
     assert locked == {digest(POD_OWN)}, "the pod's own key, from VLLM_API_KEY"
     assert {r.authorization_sha256 for r in to_runpod} == {digest(ACCOUNT)}
+
+
+@pytest.mark.parametrize(("runpod", "row"), [
+    ("pod_api_key_env: RUNPOD_API_KEY", ""),
+    ("", ", api_key_env: RUNPOD_API_KEY"),
+    ("", ", api_key_env: COPY_OF_ACCOUNT"),  # another variable holding the same key
+], ids=["pods-key-variable", "pod-key", "pod-key-same-value"])
+def test_check_config_refuses_a_config_that_sends_the_account_key_to_a_pod(
+        tmp_path: Path, runpod: str, row: str) -> None:
+    fleet = Fleet()
+    fleet.add_pod("open", PodSpec())
+    env = {**os.environ, "RUNPOD_API_KEY": ACCOUNT, "COPY_OF_ACCOUNT": ACCOUNT}
+    with Simulator(fleet, api_key=ACCOUNT) as sim:
+        text = header(sim, tmp_path) + pods(f"open open checks: [models]{row}")
+        if runpod:
+            text = text.replace("runpod: {", f"runpod: {{{runpod}, ")
+        path = tmp_path / "c.yaml"
+        path.write_text(text)
+        done = subprocess.run([sys.executable, "-m", "probe", "check-config", "--config",
+                               str(path)], env=env, capture_output=True, text=True, timeout=60)
+        seen = sim.requests_seen
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("  ")]
+    assert "account key" in line and ACCOUNT not in done.stderr + done.stdout
+    assert not seen, "nothing was probed"

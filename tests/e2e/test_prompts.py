@@ -74,12 +74,15 @@ def test_ttft_is_measured_to_the_first_content_token(sim: Any, tmp_path: Path,
 
 def test_governance_prompt_on_pod_serverless_and_openai_provider(
         sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    from probe.simulator import OpenAISpec
+
+    sim.fleet.add_openai("own-key", OpenAISpec(api_key="provider-own-key-0000"))
     endpoints = (pods("pod qwen-healthy")
                  + "  - {name: sls, kind: serverless, endpoint_id: vllm-healthy}\n"
-                 + f'  - {{name: prov, kind: openai, base_url: "{sim.base_url}/openai/fallback/v1",'
-                 " api_key_env: RUNPOD_API_KEY}\n")
-    results = run(sim, tmp_path, sim_env, endpoints=endpoints, prompts=GOVERNANCE, timeout="5s",
-                  interval="10s")
+                 + f'  - {{name: prov, kind: openai, base_url: "{sim.base_url}/openai/own-key/v1",'
+                 " api_key_env: PROVIDER_KEY}\n")
+    results = run(sim, tmp_path, {**sim_env, "PROVIDER_KEY": "provider-own-key-0000"},
+                  endpoints=endpoints, prompts=GOVERNANCE, timeout="5s", interval="10s")
     for name in ("pod", "sls", "prov"):
         result = results[(name, "prompt:failure")]
         assert result.ok, (name, result.message)
