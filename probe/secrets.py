@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import replace
 from itertools import islice
@@ -154,6 +155,16 @@ def _masked(text: str, spans: list[tuple[int, int]]) -> str:
         kept = max(kept, end)
     parts.append(text[kept:])
     return "".join(parts)
+
+
+def plain_line(text: str) -> str:
+    """``text`` as one line of plain text: every control or format character (ESC, CR, LF,
+    tab, DEL, bidi overrides: Unicode category C) becomes a space, and runs of spaces one. A
+    terminal shown it prints it; it moves no cursor and sets no colour."""
+    if text.isprintable():
+        return " ".join(text.split())
+    return " ".join("".join(" " if unicodedata.category(c)[0] == "C" else c
+                            for c in text).split())
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

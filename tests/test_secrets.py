@@ -67,3 +67,12 @@ def test_a_result_is_copied_only_when_something_is_masked() -> None:
 def test_no_secret_no_work() -> None:
     nothing = Redactor(["UNSET"], {})
     assert nothing(f"Bearer {KEY}") == f"Bearer {KEY}"
+
+
+def test_plain_line_keeps_no_control_or_format_character() -> None:
+    from probe.secrets import plain_line
+
+    assert plain_line("moving to an H100") == "moving to an H100"
+    assert plain_line("\x1b[31mred\x1b[0m\r\nnext\tline\x07\x9b2J\u202eevil\x00") \
+        == "[31mred [0m next line 2J evil"
+    assert plain_line("  ünïcödé — ok  ") == "ünïcödé — ok"

@@ -24,6 +24,7 @@ from probe.features import CommandFactory, Plugins
 from probe.maintenance import store
 from probe.maintenance.settings import MaintenanceSettings
 from probe.report import table
+from probe.secrets import Redactor, plain_line
 from probe.windows import Matcher
 
 EXIT_USAGE = 2
@@ -119,13 +120,14 @@ def cmd_start(args: argparse.Namespace, plugins: Plugins) -> int:
         if seconds <= 0 or seconds > settings.max_duration_s:
             raise Refused(f"--for {args.duration}: must be more than 0 and at most "
                           f"max_duration ({format_duration(settings.max_duration_s)})")
-        reason = " ".join(args.reason.split())
+        reason = shown(config, args.reason)
         if not reason:
             raise Refused("--reason: say why (it is shown in the ledger)")
         now = datetime.now(UTC)
         end = now + timedelta(seconds=seconds)
         _refuse_overlap(config, args.endpoint, now, end)
-        row = store.start(config.storage.path, args.endpoint, now, end, reason, who())
+        row = store.start(config.storage.path, args.endpoint, now, end, reason,
+                          plain_line(who()))
         print(f"{args.endpoint}: in maintenance until {end.isoformat(timespec='seconds')} "
               f"({reason}); window {row.window().name}. The daemon applies it within seconds.")
         return EXIT_OK
@@ -133,11 +135,18 @@ def cmd_start(args: argparse.Namespace, plugins: Plugins) -> int:
     return _run(args, plugins, body)
 
 
+def shown(config: Config, text: str) -> str:
+    """``text`` (a reason, a name) as it may be stored and printed: one plain line (no
+    terminal escape codes, no line breaks), every configured secret masked."""
+    return Redactor(config.secret_env_names())(plain_line(text))
+
+
 def _refuse_overlap(config: Config, name: str, begin: datetime, end: datetime) -> None:
     for row in store.recent(config.storage.path, begin):
         if row.endpoint == name and row.ended_at is None and row.starts_at < end:
             raise Refused(f"{name} is already in maintenance until "
-                          f"{row.until.isoformat(timespec='seconds')} ({row.reason}); end it "
+                          f"{row.until.isoformat(timespec='seconds')} "
+                          f"({shown(config, row.reason)}); end it "
                           f"first: runpod-probe maintenance end {name}")
     match = Matcher(e.name for e in config.endpoints)
     for window in MaintenanceSettings.of(config).windows:
@@ -153,7 +162,7 @@ def cmd_end(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(config: Config) -> int:
         known_endpoint(config, args.endpoint)
         now = datetime.now(UTC)
-        ended = store.end(config.storage.path, args.endpoint, now, who())
+        ended = store.end(config.storage.path, args.endpoint, now, plain_line(who()))
         if ended:
             names = ", ".join(r.window().name for r in ended)
             print(f"{args.endpoint}: maintenance ended ({names}). The daemon applies it within "
@@ -181,16 +190,17 @@ def rows(config: Config, now: datetime) -> list[dict[str, Any]]:
             out.append({"window": window.name, "endpoints": list(window.targets),
                         "origin": "config", "start": start.isoformat(timespec="seconds"),
                         "end": end.isoformat(timespec="seconds"),
-                        "state": _state(start, end, now), "reason": window.reason,
+                        "state": _state(start, end, now), "reason": shown(config, window.reason),
                         "schedule": window.describe()})
     for row in store.recent(config.storage.path, since):
         out.append({"window": row.window().name, "endpoints": [row.endpoint],
-                    "origin": row.window().origin,
+                    "origin": shown(config, row.window().origin),
                     "start": row.starts_at.isoformat(timespec="seconds"),
                     "end": row.until.isoformat(timespec="seconds"),
                     "state": _state(row.starts_at, row.until, now)
-                    + (f" (ended by {row.ended_by})" if row.ended_at else ""),
-                    "reason": row.reason, "schedule": "once"})
+                    + (f" (ended by {shown(config, row.ended_by or '')})" if row.ended_at
+                       else ""),
+                    "reason": shown(config, row.reason), "schedule": "once"})
     return sorted(out, key=lambda r: (r["start"], r["window"]))
 
 

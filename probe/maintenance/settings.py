@@ -29,6 +29,7 @@ from probe.config.fields import Fields, Problems
 from probe.config.model import Config, ParseContext
 from probe.durations import format_duration
 from probe.maintenance.schedule import DAYS, Declared, Weekly, overlap, self_overlap
+from probe.secrets import plain_line
 from probe.windows import Matcher, is_glob
 
 SECTION = "maintenance"
@@ -77,6 +78,8 @@ def parse_section(raw: Any, path: str, problems: Problems,
 def _window(f: Fields, max_s: float) -> Declared | None:
     name = f.text("name", required=True)
     reason = f.text("reason", required=True)
+    if reason is not None:
+        reason = plain_line(reason)  # no terminal escape codes, no line breaks
     targets = _targets(f)
     zone = _zone(f)
     fixed = f.has("start") or f.has("end")

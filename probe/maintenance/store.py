@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from probe.secrets import plain_line
 from probe.verdict import Window
 
 SCHEMA = """
@@ -75,9 +76,10 @@ def connect(path: Path, create: bool = False) -> Iterator[sqlite3.Connection | N
 
 def _row(values: tuple[object, ...]) -> Started:
     id_, endpoint, starts, ends, reason, by, ended, ended_by = values
-    return Started(int(str(id_)), str(endpoint), _time(starts), _time(ends), str(reason),
-                   str(by), _time(ended) if ended else None,
-                   str(ended_by) if ended_by else None)
+    # rows written before reasons were cleaned on the way in are cleaned on the way out
+    return Started(int(str(id_)), str(endpoint), _time(starts), _time(ends),
+                   plain_line(str(reason)), plain_line(str(by)), _time(ended) if ended else None,
+                   plain_line(str(ended_by)) if ended_by else None)
 
 
 def _iso(moment: datetime) -> str:

@@ -236,3 +236,37 @@ def test_a_config_window_that_is_on_now(fleet: Simulator, tmp_path: Path,
         assert 'qwen is in the config\'s window "swap"' in refused.stderr
     finally:
         daemon.stop()
+
+
+def test_a_reason_is_stored_and_printed_without_secrets_or_escape_codes(
+        fleet: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """Issue 20, item 11: a key typed into a reason, and terminal escape codes or line breaks
+    in it, reach neither the database nor the terminal."""
+    config, _ = setup(fleet, tmp_path)
+    db = tmp_path / "probe.db"
+    key = sim_env["RUNPOD_API_KEY"]
+    reason = f"\x1b[2J\x1b]0;pwned\x07moving\r\nFAKE: ok\tkey {key} and {key[:10]}\x9b31m"
+    started = probe(sim_env, "maintenance", "start", "qwen", "--for", "1h", "--reason", reason,
+                    "--config", str(config))
+    assert started.returncode == 0, started.stderr
+    conn = sqlite3.connect(db)
+    try:
+        # an older row written before reasons were cleaned on the way in
+        conn.execute("INSERT INTO maintenance (endpoint, starts_at, ends_at, reason, "
+                     "started_by) VALUES ('qwen', '2000-01-01T00:00:00.000000+00:00', "
+                     "'2999-01-01T00:00:00.000000+00:00', ?, ?)", (reason, "\x1b[31mmallory"))
+        conn.commit()
+        (stored,) = conn.execute("SELECT reason FROM maintenance ORDER BY id LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    listed = probe(sim_env, "maintenance", "list", "--config", str(config))
+    listed_json = probe(sim_env, "maintenance", "list", "--json", "--config", str(config))
+    again = probe(sim_env, "maintenance", "start", "qwen", "--for", "1h", "--reason", "x",
+                  "--config", str(config))
+    assert again.returncode == 2 and "already in maintenance" in again.stderr
+    for text in (stored, started.stdout + started.stderr, listed.stdout, listed_json.stdout,
+                 again.stderr):
+        assert key[:8] not in text, text
+        assert not any(c in text for c in "\x1b\x07\r\t\x9b"), repr(text)
+    assert stored.count("\n") == 0 and "moving FAKE: ok key *** and ***" in stored
+    assert "mallory" in listed.stdout and "\n" not in json.loads(listed_json.stdout)[0]["reason"]
