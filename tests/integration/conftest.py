@@ -16,8 +16,15 @@ import pytest
 from vllm_harness import StartVllmServer, VllmServer, build_tiny_model, start_server
 
 HERE = Path(__file__).parent
-REPO_ROOT = HERE.parent.parent
-DEFAULT_MODEL_DIR = REPO_ROOT / ".ci" / "cache" / "tiny-llama"
+
+
+def _cache_root() -> Path:
+    """The machine-wide cache ``.ci/vllm-env`` builds its venv in (same default)."""
+    if root := os.environ.get("RUNPOD_PROBE_CI_CACHE"):
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "runpod-probe"
+
 
 _startups: list[tuple[str, float]] = []
 
@@ -58,8 +65,9 @@ def vllm_python() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(vllm_python: Path) -> Path:
-    """The tiny model, built once and cached (``RUNPOD_PROBE_TINY_MODEL_DIR`` overrides)."""
-    outdir = Path(os.environ.get("RUNPOD_PROBE_TINY_MODEL_DIR") or DEFAULT_MODEL_DIR)
+    """The tiny model, built once and cached beside the vLLM venv
+    (``RUNPOD_PROBE_TINY_MODEL_DIR`` overrides)."""
+    outdir = Path(os.environ.get("RUNPOD_PROBE_TINY_MODEL_DIR") or _cache_root() / "tiny-llama")
     return build_tiny_model(vllm_python, outdir)
 
 
