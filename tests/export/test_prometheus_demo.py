@@ -25,6 +25,10 @@ from helpers import tool
 from probe.export import ALERTS_FILE, artefacts
 from probe.export.dashboards import DASHBOARDS_DIR
 
+# Both tests read one module-scoped stack (a Prometheus scraping a demo daemon): under
+# pytest-xdist they run on the same worker, so it starts once.
+pytestmark = pytest.mark.xdist_group("prometheus-demo")
+
 ROOT = Path(__file__).parents[2]
 # Broken beyond doubt in the simulated fleet, and how the daemon's cause names each.
 DOWN = {"deepseek-stopped": "pod_gone", "vllm-down": "server_down",
