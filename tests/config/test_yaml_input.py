@@ -51,6 +51,19 @@ REFUSED = [
      "'tag:yaml.org,2002:python/object/apply:os.system'"),
     ("merge-of-a-scalar", "a: {<<: 3}\n", "line 1: a merge key (<<) needs a mapping or a list "
                                           "of mappings"),
+    # 1 KB that was a RecursionError; 100,000 deep crashed libyaml's C composer (SIGSEGV)
+    ("deep-flow", "endpoints: " + "[" * 500 + "]" * 500 + "\n",
+     "line 1: nested more than 64 levels deep (lists and mappings inside each other)"),
+    ("very-deep-flow", "endpoints: " + "[" * 100_000 + "]" * 100_000 + "\n",
+     "line 1: nested more than 64 levels deep (lists and mappings inside each other)"),
+    ("deep-block", "a:\n" + "".join("  " * i + "- \n" for i in range(1, 100)),
+     "line 65: nested more than 64 levels deep (lists and mappings inside each other)"),
+    ("deep-through-aliases", "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a"
+     + "]" * 40 + "\n", "line 1: nested more than 64 levels deep once aliases are expanded "
+                        "(an alias inside itself?)"),
+    ("an-alias-inside-itself", "a: &a {b: *a}\n", "line 1: nested more than 64 levels deep "
+                                                  "once aliases are expanded (an alias inside "
+                                                  "itself?)"),
 ]
 
 
@@ -60,6 +73,14 @@ def test_refusals_are_one_line_with_where(text: str, message: str) -> None:
     with pytest.raises(YamlRefused) as refused:
         load_yaml(text)
     assert str(refused.value) == message
+
+
+def test_nesting_up_to_the_bound_is_read() -> None:
+    depth = yaml_input.MAX_DEPTH - 1  # and the top-level mapping
+    nested: list[object] = []
+    for _ in range(depth - 1):
+        nested = [nested]
+    assert load_yaml("a: " + "[" * depth + "]" * depth + "\n") == {"a": nested}
 
 
 def test_an_alias_bomb_is_refused_after_the_floor_not_after_expanding(

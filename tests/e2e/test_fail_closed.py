@@ -23,6 +23,11 @@ CASES = [(p, "once") for p in INVALID] + [
     (DATA / f"invalid-{name}.yaml", command)
     for name in ("many-problems", "env-not-set", "literal-secret")
     for command in ("run", "check-config")
+] + [
+    # hostile YAML: one line, no traceback, from every command (issue 20)
+    (DATA / f"invalid-{name}.yaml", command)
+    for name in ("deep-nesting",)
+    for command in ("run", "check-config")
 ]
 
 
