@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -417,18 +418,29 @@ class Daemon:
         """SIGHUP: reload in a task of its own, so probing and /metrics go on meanwhile."""
         if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.create_task(self.reload())
+            self._reloading.add_done_callback(_reload_done)
 
     async def reload(self) -> bool:
-        """Re-read the config file; keep running the old config if the new one is invalid.
-        The file is read and parsed in a worker thread: a huge or hostile file never stops
-        the event loop (probes, the watchdog) while it is refused."""
+        """Re-read the config file; keep running the old config if the new one is invalid or
+        cannot be read or applied, whatever the cause (then the reload metric is 0 and one
+        line says why). The file is read and parsed in a worker thread: a huge or hostile
+        file never stops the event loop (probes, the watchdog) while it is refused."""
         self.state.daemon.reloads_total += 1
         if self.file_config.source is None:
             return False
         self.notifier.reloading()
         try:
-            new = await asyncio.to_thread(load_config, self.file_config.source, self.env,
-                                          self.plugins.config)
+            return await self._reload(self.file_config.source)
+        except Exception as exc:  # noqa: BLE001 - a bug must not end the reload unseen
+            self.state.daemon.reload_ok = False
+            log.error("config reload failed: %s: %s; still running the old config",
+                      type(exc).__name__, self.redactor(_reason(exc)))
+            self.notifier.ready(f"config reload failed; still {self._status()}")
+            return False
+
+    async def _reload(self, source: Path) -> bool:
+        try:
+            new = await asyncio.to_thread(load_config, source, self.env, self.plugins.config)
         except ConfigError as exc:
             self.state.daemon.reload_ok = False
             for line in exc.problems:
@@ -443,8 +455,8 @@ class Daemon:
             return False
         if (new.storage, new.metrics) != (self.config.storage, self.config.metrics):
             log.warning("storage/metrics changes take effect after a restart")
-        self.file_config = new
         self.apply(new)
+        self.file_config = new
         self.state.daemon.reload_ok = True
         self.state.daemon.reload_success_ts = time.time()
         log.info("config reloaded: %d endpoints", len(self.config.endpoints))
@@ -459,9 +471,10 @@ class Daemon:
             config = expand(config)
         if config == self.config:
             return False
-        self.config = config
-        self.jobs = self.plugins.plan(config)
-        self.redactor = Redactor(config.secret_env_names(), self.env)
+        # what can fail comes first: a config that cannot be planned leaves the old one running
+        jobs = self.plugins.plan(config)
+        redactor = Redactor(config.secret_env_names(), self.env)
+        self.config, self.jobs, self.redactor = config, jobs, redactor
         install_log_redaction(self.redactor)
         if self.prober is not None:
             self.prober.redactor = self.redactor
@@ -479,6 +492,15 @@ class Daemon:
                     attachment.on_plan(self.config, self.jobs)
                 except Exception:  # noqa: BLE001 - a feature's bug must not stop probing
                     log.exception("a feature failed to take the new plan")
+
+
+def _reload_done(task: asyncio.Task[bool]) -> None:
+    """A reload task's end: ``reload`` handles every failure itself; anything else (a
+    BaseException) is logged here in one line rather than left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("config reload failed: %s: %s; still running the old config",
+                  type(exc).__name__, _reason(exc) if exc is not None else "")
 
 
 async def _start(hook: StartupHook, daemon: Daemon) -> Attachment | None:

@@ -188,6 +188,54 @@ def test_a_reload_with_an_invalid_file_keeps_the_old_plan(tmp_path: Path) -> Non
     running(daemon, scenario)
 
 
+def test_any_failure_in_a_reload_keeps_the_old_plan_and_says_so_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Not only an invalid file: a loader that crashes or a config that cannot be planned
+    leaves the old config running, the reload metric at 0 and one log line, no traceback."""
+    fake = Planned()
+    planner = fake.plugins.planners[0]
+
+    def fragile(config: Config) -> list[Job]:
+        if any(e.name == "boom" for e in config.endpoints):
+            raise ValueError("cannot plan boom")
+        return list(planner(config))
+
+    plugins = replace(fake.plugins, planners=(fragile,))
+    head = (f'storage: {{path: "{tmp_path / "p.db"}"}}\nmetrics: {{listen: "127.0.0.1:0"}}\n'
+            "endpoints:\n")
+    row = '  - {{name: {}, kind: openai, base_url: "http://127.0.0.1:9/v1"}}\n'
+    path = tmp_path / "c.yaml"
+    path.write_text(head + row.format("a"))
+    daemon = Daemon(load_config(path, {}, plugins.config), plugins, {})
+
+    def crashing_loader(*_args: Any) -> Config:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    async def scenario() -> None:
+        old, config = daemon.jobs, daemon.config
+        path.write_text(head + row.format("a") + row.format("boom"))
+        with monkeypatch.context() as patched:
+            patched.setattr("probe.daemon.load_config", crashing_loader)
+            caplog.clear()
+            assert await daemon.reload() is False
+        assert daemon.state.daemon.reload_ok is False
+        assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+            ("ERROR", "config reload failed: RecursionError: maximum recursion depth exceeded; "
+                      "still running the old config", None)]
+        caplog.clear()
+        assert await daemon.reload() is False, "planning boom fails"
+        assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+            "config reload failed: ValueError: cannot plan boom; still running the old config"]
+        assert daemon.state.daemon.reload_ok is False
+        assert daemon.jobs is old and daemon.config is config and daemon.file_config is config
+        shares_the_plan(daemon, fake)
+        path.write_text(head + row.format("a") + row.format("b"))
+        assert await daemon.reload() is True and daemon.state.daemon.reload_ok is True
+        assert [j.id for j in daemon.jobs] == ["a/checks", "b/checks"]
+
+    running(daemon, scenario)
+
+
 def test_garbage_is_collected_on_a_clock() -> None:
     """Young every half second, the middle generation every GC_MIDDLE_EVERY of those, all
     of it every GC_OLD_EVERY of these (Python's own count is off while the daemon runs)."""
