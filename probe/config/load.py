@@ -73,8 +73,8 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     env = os.environ if env is None else env
     try:
         raw = load_yaml(text)
-    except YamlRefused as exc:
-        raise ConfigError([str(exc)]) from None
+    except YamlRefused as exc:  # it may quote a key of the file
+        raise ConfigError([mask_secrets(str(exc))]) from None
     problems = Problems()
     for where, reason in find_literal_secrets(raw):
         problems.add(where, reason)

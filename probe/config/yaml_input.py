@@ -16,6 +16,7 @@ before anything walks it. Scalars are built by PyYAML's own safe constructors (s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -169,6 +170,12 @@ def _compose(loader: Any) -> tuple[Node | None, int]:
     return node, count
 
 
+def _shown(key: Any) -> str:
+    """A key as a refusal quotes it: escaped (never a line break) and short."""
+    text = json.dumps(key if isinstance(key, str) else str(key), ensure_ascii=False)
+    return text if len(text) <= 64 else text[:60] + '…"'
+
+
 class _Builder:
     def __init__(self, constructor: Any, budget: int) -> None:
         self.constructor = constructor
@@ -204,6 +211,7 @@ class _Builder:
 
     def _mapping(self, node: MappingNode) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}  # the line each key of this mapping was written on
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:  # "<<: *defaults": earlier keys of the mapping win
                 for merged in self._merged(value_node):
@@ -211,11 +219,17 @@ class _Builder:
                         out.setdefault(key, value)
                 continue
             key = self.build(key_node)
+            line = key_node.start_mark.line + 1
             try:
-                hash(key)
+                first = lines.get(key)
             except TypeError:
-                raise YamlRefused(f"line {key_node.start_mark.line + 1}: a mapping key must "
-                                  "be a plain value, not a list or a mapping") from None
+                raise YamlRefused(f"line {line}: a mapping key must be a plain value, not a "
+                                  "list or a mapping") from None
+            if first is not None:  # it would replace the first one's value (a second
+                # ``endpoints:`` the whole list) without a word: say where both are
+                raise YamlRefused(f"line {line}: duplicate key {_shown(key)} (first at line "
+                                  f"{first})")
+            lines[key] = line
             out[key] = self.build(value_node)
         return out
 

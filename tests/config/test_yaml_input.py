@@ -15,6 +15,7 @@ SAME_AS_PYYAML = [
                 "j: 1_000\nk: 'quoted'\nl: -3\n"),
     ("merge-key", "base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n"),
     ("merge-list", "m: {<<: [{a: 1}, {a: 2, b: 3}]}\n"),
+    ("merge-then-override", "d: &d {a: 1, b: 2}\nm:\n  <<: *d\n  a: 3\n"),
     ("nested", "m: [1, [2, 3], {a: b}]\n"),
     ("block-scalar", "k: |\n  line\n  two\n"),
     ("top-level-list", "- a\n- b\n"),
@@ -61,6 +62,17 @@ REFUSED = [
     ("deep-through-aliases", "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a"
      + "]" * 40 + "\n", "line 1: nested more than 64 levels deep once aliases are expanded "
                         "(an alias inside itself?)"),
+    # a second key would replace the first's value without a word
+    ("duplicate-top-level-key", "endpoints: [a]\nx: 1\nendpoints: [b]\n",
+     'line 3: duplicate key "endpoints" (first at line 1)'),
+    ("duplicate-nested-key", "e:\n  - name: a\n    interval: 1s\n    interval: 2s\n",
+     'line 4: duplicate key "interval" (first at line 3)'),
+    ("duplicate-key-in-a-flow-mapping", "e: [{name: a, name: b}]\n",
+     'line 1: duplicate key "name" (first at line 1)'),
+    ("duplicate-key-spelled-differently", "1: a\n0x1: b\n",
+     'line 2: duplicate key "1" (first at line 1)'),
+    ("duplicate-key-with-a-line-break", '"a\\nb": 1\n? "a\\nb"\n: 2\n',
+     'line 2: duplicate key "a\\nb" (first at line 1)'),
     ("an-alias-inside-itself", "a: &a {b: *a}\n", "line 1: nested more than 64 levels deep "
                                                   "once aliases are expanded (an alias inside "
                                                   "itself?)"),

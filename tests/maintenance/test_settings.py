@@ -100,7 +100,7 @@ FIXED = "{name: a, endpoints: [q], reason: r, start: '2026-12-01 10:00', end: '2
       'offset, "2026-12-01T10:00+01:00"), got "soon"']),
     (W + FIXED + "}\n    - " + FIXED + "}\n",
      ['maintenance.windows[1].name: "a" is used twice']),
-    (W + FIXED + ", endpoints: ['qwen-*']}\n    - {name: b, endpoints: [qwen-b], reason: r, "
+    (W + FIXED.replace("[q]", "['qwen-*']") + "}\n    - {name: b, endpoints: [qwen-b], reason: r, "
          "start: '2026-12-01 11:00', end: '2026-12-01 13:00'}\n",
      ['maintenance.windows[1]: overlaps window "a" on qwen-b at 2026-12-01T11:00+00:00']),
     ("  windowz: []\n", ['maintenance.windowz: unknown key (did you mean "windows"?)']),
