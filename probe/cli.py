@@ -138,14 +138,17 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
             and args.endpoint not in {e.name for e in config.endpoints}):
         print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
         return EXIT_CONFIG
+    from probe.daemon import StartupError, open_store
     from probe.report import VERDICT_COLUMNS, result_rows, table, to_json, verdict_rows, verdicts
-    from probe.store import ResultStore
     from probe.sweep import sweep
     from probe.verdict import Judgement, State
     from probe.windows import Matcher, active, covering
 
-    store = ResultStore(config.storage.path, Redactor(config.secret_env_names())) \
-        if args.store else None
+    try:  # opened for writing first, as the daemon does: nothing probed into a lost store
+        store = open_store(config, Redactor(config.secret_env_names())) if args.store else None
+    except StartupError as exc:
+        print(f"runpod-probe: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         results = asyncio.run(sweep(config, plugins, args.endpoint, store))
     finally:

@@ -43,6 +43,20 @@ def open_db(path: Path) -> sqlite_utils.Database:
     return db
 
 
+def check_writable(db: sqlite_utils.Database) -> None:
+    """Raise SQLite's own error when this database cannot be written (a read-only file or
+    directory, a read-only file system): a write in a transaction that is rolled back.
+    Opening and reading succeed on such a file, and the writer would fail only later, on
+    every batch, while the daemon probed on storing nothing."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE write_check (x)")
+    finally:
+        if conn.in_transaction:
+            conn.rollback()
+
+
 def result_values(row_id: int, result: ProbeResult,
                   redact: Callable[[str], str]) -> tuple[Any, ...]:
     """The row's values in ``COLUMNS`` order."""
@@ -68,9 +82,12 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
         self.redact = redact
         path.parent.mkdir(parents=True, exist_ok=True)
         db = open_db(path)
-        self._next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM results")
-                            .fetchone()[0]) + 1
-        db.close()
+        try:
+            check_writable(db)
+            self._next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM results")
+                                .fetchone()[0]) + 1
+        finally:
+            db.close()
         self._ids = threading.Lock()
         self._backlog: list[Pending] = []
         self.written_total = 0
