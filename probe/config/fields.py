@@ -28,6 +28,14 @@ class Problems:
         return bool(self.lines)
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """``text`` in double quotes for a problem line: what is not printable escaped (a line
+    break stays ``\\n``, U+2028 ``\\u2028``), cut at ``limit`` characters."""
+    inner = "".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                    for c in text[:limit])
+    return f'"{inner}…"' if len(text) > limit else f'"{inner}"'
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.config.account_key import endpoint_key_problem, pods_key_problem
-from probe.config.fields import Fields, Problems, env_int, url_problem
+from probe.config.fields import Fields, Problems, env_int, quoted, url_problem
 from probe.config.literal_secrets import find_literal_secrets, mask_secrets
 from probe.config.model import (
     DEFAULT_CHECKS,
@@ -219,7 +219,7 @@ def _endpoints(raw: Any, problems: Problems, runpod: RunpodSettings,
     for index, item in enumerate(raw):
         path = f"endpoints[{index}]"
         f = Fields(item, path, problems, (*ENDPOINT_KEYS, *extension.endpoint_keys))
-        name = f.text("name", required=True)
+        name = _name(f)
         if name is not None:
             if name in seen:
                 f.fail("name", f'duplicate endpoint name "{name}" (also endpoints[{seen[name]}])')
@@ -238,11 +238,21 @@ def build_endpoint(raw: dict[str, Any], path: str, config: Config,
     problems = Problems()
     extension = config.extension
     f = Fields(raw, path, problems, (*ENDPOINT_KEYS, *extension.endpoint_keys))
-    endpoint = _endpoint(f, f.text("name", required=True), config.runpod, config.defaults, env,
-                         extension)
+    endpoint = _endpoint(f, _name(f), config.runpod, config.defaults, env, extension)
     if problems or endpoint is None:
         raise ConfigError(problems.lines or [f"{path}: cannot build the endpoint"])
     return endpoint
+
+
+def _name(f: Fields) -> str | None:
+    """The endpoint's name: printable text on one line. It is written into every log line,
+    ledger entry and report about the endpoint, where a line break would forge a line."""
+    name: str | None = f.text("name", required=True)
+    if name is not None and not name.isprintable():
+        f.fail("name", f"{quoted(name)} has a line break, tab or control character; a name "
+                       "is printable text on one line")
+        return None
+    return name
 
 
 def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dict[str, Any],

@@ -16,7 +16,6 @@ before anything walks it. Scalars are built by PyYAML's own safe constructors (s
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
@@ -31,6 +30,8 @@ from yaml.events import (
     StreamEndEvent,
 )
 from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
+
+from probe.config.fields import quoted
 
 MAX_BYTES = 16 * 1024 * 1024  # a 10,000-endpoint fleet is about 1 MB
 # Values a document may expand to: its own nodes several times over (merge keys and a few
@@ -170,12 +171,6 @@ def _compose(loader: Any) -> tuple[Node | None, int]:
     return node, count
 
 
-def _shown(key: Any) -> str:
-    """A key as a refusal quotes it: escaped (never a line break) and short."""
-    text = json.dumps(key if isinstance(key, str) else str(key), ensure_ascii=False)
-    return text if len(text) <= 64 else text[:60] + '…"'
-
-
 class _Builder:
     def __init__(self, constructor: Any, budget: int) -> None:
         self.constructor = constructor
@@ -227,8 +222,8 @@ class _Builder:
                                   "list or a mapping") from None
             if first is not None:  # it would replace the first one's value (a second
                 # ``endpoints:`` the whole list) without a word: say where both are
-                raise YamlRefused(f"line {line}: duplicate key {_shown(key)} (first at line "
-                                  f"{first})")
+                raise YamlRefused(f"line {line}: duplicate key {quoted(str(key), 60)} (first "
+                                  f"at line {first})")
             lines[key] = line
             out[key] = self.build(value_node)
         return out

@@ -121,6 +121,29 @@ def test_secret_shaped_strings_anywhere_are_refused(value: str) -> None:
     assert value not in str(caught.value)  # a refusal never repeats the secret
 
 
+@pytest.mark.parametrize("name", ["qwen\nINFO forged", "qwen\r", "a\tb", "bell\a", "esc\x1b[31m",
+                                  "line\u2028sep", "bidi\u202eevil", "nul\x00"],
+                         ids=["newline", "carriage-return", "tab", "bell", "ansi-escape",
+                              "unicode-line-separator", "bidi-override", "nul"])
+def test_an_endpoint_name_is_printable_text_on_one_line(name: str) -> None:
+    """A name is written into log lines, ledger entries and reports: a line break there
+    forges a line, a control character rewrites the terminal."""
+    quoted = name.encode("unicode_escape").decode().replace('"', '\\"')
+    text = f'endpoints:\n  - {{name: "{quoted}", kind: pod, pod_id: x}}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env=ENV)
+    assert len(caught.value.problems) == 1
+    problem = caught.value.problems[0]
+    assert problem.startswith("endpoints[0].name: ") and problem.endswith(
+        "has a line break, tab or control character; a name is printable text on one line")
+    assert problem.isprintable()
+
+
+def test_a_name_may_hold_spaces_and_any_letters() -> None:
+    text = 'endpoints:\n  - {name: "Qwen 2.5 — Zürich/東京", kind: pod, pod_id: x}\n'
+    assert parse_config(text, env=ENV).endpoints[0].name == "Qwen 2.5 — Zürich/東京"
+
+
 def test_shipped_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "config.yaml"
     config = parse_config(example.read_text(), env={"RUNPOD_API_KEY": ENV["RUNPOD_API_KEY"]})

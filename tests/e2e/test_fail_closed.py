@@ -26,7 +26,7 @@ CASES = [(p, "once") for p in INVALID] + [
 ] + [
     # hostile YAML: one line, no traceback, from every command (issue 20)
     (DATA / f"invalid-{name}.yaml", command)
-    for name in ("deep-nesting", "duplicate-key")
+    for name in ("deep-nesting", "duplicate-key", "name-line-break")
     for command in ("run", "check-config")
 ]
 

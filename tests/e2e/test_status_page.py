@@ -23,7 +23,8 @@ from simconfig import header, write
 from probe.daemon import Daemon
 from probe.simulator import Fleet, PodSpec, Simulator
 
-HOSTILE = '<script>alert("x")</script>\'"\n<b onmouseover=alert(1)>'
+# (a name cannot hold a line break: the config refuses it, see test_load)
+HOSTILE = '<script>alert("x")</script>\'" <b onmouseover=alert(1)>'
 POD_KEY = "pod-secret-9f3b2d7c1a5e4f60"
 
 
