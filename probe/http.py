@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -87,14 +89,25 @@ def status_outcome(status: int) -> Outcome | None:
     return Outcome.HTTP_4XX
 
 
-STATUS_MEANING = {
-    404: "not found: pod stopped or destroyed, or port not exposed as HTTP",
-    502: "bad gateway: the proxy is up but nothing answers on the pod's port",
+STATUS_MEANING: Mapping[int, str] = MappingProxyType({  # from any server
     401: "unauthorized: the API key is missing or wrong",
     403: "forbidden: the API key lacks permission",
     429: "rate limited",
     524: "proxy timeout: the server took longer than the proxy allows (100 s)",
-}
+})
+# What a status means from where an endpoint of each kind is reached: a pod through RunPod's
+# proxy; a serverless endpoint through RunPod's API at {api_base}/{endpoint_id}/..., which
+# documents 404 as an unknown endpoint id (there is no pod behind it to be stopped).
+KIND_MEANING: Mapping[str, Mapping[int, str]] = MappingProxyType({
+    "pod": MappingProxyType({
+        404: "not found: pod stopped or destroyed, or port not exposed as HTTP",
+        502: "bad gateway: the proxy is up but nothing answers on the pod's port",
+    }),
+    "serverless": MappingProxyType({
+        404: "not found: RunPod knows no serverless endpoint with this id (wrong or deleted), "
+             "or the route is wrong",
+    }),
+})
 
 
 def error_message(body: bytes) -> str:
@@ -126,8 +139,9 @@ def is_html(body: bytes, headers: httpx.Headers | None = None) -> bool:
     return b"<html" in body[:512].lower()
 
 
-def describe_status(status: int, body: bytes) -> str:
-    meaning = STATUS_MEANING.get(status)
+def describe_status(status: int, body: bytes, kind: str = "pod") -> str:
+    """"HTTP 404 (what it means from an endpoint of this ``kind``): the body's message"."""
+    meaning = KIND_MEANING.get(kind, {}).get(status) or STATUS_MEANING.get(status)
     detail = error_message(body) if body else "empty body"
     if is_html(body):
         detail = "HTML page"

@@ -22,7 +22,8 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
     status, body, _ = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, api_status_note(endpoint) + describe_status(status, body), status)
+        return Verdict(failed, api_status_note(endpoint)
+                       + describe_status(status, body, endpoint.kind), status)
     try:
         cards = model_cards(parse_json_object(body))
     except BadBody as exc:

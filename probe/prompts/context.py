@@ -39,7 +39,7 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body), status)
+        return Verdict(failed, describe_status(status, body, endpoint.kind), status)
     try:
         card = pick_card(model_cards(parse_json_object(body)), endpoint.model)
     except BadBody as exc:

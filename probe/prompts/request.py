@@ -48,8 +48,8 @@ async def served_model(endpoint: Endpoint, client: httpx.AsyncClient,
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, "cannot learn the served model: " + describe_status(status, body),
-                       status)
+        return Verdict(failed, "cannot learn the served model: "
+                       + describe_status(status, body, endpoint.kind), status)
     try:
         card = pick_card(model_cards(parse_json_object(body)), None)
     except BadBody as exc:

@@ -33,10 +33,10 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
     status, body, headers = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     if status == 429:
         return control_plane.rate_limited(ctx.memory, headers.get("retry-after"),
-                                          describe_status(status, body))
+                                          describe_status(status, body, "serverless"))
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body), status)
+        return Verdict(failed, describe_status(status, body, "serverless"), status)
     try:
         health = parse_health(parse_json_object(body))
     except BadBody as exc:

@@ -68,9 +68,9 @@ async def _start_label(endpoint: Endpoint, client: httpx.AsyncClient,
 def _refused(status: int, body: bytes, headers: httpx.Headers, ctx: CheckContext) -> Verdict:
     if status == 429:
         return control_plane.rate_limited(ctx.memory, headers.get("retry-after"),
-                                          describe_status(status, body))
-    return Verdict(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
-                   status)
+                                          describe_status(status, body, "serverless"))
+    return Verdict(status_outcome(status) or Outcome.HTTP_4XX,
+                   describe_status(status, body, "serverless"), status)
 
 
 async def _job(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,

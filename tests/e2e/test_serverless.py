@@ -232,3 +232,21 @@ def test_openai_round_trip_through_the_worker_route(tmp_path: Path) -> None:
             "roundtrip: {openai: true, wait: 1s, deadline: 3s}", interval="10s", timeout="2s")
         results, _ = probe_n(config, "ep/roundtrip", 1)
     assert results[0].outcome is Outcome.OK and results[0].details["answer"] == "4"
+
+
+def test_an_unknown_serverless_endpoint_is_not_described_as_a_pod(tmp_path: Path) -> None:
+    """RunPod's API answers 404 for an endpoint id it does not know (a typo, a deleted
+    endpoint): the message says so, not "pod stopped or destroyed" (there is no pod)."""
+    from probe.sweep import sweep
+
+    fleet = Fleet()
+    fleet.add_serverless("live", ServerlessSpec())
+    with Simulator(fleet, api_key=KEY) as sim:
+        config = serverless_config(sim, tmp_path, "gone deleted-endpoint-id")
+        results = asyncio.run(sweep(config, PLUGINS, env=ENV))
+    [result] = results
+    assert (result.check, result.outcome, result.http_status) == ("queue", Outcome.HTTP_404, 404)
+    assert result.message.startswith(
+        "HTTP 404 (not found: RunPod knows no serverless endpoint with this id (wrong or "
+        "deleted), or the route is wrong)"), result.message
+    assert "pod" not in result.message

@@ -186,3 +186,11 @@ def test_the_queue_history_survives_a_restart() -> None:
     kept = json.loads(json.dumps(durable))  # what a restart reads back
     restarted = CheckContext(durable=kept)
     assert probe(Api(health_json(in_queue=3)), restarted).outcome is Outcome.NO_WORKERS
+
+
+def test_a_404_names_an_unknown_endpoint_id_not_a_pod() -> None:
+    result = probe(Api(httpx.Response(404, json={"error": "Endpoint not found."})))
+    assert (result.outcome, result.http_status) == (Outcome.HTTP_404, 404)
+    assert result.message == ("HTTP 404 (not found: RunPod knows no serverless endpoint with "
+                              "this id (wrong or deleted), or the route is wrong): Endpoint "
+                              "not found.")
