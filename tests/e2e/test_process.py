@@ -85,10 +85,13 @@ def test_real_prometheus_scrapes_the_daemon(sim: Any, tmp_path: Path,
         assert lint.returncode == 0, lint.stdout + lint.stderr
         deadline = time.monotonic() + 30
         series: dict[str, float] = {}
-        while time.monotonic() < deadline and len(series) < 2:
+        # One series per endpoint: runpod_probe_up has one per check, and the checks of
+        # "qwen" that have not run yet would overwrite its models series in the dict.
+        while time.monotonic() < deadline and series != {"qwen": 1.0, "gone": 0.0}:
             try:
                 answer = httpx.get(f"http://127.0.0.1:{prom_port}/api/v1/query",
-                                   params={"query": "runpod_probe_up"}, timeout=2).json()
+                                   params={"query": 'runpod_probe_up{check="models"}'},
+                                   timeout=2).json()
                 series = {r["metric"]["endpoint"]: float(r["value"][1])
                           for r in answer["data"]["result"]}
             except (httpx.HTTPError, KeyError, ValueError):
