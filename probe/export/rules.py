@@ -32,8 +32,10 @@ class Cause:
 
 CAUSES: tuple[Cause, ...] = (
     Cause("pod_gone", (Outcome.HTTP_404,), (DOWN,),
-          "RunPod's proxy answers 404 (pod stopped or destroyed, or port not exposed)",
-          "Restart the pod from the RunPod console; the API cannot bring a destroyed pod back."),
+          "it answers 404: a pod stopped or destroyed (or its port not exposed), or a "
+          "serverless endpoint id RunPod does not know (deleted or wrong)",
+          "Restart the pod from the RunPod console (the API cannot bring a destroyed pod "
+          "back); for a serverless endpoint, check its id in the console."),
     Cause("server_down", (Outcome.HTTP_502, Outcome.CONNECT_ERROR, Outcome.TIMEOUT,
                           Outcome.TLS_ERROR, Outcome.HTTP_5XX), (DOWN, DEGRADED),
           "the server on the pod does not answer ({{ $labels.outcome }})",

@@ -39,6 +39,9 @@ class Ledger:
                       for name, data in book.states.items()}
         self.known: dict[str, tuple[str | None, str | None]] = {
             name: (v.subject, v.origin) for name, v in self.saved.items()}
+        # the kind of each planned endpoint: what a status means depends on it (a 404 from
+        # RunPod's API is an unknown serverless id, from the proxy a stopped pod)
+        self.kinds: dict[str, str] = {}
 
     def judged(self, result: ProbeResult, row_id: int | None, transitions: list[Transition],
                verdict: EndpointVerdict | None) -> list[LedgerDraft]:
@@ -66,6 +69,7 @@ class Ledger:
         drafts = []
         planned = {job.endpoint.name for job in jobs}
         configured = {e.name: e for e in config.endpoints if e.name in planned}
+        self.kinds = {name: endpoint.kind for name, endpoint in configured.items()}
         for name, endpoint in configured.items():
             who: str | None = subject(endpoint)
             if name not in self.known:
@@ -85,7 +89,7 @@ class Ledger:
         return drafts
 
     def _draft(self, t: Transition, who: str) -> LedgerDraft:
-        d = draft(t, who)
+        d = draft(t, who, self.kinds.get(t.endpoint))
         # results are redacted already; patterns quote messages, so scrub again
         url = self.redact(d.evidence.url) if d.evidence.url else None
         return replace(d, pattern=self.redact(d.pattern), evidence=replace(d.evidence, url=url))

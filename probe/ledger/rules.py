@@ -110,9 +110,27 @@ CHECK_RULES: dict[tuple[str, str], OutcomeRule] = {
 }
 
 
-def rule_for(outcome: str | None, check: str | None = None) -> OutcomeRule:
+# Rules for an outcome from an endpoint of one kind, before the outcome's own: RunPod's API
+# answers 404 for a serverless endpoint id it does not know (there is no pod to be stopped),
+# a provider for a route or base URL it does not serve.
+KIND_RULES: dict[tuple[str, str], OutcomeRule] = {
+    ("serverless", Outcome.HTTP_404): OutcomeRule(
+        "404", "critical",
+        "down (404) — RunPod knows no serverless endpoint with this id (deleted, or a wrong id)",
+        "check the endpoint id in the RunPod console; a deleted endpoint must be created "
+        "again and its new id put in the config"),
+    ("openai", Outcome.HTTP_404): OutcomeRule(
+        "404", "critical", "down (404) — the provider serves nothing at this URL "
+        "(a wrong base URL or route)", "check the base URL against the provider's docs"),
+}
+
+
+def rule_for(outcome: str | None, check: str | None = None,
+             kind: str | None = None) -> OutcomeRule:
     if (check or "", outcome or "") in CHECK_RULES:
         return CHECK_RULES[(check or "", outcome or "")]
+    if (kind or "", outcome or "") in KIND_RULES:
+        return KIND_RULES[(kind or "", outcome or "")]
     if outcome in RULES:
         return RULES[outcome]
     label = outcome or "failing"
@@ -131,8 +149,8 @@ def subject(endpoint: Endpoint) -> str:
 MAINTENANCE_CHECK = "maintenance"  # the evidence of a window's start and end
 
 
-def draft(t: Transition, who: str) -> LedgerDraft:
-    severity, pattern = phrase(t, who)
+def draft(t: Transition, who: str, kind: str | None = None) -> LedgerDraft:
+    severity, pattern = phrase(t, who, kind)
     observed = t.at.isoformat(timespec="seconds")
     check = MAINTENANCE_CHECK if t.event in (Event.MAINTENANCE_STARTED,
                                              Event.MAINTENANCE_ENDED) else t.check
@@ -142,9 +160,10 @@ def draft(t: Transition, who: str) -> LedgerDraft:
                        evidence=evidence)
 
 
-def phrase(t: Transition, who: str) -> tuple[str, str]:
-    """(severity, sentence) for a transition of the endpoint called ``who``."""
-    rule = rule_for(t.outcome, t.check)
+def phrase(t: Transition, who: str, kind: str | None = None) -> tuple[str, str]:
+    """(severity, sentence) for a transition of the endpoint called ``who``, of ``kind``
+    (pod, serverless, openai; None for a standing endpoint such as discovery's)."""
+    rule = rule_for(t.outcome, t.check, kind)
     values = {"message": _short(t.message), "status": t.http_status or "no HTTP status",
               "check": t.check, "label": rule.label,
               "duration": format_duration(t.duration_s or 0.0)}

@@ -75,3 +75,17 @@ def test_checks_no_longer_planned_stop_holding_recovery_back(tmp_path: Path) -> 
     assert ledger.states["qwen"].prompts == {}
     assert [d.event for d in ledger.observe(result(at=2), 3)] == ["recovered"]
     book.close()
+
+
+def test_a_serverless_404_is_an_unknown_endpoint_id_not_a_stopped_pod(tmp_path: Path) -> None:
+    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
+    ledger = Wired(book, LedgerSettings(down_after=1))
+    text = (f"runpod: {{api_key_env: RUNPOD_API_KEY}}\nstorage: {{path: {tmp_path / 'p.db'}}}\n"
+            "endpoints:\n  - {name: queue, kind: serverless, endpoint_id: vllm-abc, "
+            "checks: [queue]}\n")
+    sync(ledger, parse_config(text, env=ENV), now=T0)
+    ledger.observe(result(Outcome.HTTP_404, check="queue", endpoint="queue"), 1)
+    ((endpoint, event, pattern),) = written(tmp_path, book)[1:]  # after "appeared"
+    assert (endpoint, event) == ("queue", "down")
+    assert "RunPod knows no serverless endpoint with this id" in pattern
+    assert "pod stopped" not in pattern

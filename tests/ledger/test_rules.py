@@ -108,3 +108,18 @@ def test_draft_carries_evidence_and_utc_time() -> None:
     assert d.ts == "2026-02-18T09:00:00+00:00" and d.event == "down"
     assert (d.evidence.check, d.evidence.outcome, d.evidence.first_row, d.evidence.last_row,
             d.evidence.url) == ("models", "http_404", 3, 5, "http://x")
+
+
+@pytest.mark.parametrize(("kind", "sentence"), [
+    ("pod", "down (404) — pod stopped or destroyed, or port not exposed"),
+    ("serverless", "down (404) — RunPod knows no serverless endpoint with this id (deleted, "
+                   "or a wrong id)"),
+    ("openai", "down (404) — the provider serves nothing at this URL (a wrong base URL or "
+               "route)"),
+    (None, "down (404) — pod stopped or destroyed, or port not exposed"),
+])
+def test_a_404_is_told_in_the_terms_of_the_endpoints_kind(kind: str | None,
+                                                           sentence: str) -> None:
+    assert phrase(t(Event.DOWN), "X", kind) == ("critical", f"X {sentence}")
+    persistent = phrase(t(Event.PERSISTENT, minutes=45), "X", kind)[1]
+    assert ("restart" in persistent) == (kind in ("pod", None)), persistent
