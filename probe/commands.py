@@ -53,6 +53,9 @@ def load_or_report(path: str, extension: ConfigExtension,
     try:
         config = load_config(path, env, extension)
     except ConfigError as exc:
+        if len(exc.problems) == 1:  # one problem, one line (a journal or a CI log reads it)
+            print(f"runpod-probe: invalid config {path}: {exc.problems[0]}", file=sys.stderr)
+            return None
         print(f"runpod-probe: invalid config {path}:", file=sys.stderr)
         for line in exc.problems:
             print(f"  {line}", file=sys.stderr)

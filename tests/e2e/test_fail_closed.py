@@ -41,8 +41,12 @@ def test_invalid_config_exits_2_and_probes_nothing(sim: Any, tmp_path: Path,
                           capture_output=True, text=True, env=sim_env, timeout=30)
     assert done.returncode == 2, done.stdout + done.stderr
     expected = path.with_suffix(".expected").read_text().replace("SIM", sim.base_url)
-    problems = [line.strip() for line in done.stderr.splitlines()[1:]]
-    assert problems == expected.splitlines()
+    lines = done.stderr.splitlines()
+    if len(expected.splitlines()) == 1:  # one problem: one line, the problem after the path
+        assert lines == [f"runpod-probe: invalid config {config}: {expected.strip()}"]
+    else:
+        assert lines[0] == f"runpod-probe: invalid config {config}:"
+        assert [line.strip() for line in lines[1:]] == expected.splitlines()
     assert len(sim.requests_seen) == before, "an invalid config must not probe anything"
     assert not (tmp_path / "probe.db").exists()
 

@@ -284,9 +284,9 @@ def test_a_learning_path_no_file_can_be_appended_at_stops_the_start(
     worker.join(10)
     assert exit_code == [2], "refused before probing"
     assert time.monotonic() - started < 3
-    problems = [line for line in capsys.readouterr().err.splitlines()
-                if line.startswith("  ")]
-    assert len(problems) == 1 and problems[0].startswith(f"  learning.path: {learning_path} ")
+    (line,) = capsys.readouterr().err.splitlines()  # one problem, one line
+    assert line.startswith(f"runpod-probe: invalid config {config}: learning.path: "
+                           f"{learning_path} ")
 
 
 def not_sqlite(path: Path) -> None:
