@@ -66,7 +66,8 @@ def load_or_report(path: str, extension: ConfigExtension,
 
 def keys_stand_in(path: str) -> dict[str, str]:
     """The process's environment, with every key variable the config at ``path`` names (and
-    the default ones) that is unset standing in as ``NOT_SENT``."""
+    the default ones) that is unset standing in as ``NOT_SENT`` and its name (each its own
+    value: two unset variables are not one key, which the config refuses to send twice)."""
     env = dict(os.environ)
     names = set(DEFAULT_KEY_ENVS)
     try:
@@ -75,7 +76,7 @@ def keys_stand_in(path: str) -> dict[str, str]:
         pass  # not readable: load_config reports why
     for name in names:
         if not env.get(name):
-            env[name] = NOT_SENT
+            env[name] = f"{NOT_SENT}: {name}"
     return env
 
 
