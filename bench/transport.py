@@ -2,11 +2,11 @@
 
 Each client runs in its own process pinned to core 0 (nginx on core 1) with k requests in
 flight for a few seconds, reading every body the way the checks do (httpx: ``client.stream``
-and ``probe.http.read_capped``); the figure is process CPU per completed request.
+and ``probe.net.read_capped``); the figure is process CPU per completed request.
 
 Clients: ``httpx`` (httpx's own httpcore transport, the limits the daemon had),
 ``httpx-aiohttp`` (the httpx-aiohttp package's ``AiohttpTransport`` as shipped),
-``probe`` (``probe.prober.make_client``: whatever the daemon uses now), ``aiohttp`` (raw).
+``probe`` (``probe.net.make_client``: whatever the daemon uses now), ``aiohttp`` (raw).
 Connection modes: ``keep`` (one host per request slot: every request reuses a connection),
 ``fresh`` (the client closes every connection after its answer) and ``churn`` (10,000 hosts
 in turn through a pool of k connections: the daemon's keep-alive pool on a large fleet,
@@ -71,7 +71,7 @@ def make(client: str, k: int, keepalive: bool) -> Any:
                                                              keepalive_expiry=30))
         return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(300.0))
     if client == "probe":
-        from probe.prober import make_client
+        from probe.net import make_client
 
         try:
             return make_client(k, keepalive=keepalive)
@@ -106,7 +106,7 @@ async def one(client_name: str, k: int, mode: str, port: int, seconds: float) ->
         async def close() -> None:
             await session.close()
     else:
-        from probe.http import read_capped
+        from probe.net import read_capped
 
         client = make(client_name, k, keepalive)
 

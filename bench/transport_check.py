@@ -29,14 +29,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from transport_cases import CASES, reference_client, seen, serving, stream_lines  # noqa: E402
 
-from probe.prober import make_client  # noqa: E402
+from probe.net import ProbeClient, make_client  # noqa: E402
 
 
-def other_client() -> httpx.AsyncClient:
+def other_client() -> ProbeClient:
     if "--package" in sys.argv:
         from httpx_aiohttp import AiohttpTransport
 
-        return httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(300.0))
+        return ProbeClient(AiohttpTransport(), timeout=httpx.Timeout(300.0))
     return make_client(8)
 
 

@@ -13,10 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from probe.config.model import Endpoint
 from probe.http import USER_AGENT
+from probe.net import ProbeClient
 from probe.outcome import Verdict
 from probe.secrets import bearer_headers
 
@@ -44,7 +43,7 @@ class CheckContext:
                 **bearer_headers(endpoint.api_key_env, self.env)}
 
 
-CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Verdict]]
+CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Verdict]]
 # ``CheckContext.shared`` key: wall-clock time of the last answer the endpoint's engine
 # completed (the prompt checks write it; the vLLM checks read it as evidence of progress).
 ANSWERED_AT = "engine_answered_at"

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from prometheus_client.registry import Collector
 
 from probe.check_series import lines_of
@@ -41,9 +40,10 @@ from probe.features import (
 from probe.job import Job
 from probe.listener import serve, with_pages
 from probe.metrics import Guarded, ProbeCollector, endpoint_lines, make_registry
+from probe.net import ProbeClient, make_client
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
-from probe.prober import Prober, keepalive_expiry_s, make_client
+from probe.prober import Prober, keepalive_expiry_s
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import EndpointView, FleetState
@@ -206,7 +206,7 @@ class Daemon:
 
     # -- what start-up hooks use (the Host protocol) -------------------------------------
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> ProbeClient:
         assert self.prober is not None, "the client exists once the daemon runs"
         return self.prober.client
 

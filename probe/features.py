@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from probe.check import CheckSpec
 from probe.config.model import Config, ConfigExtension
 from probe.job import Job
+from probe.net import ProbeClient
 from probe.outcome import ProbeResult
 from probe.verdict import EndpointVerdict, Transition, Window
 
 if TYPE_CHECKING:
-    import httpx
     from prometheus_client.registry import Collector
 
 # A result observer: (result, its row id in the results table, or None when not stored).
@@ -66,7 +66,7 @@ class Publisher(Protocol):
     results it produced (discovery's own)."""
 
     @property
-    def client(self) -> httpx.AsyncClient: ...
+    def client(self) -> ProbeClient: ...
     @property
     def env(self) -> Mapping[str, str] | None: ...
     @property
@@ -90,7 +90,7 @@ class Host(Protocol):
     @property
     def env(self) -> Mapping[str, str] | None: ...
     @property
-    def client(self) -> httpx.AsyncClient: ...
+    def client(self) -> ProbeClient: ...
     @property
     def ready(self) -> asyncio.Event: ...  # set once every hook ran and probing started
     @property

@@ -24,8 +24,9 @@ from probe.config import Config
 from probe.durations import format_duration, parse_duration
 from probe.features import CommandFactory, Plugins
 from probe.job import Job
+from probe.net import make_client
 from probe.outcome import Outcome, ProbeResult
-from probe.prober import Prober, make_client
+from probe.prober import Prober
 from probe.report import result_dict, result_rows, table
 from probe.secrets import Redactor
 from probe.state import FleetState

@@ -1,5 +1,5 @@
-"""Bounded HTTP reads: a body is never read past a size cap, and status codes map to outcomes.
-(The transport under the checks' client is ``probe.transport``.)"""
+"""Bounded HTTP reads and what an answer means: status codes map to outcomes, error bodies to
+messages. (The client every request goes through is ``probe.net.ProbeClient``.)"""
 
 from __future__ import annotations
 
@@ -10,56 +10,22 @@ from typing import Any
 
 import httpx
 
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.vllm_errors import is_context_error_body, parse_error
 
 USER_AGENT = "runpod-probe/0.1"
 
 
-class BodyTooLarge(Exception):
-    """The server sent more than we are willing to read."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"response body larger than {limit} bytes")
-        self.limit = limit
-
-
 class BadBody(Exception):
     """The body is not what the protocol says it should be."""
 
 
-async def read_capped(response: httpx.Response, limit: int) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str],
+async def get(client: ProbeClient, url: str, headers: dict[str, str],
               limit: int) -> tuple[int, bytes, httpx.Headers]:
-    """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes.
-    The daemon's client (``probe.prober.ProbeClient``) takes a direct road to its
-    transport for this; any other client goes through ``client.stream``."""
-    # the daemon's client keeps parsed URLs (a check asks the same few at every run)
-    target = getattr(client, "parsed", httpx.URL)(url)
-    direct = getattr(client, "direct_get", None)
-    if direct is not None:
-        answer = await direct(target, headers, limit)
-        if answer is not None:
-            status, raw, body = answer
-            if body is None:
-                raise BodyTooLarge(limit)
-            return status, body, httpx.Headers(raw)
-    async with client.stream("GET", target, headers=headers) as response:
-        body = await read_capped(response, limit)
-        return response.status_code, body, response.headers
+    """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes
+    (``ProbeClient.fetch``: ``BodyTooLarge`` beyond)."""
+    return await client.fetch(url, headers, limit)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

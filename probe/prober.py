@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from http.cookiejar import CookieJar
 from typing import Any, Protocol
-
-import httpx
 
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config
 from probe.job import Job
+from probe.net import ProbeClient
 from probe.outcome import ProbeResult
 from probe.runner import run_check
 from probe.secrets import Redactor
 from probe.state import FleetState
-from probe.transport import AiohttpTransport
 from probe.verdict import EndpointVerdict, Transition
 
 log = logging.getLogger(__name__)
@@ -58,102 +54,8 @@ def keepalive_expiry_s(config: Config) -> float:
     return min(max(KEEPALIVE_MIN_S, longest * KEEPALIVE_SLACK), KEEPALIVE_MAX_S)
 
 
-def make_client(max_concurrent: int, keepalive: bool = True,
-                keepalive_expiry: float = KEEPALIVE_MIN_S) -> httpx.AsyncClient:
-    """The checks' client: httpx's API over aiohttp's pool (``probe.transport.AiohttpTransport``).
-
-    ``keepalive=False`` opens a fresh connection for every request; otherwise idle
-    connections are kept per host for ``keepalive_expiry`` seconds. With an HTTP(S) proxy
-    in the environment, httpx's own transport is kept: it honours the proxy variables (and
-    NO_PROXY), which an explicit transport would silently bypass."""
-    # Deadlines are enforced per attempt by the runner; this is only a backstop.
-    timeout = httpx.Timeout(300.0)
-    if _environment_proxies():
-        limits = httpx.Limits(max_connections=max_concurrent,
-                              max_keepalive_connections=max_concurrent if keepalive else 0,
-                              keepalive_expiry=keepalive_expiry)
-        return httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
-    transport = AiohttpTransport(max_concurrent, keepalive=keepalive,
-                                 keepalive_expiry=keepalive_expiry)
-    return ProbeClient(transport, timeout=timeout, follow_redirects=False,
-                       cookies=AnswerCookies())
-
-
-class ProbeClient(httpx.AsyncClient):
-    """The checks' ``httpx.AsyncClient`` over ``AiohttpTransport``, with a direct road for
-    the plain GETs most checks make (``probe.http.get``): the same request on the wire
-    (the headers httpx would send, computed once per set of request headers), the same
-    transport and pool, the same errors and body cap, without building httpx's request and
-    response objects around it. It is taken only while the client has no cookie to send
-    (an answer that sets one is still given to the jar); everything else is httpx's."""
-
-    MAX_HEADER_SETS = 4096
-    MAX_URLS = 65536  # parsed URLs kept (about 400 bytes each)
-
-    def __init__(self, transport: AiohttpTransport, **kwargs: Any) -> None:
-        super().__init__(transport=transport, **kwargs)
-        self.direct = transport
-        self._sent: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
-        self._urls: dict[str, httpx.URL] = {}
-
-    def parsed(self, url: str) -> httpx.URL:
-        """``httpx.URL(url)``, parsed once: a check asks the same few URLs of its endpoint
-        at every run, and parsing one is a good part of httpx's cost per request."""
-        parsed_url = self._urls.get(url)
-        if parsed_url is None:
-            if len(self._urls) >= self.MAX_URLS:
-                self._urls.clear()
-            parsed_url = self._urls[url] = httpx.URL(url)
-        return parsed_url
-
-    async def direct_get(self, url: httpx.URL, headers: Mapping[str, str],
-                         limit: int) -> tuple[int, tuple[tuple[bytes, bytes], ...],
-                                              bytes | None] | None:
-        """(status, raw headers, body or None when over ``limit``), or None when this GET
-        must go through httpx (cookies to send, a closed client)."""
-        if self.is_closed or self.cookies:
-            return None
-        sent = self._headers_for(url, headers)
-        status, raw, body = await self.direct.get(url, sent, limit, self.timeout)
-        if any(name.lower() in (b"set-cookie", b"set-cookie2") for name, _ in raw):
-            request = httpx.Request("GET", url, headers=sent)
-            self.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))
-        return status, raw, body
-
-    def _headers_for(self, url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[str, str]]:
-        """What httpx sends: the client's headers merged with ``headers``, Host first."""
-        key = tuple(headers.items())
-        rest = self._sent.get(key)
-        if rest is None:
-            if len(self._sent) >= self.MAX_HEADER_SETS:
-                self._sent.clear()
-            built = self.build_request("GET", url, headers=headers).headers.raw
-            rest = self._sent[key] = [(k.decode("latin-1"), v.decode("latin-1"))
-                                      for k, v in built if k.lower() != b"host"]
-        return [("Host", url.netloc.decode("ascii")), *rest]
-
-
-class AnswerCookies(CookieJar):
-    """httpx's cookie jar, reading an answer only when it sets a cookie. httpx hands every
-    answer to the jar through urllib views (an ``email.Message`` of all its headers), which
-    costs more than the rest of its answer handling; an answer without ``Set-Cookie`` (or
-    ``Set-Cookie2``) adds no cookie, so it is skipped. Cookies that are set behave as before."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        headers = getattr(getattr(response, "response", None), "headers", None)
-        if (isinstance(headers, httpx.Headers) and "set-cookie" not in headers
-                and "set-cookie2" not in headers):
-            return
-        super().extract_cookies(response, request)
-
-
-def _environment_proxies() -> bool:
-    return any(os.environ.get(name) for name in (
-        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"))
-
-
 class Prober:
-    def __init__(self, client: httpx.AsyncClient, state: FleetState, resolve: Resolver,
+    def __init__(self, client: ProbeClient, state: FleetState, resolve: Resolver,
                  max_concurrent: int, max_body_bytes: int, recorder: Recorder | None = None,
                  env: Mapping[str, str] | None = None,
                  redactor: Redactor | None = None) -> None:

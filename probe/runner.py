@@ -13,8 +13,9 @@ import httpx
 
 from probe.check import CheckContext, CheckFn, CheckSpec
 from probe.config.model import Endpoint
-from probe.http import BadBody, BodyTooLarge
+from probe.http import BadBody
 from probe.job import Attempts
+from probe.net import BodyTooLarge, ProbeClient
 from probe.outcome import RETRYABLE, Outcome, ProbeResult, Verdict
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-async def attempt(check: CheckFn, endpoint: Endpoint, client: httpx.AsyncClient,
+async def attempt(check: CheckFn, endpoint: Endpoint, client: ProbeClient,
                   ctx: CheckContext, timeout_s: float) -> Verdict:
     """One attempt under its total deadline (connect + headers + body)."""
     try:
@@ -67,7 +68,7 @@ def _stopping(ctx: CheckContext) -> bool:
     return ctx.stopping is not None and ctx.stopping.is_set()
 
 
-async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: httpx.AsyncClient,
+async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: ProbeClient,
                     ctx: CheckContext, attempts: Attempts | None = None) -> ProbeResult:
     """Run check ``name`` (answered by ``spec``) with retries; ``attempts`` defaults to the
     endpoint's own settings (a job may override them)."""

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from probe.config import Config
 from probe.features import Plugins
 from probe.job import Job
+from probe.net import make_client
 from probe.outcome import ProbeResult
-from probe.prober import Prober, Recorder, make_client
+from probe.prober import Prober, Recorder
 from probe.secrets import Redactor
 from probe.state import FleetState
 

@@ -11,7 +11,8 @@ import pytest
 from helpers import endpoint, spec
 
 from probe.check import CheckContext
-from probe.http import BadBody, BodyTooLarge
+from probe.http import BadBody
+from probe.net import BodyTooLarge
 from probe.outcome import Outcome, Verdict
 from probe.runner import run_check, verdict_from_exception
 

@@ -15,10 +15,10 @@ import pytest
 import trustme
 
 from probe import http
+from probe.net import ProbeClient, make_client
+from probe.net.transport import AiohttpTransport
 from probe.outcome import Outcome
-from probe.prober import ProbeClient, make_client
 from probe.runner import verdict_from_exception
-from probe.transport import AiohttpTransport
 
 
 async def counting_server(status: int) -> tuple[asyncio.Server, list[int]]:

@@ -23,6 +23,7 @@ import trustme
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import get
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.runner import attempt
 
@@ -54,7 +55,7 @@ def keep_answering(response: bytes) -> Handler:
 
 ok = keep_answering(answer("Content-Length: 2\r\nContent-Type: application/json\r\n", b"{}"))
 # repeated and mixed-case headers, in an order of their own (no cookie: a client holding
-# one takes httpx's road for every later GET, see probe.prober.ProbeClient)
+# one takes httpx's road for every later GET, see probe.net.ProbeClient)
 headers = keep_answering(answer("Content-Length: 2\r\nX-Seen: 1\r\nVary: a\r\n"
                                 "vary: b\r\nX-SEEN: 2\r\n", b"{}"))
 redirect = keep_answering(answer("Location: /elsewhere\r\nContent-Length: 5\r\n", b"moved",
@@ -240,10 +241,10 @@ class Seen:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-async def seen(client: httpx.AsyncClient, url: str, timeout_s: float = DEADLINE_S) -> Seen:
+async def seen(client: ProbeClient, url: str, timeout_s: float = DEADLINE_S) -> Seen:
     answers: list[Seen] = []
 
-    async def check(_e: Endpoint, c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+    async def check(_e: Endpoint, c: ProbeClient, ctx: CheckContext) -> Verdict:
         status, body, got = await get(c, url, {}, ctx.max_body_bytes)
         answers.append(Seen(Outcome.OK, status, body, tuple(
             (k.lower(), v) for k, v in got.multi_items())))
@@ -253,7 +254,7 @@ async def seen(client: httpx.AsyncClient, url: str, timeout_s: float = DEADLINE_
     return answers[0] if verdict.outcome is Outcome.OK and answers else Seen(verdict.outcome)
 
 
-async def stream_lines(client: httpx.AsyncClient, url: str) -> list[tuple[str, float]]:
+async def stream_lines(client: ProbeClient, url: str) -> list[tuple[str, float]]:
     """The lines of a streamed answer (``aiter_lines``) and when each arrived."""
     began, arrivals = time.monotonic(), []
     async with client.stream("POST", url, json={"stream": True}) as response:
@@ -263,6 +264,7 @@ async def stream_lines(client: httpx.AsyncClient, url: str) -> list[tuple[str, f
     return arrivals
 
 
-def reference_client() -> httpx.AsyncClient:
-    """httpx with its own transport: what the daemon's client must behave like."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(300.0))
+def reference_client() -> ProbeClient:
+    """Our client over httpx's own transport (the road a proxied request takes): what the
+    client over aiohttp's pool must behave like."""
+    return ProbeClient(None, timeout=httpx.Timeout(300.0))

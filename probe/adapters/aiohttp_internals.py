@@ -1,4 +1,4 @@
-"""aiohttp's private names, for ``probe.transport``.
+"""aiohttp's private names, for ``probe.net.transport``.
 
 Read from aiohttp 3.10 to 3.14.5 (contract tests: ``tests/adapters/test_aiohttp_contract.py``;
 pinned ``aiohttp>=3.10,<3.15`` in pyproject.toml). It relies on:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     url = f"{endpoint.openai_base}/models"
     status, body, _ = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     failed = status_outcome(status)

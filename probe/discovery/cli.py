@@ -17,7 +17,7 @@ from probe.config.model import Config, Endpoint
 from probe.discovery.run import Discoverer, Discovery
 from probe.discovery.settings import DiscoverySettings
 from probe.features import CommandFactory, Plugins
-from probe.prober import make_client
+from probe.net import make_client
 from probe.report import result_dict, table
 
 COLUMNS = ("ENDPOINT", "KIND", "SOURCE", "RUNPOD ID", "STATUS", "URL")

@@ -13,12 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from probe import control_plane
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, error_message, get, is_html, parse_json_object
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 
 LISTED_KEY = "listed"  # ctx.memory: kind -> tuple of listed items, for kinds listed this run
@@ -69,7 +68,7 @@ def _text(value: Any) -> str | None:
 def make_check(kinds: tuple[str, ...]) -> Any:
     """The listing check for ``kinds``; ``endpoint.root_url`` is the API base."""
 
-    async def check(endpoint: Endpoint, client: httpx.AsyncClient,
+    async def check(endpoint: Endpoint, client: ProbeClient,
                     ctx: CheckContext) -> Verdict:
         ctx.memory[LISTED_KEY] = {}
         waiting = control_plane.backing_off(ctx.memory)

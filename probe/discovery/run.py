@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config, Endpoint
 from probe.control_plane import as_unknown
@@ -23,6 +21,7 @@ from probe.discovery import memory
 from probe.discovery.fleet import DiscoveredFleet, build_fleet
 from probe.discovery.listing import LISTED_KEY, Listed, make_check
 from probe.discovery.settings import API_ENDPOINT, DiscoverySettings
+from probe.net import ProbeClient
 from probe.outcome import Outcome, ProbeResult, Verdict
 from probe.runner import run_check
 
@@ -65,7 +64,7 @@ class Discoverer:
         self.last = build_fleet(config, settings, self.listed, self._env())
         return self.last.config(config)
 
-    async def run(self, config: Config, client: httpx.AsyncClient) -> Discovery:
+    async def run(self, config: Config, client: ProbeClient) -> Discovery:
         settings = DiscoverySettings.of(config)
         if settings is None:
             raise ValueError("discovery is not configured")

@@ -22,7 +22,7 @@ from probe.discovery.run import Discoverer, Discovery
 from probe.discovery.settings import API_BASE_ENV, default_api
 from probe.features import CommandFactory, Plugins
 from probe.jinja import environment
-from probe.prober import make_client
+from probe.net import make_client
 
 KEY_ENV = "RUNPOD_API_KEY"
 

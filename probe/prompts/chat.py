@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from probe.check import ANSWERED_AT, CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, error_message, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.prompts import budget
 from probe.prompts.expectations import Answer, judge_all
@@ -73,7 +72,7 @@ def tokens_per_second(reply: ChatReply, completion_tokens: int) -> float | None:
     return completion_tokens / (reply.total_s - reply.ttft_s)
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     prompt = ctx.params.get(PROMPT_KEY)
     if not isinstance(prompt, Prompt):
         return Verdict(Outcome.ERROR, "no prompt attached to this job (planner bug)")

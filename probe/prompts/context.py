@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
-import httpx
-
 from probe.check import CheckContext
 from probe.checks.models import model_cards, pick_card
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.prompts import budget
 from probe.prompts.chat import reply_failure
@@ -30,7 +29,7 @@ _FILLER = "The quick brown fox jumps over the lazy dog while the probe checks th
 _INSTRUCTION = "Ignore the filler text below and reply with the single word OK.\n\n"
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     required = ContextSettings.of(endpoint).required_context
     if required is None:
         return Verdict(Outcome.ERROR, "required_context is not configured")
@@ -68,7 +67,7 @@ def filler(tokens: int) -> str:
     return text[:chars]
 
 
-async def check_active(endpoint: Endpoint, client: httpx.AsyncClient,
+async def check_active(endpoint: Endpoint, client: ProbeClient,
                        ctx: CheckContext) -> Verdict:
     settings = ContextSettings.of(endpoint)
     required = settings.required_context

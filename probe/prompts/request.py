@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from probe.check import CheckContext
 from probe.checks.models import model_cards, pick_card
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.prompts.model import Message
 
@@ -35,7 +34,7 @@ def chat_body(messages: tuple[Message, ...], max_tokens: int, model: str | None,
     return body
 
 
-async def served_model(endpoint: Endpoint, client: httpx.AsyncClient,
+async def served_model(endpoint: Endpoint, client: ProbeClient,
                        ctx: CheckContext) -> str | Verdict:
     """The model id to send: the configured one, else the first one the server lists
     (remembered until the server says it is gone)."""

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from probe.http import BadBody, BodyTooLarge, error_message, parse_json_object, read_capped
+from probe.http import BadBody, error_message, parse_json_object
+from probe.net import BodyTooLarge, ProbeClient, read_capped
 
 DONE = "[DONE]"
 
@@ -135,7 +136,7 @@ async def _read_events(response: httpx.Response, collector: _Collector, limit: i
         collector.event("\n".join(data))
 
 
-async def post_chat(client: httpx.AsyncClient, url: str, headers: dict[str, str],
+async def post_chat(client: ProbeClient, url: str, headers: dict[str, str],
                     payload: dict[str, Any], limit: int) -> ChatReply:
     began = time.perf_counter()
     async with client.stream("POST", url, headers=headers, json=payload) as response:

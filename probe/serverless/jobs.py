@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from probe.http import BadBody, read_capped
+from probe.http import BadBody
+from probe.net import ProbeClient, read_capped
 
 PENDING = frozenset({"IN_QUEUE", "IN_PROGRESS", "RUNNING"})  # RUNNING: docs-only synonym
 FAILED = frozenset({"FAILED", "CANCELLED", "TIMED_OUT"})
@@ -81,7 +82,7 @@ def error_text(error: Any) -> str | None:
     return json.dumps(error)[:500]
 
 
-async def send(client: httpx.AsyncClient, method: str, url: str, headers: dict[str, str],
+async def send(client: ProbeClient, method: str, url: str, headers: dict[str, str],
                limit: int, payload: Any = None) -> tuple[int, bytes, httpx.Headers]:
     """One request with a JSON body (if any); the answer is read up to ``limit`` bytes."""
     content = None if payload is None else json.dumps(payload).encode()

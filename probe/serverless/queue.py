@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from probe import control_plane
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.serverless.conditions import evaluate, unconfirmed
 from probe.serverless.health import QueueHealth, parse_health
@@ -25,7 +24,7 @@ from probe.serverless.settings import queue_settings
 MEMORY_KEY = "queue_history"
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     waiting = control_plane.backing_off(ctx.memory)
     if waiting is not None:
         return waiting

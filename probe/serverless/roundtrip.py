@@ -21,6 +21,7 @@ from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.runner import verdict_from_exception
 from probe.serverless.health import parse_health
@@ -32,7 +33,7 @@ CANCEL_TIMEOUT_S = 10.0
 OPENAI_PROMPT = "2+2"
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     settings = roundtrip_settings(endpoint)
     if settings is None:
         return Verdict(Outcome.ERROR, 'the roundtrip check needs the endpoint\'s "roundtrip" '
@@ -51,7 +52,7 @@ async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext
     return Verdict(verdict.outcome, verdict.message, verdict.http_status, details)
 
 
-async def _start_label(endpoint: Endpoint, client: httpx.AsyncClient,
+async def _start_label(endpoint: Endpoint, client: ProbeClient,
                        ctx: CheckContext) -> tuple[str, dict[str, int] | None]:
     """cold/warm from a free /health read; "unknown" when it cannot be read."""
     try:
@@ -73,7 +74,7 @@ def _refused(status: int, body: bytes, headers: httpx.Headers, ctx: CheckContext
                    describe_status(status, body, "serverless"), status)
 
 
-async def _job(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
+async def _job(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
                settings: RoundTripSettings) -> Verdict:
     """Submit, poll until done or the deadline, and cancel the job on every path that leaves
     it unfinished (deadline, a failed poll, a transport error, the daemon stopping), so the
@@ -156,7 +157,7 @@ def _job_details(report: JobReport, polls: int) -> dict[str, Any]:
     return details
 
 
-async def _cancel(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
+async def _cancel(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
                   report: JobReport) -> str:
     """Best effort, within its own short deadline: "cancelled", or why the cancel failed (a
     failed cancel is reported in the verdict, never raised)."""
@@ -170,7 +171,7 @@ async def _cancel(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckConte
     return "cancelled" if status == 200 else f"HTTP {status}"
 
 
-async def _chat(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext,
+async def _chat(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
                 settings: RoundTripSettings) -> Verdict:
     payload = {"model": endpoint.model, "max_tokens": 16, "temperature": 0,
                "messages": [{"role": "user", "content": OPENAI_PROMPT}]}

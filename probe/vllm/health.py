@@ -11,17 +11,16 @@ JSON), so it is not evidence about the engine.
 
 from __future__ import annotations
 
-import httpx
-
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, get, is_html, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 
 ENGINE_DEAD_STATUSES = (503, 500)
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     url = f"{endpoint.root_url}/health"
     status, body, headers = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     if 200 <= status < 300:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from probe.check import ANSWERED_AT, CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, get, status_outcome
+from probe.net import ProbeClient
 from probe.outcome import Outcome, Verdict
 from probe.vllm.load import EngineLoad, NotEngineMetrics, parse_engine_load
 from probe.vllm.progress import DEFAULT_STUCK_AFTER, Progress, observe
@@ -22,7 +21,7 @@ from probe.vllm.progress import DEFAULT_STUCK_AFTER, Progress, observe
 ACCEPT = "text/plain;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 
-async def check(endpoint: Endpoint, client: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
     url = f"{endpoint.root_url}/metrics"
     headers = {**ctx.headers(endpoint), "Accept": ACCEPT}
     # one cap for every body (scheduler.max_body_bytes); vLLM's page is ~50 KB on a tiny

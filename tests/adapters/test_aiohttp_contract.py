@@ -17,7 +17,7 @@ import pytest
 from probe import http
 from probe.adapters import aiohttp_internals
 from probe.adapters.aiohttp_internals import IDLE_PARSER, Pool, not_for_reuse
-from probe.prober import make_client
+from probe.net import make_client
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -160,7 +160,7 @@ def test_a_connection_given_back_keeps_no_parser_or_body_and_is_reused() -> None
 
 @pytest.mark.parametrize("road", ["direct-get", "httpx-request"])
 def test_the_daemons_client_pools_connections_without_parser_or_body(road: str) -> None:
-    """The same through the checks' client (``probe.prober.make_client``), by either road a
+    """The same through the checks' client (``probe.net.make_client``), by either road a
     check takes: half of what an idle connection costs, 50 MB at 10,000 pods kept alive
     (BENCHMARKS.md), and the connection is still reused."""
     serve, accepted = answering(200, b"ok")

@@ -1,9 +1,9 @@
-"""The daemon's HTTP client (aiohttp under httpx, ``probe.transport`` and its aiohttp adapter)
+"""The daemon's HTTP client (aiohttp under httpx, ``probe.net`` and its aiohttp adapter)
 against httpx's own transport, case by case on the same servers on 127.0.0.1
 (``tests/transport_cases.py``, printed by ``bench/transport_check.py``): the same outcome,
 and of an answer the same status, body and headers; redirects not followed; bodies over the
 cap refused; every failure mapped to the same outcome; a stream's lines as they come. Both
-roads a check takes: ``probe.http.get``'s direct road to the transport, and httpx's
+roads a check takes: ``ProbeClient.fetch``'s direct road to the transport, and httpx's
 ``client.stream`` over it."""
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ from transport_cases import (
     stream_lines,
 )
 
-from probe.prober import make_client
-from probe.transport import AiohttpTransport
+from probe.net import ProbeClient, make_client
+from probe.net.transport import AiohttpTransport
 
 ROADS = ("httpx", "direct road", "httpx over ours")
 
 
-def clients() -> dict[str, httpx.AsyncClient]:
+def clients() -> dict[str, ProbeClient]:
+    # "httpx over ours" holds a cookie: a client with one to send takes httpx's road
+    # (``client.stream``) over our transport for every GET
     return {"httpx": reference_client(),
-            "direct road": make_client(8),  # ProbeClient: http.get goes to the transport
-            "httpx over ours": httpx.AsyncClient(transport=AiohttpTransport(8),
-                                                 timeout=httpx.Timeout(300.0))}
+            "direct road": make_client(8),  # fetch goes to the transport
+            "httpx over ours": ProbeClient(AiohttpTransport(8), timeout=httpx.Timeout(300.0),
+                                           cookies={"road": "httpx"})}
 
 
 def test_every_case_gets_what_httpx_gets() -> None:

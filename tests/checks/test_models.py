@@ -1,4 +1,4 @@
-"""The models check against canned responses (unit level: httpx.MockTransport)."""
+"""The models check against canned responses (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import endpoint
+from local_server import answering
 
 from probe.check import CheckContext
 from probe.checks import models
@@ -24,7 +25,7 @@ def card(model_id: str, max_len: int | None = 32768) -> dict[str, Any]:
 
 def run(handler: Any, ctx: CheckContext | None = None, **overrides: Any) -> Any:
     async def go() -> Any:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with answering(handler) as client:
             return await models.check(endpoint(**overrides), client, ctx or CheckContext())
 
     return asyncio.run(go())

@@ -1,4 +1,4 @@
-"""RunPod REST v2 list shapes and the listing check's verdicts (unit level: MockTransport)."""
+"""RunPod REST v2 list shapes and the listing check's verdicts (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from discovery_helpers import api_endpoint
+from local_server import answering
 
 from probe.check import CheckContext
 from probe.discovery.listing import LISTED_KEY, Listed, make_check, parse_listing
@@ -70,7 +71,7 @@ def run(routes: dict[str, Route], kinds: tuple[str, ...] = ("pod", "serverless")
     ctx = CheckContext(env={"RUNPOD_API_KEY": "k-123456"}, memory=memory or {})
 
     async def go() -> Verdict:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        async with answering(answer) as client:
             return await make_check(kinds)(api_endpoint(), client, ctx)
 
     return asyncio.run(go()), ctx.memory, seen

@@ -1,4 +1,4 @@
-"""A discovery run's own result, and what a failed run keeps (unit level: MockTransport)."""
+"""A discovery run's own result, and what a failed run keeps (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from discovery_helpers import ENV, config, names
+from local_server import answering
 
 from probe.config import Config
 from probe.discovery.run import Discoverer, Discovery
@@ -39,7 +40,7 @@ class FakeApi:
 
 def discover(discoverer: Discoverer, api: FakeApi, cfg: Config) -> Discovery:
     async def go() -> Discovery:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+        async with answering(api) as client:
             return await discoverer.run(cfg, client)
 
     return asyncio.run(go())

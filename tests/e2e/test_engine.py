@@ -16,8 +16,9 @@ from probe.app import PLUGINS
 from probe.config.model import Config
 from probe.daemon import Daemon
 from probe.metrics import ProbeCollector, make_registry
+from probe.net import make_client
 from probe.outcome import Outcome, ProbeResult
-from probe.prober import Prober, make_client
+from probe.prober import Prober
 from probe.vllm.metrics import EngineMetrics
 
 

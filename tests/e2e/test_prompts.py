@@ -112,7 +112,8 @@ def test_active_context_probe(sim: Any, tmp_path: Path, sim_env: dict[str, str],
 
 def test_model_drift_is_recorded_with_old_and_new(sim: Any, tmp_path: Path,
                                                   sim_env: dict[str, str]) -> None:
-    from probe.prober import Prober, make_client
+    from probe.net import make_client
+    from probe.prober import Prober
     from probe.simulator import PodSpec
 
     sim.fleet.add_pod("drifty", PodSpec())
@@ -138,7 +139,8 @@ def test_model_drift_is_recorded_with_old_and_new(sim: Any, tmp_path: Path,
 
 def test_drift_to_another_model_is_recorded_even_when_a_model_is_expected(
         sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
-    from probe.prober import Prober, make_client
+    from probe.net import make_client
+    from probe.prober import Prober
     from probe.simulator import PodSpec
 
     sim.fleet.add_pod("pinned", PodSpec())

@@ -17,8 +17,9 @@ from simconfig import header, write
 from probe.app import PLUGINS
 from probe.config import Config
 from probe.daemon import Daemon
+from probe.net import make_client
 from probe.outcome import Outcome, ProbeResult
-from probe.prober import Prober, make_client
+from probe.prober import Prober
 from probe.serverless.metrics import ServerlessMetrics
 from probe.simulator import Fleet, ServerlessSpec, Simulator
 from probe.store import latest_results

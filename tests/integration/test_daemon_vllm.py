@@ -23,8 +23,9 @@ from vllm_harness import StartVllmServer, VllmServer
 from probe.app import PLUGINS
 from probe.config import Config
 from probe.daemon import Daemon
+from probe.net import make_client
 from probe.outcome import Outcome, ProbeResult
-from probe.prober import Prober, make_client
+from probe.prober import Prober
 from probe.sweep import sweep
 from probe.verdict import Hysteresis
 

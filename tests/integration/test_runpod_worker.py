@@ -18,8 +18,9 @@ from helpers import fleet_state, parse_config, plan
 from runpod_worker import LocalWorker, local_worker, runpod_installed
 
 from probe.app import PLUGINS
+from probe.net import make_client
 from probe.outcome import Outcome, ProbeResult
-from probe.prober import Prober, make_client
+from probe.prober import Prober
 
 pytestmark = pytest.mark.integration
 ENV = {"RUNPOD_API_KEY": "rk-local-worker-0000"}

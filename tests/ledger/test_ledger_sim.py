@@ -17,7 +17,8 @@ from simconfig import header, pods
 from probe.app import PLUGINS
 from probe.ledger.book import LedgerBook, connect, read_entries
 from probe.ledger.chain import LedgerEntry, verify
-from probe.prober import Prober, make_client
+from probe.net import make_client
+from probe.prober import Prober
 from probe.simulator import Fleet, PodSpec, Simulator
 from probe.store import ResultStore, history
 

@@ -1,4 +1,4 @@
-"""The prompt check against canned replies (unit level: httpx.MockTransport)."""
+"""The prompt check against canned replies (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 from freezegun import freeze_time
 from helpers import endpoint
+from local_server import answering
 
 from probe.check import CheckContext
 from probe.outcome import Outcome, Verdict
@@ -47,7 +48,7 @@ def run(handler: Any, prompt: Prompt = ARITHMETIC, ctx: CheckContext | None = No
     context.params = {PROMPT_KEY: prompt}
 
     async def go() -> Verdict:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with answering(handler) as client:
             return await chat.check(target, client, context)
 
     return asyncio.run(go())
@@ -152,7 +153,7 @@ def test_model_is_learned_from_models_and_forgotten_on_404() -> None:
     ctx = CheckContext(params={PROMPT_KEY: ARITHMETIC})
 
     async def go() -> list[Verdict]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with answering(handler) as client:
             return [await chat.check(target, client, ctx) for _ in range(2)]
 
     first, second = asyncio.run(go())

@@ -1,4 +1,4 @@
-"""Passive context fit against canned /v1/models answers (unit level: httpx.MockTransport)."""
+"""Passive context fit against canned /v1/models answers (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import endpoint
+from local_server import answering
 
 from probe.check import CheckContext
 from probe.outcome import Outcome, Verdict
@@ -24,7 +25,7 @@ def models(max_len: int | None, status: int = 200) -> Any:
 
 def run(handler: Any, extra: dict[str, Any]) -> Verdict:
     async def go() -> Verdict:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with answering(handler) as client:
             params = {k: v for k, v in extra.items() if k == COMPLETION_KEY}
             own = {k: v for k, v in extra.items() if k != COMPLETION_KEY}
             return await context.check(endpoint(extra=own), client,

@@ -1,4 +1,4 @@
-"""The queue check against canned /health answers (unit level: httpx.MockTransport), run
+"""The queue check against canned /health answers (unit level: tests/local_server.py), run
 through the runner so the control-plane policy (unknown, never down) is part of the test."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import spec
+from local_server import answering
 from serverless_helpers import ROOT, health_json, serverless
 
 from probe.check import CheckContext
@@ -37,7 +38,7 @@ class Api:
 
 def probe(api: Api, ctx: CheckContext | None = None, **overrides: Any) -> ProbeResult:
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+        async with answering(api) as client:
             return await run_check("queue", spec("queue", queue.check), serverless(**overrides), client,
                                    ctx or CheckContext(env={"RUNPOD_API_KEY": "rk-test-1234"}))
 
@@ -96,7 +97,7 @@ def test_deadline_exceeded_is_unknown_not_timeout() -> None:
         return httpx.Response(200, json=health_json())
 
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
+        async with answering(slow) as client:
             return await run_check("queue", spec("queue", queue.check), serverless(timeout_s=0.05), client,
                                    CheckContext())
 

@@ -1,4 +1,4 @@
-"""The round-trip check against a scripted queue API (unit level: httpx.MockTransport)."""
+"""The round-trip check against a scripted queue API (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import spec
+from local_server import answering
 from serverless_helpers import health_json, serverless
 
 from probe.check import CheckContext
@@ -59,7 +60,7 @@ def probe(api: Any, settings: RoundTripSettings | None = None, ctx: CheckContext
     ep = serverless(checks=("roundtrip",), extra=extra, timeout_s=5.0, model="Q", **overrides)
 
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+        async with answering(api) as client:
             return await run_check("roundtrip", spec("roundtrip", roundtrip.check), ep, client,
                                    ctx or CheckContext())
 
@@ -92,7 +93,7 @@ def test_runsync_sends_the_configured_input_and_wait() -> None:
     ep = serverless(checks=("roundtrip",), extra={"roundtrip": rt(wait_s=2.5, input={"a": [1]})})
 
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as client:
+        async with answering(capture) as client:
             return await run_check("roundtrip", spec("roundtrip", roundtrip.check), ep, client, CheckContext())
 
     assert asyncio.run(go()).details["start"] == "cold"

@@ -1,4 +1,4 @@
-"""The health check against canned answers (unit level: httpx.MockTransport)."""
+"""The health check against canned answers (unit level: tests/local_server.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import endpoint, spec
+from local_server import answering, refusing
 
 from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult
@@ -26,7 +27,7 @@ def answer(status: int, body: bytes = b"", content_type: str | None = None) -> A
 
 def run(handler: Any, tries: int = 1) -> ProbeResult:
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with answering(handler) if handler is not None else refusing() as client:
             return await run_check("health", spec("health", health.check), endpoint(tries=tries), client,
                                    CheckContext())
 
@@ -88,9 +89,6 @@ def test_engine_dead_is_not_retried_and_says_why() -> None:
 
 
 def test_connection_refused_while_loading_is_connect_error() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
-
-    result = run(handler)
+    result = run(None)  # nothing listens on the port yet
     assert result.outcome is Outcome.CONNECT_ERROR
-    assert "refused" in result.message
+    assert "cannot connect" in result.message and "Errno 111" in result.message

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import endpoint, spec
+from local_server import answering
 
 from probe.check import ANSWERED_AT, CheckContext
 from probe.outcome import Outcome, ProbeResult, Verdict
@@ -123,7 +124,7 @@ def check(handler: Any, ctx: CheckContext | None = None, runs: int = 1,
     ctx = ctx or CheckContext()
 
     async def go() -> list[Verdict]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with answering(handler) as client:
             return [await vllm_metrics.check(endpoint(**overrides), client, ctx)
                     for _ in range(runs)]
 
@@ -148,7 +149,7 @@ def test_one_cap_for_every_body() -> None:
     assert fits.details["waiting"] == 2
 
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(serve(REAL_0_32))) as client:
+        async with answering(serve(REAL_0_32)) as client:
             return await run_check("vllm_metrics", spec("vllm_metrics", vllm_metrics.check),
                                    endpoint(), client, CheckContext(max_body_bytes=40_000))
 
@@ -160,7 +161,7 @@ def test_page_over_the_metrics_cap_is_a_bad_response() -> None:
     huge = REAL_0_32 * (CheckContext().max_body_bytes // len(REAL_0_32) + 1)
 
     async def go() -> ProbeResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(serve(huge))) as client:
+        async with answering(serve(huge)) as client:
             return await run_check("vllm_metrics", spec("vllm_metrics", vllm_metrics.check), endpoint(), client,
                                    CheckContext())
 

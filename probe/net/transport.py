@@ -1,9 +1,9 @@
-"""The transport under the checks' ``httpx.AsyncClient``: aiohttp's connection pool and
+"""The transport under ``probe.net.ProbeClient``: aiohttp's connection pool and
 parser instead of httpcore's. httpcore's pool walks every pooled connection on every
 request, so its cost per request grows with the fleet; aiohttp keeps idle connections in a
 dict by host (see BENCHMARKS.md). Checks keep the httpx API, and every aiohttp failure
 surfaces as the httpx exception the runner classifies, exactly as httpx's own transport
-raises it.
+raises it (the map is ``probe.net.errors``).
 
 A connection is reused only after a healthy answer read to its end: after a failure status,
 an error, or a body abandoned early (over the size cap, a deadline), it is closed; and a
@@ -23,41 +23,11 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from probe.adapters.aiohttp_internals import Pool, not_for_reuse
-
-# aiohttp failure -> the httpx exception httpx's own transport raises for the same event,
-# most specific first (verdict_from_exception reads TLS from the cause chain, then the type).
-_AIOHTTP_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
-    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
-    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
-    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
-    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS handshake
-    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),  # body cut short or malformed
-    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # unparsable status/headers
-    (aiohttp.ClientOSError, httpx.ReadError),  # reset while sending or reading
-    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
-    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
-    (aiohttp.ClientError, httpx.TransportError),
-    (ssl.SSLError, httpx.ConnectError),
-    (ConnectionError, httpx.ReadError),
-)
-
-
-def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
-    for source, target in _AIOHTTP_ERRORS:
-        if isinstance(exc, source):
-            return target(_message(exc), request=request)
-    return None
-
-
-def _message(exc: BaseException) -> str:
-    """The underlying reason ("[Errno 111] Connect call failed", "[SSL:
-    CERTIFICATE_VERIFY_FAILED] ..."), not aiohttp's "Cannot connect to host" wrapper."""
-    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
-    return str(cause or exc) or type(exc).__name__
+from probe.net.errors import as_httpx_error
 
 
 class _AiohttpStream(httpx.AsyncByteStream):
@@ -70,7 +40,7 @@ class _AiohttpStream(httpx.AsyncByteStream):
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except Exception as exc:
-            mapped = _httpx_error(exc, self._request)
+            mapped = as_httpx_error(exc, self._request)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -92,11 +62,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     request). Pool: at most ``max_connections`` connections in use at once; idle ones are
     kept per host for ``keepalive_expiry`` seconds, without a count limit (aiohttp keeps
     them in a dict by host, so a pool as large as the fleet costs nothing per request, only
-    file descriptors)."""
+    file descriptors). ``resolver`` replaces the system's name lookup (aiohttp's
+    ``AbstractResolver``: the address, and port, a host name is connected to)."""
 
     def __init__(self, max_connections: int, keepalive: bool = True,
-                 keepalive_expiry: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
+                 keepalive_expiry: float = 30.0, verify: ssl.SSLContext | bool = True,
+                 resolver: AbstractResolver | None = None) -> None:
         self._ssl = httpx.create_ssl_context(verify=verify)
+        self._resolver = resolver
         self._limit = max_connections
         self._keepalive = keepalive
         self._expiry = keepalive_expiry
@@ -109,7 +82,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=self._limit, limit_per_host=0, ssl=self._ssl,
                 force_close=not self._keepalive,
                 keepalive_timeout=self._expiry if self._keepalive else None,
-                enable_cleanup_closed=False)
+                enable_cleanup_closed=False, resolver=self._resolver)
             self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"),
@@ -148,7 +121,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False, timeout=self._timeout(request),
                 server_hostname=request.extensions.get("sni_hostname"))
         except Exception as exc:
-            mapped = _httpx_error(exc, request)
+            mapped = as_httpx_error(exc, request)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -166,7 +139,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                   timeout: httpx.Timeout) -> tuple[int, tuple[tuple[bytes, bytes], ...],
                                                    bytes | None]:
         """A GET exactly as ``handle_async_request`` sends it (``headers``: what httpx would
-        send, Host included), read as ``probe.http.read_capped`` reads it, without httpx's
+        send, Host included), read as ``probe.net.body.read_capped`` reads it, without httpx's
         request and response objects: (status, raw headers, body), the body None when it
         is larger than ``limit`` (declared or read). The connection is reused on the same
         terms; failures raise the same httpx exceptions. An answer with a content encoding
@@ -177,7 +150,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 "GET", URL(str(url), encoded=True), headers=headers, allow_redirects=False,
                 timeout=self._timeout_of(timeout.connect, timeout.read))
         except Exception as exc:
-            mapped = _httpx_error(exc, httpx.Request("GET", url, headers=headers))
+            mapped = as_httpx_error(exc, httpx.Request("GET", url, headers=headers))
             if mapped is None:
                 raise
             raise mapped from exc
@@ -214,7 +187,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     return None
                 chunks.append(chunk)
         except Exception as exc:
-            mapped = _httpx_error(exc, httpx.Request("GET", url, headers=headers))
+            mapped = as_httpx_error(exc, httpx.Request("GET", url, headers=headers))
             if mapped is None:
                 raise
             raise mapped from exc

@@ -1,0 +1,136 @@
+"""``ProbeClient``, the one client interface every request goes through, and
+``make_client``, the one place it is built.
+
+The API is httpx's (``client.stream``, ``client.post``, ...), plus ``fetch``: the bounded
+GET most checks make. Without an HTTP(S) proxy in the environment, every request goes to
+``AiohttpTransport`` (aiohttp's pool); ``fetch`` goes to it directly, without building
+httpx's request and response objects. With a proxy, httpx's own transport carries the
+requests: it honours the proxy variables as httpx documents them (``ALL_PROXY``, HTTPS
+proxies, ``NO_PROXY`` patterns), which aiohttp's ``trust_env`` reads differently (no
+``ALL_PROXY``, no HTTPS proxy URL) and re-reads from the environment at every request.
+Either way the checks see the same interface and the same exceptions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from http.cookiejar import CookieJar
+from typing import Any
+
+import httpx
+from aiohttp.abc import AbstractResolver
+
+from probe.net.body import BodyTooLarge, read_capped
+from probe.net.transport import AiohttpTransport
+
+# Idle connections are kept this long unless the caller says otherwise.
+KEEPALIVE_DEFAULT_S = 30.0
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                   "http_proxy", "https_proxy", "all_proxy")
+
+
+def make_client(max_concurrent: int, keepalive: bool = True,
+                keepalive_expiry: float = KEEPALIVE_DEFAULT_S,
+                resolver: AbstractResolver | None = None) -> ProbeClient:
+    """The client for every request: ``keepalive=False`` opens a fresh connection for every
+    request; otherwise idle connections are kept per host for ``keepalive_expiry`` seconds.
+    ``resolver`` replaces the system's name lookup (tests point every host at a local
+    server with it). With an HTTP(S) proxy in the environment, httpx's own transport is
+    used (see the module's docstring); a resolver is then not used."""
+    # Deadlines are enforced per attempt by the runner; this is only a backstop.
+    timeout = httpx.Timeout(300.0)
+    if _environment_proxies():
+        limits = httpx.Limits(max_connections=max_concurrent,
+                              max_keepalive_connections=max_concurrent if keepalive else 0,
+                              keepalive_expiry=keepalive_expiry)
+        return ProbeClient(None, limits=limits, timeout=timeout, follow_redirects=False,
+                           cookies=AnswerCookies())
+    transport = AiohttpTransport(max_concurrent, keepalive=keepalive,
+                                 keepalive_expiry=keepalive_expiry, resolver=resolver)
+    return ProbeClient(transport, timeout=timeout, follow_redirects=False,
+                       cookies=AnswerCookies())
+
+
+class ProbeClient(httpx.AsyncClient):
+    """httpx's ``AsyncClient`` with ``fetch``, a bounded GET. Over ``AiohttpTransport``,
+    ``fetch`` takes a direct road to it: the same request on the wire (the headers httpx
+    would send, computed once per set of request headers), the same pool, the same errors
+    and body cap, without httpx's request and response objects. It is taken only while the
+    client has no cookie to send (an answer that sets one is still given to the jar);
+    otherwise, and over any other transport, ``fetch`` goes through ``stream``."""
+
+    MAX_HEADER_SETS = 4096
+    MAX_URLS = 65536  # parsed URLs kept (about 400 bytes each)
+
+    def __init__(self, transport: httpx.AsyncBaseTransport | None, **kwargs: Any) -> None:
+        """``transport``: ours, another (a benchmark's), or None for httpx's own."""
+        super().__init__(transport=transport, **kwargs)
+        self._direct = transport if isinstance(transport, AiohttpTransport) else None
+        self._sent: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+        self._urls: dict[str, httpx.URL] = {}
+
+    async def fetch(self, url: str, headers: Mapping[str, str],
+                    limit: int) -> tuple[int, bytes, httpx.Headers]:
+        """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes
+        (``BodyTooLarge`` beyond); failures raise httpx's exceptions."""
+        target = self._parsed(url)
+        if self._direct is not None and not self.is_closed and not self.cookies:
+            status, raw, body = await self._direct_get(self._direct, target, headers, limit)
+            if body is None:
+                raise BodyTooLarge(limit)
+            return status, body, httpx.Headers(raw)
+        async with self.stream("GET", target, headers=headers) as response:
+            body = await read_capped(response, limit)
+            return response.status_code, body, response.headers
+
+    def _parsed(self, url: str) -> httpx.URL:
+        """``httpx.URL(url)``, parsed once: a check asks the same few URLs of its endpoint
+        at every run, and parsing one is a good part of httpx's cost per request."""
+        parsed_url = self._urls.get(url)
+        if parsed_url is None:
+            if len(self._urls) >= self.MAX_URLS:
+                self._urls.clear()
+            parsed_url = self._urls[url] = httpx.URL(url)
+        return parsed_url
+
+    async def _direct_get(self, transport: AiohttpTransport, url: httpx.URL,
+                          headers: Mapping[str, str], limit: int
+                          ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes | None]:
+        """(status, raw headers, body or None when over ``limit``), straight from the
+        transport."""
+        sent = self._headers_for(url, headers)
+        status, raw, body = await transport.get(url, sent, limit, self.timeout)
+        if any(name.lower() in (b"set-cookie", b"set-cookie2") for name, _ in raw):
+            request = httpx.Request("GET", url, headers=sent)
+            self.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))
+        return status, raw, body
+
+    def _headers_for(self, url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[str, str]]:
+        """What httpx sends: the client's headers merged with ``headers``, Host first."""
+        key = tuple(headers.items())
+        rest = self._sent.get(key)
+        if rest is None:
+            if len(self._sent) >= self.MAX_HEADER_SETS:
+                self._sent.clear()
+            built = self.build_request("GET", url, headers=headers).headers.raw
+            rest = self._sent[key] = [(k.decode("latin-1"), v.decode("latin-1"))
+                                      for k, v in built if k.lower() != b"host"]
+        return [("Host", url.netloc.decode("ascii")), *rest]
+
+
+class AnswerCookies(CookieJar):
+    """httpx's cookie jar, reading an answer only when it sets a cookie. httpx hands every
+    answer to the jar through urllib views (an ``email.Message`` of all its headers), which
+    costs more than the rest of its answer handling; an answer without ``Set-Cookie`` (or
+    ``Set-Cookie2``) adds no cookie, so it is skipped. Cookies that are set behave as before."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = getattr(getattr(response, "response", None), "headers", None)
+        if (isinstance(headers, httpx.Headers) and "set-cookie" not in headers
+                and "set-cookie2" not in headers):
+            return
+        super().extract_cookies(response, request)
+
+
+def _environment_proxies() -> bool:
+    return any(os.environ.get(name) for name in PROXY_VARIABLES)
