@@ -1,7 +1,7 @@
 """The prober runs jobs: a job's checks side by side, one check of one endpoint never twice at
 once, a global bound on checks in flight, no check started once stopping, and every result
-published to state, recorder and observers. Checks here are in-test functions; the HTTP
-client is an ``httpx.MockTransport``."""
+published to state, recorder and observers. Checks here are in-test functions over the
+production client (``probe.net.make_client``); the one that talks HTTP asks a local server."""
 
 from __future__ import annotations
 
@@ -16,29 +16,27 @@ from typing import Any
 import httpx
 import pytest
 from helpers import endpoint
+from local_server import answering
 
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Endpoint
 from probe.features import Feature, Plugins
 from probe.job import Job
+from probe.net import ProbeClient, make_client
 from probe.outcome import Outcome, ProbeResult, Verdict
 from probe.prober import Prober
 from probe.state import FleetState
 
-CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Verdict]]
-
-
-def ok_json(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"object": "list", "data": []})
+CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Verdict]]
 
 
 def make(*specs: CheckSpec, max_concurrent: int = 8, recorder: Any = None,
-         handler: Callable[[httpx.Request], httpx.Response] = ok_json,
-         env: Mapping[str, str] | None = None) -> Prober:
-    """A prober over ``specs`` (merged the way the app merges features) and a mock client."""
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+         env: Mapping[str, str] | None = None, client: ProbeClient | None = None) -> Prober:
+    """A prober over ``specs`` (merged the way the app merges features) and ``client`` (by
+    default the production client, unused by checks that do not talk HTTP)."""
     plugins = Plugins.of(Feature("under-test", checks=specs))
-    return Prober(client, FleetState(), plugins.resolve, max_concurrent, 1024, recorder, env)
+    return Prober(client or make_client(max_concurrent), FleetState(), plugins.resolve,
+                  max_concurrent, 1024, recorder, env)
 
 
 def run(prober: Prober, *jobs: Job) -> list[list[ProbeResult]]:
@@ -54,7 +52,7 @@ def job(target: Endpoint, *checks: str, name: str = "checks", **overrides: Any) 
 
 
 def answers(outcome: Outcome = Outcome.OK) -> CheckFn:
-    async def check(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+    async def check(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
         return Verdict(outcome, str(outcome))
 
     return check
@@ -73,7 +71,7 @@ def test_one_check_never_overlaps_itself_and_the_global_bound_holds(
     running: Counter[str] = Counter()
     peaks: Counter[str] = Counter()
 
-    async def slow(target: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+    async def slow(target: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
         running[target.name] += 1
         running["*"] += 1
         for key in (target.name, "*"):
@@ -105,7 +103,7 @@ def test_no_check_starts_once_stopping(stop_at: str | None, ran: list[str]) -> N
     holder: list[Prober] = []
 
     def check(name: str) -> CheckSpec:
-        async def fn(_e: Endpoint, _c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+        async def fn(_e: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Verdict:
             called.append(name)
             if name == stop_at:
                 holder[0].stopping.set()
@@ -129,7 +127,7 @@ def test_a_hanging_check_does_not_hold_back_the_endpoints_others() -> None:
     finished: dict[str, float] = {}
 
     def check(name: str, hangs: bool) -> CheckSpec:
-        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+        async def fn(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
             if hangs:
                 await asyncio.sleep(5)
             finished[name] = time.monotonic()
@@ -216,7 +214,7 @@ def test_a_published_result_reaches_state_recorder_and_observers() -> None:
 def test_job_params_reach_the_checks_context() -> None:
     seen: list[Mapping[str, Any]] = []
 
-    async def ask(_e: Endpoint, _c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+    async def ask(_e: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Verdict:
         seen.append(dict(ctx.params))
         return Verdict(Outcome.OK)
 
@@ -249,7 +247,7 @@ def test_a_jobs_tries_override_the_endpoints(endpoint_tries: int, job_tries: int
 
 
 def test_a_jobs_timeout_overrides_the_endpoints() -> None:
-    async def hangs(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+    async def hangs(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
         await asyncio.sleep(5)
         return Verdict(Outcome.OK)
 
@@ -268,15 +266,19 @@ def test_checks_talk_through_the_probers_client_with_its_env() -> None:
         requests.append(request)
         return httpx.Response(200, json={"data": [{"id": "qwen"}]})
 
-    async def models(target: Endpoint, client: httpx.AsyncClient,
+    async def models(target: Endpoint, client: ProbeClient,
                      ctx: CheckContext) -> Verdict:
         response = await client.get(f"{target.openai_base}/models", headers=ctx.headers(target))
         served = [m["id"] for m in response.json()["data"]]
         return Verdict(Outcome.OK, f"serves {served}", response.status_code)
 
-    prober = make(CheckSpec("models", models), handler=handler,
-                  env={"POD_KEY": "pod-key-7f3a9c2e"})
-    [[result]] = run(prober, job(endpoint(api_key_env="POD_KEY"), "models"))
+    async def main() -> list[ProbeResult]:
+        async with answering(handler) as client:
+            prober = make(CheckSpec("models", models), client=client,
+                          env={"POD_KEY": "pod-key-7f3a9c2e"})
+            return await prober.run_job(job(endpoint(api_key_env="POD_KEY"), "models"))
+
+    [result] = asyncio.run(main())
     assert result.ok and result.http_status == 200 and result.message == "serves ['qwen']"
     [request] = requests
     assert str(request.url) == "http://pod.test/v1/models"
@@ -287,7 +289,7 @@ def test_memory_is_per_check_and_shared_is_per_endpoint() -> None:
     seen: list[tuple[str, str, int, int]] = []
 
     def counting(name: str) -> CheckSpec:
-        async def fn(target: Endpoint, _c: httpx.AsyncClient, ctx: CheckContext) -> Verdict:
+        async def fn(target: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Verdict:
             ctx.memory["runs"] = ctx.memory.get("runs", 0) + 1
             ctx.shared["runs"] = ctx.shared.get("runs", 0) + 1
             seen.append((target.name, name, ctx.memory["runs"], ctx.shared["runs"]))
