@@ -4,10 +4,11 @@ Builds the daemon's state for N `kind: pod` endpoints (their `models` check with
 results each), then times what a scrape does when every check has had a new result since
 the last one (as at 10,000 endpoints every 15 s, scraped every 15 s): the page written by
 ``probe.exposition`` (OpenMetrics, as Prometheus asks for it) with each check's lines
-written ahead as the daemon writes them (``--at-scrape``: the state without a writer, so
-the scrape writes every line), and gzip of the page by ISA-L (what the daemon uses) beside
-zlib's level 1. Also shown: the time ``lines_of`` takes per result (the cost moved onto the
-result path), and the memory the state holds.
+written ahead as the daemon writes them (its collector's series cache watching the state;
+``--at-scrape``: a collector without one, so the scrape writes every line), and gzip of the
+page by ISA-L (what the daemon uses) beside zlib's level 1. Also shown: the time
+``lines_of`` takes per result (the cost moved onto the result path), and the memory the
+state and the series cache hold.
 
     python bench/metrics_page.py                 # N = 10,000 (the table in BENCHMARKS.md)
     python bench/metrics_page.py --endpoints 1000 --at-scrape
@@ -34,7 +35,7 @@ from probe.app import PLUGINS  # noqa: E402
 from probe.check_series import lines_of  # noqa: E402
 from probe.config import parse_config  # noqa: E402
 from probe.exposition import render_chunks  # noqa: E402
-from probe.metrics import ProbeCollector, endpoint_lines, make_registry  # noqa: E402
+from probe.metrics import ProbeCollector, make_registry  # noqa: E402
 from probe.outcome import Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402
 
@@ -49,8 +50,9 @@ def results(n: int, round_: int) -> list[ProbeResult]:
                         {"model": "m", "max_model_len": 8192}) for i in range(n)]
 
 
-def build(n: int, ahead: bool) -> tuple[FleetState, float]:
-    """The state with every check's three results; returns it and the MB it holds."""
+def build(n: int, ahead: bool) -> tuple[FleetState, ProbeCollector, float]:
+    """The state with every check's three results and its collector; returns them and the MB
+    they hold."""
     text = "endpoints:\n" + "".join(
         f"  - {{name: pod-{i:05d}, kind: pod, pod_id: p{i:05d}, checks: [models]}}\n"
         for i in range(n))
@@ -58,15 +60,15 @@ def build(n: int, ahead: bool) -> tuple[FleetState, float]:
     plan = PLUGINS.plan(config)
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
-    state = FleetState(write_ahead=lines_of if ahead else None,
-                       write_view=endpoint_lines if ahead else None)
+    state = FleetState()
+    collector = ProbeCollector(state, write_ahead=ahead)
     state.configure(config, plan)
     for round_ in range(3):
         for result in results(n, round_):
             state.update(result)
     held = (tracemalloc.get_traced_memory()[0] - before) / 1e6
     tracemalloc.stop()
-    return state, held
+    return state, collector, held
 
 
 def timed(action: object, runs: int, before: object = None) -> list[float]:
@@ -88,8 +90,8 @@ def main() -> None:
                         help="no lines written ahead: every scrape writes them all")
     args = parser.parse_args()
     print(machine())
-    state, held = build(args.endpoints, not args.at_scrape)
-    registry = make_registry(ProbeCollector(state))
+    state, collector, held = build(args.endpoints, not args.at_scrape)
+    registry = make_registry(collector)
     gc.freeze()  # as the daemon runs: its state frozen, garbage collected on a clock
     gc.disable()
 
@@ -120,7 +122,7 @@ def main() -> None:
     per_result = timed(lambda: [lines_of(*check) for _ in range(1000)], args.runs)
     mode = "at scrape" if args.at_scrape else "written ahead"
     print(f"endpoints {args.endpoints}, lines {mode}: page {len(body) / 1e6:.1f} MB, "
-          f"{series} series; state holds {held:.1f} MB (tracemalloc)")
+          f"{series} series; state and lines held {held:.1f} MB (tracemalloc)")
     print(f"  write the page   median {statistics.median(write) * 1000:7.1f} ms   "
           f"min {min(write) * 1000:7.1f} ms")
     print(f"  gzip, ISA-L 1    median {statistics.median(isal_s) * 1000:7.1f} ms   "

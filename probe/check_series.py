@@ -3,11 +3,9 @@
 A check has eleven families of series (``up``, ``outcome``, ``results``, ``latency_seconds``,
 ...): about 27 lines. At 10,000 checks a scrape that formats them all takes about a third of a
 second of CPU, on the core that probes. Here a check's lines are written once per result
-(``lines_of``: the state hands it each check it has just changed, see ``FleetState``) and a
-scrape only joins them, family by family, in the fleet's order (``families``). A check whose
-lines are not written (never probed, or a state without a writer) is written by the scrape
-that reads it, so the page is always what the state holds: text written ahead is dropped
-whenever the check changes.
+(``lines_of``, by ``probe.series_cache``, which the state tells of each check it changes) and
+a scrape only joins them, family by family, in the fleet's order (``families``); a collector
+keeping none writes them all at each scrape (``written_now``).
 
 The lines are byte for byte what ``Family`` (and so prometheus_client) writes from the same
 rows, in the text format and in OpenMetrics (``tests/test_exposition.py``).
@@ -18,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 from probe.exposition import Family, Lines, escape_value, go_number, histogram_lines
 from probe.outcome import Outcome
+from probe.series_cache import Columns
 from probe.state import LATENCY_BUCKETS, CheckState, les_of
 
 P = "runpod_probe_"
@@ -156,45 +154,21 @@ def lines_of(key: Key, s: CheckState) -> tuple[str, ...]:
     return tuple([f.lines(text, s) for f in CHECK_FAMILIES])
 
 
-def _written(item: tuple[Key, CheckState]) -> tuple[str, ...]:
-    key, s = item
-    lines = s.written
-    if lines is None:
-        lines = s.written = lines_of(key, s)
-    return lines
+def written_now(checks: Collection[tuple[Key, CheckState]]) -> list[tuple[str, ...]]:
+    """The lines of ``checks`` (in order), written from their states now."""
+    return [lines_of(key, s) for key, s in checks]
 
 
-class _Columns:
-    """The checks' lines of one scrape, family by family: the first family's are read check by
-    check (writing what was not written ahead), keeping each check's lines for the others,
-    which are then read without a call per check."""
-
-    def __init__(self, checks: Collection[tuple[Key, CheckState]]) -> None:
-        self.checks = checks
-        self.written: list[tuple[str, ...]] = []
-
-    def first(self) -> Iterator[str]:
-        self.written = []
-        for item in self.checks:
-            lines = _written(item)
-            self.written.append(lines)
-            yield lines[0]
-
-    def column(self, i: int) -> Iterable[str]:
-        if len(self.written) != len(self.checks):  # read out of order: all of them now
-            self.written = [_written(item) for item in self.checks]
-        return map(itemgetter(i), self.written)
-
-
-def families(checks: Collection[tuple[Key, CheckState]]) -> list[Family]:
-    """The check families of one scrape, writing the lines of ``checks`` (in order) when the
-    page is written: what was written ahead, joined, and the rest written then."""
-    columns = _Columns(checks)
+def families(checks: Collection[tuple[Key, CheckState]],
+             lines: Callable[[], list[tuple[str, ...]]]) -> list[Family]:
+    """The check families of one scrape: the text of each is a column of ``lines()`` (every
+    check's lines, in order: ``SeriesCache.checks.in_order`` or ``written_now``), read when
+    the page is written; ``checks`` (in order) are read for samples instead."""
+    columns = Columns(lines)
     out = []
     for column, spec in enumerate(CHECK_FAMILIES):
         family = spec.family()
-        lines = columns.first if column == 0 else partial(columns.column, column)
-        family.add_lines(lines, Lines(partial(_rows, spec, checks)))
+        family.add_lines(partial(columns.column, column), Lines(partial(_rows, spec, checks)))
         out.append(family)
     return out
 

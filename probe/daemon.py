@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from prometheus_client.registry import Collector
 
-from probe.check_series import lines_of
 from probe.config import Config, ConfigError, load_config
 from probe.exposition import make_wsgi_app
 from probe.features import (
@@ -39,7 +38,7 @@ from probe.features import (
 )
 from probe.job import Job
 from probe.listener import serve, with_pages
-from probe.metrics import Guarded, ProbeCollector, endpoint_lines, make_registry
+from probe.metrics import Guarded, ProbeCollector, make_registry
 from probe.net import ProbeClient, make_client
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
@@ -175,7 +174,7 @@ class Daemon:
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
         self.jobs: Sequence[Job] = plugins.plan(config)
-        self.state = FleetState(write_ahead=lines_of, write_view=endpoint_lines)
+        self.state = FleetState()
         self.state.configure(config, self.jobs)
         self.store: ResultStore | None = None
         self.collector = ProbeCollector(self.state)

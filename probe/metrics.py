@@ -4,19 +4,19 @@ The registry is passed in (never the global one) so tests build a fresh one and 
 values with ``registry.get_sample_value``. Features register collectors of their own on the
 same registry (client_python's custom-collector pattern).
 
-The families with a series per endpoint or check are ``probe.exposition.Family``: one
-snapshot of the state is taken per scrape and written straight to text from it (no
-``Sample`` per series). A check's lines are written when its result arrives
-(``probe.check_series``) and an endpoint's by the state when its view changes
-(``endpoint_lines``), so a scrape of 10,000 endpoints joins text (about 40 ms of CPU).
+The families with a series per endpoint or check are ``probe.exposition.Family``: their
+samples are read from one snapshot of the state per scrape (no ``Sample`` per series unless
+asked for), their text from the collector's ``SeriesCache``, which watches the state: a
+check's lines are written when its result arrives (``probe.check_series``) and an endpoint's
+when its view changes (``endpoint_lines``), so a scrape of 10,000 endpoints joins text
+(about 40 ms of CPU).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from functools import partial
-from operator import itemgetter
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -29,8 +29,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
-from probe.check_series import CHECK_LABELS, families
+from probe.check_series import CHECK_LABELS, families, lines_of, written_now
 from probe.exposition import Family, Kept, Lines, escape_value, go_number, label_text
+from probe.series_cache import Columns, SeriesCache
 from probe.state import DaemonStats, EndpointView, FleetState, Snapshot
 from probe.verdict import State
 
@@ -51,16 +52,30 @@ class StoreStats(Protocol):
 
 
 class ProbeCollector(Collector):
-    def __init__(self, state: FleetState, store: StoreStats | None = None) -> None:
+    """The core families, read from ``state``; with ``write_ahead`` (as the daemon runs) its
+    series cache watches the state, so the lines are written as the state changes, else
+    every scrape writes them all."""
+
+    def __init__(self, state: FleetState, store: StoreStats | None = None,
+                 write_ahead: bool = True) -> None:
         self.state = state
         self.store = store
         self.texts = Texts()
+        self.series: SeriesCache | None = None
+        if write_ahead:
+            self.series = SeriesCache(lines_of, endpoint_lines)
+            state.watch(self.series)
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
         self.texts.trim(len(snap.checks))
-        yield from _endpoint_metrics(snap)
-        yield from _check_metrics(snap)
+        views, checks = _in_order(snap.endpoints, snap), _in_order(snap.checks, snap)
+        if self.series is None:  # every line written by this scrape
+            yield from _endpoint_metrics(views, partial(_views_written_now, views))
+            yield from families(checks, partial(written_now, checks))
+        else:
+            yield from _endpoint_metrics(views, self.series.views.in_order)
+            yield from families(checks, self.series.checks.in_order)
         yield from _schedule_metrics(snap, self.texts)
         yield from _daemon_metrics(snap, self.store)
 
@@ -68,8 +83,8 @@ class ProbeCollector(Collector):
         """The families without their series: what registering needs (names), without
         collecting the whole fleet."""
         empty = Snapshot({}, {}, DaemonStats())
-        yield from _endpoint_metrics(empty)
-        yield from _check_metrics(empty)
+        yield from _endpoint_metrics((), list)
+        yield from families((), list)
         yield from _schedule_metrics(empty, Texts())
         yield from _daemon_metrics(empty, self.store)
 
@@ -82,8 +97,8 @@ MAINTENANCE_FAMILY = P + "maintenance"
 
 def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
     """The endpoint's lines in each endpoint family (info, up, state, cause, max_model_len,
-    maintenance; "" where it has none), from its view: written by the state when the view
-    changes (its state, cause, model or window), not by every scrape."""
+    maintenance; "" where it has none), from its view: written when the view changes (its
+    state, cause, model or window; ``SeriesCache``), not by every scrape."""
     e = f'endpoint="{escape_value(name)}"'
     state = view.state
     states = "".join(f'{STATE_FAMILY}{{{e},state="{label}"}} '
@@ -141,7 +156,14 @@ def _state_rows(item: tuple[str, EndpointView]) -> Iterator[tuple[Any, ...]]:
             for value, label in zip(STATES, STATE_LABELS, strict=True))
 
 
-def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
+def _views_written_now(views: Collection[tuple[str, EndpointView]]) -> list[tuple[str, ...]]:
+    return [endpoint_lines(name, view) for name, view in views]
+
+
+def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
+                      lines: Callable[[], list[tuple[str, ...]]]) -> Iterator[Metric]:
+    """The endpoint families: their text columns of ``lines()`` (every endpoint's lines, in
+    order), their samples read from ``views`` (in the same order)."""
     info = Family(INFO_FAMILY, "Configured endpoints (value 1).", "gauge",
                   labels=["endpoint", "kind", "url"])
     up = Family(UP_FAMILY, "1 when the endpoint's verdict is up; 0 when it "
@@ -158,11 +180,8 @@ def _endpoint_metrics(snap: Snapshot) -> Iterator[Metric]:
     maintenance = Family(MAINTENANCE_FAMILY, "1 while the endpoint is in a maintenance window "
                          "(every alert on it is silenced), else 0.", "gauge",
                          labels=["endpoint"])
-    views = _in_order(snap.endpoints, snap)
-    # each family writes its lines from the endpoints' written lines (``endpoint_lines``,
-    # one column each); rows are read only for samples
-    columns = _Columns(views)
-    info.add_lines(columns.first, Lines(lambda: (
+    columns = Columns(lines)
+    info.add_lines(partial(columns.column, 0), Lines(lambda: (
         ((name, v.kind, v.url), 1) for name, v in views if v.kind is not None)))
     up.add_lines(partial(columns.column, 1), Lines(lambda: (
         ((name, v.kind), 1 if v.state is State.UP else 0)
@@ -190,40 +209,11 @@ def _schedule_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:
     yield interval
 
 
-def _check_metrics(snap: Snapshot) -> Iterator[Metric]:
-    # each check's lines are written when its result arrives (``probe.check_series``)
-    yield from families(_in_order(snap.checks, snap))
-
-
 def _in_order(items: dict[Any, V], snap: Snapshot) -> Collection[tuple[Any, V]]:
     """``items`` by name (kept so by the state, else sorted now). Read as they are, not
     listed: a scrape that keeps 10,000 new objects until it ends brings on a collection of
     the young generation in the middle of it."""
     return items.items() if snap.ordered else sorted(items.items())
-
-
-class _Columns:
-    """The endpoints' lines of one scrape, family by family: the first family's are read
-    endpoint by endpoint (writing those of a view written by no one), keeping each
-    endpoint's lines for the others, which are then read without a call per endpoint."""
-
-    def __init__(self, views: Collection[tuple[str, EndpointView]]) -> None:
-        self.views = views
-        self.written: list[tuple[str, ...]] = []
-
-    def first(self) -> Iterator[str]:
-        self.written = []
-        keep = self.written.append
-        for name, view in self.views:
-            lines = view.written or endpoint_lines(name, view)
-            keep(lines)
-            yield lines[0]
-
-    def column(self, i: int) -> Iterable[str]:
-        if len(self.written) != len(self.views):  # read out of order: all of them now
-            self.written = [view.written or endpoint_lines(name, view)
-                            for name, view in self.views]
-        return map(itemgetter(i), self.written)
 
 
 def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric]:

@@ -6,7 +6,8 @@ collected in the event loop's own thread (between probes, ``probe.exposition``) 
 pages are read from the listener's thread, so every access holds one lock. Work per result
 touches one check and one endpoint, never the fleet: each endpoint's view (what the
 surfaces show of it) is rebuilt when one of its results arrives, so a snapshot copies
-views instead of judging every endpoint again.
+views instead of judging every endpoint again. Watchers (``StateWatcher``: /metrics' series
+cache) are told of each check and view that changes, with its new value.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import bisect
 import functools
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
-from typing import Any
+from typing import Any, Protocol
 
 from probe.config.model import Config
 from probe.job import Job
@@ -71,16 +72,13 @@ class CheckState:
     # that observed the endpoint, and those of them that failed.
     observed_total: int = 0
     failed_total: int = 0
-    # Its lines on /metrics as of its last change (None: written by the next scrape); dropped
-    # or rewritten by every change, so never older than the counters above.
-    written: tuple[str, ...] | None = None
 
     def copy(self) -> CheckState:
         outcomes: Counter[str] = Counter()
         dict.update(outcomes, self.outcomes)  # C-level copy (Counter(x) counts item by item)
         return CheckState(self.latest, self.last_success_ts, outcomes,
                           self.retried_ok_total, self.latency.copy(), self.observed_total,
-                          self.failed_total, self.written)
+                          self.failed_total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +94,6 @@ class EndpointView:
     max_model_len: int | None = None
     since: str | None = None  # when the state began (ISO time)
     window: str | None = None  # the maintenance window's name and reason
-    # its lines on /metrics (None: written by the scrape), written when the view changes: a
-    # view is kept while nothing in it changes
-    written: tuple[str, ...] | None = field(default=None, compare=False)
 
 
 # A served model's name is the server's to choose, so as a label value it is bounded: its
@@ -143,8 +138,14 @@ class Snapshot:
     ordered: bool = False
 
 
-WriteAhead = Callable[[tuple[str, str], CheckState], tuple[str, ...]]
-WriteView = Callable[[str, EndpointView], tuple[str, ...]]
+class StateWatcher(Protocol):
+    """Told of each change, with the new value (None: no longer held), in the thread that
+    makes it and under the state's lock: what it keeps of a check or an endpoint's view is
+    never behind the state. Also told of everything held when it starts watching."""
+
+    def check_changed(self, key: tuple[str, str], state: CheckState | None) -> None: ...
+
+    def view_changed(self, name: str, view: EndpointView | None) -> None: ...
 
 
 def required_checks(config: Config, jobs: Sequence[Job]) -> dict[str, tuple[str, ...]]:
@@ -159,13 +160,8 @@ def required_checks(config: Config, jobs: Sequence[Job]) -> dict[str, tuple[str,
 
 
 class FleetState:
-    def __init__(self, write_ahead: WriteAhead | None = None,
-                 write_view: WriteView | None = None) -> None:
-        """``write_ahead``: a check's lines on /metrics from its state, written when a result
-        changes it (``probe.check_series.lines_of``); ``write_view``: an endpoint's, written
-        when its view changes (``probe.metrics.endpoint_lines``). A scrape only joins them."""
-        self._write_ahead = write_ahead
-        self._write_view = write_view
+    def __init__(self) -> None:
+        self._watchers: list[StateWatcher] = []
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
@@ -201,17 +197,37 @@ class FleetState:
                                for check in job.checks}
             for name, checks in planned.items():
                 for check in checks:
-                    self._checks.setdefault((name, check), CheckState())
+                    self._declare((name, check))
                 verdict = self._verdicts.setdefault(name, EndpointVerdict())
                 verdict.plan(set(checks), self._required.get(name, ()))
             for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())
                         and k not in self._standing]:
                 del self._checks[key]
+                self._tell_check(key, None)
             for name in [n for n in self._verdicts if n not in planned and n not in standing]:
                 del self._verdicts[name]
                 self._model_labels.pop(name, None)
                 self._model.pop(name, None)
             self._order()
+
+    def _declare(self, key: tuple[str, str]) -> None:
+        """A check held from now on (not yet run), if it was not already."""
+        if key not in self._checks:
+            self._checks[key] = state = CheckState()
+            self._tell_check(key, state)
+
+    def _tell_check(self, key: tuple[str, str], state: CheckState | None) -> None:
+        for watcher in self._watchers:
+            watcher.check_changed(key, state)
+
+    def watch(self, watcher: StateWatcher) -> None:
+        """Tell ``watcher`` of every check and view held now, then of every change."""
+        with self._lock:
+            self._watchers.append(watcher)
+            for key, state in self._checks.items():
+                watcher.check_changed(key, state)
+            for name, view in self._view_of.items():
+                watcher.view_changed(name, view)
 
     def _order(self) -> None:
         """Checks and views in name order: a scrape reads them so, without sorting."""
@@ -219,6 +235,9 @@ class FleetState:
         kept = self._view_of
         self._view_of = {name: self._kept_view(name, self._verdicts[name], kept.get(name))
                          for name in sorted(self._verdicts)}
+        for name in kept.keys() - self._view_of.keys():
+            for watcher in self._watchers:
+                watcher.view_changed(name, None)
         self._ordered = True
 
     def declare_standing(self, endpoint: str, check: str) -> None:
@@ -226,7 +245,7 @@ class FleetState:
         kept across config changes."""
         with self._lock:
             self._standing.add((endpoint, check))
-            self._checks.setdefault((endpoint, check), CheckState())
+            self._declare((endpoint, check))
             self._verdicts.setdefault(endpoint, EndpointVerdict())
             self._order()
 
@@ -246,9 +265,10 @@ class FleetState:
         """Record ``result`` and judge its endpoint; returns what changed (for the ledger)."""
         with self._lock:
             self._writer = threading.get_ident()
-            state = self._checks.get((result.endpoint, result.check))
+            key = (result.endpoint, result.check)
+            state = self._checks.get(key)
             if state is None:  # a check no plan declared
-                state = self._checks[(result.endpoint, result.check)] = CheckState()
+                state = self._checks[key] = CheckState()
                 self._ordered = False
             state.latest = result
             state.outcomes[str(result.outcome)] += 1
@@ -261,8 +281,7 @@ class FleetState:
                 state.last_success_ts = result.started_at.timestamp()
                 if result.retried:
                     state.retried_ok_total += 1
-            state.written = (None if self._write_ahead is None
-                             else self._write_ahead((result.endpoint, result.check), state))
+            self._tell_check(key, state)
             self.daemon.probes_total += 1
             if result.check == "models":
                 self._note_model(result)
@@ -335,12 +354,12 @@ class FleetState:
     def _kept_view(self, name: str, verdict: EndpointVerdict,
                    kept: EndpointView | None) -> EndpointView:
         """The endpoint's view as of ``verdict``: ``kept`` while nothing in it changed (what
-        was written from it stays), else a new one, written (``write_view``)."""
+        watchers made of it stays), else a new one, told to the watchers."""
         view = self._view(name, verdict)
         if kept is not None and view == kept:
             return kept
-        if self._write_view is not None:
-            view = replace(view, written=self._write_view(name, view))
+        for watcher in self._watchers:
+            watcher.view_changed(name, view)
         return view
 
     def _view(self, name: str, verdict: EndpointVerdict) -> EndpointView:

@@ -1,6 +1,7 @@
 """A check's lines written when its result arrives are never behind its state: the page of a
-state that writes ahead is byte for byte the page of one that writes at scrape time, after
-every result, read from the thread that records results or from another one."""
+collector whose series cache watches the state is byte for byte the page of one that writes
+at scrape time, after every result and plan change, read from the thread that records
+results or from another one."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import config_of, endpoint, plan
 
-from probe.check_series import CHECK_FAMILIES, families, lines_of
+from probe.check_series import CHECK_FAMILIES, families
 from probe.exposition import LabelCache, render
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
-from probe.state import FleetState, WriteAhead
+from probe.state import FleetState
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 CONFIG = config_of(endpoint(name="a", checks=("models", "health")),
@@ -33,10 +34,12 @@ RESULTS = [
 ]
 
 
-def state_of(write_ahead: WriteAhead | None) -> FleetState:
-    state = FleetState(write_ahead=write_ahead)
+def state_of(write_ahead: bool) -> tuple[FleetState, ProbeCollector]:
+    """A planned state and its collector (``write_ahead``: lines written as it changes)."""
+    state = FleetState()
+    collector = ProbeCollector(state, write_ahead=write_ahead)
     state.configure(CONFIG, plan(CONFIG))
-    return state
+    return state, collector
 
 
 def result(i: int) -> ProbeResult:
@@ -45,47 +48,69 @@ def result(i: int) -> ProbeResult:
                        0.05 * (i + 1), attempts, "http://p", "m", status)
 
 
-def page(state: FleetState) -> list[bytes]:
-    body, _ = render(make_registry(ProbeCollector(state)), "")
+def page(collector: ProbeCollector) -> list[bytes]:
+    body, _ = render(make_registry(collector), "")
     return [line for line in body.split(b"\n") if b"process_" not in line]
 
 
 @pytest.mark.parametrize("reader", ["writer-thread", "other-thread"])
 def test_lines_written_ahead_are_the_page_after_every_result(reader: str) -> None:
-    ahead, at_scrape = state_of(lines_of), state_of(None)
-    assert page(ahead) == page(at_scrape)  # nothing probed yet: every check written now
+    (ahead, ahead_page), (at_scrape, at_scrape_page) = state_of(True), state_of(False)
+    assert page(ahead_page) == page(at_scrape_page)  # nothing probed yet
     for i in range(len(RESULTS)):
-        if reader == "other-thread":  # the page is read from copies of the checks' states
+        if reader == "other-thread":  # results recorded in another thread than the page's
             worker = threading.Thread(target=ahead.update, args=(result(i),))
             worker.start()
             worker.join()
         else:
             ahead.update(result(i))
         at_scrape.update(result(i))
-        assert page(ahead) == page(at_scrape), f"after result {i}"
-    text = b"\n".join(page(ahead))
+        assert page(ahead_page) == page(at_scrape_page), f"after result {i}"
+    text = b"\n".join(page(ahead_page))
     assert b'runpod_probe_results_total{check="models",endpoint="a",outcome="ok"} 2.0' in text
     assert b'runpod_probe_last_attempts{check="models",endpoint="b\\"\\\\"} 1.0' in text
 
 
 def test_a_result_replaces_the_lines_written_before_it() -> None:
-    state = state_of(lines_of)
+    state, reg = state_of(True)
     state.update(result(0))
-    before = page(state)
+    before = page(reg)
     state.update(result(3))  # a second pass of the same check, retried
-    after = page(state)
+    after = page(reg)
     assert before != after
     assert (b'runpod_probe_retried_successes_total{check="models",endpoint="a"} 1.0'
             in b"\n".join(after))
 
 
+def test_a_plan_change_drops_the_lines_of_what_it_removed() -> None:
+    """A check planned again after a plan dropped it starts afresh, on the page too; the
+    lines of what is no longer planned are not kept."""
+    (ahead, ahead_page), (at_scrape, at_scrape_page) = state_of(True), state_of(False)
+    only_a = config_of(endpoint(name="a", checks=("models",)))
+    for state in (ahead, at_scrape):
+        for i in range(len(RESULTS)):
+            state.update(result(i))
+        state.configure(only_a, plan(only_a))
+    assert page(ahead_page) == page(at_scrape_page)
+    assert ahead_page.series is not None
+    assert ahead_page.series.checks.names() == [("a", "models")]
+    assert ahead_page.series.views.names() == ["a"]
+    for state in (ahead, at_scrape):
+        state.configure(CONFIG, plan(CONFIG))
+    assert page(ahead_page) == page(at_scrape_page)
+    assert b'runpod_probe_results_total{check="health",endpoint="a",outcome="ok"} 0.0' in (
+        b"\n".join(page(ahead_page)))
+
+
 def test_families_read_out_of_order_write_the_same_lines() -> None:
-    state = state_of(lines_of)
+    state, collector = state_of(True)
     for i in range(len(RESULTS)):
         state.update(result(i))
     checks = sorted(state.snapshot().checks.items())
-    in_order = ["".join(f.blocks(LabelCache())) for f in families(checks)]
-    backwards = families(checks)[::-1]
+    assert collector.series is not None
+    kept = collector.series.checks.in_order
+    in_order = ["".join(f.blocks(LabelCache())) for f in families(checks, kept)]
+    backwards = families(checks, kept)[::-1]
     read = ["".join(f.blocks(LabelCache())) for f in backwards][::-1]
     assert read == in_order
     assert len(in_order) == len(CHECK_FAMILIES) and all(in_order)

@@ -15,13 +15,12 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from probe.check_series import lines_of
 from probe.exposition import Kept, go_number, histogram_lines, make_wsgi_app, render
-from probe.metrics import ProbeCollector, endpoint_lines, make_registry
+from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
 from probe.serverless.metrics import ServerlessMetrics
-from probe.state import LATENCY_BUCKETS, FleetState, WriteAhead, les_of
+from probe.state import LATENCY_BUCKETS, FleetState, les_of
 from probe.verdict import EndpointVerdict, Hysteresis, Window
 from probe.vllm.metrics import EngineMetrics
 
@@ -37,18 +36,18 @@ def result(name: str, check: str, outcome: Outcome, i: int = 0, **details: objec
                        200 if outcome is Outcome.OK else None, dict(details))
 
 
-def written(write_ahead: WriteAhead | None) -> FleetState:
-    """A state whose checks' and endpoints' lines are written as they change, as the daemon's
-    are (``write_ahead``: ``lines_of``), or by each scrape (None)."""
-    return FleetState(write_ahead=write_ahead,
-                      write_view=None if write_ahead is None else endpoint_lines)
+def watched(write_ahead: bool) -> tuple[FleetState, CollectorRegistry]:
+    """A state and its registry, whose core collector writes the checks' and endpoints' lines
+    as they change, as the daemon's does (``write_ahead``), or at each scrape."""
+    state = FleetState()
+    return state, make_registry(ProbeCollector(state, write_ahead=write_ahead))
 
 
-def registry(write_ahead: WriteAhead | None = None) -> CollectorRegistry:
-    """A fleet's registry; ``write_ahead``: lines written as the state changes (``written``)."""
+def registry(write_ahead: bool = False) -> CollectorRegistry:
+    """A fleet's registry; ``write_ahead``: lines written as the state changes (``watched``)."""
     config = config_of(*(endpoint(name=n, checks=("models", "health", "vllm_metrics"))
                          for n in NAMES))
-    state = written(write_ahead)
+    state, reg = watched(write_ahead)
     state.configure(config, plan(config))
     for name in NAMES:
         for check, outcome in (("models", Outcome.OK), ("health", Outcome.TIMEOUT),
@@ -60,7 +59,6 @@ def registry(write_ahead: WriteAhead | None = None) -> CollectorRegistry:
     state.update(result("runpod-api", "discovery", Outcome.UNAUTHORIZED))
     at = datetime(2026, 1, 1, 1, tzinfo=UTC)
     state.set_maintenance("z", Window("w1", "upgrade", 'new "image"', "config", at, None), at)
-    reg = make_registry(ProbeCollector(state))
     engine, prompts, serverless = EngineMetrics(), PromptMetrics(), ServerlessMetrics()
     for collector in (engine, prompts, serverless):
         reg.register(collector)
@@ -83,10 +81,9 @@ def without_process(text: bytes) -> list[bytes]:
     return [line for line in text.split(b"\n") if b"process_" not in line]
 
 
-@pytest.mark.parametrize("write_ahead", [None, lines_of], ids=["at-scrape", "written-ahead"])
+@pytest.mark.parametrize("write_ahead", [False, True], ids=["at-scrape", "written-ahead"])
 @pytest.mark.parametrize("accept", ACCEPT)
-def test_the_page_is_what_prometheus_client_writes(accept: str,
-                                                   write_ahead: WriteAhead | None) -> None:
+def test_the_page_is_what_prometheus_client_writes(accept: str, write_ahead: bool) -> None:
     reg = registry(write_ahead)
     encoder, content_type = choose_encoder(accept)
     expected = encoder(reg)
@@ -201,7 +198,7 @@ def test_a_scrape_leaves_nothing_for_the_garbage_collector(accept: str) -> None:
     the checks have since replaced) until a full collection, growing memory scrape by scrape."""
     import gc
 
-    reg = registry(lines_of)
+    reg = registry(write_ahead=True)
     render(reg, accept)
     gc.collect()
     gc.disable()
@@ -229,15 +226,14 @@ def test_kept_rows_are_made_once_whichever_reading_stops_early() -> None:
     assert made == [0, 1, 2, 3, 4]  # each row made once
 
 
-@pytest.mark.parametrize("write_ahead", [None, lines_of], ids=["at-scrape", "written-ahead"])
-def test_each_scrape_shows_the_fleet_as_it_is_then(write_ahead: WriteAhead | None) -> None:
+@pytest.mark.parametrize("write_ahead", [False, True], ids=["at-scrape", "written-ahead"])
+def test_each_scrape_shows_the_fleet_as_it_is_then(write_ahead: bool) -> None:
     """Lines kept from one scrape to the next (a check's, an endpoint's) follow every change:
     after results that move an endpoint down and back up, a model change and a window, each
     page is still what prometheus_client writes from the state at that time."""
     config = config_of(*(endpoint(name=n, checks=("models", "health")) for n in NAMES))
-    state = written(write_ahead)
+    state, reg = watched(write_ahead)
     state.configure(config, plan(config))
-    reg = make_registry(ProbeCollector(state))
     encoder, _ = choose_encoder("")
     at = datetime(2026, 1, 1, 1, tzinfo=UTC)
     changes = [

@@ -13,7 +13,14 @@ from helpers import config_of, endpoint
 from probe.config.model import Endpoint
 from probe.job import Job
 from probe.outcome import Outcome, ProbeResult
-from probe.state import LATENCY_BUCKETS, EndpointView, FleetState, Histogram, Snapshot
+from probe.state import (
+    LATENCY_BUCKETS,
+    CheckState,
+    EndpointView,
+    FleetState,
+    Histogram,
+    Snapshot,
+)
 from probe.verdict import State, Window
 
 NOW = datetime(2026, 2, 18, 10, tzinfo=UTC)
@@ -235,3 +242,36 @@ def test_up_waits_for_every_job_run_as_often_as_the_endpoints_own_checks() -> No
     for outcome in (Outcome.OK, Outcome.OK):
         state.update(result(check="context", outcome=outcome))
     assert state.views()["a"].state is State.UP
+
+
+class Told:
+    """A watcher that notes what the state tells it: (kind, name, value or None)."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, object, object]] = []
+
+    def check_changed(self, key: tuple[str, str], state: CheckState | None) -> None:
+        self.told.append(("check", key, None if state is None else dict(state.outcomes)))
+
+    def view_changed(self, name: str, view: EndpointView | None) -> None:
+        self.told.append(("view", name, None if view is None else view.state))
+
+
+def test_watchers_are_told_of_what_is_held_and_of_each_change() -> None:
+    state = FleetState()
+    state.configure(config_of(B), [jobs_of(B, "models")])
+    watcher = Told()
+    state.watch(watcher)
+    assert watcher.told == [("check", ("b", "models"), {}), ("view", "b", State.UNKNOWN)]
+    watcher.told.clear()
+    for _ in range(3):
+        state.update(result("b"))
+    assert watcher.told == [("check", ("b", "models"), {"ok": 1}),
+                            ("check", ("b", "models"), {"ok": 2}),
+                            ("view", "b", State.UP),  # the view only when it changed
+                            ("check", ("b", "models"), {"ok": 3})]
+    watcher.told.clear()
+    state.configure(config_of(A), [jobs_of(A, "models")])
+    assert sorted(watcher.told, key=str) == sorted(
+        [("check", ("a", "models"), {}), ("check", ("b", "models"), None),
+         ("view", "a", State.UNKNOWN), ("view", "b", None)], key=str)
