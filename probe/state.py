@@ -63,6 +63,9 @@ class Histogram:
 
 @dataclass(slots=True)
 class CheckState:
+    """One check's latest result and counters. Once the state holds it, it is not changed:
+    a result makes a changed copy (``FleetState.update``), so a snapshot may share it."""
+
     latest: ProbeResult | None = None
     last_success_ts: float | None = None
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -74,11 +77,13 @@ class CheckState:
     failed_total: int = 0
 
     def copy(self) -> CheckState:
-        outcomes: Counter[str] = Counter()
-        dict.update(outcomes, self.outcomes)  # C-level copy (Counter(x) counts item by item)
-        return CheckState(self.latest, self.last_success_ts, outcomes,
-                          self.retried_ok_total, self.latency.copy(), self.observed_total,
-                          self.failed_total)
+        clone = object.__new__(CheckState)  # no fresh counters to throw away
+        clone.outcomes = Counter()
+        dict.update(clone.outcomes, self.outcomes)  # C-level (Counter(x) counts item by item)
+        clone.latest, clone.last_success_ts = self.latest, self.last_success_ts
+        clone.retried_ok_total, clone.latency = self.retried_ok_total, self.latency.copy()
+        clone.observed_total, clone.failed_total = self.observed_total, self.failed_total
+        return clone
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +176,6 @@ class FleetState:
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
         self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
         self._view_of: dict[str, EndpointView] = {}  # endpoint -> its view, kept current
-        self._writer: int | None = None  # the thread that records results (the event loop's)
         self._ordered = True  # _checks and _view_of in name order
         self.hysteresis = Hysteresis()
         self.daemon = DaemonStats()
@@ -264,12 +268,14 @@ class FleetState:
     def update(self, result: ProbeResult, row_id: int | None = None) -> list[Transition]:
         """Record ``result`` and judge its endpoint; returns what changed (for the ledger)."""
         with self._lock:
-            self._writer = threading.get_ident()
             key = (result.endpoint, result.check)
-            state = self._checks.get(key)
-            if state is None:  # a check no plan declared
-                state = self._checks[key] = CheckState()
+            kept = self._checks.get(key)
+            if kept is None:  # a check no plan declared
+                state = CheckState()
                 self._ordered = False
+            else:  # a new value: a snapshot holding the one before keeps it as it was
+                state = kept.copy()
+            self._checks[key] = state
             state.latest = result
             state.outcomes[str(result.outcome)] += 1
             if result.outcome not in NOT_OBSERVED:
@@ -370,15 +376,12 @@ class FleetState:
                             verdict.since, f"{window.name}: {window.reason}" if window else None)
 
     def snapshot(self) -> Snapshot:
-        """What /metrics shows. Read from the thread that records results (the event loop,
-        where the daemon collects /metrics), the checks' states are the live objects: nothing
-        changes them while one series is written, and a series written a little later shows
-        a later result, as every scrape may. From any other thread they are copies."""
+        """What /metrics shows, as of now, whichever thread reads it: a check's state is
+        never changed once held (a result replaces it with a changed copy, a few µs), so a
+        snapshot shares them, copying only the mappings (in C: no work per check in Python).
+        Read its states, never change them."""
         with self._lock:
-            if threading.get_ident() == self._writer:
-                checks = dict(self._checks)
-            else:
-                checks = {key: s.copy() for key, s in self._checks.items()}
+            checks = dict(self._checks)
             daemon = DaemonStats(self.daemon.in_flight, self.daemon.lag.copy(),
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
