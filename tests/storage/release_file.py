@@ -1,0 +1,28 @@
+"""The database file made by release 0.1.0 (``tests/data/storage/make_release_db.py``),
+copied where a test may change it."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+RELEASE = Path(__file__).parent.parent / "data" / "storage" / "release-0.1.0"
+TABLES = ("results", "ledger", "endpoint_state", "results_rollup", "maintenance",
+          "uptime_hourly")
+
+
+def release_copy(into: Path) -> Path:
+    """probe.db, its ledger anchor and LEARNING.md, copied into ``into``; the db's path."""
+    for name in ("probe.db", "probe.db.ledger-head", "LEARNING.md"):
+        shutil.copy(RELEASE / name, into / name)
+    return into / "probe.db"
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in TABLES}
+    finally:
+        conn.close()
