@@ -38,7 +38,7 @@ from probe.outcome import Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402
 from probe.status import html  # noqa: E402
 from probe.status.page import Query, document  # noqa: E402
-from probe.status.uptime import SCHEMA, UptimeBook  # noqa: E402
+from probe.status.uptime import UptimeBook  # noqa: E402
 from probe.store import open_db  # noqa: E402
 
 CHECKS = ("models", "health", "vllm_metrics")
@@ -74,8 +74,7 @@ def build(n: int, tmp: Path) -> tuple[FleetState, Path]:
                                      "HTTP 404" if failing else "ok", 404 if failing else 200))
     db["results"].insert_all(rows, batch_size=20_000)
     db.close()
-    conn = sqlite3.connect(db_path)
-    conn.execute(SCHEMA)
+    conn = sqlite3.connect(db_path)  # open_db made every table (probe.storage)
     hours = [(now - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in range(168)]
     with conn:
         conn.executemany("INSERT INTO uptime_hourly VALUES (?, ?, ?, ?)",

@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from probe.outcome import ProbeResult
+from probe.storage.database import open_database, transaction
 from probe.writer import BATCH_INTERVAL_S, SingleWriter
 
 COLUMNS = {"id": int, "ts": str, "endpoint": str, "kind": str, "check_name": str,
@@ -30,17 +31,9 @@ MAX_PENDING = 200_000
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
-    db = sqlite_utils.Database(path)
-    db.execute("PRAGMA busy_timeout = 5000")
-    if db.journal_mode != "wal":
-        db.enable_wal()
-    if "results" not in db.table_names():
-        db.table("results").create(COLUMNS, pk="id", not_null={"ts", "endpoint", "check_name",
-                                                         "outcome"})
-        db.table("results").create_index(["endpoint", "check_name", "id"], if_not_exists=True)
-        db.table("results").create_index(["endpoint", "id"], if_not_exists=True)
-        db.table("results").create_index(["ts"], if_not_exists=True)
-    return db
+    """The database as the storage package opens it (its schema is
+    ``probe.storage.schema``'s), with sqlite-utils' queries returning dicts."""
+    return sqlite_utils.Database(open_database(path))
 
 
 def check_writable(db: sqlite_utils.Database) -> None:
@@ -117,7 +110,7 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
         return len(self._backlog)
 
     def write(self, db: sqlite_utils.Database) -> None:
-        with db.conn:  # one transaction for the batch
+        with transaction(db.conn):  # one transaction for the batch
             db.conn.executemany(INSERT, self._backlog)
 
     def written(self, db: sqlite_utils.Database) -> None:

@@ -1,4 +1,4 @@
-"""The ledger's SQLite tables and their one writer.
+"""The ledger's one writer (the tables are ``probe.storage.schema``'s).
 
 The ``ledger`` table lives in the results database and is append-only by construction:
 triggers abort every UPDATE and DELETE, and an INSERT that does not extend the chain
@@ -32,60 +32,20 @@ from probe.ledger.anchor import (
     write_anchor,
 )
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
+from probe.storage.database import open_database, transaction
+from probe.storage.verdicts import load_states, save_states
 from probe.verdict import Encoded
 from probe.writer import BATCH_INTERVAL_S, SingleWriter
 
 log = logging.getLogger(__name__)
 
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY,
-    ts TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    event TEXT NOT NULL,
-    pattern TEXT NOT NULL,
-    check_name TEXT,
-    outcome TEXT,
-    first_row INTEGER,
-    last_row INTEGER,
-    url TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    observed_at TEXT
-);
-CREATE INDEX IF NOT EXISTS ledger_endpoint ON ledger (endpoint, id);
-CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts);
-CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only: DELETE refused'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_extends_chain BEFORE INSERT ON ledger
-WHEN NEW.id IS NOT (SELECT COALESCE(MAX(id), 0) + 1 FROM ledger)
-  OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM ledger ORDER BY id DESC LIMIT 1),
-                                   '{GENESIS}')
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only: an entry must extend the chain'); END;
-CREATE TABLE IF NOT EXISTS endpoint_state (
-    endpoint TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-"""
 _COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name", "outcome",
             "first_row", "last_row", "url", "prev_hash", "hash", "observed_at")
 
 
 def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, schema ensured."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.executescript(SCHEMA)
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-    if "observed_at" not in columns:  # a ledger from before entries carried it
-        conn.execute("ALTER TABLE ledger ADD COLUMN observed_at TEXT")
-    return conn
+    """The database as the storage package opens it (autocommit, WAL, migrated)."""
+    return open_database(path, busy_timeout_s)
 
 
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:
@@ -137,11 +97,6 @@ def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft],
         sealed.append(entry)
         last_id, last_hash = entry.id, entry.hash
     return sealed
-
-
-def load_states(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
-    return {name: json.loads(data)
-            for name, data in conn.execute("SELECT endpoint, data FROM endpoint_state")}
 
 
 # An endpoint's state to keep: its JSON value, the same already encoded (what the daemon
@@ -222,16 +177,9 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
             else:
                 kept.append((name, str(data.get("state", "unknown")),
                              self.redact(json.dumps(data, sort_keys=True))))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # one statement per kind for the whole batch (each endpoint appears once in it)
-            conn.executemany("DELETE FROM endpoint_state WHERE endpoint = ?", gone)
-            conn.executemany("INSERT OR REPLACE INTO endpoint_state VALUES (?, ?, ?)", kept)
+        with transaction(conn):
+            save_states(conn, gone, kept)
             self._entries = append(conn, self._backlog.drafts)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def written(self, conn: sqlite3.Connection) -> None:
         entries, self._entries, self._backlog = self._entries, [], _Batch()

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-GENESIS = "0" * 64
+from probe.storage.schema import GENESIS as GENESIS  # the chain's start, also in a trigger
+
 SEVERITIES = ("info", "warning", "critical")
 
 

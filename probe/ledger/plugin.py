@@ -19,9 +19,9 @@ from probe.ledger.chain import LedgerEntry, verify
 from probe.ledger.learning import LearningFileError, append_learning
 from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.observer import Ledger
-from probe.ledger.retention import Pruner
 from probe.ledger.settings import LearningSettings, parse_learning, parse_ledger, validate
 from probe.ledger.watch import ChainWatch
+from probe.storage.retention import Pruner
 
 log = logging.getLogger(__name__)
 

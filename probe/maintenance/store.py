@@ -1,6 +1,7 @@
 """Windows started from the command line, kept in the daemon's SQLite database (table
-``maintenance``) so a restart keeps them. The command writes a row; the running daemon reads
-the active ones on its windows clock (one indexed query every couple of seconds).
+``maintenance``, in ``probe.storage.schema``) so a restart keeps them. The command writes a
+row; the running daemon reads the active ones on its windows clock (one indexed query every
+couple of seconds).
 """
 
 from __future__ import annotations
@@ -13,21 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from probe.secrets import plain_line
+from probe.storage.database import open_database, transaction
 from probe.verdict import Window
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS maintenance (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    endpoint TEXT NOT NULL,
-    starts_at TEXT NOT NULL,
-    ends_at TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    started_by TEXT NOT NULL,
-    ended_at TEXT,
-    ended_by TEXT
-);
-CREATE INDEX IF NOT EXISTS maintenance_by_end ON maintenance (ends_at);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +48,13 @@ def connect(path: Path, create: bool = False) -> Iterator[sqlite3.Connection | N
     if not create and not path.is_file():
         yield None
         return
-    conn = sqlite3.connect(path, timeout=10.0)
+    if create:
+        conn = open_database(path, busy_timeout_s=10.0)
+    else:  # a reader: the file stays as it is (another release's daemon may own it)
+        conn = sqlite3.connect(path, timeout=10.0)
     try:
-        if create:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-        elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'maintenance'"
-                              ).fetchone():
+        if not create and not conn.execute("SELECT 1 FROM sqlite_master WHERE name = "
+                                           "'maintenance'").fetchone():
             yield None
             return
         yield conn
@@ -120,7 +108,7 @@ def start(path: Path, endpoint: str, begin: datetime, end: datetime, reason: str
           by: str) -> Started:
     with connect(path, create=True) as conn:
         assert conn is not None
-        with conn:
+        with transaction(conn):
             cursor = conn.execute(
                 "INSERT INTO maintenance (endpoint, starts_at, ends_at, reason, started_by) "
                 "VALUES (?, ?, ?, ?, ?)", (endpoint, _iso(begin),
@@ -136,7 +124,7 @@ def end(path: Path, endpoint: str, now: datetime, by: str) -> list[Started]:
         return []
     with connect(path, create=True) as conn:
         assert conn is not None
-        with conn:
+        with transaction(conn):
             conn.executemany("UPDATE maintenance SET ended_at = ?, ended_by = ? WHERE id = ? "
                              "AND ended_at IS NULL",
                              [(_iso(now), by, row.id) for row in on])

@@ -6,9 +6,9 @@ count, nor results inside a maintenance window) that passed. Each result adds to
 in-memory count for its endpoint and hour (O(1), in the event loop); the counts are added
 to the table ``uptime_hourly`` every ``FLUSH_S`` seconds off the loop. A page reads the
 table with the primary key (one range per endpoint on the page) plus what is not flushed
-yet. When the table is first created it is filled from the stored results of the last 7
-days, and from the daily rollups (``results_rollup``) for days whose raw results retention
-already removed.
+yet. When the table is empty at start (new: the storage package creates it) it is filled
+from the stored results of the last 7 days, and from the daily rollups (``results_rollup``)
+for days whose raw results retention already removed.
 """
 
 from __future__ import annotations
@@ -20,19 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from probe.outcome import NOT_OBSERVED, ProbeResult
+from probe.storage.database import open_database, transaction
 from probe.verdict import ANSWER_PREFIX
 
 FLUSH_S = 30.0
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS uptime_hourly (
-    endpoint TEXT NOT NULL,
-    hour TEXT NOT NULL,
-    observed INTEGER NOT NULL,
-    failed INTEGER NOT NULL,
-    PRIMARY KEY (endpoint, hour)
-) WITHOUT ROWID
-"""
 UPSERT = """
 INSERT INTO uptime_hourly (endpoint, hour, observed, failed) VALUES (?, ?, ?, ?)
 ON CONFLICT (endpoint, hour) DO UPDATE SET observed = observed + excluded.observed,
@@ -84,30 +76,21 @@ class UptimeBook:
             entry[1] += 0 if result.ok else 1
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10.0)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        return conn
+        return open_database(self.path, busy_timeout_s=10.0)
 
     def prepare(self, now: datetime) -> bool:
-        """Create the table; when it is new, fill it from what is stored. True if filled."""
+        """When the table is empty (new, or nothing counted yet), fill it from what is
+        stored. True if it was empty."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         try:
-            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'uptime_hourly'"
-                                  ).fetchone()
-            with conn:
-                conn.execute(SCHEMA)
-                if exists:
+            with transaction(conn):
+                if conn.execute("SELECT 1 FROM uptime_hourly LIMIT 1").fetchone():
                     return False
-                tables = {row[0] for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
                 since = now - WINDOWS["7d"] - timedelta(hours=1)
-                if "results" in tables:
-                    conn.execute(FROM_RESULTS, (since.astimezone(UTC).isoformat(),
-                                                *_NOT_OBSERVED))
-                if "results_rollup" in tables and "results" in tables:
-                    conn.execute(FROM_ROLLUPS, (since.astimezone(UTC).strftime("%Y-%m-%d"),
-                                                *_NOT_OBSERVED))
+                conn.execute(FROM_RESULTS, (since.astimezone(UTC).isoformat(), *_NOT_OBSERVED))
+                conn.execute(FROM_ROLLUPS, (since.astimezone(UTC).strftime("%Y-%m-%d"),
+                                            *_NOT_OBSERVED))
             return True
         finally:
             conn.close()
@@ -122,7 +105,7 @@ class UptimeBook:
         try:
             conn = self._connect()
             try:
-                with conn:
+                with transaction(conn):
                     conn.executemany(UPSERT, [(e, h, o, f) for (e, h), (o, f) in
                                               pending.items()])
             finally:

@@ -21,7 +21,7 @@ from ledgerhelpers import draft
 from probe.cli import main
 from probe.ledger.book import append, connect
 from probe.ledger.cli import UsageError, parse_since
-from probe.store import open_db
+from probe.storage import schema
 
 TABLE = "| Date | Pattern | Source |\n|---|---|---|\n"
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
@@ -61,7 +61,12 @@ def empty(path: Path) -> None:
 
 
 def results_only(path: Path) -> None:
-    open_db(path).close()  # the store's database before the ledger ever wrote to it
+    """A results table and nothing else (what release 0.1.0's `once --store` left: the
+    storage package now creates every table, so the file is made by hand)."""
+    conn = sqlite3.connect(path)
+    for statement in schema.RESULTS:
+        conn.execute(statement)
+    conn.close()
 
 
 def missing(path: Path) -> None:

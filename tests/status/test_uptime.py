@@ -65,9 +65,6 @@ def test_a_new_table_is_filled_from_results_and_rollups(tmp_path: Path) -> None:
     db["results"].insert_all([{"id": i + 1, "ts": ts.isoformat(timespec="milliseconds"),
                                "endpoint": e, "kind": "pod", "check_name": c, "outcome": o}
                               for i, (e, c, o, ts) in enumerate(rows)])
-    db.execute("CREATE TABLE results_rollup (day TEXT, endpoint TEXT, check_name TEXT, "
-               "outcome TEXT, results INTEGER, latency_s_sum REAL, latency_s_max REAL, "
-               "first_id INTEGER, last_id INTEGER)")
     db.execute("INSERT INTO results_rollup VALUES ('2026-12-05', 'qwen', 'models', 'http_404', "
                "4, 0, 0, 0, 0), ('2026-12-08', 'qwen', 'models', 'ok', 9, 0, 0, 0, 0)")
     db.conn.commit()

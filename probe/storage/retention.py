@@ -1,4 +1,5 @@
-"""Retention of raw results: rows older than ``storage.retention`` are rolled up, then pruned.
+"""Retention of raw results: rows older than ``storage.retention`` are rolled up (into
+``results_rollup``), then pruned.
 
 The roll-up keeps per day, endpoint, check and outcome how many results there were, their
 latency sum and maximum, and the first and last row ids, so long-range questions ("how
@@ -16,20 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
-ROLLUP_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results_rollup (
-    day TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    check_name TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    results INTEGER NOT NULL,
-    latency_s_sum REAL NOT NULL,
-    latency_s_max REAL NOT NULL,
-    first_id INTEGER NOT NULL,
-    last_id INTEGER NOT NULL,
-    PRIMARY KEY (day, endpoint, check_name, outcome)
-)
-"""
 _ROLLUP = """
 INSERT INTO results_rollup
 SELECT substr(ts, 1, 10), endpoint, check_name, outcome, COUNT(*),
@@ -55,10 +42,6 @@ def cutoff(now: datetime, retention_s: float) -> str:
 def prune_results(conn: sqlite3.Connection, retention_s: float,
                   now: datetime | None = None) -> int:
     """Roll up and delete results older than ``retention_s``; return how many went."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                        "name = 'results'").fetchone():
-        return 0
-    conn.execute(ROLLUP_SCHEMA)
     before = cutoff(now or datetime.now(UTC), retention_s)
     pruned = 0
     while True:
@@ -84,7 +67,8 @@ def prune_results(conn: sqlite3.Connection, retention_s: float,
 
 
 class Pruner:
-    """Runs ``prune_results`` from the ledger writer at most every ``every_s`` seconds."""
+    """Runs ``prune_results`` at most every ``every_s`` seconds, from the writer thread whose
+    upkeep calls it with that thread's connection (migrated by ``open_database``)."""
 
     def __init__(self, retention_s: float, every_s: float = 3600.0) -> None:
         self.retention_s = retention_s

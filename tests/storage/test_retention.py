@@ -9,8 +9,8 @@ from freezegun import freeze_time
 from ledgerhelpers import draft
 
 from probe.ledger.book import append, connect, read_entries
-from probe.ledger.retention import Pruner, prune_results
 from probe.outcome import Outcome, ProbeResult
+from probe.storage.retention import Pruner, prune_results
 from probe.store import ResultStore, history
 
 DAY = 86400.0

@@ -1,0 +1,81 @@
+"""Numbered steps from any database file to the current schema, counted in
+``PRAGMA user_version``.
+
+Each step runs in its own transaction together with the new version number, so a crash
+leaves the file at the step before or after, never between. Steps only add: no data is
+ever dropped. A file whose version is newer than the steps known here was written by a
+newer release and is refused, not guessed at (fail closed).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from probe.storage import schema
+
+
+class StorageError(sqlite3.DatabaseError):
+    """The database cannot be used by this release (a SQLite error, so that whatever
+    reports a file SQLite refuses reports this too)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    what: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _release_0_1_0(conn: sqlite3.Connection) -> None:
+    """The tables release 0.1.0 made; a file from it (user_version 0) already has them."""
+    for statement in schema.RELEASE_0_1_0:
+        conn.execute(statement)
+
+
+def _ledger_observed_at(conn: sqlite3.Connection) -> None:
+    """Ledgers from before entries carried when the transition was observed."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    if "observed_at" not in columns:
+        conn.execute("ALTER TABLE ledger ADD COLUMN observed_at TEXT")
+
+
+MIGRATIONS = (
+    Migration(1, "the tables of release 0.1.0", _release_0_1_0),
+    Migration(2, "ledger entries carry observed_at", _ledger_observed_at),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def version_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def refuse_newer(version: int) -> None:
+    if version > LATEST:
+        raise StorageError(f"schema version {version} was written by a newer runpod-probe "
+                           f"(this one knows up to {LATEST}); refusing to use it")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to ``LATEST``; return how many steps ran (0: already there).
+    ``conn`` is in autocommit mode (``isolation_level=None``)."""
+    refuse_newer(version_of(conn))
+    ran = 0
+    for step in MIGRATIONS:
+        if step.version <= version_of(conn):
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = version_of(conn)  # another process may have run it meanwhile
+            refuse_newer(current)
+            if step.version > current:
+                step.apply(conn)
+                conn.execute(f"PRAGMA user_version = {step.version}")
+                ran += 1
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return ran

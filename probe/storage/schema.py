@@ -1,0 +1,121 @@
+"""Every table, index and trigger of the database, as statements (one each, so that a
+migration can run them inside its own transaction: ``executescript`` would commit first).
+
+Release 0.1.0 created these from five modules; the text here is what that release wrote,
+``IF NOT EXISTS`` throughout, so a file it made is adopted as it is.
+"""
+
+from __future__ import annotations
+
+# The ledger's first entry follows this hash (probe.ledger.chain seals with the same value).
+GENESIS = "0" * 64
+
+# Every probe result (probe.store). The quoted names are sqlite-utils' spelling in 0.1.0.
+RESULTS = (
+    """CREATE TABLE IF NOT EXISTS "results" (
+   "id" INTEGER PRIMARY KEY,
+   "ts" TEXT NOT NULL,
+   "endpoint" TEXT NOT NULL,
+   "kind" TEXT,
+   "check_name" TEXT NOT NULL,
+   "outcome" TEXT NOT NULL,
+   "http_status" INTEGER,
+   "latency_s" REAL,
+   "attempts" INTEGER,
+   "url" TEXT,
+   "message" TEXT,
+   "details" TEXT
+)""",
+    'CREATE INDEX IF NOT EXISTS "idx_results_endpoint_check_name_id" '
+    'ON "results" ("endpoint", "check_name", "id")',
+    'CREATE INDEX IF NOT EXISTS "idx_results_endpoint_id" ON "results" ("endpoint", "id")',
+    'CREATE INDEX IF NOT EXISTS "idx_results_ts" ON "results" ("ts")',
+)
+
+# The hash-chained ledger (probe.ledger): append-only by triggers; an INSERT must extend
+# the chain (next id, previous hash), which also stops INSERT OR REPLACE from deleting.
+LEDGER = (
+    """CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    event TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    check_name TEXT,
+    outcome TEXT,
+    first_row INTEGER,
+    last_row INTEGER,
+    url TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    observed_at TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS ledger_endpoint ON ledger (endpoint, id)",
+    "CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts)",
+    """CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: DELETE refused'); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS ledger_extends_chain BEFORE INSERT ON ledger
+WHEN NEW.id IS NOT (SELECT COALESCE(MAX(id), 0) + 1 FROM ledger)
+  OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM ledger ORDER BY id DESC LIMIT 1),
+                                   '{GENESIS}')
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only: an entry must extend the chain'); END""",
+)
+
+# Each endpoint's verdict, kept across a restart (probe.storage.verdicts).
+ENDPOINT_STATE = (
+    """CREATE TABLE IF NOT EXISTS endpoint_state (
+    endpoint TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL
+)""",
+)
+
+# Daily counts of results that retention removed (probe.storage.retention).
+RESULTS_ROLLUP = (
+    """CREATE TABLE IF NOT EXISTS results_rollup (
+    day TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    results INTEGER NOT NULL,
+    latency_s_sum REAL NOT NULL,
+    latency_s_max REAL NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (day, endpoint, check_name, outcome)
+)""",
+)
+
+# Maintenance windows started from the command line (probe.maintenance.store).
+MAINTENANCE = (
+    """CREATE TABLE IF NOT EXISTS maintenance (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    started_by TEXT NOT NULL,
+    ended_at TEXT,
+    ended_by TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS maintenance_by_end ON maintenance (ends_at)",
+)
+
+# Hourly availability counts for the status page (probe.status.uptime).
+UPTIME_HOURLY = (
+    """CREATE TABLE IF NOT EXISTS uptime_hourly (
+    endpoint TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    observed INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, hour)
+) WITHOUT ROWID""",
+)
+
+TABLES = ("results", "ledger", "endpoint_state", "results_rollup", "maintenance",
+          "uptime_hourly")
+RELEASE_0_1_0 = (*RESULTS, *LEDGER, *ENDPOINT_STATE, *RESULTS_ROLLUP, *MAINTENANCE,
+                 *UPTIME_HOURLY)
