@@ -83,7 +83,7 @@ class StartupError(Exception):
 def open_store(config: Config, redact: Callable[[str], str]) -> ResultStore:
     path = config.storage.path
     try:
-        return ResultStore(path, redact=redact)
+        return ResultStore(path, redact=redact, retention_s=config.storage.retention_s)
     except FileExistsError as exc:  # mkdir met a file where a directory should be
         raise StartupError(f"storage.path {path}: cannot open the database: {exc.filename} "
                            "is a file, not a directory") from None

@@ -50,6 +50,9 @@ class StoreStats(Protocol):
     dropped_total: int
     pending: int
 
+    @property
+    def pruned_total(self) -> int | None: ...
+
 
 class ProbeCollector(Collector):
     """The core families, read from ``state``; with ``write_ahead`` (as the daemon runs) its
@@ -244,6 +247,9 @@ def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric
                                   value=store.dropped_total)
         yield GaugeMetricFamily(P + "store_pending_results", "Results queued, not yet on disk.",
                                 value=store.pending)
+        if store.pruned_total is not None:
+            yield CounterMetricFamily(P + "results_pruned", "Raw results rolled up and deleted "
+                                      "by retention.", value=store.pruned_total)
 
 
 def make_registry(collector: ProbeCollector) -> CollectorRegistry:

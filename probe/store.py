@@ -7,7 +7,8 @@ assigned at enqueue time so the caller (the ledger) can cite a result as evidenc
 hits the disk. A failing write (locked,
 disk full) is logged and counted, the batch is kept and retried: results are not dropped
 unless the pending buffer overflows or shutdown cannot write them, and then they are
-counted (``dropped_total``) and logged.
+counted (``dropped_total``) and logged. With ``storage.retention``, old results are rolled
+up and pruned by this writer too (``probe.storage.retention``), between batches.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sqlite_utils
 
 from probe.outcome import ProbeResult
 from probe.storage.database import open_database, transaction
+from probe.storage.retention import Pruner
 from probe.writer import BATCH_INTERVAL_S, SingleWriter
 
 COLUMNS = {"id": int, "ts": str, "endpoint": str, "kind": str, "check_name": str,
@@ -69,10 +71,13 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
     what = "results"
 
     def __init__(self, path: Path, redact: Callable[[str], str] = lambda s: s,
-                 batch_interval_s: float = BATCH_INTERVAL_S) -> None:
+                 batch_interval_s: float = BATCH_INTERVAL_S,
+                 retention_s: float | None = None) -> None:
         super().__init__("result-store", batch_interval_s)
         self.path = path
         self.redact = redact
+        # retention runs in this thread, between batches: the one writer of the results
+        self.pruner = Pruner(retention_s) if retention_s else None
         path.parent.mkdir(parents=True, exist_ok=True)
         db = open_db(path)
         try:
@@ -118,6 +123,15 @@ class ResultStore(SingleWriter[Pending, sqlite_utils.Database]):
         with self._ids:
             self.pending -= len(self._backlog)
         self._backlog.clear()
+
+    def upkeep(self, db: sqlite_utils.Database) -> None:
+        if self.pruner is not None:
+            self.pruner(db.conn)
+
+    @property
+    def pruned_total(self) -> int | None:
+        """Results removed by retention (None: no retention configured)."""
+        return self.pruner.pruned_total if self.pruner is not None else None
 
     def give_up(self, count: int) -> None:
         self._lost(count)

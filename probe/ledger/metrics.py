@@ -37,16 +37,12 @@ class LearningCounts(Protocol):
     errors_total: int
 
 
-class PruneCounts(Protocol):
-    pruned_total: int
-
-
 class LedgerMetrics(Collector):
     """Counters written by the ledger's writer thread, read by the /metrics thread."""
 
-    def __init__(self, book: Counted, chain: Chain, pruner: PruneCounts | None = None,
+    def __init__(self, book: Counted, chain: Chain,
                  exporter: LearningCounts | None = None) -> None:
-        self.book, self.chain, self.pruner, self.exporter = book, chain, pruner, exporter
+        self.book, self.chain, self.exporter = book, chain, exporter
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(P + "ledger_chain_valid", "1 while the ledger's hash chain "
@@ -70,6 +66,3 @@ class LedgerMetrics(Collector):
                                       "LEARNING.md.", value=self.exporter.appended_total)
             yield CounterMetricFamily(P + "learning_append_errors", "LEARNING.md appends "
                                       "refused or failed.", value=self.exporter.errors_total)
-        if self.pruner is not None:
-            yield CounterMetricFamily(P + "results_pruned", "Raw results rolled up and deleted "
-                                      "by retention.", value=self.pruner.pruned_total)

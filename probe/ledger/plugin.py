@@ -21,7 +21,6 @@ from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.observer import Ledger
 from probe.ledger.settings import LearningSettings, parse_learning, parse_ledger, validate
 from probe.ledger.watch import ChainWatch
-from probe.storage.retention import Pruner
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,6 @@ def start_ledger(host: Host) -> Attachment:
     learning = LearningSettings.of(config)
     exporter = LearningExporter(learning.path) \
         if learning is not None and learning.path is not None else None
-    pruner = Pruner(config.storage.retention_s) if config.storage.retention_s else None
     caught_up = [exporter is None]
     watch = ChainWatch(db=config.storage.path)
 
@@ -86,8 +84,6 @@ def start_ledger(host: Host) -> Attachment:
         if not caught_up[0] and exporter is not None:  # entries from before a restart
             caught_up[0] = True
             exporter(conn, [])
-        if pruner is not None:
-            pruner(conn)
         watch(conn)
 
     def written(conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
@@ -101,7 +97,7 @@ def start_ledger(host: Host) -> Attachment:
                       redact=host.redact)
     ledger = Ledger(book, redact=host.redact, standing=host.standing)
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
-    host.register(LedgerMetrics(book, watch, pruner, exporter))
+    host.register(LedgerMetrics(book, watch, exporter))
 
     def on_plan(config: Config, jobs: Sequence[Job]) -> None:
         """Endpoints may have come or gone (a reload, a discovery run)."""

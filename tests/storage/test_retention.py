@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,3 +82,21 @@ def test_pruner_uses_the_wall_clock_and_runs_at_most_hourly(tmp_path: Path) -> N
 
 def test_a_database_without_results_is_left_alone(tmp_path: Path) -> None:
     assert prune_results(connect(tmp_path / "p.db"), DAY) == 0
+
+
+def test_the_results_writer_prunes_without_the_ledger(tmp_path: Path) -> None:
+    """Retention belongs to the results' writer: it runs with no ledger started."""
+    path = tmp_path / "p.db"
+    stored(path, [40.0, 0.0], datetime.now(UTC))
+    store = ResultStore(path, batch_interval_s=0.01, retention_s=30 * DAY)
+    try:
+        deadline = time.monotonic() + 10
+        while store.pruned_total != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        store.close()
+    assert store.pruned_total == 1
+    assert [r["id"] for r in history(path, "qwen")] == [2]
+    idle = ResultStore(path)
+    idle.close()
+    assert idle.pruned_total is None, "no retention configured"
