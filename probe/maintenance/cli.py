@@ -25,6 +25,7 @@ from probe.maintenance import store
 from probe.maintenance.settings import MaintenanceSettings
 from probe.report import table
 from probe.secrets import Redactor, plain_line
+from probe.storage.verdicts import judged_endpoints
 from probe.windows import Matcher
 
 EXIT_USAGE = 2
@@ -104,7 +105,7 @@ def _judged(path: Path) -> set[str]:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'endpoint_state'"
                             ).fetchone():
             return set()
-        return {str(row[0]) for row in conn.execute("SELECT name FROM endpoint_state")}
+        return judged_endpoints(conn)
     finally:
         conn.close()
 
