@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, default_config
+from probe.commands import EXIT_CONFIG, EXIT_OK, default_config
 from probe.config import ConfigError, parse_config
 from probe.config.model import Config
 from probe.discovery.run import Discoverer, Discovery
@@ -45,19 +45,28 @@ def cmd_init(args: argparse.Namespace, plugins: Plugins) -> int:
         print(f"runpod-probe init: {path} exists (--force to overwrite)", file=sys.stderr)
         return EXIT_CONFIG
     listed: Discovery | None = None
+    unlisted: str | None = None  # why RunPod's API did not list the account, with a key
     if _key_present():
         listed = asyncio.run(_list(args.api or default_api(os.environ), args.port, plugins))
         if not listed.result.ok:
-            print(f"runpod-probe init: RunPod's API: {listed.result.outcome}: "
-                  f"{listed.result.message}; writing a template instead", file=sys.stderr)
+            unlisted = f"{listed.result.outcome}: {listed.result.message}"
+            print(f"runpod-probe init: warning: RunPod's API did not list the account "
+                  f"({unlisted}); writing a template with discovery on instead",
+                  file=sys.stderr)
             listed = None
-    text = render(path, listed, args.port, args.state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    text = render(path, listed, args.port, args.state, unlisted)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # what the operator must fix now
+        print(f"runpod-probe init: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
     found = "" if listed is None else \
         f" ({len(listed.fleet.endpoints)} endpoints from RunPod's API)"
     print(f"{path}: written{found}; check it with: runpod-probe check-config --config {path}")
-    return EXIT_OK if listed is not None or not _key_present() else EXIT_FAILING
+    # A template is a working config (discovery lists the fleet once the API answers): an
+    # unreachable or refusing API is a warning, never a failure that stops an install script.
+    return EXIT_OK
 
 
 def _key_present() -> bool:
@@ -86,11 +95,14 @@ def _comment(value: object) -> str:
     return "".join(c if c.isprintable() else " " for c in str(value))
 
 
-def render(path: Path, listed: Discovery | None, port: int, state: Path | None = None) -> str:
+def render(path: Path, listed: Discovery | None, port: int, state: Path | None = None,
+           unlisted: str | None = None) -> str:
+    """``unlisted``: why RunPod's API did not list the account although a key was given."""
     template = environment(yaml=_scalar, comment=_comment).get_template(
         "starter_config.yaml.j2")
     if listed is None:
-        return template.render(path=path, listed=False, port=port, state=state)
+        return template.render(path=path, listed=False, port=port, state=state,
+                               unlisted=unlisted)
     endpoints = listed.fleet.endpoints
     return template.render(
         path=path, listed=True, port=port, state=state,

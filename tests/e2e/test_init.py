@@ -93,9 +93,39 @@ def test_init_with_a_key_that_may_not_list_writes_the_template_and_says_why(
     path = tmp_path / "config.yaml"
     done = probe(bare_env(RUNPOD_API_KEY=sim_env["RUNPOD_API_KEY"]), "init", "--config",
                  str(path), "--api", sim.rest_api_base, "--state", str(tmp_path))
-    assert done.returncode == 1
-    assert "unauthorized" in done.stderr and "writing a template instead" in done.stderr
+    assert done.returncode == 0, "a template is written: an install script goes on"
+    (warning,) = done.stderr.splitlines()
+    assert warning.startswith("runpod-probe init: warning: RunPod's API did not list")
+    assert "unauthorized" in warning and "writing a template" in warning
+    text = path.read_text()
+    assert "discovery" in yaml.safe_load(text)
+    assert "No RUNPOD_API_KEY" not in text, "the template tells the truth about the key"
+    assert "RunPod's API did not list the account when this was written (unauthorized" in text
+    checked = probe(bare_env(RUNPOD_API_KEY="any-value"), "check-config", "--config", str(path))
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_init_with_the_api_unreachable_writes_the_template_and_exits_0(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the API is unreachable
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    path = tmp_path / "config.yaml"
+    done = probe(bare_env(RUNPOD_API_KEY="some-key"), "init", "--config", str(path),
+                 "--api", f"http://127.0.0.1:{closed}/v2", "--state", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "warning" in done.stderr and "connect_error" in done.stderr
     assert "discovery" in yaml.safe_load(path.read_text())
+
+
+def test_init_to_an_unwritable_place_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    done = probe(bare_env(), "init", "--config", str(blocker / "config.yaml"))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"runpod-probe init: cannot write {blocker / 'config.yaml'}")
 
 
 def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
