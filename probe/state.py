@@ -22,10 +22,10 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any, Protocol
 
-from probe.config.model import Config
+from probe.config.model import Config, Hysteresis
 from probe.job import Job
 from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
-from probe.verdict import Cause, EndpointVerdict, Hysteresis, State, Transition, Window
+from probe.verdict import Cause, EndpointVerdict, State, Transition, Window
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

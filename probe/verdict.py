@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from probe.config.model import Config
+from probe.config.model import Hysteresis
 from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
 
 
@@ -94,20 +94,6 @@ class Window:
     start: datetime
     end: datetime | None
     targets: tuple[str, ...] = ()  # endpoint names or globs it covers
-
-
-@dataclass(frozen=True, slots=True)
-class Hysteresis:
-    """The ``ledger:`` section: how many results make a state."""
-
-    down_after: int = 3
-    up_after: int = 2
-    persistent_after_s: float = 1800.0
-
-    @classmethod
-    def of(cls, config: Config) -> Hysteresis:
-        settings = config.sections.get("ledger")
-        return settings if isinstance(settings, Hysteresis) else cls()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from probe.config.model import (
     Config,
     ConfigExtension,
     Endpoint,
+    Hysteresis,
     MetricsSettings,
     ParseContext,
     RunpodSettings,
@@ -34,7 +35,8 @@ DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
 DEFAULT_STORAGE_PATH = "/var/lib/runpod-probe/probe.db"
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
-TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "endpoints")
+TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "verdict", "endpoints")
+HYSTERESIS_KEYS = ("down_after", "up_after", "persistent_after")
 SETTINGS = ("interval", "timeout", "tries", "retry_delay", "model", "min_context", "api_key_env",
             "checks")
 ENDPOINT_KEYS = ("name", "kind", "pod_id", "port", "endpoint_id", "base_url", *SETTINGS)
@@ -93,6 +95,8 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes",
                                    "keepalive")))
+    verdict = None if top.raw.get("verdict") is None else parse_hysteresis(
+        Fields(top.raw.get("verdict"), "verdict", problems, HYSTERESIS_KEYS))
     # a section that supplies endpoints at run time (discovery) makes the list optional
     optional = any(top.raw.get(key) is not None for key in extension.endpoint_sources)
     endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, extension,
@@ -101,7 +105,8 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     sections = {key: parse(top.raw.get(key), key, problems, context)
                 for key, parse in extension.sections.items()}
     config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
-                    endpoints=tuple(endpoints), source=source, sections=sections,
+                    endpoints=tuple(endpoints), source=source, verdict=verdict,
+                    sections=sections,
                     defaults=defaults, extension=extension)
     for validate in extension.validators:
         validate(config, problems)
@@ -110,6 +115,17 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     if problems:
         raise ConfigError([mask_secrets(line) for line in problems.lines])
     return config
+
+
+def parse_hysteresis(f: Fields) -> Hysteresis:
+    """``down_after``, ``up_after`` and ``persistent_after`` (``verdict:``, or the older
+    ``ledger:``), with the defaults for what is not given."""
+    default = Hysteresis()
+    return Hysteresis(
+        down_after=f.integer("down_after", default.down_after, minimum=1),
+        up_after=f.integer("up_after", default.up_after, minimum=1),
+        persistent_after_s=f.duration("persistent_after", default.persistent_after_s),
+    )
 
 
 def _env_defaults(env: Mapping[str, str], problems: Problems) -> dict[str, Any]:

@@ -159,6 +159,24 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Hysteresis:
+    """The ``verdict:`` section: how many results make an endpoint's state (the keys were
+    first read under ``ledger:``, which is still accepted)."""
+
+    down_after: int = 3
+    up_after: int = 2
+    persistent_after_s: float = 1800.0
+
+    @classmethod
+    def of(cls, config: Config) -> Hysteresis:
+        """The file's ``verdict:``, else its older ``ledger:`` keys, else the defaults."""
+        if config.verdict is not None:
+            return config.verdict
+        legacy = config.sections.get("ledger")
+        return legacy if isinstance(legacy, Hysteresis) else cls()
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     max_concurrent: int = 64
     spread: bool = True
@@ -175,6 +193,8 @@ class Config:
     scheduler: SchedulerSettings
     endpoints: tuple[Endpoint, ...]
     source: Path | None = None
+    # The ``verdict:`` section as given (None: absent; ``Hysteresis.of`` reads the fallbacks).
+    verdict: Hysteresis | None = None
     # Top-level sections added by features, already validated by their owners; each feature
     # reads its own through a typed accessor (e.g. ``PromptSection.of(config)``).
     sections: dict[str, Any] = field(default_factory=dict)

@@ -1,10 +1,7 @@
 """The ``ledger:`` and ``learning:`` config sections, validated with exact messages.
 
 ```yaml
-ledger:
-  down_after: 3          # consecutive failing results before an endpoint is down
-  up_after: 2            # consecutive passes (of every check) before it is up again
-  persistent_after: 30m  # still down this long: one "persistently down" entry
+ledger:                  # the older place of verdict: (down_after, up_after, persistent_after)
 learning:
   path: /var/lib/runpod-probe/LEARNING.md   # default: LEARNING.md beside the database
 # learning: false                           # append nowhere
@@ -18,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from probe.config.fields import Fields, Problems
-from probe.config.model import Config, ParseContext
+from probe.config.load import HYSTERESIS_KEYS, parse_hysteresis
+from probe.config.model import Config, Hysteresis, ParseContext
 from probe.ledger.learning import LearningFileError, check_appendable
-from probe.verdict import Hysteresis
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +39,13 @@ class LearningSettings:
         return cls(settings.path or config.storage.path.with_name("LEARNING.md"))
 
 
-def parse_ledger(raw: Any, path: str, problems: Problems, _: ParseContext) -> Hysteresis:
-    """The hysteresis every endpoint's verdict is judged with."""
-    f = Fields(raw, path, problems, ("down_after", "up_after", "persistent_after"))
-    default = Hysteresis()
-    return Hysteresis(
-        down_after=f.integer("down_after", default.down_after, minimum=1),
-        up_after=f.integer("up_after", default.up_after, minimum=1),
-        persistent_after_s=f.duration("persistent_after", default.persistent_after_s),
-    )
+def parse_ledger(raw: Any, path: str, problems: Problems,
+                 _: ParseContext) -> Hysteresis | None:
+    """The older place of the verdict's hysteresis (now ``verdict:``), still read; None when
+    the section is absent."""
+    if raw is None:
+        return None
+    return parse_hysteresis(Fields(raw, path, problems, HYSTERESIS_KEYS))
 
 
 def parse_learning(raw: Any, path: str, problems: Problems,
@@ -65,7 +60,11 @@ def parse_learning(raw: Any, path: str, problems: Problems,
 
 
 def validate(config: Config, problems: Problems) -> None:
-    """A LEARNING.md we could not append to must stop the daemon before it probes."""
+    """The hysteresis is given in one place; a LEARNING.md we could not append to must stop
+    the daemon before it probes."""
+    if config.verdict is not None and config.sections.get("ledger") is not None:
+        problems.add("ledger", "down_after, up_after and persistent_after belong in verdict: "
+                     "now; give them there only (the file has both sections)")
     learning = LearningSettings.of(config)
     if learning is not None and learning.path is not None:
         try:

@@ -161,3 +161,35 @@ def test_the_database_lives_in_the_state_directory(env: dict[str, str], text: st
     config = parse_config(text + "endpoints:\n  - {name: p, kind: pod, pod_id: x}\n",
                           env={**ENV, **env})
     assert str(config.storage.path) == expected
+
+
+HEAD = "storage: {path: /tmp/x/p.db}\nendpoints:\n  - {name: p, kind: pod, pod_id: abc}\n"
+
+
+@pytest.mark.parametrize(("section", "expected"), [
+    ("", (3, 2, 1800.0)),
+    ("verdict: {down_after: 1, up_after: 4, persistent_after: 5m}\n", (1, 4, 300.0)),
+    ("ledger: {down_after: 2, persistent_after: 1h}\n", (2, 2, 3600.0)),  # the older place
+])
+def test_the_verdicts_hysteresis_comes_from_verdict_or_the_older_ledger_section(
+        section: str, expected: tuple[int, int, float]) -> None:
+    from probe.verdict import Hysteresis
+
+    h = Hysteresis.of(parse_config(section + HEAD, env=ENV))
+    assert (h.down_after, h.up_after, h.persistent_after_s) == expected
+
+
+def test_hysteresis_in_both_sections_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config("verdict: {down_after: 1}\nledger: {down_after: 5}\n" + HEAD, env=ENV)
+    assert refused.value.problems == [
+        "ledger: down_after, up_after and persistent_after belong in verdict: now; give them "
+        "there only (the file has both sections)"]
+
+
+def test_a_verdict_section_is_checked_like_any_other() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config("verdict: {down_after: 0, flap: 3}\n" + HEAD, env=ENV)
+    assert len(refused.value.problems) == 2
+    assert any("verdict.down_after" in p for p in refused.value.problems)
+    assert any("flap" in p for p in refused.value.problems)
