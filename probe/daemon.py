@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from prometheus_client.registry import Collector
 
 from probe.config import Config, ConfigError, load_config
+from probe.engine import probing
 from probe.exposition import make_wsgi_app
 from probe.features import (
     Attachment,
@@ -39,10 +40,10 @@ from probe.features import (
 from probe.job import Job
 from probe.listener import serve, with_pages
 from probe.metrics import Guarded, ProbeCollector, make_registry
-from probe.net import ProbeClient, make_client
+from probe.net import ProbeClient
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
-from probe.prober import Prober, keepalive_expiry_s
+from probe.prober import Prober
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import EndpointView, FleetState
@@ -297,13 +298,9 @@ class Daemon:
         switch_interval, collecting = sys.getswitchinterval(), gc.isenabled()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
-            async with make_client(self.config.scheduler.max_concurrent,
-                                   keepalive=self.config.scheduler.keepalive,
-                                   keepalive_expiry=keepalive_expiry_s(self.config)) as client:
-                self.prober = Prober(client, self.state, self.plugins.resolve,
-                                     self.config.scheduler.max_concurrent,
-                                     self.config.scheduler.max_body_bytes, self.store, self.env,
-                                     self.redactor)
+            async with probing(self.config, self.plugins, self.store, self.env, self.state,
+                               self.redactor) as prober:
+                self.prober = prober
                 for hook in self.plugins.startup:
                     attachment = await _start(hook, self)
                     if attachment is not None:

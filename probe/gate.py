@@ -22,14 +22,12 @@ from typing import Any
 from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
 from probe.config import Config
 from probe.durations import format_duration, parse_duration
+from probe.engine import probing
 from probe.features import CommandFactory, Plugins
 from probe.job import Job
-from probe.net import make_client
 from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober
 from probe.report import result_dict, result_rows, table
-from probe.secrets import Redactor
-from probe.state import FleetState
 from probe.sweep import prepare
 from probe.verdict import Judgement, State, Window, instant
 from probe.windows import Matcher, active, covering
@@ -84,11 +82,7 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
     loop = asyncio.get_running_loop()
     began = loop.time()
     deadline = began + timeout_s
-    async with make_client(config.scheduler.max_concurrent,
-                           keepalive=config.scheduler.keepalive) as client:
-        prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
-                        config.scheduler.max_body_bytes, None, env,
-                        Redactor(config.secret_env_names(), env))
+    async with probing(config, plugins, env=env) as prober:
         config, _ = await prepare(config, plugins, prober)
         if name not in {e.name for e in config.endpoints}:
             raise UnknownEndpoint(name, [e.name for e in config.endpoints])

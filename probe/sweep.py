@@ -9,13 +9,11 @@ import asyncio
 from collections.abc import Mapping
 
 from probe.config import Config
+from probe.engine import probing
 from probe.features import Plugins
 from probe.job import Job
-from probe.net import make_client
 from probe.outcome import ProbeResult
 from probe.prober import Prober, Recorder
-from probe.secrets import Redactor
-from probe.state import FleetState
 
 
 async def prepare(config: Config, plugins: Plugins,
@@ -32,11 +30,7 @@ async def prepare(config: Config, plugins: Plugins,
 async def sweep(config: Config, plugins: Plugins, only: str | None = None,
                 recorder: Recorder | None = None,
                 env: Mapping[str, str] | None = None) -> list[ProbeResult]:
-    async with make_client(config.scheduler.max_concurrent,
-                           keepalive=config.scheduler.keepalive) as client:
-        prober = Prober(client, FleetState(), plugins.resolve, config.scheduler.max_concurrent,
-                        config.scheduler.max_body_bytes, recorder, env,
-                        Redactor(config.secret_env_names(), env))
+    async with probing(config, plugins, recorder, env) as prober:
         config, produced = await prepare(config, plugins, prober)
         early = [r for r in produced if only is None or r.endpoint == only]
         jobs = [job for job in plugins.plan(config) if only is None or job.endpoint.name == only]
