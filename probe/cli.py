@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from probe import __version__
@@ -141,8 +140,8 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     from probe.daemon import StartupError, open_store
     from probe.report import VERDICT_COLUMNS, result_rows, table, to_json, verdict_rows, verdicts
     from probe.sweep import sweep
-    from probe.verdict import Judgement, State
-    from probe.windows import Matcher, active, covering
+    from probe.verdict import State
+    from probe.windows import overlay, windows_now
 
     try:  # opened for writing first, as the daemon does: nothing probed into a lost store
         store = open_store(config, Redactor(config.secret_env_names())) if args.store else None
@@ -157,12 +156,9 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     if args.endpoint and not results:
         print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
         return EXIT_CONFIG
-    judged = verdicts(results)  # the same judgement the daemon makes, on one sweep
-    in_window = covering(active(plugins.windows, config, datetime.now(UTC)), Matcher(judged))
-    for name, window in in_window.items():  # maintenance, as the daemon says (checks shown)
-        shown = judged[name]
-        judged[name] = Judgement(State.MAINTENANCE, shown.cause, f"{window.name}: "
-                                 f"{window.reason} (the checks say {shown.state})")
+    # the same judgement the daemon makes, on one sweep; maintenance as the daemon says it
+    found = verdicts(results)
+    judged = overlay(found, windows_now(plugins.windows, config, found))
     if args.json:
         print(to_json(results))
     else:

@@ -16,7 +16,6 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
@@ -30,7 +29,7 @@ from probe.prober import Prober
 from probe.report import result_dict, result_rows, table
 from probe.sweep import prepare
 from probe.verdict import Judgement, State, Window, instant
-from probe.windows import Matcher, active, covering
+from probe.windows import windows_now
 
 # What a deployment that is still starting looks like; anything else is a verdict.
 TRANSIENT: frozenset[Outcome] = frozenset({
@@ -101,11 +100,10 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
             if unfinished or not pending or remaining <= 0:
                 break
             await asyncio.sleep(min(poll_s, remaining))
-    windows = covering(active(plugins.windows, config, datetime.now(UTC)), Matcher([name]))
+    window = windows_now(plugins.windows, config, [name]).get(name)
     order = [check for job in jobs for check in job.checks]
     results = tuple(sorted(latest.values(), key=lambda r: order.index(r.check)))
-    return GateReport(name, results, loop.time() - began, rounds, windows.get(name),
-                      unfinished)
+    return GateReport(name, results, loop.time() - began, rounds, window, unfinished)
 
 
 async def _round(prober: Prober, pending: list[tuple[Job, str]],

@@ -5,8 +5,8 @@ section and the command line's table, a pod its owner stopped); each source retu
 windows active at a moment. ``WindowClock`` asks them every ``TICK_S`` seconds (off the
 event loop: a source may read the database), matches each window's targets (names or
 globs) to the planned endpoints, and moves only the endpoints whose window changed into or
-out of maintenance, so a tick costs the windows, not the fleet. ``once`` and ``gate`` use
-``covering`` to show the same windows.
+out of maintenance, so a tick costs the windows, not the fleet. ``once`` and ``gate`` show
+the same windows through ``windows_now`` (and ``once`` judges with ``overlay``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from probe.config.model import Config
 from probe.state import FleetState
-from probe.verdict import Transition, Window
+from probe.verdict import Judgement, State, Transition, Window
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,27 @@ def covering(windows: Sequence[Window], match: Matcher) -> dict[str, Window]:
 
 def active(sources: Sequence[WindowSource], config: Config, now: datetime) -> list[Window]:
     return [window for source in sources for window in source(config, now)]
+
+
+def windows_now(sources: Sequence[WindowSource], config: Config, names: Iterable[str],
+                now: datetime | None = None) -> dict[str, Window]:
+    """Which of ``names`` are in a maintenance window at ``now`` (default: the wall clock),
+    and in which: what ``once`` and ``gate`` show, matched as the daemon's clock matches."""
+    at = datetime.now(UTC) if now is None else now
+    return covering(active(sources, config, at), Matcher(names))
+
+
+def overlay(judged: Mapping[str, Judgement],
+            windows: Mapping[str, Window]) -> dict[str, Judgement]:
+    """One sweep's judgements as the daemon states them: an endpoint in a window is in
+    maintenance, its cause kept and what its checks say shown in the message."""
+    out = dict(judged)
+    for name, window in windows.items():
+        shown = judged.get(name)
+        if shown is not None:
+            out[name] = Judgement(State.MAINTENANCE, shown.cause, f"{window.name}: "
+                                  f"{window.reason} (the checks say {shown.state})")
+    return out
 
 
 class WindowClock:

@@ -10,8 +10,8 @@ from helpers import parse_config
 
 from probe.app import PLUGINS
 from probe.state import FleetState
-from probe.verdict import Transition, Window
-from probe.windows import Matcher, WindowClock, covering
+from probe.verdict import Cause, Judgement, State, Transition, Window
+from probe.windows import Matcher, WindowClock, covering, overlay, windows_now
 
 ENV = {"RUNPOD_API_KEY": "k"}
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -82,3 +82,26 @@ def test_a_failing_source_ends_no_window() -> None:
     failing.state, failing._current = c.state, dict(c._current)
     asyncio.run(failing.tick())
     assert c.state.verdict("other").state == "maintenance"  # type: ignore[union-attr]
+
+
+def test_windows_now_asks_every_source_at_that_moment_and_matches_globs() -> None:
+    asked: list[datetime] = []
+
+    def source(config: object, now: datetime) -> list[Window]:
+        asked.append(now)
+        return [win("w1", "qwen-*")]
+
+    found = windows_now([source, lambda config, now: [win("w2", "other")]], CONFIG,
+                        ["qwen-a", "other", "unseen"], T0)
+    assert asked == [T0]
+    assert {n: w.key for n, w in found.items()} == {"qwen-a": "w1", "other": "w2"}
+
+
+def test_overlay_puts_a_windowed_endpoint_in_maintenance_and_keeps_what_checks_say() -> None:
+    cause = Cause("models", "timeout")
+    judged = {"qwen-a": Judgement(State.DOWN, cause, "timeout"),
+              "other": Judgement(State.UP)}
+    shown = overlay(judged, {"qwen-a": win("w1", "qwen-*"), "gone": win("w2", "gone")})
+    assert shown == {"qwen-a": Judgement(State.MAINTENANCE, cause, "w1: why (the checks say down)"),
+                     "other": Judgement(State.UP)}
+    assert judged["qwen-a"].state is State.DOWN, "the sweep's own judgements are kept"
