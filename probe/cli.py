@@ -115,7 +115,8 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
-    from probe.daemon import Daemon, StartupError, run_event_loop
+    from probe.daemon import Daemon, StartupError
+    from probe.process import run_event_loop
 
     async def _main() -> None:
         await Daemon(config, plugins).run(asyncio.Event())

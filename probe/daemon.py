@@ -11,15 +11,13 @@ an invalid new config is refused while the old one runs.
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import logging
 import signal
-import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prometheus_client.registry import Collector
 
@@ -44,6 +42,7 @@ from probe.net import ProbeClient
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
 from probe.prober import Prober
+from probe.process import FD_HEADROOM, Tuning, collect_garbage, raise_open_files_limit
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import EndpointView, FleetState
@@ -52,27 +51,11 @@ from probe.verdict import EndpointVerdict, State, Transition
 from probe.windows import WindowClock
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 DRAIN_SLACK_S = 1.0  # on top of the slowest in-flight check's own bound
 # The longest a stop waits for checks in flight, whatever their bounds (the unit's
 # TimeoutStopSec is above it): what is still running then is cancelled and logged.
 STOP_LIMIT_S = 90.0
 STATUS_EVERY_S = 30.0  # the status line's refresh without a watchdog
-SWITCH_INTERVAL_S = 0.001
-# While the daemon runs, garbage is collected on a clock (``collect_garbage``). Python counts
-# a young collection due when the objects made outnumber those freed by its threshold; but a
-# result mostly replaces objects of the one before it (its check's result, lines, view),
-# which are old, so at 10,000 endpoints the count hardly grows while the young generation
-# fills: 10,000 to 240,000 objects at each collection, a 20-150 ms stall of the event loop
-# every few seconds (measured; the largest share of the lag p99). Every half second it holds
-# a few thousand (about 10 ms). What survives is the fleet's live state, replaced every
-# interval: the middle generation is as large (400,000 objects, a 270 ms collection) however
-# often it is collected, so it is collected every 10 minutes, and the oldest every 30 (a
-# cycle that outlives half a second is freed within 10 minutes).
-GC_YOUNG_EVERY_S = 0.5
-GC_MIDDLE_EVERY = 1200  # young collections (10 minutes)
-GC_OLD_EVERY = 3  # middle collections (30 minutes)
-FD_HEADROOM = 256  # files beside the connections: databases, the listener, logs
 
 
 class StartupError(Exception):
@@ -105,62 +88,11 @@ def listen(registry: Any, config: Config, pages: Mapping[str, Route]) -> Any:
                            f"{_reason(exc)}") from None
 
 
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)`` on uvloop when it is installed (a dependency on Linux and
-    macOS): its event loop, sockets and timers are C (libuv), about a quarter less CPU per
-    probe with a fresh connection per request; otherwise on asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
-def raise_open_files_limit(wanted: int) -> int:
-    """With keep-alive every pod holds a connection (a file descriptor): raise the soft
-    RLIMIT_NOFILE to the hard limit when it is below ``wanted``. Returns the soft limit in
-    force; a hard limit below ``wanted`` is logged (the unit's LimitNOFILE= raises it)."""
-    try:
-        import resource
-    except ImportError:  # not on POSIX
-        return wanted
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError) as exc:
-            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        log.warning("open-files limit %d is below the %d this fleet may hold open (a kept-alive "
-                    "connection per host): raise LimitNOFILE= or set scheduler.keepalive: false",
-                    soft, wanted)
-    return int(soft)
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
         return exc.strerror + where
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-async def collect_garbage(sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                          collect: Callable[[int], int] = gc.collect) -> None:
-    """Garbage collections on a clock, in the event loop (see GC_YOUNG_EVERY_S): the young
-    generation every half second, the middle one every GC_MIDDLE_EVERY of those, all of it
-    every GC_OLD_EVERY of these."""
-    young = 0
-    while True:
-        await sleep(GC_YOUNG_EVERY_S)
-        young += 1
-        if young % (GC_MIDDLE_EVERY * GC_OLD_EVERY) == 0:
-            collect(2)
-        elif young % GC_MIDDLE_EVERY == 0:
-            collect(1)
-        else:
-            collect(0)
 
 
 class Daemon:
@@ -293,10 +225,7 @@ class Daemon:
         self.state.daemon.reload_success_ts = time.time()
         log.info("metrics on %s, results in %s, %d endpoints", self.metrics_url,
                  self.config.storage.path, len(self.config.endpoints))
-        # The event loop's thread waits at most this long for the GIL held by another thread
-        # (a SQLite writer): 5 ms by default, a long stall per loop turn.
-        switch_interval, collecting = sys.getswitchinterval(), gc.isenabled()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        tuning = Tuning()  # the GIL's switch interval; garbage collected on a clock
         try:
             async with probing(self.config, self.plugins, self.store, self.env, self.state,
                                self.redactor) as prober:
@@ -307,13 +236,7 @@ class Daemon:
                         self._attachments.append(attachment)
                 self._announce_plan()  # hooks attached after the first plan see it too
                 await self.clock.tick()  # windows already open hold before the first probe
-                # The config, the plan and the state live as long as the daemon: out of every
-                # garbage collection from here on; and collections come on a clock, not on
-                # Python's count (GC_YOUNG_EVERY_S: with its count a 10,000-endpoint fleet
-                # stalled probing for 20-150 ms every few seconds).
-                gc.collect()
-                gc.freeze()
-                gc.disable()  # collected on a clock from here on (collect_garbage)
+                tuning.settle()  # what lives as long as the daemon is built by now
                 self.scheduler = ProbeScheduler(self._spawn, on_skip=self.state.skipped_run)
                 self.scheduler.set_jobs(list(self.jobs), self.config.scheduler)
                 self.scheduler.start()
@@ -338,10 +261,7 @@ class Daemon:
                     if attachment.close is not None:
                         attachment.close()
         finally:
-            gc.unfreeze()  # collected as usual again once stopped
-            if collecting:
-                gc.enable()
-            sys.setswitchinterval(switch_interval)
+            tuning.restore()
             self.store.close()
             self.metrics_server.shutdown()
             self.metrics_server.server_close()

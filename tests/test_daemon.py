@@ -234,30 +234,3 @@ def test_any_failure_in_a_reload_keeps_the_old_plan_and_says_so_in_one_line(
         assert [j.id for j in daemon.jobs] == ["a/checks", "b/checks"]
 
     running(daemon, scenario)
-
-
-def test_garbage_is_collected_on_a_clock() -> None:
-    """Young every half second, the middle generation every GC_MIDDLE_EVERY of those, all
-    of it every GC_OLD_EVERY of these (Python's own count is off while the daemon runs)."""
-    from probe.daemon import GC_MIDDLE_EVERY, GC_OLD_EVERY, GC_YOUNG_EVERY_S, collect_garbage
-
-    slept: list[float] = []
-    collected: list[int] = []
-    rounds = GC_MIDDLE_EVERY * GC_OLD_EVERY
-
-    async def sleep(seconds: float) -> None:
-        if len(slept) == rounds:
-            raise asyncio.CancelledError
-        slept.append(seconds)
-
-    def collect(generation: int) -> int:
-        collected.append(generation)
-        return 0
-
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(collect_garbage(sleep, collect))
-    assert set(slept) == {GC_YOUNG_EVERY_S} and len(collected) == rounds
-    assert [i + 1 for i, g in enumerate(collected) if g == 1] == [
-        GC_MIDDLE_EVERY * k for k in range(1, GC_OLD_EVERY)]
-    assert [i + 1 for i, g in enumerate(collected) if g == 2] == [rounds]
-    assert collected.count(0) == rounds - GC_OLD_EVERY

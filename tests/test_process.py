@@ -1,0 +1,81 @@
+"""The daemon's process tuning: garbage collected on a clock, the switch interval and the
+collector put back when it stops, the open-files limit raised toward what the fleet needs."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+
+import pytest
+
+from probe.process import (
+    GC_MIDDLE_EVERY,
+    GC_OLD_EVERY,
+    GC_YOUNG_EVERY_S,
+    SWITCH_INTERVAL_S,
+    Tuning,
+    collect_garbage,
+    raise_open_files_limit,
+    run_event_loop,
+)
+
+
+def test_garbage_is_collected_on_a_clock() -> None:
+    """Young every half second, the middle generation every GC_MIDDLE_EVERY of those, all
+    of it every GC_OLD_EVERY of these (Python's own count is off while the daemon runs)."""
+    slept: list[float] = []
+    collected: list[int] = []
+    rounds = GC_MIDDLE_EVERY * GC_OLD_EVERY
+
+    async def sleep(seconds: float) -> None:
+        if len(slept) == rounds:
+            raise asyncio.CancelledError
+        slept.append(seconds)
+
+    def collect(generation: int) -> int:
+        collected.append(generation)
+        return 0
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(collect_garbage(sleep, collect))
+    assert set(slept) == {GC_YOUNG_EVERY_S} and len(collected) == rounds
+    assert [i + 1 for i, g in enumerate(collected) if g == 1] == [
+        GC_MIDDLE_EVERY * k for k in range(1, GC_OLD_EVERY)]
+    assert [i + 1 for i, g in enumerate(collected) if g == 2] == [rounds]
+    assert collected.count(0) == rounds - GC_OLD_EVERY
+
+
+def test_tuning_is_put_back_as_it_was_found() -> None:
+    before = sys.getswitchinterval()
+    assert gc.isenabled() and before != SWITCH_INTERVAL_S
+    tuning = Tuning()
+    try:
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S and gc.isenabled()
+        tuning.settle()
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        tuning.restore()
+    assert sys.getswitchinterval() == before and gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_open_files_limit_in_force_is_at_least_what_was_there() -> None:
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        assert raise_open_files_limit(1) == soft, "enough already: left alone"
+        if soft == resource.RLIM_INFINITY:
+            pytest.skip("no open-files limit to raise")
+        assert raise_open_files_limit(soft + 1) == hard, "raised to the hard limit"
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_event_loop_runs_the_coroutine_to_its_result() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert run_event_loop(answer()) == 42
