@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.registry import Collector
-
 from probe.config import Config, ConfigError, load_config
 from probe.engine import probing
 from probe.exposition import make_wsgi_app
@@ -28,8 +26,6 @@ from probe.features import (
     Attachment,
     Changed,
     Expander,
-    Judged,
-    Observer,
     Plugins,
     Route,
     StartupHook,
@@ -149,20 +145,6 @@ class Daemon:
     def redact(self, text: str) -> str:
         return self.redactor(text)
 
-    def register(self, collector: Collector) -> None:
-        self.registry.register(Guarded(collector))
-
-    def observe(self, observer: Observer) -> None:
-        assert self.prober is not None
-        self.prober.observers.append(observer)
-
-    def on_judged(self, judged: Judged) -> None:
-        assert self.prober is not None
-        self.prober.judged.append(judged)
-
-    def on_changed(self, changed: Changed) -> None:
-        self.changed.append(changed)
-
     def _changed(self, endpoint: str, transitions: list[Transition]) -> None:
         """A maintenance window began or ended: every listener hears it, like a result."""
         for t in transitions:
@@ -182,14 +164,6 @@ class Daemon:
 
     def latest(self, endpoint: str, check: str) -> ProbeResult | None:
         return self.state.latest(endpoint, check)
-
-    def add_route(self, path: str, route: Route) -> None:
-        if path in self.routes or path == "/metrics":
-            raise ValueError(f"{path} is served already")
-        self.routes[path] = route
-
-    def add_status_part(self, name: str, part: StatusPart) -> None:
-        self._status_parts[name] = part
 
     def status_parts(self) -> Mapping[str, StatusPart]:
         return self._status_parts
@@ -233,7 +207,7 @@ class Daemon:
                 for hook in self.plugins.startup:
                     attachment = await _start(hook, self)
                     if attachment is not None:
-                        self._attachments.append(attachment)
+                        self._attach(attachment)
                 self._announce_plan()  # hooks attached after the first plan see it too
                 await self.clock.tick()  # windows already open hold before the first probe
                 tuning.settle()  # what lives as long as the daemon is built by now
@@ -266,6 +240,22 @@ class Daemon:
             self.metrics_server.shutdown()
             self.metrics_server.server_close()
             log.info("stopped")
+
+    def _attach(self, attachment: Attachment) -> None:
+        """Wire what a started feature declares: its collectors on the registry, its
+        observers and verdict listeners beside the state, its pages and status parts."""
+        assert self.prober is not None
+        taken = [p for p in attachment.routes if p in self.routes or p == "/metrics"]
+        if taken:
+            raise ValueError(f"{taken[0]} is served already")
+        for collector in attachment.collectors:
+            self.registry.register(Guarded(collector))
+        self.prober.observers.extend(attachment.observers)
+        self.prober.judged.extend(attachment.judged)
+        self.changed.extend(attachment.changed)
+        self.routes.update(attachment.routes)
+        self._status_parts.update(attachment.status_parts)
+        self._attachments.append(attachment)
 
     async def _spawn(self, job: Job) -> None:
         """Run a job in a task of our own: APScheduler cancels its futures at shutdown, and a

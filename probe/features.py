@@ -11,8 +11,9 @@ A feature may add:
 - ``planners``: config -> jobs it schedules (prompts, round trips);
 - ``preparers``: steps a one-off sweep runs first (discovery lists RunPod's fleet);
 - ``startup``: daemon start-up hooks (run in order, after the prober is ready); a hook gets
-  the running daemon as a ``Host`` and may return an ``Attachment``: a closer for shutdown
-  and a listener for every new plan;
+  the running daemon as a ``Host`` and may return an ``Attachment``: the collectors,
+  observers, verdict listeners, pages and status parts it adds (the daemon wires them), a
+  closer for shutdown and a listener for every new plan;
 - ``standing``: pseudo-endpoints that report results without being configured (discovery's
   ``runpod-api``), with how ledger entries name them;
 - ``windows``: where maintenance windows come from, (config, now) -> the windows active then
@@ -79,7 +80,9 @@ Preparer = Callable[[Config, Publisher], Awaitable[tuple[Config, list[ProbeResul
 
 
 class Host(Protocol):
-    """The running daemon, as a start-up hook sees it."""
+    """The running daemon, as a start-up hook sees it: what it reads and the few things it
+    asks of the daemon. What a feature adds (collectors, observers, pages, status parts) it
+    declares in the ``Attachment`` it returns, and the daemon wires it."""
 
     @property
     def config(self) -> Config: ...  # what runs: the file's config plus expansions
@@ -96,17 +99,11 @@ class Host(Protocol):
     @property
     def standing(self) -> Mapping[str, str]: ...  # every feature's standing subjects
     def redact(self, text: str) -> str: ...
-    def register(self, collector: Collector) -> None: ...  # on the daemon's registry
-    def observe(self, observer: Observer) -> None: ...  # every published result
-    def on_judged(self, judged: Judged) -> None: ...  # every result, with its transitions
-    def on_changed(self, changed: Changed) -> None: ...  # transitions without a result
     def verdict(self, endpoint: str) -> EndpointVerdict | None: ...
     # every endpoint's view as /metrics shows it, from any thread (``probe.state.EndpointView``
     # by name: the engine sits above this module)
     def endpoint_views(self) -> Mapping[str, Any]: ...
     def latest(self, endpoint: str, check: str) -> ProbeResult | None: ...  # any thread
-    def add_route(self, path: str, route: Route) -> None: ...  # a page beside /metrics
-    def add_status_part(self, name: str, part: StatusPart) -> None: ...
     def status_parts(self) -> Mapping[str, StatusPart]: ...
     def restore(self, saved: dict[str, EndpointVerdict]) -> None: ...  # kept from before
     def publish(self, result: ProbeResult) -> ProbeResult: ...
@@ -117,10 +114,21 @@ class Host(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """What a started feature hands back to the daemon."""
+    """What a started feature hands back to the daemon: what it adds, which the daemon
+    wires when the hook returns, and what the daemon calls later."""
 
     close: Callable[[], None] | None = None  # at shutdown, after in-flight checks finished
     on_plan: Callable[[Config, Sequence[Job]], None] | None = None  # after every new plan
+    collectors: tuple[Collector, ...] = ()  # on the daemon's registry (/metrics)
+    observers: tuple[Observer, ...] = ()  # told every published result
+    judged: tuple[Judged, ...] = ()  # told every result, with its transitions
+    changed: tuple[Changed, ...] = ()  # told transitions without a result
+    routes: Mapping[str, Route] = field(default_factory=dict)  # pages beside /metrics
+    status_parts: Mapping[str, StatusPart] = field(default_factory=dict)  # by name
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
+        object.__setattr__(self, "status_parts", MappingProxyType(dict(self.status_parts)))
 
 
 StartupHook = Callable[[Host], "Attachment | None | Awaitable[Attachment | None]"]

@@ -1,5 +1,6 @@
 """A ``Host`` (``probe.features``) that records what a feature's start-up hook asks of the
-daemon, so each feature's ``plugin.py`` is tested without starting one."""
+daemon, so each feature's ``plugin.py`` is tested without starting one. What the feature
+adds (collectors, observers, pages, status parts) is in the ``Attachment`` it returns."""
 
 from __future__ import annotations
 
@@ -9,17 +10,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from prometheus_client.registry import Collector
 
 from probe.config.model import Config
 from probe.features import (
     Attachment,
-    Changed,
     Expander,
     Host,
-    Judged,
-    Observer,
-    Route,
     StartupHook,
     StatusPart,
 )
@@ -29,8 +25,9 @@ from probe.verdict import EndpointVerdict
 
 
 class FakeHost:
-    """Every call a hook makes is kept in a list (or mapping) of its own; what it reads
-    (config, plan, verdicts, views, latest results) is what the test set."""
+    """Every call a hook makes is kept in a list of its own; what it reads (config, plan,
+    verdicts, views, latest results, the other features' status parts) is what the test
+    set."""
 
     def __init__(self, config: Config, jobs: Sequence[Job] = (),
                  env: Mapping[str, str] | None = None,
@@ -43,12 +40,7 @@ class FakeHost:
         self._client = client
         self.ready = asyncio.Event()
         self.standing = dict(standing or {})
-        self.collectors: list[Collector] = []
-        self.observers: list[Observer] = []
-        self.judged: list[Judged] = []
-        self.changed: list[Changed] = []
-        self.routes: dict[str, Route] = {}
-        self.parts: dict[str, StatusPart] = {}
+        self.parts: dict[str, StatusPart] = {}  # the other features' status parts
         self.restored: list[dict[str, EndpointVerdict]] = []
         self.published: list[ProbeResult] = []
         self.standing_declared: list[tuple[str, str]] = []
@@ -66,18 +58,6 @@ class FakeHost:
     def redact(self, text: str) -> str:
         return text.replace("secret", "[redacted]")
 
-    def register(self, collector: Collector) -> None:
-        self.collectors.append(collector)
-
-    def observe(self, observer: Observer) -> None:
-        self.observers.append(observer)
-
-    def on_judged(self, judged: Judged) -> None:
-        self.judged.append(judged)
-
-    def on_changed(self, changed: Changed) -> None:
-        self.changed.append(changed)
-
     def verdict(self, endpoint: str) -> EndpointVerdict | None:
         return self.verdicts.get(endpoint)
 
@@ -86,13 +66,6 @@ class FakeHost:
 
     def latest(self, endpoint: str, check: str) -> ProbeResult | None:
         return self.results.get((endpoint, check))
-
-    def add_route(self, path: str, route: Route) -> None:
-        assert path not in self.routes, f"{path} added twice"
-        self.routes[path] = route
-
-    def add_status_part(self, name: str, part: StatusPart) -> None:
-        self.parts[name] = part
 
     def status_parts(self) -> Mapping[str, StatusPart]:
         return self.parts

@@ -234,3 +234,58 @@ def test_any_failure_in_a_reload_keeps_the_old_plan_and_says_so_in_one_line(
         assert [j.id for j in daemon.jobs] == ["a/checks", "b/checks"]
 
     running(daemon, scenario)
+
+
+# -- what a feature declares in its attachment, the daemon wires --------------------------------
+class Declared:
+    """A feature that declares a collector, an observer, a page and a status part."""
+
+    def __init__(self, routes: dict[str, Any] | None = None) -> None:
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.seen: list[tuple[str, int | None]] = []
+
+        class Collector:
+            def collect(self) -> Any:
+                yield GaugeMetricFamily("declared_gauge", "A declared collector.", value=1)
+
+        async def models(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+            return Verdict(Outcome.OK)
+
+        def hook(host: Host) -> Attachment:
+            return Attachment(
+                collectors=(Collector(),),
+                observers=(lambda result, row: self.seen.append((result.check, row)),),
+                routes=routes if routes is not None else {
+                    "/hello": lambda params: (200, "text/plain", b"parts: " + ",".join(
+                        sorted(host.status_parts())).encode())},
+                status_parts={"declared": lambda: {}})
+
+        self.plugins = Plugins.of(
+            Feature("core", checks=(CheckSpec("models", models),), planners=(endpoint_jobs,)),
+            Feature("declaring", startup=(hook,)))
+
+
+def test_what_a_feature_declares_is_wired_by_the_daemon(tmp_path: Path) -> None:
+    config = replace(config_of(endpoint(interval_s=0.5)),
+                     storage=StorageSettings(tmp_path / "probe.db"))
+    feature = Declared()
+    daemon = Daemon(config, feature.plugins, env={})
+
+    async def scenario() -> None:
+        await until(lambda: bool(feature.seen), what="a result told to the declared observer")
+        assert feature.seen[0][0] == "models" and isinstance(feature.seen[0][1], int)
+        metrics = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
+        assert "declared_gauge 1.0" in metrics
+        page = await asyncio.to_thread(httpx.get, daemon.metrics_url.replace("metrics", "hello"))
+        assert (page.status_code, page.text) == (200, "parts: declared")
+
+    running(daemon, scenario)
+
+
+def test_a_declared_page_on_metrics_is_refused(tmp_path: Path) -> None:
+    config = replace(config_of(endpoint()), storage=StorageSettings(tmp_path / "probe.db"))
+    feature = Declared(routes={"/metrics": lambda params: (200, "text/plain", b"")})
+    with pytest.raises(ValueError, match="/metrics is served already"):
+        asyncio.run(Daemon(config, feature.plugins, env={}).run(asyncio.Event(),
+                                                                install_signals=False))

@@ -122,7 +122,7 @@ async def assembled(n: int, tmp_path: Path) -> tuple[Daemon, Callable[[], None]]
         started = hook(daemon)
         attachment = await started if inspect.isawaitable(started) else started
         if attachment is not None:
-            daemon._attachments.append(attachment)
+            daemon._attach(attachment)  # wired as Daemon.run wires it
     daemon._announce_plan()
 
     def close() -> None:

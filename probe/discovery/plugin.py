@@ -33,7 +33,6 @@ async def start_discovery(host: Host) -> Attachment | None:
     discoverer = Discoverer(host.env, host.config.scheduler.max_body_bytes,
                             remember=memory_path(host.config.storage.path))
     metrics = DiscoveryMetrics()
-    host.register(metrics)
     host.declare_standing(API_ENDPOINT, CHECK)
     host.add_expander(discoverer.expand)
     first = await _discover(host, discoverer, metrics)
@@ -42,7 +41,7 @@ async def start_discovery(host: Host) -> Attachment | None:
     def stop() -> None:
         task.cancel()
 
-    return Attachment(close=stop)
+    return Attachment(close=stop, collectors=(metrics,))
 
 
 async def _discover(host: Host, discoverer: Discoverer,

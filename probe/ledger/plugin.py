@@ -97,16 +97,15 @@ def start_ledger(host: Host) -> Attachment:
                       redact=host.redact)
     ledger = Ledger(book, redact=host.redact, standing=host.standing)
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
-    host.register(LedgerMetrics(book, watch, exporter))
 
     def on_plan(config: Config, jobs: Sequence[Job]) -> None:
         """Endpoints may have come or gone (a reload, a discovery run)."""
         ledger.sync_config(config, jobs, host.verdict)
 
-    host.on_judged(ledger.judged)
-    host.on_changed(ledger.changed)
-    host.add_status_part("ledger", lambda: status_part(config.storage.path, watch))
-    return Attachment(close=book.close, on_plan=on_plan)
+    return Attachment(close=book.close, on_plan=on_plan,
+                      collectors=(LedgerMetrics(book, watch, exporter),),
+                      judged=(ledger.judged,), changed=(ledger.changed,),
+                      status_parts={"ledger": lambda: status_part(config.storage.path, watch)})
 
 
 FEATURE = Feature(

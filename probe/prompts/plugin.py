@@ -33,9 +33,8 @@ def context_active_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckC
 
 def start(host: Host) -> Attachment:
     metrics = PromptMetrics()
-    host.register(metrics)
-    host.observe(metrics.observe)
-    return Attachment(on_plan=metrics.on_plan)
+    return Attachment(collectors=(metrics,), observers=(metrics.observe,),
+                      on_plan=metrics.on_plan)
 
 
 FEATURE = Feature(

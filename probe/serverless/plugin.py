@@ -38,9 +38,8 @@ def roundtrip_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
 
 def start(host: Host) -> Attachment:
     metrics = ServerlessMetrics()
-    host.register(metrics)
-    host.observe(metrics.observe)
-    return Attachment(on_plan=metrics.on_plan)
+    return Attachment(collectors=(metrics,), observers=(metrics.observe,),
+                      on_plan=metrics.on_plan)
 
 
 FEATURE = Feature(

@@ -59,9 +59,6 @@ async def start_status(host: Host) -> Attachment:
         except Exception:  # noqa: BLE001 - kept pending, tried again at the next flush
             log.exception("uptime: cannot write the hourly counts")
 
-    host.observe(observe)
-    host.add_route("/", page)
-    host.add_route("/status.json", status_json)
     task = asyncio.create_task(flushing())
 
     def close() -> None:
@@ -71,7 +68,8 @@ async def start_status(host: Host) -> Attachment:
         except Exception:  # noqa: BLE001
             log.exception("uptime: cannot write the hourly counts at shutdown")
 
-    return Attachment(close=close)
+    return Attachment(close=close, observers=(observe,),
+                      routes={"/": page, "/status.json": status_json})
 
 
 FEATURE = Feature(name="status", startup=(start_status,))

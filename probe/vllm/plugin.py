@@ -41,9 +41,8 @@ def _route(check: str) -> str:
 
 def start(host: Host) -> Attachment:
     metrics = EngineMetrics()
-    host.register(metrics)
-    host.observe(metrics.observe)
-    return Attachment(on_plan=metrics.on_plan)
+    return Attachment(collectors=(metrics,), observers=(metrics.observe,),
+                      on_plan=metrics.on_plan)
 
 
 FEATURE = Feature(

@@ -36,7 +36,7 @@ def runpod_api(request: httpx.Request) -> httpx.Response:
 def test_without_a_discovery_section_the_hook_adds_nothing() -> None:
     host = FakeHost(replace(config('{api: "http://api.test/v2"}'), sections={}), env=ENV)
     assert asyncio.run(start(FEATURE.startup[0], host)) is None
-    assert (host.collectors, host.expanders, host.applied) == ([], [], [])
+    assert (host.standing_declared, host.expanders, host.applied) == ([], [], [])
 
 
 def test_start_lists_the_fleet_first_publishes_when_ready_and_stops_at_close(
@@ -49,14 +49,14 @@ def test_start_lists_the_fleet_first_publishes_when_ready_and_stops_at_close(
         async with httpx.AsyncClient(transport=httpx.MockTransport(runpod_api)) as client:
             host = FakeHost(cfg, env=ENV, client=client)
             attachment = await start(FEATURE.startup[0], host)
-            assert [type(c) for c in host.collectors] == [DiscoveryMetrics]
+            assert attachment is not None and attachment.close is not None
+            assert [type(c) for c in attachment.collectors] == [DiscoveryMetrics]
             assert host.standing_declared == [("runpod-api", "discovery")]
             assert len(host.expanders) == 1 and len(host.applied) == 1
             assert host.published == [], "published once every observer is attached"
             host.ready.set()
             for _ in range(10):
                 await asyncio.sleep(0)
-            assert attachment is not None and attachment.close is not None
             attachment.close()
             await asyncio.sleep(0)
             assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()

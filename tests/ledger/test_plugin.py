@@ -1,6 +1,6 @@
-"""The ledger feature's start-up hook, on a fake host: the book's metrics, the judged and
-changed listeners, the status page's part and the verdicts kept from before a restart; each
-new plan is recorded, and closing stops the book's writer."""
+"""The ledger feature's start-up hook, on a fake host: it declares the book's metrics, the
+judged and changed listeners and the status page's part, and restores the verdicts kept from
+before a restart; each new plan is recorded, and closing stops the book's writer."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.plugin import FEATURE, start_ledger
 
 
-def test_start_wires_the_ledger_records_each_plan_and_closes_its_writer(
+def test_start_declares_the_ledger_records_each_plan_and_closes_its_writer(
         tmp_path: Path) -> None:
     assert FEATURE.startup == (start_ledger,)
     db = tmp_path / "probe.db"
@@ -26,12 +26,14 @@ def test_start_wires_the_ledger_records_each_plan_and_closes_its_writer(
     host = FakeHost(config, plan(config))
     threads = threading.active_count()
     attachment = start_ledger(as_host(host))
-    assert [type(c) for c in host.collectors] == [LedgerMetrics]
-    assert len(host.judged) == len(host.changed) == 1
-    assert host.judged[0].__self__ is host.changed[0].__self__  # type: ignore[attr-defined]
+    assert [type(c) for c in attachment.collectors] == [LedgerMetrics]
+    assert len(attachment.judged) == len(attachment.changed) == 1
+    ledger = attachment.judged[0].__self__  # type: ignore[attr-defined]
+    assert attachment.changed[0].__self__ is ledger  # type: ignore[attr-defined]
     assert host.restored == [{}], "a new database: nothing kept from before"
-    assert list(host.parts) == ["ledger"] and host.observers == [] and host.routes == {}
-    assert host.parts["ledger"]()["entries"] == []
+    assert list(attachment.status_parts) == ["ledger"]
+    assert attachment.observers == () and not attachment.routes
+    assert attachment.status_parts["ledger"]()["entries"] == []
     assert attachment.close is not None and attachment.on_plan is not None
 
     attachment.on_plan(config, host.jobs)  # the first plan: the endpoint is recorded
@@ -44,7 +46,7 @@ def test_start_wires_the_ledger_records_each_plan_and_closes_its_writer(
     again = FakeHost(config, plan(config))
     restarted = start_ledger(as_host(again))
     try:
-        shown = again.parts["ledger"]()["entries"]
+        shown = restarted.status_parts["ledger"]()["entries"]
     finally:
         assert restarted.close is not None
         restarted.close()

@@ -1,4 +1,4 @@
-"""The prompts feature's start-up hook, on a fake host: the prompt series are registered,
+"""The prompts feature's start-up hook, on a fake host: the prompt series are declared,
 fed every published result, and cover the prompts each new plan schedules."""
 
 from __future__ import annotations
@@ -22,21 +22,21 @@ def answer(outcome: Outcome) -> ProbeResult:
                        url="http://x", details={})
 
 
-def test_start_registers_the_prompt_series_that_every_result_feeds() -> None:
+def test_start_declares_the_prompt_series_that_every_result_feeds() -> None:
     config = config_of(endpoint(name="a"))
     jobs = [Job("a/prompt:arith", config.endpoints[0], ("prompt:arith",), 300.0)]
     host = FakeHost(config, jobs)
     attachment = asyncio.run(start(FEATURE.startup[0], host))
-    assert [type(c) for c in host.collectors] == [PromptMetrics]
-    assert len(host.observers) == 1 and host.routes == {} and host.parts == {}
     assert attachment is not None and attachment.close is None and attachment.on_plan
+    assert [type(c) for c in attachment.collectors] == [PromptMetrics]
+    assert len(attachment.observers) == 1 and not attachment.routes | attachment.status_parts
     registry = CollectorRegistry()
-    registry.register(host.collectors[0])
+    registry.register(attachment.collectors[0])
     arith = {"endpoint": "a", "prompt": "arith"}
     assert registry.get_sample_value("runpod_probe_prompt_pass", arith) is None, "not planned"
 
     attachment.on_plan(config, jobs)
-    host.observers[0](answer(Outcome.OK), 3)
+    attachment.observers[0](answer(Outcome.OK), 3)
     assert registry.get_sample_value("runpod_probe_prompt_pass", arith) == 1
-    host.observers[0](answer(Outcome.EXPECTATION_FAILED), 4)
+    attachment.observers[0](answer(Outcome.EXPECTATION_FAILED), 4)
     assert registry.get_sample_value("runpod_probe_prompt_pass", arith) == 0

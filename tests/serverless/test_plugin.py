@@ -1,4 +1,4 @@
-"""The serverless feature's start-up hook, on a fake host: its series are registered and fed
+"""The serverless feature's start-up hook, on a fake host: its series are declared and fed
 every published result, and forget an endpoint the new plan drops."""
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ def queue_reading() -> ProbeResult:
                        details=parse_health(health_json(in_queue=5)).as_details())
 
 
-def test_start_registers_the_queue_series_that_every_result_feeds() -> None:
+def test_start_declares_the_queue_series_that_every_result_feeds() -> None:
     config = config_of(serverless(name="ep1"))
     host = FakeHost(config, plan(config))
     attachment = asyncio.run(start(FEATURE.startup[0], host))
-    assert [type(c) for c in host.collectors] == [ServerlessMetrics]
-    assert len(host.observers) == 1 and host.routes == {} and host.parts == {}
     assert attachment is not None and attachment.close is None and attachment.on_plan
-    host.observers[0](queue_reading(), None)
+    assert [type(c) for c in attachment.collectors] == [ServerlessMetrics]
+    assert len(attachment.observers) == 1 and not attachment.routes | attachment.status_parts
+    attachment.observers[0](queue_reading(), None)
     registry = CollectorRegistry()
-    registry.register(host.collectors[0])
+    registry.register(attachment.collectors[0])
     in_queue = {"endpoint": "ep1", "state": "inQueue"}
     assert registry.get_sample_value("runpod_probe_serverless_jobs", in_queue) == 5
 

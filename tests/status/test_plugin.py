@@ -37,17 +37,18 @@ def test_start_serves_the_pages_counts_uptime_and_writes_it_at_close(tmp_path: P
         host.verdicts["held"] = EndpointVerdict(maintenance=Maintenance(
             "w", "w", "redeploy", "config", now.isoformat(), None))
         attachment = await start(FEATURE.startup[0], host)
-        assert sorted(host.routes) == ["/", "/status.json"]
-        assert len(host.observers) == 1 and host.collectors == []
         assert attachment is not None and attachment.on_plan is None
+        routes = attachment.routes
+        assert sorted(routes) == ["/", "/status.json"]
+        assert len(attachment.observers) == 1 and attachment.collectors == ()
 
-        status, kind, body = host.routes["/status.json"]({})
+        status, kind, body = routes["/status.json"]({})
         assert (status, kind) == (200, "application/json; charset=utf-8")
         assert json.loads(body)["notes"] == {"note": "a [redacted]"}
-        status, kind, body = host.routes["/"]({})
+        status, kind, body = routes["/"]({})
         assert (status, kind) == (200, "text/html; charset=utf-8") and b"<html" in body
 
-        observe = host.observers[0]
+        observe = attachment.observers[0]
         observe(seen("qwen", Outcome.OK, now), 1)
         observe(seen("qwen", Outcome.TIMEOUT, now), 2)
         observe(seen("held", Outcome.TIMEOUT, now), 3)  # in maintenance: not downtime

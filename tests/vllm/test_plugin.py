@@ -1,4 +1,4 @@
-"""The vLLM feature's start-up hook, on a fake host: the engine gauges are registered and
+"""The vLLM feature's start-up hook, on a fake host: the engine gauges are declared and
 fed every published result, and follow each new plan."""
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ def scrape(name: str) -> ProbeResult:
                        url="http://x", details=dict(LOAD))
 
 
-def test_start_registers_the_engine_gauges_that_every_result_feeds() -> None:
+def test_start_declares_the_engine_gauges_that_every_result_feeds() -> None:
     config = config_of(endpoint(name="pod", checks=("models", "health", "vllm_metrics")))
     host = FakeHost(config, plan(config))
     attachment = asyncio.run(start(FEATURE.startup[0], host))
-    assert [type(c) for c in host.collectors] == [EngineMetrics]
-    assert len(host.observers) == 1 and host.routes == {} and host.parts == {}
     assert attachment is not None and attachment.close is None and attachment.on_plan
+    assert [type(c) for c in attachment.collectors] == [EngineMetrics]
+    assert len(attachment.observers) == 1 and not attachment.routes | attachment.status_parts
     attachment.on_plan(config, host.jobs)
-    host.observers[0](scrape("pod"), 7)
+    attachment.observers[0](scrape("pod"), 7)
     registry = CollectorRegistry()
-    registry.register(host.collectors[0])
+    registry.register(attachment.collectors[0])
     pod = {"endpoint": "pod"}
     assert registry.get_sample_value("runpod_probe_vllm_requests_waiting", pod) == 2
 
