@@ -9,8 +9,6 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from probe.config.model import Config
 from probe.features import (
     Attachment,
@@ -20,6 +18,7 @@ from probe.features import (
     StatusPart,
 )
 from probe.job import Job
+from probe.net import ProbeClient
 from probe.outcome import ProbeResult
 from probe.verdict import EndpointVerdict
 
@@ -31,7 +30,7 @@ class FakeHost:
 
     def __init__(self, config: Config, jobs: Sequence[Job] = (),
                  env: Mapping[str, str] | None = None,
-                 client: httpx.AsyncClient | None = None,
+                 client: ProbeClient | None = None,
                  standing: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.file_config = config
@@ -51,7 +50,7 @@ class FakeHost:
         self.results: dict[tuple[str, str], ProbeResult] = {}
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> ProbeClient:
         assert self._client is not None, "this test gave the host no client"
         return self._client
 

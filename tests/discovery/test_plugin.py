@@ -1,5 +1,5 @@
-"""The discovery feature's start-up hook and sweep step, on a fake host and a fake RunPod
-API: the fleet is listed before the first probes and applied, its own result is published
+"""The discovery feature's start-up hook and sweep step, on a fake host and a scripted RunPod
+API on 127.0.0.1 (reached through the production client): the fleet is listed before the first probes and applied, its own result is published
 once the daemon is ready, and closing stops the listing."""
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 from discovery_helpers import ENV, config, names
 from fake_host import FakeHost, start
+from local_server import answering
 
 from probe.config.model import StorageSettings
 from probe.discovery.metrics import DiscoveryMetrics
 from probe.discovery.plugin import FEATURE, prepare_sweep, stopped_pods
+from probe.net import ProbeClient
 from probe.outcome import Outcome, ProbeResult
 
 LISTING: dict[str, Any] = {
@@ -46,7 +48,7 @@ def test_start_lists_the_fleet_first_publishes_when_ready_and_stops_at_close(
                   storage=StorageSettings(tmp_path / "probe.db"))
 
     async def main() -> FakeHost:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(runpod_api)) as client:
+        async with answering(runpod_api) as client:
             host = FakeHost(cfg, env=ENV, client=client)
             attachment = await start(FEATURE.startup[0], host)
             assert attachment is not None and attachment.close is not None
@@ -59,7 +61,9 @@ def test_start_lists_the_fleet_first_publishes_when_ready_and_stops_at_close(
                 await asyncio.sleep(0)
             attachment.close()
             await asyncio.sleep(0)
-            assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == set()
+            left = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+                    and t.get_coro().__name__ != "_connection"}  # the local API's own
+            assert left == set(), "closing stops the listing"
             return host
 
     host = asyncio.run(main())
@@ -71,7 +75,7 @@ def test_start_lists_the_fleet_first_publishes_when_ready_and_stops_at_close(
 class Sweep:
     """What a sweep hands its preparers (``probe.features.Publisher``)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: ProbeClient) -> None:
         self.client, self.env, self.max_body_bytes = client, ENV, 1 << 20
         self.published: list[ProbeResult] = []
 
@@ -85,7 +89,7 @@ def test_a_sweep_probes_what_discovery_found_and_a_stopped_pod_is_in_maintenance
                  endpoints="  - {name: held, kind: pod, pod_id: p2}\n")
 
     async def main() -> tuple[Any, list[ProbeResult], Sweep]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(runpod_api)) as client:
+        async with answering(runpod_api) as client:
             sweep = Sweep(client)
             found, produced = await prepare_sweep(cfg, sweep)
             return found, produced, sweep
