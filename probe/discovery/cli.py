@@ -14,7 +14,7 @@ import yaml
 
 from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
 from probe.config.model import Config, Endpoint
-from probe.discovery.run import Discoverer, Discovery
+from probe.discovery.discoverer import Discoverer, Discovery
 from probe.discovery.settings import DiscoverySettings
 from probe.features import CommandFactory, Plugins
 from probe.net import make_client

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from probe.config.model import Config, ConfigExtension
 from probe.discovery import cli, starter
+from probe.discovery.discoverer import CHECK, Discoverer
 from probe.discovery.memory import memory_path
 from probe.discovery.metrics import DiscoveryMetrics
-from probe.discovery.run import CHECK, Discoverer
 from probe.discovery.settings import API_ENDPOINT, SECTION, DiscoverySettings, parse_section
 from probe.discovery.settings import validate as validate_settings
 from probe.features import Attachment, Feature, Host, Publisher

@@ -18,7 +18,7 @@ from typing import Any
 from probe.commands import EXIT_CONFIG, EXIT_OK, default_config
 from probe.config import ConfigError, parse_config
 from probe.config.model import Config
-from probe.discovery.run import Discoverer, Discovery
+from probe.discovery.discoverer import Discoverer, Discovery
 from probe.discovery.settings import API_BASE_ENV, default_api
 from probe.features import CommandFactory, Plugins
 from probe.jinja import environment

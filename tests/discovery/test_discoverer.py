@@ -12,7 +12,7 @@ from discovery_helpers import ENV, config, names
 from local_server import answering
 
 from probe.config import Config
-from probe.discovery.run import Discoverer, Discovery
+from probe.discovery.discoverer import Discoverer, Discovery
 from probe.outcome import Outcome
 
 DISCOVERY = '{api: "http://api.test/v2", timeout: 2s}'
