@@ -56,9 +56,10 @@ GRID_MAX_S = 1.0
 
 
 def phase_grid_s(jobs: Iterable[Job], max_concurrent: int) -> float:
-    """The step first runs are placed on: a burst's worth of the plan's rate."""
+    """The step first runs are placed on: a burst's worth of the plan's rate of checks (a
+    job's checks run side by side, each in its own slot, so a job counts its checks)."""
     burst = max(1, min(BURST, max_concurrent // 2))
-    rate = sum(1 / job.interval_s for job in jobs if job.interval_s > 0)
+    rate = sum(len(job.checks) / job.interval_s for job in jobs if job.interval_s > 0)
     return GRID_MAX_S if rate <= 0 else min(GRID_MAX_S, max(TICK_S, burst / rate))
 
 

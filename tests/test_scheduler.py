@@ -29,6 +29,12 @@ def jobs(count: int, interval_s: float = 15.0) -> list[Job]:
             for i in range(count)]
 
 
+def full(count: int, interval_s: float = 15.0) -> list[Job]:
+    return [Job(f"pod-{i}/checks", endpoint(name=f"pod-{i}"), ("models", "health",
+                                                                "vllm_metrics"), interval_s)
+            for i in range(count)]
+
+
 def test_offsets_are_stable_and_inside_the_interval() -> None:
     fleet = jobs(1000)
     offsets = [start_offset_s(job, spread=True) for job in fleet]
@@ -56,6 +62,8 @@ def test_long_intervals_are_spread_over_a_bounded_window() -> None:
     (jobs(10_000), 8, TICK_S),  # 6 ms: never below the wake-up tick
     (jobs(1000) + jobs(10, interval_s=1800.0), 64, 32 / (1000 / 15 + 10 / 1800)),
     ([], 64, GRID_MAX_S),
+    # a job's checks run side by side, each in a slot: a pod with three checks is three
+    (full(1000), 64, 32 / (3 * 1000 / 15)),  # 0.16 s
 ])
 def test_the_grid_holds_a_burst_of_the_plans_checks(fleet: list[Job], max_concurrent: int,
                                                     grid_s: float) -> None:
