@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from probe.outcome import Outcome, ProbeResult
 from probe.secrets import FRAGMENT_CHARS, MASK, Redactor
 
-KEY = "rpa_K7QX2M9VDL4TB8NW6ZHC3RJF5YPG1SAE0UO8IKJ3"
-OTHER = "sk-9b1e6a4c2f8d0e3b7a5c9f1d2e4b6a8c"
+KEY = "rpa_FAKE-K7QX2M9VDL4TB8-NW6ZHC3RJF5YPG1-SAE0UO8IKJ3"  # made up, not a key
+OTHER = "sk-fake-9b1e6a4c2f8d0e3-b7a5c9f1d2e4b6a8c"  # made up
 ENV = {"RUNPOD_API_KEY": KEY, "PROVIDER_KEY": OTHER, "SHORT": "pw42x"}
 redact = Redactor(ENV, ENV)
 
