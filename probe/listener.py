@@ -35,15 +35,27 @@ HEADERS = [
 MAX_QUERY_CHARS = 2048
 
 
+METRICS_PATHS = ("/metrics", "/favicon.ico")  # what prometheus_client's app answers
+
+
 def with_pages(metrics: WSGIApp, pages: Mapping[str, Page]) -> WSGIApp:
-    """``pages`` by path (read at each request: features add theirs after the listener
-    starts); every other path is ``metrics``."""
+    """``/metrics`` and ``pages`` by path (read at each request: features add theirs after
+    the listener starts). Any other path is 404, naming what is served: a mistyped URL must
+    not look like a page. ``HEAD /metrics`` answers the headers without rendering the page."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        page = pages.get(environ.get("PATH_INFO") or "/")
-        if page is None:
-            return metrics(environ, start_response)
+        path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
+        page = pages.get(path)
+        if page is None and path in METRICS_PATHS:
+            if method == "HEAD":
+                return _answer(start_response, 200, "text/plain; version=0.0.4; charset=utf-8",
+                               b"", [])
+            return metrics(environ, start_response)
+        if page is None:
+            served = ", ".join(sorted({"/metrics", *pages}))
+            return _answer(start_response, 404, "text/plain; charset=utf-8",
+                           f"not found; this listener serves {served}\n".encode(), [])
         if method not in ("GET", "HEAD"):
             return _answer(start_response, 405, "text/plain; charset=utf-8",
                            b"method not allowed\n", [("Allow", "GET, HEAD")])
