@@ -40,7 +40,24 @@ def main(argv: Sequence[str] | None = None, plugins: Plugins = PLUGINS) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_CONFIG
-    return int(args.handler(args, plugins))
+    try:
+        code = int(args.handler(args, plugins))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return closed_pipe()
+    return code
+
+
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a Unix tool's exit says when `head` stops reading
+
+
+def closed_pipe() -> int:
+    """The reader went away (``runpod-probe ledger list | head``): a quiet exit. What is
+    still buffered goes to /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE_CLOSED
 
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

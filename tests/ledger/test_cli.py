@@ -357,3 +357,24 @@ def test_ledger_commands_need_no_secrets(tmp_path: Path, capsys: pytest.CaptureF
     captured = capsys.readouterr()
     assert captured.err == ""
     assert "unset" not in captured.out
+
+
+def test_a_reader_that_stops_early_is_a_quiet_exit(tmp_path: Path) -> None:
+    """`ledger list | head -1`: the pipe closes under a long listing; no traceback."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "p.db"
+    conn = connect(db)
+    conn.execute("BEGIN IMMEDIATE")
+    append(conn, [draft(n % 60, f"pod-{n}") for n in range(3000)],
+           now=datetime(2026, 2, 18, 9, 0, tzinfo=UTC))
+    conn.execute("COMMIT")
+    conn.close()
+    done = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m probe ledger list --db "{db}" | head -1; '
+                       'exit "${PIPESTATUS[0]}"'],
+        capture_output=True, text=True, timeout=60)
+    assert len(done.stdout.splitlines()) == 1
+    assert done.stderr == "", done.stderr
+    assert done.returncode == 141  # 128 + SIGPIPE, as a Unix tool's exit says it
