@@ -24,6 +24,23 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60)
 
 
+def metrics_page(url: str) -> str:
+    """The daemon's /metrics text, waiting up to 20 s for its listener."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return httpx.get(url, timeout=5).text
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "no /metrics"
+            time.sleep(0.1)
+
+
+def latest_row(db: Path) -> int:
+    """The id of the newest stored result (0 before the database exists)."""
+    rows = latest_results(db) if db.exists() else []
+    return max((r["id"] for r in rows), default=0)
+
+
 def test_check_config_refuses_an_alias_bomb_and_a_huge_file(tmp_path: Path,
                                                             sim_env: dict[str, str]) -> None:
     path = write(tmp_path / "bomb.yaml", bomb(9))
@@ -57,18 +74,10 @@ def test_a_bomb_sent_with_sighup_is_refused_while_probing_goes_on(
                             text=True)
     try:
         def metrics() -> str:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    return httpx.get(url, timeout=5).text
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, "no /metrics"
-                    time.sleep(0.1)
+            return metrics_page(url)
 
         def results() -> int:
-            rows = latest_results(tmp_path / "probe.db") if (tmp_path / "probe.db").exists() \
-                else []
-            return max((r["id"] for r in rows), default=0)
+            return latest_row(tmp_path / "probe.db")
 
         deadline = time.monotonic() + 20
         while 'runpod_probe_up{check="models",endpoint="qwen"} 1.0' not in metrics():
@@ -115,18 +124,10 @@ def test_a_deep_config_sent_with_sighup_keeps_the_old_one_and_a_good_one_applies
                             text=True)
 
     def metrics() -> str:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                return httpx.get(url, timeout=5).text
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "no /metrics"
-                time.sleep(0.1)
+        return metrics_page(url)
 
     def probed() -> int:
-        rows = latest_results(tmp_path / "probe.db") if (tmp_path / "probe.db").exists() \
-            else []
-        return max((r["id"] for r in rows), default=0)
+        return latest_row(tmp_path / "probe.db")
 
     def wait_for(line: str) -> str:
         deadline = time.monotonic() + 20
