@@ -3,7 +3,7 @@
 Builds the daemon's state for N `kind: pod` endpoints (their `models` check with three
 results each), then times what a scrape does when every check has had a new result since
 the last one (as at 10,000 endpoints every 15 s, scraped every 15 s): the page written by
-``probe.exposition`` (OpenMetrics, as Prometheus asks for it) with each check's lines
+``probe.exposition.text`` (OpenMetrics, as Prometheus asks for it) with each check's lines
 written ahead as the daemon writes them (its collector's series cache watching the state;
 ``--at-scrape``: a collector without one, so the scrape writes every line), and gzip of the
 page by ISA-L (what the daemon uses) beside zlib's level 1. Also shown: the time
@@ -32,9 +32,9 @@ from isal import isal_zlib  # noqa: E402
 from scale import machine  # noqa: E402 - bench/ is not a package
 
 from probe.app import PLUGINS  # noqa: E402
-from probe.check_series import lines_of  # noqa: E402
 from probe.config import parse_config  # noqa: E402
-from probe.exposition import render_chunks  # noqa: E402
+from probe.exposition.check_series import lines_of  # noqa: E402
+from probe.exposition.text import render_chunks  # noqa: E402
 from probe.metrics import ProbeCollector, make_registry  # noqa: E402
 from probe.outcome import Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402

@@ -1,5 +1,5 @@
 """Behaviour check of the daemon's HTTP client against httpx's own transport, on real
-sockets: each case of ``tests/transport_cases.py`` runs through ``probe.runner.attempt``
+sockets: each case of ``tests/transport_cases.py`` runs through ``probe.attempts.attempt``
 (deadline + exception mapping) with both clients, and any difference in outcome is a
 failure. The same cases are the contract test ``tests/adapters/test_transport_vs_httpx.py``
 (which also compares status, body and headers, on both of the daemon client's roads); this

@@ -10,7 +10,7 @@ in it.
 from __future__ import annotations
 
 from probe import demo, gate
-from probe.checks.registry import CORE_CHECKS
+from probe.core_checks.registry import CORE_CHECKS
 from probe.discovery import plugin as discovery
 from probe.export import plugin as export
 from probe.features import Feature, Plugins

@@ -1,8 +1,8 @@
-"""What every check is and receives: ``async def check(endpoint, client, ctx) -> Verdict``.
+"""What every check is and receives: ``async def check(endpoint, client, ctx) -> Observation``.
 
-A check observes one endpoint once and returns a ``Verdict`` (a failing endpoint is data);
+A check observes one endpoint once and returns a ``Observation`` (a failing endpoint is data);
 the runner times it, retries it, and maps exceptions to outcomes. A ``CheckSpec`` names a
-check and says how the runner treats its final verdict (``policy``): checks that ask
+check and says how the runner treats its final observation (``policy``): checks that ask
 RunPod's control plane instead of the endpoint turn "could not ask" into ``unknown``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from probe.config.model import Endpoint
 from probe.http import USER_AGENT
 from probe.net import ProbeClient
-from probe.outcome import Verdict
+from probe.outcome import Observation
 from probe.secrets import bearer_headers
 
 
@@ -43,11 +43,11 @@ class CheckContext:
                 **bearer_headers(endpoint.api_key_env, self.env)}
 
 
-CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Verdict]]
+CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Observation]]
 # ``CheckContext.shared`` key: wall-clock time of the last answer the endpoint's engine
 # completed (the prompt checks write it; the vLLM checks read it as evidence of progress).
 ANSWERED_AT = "engine_answered_at"
-Policy = Callable[[Verdict], Verdict]
+Policy = Callable[[Observation], Observation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class CheckSpec:
 
     name: str
     run: CheckFn
-    policy: Policy | None = None  # applied by the runner to the final verdict, after retries
+    policy: Policy | None = None  # applied by the runner to the final observation, after retries
     family: bool = False
     cost: Costing = one_request
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 
 # What "the control plane did not answer" looks like once the runner has mapped it.
 UNANSWERED: frozenset[Outcome] = frozenset(
@@ -27,7 +27,7 @@ MAX_RETRY_AFTER_S = 3600.0  # a silly header must not silence a check for days
 _BACKOFF_KEY = "control_plane_retry_at"
 
 
-def as_unknown(verdict: Verdict) -> Verdict:
+def as_unknown(verdict: Observation) -> Observation:
     """Turn "RunPod's API did not answer" into ``unknown``, keeping why and the status."""
     if verdict.outcome not in UNANSWERED:
         return verdict
@@ -36,7 +36,7 @@ def as_unknown(verdict: Verdict) -> Verdict:
         details["http_status"] = verdict.http_status
     message = f"RunPod's API did not answer ({verdict.outcome}: {verdict.message}); " \
               "the endpoint's state is unknown"
-    return Verdict(Outcome.UNKNOWN, message, verdict.http_status, details)
+    return Observation(Outcome.UNKNOWN, message, verdict.http_status, details)
 
 
 def retry_after_s(header: str | None, now: float | None = None) -> float:
@@ -63,7 +63,7 @@ def back_off(memory: MutableMapping[str, Any], seconds: float) -> float:
     return retry_at
 
 
-def backing_off(memory: MutableMapping[str, Any]) -> Verdict | None:
+def backing_off(memory: MutableMapping[str, Any]) -> Observation | None:
     """The verdict for a run that must not ask yet (a 429's Retry-After), or None."""
     retry_at = memory.get(_BACKOFF_KEY)
     if retry_at is None:
@@ -72,16 +72,16 @@ def backing_off(memory: MutableMapping[str, Any]) -> Verdict | None:
         del memory[_BACKOFF_KEY]
         return None
     when = datetime.fromtimestamp(retry_at, UTC).isoformat(timespec="seconds")
-    return Verdict(Outcome.RATE_LIMITED,
-                   f"not asked: RunPod's API rate-limited us and asked to wait until {when}",
-                   None, {"retry_at": when, "skipped": True})
+    return Observation(Outcome.RATE_LIMITED,
+                       f"not asked: RunPod's API rate-limited us and asked to wait until {when}",
+                       None, {"retry_at": when, "skipped": True})
 
 
-def rate_limited(memory: MutableMapping[str, Any], header: str | None, message: str) -> Verdict:
+def rate_limited(memory: MutableMapping[str, Any], header: str | None, message: str) -> Observation:
     """A 429: record the back-off and return the (not yet unknown) verdict."""
     wait_s = retry_after_s(header)
     retry_at = back_off(memory, wait_s)
     when = datetime.fromtimestamp(retry_at, UTC).isoformat(timespec="seconds")
-    return Verdict(Outcome.RATE_LIMITED, f"{message}; not asking again before {when}", 429,
-                   {"retry_after_s": wait_s, "retry_at": when,
+    return Observation(Outcome.RATE_LIMITED, f"{message}; not asking again before {when}", 429,
+                       {"retry_after_s": wait_s, "retry_at": when,
                     "retry_after_header": header})

@@ -21,7 +21,7 @@ from typing import Any
 
 from probe.config import Config, ConfigError, load_config
 from probe.engine import probing
-from probe.exposition import make_wsgi_app
+from probe.exposition.text import make_wsgi_app
 from probe.features import (
     Attachment,
     Changed,
@@ -76,7 +76,7 @@ def listen(registry: Any, config: Config, pages: Mapping[str, Route]) -> Any:
     """/metrics, and the pages features add (read at each request)."""
     host, port = config.metrics.host, config.metrics.port
     try:
-        # /metrics is collected in the event loop's thread between probes (probe.exposition)
+        # /metrics is collected in the event loop's thread between probes (probe.exposition.text)
         metrics = make_wsgi_app(registry, asyncio.get_running_loop())
         return serve(with_pages(metrics, pages), host, port)
     except OSError as exc:

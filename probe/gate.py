@@ -28,7 +28,7 @@ from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober
 from probe.report import result_dict, result_rows, table
 from probe.sweep import prepare
-from probe.verdict import Judgement, State, Window, instant
+from probe.verdict import State, SweepVerdict, Window, instant
 from probe.windows import windows_now
 
 # What a deployment that is still starting looks like; anything else is a verdict.
@@ -53,13 +53,13 @@ class GateReport:
     unfinished: tuple[str, ...] = ()
 
     @property
-    def judgement(self) -> Judgement:
+    def judgement(self) -> SweepVerdict:
         """The endpoint's verdict on its last results (no check at all is not a pass, and
         neither is a check that did not finish)."""
         judged = instant(self.results)
         if self.unfinished and judged.state in (State.UP, State.UNKNOWN):
-            return Judgement(State.UNKNOWN, judged.cause, "did not finish within the "
-                             f"timeout: {', '.join(self.unfinished)}")
+            return SweepVerdict(State.UNKNOWN, judged.cause, "did not finish within the "
+                                f"timeout: {', '.join(self.unfinished)}")
         return judged
 
     @property

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
-from probe.vllm_errors import is_context_error_body, parse_error
+from probe.openai_errors import is_context_error_body, parse_error
+from probe.outcome import Observation, Outcome
 
 USER_AGENT = "runpod-probe/0.1"
 
@@ -82,14 +82,15 @@ def error_message(body: bytes) -> str:
     return error.message if error is not None else _preview(body)
 
 
-def failure_verdict(status: int, body: bytes) -> Verdict:
+def failure_verdict(status: int, body: bytes) -> Observation:
     """The verdict for a non-2xx answer to a request that carried a prompt: a 400 that means
     "the prompt does not fit the window" is ``context_exceeded`` (the endpoint works; the
     prompt is too long for it), anything else is classified by its status."""
     if is_context_error_body(status, body):
-        return Verdict(Outcome.CONTEXT_EXCEEDED, f"HTTP {status}: {error_message(body)}", status)
-    return Verdict(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
-                   status)
+        return Observation(Outcome.CONTEXT_EXCEEDED, f"HTTP {status}: {error_message(body)}",
+                           status)
+    return Observation(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
+                       status)
 
 
 def _preview(body: bytes, limit: int = 120) -> str:

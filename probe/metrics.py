@@ -4,10 +4,10 @@ The registry is passed in (never the global one) so tests build a fresh one and 
 values with ``registry.get_sample_value``. Features register collectors of their own on the
 same registry (client_python's custom-collector pattern).
 
-The families with a series per endpoint or check are ``probe.exposition.Family``: their
+The families with a series per endpoint or check are ``probe.exposition.text.Family``: their
 samples are read from one snapshot of the state per scrape (no ``Sample`` per series unless
 asked for), their text from the collector's ``SeriesCache``, which watches the state: a
-check's lines are written when its result arrives (``probe.check_series``) and an endpoint's
+check's lines are written when its result arrives (``exposition.check_series``) and an endpoint's
 when its view changes (``endpoint_lines``), so a scrape of 10,000 endpoints joins text
 (about 40 ms of CPU).
 """
@@ -29,9 +29,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
-from probe.check_series import CHECK_LABELS, families, lines_of, written_now
-from probe.exposition import Family, Kept, Lines, escape_value, go_number, label_text
-from probe.series_cache import Columns, SeriesCache
+from probe.exposition.check_series import CHECK_LABELS, families, lines_of, written_now
+from probe.exposition.series_cache import Columns, SeriesCache
+from probe.exposition.text import Family, Kept, Lines, escape_value, go_number, label_text
 from probe.state import DaemonStats, EndpointView, FleetState, Snapshot
 from probe.verdict import State
 

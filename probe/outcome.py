@@ -1,6 +1,6 @@
 """The closed vocabulary of what a probe can observe, and the values that carry it.
 
-A failing endpoint is data, never an exception: every check returns a ``Verdict``
+A failing endpoint is data, never an exception: every check returns a ``Observation``
 and the runner wraps it, with timing and attempts, into a ``ProbeResult``.
 """
 
@@ -74,7 +74,7 @@ RETRYABLE: frozenset[Outcome] = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Observation:
     """What one attempt of one check observed."""
 
     outcome: Outcome

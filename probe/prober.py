@@ -15,12 +15,12 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from probe.attempts import run_check
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config
 from probe.job import Job
 from probe.net import ProbeClient
 from probe.outcome import ProbeResult
-from probe.runner import run_check
 from probe.secrets import Redactor
 from probe.state import FleetState
 from probe.verdict import EndpointVerdict, Transition

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from probe.outcome import ProbeResult
-from probe.verdict import Judgement, State, instant
+from probe.verdict import State, SweepVerdict, instant
 
 COLUMNS = ("ENDPOINT", "KIND", "CHECK", "OUTCOME", "HTTP", "LATENCY", "TRIES", "MESSAGE")
 
@@ -46,7 +46,7 @@ def result_rows(results: Iterable[ProbeResult]) -> list[list[str]]:
              str(r.attempts), r.message] for r in results]
 
 
-def verdicts(results: Iterable[ProbeResult]) -> dict[str, Judgement]:
+def verdicts(results: Iterable[ProbeResult]) -> dict[str, SweepVerdict]:
     """Each endpoint's verdict on these results (``probe.verdict.instant``), by name."""
     by_endpoint: dict[str, list[ProbeResult]] = {}
     for r in results:
@@ -54,7 +54,7 @@ def verdicts(results: Iterable[ProbeResult]) -> dict[str, Judgement]:
     return {name: instant(rs) for name, rs in sorted(by_endpoint.items())}
 
 
-def verdict_rows(judged: dict[str, Judgement]) -> list[list[str]]:
+def verdict_rows(judged: dict[str, SweepVerdict]) -> list[list[str]]:
     return [[name, str(j.state), j.message if j.state is State.MAINTENANCE else
              f"{j.cause.check}: {j.cause.outcome}" if j.cause else "-"]
             for name, j in judged.items()]

@@ -2,7 +2,7 @@
 
 It holds each check's latest result and counters, and each endpoint's verdict
 (``probe.verdict``): the one truth every surface reads. The event loop writes; /metrics is
-collected in the event loop's own thread (between probes, ``probe.exposition``) and the
+collected in the event loop's own thread (between probes, ``probe.exposition.text``) and the
 pages are read from the listener's thread, so every access holds one lock. Work per result
 touches one check and one endpoint, never the fleet: each endpoint's view (what the
 surfaces show of it) is rebuilt when one of its results arrives, so a snapshot copies

@@ -481,7 +481,7 @@ _ENCODER = json.JSONEncoder(sort_keys=True, default=_plain)
 
 
 @dataclass(frozen=True, slots=True)
-class Judgement:
+class SweepVerdict:
     """One sweep's verdict on one endpoint (no hysteresis): ``once`` and ``gate``."""
 
     state: State
@@ -489,7 +489,7 @@ class Judgement:
     message: str = ""
 
 
-def instant(results: Iterable[ProbeResult]) -> Judgement:
+def instant(results: Iterable[ProbeResult]) -> SweepVerdict:
     """The state one set of results shows: any failing availability check is down; any
     check that observed nothing (or a condition not yet confirmed) is unknown; a failing
     governed answer from a reachable server is degraded; up needs every check to pass, and
@@ -512,10 +512,10 @@ def instant(results: Iterable[ProbeResult]) -> Judgement:
     for state, worst in ((State.DOWN, down), (State.UNKNOWN, unknown),
                          (State.DEGRADED, degraded)):
         if worst is not None:
-            return Judgement(state, Cause(worst.check, str(worst.outcome)), worst.message)
+            return SweepVerdict(state, Cause(worst.check, str(worst.outcome)), worst.message)
     if not seen:
-        return Judgement(State.UNKNOWN, None, "no check ran")
-    return Judgement(State.UP)
+        return SweepVerdict(State.UNKNOWN, None, "no check ran")
+    return SweepVerdict(State.UP)
 
 
 def _time(text: str | None) -> datetime | None:

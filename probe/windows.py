@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from probe.config.model import Config
 from probe.state import FleetState
-from probe.verdict import Judgement, State, Transition, Window
+from probe.verdict import State, SweepVerdict, Transition, Window
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,16 @@ def windows_now(sources: Sequence[WindowSource], config: Config, names: Iterable
     return covering(active(sources, config, at), Matcher(names))
 
 
-def overlay(judged: Mapping[str, Judgement],
-            windows: Mapping[str, Window]) -> dict[str, Judgement]:
+def overlay(judged: Mapping[str, SweepVerdict],
+            windows: Mapping[str, Window]) -> dict[str, SweepVerdict]:
     """One sweep's judgements as the daemon states them: an endpoint in a window is in
     maintenance, its cause kept and what its checks say shown in the message."""
     out = dict(judged)
     for name, window in windows.items():
         shown = judged.get(name)
         if shown is not None:
-            out[name] = Judgement(State.MAINTENANCE, shown.cause, f"{window.name}: "
-                                  f"{window.reason} (the checks say {shown.state})")
+            out[name] = SweepVerdict(State.MAINTENANCE, shown.cause, f"{window.name}: "
+                                     f"{window.reason} (the checks say {shown.state})")
     return out
 
 

@@ -16,9 +16,9 @@ from helpers import config_of, endpoint
 import probe
 from probe.app import FEATURES, PLUGINS
 from probe.check import CheckSpec
-from probe.checks import models
 from probe.config import parse_config
 from probe.config.model import ConfigExtension, StorageSettings
+from probe.core_checks import models
 from probe.daemon import Daemon
 from probe.features import Feature, Plugins
 

@@ -6,7 +6,7 @@ import pytest
 from freezegun import freeze_time
 
 from probe import control_plane
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 
 MAPPED = [
     (Outcome.TIMEOUT, Outcome.UNKNOWN), (Outcome.CONNECT_ERROR, Outcome.UNKNOWN),
@@ -20,7 +20,7 @@ MAPPED = [
 
 @pytest.mark.parametrize(("raw", "final"), MAPPED, ids=[str(m[0]) for m in MAPPED])
 def test_as_unknown(raw: Outcome, final: Outcome) -> None:
-    verdict = control_plane.as_unknown(Verdict(raw, "why", 503, {"k": 1}))
+    verdict = control_plane.as_unknown(Observation(raw, "why", 503, {"k": 1}))
     assert verdict.outcome is final
     if final is Outcome.UNKNOWN:
         assert verdict.details == {"k": 1, "reason": str(raw), "http_status": 503}

@@ -24,7 +24,7 @@ from probe.config.model import Config, Endpoint, StorageSettings
 from probe.daemon import STOP_LIMIT_S, Daemon
 from probe.features import Attachment, Feature, Host, Plugins
 from probe.job import Job
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.prompts.model import Expectation, Message, Prompt, PromptSection
 from probe.scheduler import endpoint_jobs
 
@@ -104,8 +104,8 @@ class Planned:
         self.plans: list[list[Job]] = []
         self.announced: list[tuple[Config, Sequence[Job]]] = []
 
-        async def models(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
-            return Verdict(Outcome.OK)
+        async def models(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Observation:
+            return Observation(Outcome.OK)
 
         def planner(config: Config) -> list[Job]:
             self.plans.append(endpoint_jobs(config))
@@ -249,8 +249,8 @@ class Declared:
             def collect(self) -> Any:
                 yield GaugeMetricFamily("declared_gauge", "A declared collector.", value=1)
 
-        async def models(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
-            return Verdict(Outcome.OK)
+        async def models(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Observation:
+            return Observation(Outcome.OK)
 
         def hook(host: Host) -> Attachment:
             return Attachment(

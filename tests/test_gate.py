@@ -21,10 +21,10 @@ from probe.config.model import Config, Endpoint
 from probe.features import Feature, Plugins, Publisher
 from probe.gate import TRANSIENT, GateReport, UnknownEndpoint, render, run_gate, to_json
 from probe.job import Job
-from probe.outcome import Outcome, ProbeResult, Verdict
+from probe.outcome import Observation, Outcome, ProbeResult
 from probe.scheduler import endpoint_jobs
 
-CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Verdict]]
+CheckFn = Callable[[Endpoint, httpx.AsyncClient, CheckContext], Awaitable[Observation]]
 FINAL = sorted(set(Outcome) - TRANSIENT - {Outcome.OK})
 
 
@@ -36,10 +36,10 @@ class Script:
         self.calls: Counter[str] = Counter()
 
     def check(self, name: str, *outcomes: Outcome) -> CheckSpec:
-        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Observation:
             self.calls[name] += 1
             outcome = outcomes[min(self.calls[name], len(outcomes)) - 1]
-            return Verdict(outcome, f"{name} says {outcome}")
+            return Observation(outcome, f"{name} says {outcome}")
 
         return CheckSpec(name, fn)
 
@@ -92,13 +92,13 @@ def test_the_timeout_is_kept_and_checks_still_running_are_named() -> None:
     cancelled: list[str] = []
 
     def hangs(name: str) -> CheckSpec:
-        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Verdict:
+        async def fn(_e: Endpoint, _c: httpx.AsyncClient, _x: CheckContext) -> Observation:
             try:
                 await asyncio.sleep(30)
             except asyncio.CancelledError:
                 cancelled.append(name)
                 raise
-            return Verdict(Outcome.OK)
+            return Observation(Outcome.OK)
 
         return CheckSpec(name, fn)
 

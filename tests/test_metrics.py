@@ -71,7 +71,7 @@ def _states_on_the_page(collector: ProbeCollector) -> dict[tuple[str, str], floa
     """endpoint_state as written (render: the page a scrape gets, texts kept between scrapes)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from probe.exposition import render
+    from probe.exposition.text import render
 
     registry = make_registry(collector)
     page, _ = render(registry, None)

@@ -23,11 +23,11 @@ from probe.config.model import Endpoint
 from probe.features import Feature, Plugins
 from probe.job import Job
 from probe.net import ProbeClient, make_client
-from probe.outcome import Outcome, ProbeResult, Verdict
+from probe.outcome import Observation, Outcome, ProbeResult
 from probe.prober import Prober
 from probe.state import FleetState
 
-CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Verdict]]
+CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Observation]]
 
 
 def make(*specs: CheckSpec, max_concurrent: int = 8, recorder: Any = None,
@@ -52,8 +52,8 @@ def job(target: Endpoint, *checks: str, name: str = "checks", **overrides: Any) 
 
 
 def answers(outcome: Outcome = Outcome.OK) -> CheckFn:
-    async def check(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
-        return Verdict(outcome, str(outcome))
+    async def check(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+        return Observation(outcome, str(outcome))
 
     return check
 
@@ -71,7 +71,7 @@ def test_one_check_never_overlaps_itself_and_the_global_bound_holds(
     running: Counter[str] = Counter()
     peaks: Counter[str] = Counter()
 
-    async def slow(target: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
+    async def slow(target: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
         running[target.name] += 1
         running["*"] += 1
         for key in (target.name, "*"):
@@ -79,7 +79,7 @@ def test_one_check_never_overlaps_itself_and_the_global_bound_holds(
         await asyncio.sleep(0.05)
         running[target.name] -= 1
         running["*"] -= 1
-        return Verdict(Outcome.OK)
+        return Observation(Outcome.OK)
 
     prober = make(CheckSpec("slow", slow), max_concurrent=max_concurrent)
     jobs = [job(endpoint(name=name), "slow", name=f"job{i}") for i, name in enumerate(endpoints)]
@@ -103,12 +103,12 @@ def test_no_check_starts_once_stopping(stop_at: str | None, ran: list[str]) -> N
     holder: list[Prober] = []
 
     def check(name: str) -> CheckSpec:
-        async def fn(_e: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Verdict:
+        async def fn(_e: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Observation:
             called.append(name)
             if name == stop_at:
                 holder[0].stopping.set()
                 assert ctx.stopping is holder[0].stopping, "a long check can see the stop"
-            return Verdict(Outcome.OK)
+            return Observation(Outcome.OK)
 
         return CheckSpec(name, fn)
 
@@ -127,11 +127,11 @@ def test_a_hanging_check_does_not_hold_back_the_endpoints_others() -> None:
     finished: dict[str, float] = {}
 
     def check(name: str, hangs: bool) -> CheckSpec:
-        async def fn(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
+        async def fn(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
             if hangs:
                 await asyncio.sleep(5)
             finished[name] = time.monotonic()
-            return Verdict(Outcome.OK)
+            return Observation(Outcome.OK)
 
         return CheckSpec(name, fn)
 
@@ -214,9 +214,9 @@ def test_a_published_result_reaches_state_recorder_and_observers() -> None:
 def test_job_params_reach_the_checks_context() -> None:
     seen: list[Mapping[str, Any]] = []
 
-    async def ask(_e: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Verdict:
+    async def ask(_e: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Observation:
         seen.append(dict(ctx.params))
-        return Verdict(Outcome.OK)
+        return Observation(Outcome.OK)
 
     prober = make(CheckSpec("prompt", ask, family=True))
     target = endpoint()
@@ -247,9 +247,9 @@ def test_a_jobs_tries_override_the_endpoints(endpoint_tries: int, job_tries: int
 
 
 def test_a_jobs_timeout_overrides_the_endpoints() -> None:
-    async def hangs(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Verdict:
+    async def hangs(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
         await asyncio.sleep(5)
-        return Verdict(Outcome.OK)
+        return Observation(Outcome.OK)
 
     prober = make(CheckSpec("hangs", hangs))
     target = endpoint(timeout_s=10.0, tries=1)
@@ -267,10 +267,10 @@ def test_checks_talk_through_the_probers_client_with_its_env() -> None:
         return httpx.Response(200, json={"data": [{"id": "qwen"}]})
 
     async def models(target: Endpoint, client: ProbeClient,
-                     ctx: CheckContext) -> Verdict:
+                     ctx: CheckContext) -> Observation:
         response = await client.get(f"{target.openai_base}/models", headers=ctx.headers(target))
         served = [m["id"] for m in response.json()["data"]]
-        return Verdict(Outcome.OK, f"serves {served}", response.status_code)
+        return Observation(Outcome.OK, f"serves {served}", response.status_code)
 
     async def main() -> list[ProbeResult]:
         async with answering(handler) as client:
@@ -289,11 +289,11 @@ def test_memory_is_per_check_and_shared_is_per_endpoint() -> None:
     seen: list[tuple[str, str, int, int]] = []
 
     def counting(name: str) -> CheckSpec:
-        async def fn(target: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Verdict:
+        async def fn(target: Endpoint, _c: ProbeClient, ctx: CheckContext) -> Observation:
             ctx.memory["runs"] = ctx.memory.get("runs", 0) + 1
             ctx.shared["runs"] = ctx.shared.get("runs", 0) + 1
             seen.append((target.name, name, ctx.memory["runs"], ctx.shared["runs"]))
-            return Verdict(Outcome.OK)
+            return Observation(Outcome.OK)
 
         return CheckSpec(name, fn)
 

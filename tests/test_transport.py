@@ -15,10 +15,10 @@ import pytest
 import trustme
 
 from probe import http
+from probe.attempts import observation_from_exception
 from probe.net import ProbeClient, make_client
 from probe.net.transport import AiohttpTransport
 from probe.outcome import Outcome
-from probe.runner import verdict_from_exception
 
 
 async def counting_server(status: int) -> tuple[asyncio.Server, list[int]]:
@@ -194,7 +194,7 @@ def test_tls_is_verified_on_every_road(host: str, trusted: bool, expected: objec
                 status, body, _ = await http.get(client, f"https://{host}:{port}/x", {}, 1024)
                 return f"{status} {body.decode()}"
         except httpx.TransportError as exc:
-            return verdict_from_exception(exc, 10.0).outcome
+            return observation_from_exception(exc, 10.0).outcome
         finally:
             server.close()
             await server.wait_closed()

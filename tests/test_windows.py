@@ -10,7 +10,7 @@ from helpers import parse_config
 
 from probe.app import PLUGINS
 from probe.state import FleetState
-from probe.verdict import Cause, Judgement, State, Transition, Window
+from probe.verdict import Cause, State, SweepVerdict, Transition, Window
 from probe.windows import Matcher, WindowClock, covering, overlay, windows_now
 
 ENV = {"RUNPOD_API_KEY": "k"}
@@ -99,9 +99,9 @@ def test_windows_now_asks_every_source_at_that_moment_and_matches_globs() -> Non
 
 def test_overlay_puts_a_windowed_endpoint_in_maintenance_and_keeps_what_checks_say() -> None:
     cause = Cause("models", "timeout")
-    judged = {"qwen-a": Judgement(State.DOWN, cause, "timeout"),
-              "other": Judgement(State.UP)}
+    judged = {"qwen-a": SweepVerdict(State.DOWN, cause, "timeout"),
+              "other": SweepVerdict(State.UP)}
     shown = overlay(judged, {"qwen-a": win("w1", "qwen-*"), "gone": win("w2", "gone")})
-    assert shown == {"qwen-a": Judgement(State.MAINTENANCE, cause, "w1: why (the checks say down)"),
-                     "other": Judgement(State.UP)}
+    assert shown == {"qwen-a": SweepVerdict(State.MAINTENANCE, cause, "w1: why (the checks say down)"),
+                     "other": SweepVerdict(State.UP)}
     assert judged["qwen-a"].state is State.DOWN, "the sweep's own judgements are kept"

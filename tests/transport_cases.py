@@ -1,6 +1,6 @@
 """The cases on which the daemon's HTTP client must behave as httpx's own transport does,
 on real sockets on 127.0.0.1: each a small server and the outcome a check gets from it
-through ``probe.runner.attempt`` (deadline and exception mapping). Used by
+through ``probe.attempts.attempt`` (deadline and exception mapping). Used by
 ``tests/adapters/test_transport_vs_httpx.py`` (the contract: same outcome as httpx, and the
 expected one) and by ``bench/transport_check.py`` (the same table printed, timed, for
 another transport too)."""
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import httpx
 import trustme
 
+from probe.attempts import attempt
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import get
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
-from probe.runner import attempt
+from probe.outcome import Observation, Outcome
 
 CAP = 64 * 1024
 DEADLINE_S = 1.0
@@ -244,11 +244,11 @@ class Seen:
 async def seen(client: ProbeClient, url: str, timeout_s: float = DEADLINE_S) -> Seen:
     answers: list[Seen] = []
 
-    async def check(_e: Endpoint, c: ProbeClient, ctx: CheckContext) -> Verdict:
+    async def check(_e: Endpoint, c: ProbeClient, ctx: CheckContext) -> Observation:
         status, body, got = await get(c, url, {}, ctx.max_body_bytes)
         answers.append(Seen(Outcome.OK, status, body, tuple(
             (k.lower(), v) for k, v in got.multi_items())))
-        return Verdict(Outcome.OK, f"{status} {len(body)} bytes", status)
+        return Observation(Outcome.OK, f"{status} {len(body)} bytes", status)
 
     verdict = await attempt(check, endpoint(timeout_s), client, CheckContext(CAP), timeout_s)
     return answers[0] if verdict.outcome is Outcome.OK and answers else Seen(verdict.outcome)

@@ -1,4 +1,4 @@
-"""prometheus_client's private names, for ``probe.exposition``.
+"""prometheus_client's private names, for ``probe.exposition.text``.
 
 Read from prometheus_client 0.20 to 0.26.0 (contract tests:
 ``tests/adapters/test_prometheus_contract.py``; pinned ``prometheus-client>=0.20,<0.27`` in

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from probe.attempts import run_check
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config, Endpoint
 from probe.control_plane import as_unknown
@@ -22,8 +23,7 @@ from probe.discovery.fleet import DiscoveredFleet, build_fleet
 from probe.discovery.listing import LISTED_KEY, Listed, make_check
 from probe.discovery.settings import API_ENDPOINT, DiscoverySettings
 from probe.net import ProbeClient
-from probe.outcome import Outcome, ProbeResult, Verdict
-from probe.runner import run_check
+from probe.outcome import Observation, Outcome, ProbeResult
 
 CHECK = "discovery"
 KIND = "runpod_api"
@@ -104,7 +104,7 @@ def report(result: ProbeResult, fleet: DiscoveredFleet, listed: Mapping[str, Any
         message = f"discovered {found}" + (f" ({len(fleet.skipped)} skipped)"
                                            if fleet.skipped else "")
         return replace(result, message=message, details=details)
-    verdict = as_unknown(Verdict(result.outcome, result.message, result.http_status, details))
+    verdict = as_unknown(Observation(result.outcome, result.message, result.http_status, details))
     message = verdict.message
     if verdict.outcome is Outcome.UNKNOWN:  # the ledger quotes unauthorized: keep that short
         message = (f"RunPod's API did not answer ({result.outcome}: {result.message}); "

@@ -18,7 +18,7 @@ from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, error_message, get, is_html, parse_json_object
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 
 LISTED_KEY = "listed"  # ctx.memory: kind -> tuple of listed items, for kinds listed this run
 # kind -> (route under the API base, wrapper key, what the route lists, in words)
@@ -69,7 +69,7 @@ def make_check(kinds: tuple[str, ...]) -> Any:
     """The listing check for ``kinds``; ``endpoint.root_url`` is the API base."""
 
     async def check(endpoint: Endpoint, client: ProbeClient,
-                    ctx: CheckContext) -> Verdict:
+                    ctx: CheckContext) -> Observation:
         ctx.memory[LISTED_KEY] = {}
         waiting = control_plane.backing_off(ctx.memory)
         if waiting is not None:
@@ -88,14 +88,14 @@ def make_check(kinds: tuple[str, ...]) -> Any:
                 return control_plane.rate_limited(ctx.memory, headers.get("retry-after"),
                                                   failure)
             if not 200 <= status < 300:
-                return Verdict(_failure(status), failure, status)
+                return Observation(_failure(status), failure, status)
             try:
                 ctx.memory[LISTED_KEY][kind] = parse_listing(kind, parse_json_object(body))
             except BadBody as exc:
-                return Verdict(Outcome.BAD_RESPONSE, f"GET /{route}: {exc}", status)
+                return Observation(Outcome.BAD_RESPONSE, f"GET /{route}: {exc}", status)
         if refused:
             return lacks_permission(refused)
-        return Verdict(Outcome.OK, "listed")
+        return Observation(Outcome.OK, "listed")
 
     return check
 
@@ -121,7 +121,7 @@ def _failure(status: int) -> Outcome:
     return Outcome.HTTP_5XX if status >= 500 else Outcome.HTTP_4XX
 
 
-def lacks_permission(refused: list[tuple[str, int, str]]) -> Verdict:
+def lacks_permission(refused: list[tuple[str, int, str]]) -> Observation:
     """The scope's finding "RunPod API key lacks pod management permissions", with the
     route that said so; the problem's detail goes to the details, the sentence stays short."""
     kinds = [kind for kind, _, _ in refused]
@@ -132,6 +132,6 @@ def lacks_permission(refused: list[tuple[str, int, str]]) -> Verdict:
     else:
         said = f"GET /pods and /serverless return {status}; cannot list them"
     message = f"key lacks {what} permissions — {said} programmatically"
-    return Verdict(Outcome.UNAUTHORIZED, message, status,
-                   {"refused": {kind: {"http_status": code, "detail": detail}
+    return Observation(Outcome.UNAUTHORIZED, message, status,
+                       {"refused": {kind: {"http_status": code, "detail": detail}
                                 for kind, code, detail in refused}})

@@ -1,5 +1,5 @@
 """The one exception map: every aiohttp failure becomes the httpx exception httpx's own
-transport raises for the same event, so ``probe.runner`` classifies one vocabulary whatever
+transport raises for the same event, so ``probe.attempts`` classifies one vocabulary whatever
 road a request took."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import ssl
 import aiohttp
 import httpx
 
-# most specific first (verdict_from_exception reads TLS from the cause chain, then the type)
+# most specific first (observation_from_exception reads TLS from the cause chain, then the type)
 _AIOHTTP_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
     (aiohttp.SocketTimeoutError, httpx.ReadTimeout),

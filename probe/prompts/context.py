@@ -13,11 +13,11 @@
 from __future__ import annotations
 
 from probe.check import CheckContext
-from probe.checks.models import model_cards, pick_card
 from probe.config.model import Endpoint
+from probe.core_checks.models import model_cards, pick_card
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.prompts import budget
 from probe.prompts.chat import reply_failure
 from probe.prompts.model import COMPLETION_KEY, ContextSettings, Message, TokenBounds
@@ -29,34 +29,34 @@ _FILLER = "The quick brown fox jumps over the lazy dog while the probe checks th
 _INSTRUCTION = "Ignore the filler text below and reply with the single word OK.\n\n"
 
 
-async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
     required = ContextSettings.of(endpoint).required_context
     if required is None:
-        return Verdict(Outcome.ERROR, "required_context is not configured")
+        return Observation(Outcome.ERROR, "required_context is not configured")
     completion = ctx.params.get(COMPLETION_KEY) or TokenBounds().default
     status, body, _ = await get(client, f"{endpoint.openai_base}/models", ctx.headers(endpoint),
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body, endpoint.kind), status)
+        return Observation(failed, describe_status(status, body, endpoint.kind), status)
     try:
         card = pick_card(model_cards(parse_json_object(body)), endpoint.model)
     except BadBody as exc:
-        return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
+        return Observation(Outcome.BAD_RESPONSE, str(exc), status)
     if card is None:
-        return Verdict(Outcome.MODEL_MISSING, "the expected model is not served", status)
+        return Observation(Outcome.MODEL_MISSING, "the expected model is not served", status)
     max_len = card.get("max_model_len")
     need = required + completion
     details = {"model": card["id"], "max_model_len": max_len, "required_context": required,
                "completion_tokens": completion}
     if not isinstance(max_len, int) or isinstance(max_len, bool):
-        return Verdict(Outcome.CONTEXT_TOO_SMALL, f"server does not report max_model_len, so "
-                       f"required_context {required} cannot be verified", status, details)
+        return Observation(Outcome.CONTEXT_TOO_SMALL, f"server does not report max_model_len, so "
+                           f"required_context {required} cannot be verified", status, details)
     if max_len < need:
-        return Verdict(Outcome.CONTEXT_TOO_SMALL, f"max_model_len {max_len} is below "
-                       f"required_context {required} + max_tokens {completion} = {need}",
-                       status, details)
-    return Verdict(Outcome.OK, f"max_model_len {max_len} fits required_context {required} + "
+        return Observation(Outcome.CONTEXT_TOO_SMALL, f"max_model_len {max_len} is below "
+                           f"required_context {required} + max_tokens {completion} = {need}",
+                           status, details)
+    return Observation(Outcome.OK, f"max_model_len {max_len} fits required_context {required} + "
                                f"max_tokens {completion}", status, details)
 
 
@@ -68,16 +68,16 @@ def filler(tokens: int) -> str:
 
 
 async def check_active(endpoint: Endpoint, client: ProbeClient,
-                       ctx: CheckContext) -> Verdict:
+                       ctx: CheckContext) -> Observation:
     settings = ContextSettings.of(endpoint)
     required = settings.required_context
     if required is None:
-        return Verdict(Outcome.ERROR, "required_context is not configured")
+        return Observation(Outcome.ERROR, "required_context is not configured")
     refusal = budget.over_budget(ctx.shared, settings.token_budget_per_hour, required + 1)
     if refusal is not None:
-        return Verdict(Outcome.SKIPPED_BUDGET, refusal)
+        return Observation(Outcome.SKIPPED_BUDGET, refusal)
     model = await served_model(endpoint, client, ctx)
-    if isinstance(model, Verdict):
+    if isinstance(model, Observation):
         return model
     spend = budget.meter(ctx.shared).reserve(required + 1)
     reply = await post_chat(client, f"{endpoint.openai_base}/chat/completions",
@@ -95,12 +95,12 @@ async def check_active(endpoint: Endpoint, client: ProbeClient,
                             else 0}
     failed = reply_failure(reply)
     if failed is not None:
-        return Verdict(failed.outcome, failed.message, failed.http_status, details)
+        return Observation(failed.outcome, failed.message, failed.http_status, details)
     if not isinstance(prompt_tokens, int):
-        return Verdict(Outcome.BAD_RESPONSE, "no usage.prompt_tokens in the answer: acceptance "
-                       f"of {required} tokens cannot be verified", reply.status, details)
+        return Observation(Outcome.BAD_RESPONSE, "no usage.prompt_tokens in the answer: acceptance "
+                           f"of {required} tokens cannot be verified", reply.status, details)
     if prompt_tokens < ACCEPTED_FRACTION * required:
-        return Verdict(Outcome.CONTEXT_TOO_SMALL, f"server counted only {prompt_tokens} prompt "
-                       f"tokens of about {required} sent (input cut?)", reply.status, details)
-    return Verdict(Outcome.OK, f"accepted a {prompt_tokens}-token prompt (required_context "
+        return Observation(Outcome.CONTEXT_TOO_SMALL, f"server counted only {prompt_tokens} prompt "
+                           f"tokens of about {required} sent (input cut?)", reply.status, details)
+    return Observation(Outcome.OK, f"accepted a {prompt_tokens}-token prompt (required_context "
                                f"{required})", reply.status, details)

@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
-from probe.exposition import Family
+from probe.exposition.text import Family
 from probe.job import Job
 from probe.metrics import P
 from probe.outcome import ProbeResult

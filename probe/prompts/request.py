@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from probe.check import CheckContext
-from probe.checks.models import model_cards, pick_card
 from probe.config.model import Endpoint
+from probe.core_checks.models import model_cards, pick_card
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.prompts.model import Message
 
 _MODEL_KEY = "served_model"
@@ -35,7 +35,7 @@ def chat_body(messages: tuple[Message, ...], max_tokens: int, model: str | None,
 
 
 async def served_model(endpoint: Endpoint, client: ProbeClient,
-                       ctx: CheckContext) -> str | Verdict:
+                       ctx: CheckContext) -> str | Observation:
     """The model id to send: the configured one, else the first one the server lists
     (remembered until the server says it is gone)."""
     if endpoint.model:
@@ -47,14 +47,14 @@ async def served_model(endpoint: Endpoint, client: ProbeClient,
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, "cannot learn the served model: "
-                       + describe_status(status, body, endpoint.kind), status)
+        return Observation(failed, "cannot learn the served model: "
+                           + describe_status(status, body, endpoint.kind), status)
     try:
         card = pick_card(model_cards(parse_json_object(body)), None)
     except BadBody as exc:
-        return Verdict(Outcome.BAD_RESPONSE, f"cannot learn the served model: {exc}", status)
+        return Observation(Outcome.BAD_RESPONSE, f"cannot learn the served model: {exc}", status)
     if card is None:
-        return Verdict(Outcome.MODEL_MISSING, "the server lists no models", status)
+        return Observation(Outcome.MODEL_MISSING, "the server lists no models", status)
     ctx.memory[_MODEL_KEY] = str(card["id"])
     return str(card["id"])
 

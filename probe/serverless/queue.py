@@ -15,7 +15,7 @@ from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.serverless.conditions import evaluate, unconfirmed
 from probe.serverless.health import QueueHealth, parse_health
 from probe.serverless.history import QueueHistory
@@ -24,7 +24,7 @@ from probe.serverless.settings import queue_settings
 MEMORY_KEY = "queue_history"
 
 
-async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
     waiting = control_plane.backing_off(ctx.memory)
     if waiting is not None:
         return waiting
@@ -35,16 +35,16 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> V
                                           describe_status(status, body, "serverless"))
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body, "serverless"), status)
+        return Observation(failed, describe_status(status, body, "serverless"), status)
     try:
         health = parse_health(parse_json_object(body))
     except BadBody as exc:
-        return Verdict(Outcome.BAD_RESPONSE, f"not a /health answer: {exc}", status)
+        return Observation(Outcome.BAD_RESPONSE, f"not a /health answer: {exc}", status)
     return judge(endpoint, health, ctx, status)
 
 
 def judge(endpoint: Endpoint, health: QueueHealth, ctx: CheckContext,
-          status: int | None = 200) -> Verdict:
+          status: int | None = 200) -> Observation:
     """Read ``health`` against the endpoint's history and name its state. A condition that
     holds but needs more readings to be judged (jobs queued and no worker, a queue that
     does not move) is not a pass: the reading is ``unknown`` until it is confirmed or
@@ -62,15 +62,15 @@ def judge(endpoint: Endpoint, health: QueueHealth, ctx: CheckContext,
     if observation.initializing_for_s is not None:
         details["initializing_for_s"] = round(observation.initializing_for_s, 3)
     if findings:
-        return Verdict(findings[0].outcome, findings[0].message, status, details)
+        return Observation(findings[0].outcome, findings[0].message, status, details)
     pending = unconfirmed(settings, history.streaks)
     if pending:
         outcome, readings, needed = pending[0]
         details["unconfirmed"] = {"condition": str(outcome), "readings": readings,
                                   "needed": needed}
-        return Verdict(Outcome.UNKNOWN, f"{_summary(health)}: looks like {outcome}, not judged "
-                       f"yet ({readings} of {needed} readings) — not a pass", status, details)
-    return Verdict(Outcome.OK, _summary(health), status, details)
+        return Observation(Outcome.UNKNOWN, f"{_summary(health)}: looks like {outcome}, not judged "
+                           f"yet ({readings} of {needed} readings) — not a pass", status, details)
+    return Observation(Outcome.OK, _summary(health), status, details)
 
 
 def _summary(health: QueueHealth) -> str:

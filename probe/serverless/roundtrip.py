@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 
 from probe import control_plane
+from probe.attempts import observation_from_exception
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
-from probe.runner import verdict_from_exception
+from probe.outcome import Observation, Outcome
 from probe.serverless.health import parse_health
 from probe.serverless.jobs import JobReport, parse_job, send
 from probe.serverless.settings import RoundTripSettings, roundtrip_settings
@@ -33,10 +33,10 @@ CANCEL_TIMEOUT_S = 10.0
 OPENAI_PROMPT = "2+2"
 
 
-async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
     settings = roundtrip_settings(endpoint)
     if settings is None:
-        return Verdict(Outcome.ERROR, 'the roundtrip check needs the endpoint\'s "roundtrip" '
+        return Observation(Outcome.ERROR, 'the roundtrip check needs the endpoint\'s "roundtrip" '
                                       "settings")
     waiting = control_plane.backing_off(ctx.memory)
     if waiting is not None:
@@ -49,7 +49,7 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> V
         verdict = await _job(endpoint, client, ctx, settings)
     details = {"start": start, "workers_before": workers,
                "roundtrip_s": round(time.perf_counter() - began, 3), **verdict.details}
-    return Verdict(verdict.outcome, verdict.message, verdict.http_status, details)
+    return Observation(verdict.outcome, verdict.message, verdict.http_status, details)
 
 
 async def _start_label(endpoint: Endpoint, client: ProbeClient,
@@ -66,16 +66,16 @@ async def _start_label(endpoint: Endpoint, client: ProbeClient,
     return ("warm" if health.serving else "cold"), dict(health.workers)
 
 
-def _refused(status: int, body: bytes, headers: httpx.Headers, ctx: CheckContext) -> Verdict:
+def _refused(status: int, body: bytes, headers: httpx.Headers, ctx: CheckContext) -> Observation:
     if status == 429:
         return control_plane.rate_limited(ctx.memory, headers.get("retry-after"),
                                           describe_status(status, body, "serverless"))
-    return Verdict(status_outcome(status) or Outcome.HTTP_4XX,
-                   describe_status(status, body, "serverless"), status)
+    return Observation(status_outcome(status) or Outcome.HTTP_4XX,
+                       describe_status(status, body, "serverless"), status)
 
 
 async def _job(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
-               settings: RoundTripSettings) -> Verdict:
+               settings: RoundTripSettings) -> Observation:
     """Submit, poll until done or the deadline, and cancel the job on every path that leaves
     it unfinished (deadline, a failed poll, a transport error, the daemon stopping), so the
     probe never adds to a stuck queue; the cancel's own outcome is in the details."""
@@ -89,13 +89,13 @@ async def _job(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
         return _refused(status, body, answer_headers, ctx)
     report = parse_job(parse_json_object(body))
     polls, delay_s, status_method = 0, FIRST_POLL_S, "GET"
-    interrupted: Verdict | None = None  # why polling stopped before the job finished
+    interrupted: Observation | None = None  # why polling stopped before the job finished
     while report.pending and report.id is not None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         if await _stopping(ctx, min(delay_s, remaining)):
-            interrupted = Verdict(Outcome.UNKNOWN, "the probe stopped before the job finished")
+            interrupted = Observation(Outcome.UNKNOWN, "the probe stopped before the job finished")
             break
         delay_s = min(delay_s * 1.5, MAX_POLL_S)
         url = f"{endpoint.root_url}/status/{report.id}"
@@ -111,7 +111,7 @@ async def _job(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
                 break
             report = parse_job(parse_json_object(body))
         except (httpx.HTTPError, BadBody) as exc:
-            interrupted = verdict_from_exception(exc, settings.deadline_s)
+            interrupted = observation_from_exception(exc, settings.deadline_s)
             break
     details = _job_details(report, polls)
     if report.pending and report.id is not None:
@@ -119,19 +119,20 @@ async def _job(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
         details.update(cancelled=cancel == "cancelled", cancel=cancel)
         cancelled = "; job cancelled" if cancel == "cancelled" else f"; cancel failed ({cancel})"
         if interrupted is not None:
-            return Verdict(interrupted.outcome, f"status poll: {interrupted.message}{cancelled}",
-                           interrupted.http_status, {**interrupted.details, **details})
-        return Verdict(Outcome.JOB_FAILED,
-                       f"job still {report.status} after {format_duration(settings.deadline_s)}"
-                       + ("; cancelled" if cancel == "cancelled" else "; cancel failed")
-                       + " so the probe does not add to a stuck queue", 200, details)
+            return Observation(interrupted.outcome,
+                               f"status poll: {interrupted.message}{cancelled}",
+                               interrupted.http_status, {**interrupted.details, **details})
+        return Observation(Outcome.JOB_FAILED,
+                           f"job still {report.status} after {format_duration(settings.deadline_s)}"
+                           + ("; cancelled" if cancel == "cancelled" else "; cancel failed")
+                           + " so the probe does not add to a stuck queue", 200, details)
     if report.status != "COMPLETED":
-        return Verdict(Outcome.JOB_FAILED, f"job {report.status}"
-                       + (f": {report.error}" if report.error else ""), 200, details)
+        return Observation(Outcome.JOB_FAILED, f"job {report.status}"
+                           + (f": {report.error}" if report.error else ""), 200, details)
     times = ", ".join(f"{k.removesuffix('_s')} {format_duration(v)}" for k, v in
                       (("delay_s", report.delay_s), ("execution_s", report.execution_s))
                       if v is not None)
-    return Verdict(Outcome.OK, "job COMPLETED" + (f" ({times})" if times else ""), 200, details)
+    return Observation(Outcome.OK, "job COMPLETED" + (f" ({times})" if times else ""), 200, details)
 
 
 async def _stopping(ctx: CheckContext, pause_s: float) -> bool:
@@ -167,12 +168,12 @@ async def _cancel(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
                                          f"{endpoint.root_url}/cancel/{report.id}",
                                          ctx.headers(endpoint), ctx.max_body_bytes)
     except Exception as exc:  # noqa: BLE001 - the cancel's failure is data too
-        return str(verdict_from_exception(exc, CANCEL_TIMEOUT_S).outcome)
+        return str(observation_from_exception(exc, CANCEL_TIMEOUT_S).outcome)
     return "cancelled" if status == 200 else f"HTTP {status}"
 
 
 async def _chat(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
-                settings: RoundTripSettings) -> Verdict:
+                settings: RoundTripSettings) -> Observation:
     payload = {"model": endpoint.model, "max_tokens": 16, "temperature": 0,
                "messages": [{"role": "user", "content": OPENAI_PROMPT}]}
     try:
@@ -182,8 +183,8 @@ async def _chat(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
                 ctx.headers(endpoint), ctx.max_body_bytes, payload)
     except TimeoutError:
         # The OpenAI route has no job id, so there is nothing to cancel.
-        return Verdict(Outcome.JOB_FAILED, "no answer from the OpenAI route within "
-                       f"{format_duration(settings.deadline_s)}", None, {"mode": "openai"})
+        return Observation(Outcome.JOB_FAILED, "no answer from the OpenAI route within "
+                           f"{format_duration(settings.deadline_s)}", None, {"mode": "openai"})
     if status != 200:
         return _refused(status, body, headers, ctx)
     document = parse_json_object(body)
@@ -193,7 +194,7 @@ async def _chat(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext,
     message = choices[0].get("message")
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, str) or not content.strip():
-        return Verdict(Outcome.EMPTY_ANSWER, "the chat completion came back empty", status,
-                       {"mode": "openai"})
-    return Verdict(Outcome.OK, f"chat completion answered {content.strip()[:40]!r}", status,
-                   {"mode": "openai", "answer": content.strip()[:200]})
+        return Observation(Outcome.EMPTY_ANSWER, "the chat completion came back empty", status,
+                           {"mode": "openai"})
+    return Observation(Outcome.OK, f"chat completion answered {content.strip()[:40]!r}", status,
+                       {"mode": "openai", "answer": content.strip()[:200]})

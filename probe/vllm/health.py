@@ -15,20 +15,20 @@ from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, get, is_html, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 
 ENGINE_DEAD_STATUSES = (503, 500)
 
 
-async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
     url = f"{endpoint.root_url}/health"
     status, body, headers = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     if 200 <= status < 300:
-        return Verdict(Outcome.OK, "engine alive", status)
+        return Observation(Outcome.OK, "engine alive", status)
     if status in ENGINE_DEAD_STATUSES and not is_html(body, headers):
-        return Verdict(Outcome.ENGINE_DEAD, f"engine dead: /health answered {status} "
-                       f"({'empty body' if not body.strip() else describe_status(status, body)})",
+        said = "empty body" if not body.strip() else describe_status(status, body)
+        return Observation(Outcome.ENGINE_DEAD,
+                           f"engine dead: /health answered {status} ({said})", status)
+    return Observation(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
                        status)
-    return Verdict(status_outcome(status) or Outcome.HTTP_4XX, describe_status(status, body),
-                   status)
 

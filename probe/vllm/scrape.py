@@ -14,14 +14,14 @@ from probe.check import ANSWERED_AT, CheckContext
 from probe.config.model import Endpoint
 from probe.http import describe_status, get, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.vllm.load import EngineLoad, NotEngineMetrics, parse_engine_load
 from probe.vllm.progress import DEFAULT_STUCK_AFTER, Progress, observe
 
 ACCEPT = "text/plain;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 
-async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
     url = f"{endpoint.root_url}/metrics"
     headers = {**ctx.headers(endpoint), "Accept": ACCEPT}
     # one cap for every body (scheduler.max_body_bytes); vLLM's page is ~50 KB on a tiny
@@ -29,11 +29,11 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> V
     status, body, _ = await get(client, url, headers, ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, describe_status(status, body), status)
+        return Observation(failed, describe_status(status, body), status)
     try:
         load = parse_engine_load(body.decode("utf-8", "replace"))
     except NotEngineMetrics as exc:
-        return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
+        return Observation(Outcome.BAD_RESPONSE, str(exc), status)
     answered = ctx.shared.get(ANSWERED_AT)
     progress = observe(load, time.time(), ctx.durable,
                        answered if isinstance(answered, float) else None)
@@ -45,24 +45,24 @@ def stuck_after(endpoint: Endpoint) -> int:
     return value if isinstance(value, int) else DEFAULT_STUCK_AFTER
 
 
-def judge(load: EngineLoad, progress: Progress, after: int, status: int) -> Verdict:
+def judge(load: EngineLoad, progress: Progress, after: int, status: int) -> Observation:
     details = load_details(load, progress)
     queue = f"{load.waiting:g} waiting, {load.running:g} running"
     if progress.stuck(after):
-        return Verdict(Outcome.ENGINE_STUCK,
-                       f"engine stuck: {queue}, and generation_tokens_total stayed at "
-                       f"{load.generation_tokens_total:g} over the last {progress.streak} "
-                       f"checks ({progress.stalled_s:.0f}s)", status, details)
+        return Observation(Outcome.ENGINE_STUCK,
+                           f"engine stuck: {queue}, and generation_tokens_total stayed at "
+                           f"{load.generation_tokens_total:g} over the last {progress.streak} "
+                           f"checks ({progress.stalled_s:.0f}s)", status, details)
     if not progress.judged(load.waiting):
         streak = f"no new token for {progress.streak - 1} of {after - 1} scrapes" \
             if progress.streak >= 2 else "nothing to compare with yet"
-        return Verdict(Outcome.UNKNOWN, f"{queue}: progress not judged yet ({streak}) — not "
+        return Observation(Outcome.UNKNOWN, f"{queue}: progress not judged yet ({streak}) — not "
                                         "a pass", status, details)
     rate = ("" if progress.tokens_per_s is None
             else f", {progress.tokens_per_s:.1f} tokens/s")
     kv = "" if load.kv_cache_usage is None else f", KV cache {load.kv_cache_usage:.1%}"
     answered = ", an answer completed since the last scrape" if progress.answered else ""
-    return Verdict(Outcome.OK, f"{queue}{rate}{kv}{answered}", status, details)
+    return Observation(Outcome.OK, f"{queue}{rate}{kv}{answered}", status, details)
 
 
 def load_details(load: EngineLoad, progress: Progress) -> dict[str, Any]:

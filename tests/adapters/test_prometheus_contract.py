@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
 from probe.adapters import prometheus_internals
 from probe.adapters.prometheus_internals import bake_output
-from probe.exposition import make_wsgi_app as probe_wsgi_app
+from probe.exposition.text import make_wsgi_app as probe_wsgi_app
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 

@@ -14,7 +14,7 @@ from local_server import answering
 from probe.check import CheckContext
 from probe.discovery.listing import LISTED_KEY, Listed, make_check, parse_listing
 from probe.http import BadBody
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 
 POD = {"id": "7h9k2m4n6p", "name": "vllm-qwen", "status": "RUNNING",
        "ports": ["8000/http", "22/tcp"], "runtime": {"uptime": 3600}}
@@ -59,7 +59,7 @@ Route = tuple[int, Any, dict[str, str]]
 
 
 def run(routes: dict[str, Route], kinds: tuple[str, ...] = ("pod", "serverless"),
-        memory: dict[str, Any] | None = None) -> tuple[Verdict, dict[str, Any], list[str]]:
+        memory: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any], list[str]]:
     seen: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -70,7 +70,7 @@ def run(routes: dict[str, Route], kinds: tuple[str, ...] = ("pod", "serverless")
 
     ctx = CheckContext(env={"RUNPOD_API_KEY": "k-123456"}, memory=memory or {})
 
-    async def go() -> Verdict:
+    async def go() -> Observation:
         async with answering(answer) as client:
             return await make_check(kinds)(api_endpoint(), client, ctx)
 

@@ -14,7 +14,7 @@ from helpers import endpoint
 from local_server import answering
 
 from probe.check import CheckContext
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.prompts import chat
 from probe.prompts.model import PROMPT_KEY, Expectation, Message, Prompt
 
@@ -42,12 +42,12 @@ def reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> An
 
 
 def run(handler: Any, prompt: Prompt = ARITHMETIC, ctx: CheckContext | None = None,
-        **overrides: Any) -> Verdict:
+        **overrides: Any) -> Observation:
     target = endpoint(model="Q", extra=overrides.pop("extra", {}), **overrides)
     context = ctx or CheckContext()
     context.params = {PROMPT_KEY: prompt}
 
-    async def go() -> Verdict:
+    async def go() -> Observation:
         async with answering(handler) as client:
             return await chat.check(target, client, context)
 
@@ -152,7 +152,7 @@ def test_model_is_learned_from_models_and_forgotten_on_404() -> None:
     target = endpoint(model=None)
     ctx = CheckContext(params={PROMPT_KEY: ARITHMETIC})
 
-    async def go() -> list[Verdict]:
+    async def go() -> list[Observation]:
         async with answering(handler) as client:
             return [await chat.check(target, client, ctx) for _ in range(2)]
 

@@ -11,7 +11,7 @@ from helpers import endpoint
 from local_server import answering
 
 from probe.check import CheckContext
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 from probe.prompts import context
 from probe.prompts.model import COMPLETION_KEY
 
@@ -23,8 +23,8 @@ def models(max_len: int | None, status: int = 200) -> Any:
     return lambda request: httpx.Response(status, json={"data": [card]})
 
 
-def run(handler: Any, extra: dict[str, Any]) -> Verdict:
-    async def go() -> Verdict:
+def run(handler: Any, extra: dict[str, Any]) -> Observation:
+    async def go() -> Observation:
         async with answering(handler) as client:
             params = {k: v for k, v in extra.items() if k == COMPLETION_KEY}
             own = {k: v for k, v in extra.items() if k != COMPLETION_KEY}

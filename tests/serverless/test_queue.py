@@ -13,9 +13,9 @@ from helpers import spec
 from local_server import answering
 from serverless_helpers import ROOT, health_json, serverless
 
+from probe.attempts import run_check
 from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult
-from probe.runner import run_check
 from probe.serverless import queue
 
 

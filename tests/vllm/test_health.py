@@ -10,9 +10,9 @@ import pytest
 from helpers import endpoint, spec
 from local_server import answering, refusing
 
+from probe.attempts import run_check
 from probe.check import CheckContext
 from probe.outcome import Outcome, ProbeResult
-from probe.runner import run_check
 from probe.vllm import health
 
 HTML = "text/html; charset=utf-8"

@@ -18,9 +18,9 @@ import pytest
 from helpers import endpoint, spec
 from local_server import answering
 
+from probe.attempts import run_check
 from probe.check import ANSWERED_AT, CheckContext
-from probe.outcome import Outcome, ProbeResult, Verdict
-from probe.runner import run_check
+from probe.outcome import Observation, Outcome, ProbeResult
 from probe.vllm import scrape as vllm_metrics
 from probe.vllm.load import EngineLoad, NotEngineMetrics, parse_engine_load
 
@@ -120,10 +120,10 @@ def serve(*bodies: str, content_type: str = TEXT_1_0, status: int = 200) -> Any:
 
 
 def check(handler: Any, ctx: CheckContext | None = None, runs: int = 1,
-          **overrides: Any) -> list[Verdict]:
+          **overrides: Any) -> list[Observation]:
     ctx = ctx or CheckContext()
 
-    async def go() -> list[Verdict]:
+    async def go() -> list[Observation]:
         async with answering(handler) as client:
             return [await vllm_metrics.check(endpoint(**overrides), client, ctx)
                     for _ in range(runs)]

@@ -4,7 +4,7 @@ set (``Plugins.checks``) is what the runner resolves names against."""
 from __future__ import annotations
 
 from probe.check import CheckSpec, worker_route
-from probe.checks import models
+from probe.core_checks import models
 
 CORE_CHECKS: tuple[CheckSpec, ...] = (
     # /v1/models: on a serverless endpoint, its OpenAI route (a job on a worker)

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from helpers import endpoint, spec
 
+from probe.attempts import observation_from_exception, run_check
 from probe.check import CheckContext
 from probe.http import BadBody
 from probe.net import BodyTooLarge
-from probe.outcome import Outcome, Verdict
-from probe.runner import run_check, verdict_from_exception
+from probe.outcome import Observation, Outcome
 
 
 def _tls_connect_error() -> httpx.ConnectError:
@@ -39,13 +39,13 @@ MAPPING = [
 
 @pytest.mark.parametrize(("exc", "outcome"), [m[1:] for m in MAPPING], ids=[m[0] for m in MAPPING])
 def test_exception_to_outcome(exc: BaseException, outcome: Outcome) -> None:
-    assert verdict_from_exception(exc, 2.0).outcome is outcome
+    assert observation_from_exception(exc, 2.0).outcome is outcome
 
 
-def _scripted(*verdicts: Verdict | BaseException) -> Any:
+def _scripted(*verdicts: Observation | BaseException) -> Any:
     queue = list(verdicts)
 
-    async def check(endpoint: Any, client: Any, ctx: Any) -> Verdict:
+    async def check(endpoint: Any, client: Any, ctx: Any) -> Observation:
         item = queue.pop(0)
         if isinstance(item, BaseException):
             raise item
@@ -63,27 +63,27 @@ def _run(check: Any, **overrides: Any) -> Any:
 
 
 def test_transient_failure_then_pass_is_a_visible_retry() -> None:
-    result = _run(_scripted(httpx.ConnectError("refused"), Verdict(Outcome.OK)), tries=3)
+    result = _run(_scripted(httpx.ConnectError("refused"), Observation(Outcome.OK)), tries=3)
     assert result.outcome is Outcome.OK and result.attempts == 2 and result.retried
 
 
 def test_clean_pass_is_not_retried() -> None:
-    result = _run(_scripted(Verdict(Outcome.OK)), tries=3)
+    result = _run(_scripted(Observation(Outcome.OK)), tries=3)
     assert result.attempts == 1 and not result.retried
 
 
 def test_deterministic_failures_are_not_retried() -> None:
-    result = _run(_scripted(Verdict(Outcome.HTTP_404), Verdict(Outcome.OK)), tries=3)
+    result = _run(_scripted(Observation(Outcome.HTTP_404), Observation(Outcome.OK)), tries=3)
     assert result.outcome is Outcome.HTTP_404 and result.attempts == 1
 
 
 def test_tries_bound_the_attempts() -> None:
-    result = _run(_scripted(*[Verdict(Outcome.HTTP_502)] * 3), tries=3)
+    result = _run(_scripted(*[Observation(Outcome.HTTP_502)] * 3), tries=3)
     assert result.outcome is Outcome.HTTP_502 and result.attempts == 3
 
 
 def test_deadline_covers_a_check_that_never_returns() -> None:
-    async def hang(endpoint: Any, client: Any, ctx: Any) -> Verdict:
+    async def hang(endpoint: Any, client: Any, ctx: Any) -> Observation:
         await asyncio.sleep(60)
         raise AssertionError("unreachable")
 
@@ -98,14 +98,14 @@ def test_no_attempt_starts_once_stopping(stop_during: str) -> None:
     stopping = asyncio.Event()
     attempts = 0
 
-    async def hangs(endpoint: Any, client: Any, ctx: Any) -> Verdict:
+    async def hangs(endpoint: Any, client: Any, ctx: Any) -> Observation:
         nonlocal attempts
         attempts += 1
         if stop_during == "attempt":
             stopping.set()
         else:
             asyncio.get_running_loop().call_later(0.1, stopping.set)
-        return Verdict(Outcome.TIMEOUT)
+        return Observation(Outcome.TIMEOUT)
 
     async def go() -> Any:
         async with httpx.AsyncClient() as client:

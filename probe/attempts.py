@@ -16,28 +16,28 @@ from probe.config.model import Endpoint
 from probe.http import BadBody
 from probe.job import Attempts
 from probe.net import BodyTooLarge, ProbeClient
-from probe.outcome import RETRYABLE, Outcome, ProbeResult, Verdict
+from probe.outcome import RETRYABLE, Observation, Outcome, ProbeResult
 
 log = logging.getLogger(__name__)
 
 
-def verdict_from_exception(exc: BaseException, timeout_s: float) -> Verdict:
+def observation_from_exception(exc: BaseException, timeout_s: float) -> Observation:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return Verdict(Outcome.TIMEOUT, f"no complete answer within {timeout_s:g}s")
+        return Observation(Outcome.TIMEOUT, f"no complete answer within {timeout_s:g}s")
     if isinstance(exc, BodyTooLarge | BadBody):
-        return Verdict(Outcome.BAD_RESPONSE, str(exc))
+        return Observation(Outcome.BAD_RESPONSE, str(exc))
     if _caused_by_tls(exc):
-        return Verdict(Outcome.TLS_ERROR, f"TLS failed: {_reason(exc)}")
+        return Observation(Outcome.TLS_ERROR, f"TLS failed: {_reason(exc)}")
     if isinstance(exc, httpx.ConnectError):
-        return Verdict(Outcome.CONNECT_ERROR, f"cannot connect: {_reason(exc)}")
+        return Observation(Outcome.CONNECT_ERROR, f"cannot connect: {_reason(exc)}")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return Verdict(Outcome.CONNECT_ERROR, f"connection broken: {_reason(exc)}")
+        return Observation(Outcome.CONNECT_ERROR, f"connection broken: {_reason(exc)}")
     if isinstance(exc, httpx.TransportError):
-        return Verdict(Outcome.CONNECT_ERROR, f"transport error: {_reason(exc)}")
+        return Observation(Outcome.CONNECT_ERROR, f"transport error: {_reason(exc)}")
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return Verdict(Outcome.ERROR, f"invalid URL: {_reason(exc)}")
+        return Observation(Outcome.ERROR, f"invalid URL: {_reason(exc)}")
     log.error("check raised an unexpected exception (a runpod-probe bug)", exc_info=exc)
-    return Verdict(Outcome.ERROR, f"internal error: {type(exc).__name__}")
+    return Observation(Outcome.ERROR, f"internal error: {type(exc).__name__}")
 
 
 def _caused_by_tls(exc: BaseException) -> bool:
@@ -55,13 +55,13 @@ def _reason(exc: BaseException) -> str:
 
 
 async def attempt(check: CheckFn, endpoint: Endpoint, client: ProbeClient,
-                  ctx: CheckContext, timeout_s: float) -> Verdict:
+                  ctx: CheckContext, timeout_s: float) -> Observation:
     """One attempt under its total deadline (connect + headers + body)."""
     try:
         async with asyncio.timeout(timeout_s):
             return await check(endpoint, client, ctx)
     except Exception as exc:  # noqa: BLE001 - every failure becomes data here
-        return verdict_from_exception(exc, timeout_s)
+        return observation_from_exception(exc, timeout_s)
 
 
 def _stopping(ctx: CheckContext) -> bool:
@@ -78,20 +78,20 @@ async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: Prob
     while True:
         tries += 1
         began = time.perf_counter()
-        verdict = await attempt(spec.run, endpoint, client, ctx, plan.timeout_s)
+        observation = await attempt(spec.run, endpoint, client, ctx, plan.timeout_s)
         latency_s = time.perf_counter() - began
-        if verdict.outcome not in RETRYABLE or tries >= plan.tries or _stopping(ctx):
+        if observation.outcome not in RETRYABLE or tries >= plan.tries or _stopping(ctx):
             break  # stopping: what was observed is the result, no attempt starts after it
         await asyncio.sleep(plan.retry_delay_s)
         if _stopping(ctx):
             break
-    # A check's policy reads the final verdict in its own terms (e.g. a control-plane
+    # A check's policy reads the final observation in its own terms (e.g. a control-plane
     # check turns "could not ask" into unknown); retries above still see the raw outcome.
     if spec.policy is not None:
-        verdict = spec.policy(verdict)
+        observation = spec.policy(observation)
     return ProbeResult(
-        endpoint=endpoint.name, kind=endpoint.kind, check=name, outcome=verdict.outcome,
+        endpoint=endpoint.name, kind=endpoint.kind, check=name, outcome=observation.outcome,
         started_at=started_at, latency_s=latency_s, attempts=tries,
-        url=endpoint.display_url, message=verdict.message, http_status=verdict.http_status,
-        details=verdict.details,
+        url=endpoint.display_url, message=observation.message, http_status=observation.http_status,
+        details=observation.details,
     )

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from probe.http import error_message, failure_verdict
+from probe.openai_errors import ServerError, is_context_error, is_context_error_body, parse_error
 from probe.outcome import Outcome
-from probe.vllm_errors import ServerError, is_context_error, is_context_error_body, parse_error
 
 SHAPES: list[tuple[str, Any, ServerError | None]] = [
     ("nested-vllm-0.32", {"error": {"message": "The model `nope` does not exist.",

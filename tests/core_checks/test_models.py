@@ -12,7 +12,7 @@ from helpers import endpoint
 from local_server import answering
 
 from probe.check import CheckContext
-from probe.checks import models
+from probe.core_checks import models
 from probe.outcome import Outcome
 
 

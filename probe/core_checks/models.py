@@ -13,20 +13,20 @@ from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Outcome, Verdict
+from probe.outcome import Observation, Outcome
 
 
-async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Verdict:
+async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
     url = f"{endpoint.openai_base}/models"
     status, body, _ = await get(client, url, ctx.headers(endpoint), ctx.max_body_bytes)
     failed = status_outcome(status)
     if failed is not None:
-        return Verdict(failed, api_status_note(endpoint)
-                       + describe_status(status, body, endpoint.kind), status)
+        return Observation(failed, api_status_note(endpoint)
+                           + describe_status(status, body, endpoint.kind), status)
     try:
         cards = model_cards(parse_json_object(body))
     except BadBody as exc:
-        return Verdict(Outcome.BAD_RESPONSE, str(exc), status)
+        return Observation(Outcome.BAD_RESPONSE, str(exc), status)
     return judge(endpoint, cards, status, ctx)
 
 
@@ -48,7 +48,7 @@ def model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
-          ctx: CheckContext) -> Verdict:
+          ctx: CheckContext) -> Observation:
     served = [str(card["id"]) for card in cards]
     card = pick_card(cards, endpoint.model)
     max_len = card.get("max_model_len") if card else None
@@ -57,22 +57,22 @@ def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
                                "model": card["id"] if card else None}
     details.update(_drift(ctx, card or (cards[0] if cards else None)))
     if not served:
-        return Verdict(Outcome.MODEL_MISSING, "the server lists no models", status, details)
+        return Observation(Outcome.MODEL_MISSING, "the server lists no models", status, details)
     if card is None:
-        return Verdict(Outcome.MODEL_MISSING,
-                       f'expected model "{endpoint.model}" is not served (serving: '
-                       f'{", ".join(served)})', status, details)
+        return Observation(Outcome.MODEL_MISSING,
+                           f'expected model "{endpoint.model}" is not served (serving: '
+                           f'{", ".join(served)})', status, details)
     if endpoint.min_context is not None:
         if max_len is None:
-            return Verdict(Outcome.CONTEXT_TOO_SMALL,
-                           f"server does not report max_model_len, so min_context "
-                           f"{endpoint.min_context} cannot be verified", status, details)
+            return Observation(Outcome.CONTEXT_TOO_SMALL,
+                               f"server does not report max_model_len, so min_context "
+                               f"{endpoint.min_context} cannot be verified", status, details)
         if max_len < endpoint.min_context:
-            return Verdict(Outcome.CONTEXT_TOO_SMALL,
-                           f"max_model_len {max_len} is below min_context "
-                           f"{endpoint.min_context}", status, details)
+            return Observation(Outcome.CONTEXT_TOO_SMALL,
+                               f"max_model_len {max_len} is below min_context "
+                               f"{endpoint.min_context}", status, details)
     message = f"serving {card['id']}" + (f" (max_model_len {max_len})" if max_len else "")
-    return Verdict(Outcome.OK, message, status, details)
+    return Observation(Outcome.OK, message, status, details)
 
 
 def pick_card(cards: list[dict[str, Any]], expected: str | None) -> dict[str, Any] | None:

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import config_of, endpoint, plan
 
-from probe.check_series import CHECK_FAMILIES, families
-from probe.exposition import LabelCache, render
+from probe.exposition.check_series import CHECK_FAMILIES, families
+from probe.exposition.text import LabelCache, render
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.state import FleetState

@@ -3,12 +3,12 @@
 A check has eleven families of series (``up``, ``outcome``, ``results``, ``latency_seconds``,
 ...): about 27 lines. At 10,000 checks a scrape that formats them all takes about a third of a
 second of CPU, on the core that probes. Here a check's lines are written once per result
-(``lines_of``, by ``probe.series_cache``, which the state tells of each check it changes) and
+(``lines_of``, by ``series_cache``, which the state tells of each check it changes) and
 a scrape only joins them, family by family, in the fleet's order (``families``); a collector
 keeping none writes them all at each scrape (``written_now``).
 
 The lines are byte for byte what ``Family`` (and so prometheus_client) writes from the same
-rows, in the text format and in OpenMetrics (``tests/test_exposition.py``).
+rows, in the text format and in OpenMetrics (``tests/exposition/test_text.py``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from probe.exposition import Family, Lines, escape_value, go_number, histogram_lines
+from probe.exposition.series_cache import Columns
+from probe.exposition.text import Family, Lines, escape_value, go_number, histogram_lines
 from probe.outcome import Outcome
-from probe.series_cache import Columns
 from probe.state import LATENCY_BUCKETS, CheckState, les_of
 
 P = "runpod_probe_"

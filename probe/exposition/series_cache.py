@@ -3,7 +3,7 @@
 At 10,000 endpoints a scrape that formats every series takes about a third of a second of
 CPU, on the core that probes. ``SeriesCache`` watches ``FleetState`` (``FleetState.watch``):
 the state tells it which check or endpoint view has just changed, with the new domain value,
-and it writes that one's lines then (a check's by ``probe.check_series.lines_of``, an
+and it writes that one's lines then (a check's by ``probe.exposition.check_series.lines_of``, an
 endpoint's by ``probe.metrics.endpoint_lines``), so the work per result is one check's and
 one endpoint's lines, whatever the fleet's size, and a scrape only joins what is kept.
 

@@ -1,4 +1,4 @@
-"""/metrics written by ``probe.exposition`` is byte for byte what prometheus_client writes
+"""/metrics written by ``probe.exposition.text`` is byte for byte what prometheus_client writes
 for the same families, in every format it negotiates; samples read through the registry are
 the same too. Label values that need escaping and every collector with per-endpoint series
 are in the fleet."""
@@ -15,7 +15,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from probe.exposition import Kept, go_number, histogram_lines, make_wsgi_app, render
+from probe.exposition.text import Kept, go_number, histogram_lines, make_wsgi_app, render
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
