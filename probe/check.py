@@ -1,8 +1,8 @@
 """What every check is and receives: ``async def check(endpoint, client, ctx) -> Observation``.
 
 A check observes one endpoint once and returns a ``Observation`` (a failing endpoint is data);
-the runner times it, retries it, and maps exceptions to outcomes. A ``CheckSpec`` names a
-check and says how the runner treats its final observation (``policy``): checks that ask
+``attempts`` times it, retries it, and maps exceptions to outcomes. A ``CheckSpec`` names a
+check and says how ``attempts`` treats its final observation (``policy``): checks that ask
 RunPod's control plane instead of the endpoint turn "could not ask" into ``unknown``.
 """
 
@@ -82,7 +82,7 @@ class CheckSpec:
 
     name: str
     run: CheckFn
-    policy: Policy | None = None  # applied by the runner to the final observation, after retries
+    policy: Policy | None = None  # applied by attempts to the final observation, after retries
     family: bool = False
     cost: Costing = one_request
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from probe.outcome import Observation, Outcome
 
-# What "the control plane did not answer" looks like once the runner has mapped it.
+# What "the control plane did not answer" looks like once attempts has mapped it.
 UNANSWERED: frozenset[Outcome] = frozenset(
     {Outcome.TIMEOUT, Outcome.CONNECT_ERROR, Outcome.TLS_ERROR, Outcome.HTTP_502,
      Outcome.HTTP_5XX, Outcome.RATE_LIMITED}

@@ -7,7 +7,8 @@ at import time, and this module imports no feature.
 
 A feature may add:
 - ``config``: config sections, endpoint keys, validators and check names (``ConfigExtension``);
-- ``checks``: check functions by name, with the runner's policy for their final verdict;
+- ``checks``: check functions by name, with the policy ``attempts`` applies to their last
+  observation;
 - ``planners``: config -> jobs it schedules (prompts, round trips);
 - ``preparers``: steps a one-off sweep runs first (discovery lists RunPod's fleet);
 - ``startup``: daemon start-up hooks (run in order, after the prober is ready); a hook gets

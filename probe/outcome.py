@@ -1,7 +1,7 @@
 """The closed vocabulary of what a probe can observe, and the values that carry it.
 
 A failing endpoint is data, never an exception: every check returns a ``Observation``
-and the runner wraps it, with timing and attempts, into a ``ProbeResult``.
+and ``attempts`` wraps it, with timing and attempts, into a ``ProbeResult``.
 """
 
 from __future__ import annotations
