@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from isal import isal_zlib  # noqa: E402
 from scale import machine  # noqa: E402 - bench/ is not a package
 
-from probe.app import PLUGINS  # noqa: E402
+from probe.app import PLUGINS
 from probe.config import parse_config  # noqa: E402
 from probe.exposition.check_series import lines_of  # noqa: E402
 from probe.exposition.text import render_chunks  # noqa: E402
 from probe.metrics import ProbeCollector, make_registry  # noqa: E402
-from probe.outcome import Outcome, ProbeResult  # noqa: E402
+from probe.outcome import CheckRole, Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402
 
 ACCEPT = "application/openmetrics-text; version=1.0.0"
@@ -47,7 +47,8 @@ def results(n: int, round_: int) -> list[ProbeResult]:
     return [ProbeResult(f"pod-{i:05d}", "pod", "models", Outcome.OK, now,
                         0.012 + i * 1e-7 + round_ / 1000, 1,
                         f"https://p{i:05d}-8000.proxy.runpod.net", "ok", 200,
-                        {"model": "m", "max_model_len": 8192}) for i in range(n)]
+                        {"model": "m", "max_model_len": 8192}, role=role_of("models"))
+            for i in range(n)]
 
 
 def build(n: int, ahead: bool) -> tuple[FleetState, ProbeCollector, float]:
@@ -60,7 +61,7 @@ def build(n: int, ahead: bool) -> tuple[FleetState, ProbeCollector, float]:
     plan = PLUGINS.plan(config)
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
-    state = FleetState()
+    state = FleetState(role_of)
     collector = ProbeCollector(state, write_ahead=ahead)
     state.configure(config, plan)
     for round_ in range(3):
@@ -135,3 +136,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def role_of(check: str) -> CheckRole:
+    return PLUGINS.role_of(check)

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scale import machine  # noqa: E402 - bench/ is not a package
 
-from probe.app import PLUGINS  # noqa: E402
+from probe.app import PLUGINS
 from probe.config import parse_config  # noqa: E402
 from probe.listener import serve, with_pages  # noqa: E402
-from probe.outcome import Outcome, ProbeResult  # noqa: E402
+from probe.outcome import CheckRole, Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402
 from probe.status import html  # noqa: E402
 from probe.status.page import Query, document  # noqa: E402
@@ -51,7 +51,7 @@ def build(n: int, tmp: Path) -> tuple[FleetState, Path]:
         f"  - {{name: pod-{i:05d}, kind: pod, pod_id: p{i:05d}}}\n" for i in range(n))
     config = parse_config(text + "ledger: {down_after: 1, up_after: 1}\n",
                           {"RUNPOD_API_KEY": "bench"}, PLUGINS.config)
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config, PLUGINS.plan(config))
     now = datetime.now(UTC)
     db_path = tmp / "probe.db"
@@ -71,7 +71,8 @@ def build(n: int, tmp: Path) -> tuple[FleetState, Path]:
                              "outcome": str(outcome), "latency_s": 0.01 + (k % 7) / 1000})
             state.update(ProbeResult(name, "pod", check, outcome, now, 0.012, 1,
                                      f"https://p{i:05d}-8000.proxy.runpod.net",
-                                     "HTTP 404" if failing else "ok", 404 if failing else 200))
+                                     "HTTP 404" if failing else "ok", 404 if failing else 200,
+                                     role=role_of(check)))
     db["results"].insert_all(rows, batch_size=20_000)
     db.close()
     conn = sqlite3.connect(db_path)  # open_db made every table (probe.storage)
@@ -142,3 +143,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def role_of(check: str) -> CheckRole:
+    return PLUGINS.role_of(check)

@@ -93,5 +93,5 @@ async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: Prob
         endpoint=endpoint.name, kind=endpoint.kind, check=name, outcome=observation.outcome,
         started_at=started_at, latency_s=latency_s, attempts=tries,
         url=endpoint.display_url, message=observation.message, http_status=observation.http_status,
-        details=observation.details,
+        details=observation.details, role=spec.role,
     )

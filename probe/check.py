@@ -16,7 +16,7 @@ from typing import Any
 from probe.config.model import Endpoint
 from probe.http import USER_AGENT
 from probe.net import ProbeClient
-from probe.outcome import Observation
+from probe.outcome import CheckRole, Observation
 from probe.secrets import bearer_headers
 
 
@@ -74,17 +74,28 @@ def worker_route(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
     return CheckCost(jobs=1 if endpoint.kind == "serverless" else 0)
 
 
+# check name -> its role (``Plugins.role_of``: what the check's spec names)
+RoleOf = Callable[[str], CheckRole]
+
+
+def availability_only(check: str) -> CheckRole:
+    """Every check an availability check: the role map of a plan without governed answers."""
+    return CheckRole.AVAILABILITY
+
+
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
     """A check by name. A ``family`` check answers every name ``<name>:<parameter>`` (e.g.
     ``prompt:arithmetic``); its parameter travels on the job. ``cost`` says what one run
-    costs (``check-config`` adds it up per day)."""
+    costs (``check-config`` adds it up per day); ``role`` what its results say about the
+    endpoint (availability, the served model, or a governed answer)."""
 
     name: str
     run: CheckFn
     policy: Policy | None = None  # applied by attempts to the final observation, after retries
     family: bool = False
     cost: Costing = one_request
+    role: CheckRole = CheckRole.AVAILABILITY  # what its results say (the verdict reads it)
 
     def answers(self, check: str) -> bool:
         if self.family:

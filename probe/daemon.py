@@ -103,7 +103,7 @@ class Daemon:
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
         self.jobs: Sequence[Job] = plugins.plan(config)
-        self.state = FleetState()
+        self.state = FleetState(plugins.role_of)
         self.state.configure(config, self.jobs)
         self.store: ResultStore | None = None
         self.collector = ProbeCollector(self.state)

@@ -27,7 +27,8 @@ async def probing(config: Config, plugins: Plugins, recorder: Recorder | None = 
     scheduler = config.scheduler
     async with make_client(scheduler.max_concurrent, keepalive=scheduler.keepalive,
                            keepalive_expiry=keepalive_expiry_s(config)) as client:
-        yield Prober(client, FleetState() if state is None else state, plugins.resolve,
+        yield Prober(client, FleetState(plugins.role_of) if state is None else state,
+                     plugins.resolve,
                      scheduler.max_concurrent, scheduler.max_body_bytes, recorder, env,
                      Redactor(config.secret_env_names(), env) if redactor is None
                      else redactor)

@@ -36,7 +36,7 @@ from probe.check import CheckSpec
 from probe.config.model import Config, ConfigExtension
 from probe.job import Job
 from probe.net import ProbeClient
-from probe.outcome import ProbeResult
+from probe.outcome import CheckRole, ProbeResult
 from probe.verdict import EndpointVerdict, Transition, Window
 
 if TYPE_CHECKING:
@@ -196,6 +196,14 @@ class Plugins:
             windows=tuple(w for f in features for w in f.windows),
             commands=tuple(c for f in features for c in f.commands),
         )
+
+    def role_of(self, check: str) -> CheckRole:
+        """What ``check``'s results say, as its spec names it (a standing pseudo-endpoint's
+        check, which no feature answers, reports availability)."""
+        try:
+            return self.resolve(check).role
+        except KeyError:
+            return CheckRole.AVAILABILITY
 
     def resolve(self, check: str) -> CheckSpec:
         """The check behind a name; KeyError for a name no feature answers."""

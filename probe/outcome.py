@@ -12,6 +12,16 @@ from datetime import datetime
 from typing import Any
 
 
+class CheckRole(enum.StrEnum):
+    """What a check's results say about its endpoint, named in its ``CheckSpec`` and carried
+    by every result it makes: the verdict judges by role, never by a check's name."""
+
+    AVAILABILITY = "availability"  # failing results take the endpoint down
+    # availability, and the served model and context window it reports (changes are facts)
+    SERVED_MODEL = "served_model"
+    ANSWERS = "answers"  # judges a governed answer: failing makes the endpoint degraded
+
+
 class Outcome(enum.StrEnum):
     """Every result gets exactly one of these."""
 
@@ -102,6 +112,7 @@ class ProbeResult:
     message: str = ""
     http_status: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    role: CheckRole = CheckRole.AVAILABILITY  # its check's, from the check's spec
 
     @property
     def ok(self) -> bool:

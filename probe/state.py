@@ -22,9 +22,10 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any, Protocol
 
+from probe.check import RoleOf, availability_only
 from probe.config.model import Config, Hysteresis
 from probe.job import Job
-from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
+from probe.outcome import NOT_OBSERVED, CheckRole, Outcome, ProbeResult
 from probe.verdict import Cause, EndpointVerdict, State, Transition, Window
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -99,6 +100,7 @@ class EndpointView:
     max_model_len: int | None = None
     since: str | None = None  # when the state began (ISO time)
     window: str | None = None  # the maintenance window's name and reason
+    answers: tuple[str, ...] = ()  # its checks that judge governed answers (by their role)
 
 
 # A served model's name is the server's to choose, so as a label value it is bounded: its
@@ -153,24 +155,31 @@ class StateWatcher(Protocol):
     def view_changed(self, name: str, view: EndpointView | None) -> None: ...
 
 
-def required_checks(config: Config, jobs: Sequence[Job]) -> dict[str, tuple[str, ...]]:
+def required_checks(config: Config, jobs: Sequence[Job],
+                    role_of: RoleOf = availability_only) -> dict[str, tuple[str, ...]]:
     """Endpoint -> the checks its verdict waits for before "up": its own, and those of
-    every job run at least as often (the context fit runs as a job of its own)."""
+    every job run at least as often (the context fit runs as a job of its own), but for
+    governed answers (their failing makes it degraded, not down)."""
     required = {e.name: list(e.checks) for e in config.endpoints}
     for job in jobs:
         if job.interval_s <= job.endpoint.interval_s:
             checks = required.setdefault(job.endpoint.name, [])
             checks.extend(c for c in job.checks if c not in checks)
-    return {name: tuple(checks) for name, checks in required.items()}
+    return {name: tuple(c for c in checks if role_of(c) is not CheckRole.ANSWERS)
+            for name, checks in required.items()}
 
 
 class FleetState:
-    def __init__(self) -> None:
+    def __init__(self, role_of: RoleOf = availability_only) -> None:
+        """``role_of``: what a planned check's results say (``Plugins.role_of``: each
+        check's spec names it)."""
+        self._role_of = role_of
         self._watchers: list[StateWatcher] = []
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
         self._endpoints: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # kind, url, checks
         self._required: dict[str, tuple[str, ...]] = {}  # endpoint -> checks "up" waits for
+        self._answers: dict[str, tuple[str, ...]] = {}  # endpoint -> its governed answers
         self._intervals: dict[tuple[str, str], float] = {}  # (endpoint, check) -> seconds
         self._verdicts: dict[str, EndpointVerdict] = {}
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
@@ -196,7 +205,10 @@ class FleetState:
             self.hysteresis = Hysteresis.of(config)
             self._endpoints = {e.name: (e.kind, e.display_url, tuple(planned[e.name]))
                                for e in config.endpoints}
-            self._required = required_checks(config, jobs)
+            self._answers = {name: tuple(c for c in checks
+                                         if self._role_of(c) is CheckRole.ANSWERS)
+                             for name, checks in planned.items()}
+            self._required = required_checks(config, jobs, self._role_of)
             self._intervals = {(job.endpoint.name, check): job.interval_s for job in jobs
                                for check in job.checks}
             for name, checks in planned.items():
@@ -289,7 +301,7 @@ class FleetState:
                     state.retried_ok_total += 1
             self._tell_check(key, state)
             self.daemon.probes_total += 1
-            if result.check == "models":
+            if result.role is CheckRole.SERVED_MODEL:
                 self._note_model(result)
             verdict = self._verdicts.get(result.endpoint)
             if verdict is None:  # an endpoint no plan declared: nothing to judge
@@ -373,7 +385,8 @@ class FleetState:
         label, max_len = self._model.get(name, (None, None))
         window = verdict.maintenance
         return EndpointView(kind, url, planned, verdict.state, verdict.cause, label, max_len,
-                            verdict.since, f"{window.name}: {window.reason}" if window else None)
+                            verdict.since, f"{window.name}: {window.reason}" if window else None,
+                            self._answers.get(name, ()))
 
     def snapshot(self) -> Snapshot:
         """What /metrics shows, as of now, whichever thread reads it: a check's state is

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from probe.config.model import Hysteresis
-from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
+from probe.outcome import NOT_OBSERVED, CheckRole, Outcome, ProbeResult
 
 
 class State(enum.StrEnum):
@@ -48,14 +48,11 @@ class State(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-# Checks named "prompt:<name>" judge the answers, not the availability.
-ANSWER_PREFIX = "prompt:"
 # A prompt that could not reach the server says nothing about the answer: the endpoint's own
 # checks report that outage, once. (A prompt timing out or answering 5xx while the server is
 # reachable is a finding about the answers: a hung or failing engine.)
 ANSWER_UNREACHABLE = frozenset({Outcome.HTTP_404, Outcome.HTTP_502, Outcome.CONNECT_ERROR,
                                 Outcome.TLS_ERROR, Outcome.UNAUTHORIZED})
-MODELS_CHECK = "models"
 
 
 class Event(enum.StrEnum):
@@ -322,12 +319,12 @@ class EndpointVerdict:
 
     def plan(self, planned: set[str], required: tuple[str, ...]) -> None:
         """Checks no longer planned must not hold a recovery back forever; ``required``
-        (the checks of every job run at the endpoint's interval: its own, the context fit)
-        must all have passed before it is up. Checks on longer schedules (a paid round
-        trip, an active context probe) can take it down and, while failing, hold it down,
-        but do not hold its first "up" back for their interval."""
+        (the checks of every job run at the endpoint's interval: its own, the context fit;
+        never a governed answer) must all have passed before it is up. Checks on longer
+        schedules (a paid round trip, an active context probe) can take it down and, while
+        failing, hold it down, but do not hold its first "up" back for their interval."""
         self.availability.forget_checks(planned)
-        self.availability.required = [c for c in required if not c.startswith(ANSWER_PREFIX)]
+        self.availability.required = list(required)
         for name in [p for p in self.prompts if p not in planned]:
             del self.prompts[name]
         for name in [c for c in self.durable if c not in planned]:
@@ -368,8 +365,7 @@ class EndpointVerdict:
                           new=self._after_window(window), since=_time(window.since))]
         track = self.availability
         failing = [(c, o) for c, o in sorted(window.last.items())
-                   if not c.startswith(ANSWER_PREFIX) and o != Outcome.OK
-                   and o not in NOT_OBSERVED and c in track.streaks
+                   if o != Outcome.OK and o not in NOT_OBSERVED and c in track.streaks
                    and track.streaks[c].fails > 0]
         if failing:
             check, outcome = failing[0]
@@ -402,7 +398,7 @@ class EndpointVerdict:
 
     def _judge(self, r: ProbeResult, row: int | None, s: Hysteresis) -> list[Transition]:
         before = self.checks_state
-        answer = r.check.startswith(ANSWER_PREFIX)
+        answer = r.role is CheckRole.ANSWERS
         track = self.prompts.setdefault(r.check, Track()) if answer else self.availability
         out = self._facts(r, row)
         if r.outcome in NOT_OBSERVED or (answer and r.outcome in ANSWER_UNREACHABLE):
@@ -441,7 +437,7 @@ class EndpointVerdict:
 
     def _facts(self, r: ProbeResult, row: int | None) -> list[Transition]:
         """Served model and context length, compared with what was last seen."""
-        if r.check != MODELS_CHECK:
+        if r.role is not CheckRole.SERVED_MODEL:
             return []
         out = []
         model, max_len = r.details.get("model"), r.details.get("max_model_len")
@@ -502,7 +498,7 @@ def instant(results: Iterable[ProbeResult]) -> SweepVerdict:
         seen = True
         if r.ok:
             continue
-        answer = r.check.startswith(ANSWER_PREFIX)
+        answer = r.role is CheckRole.ANSWERS
         if r.outcome in NOT_OBSERVED or (answer and r.outcome in ANSWER_UNREACHABLE):
             unknown = unknown or r
         elif answer:

@@ -21,6 +21,7 @@ from probe.config.model import (
     StorageSettings,
 )
 from probe.job import Job
+from probe.outcome import CheckRole
 from probe.state import FleetState
 
 
@@ -67,7 +68,7 @@ def plan(config: Config) -> list[Job]:
 
 def fleet_state(config: Config) -> FleetState:
     """A state with every planned check of ``config`` declared."""
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config, plan(config))
     return state
 
@@ -84,3 +85,9 @@ def spec(name: str, run: CheckFn) -> CheckSpec:
 def job_of(target: Endpoint, *checks: str) -> Job:
     """The endpoint's own job (its checks, or ``checks``)."""
     return Job(f"{target.name}/checks", target, checks or target.checks, target.interval_s)
+
+
+def role_of(check: str) -> CheckRole:
+    """The role the composition root's check specs give ``check`` (what a result of it made
+    by the real runner carries)."""
+    return PLUGINS.role_of(check)

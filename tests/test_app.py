@@ -21,6 +21,7 @@ from probe.config.model import ConfigExtension, StorageSettings
 from probe.core_checks import models
 from probe.daemon import Daemon
 from probe.features import Feature, Plugins
+from probe.outcome import CheckRole
 
 
 def families(daemon_plugins: Plugins, tmp_path: Path) -> list[str]:
@@ -88,3 +89,12 @@ def test_features_merge_in_order_and_refuse_a_name_claimed_twice() -> None:
     assert PLUGINS.resolve("prompt:anything").name == "prompt"
     with pytest.raises(KeyError):
         PLUGINS.resolve("nope")
+
+
+def test_check_roles_come_from_the_specs() -> None:
+    assert PLUGINS.role_of("models") is CheckRole.SERVED_MODEL
+    assert PLUGINS.role_of("prompt:arithmetic") is CheckRole.ANSWERS
+    assert PLUGINS.role_of("health") is CheckRole.AVAILABILITY
+    assert PLUGINS.role_of("context") is CheckRole.AVAILABILITY
+    # a standing pseudo-endpoint's check, which no feature answers
+    assert PLUGINS.role_of("no-such-check") is CheckRole.AVAILABILITY

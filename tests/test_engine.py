@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, role_of
 
 import probe
 from probe.app import PLUGINS
@@ -50,7 +50,7 @@ def test_probing_builds_the_prober_from_the_config_and_closes_its_client() -> No
     config = replace(config_of(endpoint(api_key_env="POD_KEY")),
                      scheduler=SchedulerSettings(max_concurrent=3, max_body_bytes=777))
     env = {"POD_KEY": "secret-" + "k" * 24, "K": "runpod-" + "r" * 24}
-    recorder, state = Kept(), FleetState()
+    recorder, state = Kept(), FleetState(role_of)
 
     async def main() -> None:
         async with probing(config, PLUGINS, recorder, env, state) as prober:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, role_of
 
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config, Endpoint
@@ -172,7 +172,7 @@ def test_an_endpoint_a_preparer_adds_can_be_gated() -> None:
 # -- what people and programs read ---------------------------------------------------------
 def result(check: str, outcome: Outcome, attempts: int = 1) -> ProbeResult:
     return ProbeResult("pod-a", "pod", check, outcome, datetime(2026, 2, 18, 9, tzinfo=UTC),
-                       0.1234, attempts, "http://pod.test", f"{check}: {outcome}", 200)
+                       0.1234, attempts, "http://pod.test", f"{check}: {outcome}", 200, role=role_of(check))
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from helpers import config_of, endpoint, fleet_state
+from helpers import config_of, endpoint, fleet_state, role_of
 from prometheus_client import generate_latest
 
 from probe.config.model import Config
@@ -20,7 +20,7 @@ def result(name: str, outcome: Outcome, attempts: int = 1) -> ProbeResult:
     return ProbeResult(endpoint=name, kind="pod", check="models", outcome=outcome,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.3,
                        attempts=attempts, url="http://x", http_status=404 if not outcome else 200,
-                       details={"model": "Q", "max_model_len": 8192})
+                       details={"model": "Q", "max_model_len": 8192}, role=role_of("models"))
 
 
 def test_never_probed_endpoint_is_not_up_and_outcome_unknown() -> None:

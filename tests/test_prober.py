@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import endpoint
+from helpers import endpoint, role_of
 from local_server import answering
 
 from probe.check import CheckContext, CheckSpec
@@ -35,7 +35,7 @@ def make(*specs: CheckSpec, max_concurrent: int = 8, recorder: Any = None,
     """A prober over ``specs`` (merged the way the app merges features) and ``client`` (by
     default the production client, unused by checks that do not talk HTTP)."""
     plugins = Plugins.of(Feature("under-test", checks=specs))
-    return Prober(client or make_client(max_concurrent), FleetState(), plugins.resolve,
+    return Prober(client or make_client(max_concurrent), FleetState(role_of), plugins.resolve,
                   max_concurrent, 1024, recorder, env)
 
 
@@ -204,7 +204,7 @@ def test_a_published_result_reaches_state_recorder_and_observers() -> None:
     prober = make(recorder=recorder)
     prober.observers.append(lambda result, row: seen.append((result.endpoint, row)))
     result = ProbeResult("runpod-api", "api", "discovery", Outcome.OK,
-                         started_at=datetime.now(UTC), latency_s=0.1, attempts=1, url="x")
+                         started_at=datetime.now(UTC), latency_s=0.1, attempts=1, url="x", role=role_of("discovery"))
     prober.publish(result)
     assert seen == [("runpod-api", 7)] and recorder.recorded == [result]
     assert prober.state.latest("runpod-api", "discovery") is result

@@ -32,7 +32,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, role_of
 
 from probe.app import PLUGINS
 from probe.config.model import StorageSettings
@@ -67,11 +67,11 @@ def results(start: datetime) -> list[ProbeResult]:
         details = {"served_models": ["m"], "model": "m", "max_model_len": 4096} if ok else {}
         out.append(ProbeResult(WHO, "pod", "models", outcome, at, 0.01, 1, "http://p42",
                                f"answer {SECRET}" if not ok else "serving m", 200 if ok else None,
-                               details))
-        out.append(ProbeResult(WHO, "pod", "health", outcome, at, 0.01, 1, "http://p42"))
+                               details, role=role_of("models")))
+        out.append(ProbeResult(WHO, "pod", "health", outcome, at, 0.01, 1, "http://p42", role=role_of("health")))
         out.append(ProbeResult(WHO, "pod", "vllm_metrics", outcome, at, 0.01, 1, "http://p42",
                                details={"waiting": 0, "running": 1, "kv_cache_usage": 0.1,
-                                        "nested": {"note": SECRET}} if ok else {}))
+                                        "nested": {"note": SECRET}} if ok else {}, role=role_of("vllm_metrics")))
     return out
 
 
@@ -195,7 +195,7 @@ def _batch_work(n: int, tmp_path: Path) -> Counter[str]:
         verdict = EndpointVerdict()
         for i in range(n):
             store.record(ProbeResult(f"pod-{i:05d}", "pod", "models", Outcome.OK, at, 0.01, 1,
-                                     "http://p"))
+                                     "http://p", role=role_of("models")))
             book.submit({f"pod-{i:05d}": verdict.encoded()}, [])
     finally:
         store.close()
@@ -205,7 +205,7 @@ def _batch_work(n: int, tmp_path: Path) -> Counter[str]:
         store, book = ResultStore(db), LedgerBook(db)
     store_conn, book_conn = store.connect(), book.connect()
     try:
-        store.record(ProbeResult(WHO, "pod", "models", Outcome.OK, at, 0.01, 1, "http://p"))
+        store.record(ProbeResult(WHO, "pod", "models", Outcome.OK, at, 0.01, 1, "http://p", role=role_of("models")))
         book.submit({WHO: verdict.encoded()}, [])
         store.accept(list(_queued(store)))
         book.accept(list(_queued(book)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from helpers import role_of
+
 from probe.outcome import Outcome, ProbeResult
 from probe.secrets import FRAGMENT_CHARS, MASK, Redactor
 
@@ -54,11 +56,11 @@ def test_ordinary_text_is_untouched_and_the_same_object() -> None:
 def test_a_result_is_copied_only_when_something_is_masked() -> None:
     clean = ProbeResult("p", "pod", "models", Outcome.OK, datetime.now(UTC), 0.1, 1,
                         "https://x-8000.proxy.runpod.net", "served m", 200,
-                        {"model": "m", "n": 3, "list": ["a", "b"]})
+                        {"model": "m", "n": 3, "list": ["a", "b"]}, role=role_of("models"))
     assert redact.result(clean) is clean
     leaky = ProbeResult("p", "pod", "models", Outcome.HTTP_4XX, datetime.now(UTC), 0.1, 1,
                         "https://x-8000.proxy.runpod.net", f"HTTP 400: '{KEY[:20]}", 400,
-                        {"n": 3, f"k{KEY[4:16]}": [f"Bearer {KEY}", "b"]})
+                        {"n": 3, f"k{KEY[4:16]}": [f"Bearer {KEY}", "b"]}, role=role_of("models"))
     scrubbed = redact.result(leaky)
     assert scrubbed.message == f"HTTP 400: '{MASK}"
     assert scrubbed.details == {"n": 3, f"k{MASK}": [f"Bearer {MASK}", "b"]}

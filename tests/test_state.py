@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, role_of
 
 from probe.config.model import Endpoint
 from probe.job import Job
@@ -34,7 +34,7 @@ def jobs_of(target: Endpoint, *checks: str) -> Job:
 def result(target: str = "a", check: str = "models", outcome: Outcome = Outcome.OK,
            attempts: int = 1, latency_s: float = 0.2) -> ProbeResult:
     return ProbeResult(target, "pod", check, outcome, datetime(2026, 2, 18, 9, tzinfo=UTC),
-                       latency_s, attempts, "http://pod.test")
+                       latency_s, attempts, "http://pod.test", role=role_of(check))
 
 
 def declared(state: FleetState) -> set[tuple[str, str]]:
@@ -54,7 +54,7 @@ def declared(state: FleetState) -> set[tuple[str, str]]:
 )
 def test_the_plan_declares_the_checks(endpoints: tuple[Endpoint, ...], jobs: list[Job],
                                       checks: dict[str, tuple[str, ...]]) -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(*endpoints), jobs)
     snapshot = state.snapshot()
     assert {name: view.checks for name, view in snapshot.endpoints.items()} == checks
@@ -65,7 +65,7 @@ def test_the_plan_declares_the_checks(endpoints: tuple[Endpoint, ...], jobs: lis
 
 
 def test_endpoints_are_described_for_metrics() -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(A), [jobs_of(A, "models")])
     assert state.snapshot().endpoints == {"a": EndpointView(
         "pod", "http://pod.test", ("models",), State.UNKNOWN, None)}, "not yet judged"
@@ -82,7 +82,7 @@ def test_endpoints_are_described_for_metrics() -> None:
 def test_a_check_no_longer_planned_disappears_and_the_others_keep_their_results(
         second_config: tuple[Endpoint, ...], second_jobs: list[Job], kept: set[tuple[str, str]],
         gone: set[tuple[str, str]]) -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(A), [jobs_of(A, "models", "prompt:arith")])
     state.update(result("a", "models"))
     state.update(result("a", "prompt:arith", Outcome.EXPECTATION_FAILED))
@@ -94,7 +94,7 @@ def test_a_check_no_longer_planned_disappears_and_the_others_keep_their_results(
 
 
 def test_standing_checks_survive_configure() -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.declare_standing("runpod-api", "discovery")
     assert ("runpod-api", "discovery") in declared(state)
     assert state.latest("runpod-api", "discovery") is None, "declared, never run: not up"
@@ -117,7 +117,7 @@ def test_standing_checks_survive_configure() -> None:
 )
 def test_update_counts_each_result(outcome: Outcome, attempts: int, success: bool,
                                    retried_ok: int, latency_observed: bool) -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(A), [jobs_of(A, "models")])
     state.update(result(outcome=outcome, attempts=attempts))
     check = state.snapshot().checks[("a", "models")]
@@ -129,7 +129,7 @@ def test_update_counts_each_result(outcome: Outcome, attempts: int, success: boo
 
 
 def test_a_result_for_an_undeclared_check_is_kept() -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.update(result("runpod-api", "discovery"))
     assert state.latest("runpod-api", "discovery") is not None
 
@@ -147,7 +147,7 @@ def test_a_snapshot_stays_as_it_was_taken_in_any_thread(reader: str) -> None:
     """/metrics is written in slices between probes (in the event loop's thread) or read from
     the listener's: either way what a snapshot holds (its checks' counters, which endpoints
     and checks, each endpoint's view) does not move when the event loop writes."""
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(A), [jobs_of(A, "models")])
     state.update(result())
     snapshot = _in_another_thread(state) if reader == "other-thread" else state.snapshot()
@@ -173,7 +173,7 @@ def test_a_snapshot_stays_as_it_was_taken_in_any_thread(reader: str) -> None:
 
 
 def test_an_endpoints_view_follows_each_of_its_results_and_windows() -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(B), [jobs_of(B, "models")])
     assert state.views()["b"].state is State.UNKNOWN
     for _ in range(2):
@@ -204,13 +204,13 @@ def test_histogram_buckets_are_cumulative() -> None:
 def test_a_server_minting_model_names_cannot_mint_series() -> None:
     """The served model is a label value the server chooses: bounded in length, and in how
     many distinct values one endpoint shows; the rest fold into "other"."""
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(A), [jobs_of(A, "models")])
     labels = []
     for n in range(10):
         state.update(ProbeResult("a", "pod", "models", Outcome.OK, datetime.now(UTC), 0.01, 1,
                                  "http://pod.test", details={"model": f"m{n}" + "x" * 500,
-                                                            "max_model_len": 8192}))
+                                                            "max_model_len": 8192}, role=role_of("models")))
         labels.append(state.snapshot().endpoints["a"].model_label)
     assert len(set(labels)) == 4 and labels[-1] == "other"
     assert all(label is not None and len(label) <= 120 for label in labels)
@@ -221,7 +221,7 @@ def test_up_waits_for_every_job_run_as_often_as_the_endpoints_own_checks() -> No
     # a round trip every 10 minutes can hold the endpoint down but not its first "up"
     jobs = [jobs_of(A, "models", "health"), jobs_of(A, "context"),
             Job("a/roundtrip", A, ("roundtrip",), 600.0)]
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(A), jobs)
     for check in ("models", "health", "roundtrip", "models", "health", "roundtrip"):
         state.update(result(check=check))
@@ -245,7 +245,7 @@ class Told:
 
 
 def test_watchers_are_told_of_what_is_held_and_of_each_change() -> None:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config_of(B), [jobs_of(B, "models")])
     watcher = Told()
     state.watch(watcher)

@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from helpers import role_of
+
 from probe.outcome import Outcome, ProbeResult
 from probe.store import ResultStore, history, latest_results, open_db
 
@@ -17,7 +19,7 @@ from probe.store import ResultStore, history, latest_results, open_db
 def result(endpoint: str = "a", outcome: Outcome = Outcome.OK, message: str = "") -> ProbeResult:
     return ProbeResult(endpoint=endpoint, kind="pod", check="models", outcome=outcome,
                        started_at=datetime.now(UTC), latency_s=0.01, attempts=1,
-                       url="http://x", message=message, http_status=200, details={"k": 1})
+                       url="http://x", message=message, http_status=200, details={"k": 1}, role=role_of("models"))
 
 
 def test_rows_are_written_with_preassigned_ids(tmp_path: Path) -> None:

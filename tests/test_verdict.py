@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 from ledgerhelpers import result
 
-from probe.outcome import NOT_OBSERVED, Outcome
+from probe.outcome import NOT_OBSERVED, CheckRole, Outcome
 from probe.verdict import EndpointVerdict as EndpointState
 from probe.verdict import Event, Window
 from probe.verdict import Hysteresis as LedgerSettings
@@ -320,3 +321,36 @@ def test_the_check_that_took_it_down_must_pass_up_after_times() -> None:
     assert events == [] and seen[-1] == "down", "one pass of context is not up_after"
     events, _ = rounds(state, 1, "", checks)
     assert events == [Event.RECOVERED] and state.state == "up"
+
+
+def test_the_verdict_judges_a_result_by_its_role_not_its_name() -> None:
+    """The role comes from the check's spec and travels on the result: a governed answer
+    under any name degrades, an availability check under a prompt-like name takes down."""
+    answers = EndpointState()
+    feed(answers, "PPP")
+    for i in range(3):
+        r = replace(result(Outcome.EXPECTATION_FAILED, at=100.0 + i, check="quiz"),
+                    role=CheckRole.ANSWERS)
+        answers.observe(r, 10 + i, SETTINGS)
+    assert answers.state == "degraded"
+
+    available = EndpointState()
+    feed(available, "PPP")
+    for i in range(3):
+        r = replace(result(Outcome.EXPECTATION_FAILED, at=100.0 + i, check="prompt:lookalike"),
+                    role=CheckRole.AVAILABILITY)
+        available.observe(r, 10 + i, SETTINGS)
+    assert available.state == "down"
+
+
+def test_only_the_served_model_role_reports_model_changes() -> None:
+    state = EndpointState()
+    for i, model in enumerate(["a", "b"]):
+        r = replace(result(Outcome.OK, at=float(i), check="health"),
+                    details={"model": model, "max_model_len": 4096})
+        assert state.observe(r, i + 1, SETTINGS) == []
+    for i, model in enumerate(["a", "b"]):
+        r = replace(result(Outcome.OK, at=10.0 + i, check="health"),
+                    details={"model": model}, role=CheckRole.SERVED_MODEL)
+        events = [t.event for t in state.observe(r, 10 + i, SETTINGS)]
+    assert events == [Event.MODEL_CHANGED]

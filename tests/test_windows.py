@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from helpers import parse_config
+from helpers import parse_config, role_of
 
 from probe.app import PLUGINS
 from probe.state import FleetState
@@ -34,7 +34,7 @@ def test_targets_match_names_and_globs_of_the_plan() -> None:
 
 
 def clock(windows: list[Window] | Exception) -> tuple[WindowClock, list[tuple[str, str]]]:
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(CONFIG, PLUGINS.plan(CONFIG))
     seen: list[tuple[str, str]] = []
 

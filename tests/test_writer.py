@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from helpers import role_of
 
 import probe.writer
 from probe.ledger.book import LedgerBook
@@ -41,7 +42,7 @@ class QuickStore(ResultStore):
 def _result(n: int) -> ProbeResult:
     return ProbeResult(endpoint=f"pod-{n}", kind="pod", check="models", outcome=Outcome.OK,
                        started_at=datetime.now(UTC), latency_s=0.01, attempts=1,
-                       url="http://127.0.0.1:9/v1")
+                       url="http://127.0.0.1:9/v1", role=role_of("models"))
 
 
 def _draft(n: int) -> LedgerDraft:

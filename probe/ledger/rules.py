@@ -15,7 +15,7 @@ from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.outcome import Outcome
-from probe.verdict import AFTER_WINDOW, ANSWER_PREFIX, Event, Maintenance, Transition, Window
+from probe.verdict import AFTER_WINDOW, Event, Maintenance, Transition, Window
 
 MAX_MESSAGE_CHARS = 160
 
@@ -167,7 +167,8 @@ def phrase(t: Transition, who: str, kind: str | None = None) -> tuple[str, str]:
     values = {"message": _short(t.message), "status": t.http_status or "no HTTP status",
               "check": t.check, "label": rule.label,
               "duration": format_duration(t.duration_s or 0.0)}
-    prompt = (t.check or "").removeprefix(ANSWER_PREFIX)
+    _, parameter, prompt = (t.check or "").partition(":")  # a family's: prompt:<name>
+    prompt = prompt if parameter else t.check or ""
     match t.event:
         case Event.DOWN if t.old == AFTER_WINDOW:
             return rule.severity, (f"{who} {rule.down.format(**values)} — still failing when "

@@ -10,6 +10,7 @@ from typing import Any
 from probe.check import CheckCost, CheckSpec, worker_route
 from probe.config.model import ConfigExtension, Endpoint
 from probe.features import Attachment, Feature, Host
+from probe.outcome import CheckRole
 from probe.prompts import budget, chat, config, context, plan
 from probe.prompts.metrics import PromptMetrics
 from probe.prompts.model import PROMPT_KEY, SECTION, ContextSettings, Prompt
@@ -48,7 +49,8 @@ FEATURE = Feature(
     ),
     checks=(CheckSpec("context", context.check, cost=worker_route),
             CheckSpec("context_active", context.check_active, cost=context_active_cost),
-            CheckSpec("prompt", chat.check, family=True, cost=prompt_cost)),
+            CheckSpec("prompt", chat.check, family=True, cost=prompt_cost,
+                      role=CheckRole.ANSWERS)),
     planners=(plan.prompt_jobs,),
     startup=(start,),
 )

@@ -23,7 +23,7 @@ from probe import __version__
 from probe.outcome import ProbeResult
 from probe.state import EndpointView
 from probe.status.uptime import UptimeBook
-from probe.verdict import ANSWER_PREFIX, State
+from probe.verdict import State
 
 PAGE_SIZE = 100
 SPARK_POINTS = 30
@@ -118,8 +118,7 @@ def _endpoint(name: str, view: EndpointView, last: Latest, uptime: dict[str, flo
         "checks": checks,
         "latency_s": sparks.get("latency_s", []),
         # None: no governed prompt runs here
-        "ttft_s": sparks.get("ttft_s", []) if any(c.startswith(ANSWER_PREFIX)
-                                                  for c in view.checks) else None,
+        "ttft_s": sparks.get("ttft_s", []) if view.answers else None,
     }
 
 
@@ -135,8 +134,8 @@ def sparklines(path: Path, shown: Sequence[tuple[str, EndpointView]]) -> dict[st
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'results'").fetchone():
             return {}
         for name, view in shown:
-            own = [c for c in view.checks if not c.startswith(ANSWER_PREFIX)]
-            prompts = [c for c in view.checks if c.startswith(ANSWER_PREFIX)]
+            own = [c for c in view.checks if c not in view.answers]
+            prompts = list(view.answers)
             spark: dict[str, list[float]] = {}
             if own:
                 rows = conn.execute(

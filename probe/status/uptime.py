@@ -19,9 +19,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from probe.outcome import NOT_OBSERVED, ProbeResult
+from probe.outcome import NOT_OBSERVED, CheckRole, ProbeResult
 from probe.storage.database import open_database, transaction
-from probe.verdict import ANSWER_PREFIX
 
 FLUSH_S = 30.0
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -31,11 +30,14 @@ ON CONFLICT (endpoint, hour) DO UPDATE SET observed = observed + excluded.observ
                                            failed = failed + excluded.failed
 """
 _NOT_OBSERVED = tuple(str(o) for o in NOT_OBSERVED)
+# A stored row keeps its check's name, not its role: governed answers are stored under the
+# names of the prompt family (``prompt:<name>``), which the backfill leaves out.
+STORED_ANSWERS = "prompt:%"
 # Backfill: raw results of the window, then rollups for days without raw results.
 FROM_RESULTS = f"""
 INSERT INTO uptime_hourly (endpoint, hour, observed, failed)
 SELECT endpoint, substr(ts, 1, 13), COUNT(*), SUM(outcome != 'ok') FROM results
-WHERE ts >= ? AND check_name NOT LIKE '{ANSWER_PREFIX}%'
+WHERE ts >= ? AND check_name NOT LIKE '{STORED_ANSWERS}'
   AND outcome NOT IN ({", ".join("?" * len(_NOT_OBSERVED))})
 GROUP BY endpoint, substr(ts, 1, 13)
 """
@@ -43,7 +45,7 @@ FROM_ROLLUPS = f"""
 INSERT OR IGNORE INTO uptime_hourly (endpoint, hour, observed, failed)
 SELECT endpoint, day || 'T00', SUM(results), SUM(CASE WHEN outcome != 'ok' THEN results END)
 FROM results_rollup
-WHERE day >= ? AND check_name NOT LIKE '{ANSWER_PREFIX}%'
+WHERE day >= ? AND check_name NOT LIKE '{STORED_ANSWERS}'
   AND outcome NOT IN ({", ".join("?" * len(_NOT_OBSERVED))})
   AND day < COALESCE((SELECT substr(MIN(ts), 1, 10) FROM results), '9999')
 GROUP BY endpoint, day
@@ -56,7 +58,7 @@ def hour_of(moment: datetime) -> str:
 
 def counts(result: ProbeResult) -> bool:
     """Whether ``result`` is an observation of the endpoint's availability."""
-    return not result.check.startswith(ANSWER_PREFIX) and result.outcome not in NOT_OBSERVED
+    return result.role is not CheckRole.ANSWERS and result.outcome not in NOT_OBSERVED
 
 
 class UptimeBook:

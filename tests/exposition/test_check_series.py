@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import config_of, endpoint, plan
+from helpers import config_of, endpoint, plan, role_of
 
 from probe.exposition.check_series import CHECK_FAMILIES, families
 from probe.exposition.text import LabelCache, render
@@ -36,7 +36,7 @@ RESULTS = [
 
 def state_of(write_ahead: bool) -> tuple[FleetState, ProbeCollector]:
     """A planned state and its collector (``write_ahead``: lines written as it changes)."""
-    state = FleetState()
+    state = FleetState(role_of)
     collector = ProbeCollector(state, write_ahead=write_ahead)
     state.configure(CONFIG, plan(CONFIG))
     return state, collector
@@ -45,7 +45,7 @@ def state_of(write_ahead: bool) -> tuple[FleetState, ProbeCollector]:
 def result(i: int) -> ProbeResult:
     name, check, outcome, attempts, status = RESULTS[i]
     return ProbeResult(name, "pod", check, outcome, T0 + timedelta(seconds=15 * i),
-                       0.05 * (i + 1), attempts, "http://p", "m", status)
+                       0.05 * (i + 1), attempts, "http://p", "m", status, role=role_of(check))
 
 
 def page(collector: ProbeCollector) -> list[bytes]:

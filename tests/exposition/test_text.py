@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from helpers import config_of, endpoint, plan
+from helpers import config_of, endpoint, plan, role_of
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
@@ -33,13 +33,13 @@ ACCEPT = ["", "text/plain; version=0.0.4", "application/openmetrics-text",
 def result(name: str, check: str, outcome: Outcome, i: int = 0, **details: object) -> ProbeResult:
     return ProbeResult(name, "pod", check, outcome, datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC),
                        0.0123 * i, 1 + i % 2, "http://p", "m",
-                       200 if outcome is Outcome.OK else None, dict(details))
+                       200 if outcome is Outcome.OK else None, dict(details), role=role_of(check))
 
 
 def watched(write_ahead: bool) -> tuple[FleetState, CollectorRegistry]:
     """A state and its registry, whose core collector writes the checks' and endpoints' lines
     as they change, as the daemon's does (``write_ahead``), or at each scrape."""
-    state = FleetState()
+    state = FleetState(role_of)
     return state, make_registry(ProbeCollector(state, write_ahead=write_ahead))
 
 

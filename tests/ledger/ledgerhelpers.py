@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from helpers import role_of
+
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
 from probe.outcome import Outcome, ProbeResult
 
@@ -18,7 +20,7 @@ def result(outcome: Outcome = Outcome.OK, at: float = 0.0, check: str = "models"
                        started_at=T0 + timedelta(seconds=at), latency_s=0.01, attempts=1,
                        url="http://127.0.0.1:9/proxy/aq0t10sits4kz2-8000", message=message,
                        http_status=404 if outcome is Outcome.HTTP_404 else 200,
-                       details=dict(details))
+                       details=dict(details), role=role_of(check))
 
 
 def draft(n: int = 1, endpoint: str = "qwen") -> LedgerDraft:
@@ -45,7 +47,7 @@ class Wired:
         from probe.ledger.observer import Ledger
         from probe.state import FleetState
 
-        self.state = FleetState()
+        self.state = FleetState(role_of)
         self.settings = settings
         self.ledger = Ledger(book, redact or (lambda text: text),
                              PLUGINS.standing if standing is None else standing)

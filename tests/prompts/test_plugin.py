@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from fake_host import FakeHost, start
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, role_of
 from prometheus_client import CollectorRegistry
 
 from probe.job import Job
@@ -19,7 +19,7 @@ from probe.prompts.plugin import FEATURE
 def answer(outcome: Outcome) -> ProbeResult:
     return ProbeResult(endpoint="a", kind="pod", check="prompt:arith", outcome=outcome,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.3, attempts=1,
-                       url="http://x", details={})
+                       url="http://x", details={}, role=role_of("prompt:arith"))
 
 
 def test_start_declares_the_prompt_series_that_every_result_feeds() -> None:

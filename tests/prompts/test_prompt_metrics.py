@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from helpers import config_of, endpoint
+from helpers import config_of, endpoint, role_of
 from prometheus_client import CollectorRegistry
 
 from probe.config.model import Config
@@ -25,7 +25,7 @@ def config() -> Config:
 def result(check: str, outcome: Outcome, **details: Any) -> ProbeResult:
     return ProbeResult(endpoint="a", kind="pod", check=check, outcome=outcome,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.3, attempts=1,
-                       url="http://x", details=details)
+                       url="http://x", details=details, role=role_of(check))
 
 
 def registry_with(*results: ProbeResult) -> Any:

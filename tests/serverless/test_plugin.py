@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from fake_host import FakeHost, start
-from helpers import config_of, plan
+from helpers import config_of, plan, role_of
 from prometheus_client import CollectorRegistry
 from serverless_helpers import health_json, serverless
 
@@ -21,7 +21,7 @@ def queue_reading() -> ProbeResult:
     return ProbeResult(endpoint="ep1", kind="serverless", check="queue", outcome=Outcome.OK,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.1, attempts=1,
                        url="http://x/v2/ep1",
-                       details=parse_health(health_json(in_queue=5)).as_details())
+                       details=parse_health(health_json(in_queue=5)).as_details(), role=role_of("queue"))
 
 
 def test_start_declares_the_queue_series_that_every_result_feeds() -> None:

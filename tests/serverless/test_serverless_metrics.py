@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from helpers import config_of, plan
+from helpers import config_of, plan, role_of
 from prometheus_client import CollectorRegistry
 from serverless_helpers import health_json, serverless
 
@@ -25,7 +25,7 @@ def fleet() -> ServerlessMetrics:
 def result(check: str, outcome: Outcome, details: dict[str, Any]) -> ProbeResult:
     return ProbeResult(endpoint="ep1", kind="serverless", check=check, outcome=outcome,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.1, attempts=1,
-                       url="http://x/v2/ep1", details=details)
+                       url="http://x/v2/ep1", details=details, role=role_of(check))
 
 
 def registry(metrics: ServerlessMetrics) -> CollectorRegistry:

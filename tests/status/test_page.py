@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import parse_config
+from helpers import parse_config, role_of
 from ledgerhelpers import result
 
 from probe.app import PLUGINS
@@ -34,7 +34,7 @@ def fleet(names: list[str], down: set[str] = frozenset(),  # type: ignore[assign
         f"  - name: {json.dumps(n)}\n    kind: pod\n    pod_id: p{i}\n    checks: {checks}\n"
         for i, n in enumerate(names))
     config = parse_config(text + "ledger: {down_after: 1, up_after: 1}\n", env=ENV)
-    state = FleetState()
+    state = FleetState(role_of)
     state.configure(config, PLUGINS.plan(config))
     for name in names:
         outcome = Outcome.HTTP_404 if name in down else Outcome.OK

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fake_host import FakeHost, start
-from helpers import config_of, endpoint, plan
+from helpers import config_of, endpoint, plan, role_of
 
 from probe.config.model import StorageSettings
 from probe.outcome import Outcome, ProbeResult
@@ -22,7 +22,7 @@ from probe.verdict import EndpointVerdict, Maintenance
 
 def seen(name: str, outcome: Outcome, at: datetime) -> ProbeResult:
     return ProbeResult(endpoint=name, kind="pod", check="models", outcome=outcome,
-                       started_at=at, latency_s=0.01, attempts=1, url="http://x")
+                       started_at=at, latency_s=0.01, attempts=1, url="http://x", role=role_of("models"))
 
 
 def test_start_serves_the_pages_counts_uptime_and_writes_it_at_close(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from freezegun import freeze_time
+from helpers import role_of
 from ledgerhelpers import draft
 
 from probe.ledger.book import append, connect, read_entries
@@ -22,7 +23,7 @@ def stored(path: Path, days_ago: list[float], now: datetime) -> None:
     for i, age in enumerate(days_ago):
         outcome = Outcome.OK if i % 2 == 0 else Outcome.HTTP_404
         store.record(ProbeResult("qwen", "pod", "models", outcome,
-                                 now - timedelta(days=age), 0.1 * (i + 1), 1, "http://x"))
+                                 now - timedelta(days=age), 0.1 * (i + 1), 1, "http://x", role=role_of("models")))
     store.close()
     conn = connect(path)
     conn.execute("BEGIN IMMEDIATE")
@@ -56,7 +57,7 @@ def test_rollup_accumulates_across_runs(tmp_path: Path) -> None:
     store = ResultStore(path, batch_interval_s=0.01)
     for age, latency in ((40.0, 0.5), (0.0, 0.1)):
         store.record(ProbeResult("qwen", "pod", "models", Outcome.OK,
-                                 now - timedelta(days=age), latency, 1, "http://x"))
+                                 now - timedelta(days=age), latency, 1, "http://x", role=role_of("models")))
     store.close()
     assert prune_results(conn, 30 * DAY, now) == 2
     assert conn.execute("SELECT results, latency_s_max, first_id, last_id FROM results_rollup "

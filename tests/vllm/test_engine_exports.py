@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from helpers import config_of, endpoint, fleet_state, plan
+from helpers import config_of, endpoint, fleet_state, plan, role_of
 
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
@@ -43,7 +43,7 @@ def registry_and_state() -> tuple[Any, Fed]:
 def result(check: str, outcome: Outcome, details: dict[str, Any] | None = None) -> ProbeResult:
     return ProbeResult(endpoint="pod", kind="pod", check=check, outcome=outcome,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.01, attempts=1,
-                       url="http://x", details=details or {})
+                       url="http://x", details=details or {}, role=role_of(check))
 
 
 def test_load_gauges_come_from_the_latest_scrape() -> None:

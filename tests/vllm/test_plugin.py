@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from fake_host import FakeHost, start
-from helpers import config_of, endpoint, plan
+from helpers import config_of, endpoint, plan, role_of
 from prometheus_client import CollectorRegistry
 
 from probe.outcome import Outcome, ProbeResult
@@ -21,7 +21,7 @@ LOAD = {"waiting": 2.0, "running": 4.0, "kv_cache_usage": 0.25,
 def scrape(name: str) -> ProbeResult:
     return ProbeResult(endpoint=name, kind="pod", check="vllm_metrics", outcome=Outcome.OK,
                        started_at=datetime(2026, 1, 1, tzinfo=UTC), latency_s=0.01, attempts=1,
-                       url="http://x", details=dict(LOAD))
+                       url="http://x", details=dict(LOAD), role=role_of("vllm_metrics"))
 
 
 def test_start_declares_the_engine_gauges_that_every_result_feeds() -> None:
