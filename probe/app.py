@@ -14,6 +14,7 @@ from probe.core_checks.registry import CORE_CHECKS
 from probe.discovery import plugin as discovery
 from probe.export import plugin as export
 from probe.features import Feature, Plugins
+from probe.incidents import plugin as incidents
 from probe.ledger import plugin as ledger
 from probe.maintenance import plugin as maintenance
 from probe.prompts import plugin as prompts
@@ -30,6 +31,9 @@ FEATURES: tuple[Feature, ...] = (
     CORE,
     discovery.FEATURE,  # lists RunPod's fleet; its hook runs before the others'
     vllm.FEATURE,  # engine liveness and load
+    # the probe's own vantage and fleet incidents; before the ledger, so an endpoint's entry
+    # written with the result that opened an incident already cites it
+    incidents.FEATURE,
     ledger.FEATURE,  # state with hysteresis, the append-only ledger, LEARNING.md
     maintenance.FEATURE,  # windows from the config and the command line
     prompts.FEATURE,  # governed prompts, context fit, token budget

@@ -181,6 +181,10 @@ class Daemon:
     def add_expander(self, expander: Expander) -> None:
         self.expanders.append(expander)
 
+    def announce(self, subject: str, transitions: list[Transition]) -> None:
+        """Transitions of no endpoint (a fleet incident): every verdict listener hears them."""
+        self._changed(subject, transitions)
+
     # -- running -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, install_signals: bool = True) -> None:
         if install_signals:  # first: a signal during start-up must not kill the process
@@ -252,6 +256,7 @@ class Daemon:
             self.registry.register(Guarded(collector))
         self.prober.observers.extend(attachment.observers)
         self.prober.judged.extend(attachment.judged)
+        self.prober.gates.extend(attachment.gates)
         self.changed.extend(attachment.changed)
         self.routes.update(attachment.routes)
         self._status_parts.update(attachment.status_parts)

@@ -52,6 +52,9 @@ Judged = Callable[[ProbeResult, "int | None", list[Transition], "EndpointVerdict
 Changed = Callable[[str, list[Transition], "EndpointVerdict | None"], object]
 # (config, now) -> the maintenance windows active at ``now``
 WindowSource = Callable[[Config, datetime], Sequence[Window]]
+# Told every result before it is stored and judged; returns it, or what it is to be taken as
+# (the probe's own vantage: a failure seen while the probe is cut off observed nothing).
+Gate = Callable[[ProbeResult], ProbeResult]
 # An HTTP page on the metrics listener: (query parameters) -> (status, content type, body).
 # Called in the listener's thread: it must read shared state through locks (the snapshot).
 Route = Callable[[Mapping[str, list[str]]], tuple[int, str, bytes]]
@@ -110,6 +113,9 @@ class Host(Protocol):
     def publish(self, result: ProbeResult) -> ProbeResult: ...
     def declare_standing(self, endpoint: str, check: str) -> None: ...
     def add_expander(self, expander: Expander) -> None: ...
+    # transitions that belong to no endpoint (a fleet incident opened or closed), told to
+    # every verdict listener (the ledger) like a maintenance window's
+    def announce(self, subject: str, transitions: list[Transition]) -> None: ...
     def apply(self, config: Config) -> bool: ...  # run ``config`` (plus expansions)
 
 
@@ -124,6 +130,7 @@ class Attachment:
     observers: tuple[Observer, ...] = ()  # told every published result
     judged: tuple[Judged, ...] = ()  # told every result, with its transitions
     changed: tuple[Changed, ...] = ()  # told transitions without a result
+    gates: tuple[Gate, ...] = ()  # see every result before it is stored and judged
     routes: Mapping[str, Route] = field(default_factory=dict)  # pages beside /metrics
     status_parts: Mapping[str, StatusPart] = field(default_factory=dict)  # by name
 

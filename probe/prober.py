@@ -68,6 +68,8 @@ class Prober:
         self.max_body_bytes = max_body_bytes
         self.observers: list[Observer] = []
         self.judged: list[Judged] = []
+        # What a result is taken as before it is stored and judged (the probe's vantage)
+        self.gates: list[Callable[[ProbeResult], ProbeResult]] = []
         # Set when the daemon stops: no check starts after it, and long checks (a round
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
@@ -121,6 +123,11 @@ class Prober:
     def publish(self, result: ProbeResult) -> ProbeResult:
         """Scrub, store, judge and hand on ``result``; returns the scrubbed result."""
         result = self.redactor.result(result)
+        for gate in self.gates:
+            try:
+                result = gate(result)
+            except Exception:  # noqa: BLE001 - a gate's bug must not lose the result
+                log.exception("result gate failed")
         log.debug("%s %s: %s (%d attempt(s), %.3fs) %s", result.endpoint, result.check,
                   result.outcome, result.attempts, result.latency_s, result.message)
         row_id = None

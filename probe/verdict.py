@@ -69,6 +69,15 @@ class Event(enum.StrEnum):
     DISAPPEARED = "disappeared"
     MAINTENANCE_STARTED = "maintenance_started"
     MAINTENANCE_ENDED = "maintenance_ended"
+    # A fleet incident (``FleetIncident``): many endpoints of one group failing together for
+    # one reason. Its transitions name the incident's scope, not an endpoint.
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_CLOSED = "incident_closed"
+
+
+INCIDENT_EVENTS = frozenset({Event.INCIDENT_OPENED, Event.INCIDENT_CLOSED})
+# Endpoint entries that say the endpoint is (or was) failing: inside an incident they cite it.
+IN_INCIDENT = frozenset({Event.DOWN, Event.PERSISTENT, Event.RECOVERED})
 
 
 AFTER_WINDOW = "after maintenance"  # marks a down entry written as a window ended
@@ -100,6 +109,27 @@ class Cause:
 
     check: str
     outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class FleetIncident:
+    """A fleet incident as its ledger entries tell it: which group (``scope``: ``proxy:<host>``,
+    ``serverless:<host>``, ``provider:<host>``, ``fleet``), the cause class, when it opened
+    (and closed), how many endpoints it touched and a bounded list of them (the evidence)."""
+
+    id: str
+    scope: str
+    cause: str
+    opened_at: datetime
+    affected: int
+    group_size: int
+    evidence: tuple[str, ...]
+    closed_at: datetime | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.closed_at is None else \
+            (self.closed_at - self.opened_at).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +284,9 @@ class EndpointVerdict:
     # check -> what the check remembers across runs and restarts (streaks over readings)
     durable: dict[str, dict[str, Any]] = field(default_factory=dict)
     maintenance: Maintenance | None = None
+    # The fleet incident the endpoint's current (or last) failure belongs to, by id: its
+    # down, persistent and recovered entries cite it (set by the incident tracker).
+    incident: str | None = None
 
     @property
     def state(self) -> State:
@@ -315,7 +348,8 @@ class EndpointVerdict:
                    model_row=data.get("model_row"), subject=data.get("subject"),
                    origin=data.get("origin"), durable=dict(data.get("durable") or {}),
                    maintenance=Maintenance(**data["maintenance"])
-                   if data.get("maintenance") else None)
+                   if data.get("maintenance") else None,
+                   incident=data.get("incident"))
 
     def plan(self, planned: set[str], required: tuple[str, ...]) -> None:
         """Checks no longer planned must not hold a recovery back forever; ``required``

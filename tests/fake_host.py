@@ -20,7 +20,7 @@ from probe.features import (
 from probe.job import Job
 from probe.net import ProbeClient
 from probe.outcome import ProbeResult
-from probe.verdict import EndpointVerdict
+from probe.verdict import EndpointVerdict, Transition
 
 
 class FakeHost:
@@ -48,6 +48,7 @@ class FakeHost:
         self.verdicts: dict[str, EndpointVerdict] = {}
         self.views: dict[str, Any] = {}
         self.results: dict[tuple[str, str], ProbeResult] = {}
+        self.announced: list[tuple[str, list[Transition]]] = []
 
     @property
     def client(self) -> ProbeClient:
@@ -81,6 +82,9 @@ class FakeHost:
 
     def add_expander(self, expander: Expander) -> None:
         self.expanders.append(expander)
+
+    def announce(self, subject: str, transitions: list[Transition]) -> None:
+        self.announced.append((subject, transitions))
 
     def apply(self, config: Config) -> bool:
         for expand in self.expanders:

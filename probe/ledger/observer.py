@@ -19,7 +19,7 @@ from probe.ledger.book import LedgerBook
 from probe.ledger.chain import LedgerDraft
 from probe.ledger.rules import draft, subject
 from probe.outcome import ProbeResult
-from probe.verdict import EndpointVerdict, Event, Transition
+from probe.verdict import INCIDENT_EVENTS, EndpointVerdict, Event, Transition
 
 VerdictOf = Callable[[str], "EndpointVerdict | None"]
 
@@ -52,12 +52,18 @@ class Ledger:
     def changed(self, endpoint: str, transitions: list[Transition],
                 verdict: EndpointVerdict | None) -> list[LedgerDraft]:
         """Entries for what changed without a result (a maintenance window began or
-        ended), and the verdict to keep."""
+        ended), and the verdict to keep; a fleet incident opened or closed (no verdict: its
+        subject is the incident's scope)."""
         if verdict is None:
-            return []
+            drafts = [self._draft(t, t.endpoint) for t in transitions
+                      if t.event in INCIDENT_EVENTS]
+            if drafts:
+                self.book.submit({}, drafts)
+            return drafts
         if verdict.subject is None and endpoint in self.standing:
             verdict.subject = self.standing[endpoint]
-        drafts = [self._draft(t, verdict.subject or t.endpoint) for t in transitions]
+        drafts = [self._draft(t, verdict.subject or t.endpoint, verdict.incident)
+                  for t in transitions]
         self.book.submit({endpoint: verdict.encoded()}, drafts)
         return drafts
 
@@ -88,8 +94,8 @@ class Ledger:
         self.book.submit(changes, drafts)
         return drafts
 
-    def _draft(self, t: Transition, who: str) -> LedgerDraft:
-        d = draft(t, who, self.kinds.get(t.endpoint))
+    def _draft(self, t: Transition, who: str, incident: str | None = None) -> LedgerDraft:
+        d = draft(t, who, self.kinds.get(t.endpoint), incident)
         # results are redacted already; patterns quote messages, so scrub again
         url = self.redact(d.evidence.url) if d.evidence.url else None
         return replace(d, pattern=self.redact(d.pattern), evidence=replace(d.evidence, url=url))

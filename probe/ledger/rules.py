@@ -15,7 +15,15 @@ from probe.config.model import Endpoint
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.outcome import Outcome
-from probe.verdict import AFTER_WINDOW, Event, Maintenance, Transition, Window
+from probe.verdict import (
+    AFTER_WINDOW,
+    IN_INCIDENT,
+    Event,
+    FleetIncident,
+    Maintenance,
+    Transition,
+    Window,
+)
 
 MAX_MESSAGE_CHARS = 160
 
@@ -149,8 +157,13 @@ def subject(endpoint: Endpoint) -> str:
 MAINTENANCE_CHECK = "maintenance"  # the evidence of a window's start and end
 
 
-def draft(t: Transition, who: str, kind: str | None = None) -> LedgerDraft:
+def draft(t: Transition, who: str, kind: str | None = None,
+          incident: str | None = None) -> LedgerDraft:
+    """``incident``: the fleet incident the endpoint's failure belongs to; its down,
+    persistent and recovered entries cite it."""
     severity, pattern = phrase(t, who, kind)
+    if incident is not None and t.event in IN_INCIDENT:
+        pattern = f"{pattern} [part of fleet incident {incident}]"
     observed = t.at.isoformat(timespec="seconds")
     check = MAINTENANCE_CHECK if t.event in (Event.MAINTENANCE_STARTED,
                                              Event.MAINTENANCE_ENDED) else t.check
@@ -170,6 +183,10 @@ def phrase(t: Transition, who: str, kind: str | None = None) -> tuple[str, str]:
     _, parameter, prompt = (t.check or "").partition(":")  # a family's: prompt:<name>
     prompt = prompt if parameter else t.check or ""
     match t.event:
+        case Event.INCIDENT_OPENED if isinstance(t.new, FleetIncident):
+            return "critical", incident_opened(t.new, rule.label)
+        case Event.INCIDENT_CLOSED if isinstance(t.old, FleetIncident):
+            return "info", incident_closed(t.old, rule.label)
         case Event.DOWN if t.old == AFTER_WINDOW:
             return rule.severity, (f"{who} {rule.down.format(**values)} — still failing when "
                                    "its maintenance window ended")
@@ -224,6 +241,38 @@ def phrase(t: Transition, who: str, kind: str | None = None) -> tuple[str, str]:
         case Event.DISAPPEARED:
             return "info", f"{who} removed from the config — no longer probed"
     raise ValueError(f"no phrase for {t.event}")  # pragma: no cover - Event is closed
+
+
+SCOPE_WORDS = {"proxy": "behind RunPod proxy", "serverless": "behind serverless API",
+               "provider": "of provider"}
+
+
+def group_words(scope: str) -> str:
+    """``proxy:proxy.runpod.net`` -> "behind RunPod proxy proxy.runpod.net"."""
+    kind, _, host = scope.partition(":")
+    if not host:
+        return "of the fleet"
+    return f"{SCOPE_WORDS.get(kind, kind)} {host}"
+
+
+def _named(incident: FleetIncident) -> str:
+    names = ", ".join(incident.evidence)
+    more = incident.affected - len(incident.evidence)
+    return names + (f" and {more} more" if more > 0 else "")
+
+
+def incident_opened(incident: FleetIncident, label: str) -> str:
+    return (f"Fleet incident {incident.id}: {incident.affected} of {incident.group_size} "
+            f"endpoints {group_words(incident.scope)} down together ({label}) — one cause "
+            f"outside the endpoints is likely (proxy, region, provider); endpoints: "
+            f"{_named(incident)}")
+
+
+def incident_closed(incident: FleetIncident, label: str) -> str:
+    return (f"Fleet incident {incident.id} closed after "
+            f"{format_duration(incident.duration_s or 0.0)}: {incident.affected} endpoints "
+            f"{group_words(incident.scope)} were down ({label}); endpoints: "
+            f"{_named(incident)}")
 
 
 def _short(message: str) -> str:

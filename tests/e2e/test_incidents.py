@@ -1,0 +1,142 @@
+"""Fleet incidents and the probe's own vantage, end to end: the real daemon against the
+simulator over real sockets.
+
+- every pod behind the proxy failing at once is one incident (one ledger entry when it
+  opens, one when it closes; the endpoints' own entries cite it), on /metrics and the
+  status page;
+- the probe cut off (its one vantage target, a reference URL, on a closed port) while the
+  pods fail: endpoints are unknown, never down, ``runpod_probe_offline`` is 1, and no
+  incident opens.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from daemon_harness import ledger_rows, run_daemon, scrape, until
+from helpers import parse_config
+from simconfig import header
+
+from probe.daemon import Daemon
+from probe.simulator import Fleet, Simulator
+
+PODS = [f"bench-{i:04d}" for i in range(5)]
+
+
+@pytest.fixture
+def fleet(sim_env: dict[str, str]) -> Iterator[Any]:
+    with Simulator(Fleet.bench(len(PODS)), api_key=sim_env["RUNPOD_API_KEY"]) as simulator:
+        yield simulator
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def config_text(sim: Any, state: Path, vantage: str = "") -> str:
+    rows = "\n".join(f"  - {{name: {p}, kind: pod, pod_id: {p}}}" for p in PODS)
+    return (header(sim, state) + "verdict: {down_after: 2, up_after: 1}\n" + vantage
+            + "endpoints:\n" + rows + "\n")
+
+
+def value(text: str, series: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_proxy_outage_is_one_incident(fleet: Any, tmp_path: Path,
+                                        sim_env: dict[str, str]) -> None:
+    config = parse_config(config_text(fleet, tmp_path), sim_env)
+    db = tmp_path / "probe.db"
+    scope = "proxy:" + fleet.proxy_template.split("/")[2]
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
+        for pod in PODS:
+            fleet.fleet.set_pod_behaviour(pod, "stopped")
+        await until(lambda: daemon.state.states().get("down") == len(PODS), what="all down")
+        text = await scrape(daemon)
+        assert value(text, f'runpod_probe_incident{{cause="http_404",scope="{scope}"}}') == 1
+        members = [line for line in text.splitlines()
+                   if line.startswith("runpod_probe_endpoint_incident{")]
+        assert len(members) == len(PODS)
+        assert value(text, "runpod_probe_offline") == 0
+        assert value(text, 'runpod_probe_vantage_up{target="runpod_api"}') == 1
+        page = json.loads((await _get(daemon, "/status.json")).text)
+        assert [(i["scope"], i["cause"], i["failing_now"]) for i in page["incidents"]["open"]] \
+            == [(scope, "http_404", len(PODS))]
+        await until(lambda: any(e == "incident_opened" for _, e in ledger_rows(db)),
+                    what="the incident's entry")
+        for pod in PODS:
+            fleet.fleet.set_pod_behaviour(pod, "healthy")
+        await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up again")
+        await until(lambda: any(e == "incident_closed" for _, e in ledger_rows(db)),
+                    what="the closing entry")
+        text = await scrape(daemon)
+        assert "runpod_probe_incident{" not in text
+        assert "runpod_probe_endpoint_incident{" not in text
+        page = json.loads((await _get(daemon, "/status.json")).text)
+        assert page["incidents"]["open"] == []
+        assert [h["event"] for h in page["incidents"]["history"]] == \
+            ["incident_closed", "incident_opened"]
+        html = (await _get(daemon, "/")).text
+        assert "Fleet incidents" in html and "incident_opened" not in html
+
+    run_daemon(config, sim_env, scenario)
+    rows = ledger_rows(db, "endpoint, event, pattern")
+    incident = [r for r in rows if r[1].startswith("incident_")]
+    assert [(r[0], r[1]) for r in incident] == [(scope, "incident_opened"),
+                                                (scope, "incident_closed")]
+    assert f"of {len(PODS)} endpoints" in incident[0][2]
+    downs = [r for r in rows if r[1] == "down"]
+    assert len(downs) == len(PODS)  # the endpoints' entries still exist ...
+    ident = incident[0][2].split(":")[0].removeprefix("Fleet incident ")
+    cited = [r for r in rows if r[1] in ("down", "recovered") and "part of fleet incident" in r[2]]
+    assert cited, "endpoint entries inside the incident point at it"
+    assert all(ident.split("/")[0] in r[2] for r in cited)
+
+
+def test_an_offline_probe_sees_unknown_never_down(fleet: Any, tmp_path: Path) -> None:
+    closed = closed_port()
+    vantage = f'vantage: {{reference_urls: ["http://127.0.0.1:{closed}/"]}}\n'
+    env: dict[str, str] = {}  # no RunPod key: the reference URL is the only vantage target
+    config = parse_config(config_text(fleet, tmp_path, vantage), env)
+    for pod in PODS:
+        fleet.fleet.set_pod_behaviour(pod, "stopped")
+    db = tmp_path / "probe.db"
+
+    async def scenario(daemon: Daemon) -> None:
+        def seen(pod: str) -> int:
+            check = daemon.state.snapshot().checks.get((pod, "models"))
+            return 0 if check is None else sum(check.outcomes.values())
+
+        await until(lambda: all(seen(p) >= 4 for p in PODS), what="four results of every pod")
+        assert daemon.state.states() == {"unknown": len(PODS)}
+        text = await scrape(daemon)
+        assert value(text, "runpod_probe_offline") == 1
+        assert value(text, f'runpod_probe_vantage_up{{target="reference:http://127.0.0.1:'
+                           f'{closed}/"}}') == 0
+        assert "runpod_probe_incident{" not in text
+        page = json.loads((await _get(daemon, "/status.json")).text)
+        assert page["incidents"]["offline"] is True
+        assert {e["state"] for e in page["endpoints"]} == {"unknown"}
+
+    run_daemon(config, env, scenario)
+    assert [e for _, e in ledger_rows(db) if e in ("down", "incident_opened")] == []
+
+
+async def _get(daemon: Daemon, path: str) -> httpx.Response:
+    import asyncio
+
+    url = daemon.metrics_url.removesuffix("/metrics") + path
+    return await asyncio.to_thread(httpx.get, url)
