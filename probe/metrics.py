@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterator
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, PlatformCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -32,6 +32,7 @@ from probe import __version__
 from probe.exposition.check_series import CHECK_LABELS, families, lines_of, written_now
 from probe.exposition.series_cache import Columns, SeriesCache
 from probe.exposition.text import Family, Kept, Lines, escape_value, go_number, label_text
+from probe.procfs import ProcSelfCollector
 from probe.state import DaemonStats, EndpointView, FleetState, Snapshot
 from probe.verdict import State
 
@@ -254,10 +255,12 @@ def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric
 
 def make_registry(collector: ProbeCollector) -> CollectorRegistry:
     """The daemon's registry: its own collector, and the process's memory, CPU and file
-    descriptors (``process_*``; memory against the unit's MemoryMax) and Python's version."""
+    descriptors (``process_*``, read from /proc/self alone: the unit's ``ProcSubset=pid``
+    hides what prometheus_client's collector needs; memory against the unit's MemoryMax)
+    and Python's version."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)
-    ProcessCollector(registry=registry)
+    registry.register(ProcSelfCollector())
     PlatformCollector(registry=registry)
     return registry
 
