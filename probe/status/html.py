@@ -44,6 +44,13 @@ def percent(ratio: float | None) -> str:
     return f"{ratio * 100:.2f} %" if ratio < 1 else "100 %"
 
 
+def spent(by_state: dict[str, float] | None) -> str:
+    """The time not up, by state ("down 5m · degraded 40s"): what the ratio is made of."""
+    parts = [f"{state} {format_duration(seconds)}" for state, seconds in (by_state or {}).items()
+             if state != "up" and seconds >= 1]
+    return " · ".join(parts)
+
+
 def ago(since: str | None, now: str) -> str:
     if not since:
         return ""
@@ -65,7 +72,8 @@ def local(moment: str | None) -> str:
 
 @functools.cache
 def _template() -> jinja2.Template:
-    return environment(spark=sparkline, percent=percent, local=local).get_template(
+    return environment(spark=sparkline, percent=percent, local=local,
+                       spent=spent).get_template(
         "status.html")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from probe import __version__
 from probe.outcome import ProbeResult
 from probe.state import EndpointView
-from probe.status.uptime import UptimeBook
+from probe.status.uptime import UptimeBook, ratio
 from probe.verdict import State
 
 PAGE_SIZE = 100
@@ -72,7 +72,7 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
     number = min(query.page, pages)
     shown = chosen[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
     names = [name for name, _ in shown]
-    ratios = uptime.uptime(names, now)
+    seconds = uptime.seconds(names, now)
     sparks = sparklines(results_db, shown)
     return {
         "schema": SCHEMA_VERSION,
@@ -82,7 +82,7 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
         "page": {"number": number, "pages": pages, "size": PAGE_SIZE, "matching": len(chosen),
                  "state": None if query.state is None else str(query.state),
                  "q": query.text},
-        "endpoints": [_endpoint(name, view, latest, ratios[name], sparks.get(name, {}))
+        "endpoints": [_endpoint(name, view, latest, seconds[name], sparks.get(name, {}))
                       for name, view in shown],
         **{name: _part(part) for name, part in parts.items()},
     }
@@ -95,7 +95,8 @@ def _part(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"error": type(exc).__name__}
 
 
-def _endpoint(name: str, view: EndpointView, last: Latest, uptime: dict[str, float | None],
+def _endpoint(name: str, view: EndpointView, last: Latest,
+              seconds: dict[str, dict[str, float]],
               sparks: dict[str, list[float]]) -> dict[str, Any]:
     checks = []
     for check in view.checks:
@@ -114,7 +115,11 @@ def _endpoint(name: str, view: EndpointView, last: Latest, uptime: dict[str, flo
         "cause": None if cause is None or view.state is State.UP else
         {"check": cause.check, "outcome": cause.outcome},
         "maintenance": view.window,
-        "uptime": {w: None if r is None else round(r, 6) for w, r in uptime.items()},
+        # the share of the known time it was up; the time in each state beside it
+        "uptime": {w: None if (r := ratio(by_state)) is None else round(r, 6)
+                   for w, by_state in seconds.items()},
+        "time_in_state_s": {w: {state: round(s, 1) for state, s in by_state.items()}
+                            for w, by_state in seconds.items()},
         "checks": checks,
         "latency_s": sparks.get("latency_s", []),
         # None: no governed prompt runs here

@@ -1,19 +1,22 @@
 """The status page as a feature: ``/`` (HTML) and ``/status.json`` on the metrics listener,
-and the hourly uptime counts they read."""
+and the time in each state they read (uptime by time)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from probe.config.model import Config
 from probe.features import Attachment, Feature, Host
+from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.status import html
 from probe.status.page import Query, document
-from probe.status.uptime import FLUSH_S, UptimeBook, counts
+from probe.status.uptime import FLUSH_S, UptimeBook
+from probe.verdict import EndpointVerdict, Transition
 
 log = logging.getLogger(__name__)
 HTML = "text/html; charset=utf-8"
@@ -23,19 +26,21 @@ JSON = "application/json; charset=utf-8"
 async def start_status(host: Host) -> Attachment:
     path = host.config.storage.path
     book = UptimeBook(path)
-    try:
-        if await asyncio.to_thread(book.prepare, datetime.now(UTC)):
-            log.info("uptime: hourly counts filled from the stored results")
-    except Exception:  # noqa: BLE001 - the page shows "no data"; probing goes on
-        log.exception("uptime: cannot prepare the hourly counts in %s", path)
 
     def observe(result: ProbeResult, _row: int | None) -> None:
-        if not counts(result):
-            return
+        """O(1): the endpoint's state now, compared with its open span's."""
         verdict = host.verdict(result.endpoint)
-        if verdict is not None and verdict.maintenance is not None:
-            return  # planned downtime is not downtime
-        book.add(result)
+        if verdict is not None:
+            book.observe(result.endpoint, str(verdict.state), result.started_at)
+
+    def changed(endpoint: str, transitions: list[Transition],
+                verdict: EndpointVerdict | None) -> None:
+        """A maintenance window began or ended."""
+        if verdict is not None and transitions:
+            book.observe(endpoint, str(verdict.state), transitions[-1].at)
+
+    def on_plan(config: Config, _jobs: Sequence[Job]) -> None:
+        book.forget((e.name for e in config.endpoints), datetime.now(UTC))
 
     def doc(params: Mapping[str, list[str]]) -> dict[str, object]:
         return document(host.endpoint_views(), host.latest, Query.of(params), book, path,
@@ -57,7 +62,7 @@ async def start_status(host: Host) -> Attachment:
         try:
             await asyncio.to_thread(book.flush)
         except Exception:  # noqa: BLE001 - kept pending, tried again at the next flush
-            log.exception("uptime: cannot write the hourly counts")
+            log.exception("uptime: cannot write the time in each state")
 
     task = asyncio.create_task(flushing())
 
@@ -66,9 +71,9 @@ async def start_status(host: Host) -> Attachment:
         try:
             book.flush()
         except Exception:  # noqa: BLE001
-            log.exception("uptime: cannot write the hourly counts at shutdown")
+            log.exception("uptime: cannot write the time in each state at shutdown")
 
-    return Attachment(close=close, observers=(observe,),
+    return Attachment(close=close, observers=(observe,), changed=(changed,), on_plan=on_plan,
                       routes={"/": page, "/status.json": status_json})
 
 

@@ -41,9 +41,16 @@ def _ledger_observed_at(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE ledger ADD COLUMN observed_at TEXT")
 
 
+def _state_seconds(conn: sqlite3.Connection) -> None:
+    """Uptime by time: seconds per verdict state and hour; incident entries by event."""
+    for statement in (*schema.STATE_HOURLY, *schema.LEDGER_BY_EVENT):
+        conn.execute(statement)
+
+
 MIGRATIONS = (
     Migration(1, "the tables of release 0.1.0", _release_0_1_0),
     Migration(2, "ledger entries carry observed_at", _ledger_observed_at),
+    Migration(3, "seconds in each state per hour; ledger entries by event", _state_seconds),
 )
 LATEST = MIGRATIONS[-1].version
 

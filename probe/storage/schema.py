@@ -115,7 +115,21 @@ UPTIME_HOURLY = (
 ) WITHOUT ROWID""",
 )
 
+# Seconds each endpoint spent in each verdict state, per hour (probe.status.uptime): uptime
+# by time, not by counts of observations. Added by migration 3.
+STATE_HOURLY = (
+    """CREATE TABLE IF NOT EXISTS state_hourly (
+    endpoint TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    state TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    PRIMARY KEY (endpoint, hour, state)
+) WITHOUT ROWID""",
+)
+# The status page's incident history: the ledger's incident entries by event (migration 3).
+LEDGER_BY_EVENT = ("CREATE INDEX IF NOT EXISTS ledger_event ON ledger (event, id)",)
+
 TABLES = ("results", "ledger", "endpoint_state", "results_rollup", "maintenance",
-          "uptime_hourly")
+          "uptime_hourly", "state_hourly")
 RELEASE_0_1_0 = (*RESULTS, *LEDGER, *ENDPOINT_STATE, *RESULTS_ROLLUP, *MAINTENANCE,
                  *UPTIME_HOURLY)

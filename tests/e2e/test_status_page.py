@@ -171,3 +171,43 @@ def browse(chromium: str, tmp_path: Path, url: str, *args: str) -> str:
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+def test_uptime_is_time_in_each_state(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """An endpoint down all run shows 0 %; a degraded one shows its degraded time, not up."""
+    fleet = Fleet()
+    fleet.add_pod("healthy", PodSpec())
+    fleet.add_pod("gone", PodSpec("stopped"))
+    fleet.add_pod("wrong", PodSpec("wrong_answer"))
+    with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as sim:
+        text = (header(sim, tmp_path) + "verdict: {down_after: 1, up_after: 1}\nendpoints:\n"
+                + "".join(f"  - {{name: {n}, kind: pod, pod_id: {n}}}\n"
+                          for n in ("healthy", "gone", "wrong"))
+                + "prompts:\n  - {name: arithmetic, prompt: \"What is 2+2?\", "
+                  "expect: {regex: '^\\s*4\\s*$'}, cross: RUNPOD.md Test table, max_tokens: 16, "
+                  "interval: 1s}\n")
+        config = write(tmp_path / "c.yaml", text)
+
+        async def scenario(daemon: Daemon) -> dict[str, Any]:
+            def endpoints() -> dict[str, Any]:
+                url = daemon.metrics_url.removesuffix("metrics") + "status.json"
+                doc = json.loads(httpx.get(url, timeout=10).text)
+                return {e["name"]: e for e in doc["endpoints"]}
+
+            shown: dict[str, Any] = {}
+
+            def settled() -> bool:
+                shown.update(endpoints())
+                return (shown["wrong"]["state"] == "degraded"
+                        and shown["wrong"]["time_in_state_s"]["24h"]["degraded"] >= 2
+                        and shown["gone"]["time_in_state_s"]["24h"]["down"] >= 2
+                        and shown["healthy"]["time_in_state_s"]["24h"]["up"] >= 2)
+
+            await until(settled, timeout_s=30, what="time in each state")
+            return shown
+
+        shown = run_daemon(config, sim_env, scenario)
+    assert shown["gone"]["state"] == "down" and shown["gone"]["uptime"]["24h"] == 0.0
+    assert shown["wrong"]["uptime"]["24h"] < 1.0
+    assert shown["healthy"]["uptime"]["24h"] == 1.0
+    assert shown["healthy"]["time_in_state_s"]["24h"]["down"] == 0

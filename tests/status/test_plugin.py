@@ -1,13 +1,13 @@
 """The status feature's start-up hook, on a fake host: ``/`` and ``/status.json`` beside
-/metrics (redacted, with the other features' parts), uptime counted from every published
-result except during maintenance, and written when it closes."""
+/metrics (redacted, with the other features' parts), the time in each state taken from the
+verdict as results are published (maintenance is its own state), written when it closes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fake_host import FakeHost, start
@@ -17,7 +17,7 @@ from probe.config.model import StorageSettings
 from probe.outcome import Outcome, ProbeResult
 from probe.status.plugin import FEATURE
 from probe.status.uptime import UptimeBook
-from probe.verdict import EndpointVerdict, Maintenance
+from probe.verdict import EndpointVerdict, Maintenance, Track
 
 
 def seen(name: str, outcome: Outcome, at: datetime) -> ProbeResult:
@@ -37,7 +37,7 @@ def test_start_serves_the_pages_counts_uptime_and_writes_it_at_close(tmp_path: P
         host.verdicts["held"] = EndpointVerdict(maintenance=Maintenance(
             "w", "w", "redeploy", "config", now.isoformat(), None))
         attachment = await start(FEATURE.startup[0], host)
-        assert attachment is not None and attachment.on_plan is None
+        assert attachment is not None and attachment.on_plan is not None
         routes = attachment.routes
         assert sorted(routes) == ["/", "/status.json"]
         assert len(attachment.observers) == 1 and attachment.collectors == ()
@@ -49,14 +49,18 @@ def test_start_serves_the_pages_counts_uptime_and_writes_it_at_close(tmp_path: P
         assert (status, kind) == (200, "text/html; charset=utf-8") and b"<html" in body
 
         observe = attachment.observers[0]
-        observe(seen("qwen", Outcome.OK, now), 1)
-        observe(seen("qwen", Outcome.TIMEOUT, now), 2)
-        observe(seen("held", Outcome.TIMEOUT, now), 3)  # in maintenance: not downtime
+        host.verdicts["qwen"] = EndpointVerdict(availability=Track(state="up"))
+        observe(seen("qwen", Outcome.OK, now - timedelta(seconds=60)), 1)
+        host.verdicts["qwen"].availability.state = "down"
+        observe(seen("qwen", Outcome.TIMEOUT, now - timedelta(seconds=30)), 2)
+        observe(seen("held", Outcome.TIMEOUT, now - timedelta(seconds=60)), 3)
         assert attachment.close is not None
         attachment.close()
         await asyncio.sleep(0)
         return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
 
     assert asyncio.run(main()) == set(), "the flushing task ended with close"
-    uptime = UptimeBook(db).uptime(["qwen", "held"], now)
-    assert uptime["qwen"]["24h"] == 0.5 and uptime["held"]["24h"] is None
+    seconds = UptimeBook(db).seconds(["qwen", "held"], now + timedelta(hours=1))
+    qwen, held = seconds["qwen"]["24h"], seconds["held"]["24h"]
+    assert qwen["up"] == 30 and 30 <= qwen["down"] < 40  # credited up to the close
+    assert held["maintenance"] >= 60 and held["down"] == 0  # planned, not downtime

@@ -1,78 +1,99 @@
-"""Uptime from hourly counts: what counts, the two windows, what is not flushed yet, and the
-first fill from stored results and daily rollups."""
+"""Uptime by time: seconds in each verdict state, per hour, credited on state changes and at
+each flush; the ratio is up over the known time (unknown is never a pass, maintenance is
+planned); what is stored, pending and still open adds up the same."""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ledgerhelpers import result
 
-from probe.outcome import Outcome, ProbeResult
-from probe.status.uptime import UptimeBook, counts
-from probe.store import open_db
+from probe.status.uptime import UptimeBook, ratio
 
 NOW = datetime(2026, 12, 10, 12, 30, tzinfo=UTC)
 
 
-def _moved(r: ProbeResult, hours_ago: float) -> ProbeResult:
-    return replace(r, started_at=NOW - timedelta(hours=hours_ago))
+def ago(minutes: float) -> datetime:
+    return NOW - timedelta(minutes=minutes)
 
 
-@pytest.mark.parametrize(("outcome", "check", "counted"), [
-    (Outcome.OK, "models", True), (Outcome.HTTP_404, "health", True),
-    (Outcome.UNKNOWN, "queue", False), (Outcome.RATE_LIMITED, "models", False),
-    (Outcome.SKIPPED_BUDGET, "prompt:a", False), (Outcome.EXPECTATION_FAILED, "prompt:a", False),
-])
-def test_what_counts(outcome: Outcome, check: str, counted: bool) -> None:
-    assert counts(result(outcome, check=check)) is counted
-
-
-def test_the_two_windows_and_what_is_pending(tmp_path: Path) -> None:
+def test_time_in_each_state_and_the_ratio(tmp_path: Path) -> None:
     book = UptimeBook(tmp_path / "probe.db")
-    assert book.prepare(NOW) is True
-    for hours_ago, outcome in ((1, Outcome.OK), (2, Outcome.HTTP_404), (30, Outcome.HTTP_404),
-                               (100, Outcome.OK), (200, Outcome.HTTP_404)):
-        book.add(_moved(result(outcome), hours_ago))
-    assert book.flush() == 5
-    book.add(_moved(result(Outcome.OK), 0.1))  # not flushed yet
-    assert book.uptime(["qwen", "other"], NOW) == {
-        "qwen": {"24h": pytest.approx(2 / 3), "7d": pytest.approx(3 / 5)},
-        "other": {"24h": None, "7d": None}}  # nothing observed is not 100 %
+    book.observe("qwen", "unknown", ago(120))
+    book.observe("qwen", "up", ago(119))
+    for minutes in range(118, 60, -1):  # results that change nothing cost nothing
+        book.observe("qwen", "up", ago(minutes))
+    book.observe("qwen", "down", ago(60))
+    book.observe("qwen", "degraded", ago(30))
+    book.observe("qwen", "maintenance", ago(15))
+    book.observe("qwen", "up", ago(5))
+    seconds = book.seconds(["qwen"], NOW)["qwen"]["24h"]
+    assert seconds == {"up": 64 * 60, "down": 30 * 60, "degraded": 15 * 60,
+                       "maintenance": 10 * 60, "unknown": 60}
+    assert book.uptime(["qwen"], NOW)["qwen"]["24h"] == pytest.approx(64 / (64 + 30 + 15))
 
 
-def test_a_failed_flush_keeps_the_counts(tmp_path: Path) -> None:
+def test_down_all_run_is_zero_and_degraded_is_not_up(tmp_path: Path) -> None:
+    book = UptimeBook(tmp_path / "probe.db")
+    book.observe("dead", "unknown", ago(60))
+    book.observe("dead", "down", ago(59))
+    book.observe("wrong", "unknown", ago(60))
+    book.observe("wrong", "degraded", ago(59))
+    book.observe("never", "unknown", ago(60))
+    shown = book.uptime(["dead", "wrong", "never", "absent"], NOW)
+    assert shown["dead"]["24h"] == 0.0 and shown["wrong"]["24h"] == 0.0
+    assert shown["never"]["24h"] is None and shown["absent"]["7d"] is None
+    assert book.seconds(["wrong"], NOW)["wrong"]["24h"]["degraded"] == 59 * 60
+
+
+def test_flushed_pending_and_open_time_add_up_the_same(tmp_path: Path) -> None:
+    db = tmp_path / "probe.db"
+    book = UptimeBook(db)
+    book.observe("qwen", "up", ago(150))  # from 10:00, across two hour boundaries
+    book.observe("qwen", "down", ago(20))
+    before = book.seconds(["qwen"], NOW)
+    assert book.flush(ago(10)) == 4  # up in three hours, down in one
+    assert book.seconds(["qwen"], NOW) == before
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT hour, state, seconds FROM state_hourly ORDER BY hour, state"
+                        ).fetchall()
+    conn.close()
+    assert rows == [("2026-12-10T10", "up", 3600.0), ("2026-12-10T11", "up", 3600.0),
+                    ("2026-12-10T12", "down", 600.0), ("2026-12-10T12", "up", 600.0)]
+    fresh = UptimeBook(db)  # after a restart: what was stored, nothing open
+    assert fresh.seconds(["qwen"], NOW)["qwen"]["24h"]["down"] == 600.0
+    assert fresh.uptime(["qwen"], NOW)["qwen"]["7d"] == pytest.approx(7800 / 8400)
+
+
+def test_the_windows_keep_their_hours(tmp_path: Path) -> None:
+    book = UptimeBook(tmp_path / "probe.db")
+    book.observe("qwen", "down", NOW - timedelta(days=3))
+    book.observe("qwen", "up", NOW - timedelta(hours=1))
+    shown = book.seconds(["qwen"], NOW)["qwen"]
+    assert shown["24h"]["down"] == pytest.approx(23 * 3600 - 30 * 60)  # hours after 12:00
+    assert shown["7d"]["down"] == pytest.approx(71 * 3600)
+    assert shown["24h"]["up"] == shown["7d"]["up"] == 3600
+
+
+def test_a_failed_flush_keeps_the_seconds(tmp_path: Path) -> None:
     book = UptimeBook(tmp_path / "missing-dir" / "probe.db")
-    book.add(result(Outcome.OK))
+    book.observe("qwen", "up", ago(10))
     with pytest.raises(sqlite3.Error):
-        book.flush()
+        book.flush(NOW)
     book.path.parent.mkdir()
-    book.prepare(NOW)
-    assert book.flush() == 1
+    assert book.flush(NOW) == 1
+    assert UptimeBook(book.path).seconds(["qwen"], NOW)["qwen"]["24h"]["up"] == 600
 
 
-def test_a_new_table_is_filled_from_results_and_rollups(tmp_path: Path) -> None:
-    path = tmp_path / "probe.db"
-    db = open_db(path)
-    rows = [("qwen", "models", "ok", NOW - timedelta(hours=3)),
-            ("qwen", "models", "http_404", NOW - timedelta(hours=3)),
-            ("qwen", "prompt:a", "expectation_failed", NOW - timedelta(hours=3)),
-            ("qwen", "queue", "unknown", NOW - timedelta(hours=3)),
-            ("qwen", "models", "ok", NOW - timedelta(days=3))]
-    db["results"].insert_all([{"id": i + 1, "ts": ts.isoformat(timespec="milliseconds"),
-                               "endpoint": e, "kind": "pod", "check_name": c, "outcome": o}
-                              for i, (e, c, o, ts) in enumerate(rows)])
-    db.execute("INSERT INTO results_rollup VALUES ('2026-12-05', 'qwen', 'models', 'http_404', "
-               "4, 0, 0, 0, 0), ('2026-12-08', 'qwen', 'models', 'ok', 9, 0, 0, 0, 0)")
-    db.conn.commit()
-    db.close()
-    book = UptimeBook(path)
-    assert book.prepare(NOW) is True
-    assert book.prepare(NOW) is False, "filled once"
-    # raw: 2 ok of 3 observed (the prompt and the unknown do not count); rollups: only the
-    # day before the first raw result (12-05: 4 failures), not 12-08 (raw results cover it)
-    assert book.uptime(["qwen"], NOW)["qwen"] == {"24h": pytest.approx(1 / 2),
-                                                  "7d": pytest.approx(2 / 7)}
+def test_forgotten_endpoints_stop_counting(tmp_path: Path) -> None:
+    book = UptimeBook(tmp_path / "probe.db")
+    book.observe("gone", "up", ago(30))
+    book.forget(["other"], ago(20))
+    assert book.seconds(["gone"], NOW)["gone"]["24h"]["up"] == 600
+
+
+def test_ratio() -> None:
+    assert ratio({"up": 30.0, "down": 10.0, "unknown": 1000.0, "maintenance": 50.0}) == 0.75
+    assert ratio({"unknown": 5.0}) is None

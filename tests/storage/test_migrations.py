@@ -19,7 +19,13 @@ from probe.cli import main
 from probe.daemon import Daemon
 from probe.storage import schema
 from probe.storage.database import open_database
-from probe.storage.migrations import LATEST, StorageError, migrate, version_of
+from probe.storage.migrations import (
+    LATEST,
+    MIGRATIONS,
+    StorageError,
+    migrate,
+    version_of,
+)
 
 
 def tables_and_version(path: Path) -> tuple[set[str], int]:
@@ -44,7 +50,8 @@ def test_a_new_database_has_every_table_at_the_latest_version(tmp_path: Path) ->
     open_database(tmp_path / "probe.db").close()
     names, version = tables_and_version(tmp_path / "probe.db")
     assert version == LATEST >= 1
-    assert set(TABLES) == set(schema.TABLES) <= names
+    assert set(TABLES) <= set(schema.TABLES) <= names
+    assert "state_hourly" in names  # migration 3
 
 
 def test_the_release_file_upgrades_without_losing_a_row(tmp_path: Path) -> None:
@@ -84,6 +91,21 @@ def test_a_ledger_from_before_observed_at_gains_the_column(tmp_path: Path) -> No
         assert conn.execute("SELECT id, observed_at FROM ledger").fetchall() == [(1, None)]
     finally:
         conn.close()
+
+
+def test_a_version_2_file_gains_state_seconds_and_the_event_index(tmp_path: Path) -> None:
+    db = release_copy(tmp_path)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for step in MIGRATIONS[:2]:
+        step.apply(conn)
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    before = row_counts(db)
+    open_database(db).close()
+    names, version = tables_and_version(db)
+    assert version == 3 and "state_hourly" in names
+    assert "ledger_event" in {name for name, _ in sql_of(db)}
+    assert row_counts(db) == before
 
 
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
