@@ -89,6 +89,7 @@ async def start_incidents(host: Host) -> Attachment:
 
     def close() -> None:
         task.cancel()
+        vantage.stop()
 
     return Attachment(close=close, on_plan=on_plan,
                       collectors=(IncidentMetrics(tracker, vantage),),

@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
@@ -27,6 +28,10 @@ from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
 
 log = logging.getLogger(__name__)
 ANSWER_LIMIT = 64 * 1024  # a vantage answer is read this far at most
+# A failing result asks for a vantage check out of schedule when the last one is older than
+# this: the probe's own outage is then known within seconds of the first failure, before
+# ``down_after`` failures in a row could make an endpoint down.
+EARLY_CHECK_AFTER_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +90,12 @@ class Vantage:
         self.offline = False
         self.checks_total = 0
         self.not_observed_total = 0  # failing results taken as "not observed"
+        self.checked_at = 0.0  # monotonic time of the last round's start
+        self._early: asyncio.Task[bool] | None = None
 
     async def check(self) -> bool:
         """One round over every target; returns whether the probe is offline."""
+        self.checked_at = time.monotonic()
         results = await asyncio.gather(*(self._reach(t) for t in self.targets))
         self.up = {t.name: ok for t, ok in zip(self.targets, results, strict=True)}
         offline = bool(results) and not any(results)
@@ -119,6 +127,20 @@ class Vantage:
             log.debug("vantage %s: %s: %s", target.name, type(exc).__name__, exc)
             return False
 
+    def _check_early(self) -> None:
+        if self._early is not None and not self._early.done():
+            return
+        if time.monotonic() - self.checked_at < EARLY_CHECK_AFTER_S or not self.targets:
+            return
+        try:
+            self._early = asyncio.get_running_loop().create_task(self.check())
+        except RuntimeError:  # no loop running (a sweep): the schedule's checks only
+            self._early = None
+
+    def stop(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.settings.interval_s)
@@ -128,8 +150,13 @@ class Vantage:
                 log.exception("vantage check failed")
 
     def gate(self, result: ProbeResult) -> ProbeResult:
-        """A failure seen while the probe is offline observed nothing (O(1))."""
-        if not self.offline or result.ok or result.outcome in NOT_OBSERVED:
+        """A failure seen while the probe is offline observed nothing (O(1)). While online,
+        a failure asks for an early vantage check (at most one at a time, and not within
+        ``EARLY_CHECK_AFTER_S`` of the last)."""
+        if result.ok or result.outcome in NOT_OBSERVED:
+            return result
+        if not self.offline:
+            self._check_early()
             return result
         self.not_observed_total += 1
         return replace(

@@ -140,3 +140,42 @@ async def _get(daemon: Daemon, path: str) -> httpx.Response:
 
     url = daemon.metrics_url.removesuffix("/metrics") + path
     return await asyncio.to_thread(httpx.get, url)
+
+
+def test_a_probe_cut_off_mid_run_sees_unknown_never_down(fleet: Any, tmp_path: Path) -> None:
+    """The reference answers, then goes away together with every pod: the first failure asks
+    for a vantage check at once, so no pod reaches ``down_after`` failures."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    reference = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=reference.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{reference.server_address[1]}/"
+    vantage = f'vantage: {{reference_urls: ["{url}"]}}\n'
+    config = parse_config(config_text(fleet, tmp_path, vantage).replace(
+        "verdict: {down_after: 2, up_after: 1}", "verdict: {down_after: 3, up_after: 1}"), {})
+    db = tmp_path / "probe.db"
+
+    async def scenario(daemon: Daemon) -> None:
+        await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
+        assert value(await scrape(daemon), "runpod_probe_offline") == 0
+        reference.shutdown()
+        reference.server_close()  # the port refuses from now on
+        for pod in PODS:
+            fleet.fleet.set_pod_behaviour(pod, "stopped")
+        await until(lambda: daemon.state.states().get("unknown") == len(PODS), timeout_s=30,
+                    what="all unknown")
+        text = await scrape(daemon)
+        assert value(text, "runpod_probe_offline") == 1
+        assert value(text, f'runpod_probe_vantage_up{{target="reference:{url}"}}') == 0
+
+    run_daemon(config, {}, scenario)
+    assert [e for _, e in ledger_rows(db) if e in ("down", "incident_opened")] == []
