@@ -130,7 +130,7 @@ class IncidentTracker:
         group.failing.pop(endpoint, None)
         if group.incident is not None:
             if scope != FLEET:
-                self._covered[cause] -= 1
+                self._covered[cause] = self._covered.get(cause, 0) - 1
             if len(group.failing) < self.settings.min_endpoints:
                 self._close(group, at)
         if not group.failing and group.incident is None:
@@ -175,7 +175,7 @@ class IncidentTracker:
         incident = group.incident
         assert incident is not None
         if group.scope != FLEET:
-            self._covered[group.cause] -= len(group.failing)
+            self._covered[group.cause] = self._covered.get(group.cause, 0) - len(group.failing)
         group.incident = None
         self.closed_total += 1
         closed = replace(incident, closed_at=at)
@@ -229,9 +229,10 @@ class IncidentTracker:
             groups = sorted(self._groups.values(), key=lambda g: g.scope == FLEET)
             for group in groups:
                 key = (group.scope, group.cause)
-                kept, ident = before.pop(key, None), remembered.get(key)
+                kept, ident = before.get(key), remembered.get(key)
                 if (kept is not None or ident) and \
                         len(group.failing) >= self.settings.min_endpoints:
+                    before.pop(key, None)
                     if kept is not None:
                         self._open(group, now, kept.id, kept.opened_at, False, kept.affected)
                     else:
@@ -241,10 +242,13 @@ class IncidentTracker:
                 elif self._qualifies(group):
                     self._maybe_open(group, now)
             for (scope, cause), incident in before.items():  # no longer holding
-                gone = Group(scope, cause, incident=incident)
-                self._groups[(scope, cause)] = gone
-                self._close(gone, now)
-                del self._groups[(scope, cause)]
+                group = self._groups.get((scope, cause)) or Group(scope, cause)
+                group.incident = incident
+                if scope != FLEET:  # counted as covered, as an open incident's are
+                    self._covered[cause] = self._covered.get(cause, 0) + len(group.failing)
+                self._close(group, now)
+                if not group.failing:
+                    self._groups.pop((scope, cause), None)
 
     # -- readers -------------------------------------------------------------------------
     def open_incidents(self) -> list[FleetIncident]:

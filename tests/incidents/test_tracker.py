@@ -133,3 +133,17 @@ def test_maintenance_takes_endpoints_out_of_the_count() -> None:
     fleet.tracker.update("pod-00000", verdict, T0 + timedelta(seconds=1))
     assert fleet.events() == ["incident_opened", "incident_closed"]
     assert Event.INCIDENT_CLOSED in [t.event for _, ts in fleet.told for t in ts]
+
+
+def test_a_new_plan_closes_an_incident_that_no_longer_holds() -> None:
+    fleet = Fleet([pod(i) for i in range(4)])
+    for i in range(4):
+        fleet.observe(f"pod-{i:05d}", Outcome.HTTP_404, T0)
+    assert fleet.events() == ["incident_opened"]
+    for i in range(2):  # recovered while the plan changes: fewer than 3 are left down
+        fleet.verdicts[f"pod-{i:05d}"] = EndpointVerdict()
+    fleet.tracker.plan(fleet.config, T0 + timedelta(minutes=3))
+    assert fleet.events() == ["incident_opened", "incident_closed"]
+    assert fleet.tracker.open_incidents() == [] and fleet.tracker.members() == []
+    fleet.tracker.plan(fleet.config, T0 + timedelta(minutes=4))  # nothing more to say
+    assert fleet.events() == ["incident_opened", "incident_closed"]
