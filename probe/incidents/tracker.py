@@ -169,7 +169,7 @@ class IncidentTracker:
             self.opened_total += 1
             self.announce(group.scope, [Transition(
                 Event.INCIDENT_OPENED, group.scope, at, INCIDENT_CHECK, group.cause,
-                new=group.incident)])
+                url=group.scope, new=group.incident)])
 
     def _close(self, group: Group, at: datetime) -> None:
         incident = group.incident
@@ -181,7 +181,7 @@ class IncidentTracker:
         closed = replace(incident, closed_at=at)
         self.announce(group.scope, [Transition(
             Event.INCIDENT_CLOSED, group.scope, at, INCIDENT_CHECK, group.cause,
-            since=incident.opened_at, until=at, old=closed)])
+            url=group.scope, since=incident.opened_at, until=at, old=closed)])
 
     def _mark(self, endpoint: str, ident: str, scope: str) -> None:
         """The endpoint's entries cite the incident (a narrower one before the fleet's)."""
