@@ -75,6 +75,8 @@ def test_a_proxy_outage_is_one_incident(fleet: Any, tmp_path: Path,
         page = json.loads((await _get(daemon, "/status.json")).text)
         assert [(i["scope"], i["cause"], i["failing_now"]) for i in page["incidents"]["open"]] \
             == [(scope, "http_404", len(PODS))]
+        html = (await _get(daemon, "/")).text
+        assert f"✖ {scope}" in html and f"{len(PODS)} of {len(PODS)}" in html
         await until(lambda: any(e == "incident_opened" for _, e in ledger_rows(db)),
                     what="the incident's entry")
         for pod in PODS:
@@ -130,6 +132,7 @@ def test_an_offline_probe_sees_unknown_never_down(fleet: Any, tmp_path: Path) ->
         page = json.loads((await _get(daemon, "/status.json")).text)
         assert page["incidents"]["offline"] is True
         assert {e["state"] for e in page["endpoints"]} == {"unknown"}
+        assert "the probe itself is offline" in (await _get(daemon, "/")).text
 
     run_daemon(config, env, scenario)
     assert [e for _, e in ledger_rows(db) if e in ("down", "incident_opened")] == []
