@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.config import Config, ConfigError, load_config
+from probe.config.shard import owned
 from probe.engine import probing
 from probe.exposition.text import make_wsgi_app
 from probe.features import (
@@ -97,14 +98,15 @@ class Daemon:
     def __init__(self, config: Config, plugins: Plugins,
                  env: Mapping[str, str] | None = None) -> None:
         self.plugins = plugins
-        self.config = config  # what runs: the file's config plus what expanders add
+        # what runs: the file's config plus what expanders add, held to this daemon's shard
+        self.config = owned(config)
         self.file_config = config  # as last loaded from the file
         self.expanders: list[Expander] = []
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
-        self.jobs: Sequence[Job] = plugins.plan(config)
+        self.jobs: Sequence[Job] = plugins.plan(self.config)
         self.state = FleetState(plugins.role_of)
-        self.state.configure(config, self.jobs)
+        self.state.configure(self.config, self.jobs)
         self.store: ResultStore | None = None
         self.collector = ProbeCollector(self.state)
         self.registry = make_registry(self.collector)
@@ -380,6 +382,7 @@ class Daemon:
         False when nothing changed (the running config object is kept)."""
         for expand in self.expanders:
             config = expand(config)
+        config = owned(config)  # configured and discovered endpoints alike
         if config == self.config:
             return False
         # what can fail comes first: a config that cannot be planned leaves the old one running

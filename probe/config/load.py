@@ -28,6 +28,7 @@ from probe.config.model import (
     SchedulerSettings,
     StorageSettings,
 )
+from probe.config.shard import parse_shard
 from probe.config.yaml_input import MAX_BYTES, YamlRefused, load_yaml
 
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
@@ -35,7 +36,8 @@ DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
 DEFAULT_STORAGE_PATH = "/var/lib/runpod-probe/probe.db"
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
-TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "verdict", "endpoints")
+TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "verdict", "shard",
+             "endpoints")
 HYSTERESIS_KEYS = ("down_after", "up_after", "persistent_after")
 SETTINGS = ("interval", "timeout", "tries", "retry_delay", "model", "min_context", "api_key_env",
             "checks")
@@ -97,6 +99,7 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
                                    "keepalive")))
     verdict = None if top.raw.get("verdict") is None else parse_hysteresis(
         Fields(top.raw.get("verdict"), "verdict", problems, HYSTERESIS_KEYS))
+    shard = parse_shard(top.raw.get("shard"), problems)
     # a section that supplies endpoints at run time (discovery) makes the list optional
     optional = any(top.raw.get(key) is not None for key in extension.endpoint_sources)
     endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, extension,
@@ -107,7 +110,7 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
     config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
                     endpoints=tuple(endpoints), source=source, verdict=verdict,
                     sections=sections,
-                    defaults=defaults, extension=extension)
+                    defaults=defaults, extension=extension, shard=shard)
     for validate in extension.validators:
         validate(config, problems)
     for env_validate in extension.env_validators:

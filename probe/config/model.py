@@ -13,6 +13,7 @@ the order is the order problems are reported in.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,29 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """This daemon's share of the fleet (``shard:``; ``probe.config.shard``): the endpoints
+    whose names shard ``index`` of ``count`` scores highest (rendezvous hashing)."""
+
+    index: int
+    count: int
+
+    def owns(self, name: str) -> bool:
+        return owner(name, self.count) == self.index
+
+
+def score(name: str, index: int) -> int:
+    """The weight shard ``index`` gives ``name``: a stable 64-bit hash of both."""
+    digest = hashlib.blake2b(f"{index}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def owner(name: str, count: int) -> int:
+    """The shard (0 .. count-1) that probes ``name``."""
+    return max(range(count), key=lambda index: score(name, index))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     runpod: RunpodSettings
     storage: StorageSettings
@@ -203,6 +227,8 @@ class Config:
     defaults: dict[str, Any] = field(default_factory=dict)
     # What the config was parsed with: endpoints built later use the same keys.
     extension: ConfigExtension = field(default_factory=ConfigExtension)
+    # ``shard:``: this daemon's share of the fleet (``probe.config.shard``); None: all of it
+    shard: Shard | None = None
 
     @property
     def adds_endpoints_at_run_time(self) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from probe import __version__
+from probe.config.model import Shard
 from probe.outcome import ProbeResult
 from probe.state import EndpointView
 from probe.status.uptime import UptimeBook, ratio
@@ -56,9 +57,10 @@ Latest = Callable[[str, str], "ProbeResult | None"]
 def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query,
              uptime: UptimeBook, results_db: Path,
              parts: Mapping[str, Callable[[], dict[str, Any]]],
-             now: datetime | None = None) -> dict[str, Any]:
+             now: datetime | None = None, shard: Shard | None = None) -> dict[str, Any]:
     """``endpoints``: every endpoint's view (the state's, by name); ``latest``: a check's
-    last result, asked only for the endpoints on the page."""
+    last result, asked only for the endpoints on the page; ``shard``: this daemon's share of
+    the fleet (None: all of it)."""
     now = now or datetime.now(UTC)
     views = {name: v for name, v in endpoints.items() if v.kind is not None}
     summary = {str(s): 0 for s in State}
@@ -78,6 +80,7 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
         "schema": SCHEMA_VERSION,
         "generated_at": now.isoformat(timespec="seconds"),
         "version": __version__,
+        "shard": None if shard is None else {"index": shard.index, "count": shard.count},
         "summary": {"endpoints": len(views), **summary},
         "page": {"number": number, "pages": pages, "size": PAGE_SIZE, "matching": len(chosen),
                  "state": None if query.state is None else str(query.state),

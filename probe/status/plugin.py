@@ -44,7 +44,7 @@ async def start_status(host: Host) -> Attachment:
 
     def doc(params: Mapping[str, list[str]]) -> dict[str, object]:
         return document(host.endpoint_views(), host.latest, Query.of(params), book, path,
-                        host.status_parts())
+                        host.status_parts(), shard=host.config.shard)
 
     def page(params: Mapping[str, list[str]]) -> tuple[int, str, bytes]:
         return 200, HTML, host.redact(html.render(doc(params))).encode()
