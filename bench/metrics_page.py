@@ -33,7 +33,6 @@ from scale import machine  # noqa: E402 - bench/ is not a package
 
 from probe.app import PLUGINS
 from probe.config import parse_config  # noqa: E402
-from probe.exposition.check_series import lines_of  # noqa: E402
 from probe.exposition.text import render_chunks  # noqa: E402
 from probe.metrics import ProbeCollector, make_registry  # noqa: E402
 from probe.outcome import CheckRole, Outcome, ProbeResult  # noqa: E402
@@ -120,7 +119,10 @@ def main() -> None:
 
     isal_s, zlib_s = timed(isal_gzip, args.runs), timed(zlib_gzip, args.runs)
     check = next(iter(state.snapshot().checks.items()))
-    per_result = timed(lambda: [lines_of(*check) for _ in range(1000)], args.runs)
+    per_result = timed(lambda: [collector.checks.lines_of(*check) for _ in range(1000)],
+                       args.runs)
+    one = rounds[0][0]
+    updates = timed(lambda: [state.update(one) for _ in range(1000)], args.runs)
     mode = "at scrape" if args.at_scrape else "written ahead"
     print(f"endpoints {args.endpoints}, lines {mode}: page {len(body) / 1e6:.1f} MB, "
           f"{series} series; state and lines held {held:.1f} MB (tracemalloc)")
@@ -132,6 +134,8 @@ def main() -> None:
           f"-> {len(zlib_gzip()) / 1e6:.2f} MB")
     print(f"  lines_of         median {statistics.median(per_result) * 1000:7.1f} µs "
           "per result (one check's lines, written ahead)")
+    print(f"  update           median {statistics.median(updates) * 1000:7.1f} µs "
+          "per result (the state, the check's and the endpoint's lines)")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ class Daemon:
         self.state = FleetState(plugins.role_of)
         self.state.configure(self.config, self.jobs)
         self.store: ResultStore | None = None
-        self.collector = ProbeCollector(self.state)
+        self.collector = ProbeCollector(self.state, per_check=config.metrics.per_check)
         self.registry = make_registry(self.collector)
         self.metrics_server: Any = None
         self.prober: Prober | None = None

@@ -14,8 +14,9 @@ when its view changes (``endpoint_lines``), so a scrape of 10,000 endpoints join
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -29,11 +30,27 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
-from probe.exposition.check_series import CHECK_LABELS, families, lines_of, written_now
+from probe.exposition.check_series import CHECK_LABELS, CheckSeries
 from probe.exposition.series_cache import Columns, SeriesCache
-from probe.exposition.text import Family, Kept, Lines, escape_value, go_number, label_text
+from probe.exposition.text import (
+    Family,
+    Kept,
+    Lines,
+    escape_value,
+    go_number,
+    histogram_lines,
+    label_text,
+)
 from probe.procfs import ProcSelfCollector
-from probe.state import DaemonStats, EndpointView, FleetState, Snapshot
+from probe.state import (
+    KIND_BUCKETS,
+    DaemonStats,
+    EndpointView,
+    FleetState,
+    KindView,
+    Snapshot,
+    les_of,
+)
 from probe.verdict import State
 
 log = logging.getLogger(__name__)
@@ -61,26 +78,32 @@ class ProbeCollector(Collector):
     every scrape writes them all."""
 
     def __init__(self, state: FleetState, store: StoreStats | None = None,
-                 write_ahead: bool = True) -> None:
+                 write_ahead: bool = True, per_check: bool = False) -> None:
         self.state = state
         self.store = store
         self.texts = Texts()
+        self.per_check = per_check  # ``metrics: {per_check: true}``
+        self.checks = CheckSeries.of(per_check)
         self.series: SeriesCache | None = None
         if write_ahead:
-            self.series = SeriesCache(lines_of, endpoint_lines)
+            self.series = SeriesCache(self.checks.lines_of, endpoint_lines, kind_lines)
             state.watch(self.series)
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
         self.texts.trim(len(snap.checks))
         views, checks = _in_order(snap.endpoints, snap), _in_order(snap.checks, snap)
+        kinds = _in_order(snap.kinds, snap)
         if self.series is None:  # every line written by this scrape
             yield from _endpoint_metrics(views, partial(_views_written_now, views))
-            yield from families(checks, partial(written_now, checks))
+            yield from _kind_metrics(kinds, partial(_kinds_written_now, kinds))
+            yield from self.checks.families(checks, partial(self.checks.written_now, checks))
         else:
             yield from _endpoint_metrics(views, self.series.views.in_order)
-            yield from families(checks, self.series.checks.in_order)
-        yield from _schedule_metrics(snap, self.texts)
+            yield from _kind_metrics(kinds, self.series.kinds.in_order)
+            yield from self.checks.families(checks, self.series.checks.in_order)
+        if self.per_check:
+            yield from _schedule_metrics(snap, self.texts)
         yield from _daemon_metrics(snap, self.store)
 
     def describe(self) -> Iterator[Metric]:
@@ -88,8 +111,10 @@ class ProbeCollector(Collector):
         collecting the whole fleet."""
         empty = Snapshot({}, {}, DaemonStats())
         yield from _endpoint_metrics((), list)
-        yield from families((), list)
-        yield from _schedule_metrics(empty, Texts())
+        yield from _kind_metrics((), list)
+        yield from self.checks.families((), list)
+        if self.per_check:
+            yield from _schedule_metrics(empty, Texts())
         yield from _daemon_metrics(empty, self.store)
 
 
@@ -97,6 +122,38 @@ CAUSE_FAMILY = P + "endpoint_cause"
 UP_FAMILY = P + "endpoint_up"
 MAX_LEN_FAMILY = P + "max_model_len"
 MAINTENANCE_FAMILY = P + "maintenance"
+OBSERVATIONS = P + "observations_total"
+FAILURES = P + "observation_failures_total"
+LATENCY_FAMILY = P + "latency_seconds"
+STALE_FAMILY = P + "stale_at_timestamp_seconds"
+KIND_LABELS = ("endpoint", "check_kind")
+
+
+@functools.cache
+def _kind_histogram(kind: str) -> Callable[[str, Sequence[int], Any], str]:
+    return histogram_lines(LATENCY_FAMILY, les_of(KIND_BUCKETS[kind]))
+
+
+def _count(n: int) -> str:
+    """A counter's value as ``go_number`` writes it, without its work below a million."""
+    return f"{n}.0" if n < 1_000_000 else go_number(n)
+
+
+def kind_lines(name: str, kinds: tuple[KindView, ...]) -> tuple[str, ...]:
+    """The endpoint's lines in each kind family (observations, failures, latency, stale):
+    the SLI's counters, the latency histogram and when the first check of the kind goes
+    stale, written after each of its results (``SeriesCache``)."""
+    e = f'endpoint="{escape_value(name)}"'
+    observed, failed, latency, stale = [], [], [], []
+    for k in kinds:
+        text = f'check_kind="{k.kind}",{e}'
+        stats = k.stats
+        observed.append(f"{OBSERVATIONS}{{{text}}} {_count(stats.observed_total)}\n")
+        failed.append(f"{FAILURES}{{{text}}} {_count(stats.failed_total)}\n")
+        latency.append(_kind_histogram(k.kind)(text, stats.latency.counts, stats.latency.total))
+        if k.stale_at is not None:
+            stale.append(f"{STALE_FAMILY}{{{text}}} {go_number(k.stale_at)}\n")
+    return "".join(observed), "".join(failed), "".join(latency), "".join(stale)
 
 
 def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
@@ -105,9 +162,8 @@ def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
     state, cause, model or window; ``SeriesCache``), not by every scrape."""
     e = f'endpoint="{escape_value(name)}"'
     state = view.state
-    states = "".join(f'{STATE_FAMILY}{{{e},state="{label}"}} '
-                     f"{'1.0' if value is state else '0.0'}\n"
-                     for value, label in zip(STATES, STATE_LABELS, strict=True))
+    states = f'{STATE_FAMILY}{{{e},state="{escape_value(str(state))}"}} 1.0\n'
+
     cause = view.cause
     caused = "" if cause is None or state is State.UP else (
         f'{CAUSE_FAMILY}{{check="{escape_value(cause.check)}",{e},'
@@ -154,10 +210,19 @@ class Texts:
             self._checks.clear()
 
 
-def _state_rows(item: tuple[str, EndpointView]) -> Iterator[tuple[Any, ...]]:
-    name, view = item
-    return (((name, label), 1 if value is view.state else 0)
-            for value, label in zip(STATES, STATE_LABELS, strict=True))
+def _kind_rows(kinds: Collection[tuple[str, tuple[KindView, ...]]],
+               value: Callable[[KindView], Any]) -> Iterator[Any]:
+    """(labels, value(kind view)) of every endpoint's kinds of check (None: no series)."""
+    for name, views in kinds:
+        for k in views:
+            v = value(k)
+            if v is not None:
+                yield (name, k.kind), v
+
+
+def _kinds_written_now(kinds: Collection[tuple[str, tuple[KindView, ...]]]
+                       ) -> list[tuple[str, ...]]:
+    return [kind_lines(name, views) for name, views in kinds]
 
 
 def _views_written_now(views: Collection[tuple[str, EndpointView]]) -> list[tuple[str, ...]]:
@@ -173,8 +238,9 @@ def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
     up = Family(UP_FAMILY, "1 when the endpoint's verdict is up; 0 when it "
                 "is down, degraded, in maintenance or not yet known.", "gauge",
                 labels=["endpoint", "kind"])
-    state = Family(STATE_FAMILY, "Each endpoint's verdict after hysteresis "
-                   "(value 1 for the current state).", "gauge", labels=["endpoint", "state"])
+    state = Family(STATE_FAMILY, "Each endpoint's verdict after hysteresis: one series, "
+                   "labelled with the current state (value 1).", "gauge",
+                   labels=["endpoint", "state"])
     cause = Family(CAUSE_FAMILY, "What put the endpoint in its current "
                    "state (value 1; stable for the episode; absent while up).", "gauge",
                    labels=["endpoint", "state", "check", "outcome"])
@@ -191,7 +257,7 @@ def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
         ((name, v.kind), 1 if v.state is State.UP else 0)
         for name, v in views if v.kind is not None)))
     state.add_lines(partial(columns.column, 2), Lines(lambda: (
-        row for item in views for row in _state_rows(item))))
+        ((name, str(v.state)), 1) for name, v in views)))
     cause.add_lines(partial(columns.column, 3), Lines(lambda: (
         ((name, str(v.state), v.cause.check, v.cause.outcome), 1) for name, v in views
         if v.cause is not None and v.state is not State.UP)))
@@ -202,6 +268,33 @@ def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
         ((name,), 1 if v.state is State.MAINTENANCE else 0)
         for name, v in views if v.kind is not None)))
     yield from (info, up, state, cause, max_len, maintenance)
+
+
+def _kind_metrics(kinds: Collection[tuple[str, tuple[KindView, ...]]],
+                  lines: Callable[[], list[tuple[str, ...]]]) -> Iterator[Metric]:
+    """The families per endpoint and kind of check: their text columns of ``lines()``
+    (every endpoint's kind lines, in order), their samples read from ``kinds``."""
+    columns = Columns(lines)
+    observed = Family(OBSERVATIONS, "Results that observed the endpoint (not unknown, "
+                      "rate_limited, skipped_budget or error), per kind of check: the SLI's "
+                      "events, declared at 0.", "counter", labels=KIND_LABELS)
+    failed = Family(FAILURES, "Observations that were not ok, per kind of check: the SLI's "
+                    "bad events, declared at 0.", "counter", labels=KIND_LABELS)
+    latency = Family(LATENCY_FAMILY, "Duration of the last attempt of each check, per "
+                     "endpoint and kind of check.", "histogram", labels=KIND_LABELS)
+    stale = Family(STALE_FAMILY, "Unix time at which the first check of this kind goes "
+                   "stale: its last result (or its planning) plus three of its intervals "
+                   "and 5 minutes.", "gauge", labels=KIND_LABELS)
+    observed.add_lines(partial(columns.column, 0), Lines(lambda: _kind_rows(
+        kinds, lambda k: k.stats.observed_total)))
+    failed.add_lines(partial(columns.column, 1), Lines(lambda: _kind_rows(
+        kinds, lambda k: k.stats.failed_total)))
+    latency.add_lines(partial(columns.column, 2), Lines(lambda: (
+        (labels, *hist) for labels, hist in _kind_rows(
+            kinds, lambda k: (k.stats.latency.buckets(), k.stats.latency.total)))))
+    stale.add_lines(partial(columns.column, 3), Lines(lambda: _kind_rows(
+        kinds, lambda k: k.stale_at)))
+    yield from (observed, failed, latency, stale)
 
 
 def _schedule_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import bisect
 import functools
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
@@ -28,8 +29,40 @@ from probe.job import Job
 from probe.outcome import NOT_OBSERVED, CheckRole, Outcome, ProbeResult
 from probe.verdict import Cause, EndpointVerdict, State, Transition, Window
 
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Kinds of check. /metrics keeps the latency histogram and the SLI's counters per endpoint
+# and kind of check, not per check, so a pod's series do not grow with its checks: "api"
+# checks ask a server's API (models, health, vllm_metrics, queue, context), "generation"
+# checks wait for tokens or a job (prompts, round trips, the active context probe) and
+# "discovery" is runpod-probe's own call to RunPod's API.
+API, GENERATION, DISCOVERY = "api", "generation", "discovery"
+CHECK_KINDS = (API, GENERATION, DISCOVERY)
+GENERATION_CHECKS = frozenset({"roundtrip", "context_active"})
+# Each kind's latency buckets: few, around where answers fall and where the alerts look. An
+# API call through RunPod's proxy answers in tenths of a second and the latency SLO's
+# threshold is one of these bounds (2.5 s by default); a generation takes seconds, a cold
+# serverless round trip a minute.
+KIND_BUCKETS: dict[str, tuple[float, ...]] = {
+    API: (0.25, 1.0, 2.5, 10.0),
+    GENERATION: (1.0, 5.0, 15.0, 60.0),
+    DISCOVERY: (0.25, 1.0, 2.5, 10.0),
+}
+LATENCY_BUCKETS = KIND_BUCKETS[API]  # the latency SLO's threshold is one of these
+# The per-check histogram's buckets (``metrics: {per_check: true}``).
+CHECK_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A check is stale (the RunpodProbeStale alert) when it has had no result for three of its
+# intervals plus this long.
+STALE_GRACE_S = 300.0
+STALE_INTERVALS = 3
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def check_kind(check: str) -> str:
+    """The kind of ``check``: ``api``, ``generation`` or ``discovery``."""
+    if check == "discovery":
+        return DISCOVERY
+    if check.startswith("prompt:") or check in GENERATION_CHECKS:
+        return GENERATION
+    return API
 
 
 @functools.cache
@@ -71,11 +104,14 @@ class CheckState:
     last_success_ts: float | None = None
     outcomes: Counter[str] = field(default_factory=Counter)
     retried_ok_total: int = 0
-    latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+    latency: Histogram = field(default_factory=lambda: Histogram(CHECK_LATENCY_BUCKETS))
     # The SLI's events, declared at 0 so the first failure is visible to rate(): results
     # that observed the endpoint, and those of them that failed.
     observed_total: int = 0
     failed_total: int = 0
+    # Unix time after which the check is stale (its last result, or its planning, plus
+    # three intervals and STALE_GRACE_S); None: not planned
+    stale_at: float | None = None
 
     def copy(self) -> CheckState:
         clone = object.__new__(CheckState)  # no fresh counters to throw away
@@ -84,7 +120,35 @@ class CheckState:
         clone.latest, clone.last_success_ts = self.latest, self.last_success_ts
         clone.retried_ok_total, clone.latency = self.retried_ok_total, self.latency.copy()
         clone.observed_total, clone.failed_total = self.observed_total, self.failed_total
+        clone.stale_at = self.stale_at
         return clone
+
+
+@dataclass(slots=True)
+class KindStats:
+    """One endpoint's checks of one kind together: the SLI's events (declared at 0) and the
+    latency histogram. Once the state holds it, it is not changed (a result makes a copy)."""
+
+    latency: Histogram
+    observed_total: int = 0
+    failed_total: int = 0
+
+    @classmethod
+    def of(cls, kind: str) -> KindStats:
+        return cls(Histogram(KIND_BUCKETS[kind]))
+
+    def copy(self) -> KindStats:
+        return KindStats(self.latency.copy(), self.observed_total, self.failed_total)
+
+
+@dataclass(frozen=True, slots=True)
+class KindView:
+    """An endpoint's checks of one kind, as /metrics shows them (an endpoint's are told to
+    watchers together, in CHECK_KINDS order, after each of its results)."""
+
+    kind: str
+    stats: KindStats
+    stale_at: float | None  # the earliest of its checks' ``stale_at``
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +202,8 @@ class Snapshot:
     endpoints: dict[str, EndpointView]
     checks: dict[tuple[str, str], CheckState]
     daemon: DaemonStats
+    # endpoint -> its kinds of check (configured endpoints; in name order when ``ordered``)
+    kinds: dict[str, tuple[KindView, ...]] = field(default_factory=dict)
     # (endpoint, check) -> seconds between its runs (the plan's; the "stale" alert's yardstick)
     intervals: dict[tuple[str, str], float] = field(default_factory=dict)
     # endpoints and checks are in name order (kept so when the plan changes; a result of a
@@ -153,6 +219,8 @@ class StateWatcher(Protocol):
     def check_changed(self, key: tuple[str, str], state: CheckState | None) -> None: ...
 
     def view_changed(self, name: str, view: EndpointView | None) -> None: ...
+
+    def kinds_changed(self, name: str, kinds: tuple[KindView, ...] | None) -> None: ...
 
 
 def required_checks(config: Config, jobs: Sequence[Job],
@@ -170,10 +238,13 @@ def required_checks(config: Config, jobs: Sequence[Job],
 
 
 class FleetState:
-    def __init__(self, role_of: RoleOf = availability_only) -> None:
+    def __init__(self, role_of: RoleOf = availability_only,
+                 clock: Callable[[], float] = time.time) -> None:
         """``role_of``: what a planned check's results say (``Plugins.role_of``: each
-        check's spec names it)."""
+        check's spec names it); ``clock``: when a check is planned (its stale time counts
+        from then)."""
         self._role_of = role_of
+        self._clock = clock
         self._watchers: list[StateWatcher] = []
         self._lock = threading.Lock()
         self._checks: dict[tuple[str, str], CheckState] = {}
@@ -185,6 +256,8 @@ class FleetState:
         self._model_labels: dict[str, list[str]] = {}  # endpoint -> label values shown so far
         self._model: dict[str, tuple[str, int]] = {}  # endpoint -> (label, max_model_len)
         self._view_of: dict[str, EndpointView] = {}  # endpoint -> its view, kept current
+        self._kinds: dict[str, dict[str, KindStats]] = {}  # endpoint -> kind -> its stats
+        self._kinds_of: dict[str, tuple[KindView, ...]] = {}  # endpoint -> its kinds, current
         self._ordered = True  # _checks and _view_of in name order
         self.hysteresis = Hysteresis()
         self.daemon = DaemonStats()
@@ -211,9 +284,14 @@ class FleetState:
             self._required = required_checks(config, jobs, self._role_of)
             self._intervals = {(job.endpoint.name, check): job.interval_s for job in jobs
                                for check in job.checks}
+            now = self._clock()
+            self._kinds = {name: {kind: self._kinds.get(name, {}).get(kind) or KindStats.of(kind)
+                                  for kind in CHECK_KINDS
+                                  if any(check_kind(c) == kind for c in checks)}
+                           for name, checks in planned.items()}
             for name, checks in planned.items():
                 for check in checks:
-                    self._declare((name, check))
+                    self._declare((name, check), now)
                 verdict = self._verdicts.setdefault(name, EndpointVerdict())
                 verdict.plan(set(checks), self._required.get(name, ()))
             for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())
@@ -226,11 +304,15 @@ class FleetState:
                 self._model.pop(name, None)
             self._order()
 
-    def _declare(self, key: tuple[str, str]) -> None:
+    def _declare(self, key: tuple[str, str], now: float) -> None:
         """A check held from now on (not yet run), if it was not already."""
         if key not in self._checks:
-            self._checks[key] = state = CheckState()
+            self._checks[key] = state = CheckState(stale_at=self._stale_at(key, now))
             self._tell_check(key, state)
+
+    def _stale_at(self, key: tuple[str, str], since: float) -> float | None:
+        interval = self._intervals.get(key)
+        return None if interval is None else since + STALE_INTERVALS * interval + STALE_GRACE_S
 
     def _tell_check(self, key: tuple[str, str], state: CheckState | None) -> None:
         for watcher in self._watchers:
@@ -244,6 +326,8 @@ class FleetState:
                 watcher.check_changed(key, state)
             for name, view in self._view_of.items():
                 watcher.view_changed(name, view)
+            for name, kinds in self._kinds_of.items():
+                watcher.kinds_changed(name, kinds)
 
     def _order(self) -> None:
         """Checks and views in name order: a scrape reads them so, without sorting."""
@@ -254,6 +338,13 @@ class FleetState:
         for name in kept.keys() - self._view_of.keys():
             for watcher in self._watchers:
                 watcher.view_changed(name, None)
+        gone = self._kinds_of.keys() - self._kinds.keys()
+        self._kinds_of = {}
+        for name in sorted(self._kinds):
+            self._keep_kinds(name)
+        for name in gone:
+            for watcher in self._watchers:
+                watcher.kinds_changed(name, None)
         self._ordered = True
 
     def declare_standing(self, endpoint: str, check: str) -> None:
@@ -261,7 +352,7 @@ class FleetState:
         kept across config changes."""
         with self._lock:
             self._standing.add((endpoint, check))
-            self._declare((endpoint, check))
+            self._declare((endpoint, check), self._clock())
             self._verdicts.setdefault(endpoint, EndpointVerdict())
             self._order()
 
@@ -290,11 +381,16 @@ class FleetState:
             self._checks[key] = state
             state.latest = result
             state.outcomes[str(result.outcome)] += 1
-            if result.outcome not in NOT_OBSERVED:
+            observed = result.outcome not in NOT_OBSERVED
+            timed = result.outcome is not Outcome.SKIPPED_BUDGET
+            if observed:
                 state.observed_total += 1
                 state.failed_total += not result.ok
-            if result.outcome not in (Outcome.SKIPPED_BUDGET,):
+            if timed:
                 state.latency.observe(result.latency_s)
+            state.stale_at = self._stale_at(key, result.started_at.timestamp())
+            if self._count_kind(result, observed, timed):
+                self._keep_kinds(result.endpoint)
             if result.ok:
                 state.last_success_ts = result.started_at.timestamp()
                 if result.retried:
@@ -309,6 +405,29 @@ class FleetState:
             transitions = verdict.observe(result, row_id, self.hysteresis)
             self._keep_view(result.endpoint, verdict)
             return transitions
+
+    def _count_kind(self, result: ProbeResult, observed: bool, timed: bool) -> bool:
+        """The result in its endpoint's counters for its kind of check (a changed copy);
+        False for a check no plan declared (counted nowhere)."""
+        kinds = self._kinds.get(result.endpoint)
+        kind = check_kind(result.check)
+        kept = None if kinds is None else kinds.get(kind)
+        if kinds is None or kept is None:
+            return False
+        kinds[kind] = stats = kept.copy()
+        if observed:
+            stats.observed_total += 1
+            stats.failed_total += not result.ok
+        if timed:
+            stats.latency.observe(result.latency_s)
+        return True
+
+    def _keep_kinds(self, name: str) -> None:
+        """The endpoint's kinds of check as of now, told to the watchers."""
+        kinds = self._kind_views(name, self._endpoints.get(name, (None, "", ()))[2])
+        self._kinds_of[name] = kinds
+        for watcher in self._watchers:
+            watcher.kinds_changed(name, kinds)
 
     def set_maintenance(self, endpoint: str, window: Window | None,
                         at: datetime) -> list[Transition]:
@@ -388,6 +507,19 @@ class FleetState:
                             verdict.since, f"{window.name}: {window.reason}" if window else None,
                             self._answers.get(name, ()))
 
+    def _kind_views(self, name: str, planned: tuple[str, ...]) -> tuple[KindView, ...]:
+        """The endpoint's kinds of check: a few, whatever the fleet's size."""
+        kinds = self._kinds.get(name)
+        if not kinds:
+            return ()
+        stale: dict[str, float] = {}
+        for check in planned:
+            state = self._checks.get((name, check))
+            if state is not None and state.stale_at is not None:
+                kind = check_kind(check)
+                stale[kind] = min(stale.get(kind, state.stale_at), state.stale_at)
+        return tuple(KindView(kind, stats, stale.get(kind)) for kind, stats in kinds.items())
+
     def snapshot(self) -> Snapshot:
         """What /metrics shows, as of now, whichever thread reads it: a check's state is
         never changed once held (a result replaces it with a changed copy, a few µs), so a
@@ -399,7 +531,8 @@ class FleetState:
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
                                  self.daemon.skipped_runs_total)
-            return Snapshot(dict(self._view_of), checks, daemon, self._intervals, self._ordered)
+            return Snapshot(dict(self._view_of), checks, daemon, dict(self._kinds_of),
+                            self._intervals, self._ordered)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from helpers import config_of, endpoint, fleet_state, role_of
 from prometheus_client import generate_latest
 
@@ -32,20 +33,41 @@ def test_never_probed_endpoint_is_not_up_and_outcome_unknown() -> None:
                                                                   "kind": "pod"}) == 0
 
 
-def test_results_drive_up_counters_histogram_and_context() -> None:
+@pytest.mark.parametrize("per_check", [False, True], ids=["default", "per-check"])
+def test_results_drive_up_counters_histogram_and_context(per_check: bool) -> None:
     state = fleet_state(config())
-    registry = make_registry(ProbeCollector(state))
+    registry = make_registry(ProbeCollector(state, per_check=per_check))
     state.update(result("a", Outcome.OK, attempts=2))
     state.update(result("b", Outcome.HTTP_404))
     a = {"endpoint": "a", "check": "models"}
     b = {"endpoint": "b", "check": "models"}
+    a_api = {"endpoint": "a", "check_kind": "api"}
     assert registry.get_sample_value("runpod_probe_up", a) == 1
     assert registry.get_sample_value("runpod_probe_up", b) == 0
+    assert registry.get_sample_value("runpod_probe_outcome", {**b, "outcome": "http_404"}) == 1
+    assert registry.get_sample_value("runpod_probe_outcome", {**a, "outcome": "ok"}) is None
+    assert registry.get_sample_value("runpod_probe_observations_total", a_api) == 1
+    assert registry.get_sample_value("runpod_probe_observation_failures_total",
+                                     {"endpoint": "b", "check_kind": "api"}) == 1
+    assert registry.get_sample_value("runpod_probe_latency_seconds_count", a_api) == 1
+    assert registry.get_sample_value("runpod_probe_latency_seconds_bucket",
+                                     {**a_api, "le": "1.0"}) == 1
+    assert registry.get_sample_value("runpod_probe_latency_seconds_bucket",
+                                     {**a_api, "le": "0.25"}) == 0
+    assert registry.get_sample_value("runpod_probe_max_model_len",
+                                     {"endpoint": "a", "model": "Q"}) == 8192
+    if not per_check:
+        assert registry.get_sample_value("runpod_probe_results_total",
+                                         {**b, "outcome": "http_404"}) is None
+        assert registry.get_sample_value("runpod_probe_check_interval_seconds", a) is None
+        return
     assert registry.get_sample_value("runpod_probe_results_total", {**b, "outcome": "http_404"}) == 1
     assert registry.get_sample_value("runpod_probe_retried_successes_total", a) == 1
-    assert registry.get_sample_value("runpod_probe_latency_seconds_count", a) == 1
-    assert registry.get_sample_value("runpod_probe_latency_seconds_bucket", {**a, "le": "0.5"}) == 1
-    assert registry.get_sample_value("runpod_probe_latency_seconds_bucket", {**a, "le": "0.25"}) == 0
+    assert registry.get_sample_value("runpod_probe_check_latency_seconds_count", a) == 1
+    assert registry.get_sample_value("runpod_probe_check_latency_seconds_bucket",
+                                     {**a, "le": "0.5"}) == 1
+    assert registry.get_sample_value("runpod_probe_check_latency_seconds_bucket",
+                                     {**a, "le": "0.25"}) == 0
     assert registry.get_sample_value("runpod_probe_max_model_len",
                                      {"endpoint": "a", "model": "Q"}) == 8192
     assert registry.get_sample_value("runpod_probe_last_success_timestamp_seconds", a) == \
@@ -84,13 +106,13 @@ def test_texts_kept_between_scrapes_follow_state_kind_and_url_changes() -> None:
     state = fleet_state(config())
     collector = ProbeCollector(state)
     page = _states_on_the_page(collector)
-    assert page[("a", "unknown")] == 1 and page[("a", "up")] == 0
+    assert page[("a", "unknown")] == 1 and ("a", "up") not in page, "the current state only"
     for _ in range(2):
         state.update(result("a", Outcome.OK))
     for _ in range(3):
         state.update(result("b", Outcome.HTTP_404))
     page = _states_on_the_page(collector)  # the same collector: its texts are kept
-    assert page[("a", "up")] == 1 and page[("a", "unknown")] == 0
+    assert page[("a", "up")] == 1 and ("a", "unknown") not in page
     assert page[("b", "down")] == 1 and sum(v for (e, _), v in page.items() if e == "b") == 1
     # a reload that changes an endpoint's kind and URL: its labels follow
     moved = config_of(endpoint(name="a", kind="openai", openai_base="http://moved.test/v1",
@@ -99,6 +121,23 @@ def test_texts_kept_between_scrapes_follow_state_kind_and_url_changes() -> None:
     registry = make_registry(collector)
     assert registry.get_sample_value("runpod_probe_endpoint_info", {
         "endpoint": "a", "kind": "openai", "url": "http://moved.test"}) == 1
-    assert set(_states_on_the_page(collector)) == {("a", s) for s in
-                                                   ("up", "degraded", "down", "maintenance",
-                                                    "unknown")}
+    assert set(_states_on_the_page(collector)) == {("a", "up")}, "b is gone"
+
+
+def test_per_check_series_only_add_to_the_default_page() -> None:
+    """The dashboards and rules read the default page (tests/export); ``per_check`` only
+    adds families and series, so they keep working with it."""
+    pages = []
+    for per_check in (False, True):
+        state = fleet_state(config())
+        registry = make_registry(ProbeCollector(state, per_check=per_check))
+        state.update(result("a", Outcome.OK, attempts=2))
+        state.update(result("b", Outcome.HTTP_404))
+        pages.append({(s.name, tuple(sorted(s.labels.items())))
+                      for m in registry.collect() for s in m.samples
+                      if s.name.startswith("runpod_probe_")})
+    default, per_check = pages
+    assert default < per_check
+    assert {name for name, _ in per_check - default} >= {
+        "runpod_probe_results_total", "runpod_probe_check_latency_seconds_bucket",
+        "runpod_probe_last_probe_timestamp_seconds", "runpod_probe_check_interval_seconds"}

@@ -14,11 +14,13 @@ from probe.config.model import Endpoint
 from probe.job import Job
 from probe.outcome import Outcome, ProbeResult
 from probe.state import (
-    LATENCY_BUCKETS,
+    CHECK_LATENCY_BUCKETS,
     CheckState,
     EndpointView,
     FleetState,
     Histogram,
+    KindStats,
+    KindView,
     Snapshot,
 )
 from probe.verdict import State, Window
@@ -65,10 +67,35 @@ def test_the_plan_declares_the_checks(endpoints: tuple[Endpoint, ...], jobs: lis
 
 
 def test_endpoints_are_described_for_metrics() -> None:
-    state = FleetState(role_of)
+    state = FleetState(role_of, clock=lambda: 1000.0)
     state.configure(config_of(A), [jobs_of(A, "models")])
-    assert state.snapshot().endpoints == {"a": EndpointView(
+    interval = A.interval_s
+    snapshot = state.snapshot()
+    assert snapshot.endpoints == {"a": EndpointView(
         "pod", "http://pod.test", ("models",), State.UNKNOWN, None)}, "not yet judged"
+    assert snapshot.kinds == {"a": (KindView("api", KindStats.of("api"),
+                                             1000.0 + 3 * interval + 300),)}
+
+
+def test_results_are_counted_per_endpoint_and_kind_of_check() -> None:
+    """The SLI's events and latency of an endpoint's checks, kept per kind of check; a
+    check goes stale three intervals (plus 5 minutes) after its last result."""
+    state = FleetState(role_of, clock=lambda: 1000.0)
+    state.configure(config_of(A), [jobs_of(A, "models", "health", "prompt:arith")])
+    for check, outcome, latency in (("models", Outcome.OK, 0.2), ("health", Outcome.HTTP_502, 3.0),
+                                    ("models", Outcome.RATE_LIMITED, 0.1),
+                                    ("prompt:arith", Outcome.OK, 4.0)):
+        state.update(result(check=check, outcome=outcome, latency_s=latency))
+    kinds = {k.kind: k for k in state.snapshot().kinds["a"]}
+    assert set(kinds) == {"api", "generation"}
+    api, generation = kinds["api"].stats, kinds["generation"].stats
+    assert (api.observed_total, api.failed_total) == (2, 1), "rate_limited observes nothing"
+    assert dict(api.latency.buckets()) == {"0.25": 2.0, "1.0": 2.0, "2.5": 2.0, "10.0": 3.0,
+                                           "+Inf": 3.0}
+    assert (generation.observed_total, generation.failed_total) == (1, 0)
+    assert dict(generation.latency.buckets())["5.0"] == 1.0
+    started = result().started_at.timestamp()
+    assert kinds["api"].stale_at == started + 3 * A.interval_s + 300
 
 
 @pytest.mark.parametrize(
@@ -193,7 +220,7 @@ def test_an_endpoints_view_follows_each_of_its_results_and_windows() -> None:
 
 
 def test_histogram_buckets_are_cumulative() -> None:
-    histogram = Histogram(LATENCY_BUCKETS)
+    histogram = Histogram(CHECK_LATENCY_BUCKETS)
     for value in (0.01, 0.05, 0.3, 100.0):
         histogram.observe(value)
     buckets = dict(histogram.buckets())
@@ -243,22 +270,28 @@ class Told:
     def view_changed(self, name: str, view: EndpointView | None) -> None:
         self.told.append(("view", name, None if view is None else view.state))
 
+    def kinds_changed(self, name: str, kinds: tuple[KindView, ...] | None) -> None:
+        self.told.append(("kinds", name, None if kinds is None else
+                          {k.kind: k.stats.observed_total for k in kinds}))
+
 
 def test_watchers_are_told_of_what_is_held_and_of_each_change() -> None:
     state = FleetState(role_of)
     state.configure(config_of(B), [jobs_of(B, "models")])
     watcher = Told()
     state.watch(watcher)
-    assert watcher.told == [("check", ("b", "models"), {}), ("view", "b", State.UNKNOWN)]
+    assert watcher.told == [("check", ("b", "models"), {}), ("view", "b", State.UNKNOWN),
+                            ("kinds", "b", {"api": 0})]
     watcher.told.clear()
     for _ in range(3):
         state.update(result("b"))
-    assert watcher.told == [("check", ("b", "models"), {"ok": 1}),
-                            ("check", ("b", "models"), {"ok": 2}),
+    assert watcher.told == [("kinds", "b", {"api": 1}), ("check", ("b", "models"), {"ok": 1}),
+                            ("kinds", "b", {"api": 2}), ("check", ("b", "models"), {"ok": 2}),
                             ("view", "b", State.UP),  # the view only when it changed
-                            ("check", ("b", "models"), {"ok": 3})]
+                            ("kinds", "b", {"api": 3}), ("check", ("b", "models"), {"ok": 3})]
     watcher.told.clear()
     state.configure(config_of(A), [jobs_of(A, "models")])
     assert sorted(watcher.told, key=str) == sorted(
         [("check", ("a", "models"), {}), ("check", ("b", "models"), None),
-         ("view", "a", State.UNKNOWN), ("view", "b", None)], key=str)
+         ("view", "a", State.UNKNOWN), ("view", "b", None), ("kinds", "a", {"api": 0}),
+         ("kinds", "b", None)], key=str)

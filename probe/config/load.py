@@ -93,7 +93,8 @@ def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExte
                          env_defaults, extension.checks)
     storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")),
                        env)
-    metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems, ("listen",)))
+    metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems,
+                              ("listen", "per_check")))
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes",
                                    "keepalive")))
@@ -211,7 +212,7 @@ def _metrics(f: Fields) -> MetricsSettings:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
         f.fail("listen", f'expected "host:port" like "127.0.0.1:9464", got "{listen}"')
         return MetricsSettings("127.0.0.1", 9464)
-    return MetricsSettings(host.strip("[]"), int(port))
+    return MetricsSettings(host.strip("[]"), int(port), f.boolean("per_check", False))
 
 
 def _scheduler(f: Fields) -> SchedulerSettings:

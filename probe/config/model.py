@@ -157,6 +157,9 @@ class StorageSettings:
 class MetricsSettings:
     host: str
     port: int
+    # Each check's own series too (its results by outcome, latency histogram, last status
+    # and timestamps, interval): about 25 more per check (docs/metrics.md)
+    per_check: bool = False
 
 
 @dataclass(frozen=True, slots=True)

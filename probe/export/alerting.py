@@ -131,15 +131,16 @@ def slo_alerts(settings: SloSettings) -> list[Alert]:
 
 def check_alerts() -> list[Alert]:
     sel = SLI_SELECTOR
-    failures = (f"sum by (endpoint, check) (increase("
+    failures = (f"sum by (endpoint, check_kind) (increase("
                 f"runpod_probe_observation_failures_total{{{sel}}}[10m]))")
-    observed = f"sum by (endpoint, check) (increase(runpod_probe_observations_total{{{sel}}}[10m]))"
+    observed = ("sum by (endpoint, check_kind) (increase("
+                f"runpod_probe_observations_total{{{sel}}}[10m]))")
     return [
         Alert("RunpodCheckFailing", _not_in_maintenance(
             f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3"), "5m", "warning",
-            "{{ $labels.endpoint }} {{ $labels.check }} fails most of its probes",
-            "More than half of the {{ $labels.check }} probes of {{ $labels.endpoint }} failed "
-            "over the last 10 minutes, for 5 minutes (Alertmanager's inhibition hides this "
+            "{{ $labels.endpoint }}: its {{ $labels.check_kind }} checks fail most probes",
+            "More than half of the {{ $labels.check_kind }} probes of {{ $labels.endpoint }} "
+            "failed over the last 10 minutes, for 5 minutes (Alertmanager's inhibition hides this "
             "while the endpoint as a whole is down).", "check-failing",
             EndpointPanel.CHECKS_PASSING),
         Alert("RunpodPromptFailing", _not_in_maintenance(
@@ -156,11 +157,11 @@ def check_alerts() -> list[Alert]:
             "runpod-probe itself: the endpoint's real state is not being observed.",
             "probe-error", EndpointPanel.PROBE_ERRORS),
         Alert("RunpodProbeStale", _not_in_maintenance(
-            "time() - max by (endpoint, check) (runpod_probe_last_probe_timestamp_seconds)\n"
-            "> 3 * max by (endpoint, check) (runpod_probe_check_interval_seconds) + 300"),
+            "min by (endpoint, check_kind) (runpod_probe_stale_at_timestamp_seconds) < time()"),
             "5m", "warning",
-            "{{ $labels.endpoint }} {{ $labels.check }}: no result for three intervals",
-            "The scheduler has not produced a {{ $labels.check }} result for "
+            "{{ $labels.endpoint }}: a {{ $labels.check_kind }} check has no result for three "
+            "intervals",
+            "The scheduler has not produced a {{ $labels.check_kind }} result for "
             "{{ $labels.endpoint }} in three of its intervals (plus 5 minutes): it is stalled "
             "or overloaded.", "probe-stale", EndpointPanel.LAST_PROBE_AGE),
     ]

@@ -26,8 +26,9 @@ from probe.export.slo import SloSettings
 P = EndpointPanel
 
 
-def _quantiles(metric: str, by: str, legend: str) -> list[tuple[str, str]]:
-    return [(f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{SEL}}}"
+def _quantiles(metric: str, by: str, legend: str, where: str = "") -> list[tuple[str, str]]:
+    sel = f"{SEL},{where}" if where else SEL
+    return [(f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{sel}}}"
              f"[$__rate_interval])))", f"p{int(q * 100)} {legend}") for q in (0.5, 0.95)]
 
 
@@ -93,30 +94,34 @@ def build(slo: SloSettings) -> dash.Dashboard:
             P.OUTCOME_NOW, "Outcome now", "Each check's current outcome.",
             [(f"runpod_probe_outcome{{{SEL}}} == 1", "")]))
         .with_panel(series_panel(
-            P.LATENCY, "Check latency p50 / p95", "Duration of each check's last attempt, "
-            f"median and 95th percentile; the latency SLO counts those under "
-            f"{slo.latency_threshold_s:g}s.",
-            _quantiles("runpod_probe_latency_seconds", "check", "{{check}}"), unit="s",
+            P.LATENCY, "API latency p50 / p95", "Duration of the last attempt of the checks "
+            "that ask the endpoint's API (models, health, metrics, queue), median and 95th "
+            f"percentile; the latency SLO counts those under {slo.latency_threshold_s:g}s.",
+            _quantiles("runpod_probe_latency_seconds", "check_kind", "{{check_kind}}",
+                       'check_kind="api"'), unit="s",
             lines=((slo.latency_threshold_s, "orange"),)))
         .with_panel(series_panel(
-            P.PROBE_ERRORS, "Probe errors (runpod-probe bugs)", "Results that ended in "
-            "`error`: runpod-probe itself failed, the endpoint was not observed.",
-            # "or ... * 0": no error yet is a 0 per check, not "No data"
-            [(f'sum by (check) (increase(runpod_probe_results_total{{{SEL},outcome="error"}}'
-              f"[$__rate_interval]))\nor\nsum by (check) (runpod_probe_up{{{SEL}}}) * 0",
+            P.PROBE_ERRORS, "Probe errors (runpod-probe bugs)", "Checks whose last result "
+            "ended in `error`: runpod-probe itself failed, the endpoint was not observed.",
+            # "or ... * 0": no error is a 0 per check, not "No data"
+            [(f'sum by (check) (runpod_probe_outcome{{{SEL},outcome="error"}})'
+              f"\nor\nsum by (check) (runpod_probe_up{{{SEL}}}) * 0",
               "{{check}}")], unit="none", width=6))
         .with_panel(series_panel(
-            P.LAST_PROBE_AGE, "Time since last result", "Seconds since each check last "
-            "produced a result; the stale alert fires past 15 minutes (dashed line).",
-            [(f"time() - runpod_probe_last_probe_timestamp_seconds{{{SEL}}}", "{{check}}")],
-            unit="s", width=6, lines=((900, "red"),)))
+            P.LAST_PROBE_AGE, "Time left before a check is stale", "Seconds until the first "
+            "check of each kind has gone three intervals (plus 5 minutes) without a result; "
+            "the stale alert fires below 0 (dashed line).",
+            [(f"runpod_probe_stale_at_timestamp_seconds{{{SEL}}} - time()", "{{check_kind}}")],
+            unit="s", width=6, lines=((0, "red"),)))
         .with_panel(series_panel(
-            P.HTTP_STATUS, "Last HTTP status", "HTTP status of each check's last response.",
-            [(f"runpod_probe_last_http_status{{{SEL}}}", "{{check}}")], unit="none", width=6))
+            P.FAILURES, "Failed observations per hour", "Results that observed the endpoint "
+            "and failed, per kind of check.",
+            [(f"increase(runpod_probe_observation_failures_total{{{SEL}}}[1h])",
+              "{{check_kind}}")], unit="none", width=6))
         .with_panel(series_panel(
-            P.RETRIED, "Passes that needed a retry", "Passes per hour that needed more than "
-            "one attempt: a pass, but not a clean one.",
-            [(f"increase(runpod_probe_retried_successes_total{{{SEL}}}[1h])", "{{check}}")],
+            P.OBSERVATIONS, "Observations per hour", "Results that observed the endpoint, per "
+            "kind of check (unknown, rate-limited, skipped and error results do not count).",
+            [(f"increase(runpod_probe_observations_total{{{SEL}}}[1h])", "{{check_kind}}")],
             unit="none", width=6))
         .with_row(dash.Row("Governed prompts").id(104))
         .with_panel(stat_panel(
@@ -124,13 +129,12 @@ def build(slo: SloSettings) -> dash.Dashboard:
             "its expectation.", [(f"runpod_probe_prompt_pass{{{SEL}}}", "{{prompt}}")],
             unit="none", thresholds=pass_steps(), mappings=pass_mapping(), width=6, height=8))
         .with_panel(series_panel(
-            P.TTFT, "Time to first token p50 / p95", "Time to the first content token of the "
-            "governed prompts.", _quantiles("runpod_probe_prompt_ttft_seconds", "prompt",
-                                            "{{prompt}}"), unit="s", width=6))
-        .with_panel(series_panel(
-            P.DECODE_RATE, "Decode rate", "Tokens per second of each prompt's last answer.",
-            [(f"runpod_probe_prompt_tokens_per_second{{{SEL}}}", "{{prompt}}")],
-            unit="suffix: tok/s", width=6))
+            P.GENERATION_LATENCY, "Generation latency p50 / p95", "Total time of the checks "
+            "that wait for generated tokens or a job (governed prompts, round trips, the "
+            "active context probe). Per prompt TTFT and decode rate: `metrics: {per_check: "
+            "true}`.", _quantiles("runpod_probe_latency_seconds", "check_kind",
+                                   "{{check_kind}}", 'check_kind="generation"'),
+            unit="s", width=12))
         .with_panel(series_panel(
             P.TOKENS_SPENT, "Tokens spent by probing (per hour)", "Prompt and completion "
             "tokens the probes spent.",
@@ -150,7 +154,8 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(series_panel(
             P.GENERATION_RATE, "Generated tokens/s (all traffic)", "Tokens the engine "
             "generated per second between the last two scrapes, for everyone's requests.",
-            [(f"runpod_probe_vllm_generation_tokens_per_second{{{SEL}}}", "{{endpoint}}")],
+            [(f"rate(runpod_probe_vllm_generation_tokens_total{{{SEL}}}[$__rate_interval])",
+              "{{endpoint}}")],
             unit="suffix: tok/s", width=6))
         .with_panel(series_panel(
             P.MAX_MODEL_LEN, "Context window (max_model_len)", "The context length the pod "

@@ -82,10 +82,12 @@ def build(slo: SloSettings) -> dash.Dashboard:
                        "{{endpoint}}")], unit="percentunit",
             thresholds=steps("green", (0.005, "orange"), (0.072, "red")), links=drill))
         .with_panel(series_panel(
-            P.RESULTS_BY_OUTCOME, "Results by outcome", "Probe results per second across the "
-            "selected endpoints, by outcome.",
-            [(f"sum by (outcome) (rate(runpod_probe_results_total{{{SEL}}}[$__rate_interval]))",
-              "{{outcome}}")], unit="ops"))
+            P.RESULTS_BY_OUTCOME, "Observations and failures", "Results per second that "
+            "observed the selected endpoints, and those that failed, by kind of check.",
+            [(f"sum by (check_kind) (rate(runpod_probe_observations_total{{{SEL}}}"
+              "[$__rate_interval]))", "{{check_kind}} observed"),
+             (f"sum by (check_kind) (rate(runpod_probe_observation_failures_total{{{SEL}}}"
+              "[$__rate_interval]))", "{{check_kind}} failed")], unit="ops"))
         .with_row(dash.Row("Discovery (RunPod REST API)").id(103))
         .with_panel(series_panel(
             P.DISCOVERED, "Discovered endpoints", "Endpoints discovery found and probes, and "

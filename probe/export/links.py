@@ -49,11 +49,10 @@ class EndpointPanel(enum.IntEnum):
     LATENCY = 11
     PROBE_ERRORS = 12
     LAST_PROBE_AGE = 13
-    HTTP_STATUS = 14
-    RETRIED = 15
+    FAILURES = 14
+    OBSERVATIONS = 15
     PROMPT_PASS = 16
-    TTFT = 17
-    DECODE_RATE = 18
+    GENERATION_LATENCY = 17
     TOKENS_SPENT = 19
     ENGINE_QUEUE = 20
     KV_CACHE = 21

@@ -1,8 +1,9 @@
 """Recording rules for the per-endpoint SLIs (Sloth's names, ``slo`` label per SLI).
 
 Availability: of the results that observed the endpoint, the share that failed.
-Latency: of the checks that ask the API (not generation), the share slower than the SLO's
-threshold (a histogram bucket).
+Latency: of the checks that ask the API (``check_kind="api"``, not generation), the share
+slower than the SLO's threshold (a histogram bucket). Both read series kept per endpoint and
+kind of check; the events per check divide by the checks ``runpod_probe_up`` counts.
 Each window is recorded once so the burn-rate alerts and the dashboards stay cheap.
 """
 
@@ -13,10 +14,13 @@ from typing import Any
 from probe.export.slo import WINDOWS, SloSettings, bucket_label
 
 # discovery is runpod-probe's own call to RunPod's API, not an endpoint anyone serves from
-SLI_SELECTOR = 'check!="discovery"'
+SLI_SELECTOR = 'check_kind!="discovery"'
 # Round trips, prompts and the active context check time generation (and cold starts),
-# which have their own histograms and limits; the latency SLO is about the API answering.
-LATENCY_SELECTOR = 'check!~"discovery|roundtrip|context_active|prompt:.+"'
+# which have their own limits; the latency SLO is about the API answering.
+LATENCY_SELECTOR = 'check_kind="api"'
+# The same checks, by name (``runpod_probe_up`` has one series per check).
+CHECKS = {"availability": 'check!="discovery"',
+          "latency": 'check!~"discovery|roundtrip|context_active|prompt:.+"'}
 SLIS = ("availability", "latency")
 
 
@@ -43,7 +47,7 @@ def events_per_check(slo: str, window: str) -> str:
     metric = ("runpod_probe_observations_total" if slo == "availability"
               else "runpod_probe_latency_seconds_count")
     return (f"sum by (endpoint) (increase({metric}{{{sel}}}[{window}]))\n/\n"
-            f"count by (endpoint) ({metric}{{{sel}}})")
+            f"count by (endpoint) (runpod_probe_up{{{CHECKS[slo]}}})")
 
 
 def recording_rules(settings: SloSettings) -> list[dict[str, Any]]:

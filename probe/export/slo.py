@@ -4,7 +4,8 @@
 slo:
   availability: 99.5     # % of observations that pass, per endpoint
   latency: 99            # % of checks that finish under latency_threshold
-  latency_threshold: 2.5s  # one of runpod_probe_latency_seconds' bucket bounds
+  latency_threshold: 2.5s  # a bucket bound of runpod_probe_latency_seconds (api): 0.25s, 1s,
+                           # 2.5s or 10s
   period: 30d            # the error budget's period
   min_events: 20         # observations per check in a long window before a burn can alert
 ```
@@ -93,8 +94,8 @@ def parse_slo(raw: Any, path: str, problems: Problems) -> SloSettings:
     threshold = f.duration("latency_threshold", default.latency_threshold_s)
     if threshold not in LATENCY_BUCKETS:
         bounds = ", ".join(f"{b:g}s" for b in LATENCY_BUCKETS)
-        f.fail("latency_threshold", "must be a bucket bound of runpod_probe_latency_seconds "
-                                    f"({bounds}), got {threshold:g}s")
+        f.fail("latency_threshold", "must be a bucket bound of runpod_probe_latency_seconds"
+                                    f'{{check_kind="api"}} ({bounds}), got {threshold:g}s')
         threshold = default.latency_threshold_s
     period = f.duration("period", default.period_s)
     low, high = PERIOD_RANGE_S

@@ -1,11 +1,13 @@
 """Each check's series on /metrics, written when its result arrives.
 
-A check has eleven families of series (``up``, ``outcome``, ``results``, ``latency_seconds``,
-...): about 27 lines. At 10,000 checks a scrape that formats them all takes about a third of a
-second of CPU, on the core that probes. Here a check's lines are written once per result
-(``lines_of``, by ``series_cache``, which the state tells of each check it changes) and
-a scrape only joins them, family by family, in the fleet's order (``families``); a collector
-keeping none writes them all at each scrape (``written_now``).
+By default a check has two families (``up``, and ``outcome`` while it is not ok: one line
+when healthy); its latency and the SLI's counters are kept per endpoint and kind of check
+(``probe.metrics``). With ``metrics: {per_check: true}`` it also has its own results by
+outcome, latency histogram, last status and timestamps (``PER_CHECK``): about 25 lines.
+A check's lines are written once per result (``CheckSeries.lines_of``, by
+``series_cache``, which the state tells of each check it changes) and a scrape only
+joins them, family by family, in the fleet's order (``CheckSeries.families``); a collector
+keeping none writes them all at each scrape (``CheckSeries.written_now``).
 
 The lines are byte for byte what ``Family`` (and so prometheus_client) writes from the same
 rows, in the text format and in OpenMetrics (``tests/exposition/test_text.py``).
@@ -21,7 +23,7 @@ from typing import Any
 from probe.exposition.series_cache import Columns
 from probe.exposition.text import Family, Lines, escape_value, go_number, histogram_lines
 from probe.outcome import Outcome
-from probe.state import LATENCY_BUCKETS, CheckState, les_of
+from probe.state import CHECK_LATENCY_BUCKETS, CheckState, les_of
 
 P = "runpod_probe_"
 CHECK_LABELS = ("endpoint", "check")
@@ -79,7 +81,7 @@ def _per_outcome(name: str, typ: str, doc: str,
 
 
 def _latency(name: str, doc: str) -> CheckFamily:
-    write = histogram_lines(name, les_of(LATENCY_BUCKETS))
+    write = histogram_lines(name, les_of(CHECK_LATENCY_BUCKETS))
 
     def lines(text: str, s: CheckState) -> str:
         return "" if s.latest is None else write(text, s.latency.counts, s.latency.total)
@@ -90,7 +92,11 @@ def _latency(name: str, doc: str) -> CheckFamily:
 
 
 def _current_outcome(s: CheckState) -> dict[str, int]:
-    return {str(s.latest.outcome if s.latest is not None else Outcome.UNKNOWN): 1}
+    """The current outcome while it is not ok ("unknown" before the first result): a
+    healthy check's ``up`` says the rest."""
+    if s.latest is None:
+        return {str(Outcome.UNKNOWN): 1}
+    return {} if s.latest.ok else {str(s.latest.outcome): 1}
 
 
 def _results(s: CheckState) -> dict[str, int]:
@@ -118,16 +124,19 @@ def _probed_at(s: CheckState) -> float | None:
     return None if s.latest is None else s.latest.started_at.timestamp()
 
 
-# The families in the order /metrics writes them.
+# The families every check has, in the order /metrics writes them.
 CHECK_FAMILIES: tuple[CheckFamily, ...] = (
     _single(P + "up", "gauge", "1 only when the check's last result was ok; never-probed "
             "and unknown are 0.", _up),
-    _per_outcome(P + "outcome", "gauge", "The check's current outcome (value 1); "
-                 '"unknown" before the first result.', _current_outcome),
+    _per_outcome(P + "outcome", "gauge", "The check's current outcome (value 1) while it is "
+                 'not ok; "unknown" before the first result.', _current_outcome),
+)
+# What ``metrics: {per_check: true}`` adds for each check.
+PER_CHECK: tuple[CheckFamily, ...] = (
     _per_outcome(P + "results", "counter", "Probe results by outcome.", _results),
     _single(P + "retried_successes", "counter", "Passes that needed a retry.",
             lambda s: s.retried_ok_total),
-    _latency(P + "latency_seconds", "Duration of the last attempt of each check."),
+    _latency(P + "check_latency_seconds", "Duration of the last attempt of each check."),
     _single(P + "last_http_status", "gauge", "HTTP status of the last response.",
             _http_status),
     _single(P + "last_attempts", "gauge", "Attempts the last result needed.", _attempts),
@@ -135,11 +144,6 @@ CHECK_FAMILIES: tuple[CheckFamily, ...] = (
             lambda s: s.last_success_ts),
     _single(P + "last_probe_timestamp_seconds", "gauge", "Unix time of the last result.",
             _probed_at),
-    _single(P + "observations", "counter", "Results that observed the endpoint (not "
-            "unknown, rate_limited, skipped_budget or error): the SLI's events, declared "
-            "at 0.", lambda s: s.observed_total),
-    _single(P + "observation_failures", "counter", "Observations that were not ok: the "
-            "SLI's bad events, declared at 0.", lambda s: s.failed_total),
 )
 
 
@@ -148,29 +152,40 @@ def label_text(key: Key) -> str:
     return f'check="{escape_value(key[1])}",endpoint="{escape_value(key[0])}"'
 
 
-def lines_of(key: Key, s: CheckState) -> tuple[str, ...]:
-    """The check's lines in each family (``CHECK_FAMILIES``), from its state now."""
-    text = label_text(key)
-    return tuple([f.lines(text, s) for f in CHECK_FAMILIES])
+@dataclass(frozen=True, slots=True)
+class CheckSeries:
+    """The families each check has on /metrics (``CHECK_FAMILIES``, plus ``PER_CHECK`` with
+    ``metrics: {per_check: true}``), and how their lines are written."""
 
+    specs: tuple[CheckFamily, ...] = CHECK_FAMILIES
 
-def written_now(checks: Collection[tuple[Key, CheckState]]) -> list[tuple[str, ...]]:
-    """The lines of ``checks`` (in order), written from their states now."""
-    return [lines_of(key, s) for key, s in checks]
+    @classmethod
+    def of(cls, per_check: bool) -> CheckSeries:
+        return cls((*CHECK_FAMILIES, *PER_CHECK) if per_check else CHECK_FAMILIES)
 
+    def lines_of(self, key: Key, s: CheckState) -> tuple[str, ...]:
+        """The check's lines in each family, from its state now."""
+        text = label_text(key)
+        return tuple([f.lines(text, s) for f in self.specs])
 
-def families(checks: Collection[tuple[Key, CheckState]],
-             lines: Callable[[], list[tuple[str, ...]]]) -> list[Family]:
-    """The check families of one scrape: the text of each is a column of ``lines()`` (every
-    check's lines, in order: ``SeriesCache.checks.in_order`` or ``written_now``), read when
-    the page is written; ``checks`` (in order) are read for samples instead."""
-    columns = Columns(lines)
-    out = []
-    for column, spec in enumerate(CHECK_FAMILIES):
-        family = spec.family()
-        family.add_lines(partial(columns.column, column), Lines(partial(_rows, spec, checks)))
-        out.append(family)
-    return out
+    def written_now(self, checks: Collection[tuple[Key, CheckState]]) -> list[tuple[str, ...]]:
+        """The lines of ``checks`` (in order), written from their states now."""
+        return [self.lines_of(key, s) for key, s in checks]
+
+    def families(self, checks: Collection[tuple[Key, CheckState]],
+                 lines: Callable[[], list[tuple[str, ...]]]) -> list[Family]:
+        """The check families of one scrape: the text of each is a column of ``lines()``
+        (every check's lines, in order: ``SeriesCache.checks.in_order`` or
+        ``written_now``), read when the page is written; ``checks`` (in order) are read for
+        samples instead."""
+        columns = Columns(lines)
+        out = []
+        for column, spec in enumerate(self.specs):
+            family = spec.family()
+            family.add_lines(partial(columns.column, column),
+                             Lines(partial(_rows, spec, checks)))
+            out.append(family)
+        return out
 
 
 def _rows(spec: CheckFamily, checks: Collection[tuple[Key, CheckState]]) -> Iterator[Any]:

@@ -2,10 +2,11 @@
 
 At 10,000 endpoints a scrape that formats every series takes about a third of a second of
 CPU, on the core that probes. ``SeriesCache`` watches ``FleetState`` (``FleetState.watch``):
-the state tells it which check or endpoint view has just changed, with the new domain value,
-and it writes that one's lines then (a check's by ``probe.exposition.check_series.lines_of``, an
-endpoint's by ``probe.metrics.endpoint_lines``), so the work per result is one check's and
-one endpoint's lines, whatever the fleet's size, and a scrape only joins what is kept.
+the state tells it which check, endpoint view or endpoint's kinds of check has just
+changed, with the new domain value, and it writes that one's lines then (a check's by
+``check_series.CheckSeries.lines_of``, an endpoint's by ``probe.metrics.endpoint_lines``
+and ``kind_lines``), so the work per result is one check's and one endpoint's lines,
+whatever the fleet's size, and a scrape only joins what is kept.
 
 The state tells it of every check and view it holds (those it had when watched, those it
 declares later, each change, each removal; under its lock, in the thread that changes it),
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
-from probe.state import CheckState, EndpointView
+from probe.state import CheckState, EndpointView, KindView
 
 Key = tuple[str, str]  # (endpoint, check)
 K = TypeVar("K", bound=Any)
@@ -65,20 +66,27 @@ class KeptLines(Generic[K]):
 class SeriesCache:
     """The lines of every check and endpoint the watched state holds (a ``StateWatcher``).
     ``check_lines`` writes a check's lines, one text per check family; ``view_lines`` an
-    endpoint's, one per endpoint family."""
+    endpoint's, one per endpoint family; ``kind_lines`` an endpoint's kinds of check (its
+    SLI counters and latency, changed by each of its results), one per kind family."""
 
     def __init__(self, check_lines: Callable[[Key, CheckState], Text],
-                 view_lines: Callable[[str, EndpointView], Text]) -> None:
+                 view_lines: Callable[[str, EndpointView], Text],
+                 kind_lines: Callable[[str, tuple[KindView, ...]], Text]) -> None:
         self._check_lines = check_lines
         self._view_lines = view_lines
+        self._kind_lines = kind_lines
         self.checks: KeptLines[Key] = KeptLines()
         self.views: KeptLines[str] = KeptLines()
+        self.kinds: KeptLines[str] = KeptLines()
 
     def check_changed(self, key: Key, state: CheckState | None) -> None:
         self.checks.put(key, None if state is None else self._check_lines(key, state))
 
     def view_changed(self, name: str, view: EndpointView | None) -> None:
         self.views.put(name, None if view is None else self._view_lines(name, view))
+
+    def kinds_changed(self, name: str, kinds: tuple[KindView, ...] | None) -> None:
+        self.kinds.put(name, None if kinds is None else self._kind_lines(name, kinds))
 
 
 class Columns:

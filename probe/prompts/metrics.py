@@ -1,5 +1,7 @@
-"""Prompt metrics: pass per endpoint and prompt, TTFT and total-time histograms, decode
-rate, and the tokens probing spent (so users see what probing costs).
+"""Prompt metrics: pass per endpoint and prompt, and the tokens probing spent (so users see
+what probing costs); with ``metrics: {per_check: true}`` also each prompt's TTFT and
+total-time histograms and decode rate (a prompt's latency is otherwise in the endpoint's
+``latency_seconds{check_kind="generation"}``).
 
 Results reach ``PromptMetrics.observe`` as a prober observer (event loop); /metrics reads a
 copy under the same lock from its own thread.
@@ -31,7 +33,8 @@ class PromptMetrics(Collector):
     """Fed by the prober (one result at a time), read by the /metrics thread under one lock.
     Every planned prompt is declared, so a prompt that never ran shows as not passing."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_check: bool = False) -> None:
+        self.per_check = per_check
         self._lock = threading.Lock()
         self.passed: dict[Key, bool] = {}  # planned (endpoint, prompt) -> last answer passed
         self.ttft: dict[Key, Histogram] = {}
@@ -91,6 +94,13 @@ class PromptMetrics(Collector):
         for key, ok in sorted(passed.items()):
             family.add_metric(list(key), 1 if ok else 0)
         yield family
+        tokens = Family(P + "tokens_spent", "Tokens spent by probing, as reported "
+                        "by the server's usage.", "counter", labels=["endpoint", "type"])
+        for (endpoint, kind), count in sorted(spent.items()):
+            tokens.add_metric([endpoint, kind], count)
+        yield tokens
+        if not self.per_check:
+            return
         yield _histogram(P + "prompt_ttft_seconds", "Time to the first content token of prompt "
                          "answers (role-only chunks do not count).", ttft)
         yield _histogram(P + "prompt_duration_seconds", "Total time of prompt answers, request "
@@ -110,11 +120,6 @@ class PromptMetrics(Collector):
             completed.add_metric(list(key), decoded[key])
             seconds.add_metric(list(key), decode_s[key])
         yield from (completed, seconds)
-        tokens = Family(P + "tokens_spent", "Tokens spent by probing, as reported "
-                        "by the server's usage.", "counter", labels=["endpoint", "type"])
-        for (endpoint, kind), count in sorted(spent.items()):
-            tokens.add_metric([endpoint, kind], count)
-        yield tokens
 
 
 def _histogram(name: str, text: str, data: dict[Key, Histogram]) -> Metric:

@@ -33,7 +33,7 @@ def context_active_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckC
 
 
 def start(host: Host) -> Attachment:
-    metrics = PromptMetrics()
+    metrics = PromptMetrics(per_check=host.config.metrics.per_check)
     return Attachment(collectors=(metrics,), observers=(metrics.observe,),
                       on_plan=metrics.on_plan)
 

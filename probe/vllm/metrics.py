@@ -37,13 +37,19 @@ GAUGES = (
      "(engine_stuck at the endpoint's stuck_after).", "stuck_streak"),
 )
 
+# Gauges computed from what another series already says (the rate of the engine's counter):
+# exported only with ``metrics: {per_check: true}``.
+DERIVED = frozenset({"generation_tokens_per_s"})
+
 
 class EngineMetrics(Collector):
     """Fed by the prober (one result at a time), read by the /metrics thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_check: bool = False) -> None:
         self._lock = threading.Lock()
         self._latest: dict[str, dict[str, Any]] = {}  # endpoint -> latest scrape's details
+        # the tokens/s gauge only with ``metrics: {per_check: true}``: rate() the counter
+        self._gauges = GAUGES if per_check else tuple(g for g in GAUGES if g[2] not in DERIVED)
 
     def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
         if result.check == CHECK:
@@ -59,7 +65,7 @@ class EngineMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = {key: Family(P + name, help_text, "gauge", labels=["endpoint"])
-                    for name, help_text, key in GAUGES}
+                    for name, help_text, key in self._gauges}
         with self._lock:
             latest = sorted(self._latest.items())
         # The engine's own counter, as scraped: rate() it in Prometheus rather than trusting

@@ -40,7 +40,7 @@ def _route(check: str) -> str:
 
 
 def start(host: Host) -> Attachment:
-    metrics = EngineMetrics()
+    metrics = EngineMetrics(per_check=host.config.metrics.per_check)
     return Attachment(collectors=(metrics,), observers=(metrics.observe,),
                       on_plan=metrics.on_plan)
 

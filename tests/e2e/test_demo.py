@@ -44,7 +44,10 @@ def test_demo_shows_every_endpoint_and_serves_metrics(tmp_path: Path) -> None:
         lines.append(line)
         if match := re.search(r"metrics:\s+(http://\S+)", line):
             metrics_url = match.group(1)
-    wanted = [f'runpod_probe_outcome{{check="{check}",endpoint="{endpoint}",outcome="{outcome}"}} 1.0'
+    # an ok check is up; any other outcome is its current outcome's series
+    wanted = [f'runpod_probe_up{{check="{check}",endpoint="{endpoint}"}} 1.0' if outcome == "ok"
+              else f'runpod_probe_outcome{{check="{check}",endpoint="{endpoint}",'
+                   f'outcome="{outcome}"}} 1.0'
               for (endpoint, check), outcome in EXPECTED.items()]
     deadline = time.monotonic() + 10
     metrics = ""

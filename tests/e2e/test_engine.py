@@ -55,7 +55,8 @@ class Rounds:
                              config.scheduler.max_body_bytes, env=env)
         self.jobs = plan(config)
         self.registry = make_registry(ProbeCollector(self.state))
-        engine = EngineMetrics()  # the vLLM feature's collector, fed like the daemon feeds it
+        # the vLLM feature's collector (its opt-in tokens/s gauge too), fed like the daemon
+        engine = EngineMetrics(per_check=True)
         engine.on_plan(config, self.jobs)
         self.prober.observers.append(engine.observe)
         self.registry.register(engine)

@@ -163,8 +163,9 @@ def test_daemon_exports_prompt_metrics_and_respects_the_budget(
         sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
     prompts = ('  - {name: arithmetic, prompt: "What is 2+2?", expect: {regex: "4"}, '
                "cross: x, interval: 200ms, max_tokens: 16}\n")
-    path = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="10s") + pods(
-        "q qwen-healthy token_budget_per_hour: 30") + "prompts:\n" + prompts)
+    path = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="10s").replace(
+        'metrics: {listen: "127.0.0.1:0"}', 'metrics: {listen: "127.0.0.1:0", per_check: true}')
+        + pods("q qwen-healthy token_budget_per_hour: 30") + "prompts:\n" + prompts)
 
     async def scenario(daemon: Daemon) -> tuple[str, dict[str, int]]:
         deadline = asyncio.get_running_loop().time() + 15

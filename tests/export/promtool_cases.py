@@ -33,9 +33,11 @@ def counter(per_minute: float, count: int = STEPS) -> str:
 
 
 def state(endpoint: str, timeline: list[str]) -> list[dict[str, str]]:
-    """``runpod_probe_endpoint_state`` for every state, from the current state per minute."""
-    return [series("runpod_probe_endpoint_state", steps([float(s == name) for s in timeline]),
-                   endpoint=endpoint, state=name) for name in STATES]
+    """``runpod_probe_endpoint_state`` from the current state per minute: one series per state
+    it is in at some minute, present (1) only while it is the current one."""
+    return [series("runpod_probe_endpoint_state",
+                   " ".join("1" if s == name else "_" for s in timeline),
+                   endpoint=endpoint, state=name) for name in STATES if name in timeline]
 
 
 def healthy_endpoint(endpoint: str, glitch_at: int | None = None) -> list[dict[str, str]]:
@@ -57,24 +59,22 @@ def healthy_endpoint(endpoint: str, glitch_at: int | None = None) -> list[dict[s
     return [
         *state(endpoint, ["up"] * (STEPS + 1)),
         series("runpod_probe_maintenance", constant(0), endpoint=endpoint),
-        series("runpod_probe_observations_total", counter(2), endpoint=endpoint, check="models"),
+        series("runpod_probe_observations_total", counter(2), endpoint=endpoint,
+               check_kind="api"),
         series("runpod_probe_observation_failures_total", steps(failures), endpoint=endpoint,
-               check="models"),
+               check_kind="api"),
         series("runpod_probe_latency_seconds_count", counter(2), endpoint=endpoint,
-               check="models"),
+               check_kind="api"),
         series("runpod_probe_latency_seconds_bucket", count(2, 1), endpoint=endpoint,
-               check="models", le="2.5"),
+               check_kind="api", le="2.5"),
         series("runpod_probe_up", gauge(1, 0), endpoint=endpoint, check="models"),
-        series("runpod_probe_outcome", gauge(1, 0), endpoint=endpoint, check="models",
-               outcome="ok"),
         series("runpod_probe_outcome", gauge(0, 1), endpoint=endpoint, check="models",
                outcome="error"),
         series("runpod_probe_prompt_pass", gauge(1, 0), endpoint=endpoint, prompt="arithmetic"),
-        series("runpod_probe_last_probe_timestamp_seconds",
-               steps([60.0 * (i - 1 if i == glitch_at else i) for i in range(STEPS + 1)]),
-               endpoint=endpoint, check="models"),
-        series("runpod_probe_check_interval_seconds", constant(60), endpoint=endpoint,
-               check="models"),
+        # the last result + 3 intervals of a minute + 5 minutes
+        series("runpod_probe_stale_at_timestamp_seconds",
+               steps([60.0 * (i - 1 if i == glitch_at else i) + 480 for i in range(STEPS + 1)]),
+               endpoint=endpoint, check_kind="api"),
     ]
 
 

@@ -80,15 +80,16 @@ def test_every_failing_outcome_names_a_cause() -> None:
 def burn(failure_share: float, slo: str = "availability") -> list[dict[str, str]]:
     """An endpoint probed 100 times a minute, ``failure_share`` of them failing (or slow)."""
     bad = counter(100 * failure_share)
+    up = series("runpod_probe_up", constant(1), endpoint=EP, check="models")
     if slo == "availability":
-        return [series("runpod_probe_observations_total", counter(100), endpoint=EP,
-                       check="models"),
+        return [up, series("runpod_probe_observations_total", counter(100), endpoint=EP,
+                           check_kind="api"),
                 series("runpod_probe_observation_failures_total", bad, endpoint=EP,
-                       check="models")]
-    return [series("runpod_probe_latency_seconds_count", counter(100), endpoint=EP,
-                   check="models"),
+                       check_kind="api")]
+    return [up, series("runpod_probe_latency_seconds_count", counter(100), endpoint=EP,
+                       check_kind="api"),
             series("runpod_probe_latency_seconds_bucket", counter(100 * (1 - failure_share)),
-                   endpoint=EP, check="models", le="2.5")]
+                   endpoint=EP, check_kind="api", le="2.5")]
 
 
 def slo_cases(maintenance: bool) -> list[dict[str, Any]]:
@@ -115,9 +116,11 @@ def test_slo_burns_a_single_probe_of_a_rarely_probed_endpoint_cannot_page() -> N
     obs = steps([float(i // 5) for i in range(STEPS + 1)])  # one probe every 5 minutes
     failures = steps([float(i >= 30 and (i // 5) >= 6) for i in range(STEPS + 1)])
     inputs = [*endpoint_base(),
-              series("runpod_probe_observations_total", obs, endpoint=EP, check="roundtrip"),
+              series("runpod_probe_up", constant(0), endpoint=EP, check="roundtrip"),
+              series("runpod_probe_observations_total", obs, endpoint=EP,
+                     check_kind="generation"),
               series("runpod_probe_observation_failures_total", failures, endpoint=EP,
-                     check="roundtrip")]
+                     check_kind="generation")]
     run([case("one failed round trip among a dozen: the ratio burns, the guard holds", inputs,
               [(t, "RunpodErrorBudgetBurn", []) for t in ("31m", "33m", "40m", "60m")])])
 
@@ -132,12 +135,12 @@ def check_cases(maintenance: bool) -> list[dict[str, Any]]:
     prompt = steps([float(i == 12) for i in range(STEPS + 1)])
     error = steps([1.0] * (STEPS + 1))
     return [
-        case("a check failing most probes fires, one passing probe does not reset it",
+        case("checks failing most probes fire, one passing probe does not reset it",
              maintained([*base, series("runpod_probe_observations_total", counter(2),
-                                       endpoint=EP, check="models"),
+                                       endpoint=EP, check_kind="api"),
                          series("runpod_probe_observation_failures_total", failing,
-                                endpoint=EP, check="models")], maintenance),
-             [("12m", "RunpodCheckFailing", exp("RunpodCheckFailing", check="models"))]),
+                                endpoint=EP, check_kind="api")], maintenance),
+             [("12m", "RunpodCheckFailing", exp("RunpodCheckFailing", check_kind="api"))]),
         case("a governed prompt failing for 15 minutes fires despite one pass",
              maintained([*base, series("runpod_probe_prompt_pass", prompt, endpoint=EP,
                                        prompt="arithmetic")], maintenance),
@@ -147,19 +150,17 @@ def check_cases(maintenance: bool) -> list[dict[str, Any]]:
              maintained([*base, series("runpod_probe_outcome", error, endpoint=EP,
                                        check="models", outcome="error")], maintenance),
              [("12m", "RunpodProbeError", exp("RunpodProbeError", check="models"))]),
+        # stale at: the last result (at 0) + 3 intervals of a minute + 5 minutes = 8m
         case("a check run every minute without results for three intervals fires",
-             maintained([*base, series("runpod_probe_last_probe_timestamp_seconds",
-                                       constant(0), endpoint=EP, check="models"),
-                         series("runpod_probe_check_interval_seconds", constant(60),
-                                endpoint=EP, check="models")], maintenance),
+             maintained([*base, series("runpod_probe_stale_at_timestamp_seconds",
+                                       constant(480), endpoint=EP, check_kind="api")],
+                        maintenance),
              [("12m", "RunpodProbeStale", []),
-              ("14m", "RunpodProbeStale", exp("RunpodProbeStale", check="models"))]),
+              ("14m", "RunpodProbeStale", exp("RunpodProbeStale", check_kind="api"))]),
         case("a prompt run every 30 minutes is not stale between its runs",
-             [*base, series("runpod_probe_last_probe_timestamp_seconds",
-                            steps([0.0] * 30 + [1800.0] * (STEPS - 29)), endpoint=EP,
-                            check="prompt:governance"),
-              series("runpod_probe_check_interval_seconds", constant(1800), endpoint=EP,
-                     check="prompt:governance")],
+             [*base, series("runpod_probe_stale_at_timestamp_seconds",
+                            steps([5700.0] * 30 + [7500.0] * (STEPS - 29)), endpoint=EP,
+                            check_kind="generation")],
              [("25m", "RunpodProbeStale", []), ("55m", "RunpodProbeStale", [])]),
         case("an endpoint that cannot be observed for 15 minutes fires",
              maintained([*base, *state(EP, ["unknown"] * (STEPS + 1))], maintenance),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import config_of, endpoint, plan, role_of
 
-from probe.exposition.check_series import CHECK_FAMILIES, families
+from probe.exposition.check_series import CHECK_FAMILIES, PER_CHECK, CheckSeries
 from probe.exposition.text import LabelCache, render
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
@@ -34,10 +34,11 @@ RESULTS = [
 ]
 
 
-def state_of(write_ahead: bool) -> tuple[FleetState, ProbeCollector]:
-    """A planned state and its collector (``write_ahead``: lines written as it changes)."""
-    state = FleetState(role_of)
-    collector = ProbeCollector(state, write_ahead=write_ahead)
+def state_of(write_ahead: bool, per_check: bool = True) -> tuple[FleetState, ProbeCollector]:
+    """A planned state and its collector (``write_ahead``: lines written as it changes;
+    ``per_check``: each check's own series too)."""
+    state = FleetState(role_of, clock=T0.timestamp)
+    collector = ProbeCollector(state, write_ahead=write_ahead, per_check=per_check)
     state.configure(CONFIG, plan(CONFIG))
     return state, collector
 
@@ -53,9 +54,12 @@ def page(collector: ProbeCollector) -> list[bytes]:
     return [line for line in body.split(b"\n") if b"process_" not in line]
 
 
+@pytest.mark.parametrize("per_check", [True, False], ids=["per-check", "default"])
 @pytest.mark.parametrize("reader", ["writer-thread", "other-thread"])
-def test_lines_written_ahead_are_the_page_after_every_result(reader: str) -> None:
-    (ahead, ahead_page), (at_scrape, at_scrape_page) = state_of(True), state_of(False)
+def test_lines_written_ahead_are_the_page_after_every_result(reader: str,
+                                                             per_check: bool) -> None:
+    (ahead, ahead_page), (at_scrape, at_scrape_page) = (state_of(True, per_check),
+                                                        state_of(False, per_check))
     assert page(ahead_page) == page(at_scrape_page)  # nothing probed yet
     for i in range(len(RESULTS)):
         if reader == "other-thread":  # results recorded in another thread than the page's
@@ -67,8 +71,14 @@ def test_lines_written_ahead_are_the_page_after_every_result(reader: str) -> Non
         at_scrape.update(result(i))
         assert page(ahead_page) == page(at_scrape_page), f"after result {i}"
     text = b"\n".join(page(ahead_page))
-    assert b'runpod_probe_results_total{check="models",endpoint="a",outcome="ok"} 2.0' in text
-    assert b'runpod_probe_last_attempts{check="models",endpoint="b\\"\\\\"} 1.0' in text
+    # a's api checks: 4 observed (the skipped one is not), 1 failed
+    assert b'runpod_probe_observations_total{check_kind="api",endpoint="a"} 4.0' in text
+    assert b'runpod_probe_observation_failures_total{check_kind="api",endpoint="a"} 1.0' \
+        in text
+    assert (b'runpod_probe_results_total{check="models",endpoint="a",outcome="ok"} 2.0'
+            in text) is per_check
+    assert (b'runpod_probe_last_attempts{check="models",endpoint="b\\"\\\\"} 1.0'
+            in text) is per_check
 
 
 def test_a_result_replaces_the_lines_written_before_it() -> None:
@@ -109,8 +119,9 @@ def test_families_read_out_of_order_write_the_same_lines() -> None:
     checks = sorted(state.snapshot().checks.items())
     assert collector.series is not None
     kept = collector.series.checks.in_order
-    in_order = ["".join(f.blocks(LabelCache())) for f in families(checks, kept)]
-    backwards = families(checks, kept)[::-1]
+    series = CheckSeries.of(per_check=True)
+    in_order = ["".join(f.blocks(LabelCache())) for f in series.families(checks, kept)]
+    backwards = series.families(checks, kept)[::-1]
     read = ["".join(f.blocks(LabelCache())) for f in backwards][::-1]
     assert read == in_order
-    assert len(in_order) == len(CHECK_FAMILIES) and all(in_order)
+    assert len(in_order) == len(CHECK_FAMILIES) + len(PER_CHECK) and all(in_order)

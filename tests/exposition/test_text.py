@@ -20,7 +20,7 @@ from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
 from probe.serverless.metrics import ServerlessMetrics
-from probe.state import LATENCY_BUCKETS, FleetState, les_of
+from probe.state import CHECK_LATENCY_BUCKETS, FleetState, les_of
 from probe.verdict import EndpointVerdict, Hysteresis, Window
 from probe.vllm.metrics import EngineMetrics
 
@@ -40,7 +40,8 @@ def watched(write_ahead: bool) -> tuple[FleetState, CollectorRegistry]:
     """A state and its registry, whose core collector writes the checks' and endpoints' lines
     as they change, as the daemon's does (``write_ahead``), or at each scrape."""
     state = FleetState(role_of)
-    return state, make_registry(ProbeCollector(state, write_ahead=write_ahead))
+    return state, make_registry(ProbeCollector(state, write_ahead=write_ahead,
+                                               per_check=True))
 
 
 def registry(write_ahead: bool = False) -> CollectorRegistry:
@@ -101,8 +102,10 @@ def test_samples_are_read_as_before() -> None:
     reg = registry()
     assert reg.get_sample_value("runpod_probe_results_total",
                                 {"endpoint": "a", "check": "models", "outcome": "ok"}) == 4
-    assert reg.get_sample_value("runpod_probe_latency_seconds_bucket",
+    assert reg.get_sample_value("runpod_probe_check_latency_seconds_bucket",
                                 {"endpoint": "a", "check": "models", "le": "+Inf"}) == 4
+    assert reg.get_sample_value("runpod_probe_latency_seconds_bucket",
+                                {"endpoint": "a", "check_kind": "api", "le": "+Inf"}) == 12
     assert reg.get_sample_value("runpod_probe_endpoint_state",
                                 {"endpoint": NAMES[1], "state": "down"}) == 1
 
@@ -170,7 +173,7 @@ class _One:
 ], ids=["empty", "small", "below-a-million", "a-million", "huge"])
 def test_histogram_lines_are_what_prometheus_client_writes(counts: list[int],
                                                            total: float) -> None:
-    les = les_of(LATENCY_BUCKETS)
+    les = les_of(CHECK_LATENCY_BUCKETS)
     family = HistogramMetricFamily("x_seconds", "d", labels=["check", "endpoint"])
     running, buckets = 0, []
     for le, count in zip(les, counts, strict=True):

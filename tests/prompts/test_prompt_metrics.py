@@ -28,9 +28,9 @@ def result(check: str, outcome: Outcome, **details: Any) -> ProbeResult:
                        url="http://x", details=details, role=role_of(check))
 
 
-def registry_with(*results: ProbeResult) -> Any:
+def registry_with(*results: ProbeResult, per_check: bool = True) -> Any:
     cfg = config()
-    metrics = PromptMetrics()
+    metrics = PromptMetrics(per_check=per_check)
     metrics.on_plan(cfg, [Job(f"a/{c}", cfg.endpoints[0], (c,), 300.0) for c in PLANNED])
     for r in results:
         metrics.observe(r, None)
@@ -62,6 +62,19 @@ def test_pass_gauge_histograms_rate_and_tokens() -> None:
     assert value("runpod_probe_prompt_tokens_per_second", arith) == 10.0
     assert value("runpod_probe_tokens_spent_total", {"endpoint": "a", "type": "prompt"}) == 11024
     assert value("runpod_probe_tokens_spent_total", {"endpoint": "a", "type": "completion"}) == 7
+
+
+def test_by_default_a_prompt_has_its_pass_and_the_endpoint_its_tokens() -> None:
+    """Each prompt's timings are opt-in (``metrics: {per_check: true}``): by default its
+    latency is the endpoint's generation histogram (probe.metrics)."""
+    registry = registry_with(result("prompt:arith", Outcome.OK, usage=USAGE, ttft_s=0.2,
+                                    total_s=0.5, tokens_per_s=10.0), per_check=False)
+    arith = {"endpoint": "a", "prompt": "arith"}
+    names = {s.name for m in registry.collect() for s in m.samples}
+    assert names == {"runpod_probe_prompt_pass", "runpod_probe_tokens_spent_total"}
+    assert registry.get_sample_value("runpod_probe_prompt_pass", arith) == 1
+    assert registry.get_sample_value("runpod_probe_tokens_spent_total",
+                                     {"endpoint": "a", "type": "completion"}) == 3
 
 
 def test_incomplete_answers_do_not_feed_timing_histograms() -> None:

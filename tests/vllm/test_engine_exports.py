@@ -25,7 +25,7 @@ class Fed:
         config = config_of(endpoint(name="pod", checks=POD_CHECKS))
         self.state = fleet_state(config)
         self.state.hysteresis = Hysteresis(down_after=1, up_after=1)  # judge each result
-        self.engine = EngineMetrics()
+        self.engine = EngineMetrics(per_check=True)
         self.engine.on_plan(config, plan(config))
 
     def update(self, r: ProbeResult) -> None:
@@ -56,6 +56,14 @@ def test_load_gauges_come_from_the_latest_scrape() -> None:
     assert registry.get_sample_value("runpod_probe_vllm_generation_tokens_per_second",
                                      pod) == 31.5
     assert registry.get_sample_value("runpod_probe_vllm_stuck_checks", pod) == 1
+
+
+def test_the_tokens_rate_gauge_is_opt_in_the_counter_is_not() -> None:
+    engine = EngineMetrics()
+    engine.observe(result("vllm_metrics", Outcome.OK, {**LOAD, "generation_tokens_total": 90}))
+    samples = {s.name: s.value for m in engine.collect() for s in m.samples}
+    assert "runpod_probe_vllm_generation_tokens_per_second" not in samples
+    assert samples["runpod_probe_vllm_generation_tokens_total"] == 90
 
 
 def test_a_stuck_engine_still_exports_its_queue() -> None:
