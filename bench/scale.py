@@ -4,7 +4,8 @@ Each pod is its own host (127.x.y.z on nginx's one port: all of 127.0.0.0/8 is l
 so connections are per pod as they are behind RunPod's proxy. For every row:
 
 1. nginx starts on the other core with ``bench/nginx.conf.in`` (static vLLM-shaped
-   ``/v1/models``, ``/health`` and ``/metrics`` from ``bench/www``): never the bottleneck.
+   ``/v1/models``, ``/health`` and ``/metrics`` from ``bench/www``, and a canned streamed
+   chat completion for the default pod's prompts): never the bottleneck.
 2. ``python -m probe run`` runs as its own process pinned to core 0 on a generated config of
    N ``kind: pod`` endpoints. After one interval of warm-up it is measured for ``--seconds``:
    probes started in the window (SQLite results table), scheduling lag (deltas of the
@@ -19,6 +20,7 @@ so connections are per pod as they are behind RunPod's proxy. For every row:
 
     python bench/scale.py --standard                  # the rows in BENCHMARKS.md
     python bench/scale.py --endpoints 10000 --interval 15s --checks models --seconds 60
+    python bench/scale.py --endpoints 10000 --interval 15s --checks default  # the default pod
     python bench/scale.py --endpoints 1000 --fresh    # nginx closes after every answer
 
 ``--fresh`` makes nginx close every connection after one answer (``keepalive_timeout 0``),
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import os
 import platform
 import re
@@ -54,14 +57,47 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MEASURED_CORE, OTHER_CORE = 0, 1
-CHECKS = {"models": ("models",), "full": ("models", "health", "vllm_metrics")}
-PATHS = {"models": "/v1/models", "health": "/health", "vllm_metrics": "/metrics"}
+CHECKS = {"models": ("models",), "full": ("models", "health", "vllm_metrics"),
+          "default": ("models", "health", "vllm_metrics")}
+PATHS = {"models": "/v1/models", "health": "/health", "vllm_metrics": "/metrics",
+         "context": "/v1/models", "chat": "/v1/chat/completions"}
+# The default pod ("default"): its three checks at the interval, the context fit (a job of
+# its own at the interval: required_context set) and two governed prompts at their default
+# interval, all answered by nginx (bench/nginx.conf.in: one streamed answer both accept).
+REQUIRED_CONTEXT = 8000
+PROMPT_INTERVAL_S = 300.0  # probe.prompts.config.DEFAULT_INTERVAL_S
+PROMPTS = ('prompts:\n'
+           '  - {name: arithmetic, prompt: "What is 2+2?", expect: {contains: "4"}, '
+           'cross: "bench"}\n'
+           '  - {name: validation-failure, prompt: "What happens on validation failure?", '
+           "expect: {icontains: 'fails closed'}, cross: \"bench\"}\n")
 POD_PORT = 8000  # the pod's port as RunPod's proxy sees it; carried in the URL path here
 # (endpoints, interval, checks, fresh): the issue's must-show rows.
 STANDARD = [(100, "15s", "models", False), (1000, "15s", "models", False),
             (3000, "15s", "models", False), (10000, "15s", "models", False),
-            (3000, "15s", "full", False), (100, "15s", "models", True),
-            (10000, "15s", "models", True)]
+            (3000, "15s", "full", False), (10000, "15s", "default", False),
+            (100, "15s", "models", True), (10000, "15s", "models", True)]
+
+
+def schedule(checks: str, interval_s: float) -> list[tuple[str, str, float]]:
+    """A pod's probes: (path under its root, blackbox module, seconds between runs)."""
+    out = [(PATHS[c], c, interval_s) for c in CHECKS[checks]]
+    if checks == "default":
+        out.append((PATHS["context"], "models", interval_s))
+        out += [(PATHS["chat"], "chat", PROMPT_INTERVAL_S)] * 2
+    return out
+
+
+def warm_up_s(checks: str, interval_s: float) -> float:
+    """Until every job has run once: first runs are spread over their interval, at most
+    60 s (the prompts' too, whose interval is longer), so that the window sees their
+    steady rate rather than the start-up's."""
+    longest = max(every for _, _, every in schedule(checks, interval_s))
+    return min(longest, max(interval_s, 60.0)) + 5
+
+
+def probes_per_s(n: int, checks: str, interval_s: float) -> float:
+    return n * sum(1 / every for _, _, every in schedule(checks, interval_s))
 
 
 # -- processes, pinning and /proc -----------------------------------------------------------
@@ -176,9 +212,10 @@ def daemon_config(n: int, interval: str, checks: str, nginx_port: int, db: Path,
              f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}',
              "scheduler: {spread: true}",
              "endpoints:"]
-    lines += [f'  - {{name: pod-{i:05d}, kind: pod, pod_id: "{pod_host(i)}:{nginx_port}"}}'
+    extra = f", required_context: {REQUIRED_CONTEXT}" if checks == "default" else ""
+    lines += [f'  - {{name: pod-{i:05d}, kind: pod, pod_id: "{pod_host(i)}:{nginx_port}"{extra}}}'
               for i in range(n)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (PROMPTS if checks == "default" else "")
 
 
 def child_env() -> dict[str, str]:
@@ -273,7 +310,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
     try:
         wait_port(metrics_port, proc, "runpod-probe")
         url = f"http://127.0.0.1:{metrics_port}/metrics"
-        time.sleep(interval_s + 5)  # the spread start-up: every job has run once
+        time.sleep(warm_up_s(checks, interval_s))  # the spread start-up: every job has run once
         scrape0, text0 = scrape(url)
         t0, cpu0, conn0 = time.time(), cpu_seconds(proc.pid), nginx.accepted()
         busy0 = core_busy_seconds(MEASURED_CORE)
@@ -334,10 +371,10 @@ class DriverStats:
     errors: int = 0
 
 
-async def drive(port: int, targets: list[tuple[str, str]], interval_s: float,
-                until: float, stats: DriverStats) -> None:
-    """GET /probe for every (target, module) once per interval, spread over the interval the
-    way the daemon spreads its jobs, until ``until`` (time.time())."""
+async def drive(port: int, targets: list[tuple[str, str, float]], until: float,
+                stats: DriverStats) -> None:
+    """GET /probe for every (target, module, interval) once per its interval, spread over
+    the interval the way the daemon spreads its jobs, until ``until`` (time.time())."""
     import aiohttp  # the bench extra
 
     connector = aiohttp.TCPConnector(limit=256)
@@ -358,20 +395,22 @@ async def drive(port: int, targets: list[tuple[str, str]], interval_s: float,
 
         start = time.time()
         count = len(targets)
-        round_no = 0
+        # (due, target index): each target first at its share of its own interval
+        due = [(start + j * every / count, j) for j, (_, _, every) in enumerate(targets)]
+        heapq.heapify(due)
         while True:
-            for j, (target, module) in enumerate(targets):
-                due = start + round_no * interval_s + j * interval_s / count
-                if due >= until:
-                    await asyncio.gather(*tasks)
-                    return
-                delay = due - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(probe(target, module))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            round_no += 1
+            at, j = heapq.heappop(due)
+            if at >= until:
+                await asyncio.gather(*tasks)
+                return
+            delay = at - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            target, module, every = targets[j]
+            heapq.heappush(due, (at + every, j))
+            task = asyncio.create_task(probe(target, module))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
 
 def run_blackbox(n: int, interval_s: float, checks: str, seconds: float, nginx: Nginx,
@@ -386,10 +425,10 @@ def run_blackbox(n: int, interval_s: float, checks: str, seconds: float, nginx: 
     try:
         wait_port(port, proc, "blackbox_exporter")
         # pod by pod, the pod's checks one after another, as the daemon's jobs run them
-        targets = [(pod_root(i, nginx.port) + PATHS[c], c) for i in range(n)
-                   for c in CHECKS[checks]]
+        targets = [(pod_root(i, nginx.port) + path, module, every) for i in range(n)
+                   for path, module, every in schedule(checks, interval_s)]
         stats = DriverStats()
-        warm_until = time.time() + interval_s + 5
+        warm_until = time.time() + warm_up_s(checks, interval_s)
         end = warm_until + seconds + 1
         marks: dict[str, float] = {}
 
@@ -404,7 +443,7 @@ def run_blackbox(n: int, interval_s: float, checks: str, seconds: float, nginx: 
                 marks["busy1"] = core_busy_seconds(MEASURED_CORE)
                 marks["conn1"] = await asyncio.to_thread(nginx.accepted)
 
-            await asyncio.gather(drive(port, targets, interval_s, end, stats), sample())
+            await asyncio.gather(drive(port, targets, end, stats), sample())
 
         asyncio.run(main())
         rss = peak_rss_mb(proc.pid)
@@ -465,7 +504,7 @@ def one_row(n: int, interval: str, checks: str, fresh: bool, seconds: float,
         finally:
             nginx.close()
     return {"n": n, "interval": interval, "checks": checks, "conn": "fresh" if fresh else "keep",
-            "sched_per_s": n * len(CHECKS[checks]) / interval_s, "ours": ours,
+            "sched_per_s": probes_per_s(n, checks, interval_s), "ours": ours,
             "theirs": theirs, "check_config_s": check_config_s}
 
 
@@ -520,7 +559,9 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, help="one row with this many pods")
     parser.add_argument("--interval", default="15s")
     parser.add_argument("--checks", choices=sorted(CHECKS), default="models",
-                        help="models: /v1/models only; full: a pod's default checks")
+                        help="models: /v1/models only; full: a pod's default checks; "
+                        "default: the default pod (its checks, the context fit and two "
+                        "governed prompts)")
     parser.add_argument("--seconds", type=float, default=60, help="measured window per side")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--keepalive", dest="fresh", action="store_false", default=False,
