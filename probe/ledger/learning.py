@@ -1,17 +1,20 @@
-"""Append ledger entries to a LEARNING.md ``| Date | Pattern | Source |`` table.
+"""Append lessons (``probe.ledger.lessons``) to a LEARNING.md ``| Date | Pattern | Source |``
+table: incidents, changes and fleet rows to the ledger table, patterns and capability
+changes to the Meta-Patterns table.
 
-The file's existing bytes are never changed, reordered or removed: the new file is the
-old bytes plus a chunk, written to a temporary file beside it, fsynced and renamed over
-it, so a crash leaves either the old file or the whole new one. Where the last run left
-off is read from the file itself: every row we write ends with the citation
-``ledger #N sha256:<12 hex> |``, and only entries after the highest cited id are appended (a
-restored or hand-edited file gets no duplicates; a row someone deleted by hand is not forced
-back). A citation counts only there, at the end of a table row: text from servers, names
-and reasons (a model id, an endpoint name, a maintenance reason) is data, written inside a
-cell with its pipes escaped and its line breaks made spaces, so it can never end a row and
-never reads as a citation, whatever it says. A file with no
-such table, one that cites entries this ledger does not have, or one we may not write,
-is an error: it is never rewritten.
+The file's existing lines are never changed, reordered or removed: rows are inserted under
+the last row of their table (ours, or the scope's when it ends the file), a table of our own
+is added at the end when there is none; the new file is written to a temporary file beside
+it, fsynced and renamed over it, so a crash leaves either the old file or the whole new one.
+Where the last run left off is read from the file itself: every row we write ends with the
+citation ``ledger #N sha256:<12 hex> |``, and only lessons citing entries after the highest
+cited id are added (a restored or hand-edited file gets no duplicates; a row someone deleted
+by hand is not forced back). A citation counts only there, at the end of a table row: text
+from servers, names and reasons (a model id, an endpoint name, a maintenance reason) is data,
+written inside a cell with its pipes escaped and its line breaks made spaces, so it can never
+end a row and never reads as a citation, whatever it says. A file with no such table, one
+that cites entries this ledger does not have, or one we may not write, is an error: it is
+never rewritten.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import functools
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -28,6 +32,7 @@ import jinja2
 from probe.atomic import Changed, write_atomic
 from probe.jinja import environment
 from probe.ledger.chain import LedgerEntry
+from probe.ledger.lessons import LEDGER_TABLE, PATTERNS_TABLE, Lesson, fleet_names, lessons
 
 HEADER = re.compile(r"^\s*\|\s*Date\s*\|\s*Pattern\s*\|\s*Source\s*\|\s*$", re.IGNORECASE)
 SEPARATOR = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|){2}\s*:?-{3,}:?\s*\|?\s*$")
@@ -37,6 +42,9 @@ MARKER = re.compile(r"^\s*\|.*(?<![^\s·])ledger #(\d+) sha256:([0-9a-f]{12})\s*
 # Everything str.splitlines() breaks a line at: none of it may reach a cell.
 LINE_BREAKS = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 ATTEMPTS = 3
+META_HEADING = re.compile(r"meta-patterns", re.IGNORECASE)
+TITLES = {LEDGER_TABLE: "Runtime lessons (runpod-probe ledger)",
+          PATTERNS_TABLE: "Meta-Patterns (runpod-probe ledger)"}
 
 
 class LearningFileError(Exception):
@@ -48,9 +56,15 @@ def _cell(text: str) -> str:
     return LINE_BREAKS.sub(" ", str(text)).replace("|", "\\|")
 
 
-def _source(entry: LedgerEntry) -> str:
+def _source(lesson: Lesson) -> str:
+    entry = lesson.cite
     e = entry.evidence
     cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
+    if lesson.names:  # a fleet change: every endpoint it names, and the entries behind it
+        first, last = lesson.covers
+        span = f"ledger #{first}–#{last}" if last != first else f"ledger #{first}"
+        origin = "RunPod API discovery" if e.check == "discovery" else "runpod-probe config"
+        return f"{origin} ({span}: {fleet_names(lesson.names)}) · {cite}"
     if e.check == "maintenance":  # a window began or ended
         return f"runpod-probe maintenance{f' @ {e.url}' if e.url else ''} · {cite}"
     if e.outcome is None:  # a config fact, not an observation
@@ -74,44 +88,95 @@ def cited(text: str) -> dict[int, str]:
     return {int(m.group(1)): m.group(2) for m in MARKER.finditer(text)}
 
 
-def tables(lines: Sequence[str]) -> list[tuple[int, int]]:
-    """(header line, last row line) of every Date | Pattern | Source table."""
+@dataclass(frozen=True, slots=True)
+class Table:
+    header: int  # line index of its header
+    end: int  # line index of its last row
+    meta: bool  # a Meta-Patterns table (its heading says so)
+    ours: bool  # holds a row we wrote
+
+
+def tables(lines: Sequence[str]) -> list[Table]:
+    """Every Date | Pattern | Source table, in file order."""
     found = []
     for i in range(len(lines) - 1):
         if HEADER.match(lines[i]) and SEPARATOR.match(lines[i + 1]):
             end = i + 1
             while end + 1 < len(lines) and lines[end + 1].lstrip().startswith("|"):
                 end += 1
-            found.append((i, end))
+            above = next((line for line in reversed(lines[:i]) if line.strip()), "")
+            ours = any(MARKER.match(line) for line in lines[i + 2:end + 1])
+            found.append(Table(i, end, bool(META_HEADING.search(above)), ours))
     return found
 
 
-def chunk(text: str, entries: Sequence[LedgerEntry]) -> str:
-    """The bytes to add after ``text`` so it holds every entry it does not cite yet."""
-    lines = text.splitlines()
-    found = tables(lines)
-    if not found:
-        raise LearningFileError("has no | Date | Pattern | Source | table to append to")
+def _check_citations(text: str, entries: Sequence[LedgerEntry]) -> int:
+    """The highest entry the file cites, after checking each citation is this ledger's."""
     ours = {e.id: e.short_hash for e in entries}
-    for entry_id, short in sorted(cited(text).items()):
+    found = cited(text)
+    for entry_id, short in sorted(found.items()):
         if ours.get(entry_id) != short:
             have = f"sha256:{ours[entry_id]}" if entry_id in ours else "no such entry"
             raise LearningFileError(f"cites ledger #{entry_id} sha256:{short} but this ledger "
                                     f"has {have}: it was written from another ledger")
-    done = max(cited(text), default=0)
-    new = [e for e in entries if e.id > done]
+    return max(found, default=0)
+
+
+def _placement(found: list[Table], lines: Sequence[str], table: str) -> tuple[int, bool]:
+    """(line index after which the rows go, whether they start a table of their own) for
+    rows of ``table``: under the last table of that kind we wrote; else under the scope's
+    own table of that kind when nothing but tables we added follow it (its ledger: the first
+    table); else a new table at the end."""
+    meta = table == PATTERNS_TABLE
+    kind = [t for t in found if t.meta == meta]
+    mine = [t for t in kind if t.ours]
+    if mine:
+        return mine[-1].end, False
+    scope = ([t for t in kind if t.header == found[0].header] if not meta else kind[-1:])
+    if scope and _only_ours(lines[scope[0].end + 1:]):
+        return scope[0].end, False
+    return len(lines) - 1, True
+
+
+def _only_ours(lines: Sequence[str]) -> bool:
+    """Nothing but tables we added (their headings, blank lines, our rows) in ``lines``."""
+    ours = {f"## {title}" for title in TITLES.values()}
+    return all(not line.strip() or line.strip() in ours or HEADER.match(line)
+               or SEPARATOR.match(line) or MARKER.match(line) for line in lines)
+
+
+def updated(text: str, entries: Sequence[LedgerEntry],
+            keep: Callable[[Lesson], bool] | None = None) -> tuple[str, int]:
+    """``text`` with a row for every lesson of ``entries`` it does not cite yet, and how
+    many rows that is. Existing lines are kept as they are, in order: rows are inserted
+    under the last row of their table, new tables added at the end."""
+    lines = text.splitlines(keepends=True)
+    bare = [line.rstrip("\r\n") for line in lines]
+    found = tables(bare)
+    if not found:
+        raise LearningFileError("has no | Date | Pattern | Source | table to append to")
+    done = _check_citations(text, entries)
+    new = [lesson for lesson in lessons(entries)
+           if lesson.cite.id > done and (keep is None or keep(lesson))]
     if not new:
-        return ""
+        return text, 0
     nl = "\r\n" if "\r\n" in text else "\n"
-    start, end = found[-1]
-    table_text = "\n".join(lines[start:end + 1])
-    # Rows go straight under the last table only if it ends the file and is the
-    # scope's ledger (the first table) or one we started; else we start our own table.
-    at_end = end == len(lines) - 1 and not text.endswith(nl * 2)
-    extend = at_end and (start == found[0][0] or bool(MARKER.search(table_text)))
-    lead = "" if not text or text.endswith(nl) else nl
-    rendered = _template().render(entries=new, new_table=not extend, nl=nl)
-    return lead + rendered
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += nl
+    # one table's rows at a time; an insertion point is a line index kept in the original
+    # numbering, so every later insertion is applied first
+    adds: list[tuple[int, int, str]] = []
+    for order, table in enumerate((LEDGER_TABLE, PATTERNS_TABLE)):
+        rows = [lesson for lesson in new if lesson.table == table]
+        if not rows:
+            continue
+        after, own = _placement(found, bare, table)
+        rendered = _template().render(lessons=rows, new_table=own, nl=nl,
+                                      title=TITLES[table])
+        adds.append((after, order, rendered))
+    for after, _, rendered in sorted(adds, reverse=True):
+        lines.insert(after + 1, rendered)
+    return "".join(lines), len(new)
 
 
 # A new LEARNING.md starts like the RunPod scope's own: a ledger table to append rows to.
@@ -128,20 +193,22 @@ ever appended; edit the prose around them freely.
 """
 
 
-def append_learning(path: Path, entries: Sequence[LedgerEntry]) -> int:
-    """Append the entries ``path`` does not cite yet; return how many rows were added. A
-    missing file is created first, with a ledger table (and its directory)."""
+def append_learning(path: Path, entries: Sequence[LedgerEntry],
+                    keep: Callable[[Lesson], bool] | None = None) -> int:
+    """Add the lessons of ``entries`` (those ``keep`` keeps) that ``path`` does not cite yet;
+    return how many rows were added. A missing file is created first, with a ledger table
+    (and its directory)."""
     target = Path(os.path.realpath(path))  # replace the file a symlink points at, not the link
     if not target.exists():
         create(target)
     for _ in range(ATTEMPTS):
-        before, data, text = _read(target)
-        addition = chunk(text, entries)
-        if not addition:
+        before, _, text = _read(target)
+        new_text, added = updated(text, entries, keep)
+        if not added:
             return 0
         _check_writable(target)
-        if _replace(target, data + addition.encode("utf-8"), before):
-            return len(cited(addition))
+        if _replace(target, new_text.encode("utf-8"), before):
+            return added
     raise LearningFileError("keeps changing while being appended to; try again")
 
 

@@ -65,3 +65,12 @@ def test_demo_shows_every_endpoint_and_serves_metrics(tmp_path: Path) -> None:
         assert table.get(key) == outcome, (key, table.get(key))
     assert [w for w in wanted if w not in metrics] == []
     assert (tmp_path / "state" / "probe.db").exists()
+    # lessons, not a log: one fleet row, then at most one row per endpoint (the dead engine's
+    # failing prompts are evidence of its engine-dead row, not rows of their own)
+    learning = (tmp_path / "state" / "LEARNING.md").read_text()
+    rows = [line for line in learning.splitlines() if line.startswith("| 20")]
+    assert len(rows) <= 12, "\n".join(rows)
+    assert sum("14 endpoints added to the probed fleet" in row for row in rows) == 1, rows
+    assert not any("added to the probed fleet |" in row for row in rows), rows
+    for name in ("dead-engine", "slow-pod", "garbage-pod", "endless-pod", "other-model"):
+        assert sum(f"({name}) " in row.split(" | ")[1] for row in rows) <= 1, (name, rows)

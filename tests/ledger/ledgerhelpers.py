@@ -31,9 +31,10 @@ def draft(n: int = 1, endpoint: str = "qwen") -> LedgerDraft:
 
 
 def chain(count: int) -> list[LedgerEntry]:
+    """``count`` entries, each an incident of an endpoint of its own (so each is a lesson)."""
     out: list[LedgerEntry] = []
     for n in range(1, count + 1):
-        out.append(seal(draft(n), n, out[-1].hash if out else GENESIS))
+        out.append(seal(draft(n, f"qwen-{n}"), n, out[-1].hash if out else GENESIS))
     return out
 
 

@@ -42,7 +42,7 @@ def from_the_current_release(path: Path, count: int = 3) -> None:
     """Entries as a release without anchors left them: no ``.ledger-head``."""
     conn = connect(path)
     conn.execute("BEGIN IMMEDIATE")
-    append(conn, [draft(n) for n in range(1, count + 1)],
+    append(conn, [draft(n, f"qwen-{n}") for n in range(1, count + 1)],
            now=datetime(2026, 2, 18, 9, 0, tzinfo=UTC))
     conn.execute("COMMIT")
     conn.close()

@@ -48,7 +48,7 @@ def tamper(path: Path, entry_id: int, column: str = "pattern",
 
 # -- databases in the states the exit codes tell apart -------------------------------------
 def intact(path: Path) -> None:
-    seeded(path, "qwen", "qwen", "qwen")
+    seeded(path, "qwen", "deepseek", "vllm")
 
 
 def broken(path: Path) -> None:
@@ -226,7 +226,7 @@ def test_learning_refuses_to_export_a_tampered_ledger(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     db, file = tmp_path / "p.db", tmp_path / "LEARNING.md"
     shutil.copyfile(SEED, file)
-    seeded(db, "qwen", "qwen")
+    seeded(db, "qwen", "deepseek")
     assert main(learning(db, file)) == 0
     assert "appended 2 rows" in capsys.readouterr().out
     assert main(learning(db, file)) == 0

@@ -22,6 +22,7 @@ from probe.daemon import Daemon
 from probe.ledger.book import connect, read_entries
 from probe.ledger.chain import verify
 from probe.ledger.learning import cited
+from probe.ledger.lessons import lessons
 
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
 FAST = "ledger: {down_after: 1, up_after: 1}\n"
@@ -42,7 +43,7 @@ def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
 
     async def scenario(daemon: Daemon) -> str:
         await until(lambda: ("gone", "down") in events(db))
-        await until(lambda: len(cited(learning.read_text())) == 3)
+        await until(lambda: len(cited(learning.read_text())) == 2)  # the fleet, the 404
         text = (await asyncio.to_thread(httpx.get, daemon.metrics_url)).text
         config.write_text(base + pods("qwen qwen-healthy", "small small-ctx"))
         assert await daemon.reload()
@@ -65,7 +66,9 @@ def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
     grown = learning.read_bytes()
     assert grown.startswith(original)
     assert "RunPod pod gone (deepseek-stopped) down (404)" in grown.decode()
-    assert sorted(cited(grown.decode())) == [e.id for e in entries], "every entry, once"
+    assert "2 endpoints added to the probed fleet: 2 pods" in grown.decode()
+    assert sorted(cited(grown.decode())) == [lesson.cite.id for lesson in lessons(entries)], \
+        "every lesson, once"
 
 
 def test_sigkill_mid_write_then_restart_leaves_a_verifiable_ledger(
