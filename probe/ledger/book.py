@@ -141,6 +141,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         conn = connect(path)
         try:
             self.states = load_states(conn)
+            self.regressions = _held_regressions(conn)
             # The head this writer knows the table has: found at start, then the last entry
             # it committed (replaced once per batch, read by the /metrics thread).
             self.head: Head | None = table_head(conn)
@@ -150,6 +151,10 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         self._backlog = _Batch()
         self._entries: list[LedgerEntry] = []
         self.start()
+
+    def held_regressions(self) -> set[tuple[str, str, str]]:
+        """(endpoint, check, metric) of the regressions the ledger says hold, at start."""
+        return set(self.regressions)
 
     def submit(self, states: Mapping[str, State], drafts: list[LedgerDraft]) -> None:
         self.put(_Batch(dict(states), list(drafts)))
@@ -214,6 +219,16 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     def give_up(self, count: int) -> None:
         super().give_up(count)
         self._backlog = _Batch()
+
+
+def _held_regressions(conn: sqlite3.Connection) -> set[tuple[str, str, str]]:
+    held: set[tuple[str, str, str]] = set()
+    for endpoint, check, metric, event in conn.execute(
+            "SELECT endpoint, check_name, outcome, event FROM ledger WHERE event IN "
+            "('regression', 'regression_ended') ORDER BY id"):
+        key = (endpoint, check or "", metric or "")
+        (held.add if event == "regression" else held.discard)(key)
+    return held
 
 
 def _anchor_at_start(conn: sqlite3.Connection, path: Path) -> tuple[bool, Head | None]:

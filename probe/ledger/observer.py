@@ -15,6 +15,7 @@ from typing import Any
 
 from probe.config.model import Config
 from probe.job import Job
+from probe.ledger.baselines import Baselines
 from probe.ledger.book import LedgerBook
 from probe.ledger.chain import LedgerDraft
 from probe.ledger.rules import draft, subject
@@ -30,8 +31,10 @@ class Ledger:
     from the config."""
 
     def __init__(self, book: LedgerBook, redact: Callable[[str], str] = lambda text: text,
-                 standing: Mapping[str, str] = MappingProxyType({})) -> None:
+                 standing: Mapping[str, str] = MappingProxyType({}),
+                 baselines: Baselines | None = None) -> None:
         self.book = book
+        self.baselines = baselines
         self.redact = redact
         self.standing = standing
         # what the book kept from before a restart: verdicts to restore, names already known
@@ -46,11 +49,16 @@ class Ledger:
     def judged(self, result: ProbeResult, row_id: int | None, transitions: list[Transition],
                verdict: EndpointVerdict | None) -> list[LedgerDraft]:
         """Entries for what changed, and the verdict to keep (with every result: its streaks
-        must survive a restart)."""
-        return self.changed(result.endpoint, transitions, verdict)
+        must survive a restart), and a regression against the endpoint's own baseline when
+        one starts or stops holding (O(1) per result: ``probe.ledger.baselines``)."""
+        found: list[LedgerDraft] = []
+        if self.baselines is not None and verdict is not None:
+            found = self.baselines.observe(result, row_id, verdict.subject or result.endpoint)
+        return self.changed(result.endpoint, transitions, verdict, found)
 
     def changed(self, endpoint: str, transitions: list[Transition],
-                verdict: EndpointVerdict | None) -> list[LedgerDraft]:
+                verdict: EndpointVerdict | None,
+                found: Sequence[LedgerDraft] = ()) -> list[LedgerDraft]:
         """Entries for what changed without a result (a maintenance window began or
         ended), and the verdict to keep; a fleet incident opened or closed (no verdict: its
         subject is the incident's scope)."""
@@ -64,6 +72,7 @@ class Ledger:
             verdict.subject = self.standing[endpoint]
         drafts = [self._draft(t, verdict.subject or t.endpoint, verdict.incident)
                   for t in transitions]
+        drafts += [self._redacted(d) for d in found]
         self.book.submit({endpoint: verdict.encoded()}, drafts)
         return drafts
 
@@ -95,7 +104,9 @@ class Ledger:
         return drafts
 
     def _draft(self, t: Transition, who: str, incident: str | None = None) -> LedgerDraft:
-        d = draft(t, who, self.kinds.get(t.endpoint), incident)
+        return self._redacted(draft(t, who, self.kinds.get(t.endpoint), incident))
+
+    def _redacted(self, d: LedgerDraft) -> LedgerDraft:
         # results are redacted already; patterns quote messages, so scrub again
         url = self.redact(d.evidence.url) if d.evidence.url else None
         return replace(d, pattern=self.redact(d.pattern), evidence=replace(d.evidence, url=url))

@@ -6,30 +6,42 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from probe.config.model import Config, ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.ledger import cli
+from probe.ledger.baselines import Baselines
 from probe.ledger.book import LedgerBook, latest_entries, read_entries
-from probe.ledger.chain import LedgerEntry, verify
+from probe.ledger.chain import LedgerDraft, LedgerEntry, verify
 from probe.ledger.learning import LearningFileError, append_learning
 from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.observer import Ledger
-from probe.ledger.settings import LearningSettings, parse_learning, parse_ledger, validate
+from probe.ledger.patterns import IncidentPatterns
+from probe.ledger.settings import (
+    LearningSettings,
+    PatternSettings,
+    Target,
+    parse_learning,
+    parse_ledger,
+    validate,
+)
 from probe.ledger.watch import ChainWatch
 
 log = logging.getLogger(__name__)
 
 
 class LearningExporter:
-    """Appends new entries to LEARNING.md from the ledger writer thread."""
+    """Appends new lessons to every LEARNING.md target from the ledger writer thread: each
+    target on its own (one that refuses does not stop the others), each with its filter."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, targets: tuple[Target, ...]) -> None:
+        self.targets = targets
         self.appended_total = 0
         self.errors_total = 0
 
@@ -38,13 +50,44 @@ class LearningExporter:
         report = verify(entries)
         if not report.ok:  # never export from a ledger that has been tampered with
             self.errors_total += 1
-            log.error("not appending to %s: %s", self.path, report.problem)
+            log.error("not appending to LEARNING.md: %s", report.problem)
             return
-        try:
-            self.appended_total += append_learning(self.path, entries)
-        except (LearningFileError, OSError) as exc:
-            self.errors_total += 1
-            log.error("cannot append to %s: %s", self.path, exc)
+        for target in self.targets:
+            try:
+                self.appended_total += append_learning(target.path, entries, target.keep.keeps)
+            except (LearningFileError, OSError) as exc:
+                self.errors_total += 1
+                log.error("cannot append to %s: %s", target.path, exc)
+
+
+class PatternWatch:
+    """Meta-Patterns from the entries as they are written (writer thread): the whole ledger
+    once at start (what was said before a restart is not said again), then each batch's
+    new entries; ``tick`` ends patterns that stopped holding. Drafts go back to the book."""
+
+    def __init__(self, book: LedgerBook, settings: PatternSettings,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.book = book
+        self.detector = IncidentPatterns(settings)
+        self.clock = clock
+        self.loaded = False
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        if not self.loaded:
+            self.loaded = True
+            self._submit(self.detector.load(read_entries(conn)))
+
+    def written(self, entries: list[LedgerEntry]) -> None:
+        if self.loaded:
+            self._submit(self.detector.feed(entries))
+
+    def tick(self) -> None:
+        if self.loaded:
+            self._submit(self.detector.tick(self.clock()))
+
+    def _submit(self, drafts: list[LedgerDraft]) -> None:
+        if drafts:
+            self.book.submit({}, drafts)
 
 
 STATUS_ENTRIES = 10  # ledger entries on the status page
@@ -72,30 +115,51 @@ def status_part(path: Path, watch: ChainWatch) -> dict[str, Any]:
          "event": e.event, "pattern": e.pattern, "hash": e.short_hash} for e in entries]}
 
 
-def start_ledger(host: Host) -> Attachment:
-    config = host.config
-    learning = LearningSettings.of(config)
-    exporter = LearningExporter(learning.path) \
-        if learning is not None and learning.path is not None else None
-    caught_up = [exporter is None]
-    watch = ChainWatch(db=config.storage.path)
+class LedgerKeeper:
+    """The ledger as the daemon keeps it: the book (its writer thread), the observer that
+    drafts entries, and, after each batch in the writer's thread, the pattern watch, the
+    LEARNING.md targets and the chain watch. ``clock``: the pattern watch's (tests travel in
+    time with it)."""
 
-    def upkeep(conn: sqlite3.Connection) -> None:
-        if not caught_up[0] and exporter is not None:  # entries from before a restart
-            caught_up[0] = True
-            exporter(conn, [])
-        watch(conn)
+    def __init__(self, db: Path, learning: LearningSettings | None, patterns: PatternSettings,
+                 redact: Callable[[str], str] = lambda text: text,
+                 standing: Mapping[str, str] = MappingProxyType({}),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 batch_interval_s: float | None = None) -> None:
+        self.exporter = LearningExporter(learning.all_targets()) \
+            if learning is not None else None
+        self.caught_up = self.exporter is None
+        self.watch = ChainWatch(db=db)
+        timing = {} if batch_interval_s is None else {"batch_interval_s": batch_interval_s}
+        self.book = LedgerBook(db, on_written=self.written, maintenance=self.upkeep,
+                               redact=redact, **timing)
+        self.patterns = PatternWatch(self.book, patterns, clock)
+        self.ledger = Ledger(self.book, redact=redact, standing=standing,
+                             baselines=Baselines(patterns, self.book.held_regressions()))
 
-    def written(conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
+    def upkeep(self, conn: sqlite3.Connection) -> None:
+        if not self.caught_up and self.exporter is not None:  # entries from before a restart
+            self.caught_up = True
+            self.exporter(conn, [])
+        self.patterns.load(conn)
+        self.patterns.tick()
+        self.watch(conn)
+
+    def written(self, conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
         for entry in entries:  # what was learned, in the journal too (already redacted)
             log.info("ledger #%d %s %s: %s", entry.id, entry.severity, entry.endpoint,
                      entry.pattern)
-        if exporter is not None:
-            exporter(conn, entries)
+        self.patterns.written(entries)
+        if self.exporter is not None:
+            self.exporter(conn, entries)
 
-    book = LedgerBook(config.storage.path, on_written=written, maintenance=upkeep,
-                      redact=host.redact)
-    ledger = Ledger(book, redact=host.redact, standing=host.standing)
+
+def start_ledger(host: Host) -> Attachment:
+    config = host.config
+    keeper = LedgerKeeper(config.storage.path, LearningSettings.of(config),
+                          LearningSettings.configured(config).patterns, host.redact,
+                          host.standing)
+    ledger, book, watch = keeper.ledger, keeper.book, keeper.watch
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
 
     def on_plan(config: Config, jobs: Sequence[Job]) -> None:
@@ -103,7 +167,7 @@ def start_ledger(host: Host) -> Attachment:
         ledger.sync_config(config, jobs, host.verdict)
 
     return Attachment(close=book.close, on_plan=on_plan,
-                      collectors=(LedgerMetrics(book, watch, exporter),),
+                      collectors=(LedgerMetrics(book, watch, keeper.exporter),),
                       judged=(ledger.judged,), changed=(ledger.changed,),
                       status_parts={"ledger": lambda: status_part(config.storage.path, watch)})
 

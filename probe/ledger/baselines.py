@@ -1,0 +1,147 @@
+"""Regressions against an endpoint's own baseline: serverless cold starts (RunPod's
+``delayTime`` from the round trip), time to first token and the decode rate of governed
+prompts.
+
+Per result the work is O(1): a sample goes into its hour's bucket (at most
+``SAMPLES_PER_HOUR`` kept, deterministically), per endpoint, check and metric. Once an hour
+per series (when its first sample of a new hour arrives) the last 24 h are held against the
+days before them in the window: robust statistics, the median and the MAD, each with a
+minimum number of samples. A regression is said once when it starts to hold and once when it
+ends (a ledger entry each); the series already said are read back from the ledger at start.
+The buckets live in memory: after a restart a baseline is built again.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from probe.durations import format_duration
+from probe.ledger.chain import Evidence, LedgerDraft
+from probe.ledger.settings import PatternSettings
+from probe.outcome import ProbeResult
+from probe.verdict import ANSWER_PREFIX
+
+SAMPLES_PER_HOUR = 16
+RECENT = timedelta(hours=24)
+MAD_SCALE = 1.4826  # a normal distribution's standard deviation per MAD
+REGRESSION, ENDED = "regression", "regression_ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    key: str  # in the result's details
+    words: str
+    worse_when_higher: bool = True
+
+    def applies(self, check: str) -> bool:
+        return check == "roundtrip" if self.name == "cold_start_s" else \
+            check.startswith(ANSWER_PREFIX)
+
+
+METRICS = (Metric("cold_start_s", "delay_s", "cold starts (RunPod delayTime)"),
+           Metric("ttft_s", "ttft_s", "time to first token"),
+           Metric("tokens_per_s", "tokens_per_s", "decode rate (tokens/s)", False))
+Key = tuple[str, str, str]  # endpoint, check, metric
+
+
+@dataclass(slots=True)
+class _Hour:
+    start: datetime
+    samples: list[float] = field(default_factory=list)
+    seen: int = 0
+    first_row: int | None = None
+    last_row: int | None = None
+
+    def add(self, value: float, row: int | None) -> None:
+        if len(self.samples) < SAMPLES_PER_HOUR:
+            self.samples.append(value)
+        else:  # spread over the hour, the same way on every replay
+            self.samples[self.seen % SAMPLES_PER_HOUR] = value
+        self.seen += 1
+        if row is not None:
+            self.first_row = row if self.first_row is None else self.first_row
+            self.last_row = row
+
+
+@dataclass(slots=True)
+class Baselines:
+    settings: PatternSettings
+    held: set[Key] = field(default_factory=set)
+    hours: dict[Key, deque[_Hour]] = field(default_factory=dict)
+
+    def observe(self, r: ProbeResult, row: int | None, who: str) -> list[LedgerDraft]:
+        """Feed one result; drafts when a regression starts or stops holding."""
+        if r.check != "roundtrip" and not r.check.startswith(ANSWER_PREFIX):
+            return []
+        out: list[LedgerDraft] = []
+        for metric in METRICS:
+            value = r.details.get(metric.key)
+            if not metric.applies(r.check) or isinstance(value, bool) \
+                    or not isinstance(value, int | float):
+                continue
+            key = (r.endpoint, r.check, metric.name)
+            hour = r.started_at.replace(minute=0, second=0, microsecond=0)
+            series = self.hours.setdefault(key, deque())
+            if not series or series[-1].start < hour:
+                draft = self._judge(key, metric, series, hour, who, r.url)
+                if draft is not None:
+                    out.append(draft)
+                series.append(_Hour(hour))
+                window = timedelta(seconds=self.settings.window_s)
+                while series and series[0].start < hour - window:
+                    series.popleft()
+            series[-1].add(float(value), row)
+        return out
+
+    def _judge(self, key: Key, metric: Metric, series: Iterable[_Hour], now: datetime,
+               who: str, url: str) -> LedgerDraft | None:
+        recent_hours = [h for h in series if h.start >= now - RECENT]
+        recent = [v for h in recent_hours for v in h.samples]
+        baseline = [v for h in series if h.start < now - RECENT for v in h.samples]
+        s = self.settings
+        if len(recent) < s.regression_samples or len(baseline) < s.baseline_samples:
+            return None
+        base, last = statistics.median(baseline), statistics.median(recent)
+        mad = statistics.median(abs(v - base) for v in baseline) * MAD_SCALE
+        if metric.worse_when_higher:
+            worse = last >= base * s.regression_ratio and last - base >= s.regression_mads * mad
+        else:
+            worse = last * s.regression_ratio <= base and base - last >= s.regression_mads * mad
+        if worse == (key in self.held):
+            return None
+        (self.held.add if worse else self.held.discard)(key)
+        endpoint, check, name = key
+        def unit(value: float) -> str:
+            return _shown(name, value)
+
+        said = (f"median {unit(last)} over the last 24 h ({len(recent)} samples, p95 "
+                f"{unit(_p95(recent))}) against {unit(base)} over the "
+                f"{format_duration(s.window_s - RECENT.total_seconds())} before "
+                f"({len(baseline)} samples, MAD {unit(mad / MAD_SCALE)}, p95 "
+                f"{unit(_p95(baseline))})")
+        if worse:
+            text = (f"{who} {metric.words} regressed on {check}: {said} — "
+                    f"{last / base if base else 0:.1f}× its own baseline")
+        else:
+            text = f"{who} {metric.words} on {check} back to its baseline: {said}"
+        rows = [h for h in recent_hours if h.first_row is not None]
+        evidence = Evidence(check, name, rows[0].first_row if rows else None,
+                            rows[-1].last_row if rows else None, url,
+                            now.isoformat(timespec="seconds"))
+        return LedgerDraft(ts=evidence.observed_at or "", severity="warning" if worse else "info",
+                           endpoint=endpoint, event=REGRESSION if worse else ENDED,
+                           pattern=text, evidence=evidence)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def _shown(name: str, value: float) -> str:
+    return f"{value:.1f} tokens/s" if name == "tokens_per_s" else format_duration(value)

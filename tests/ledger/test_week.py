@@ -1,0 +1,136 @@
+"""Meta-Patterns over a simulated week (weekhelpers): each seeded pattern said exactly once,
+with evidence ``ledger verify`` and a reader can follow; nothing for the control endpoint or
+for random single failures; replaying the week's ledger appends nothing."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from weekhelpers import START, Replay, config_text, entry_count, load, result, week
+
+from probe.ledger.book import connect, read_entries
+from probe.ledger.chain import LedgerEntry
+from probe.ledger.cli import check
+from probe.ledger.learning import append_learning, cited
+from probe.outcome import Outcome
+
+pytestmark = pytest.mark.xdist_group("week")
+
+PATTERN_KINDS = ("recurring", "time_of_day", "regression", "model_changed", "context_changed")
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The week, replayed once into a fresh database: (database, LEARNING.md)."""
+    where = tmp_path_factory.mktemp("week")
+    db, learning = where / "probe.db", where / "LEARNING.md"
+    replay = Replay(load(config_text(db, learning)))
+    try:
+        replay.feed(week())
+        replay.settle()
+    finally:
+        replay.close()
+    return db, learning
+
+
+def entries(db: Path) -> list[LedgerEntry]:
+    conn = connect(db)
+    try:
+        return read_entries(conn)
+    finally:
+        conn.close()
+
+
+def said(db: Path) -> list[tuple[str, str]]:
+    return [(e.endpoint, e.event) for e in entries(db) if e.event.split("_ended")[0]
+            in PATTERN_KINDS]
+
+
+def test_each_seeded_pattern_is_said_exactly_once(replayed: tuple[Path, Path]) -> None:
+    db, _ = replayed
+    assert sorted(said(db)) == [("coldstart", "regression"), ("nightly", "time_of_day"),
+                                ("swapper", "model_changed")]
+
+
+def test_the_patterns_cite_evidence_a_reader_can_follow(replayed: tuple[Path, Path]) -> None:
+    db, learning = replayed
+    found = {e.event: e for e in entries(db)}
+    by_id = {e.id: e for e in entries(db)}
+    nightly = found["time_of_day"]
+    assert "between 02:00 and 03:00 UTC: 3 of the last 7 days" in nightly.pattern
+    cited_ids = [int(n) for n in re.findall(r"#(\d+)", nightly.pattern.split("ledger ")[1])]
+    assert [(by_id[n].endpoint, by_id[n].event, by_id[n].evidence.outcome,
+             (by_id[n].evidence.observed_at or "")[11:13]) for n in cited_ids] == \
+        [("nightly", "down", "http_502", "02")] * 3
+    cold = found["regression"]
+    assert cold.evidence.observed_at is not None and cold.evidence.observed_at >= "2026-03-06"
+    assert "cold starts (RunPod delayTime) regressed on roundtrip" in cold.pattern
+    first, last = cold.evidence.first_row, cold.evidence.last_row
+    assert first is not None and last is not None
+    conn = sqlite3.connect(db)
+    checks = {row[0] for row in conn.execute(
+        "SELECT DISTINCT endpoint || '/' || check_name FROM results WHERE id BETWEEN ? AND ? "
+        "AND check_name = 'roundtrip'", (first, last))}
+    conn.close()
+    assert checks == {"coldstart/roundtrip"}, "its result rows are the round trips it read"
+    swap = found["model_changed"]
+    assert "now serves meta-llama/Llama-3.1-8B instead of Qwen/Qwen2.5-7B-Instruct" in swap.pattern
+    # LEARNING.md: the three in its Meta-Patterns table, each citing its entry; verify agrees
+    text = learning.read_text()
+    meta = text[text.index("## Meta-Patterns"):]
+    assert sorted(cited(meta)) == sorted(e.id for e in (nightly, cold, swap))
+    assert check(db, learning).startswith(f"{len(by_id)} entries")
+
+
+def test_no_pattern_for_the_control_endpoint_or_single_failures(
+        replayed: tuple[Path, Path]) -> None:
+    db, _ = replayed
+    events = [(e.endpoint, e.event) for e in entries(db)]
+    assert [e for e in events if e[0] == "control"] == [("control", "appeared")]
+    assert ("swapper", "down") not in events and ("coldstart", "down") not in events
+    assert not any(event == "recurring" for _, event in events), "the nightly pod is one pattern"
+
+
+def test_replaying_the_week_appends_nothing(replayed: tuple[Path, Path]) -> None:
+    """A restart reads the whole ledger again (the pattern watch is fed every entry, the
+    LEARNING.md export runs): nothing new is said, twice over."""
+    db, learning = replayed
+    before, text = entry_count(db), learning.read_text()
+    for _ in range(2):
+        replay = Replay(load(config_text(db, learning)))
+        try:
+            replay.settle()
+        finally:
+            replay.close()
+        assert entry_count(db) == before
+        assert append_learning(learning, entries(db)) == 0
+        assert learning.read_text() == text
+
+
+def test_alias_flips_make_a_recurring_incident_with_the_default_thresholds(
+        tmp_path: Path) -> None:
+    """One endpoint flips between healthy and 404 three times in a few minutes (an alias
+    pointed back and forth): three incident rows, then one recurring-incident pattern."""
+    db, learning = tmp_path / "probe.db", tmp_path / "LEARNING.md"
+    replay = Replay(load(config_text(db, learning)))
+    flips = "OO" + "XXXOO" * 3  # O healthy, X 404: every 10 s, 34 s per flip
+    at = [START + timedelta(seconds=10 * n) for n in range(len(flips))]
+    try:
+        replay.feed(iter([result("swapper", "models", t, Outcome.HTTP_404 if c == "X"
+                                  else Outcome.OK) for c, t in zip(flips, at, strict=True)]))
+        replay.settle()
+    finally:
+        replay.close()
+    found = entries(db)
+    downs = [e.id for e in found if (e.endpoint, e.event) == ("swapper", "down")]
+    assert len(downs) == 3
+    recurring = [e for e in found if e.event == "recurring"]
+    assert [(e.endpoint, e.evidence.outcome) for e in recurring] == [("swapper", "http_404")]
+    assert "went down (404) 3 times within 7d" in recurring[0].pattern
+    assert f"ledger #{downs[0]}, #{downs[1]}, #{downs[2]}" in recurring[0].pattern
+    meta = learning.read_text().split("## Meta-Patterns")[1]
+    assert list(cited(meta)) == [recurring[0].id]
