@@ -39,6 +39,7 @@ from probe.ledger.anchor import (
 )
 from probe.ledger.book import read_entries
 from probe.ledger.chain import LedgerEntry, verify
+from probe.ledger.digest import digest, markdown, window_of
 from probe.ledger.learning import LearningFileError, append_learning, cited
 from probe.ledger.settings import LearningSettings
 from probe.report import table
@@ -78,9 +79,16 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
     listing.add_argument("--endpoint", help="only this endpoint")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
-    learning = command("learning", cmd_learning, "Append ledger entries not yet in a "
-                       "LEARNING.md | Date | Pattern | Source | table.")
-    learning.add_argument("--file", required=True, help="the LEARNING.md to append to")
+    learning = command("learning", cmd_learning, "Append the ledger's lessons not yet in a "
+                       "LEARNING.md | Date | Pattern | Source | table, or print a digest.")
+    what = learning.add_mutually_exclusive_group(required=True)
+    what.add_argument("--file", help="the LEARNING.md to append to")
+    what.add_argument("--digest", metavar="AGE", help='print what the last AGE ("7d", "24h") '
+                      "taught: availability by day, incidents, MTTR, patterns, what the "
+                      "probes spent (Markdown)")
+    learning.add_argument("--json", action="store_true", help="the digest as JSON")
+    learning.add_argument("--until", help="the digest's window ends here (a date or UTC "
+                          "time; default: now)")
     learning.add_argument("--db", help="read this database instead of the config's")
 
 
@@ -294,6 +302,9 @@ def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
+    if args.digest:
+        return _run(args, plugins, lambda path, _learning: print_digest(args, path))
+
     def body(path: Path, _learning: Path | None) -> int:
         all_entries = entries(path)
         report = verify(all_entries)
@@ -310,3 +321,17 @@ def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
         return EXIT_OK
 
     return _run(args, plugins, body)
+
+
+def print_digest(args: argparse.Namespace, path: Path) -> int:
+    try:
+        seconds = parse_duration(args.digest)
+    except ValueError as exc:
+        raise UsageError(f"runpod-probe: --digest: {exc}") from None
+    end = datetime.fromisoformat(parse_since(args.until)) if args.until else datetime.now(UTC)
+    with opened(path) as conn:
+        if not has_table(conn):
+            raise no_table(path)
+        found = digest(conn, window_of(seconds, end))
+    print(json.dumps(found, indent=2, ensure_ascii=False) if args.json else markdown(found))
+    return EXIT_OK

@@ -4,14 +4,17 @@ for random single failures; replaying the week's ledger appends nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from weekhelpers import START, Replay, config_text, entry_count, load, result, week
 
+from probe.cli import main
 from probe.ledger.book import connect, read_entries
 from probe.ledger.chain import LedgerEntry
 from probe.ledger.cli import check
@@ -134,3 +137,56 @@ def test_alias_flips_make_a_recurring_incident_with_the_default_thresholds(
     assert f"ledger #{downs[0]}, #{downs[1]}, #{downs[2]}" in recurring[0].pattern
     meta = learning.read_text().split("## Meta-Patterns")[1]
     assert list(cited(meta)) == [recurring[0].id]
+
+
+def expected_digest() -> dict[str, Any]:
+    """What the digest must say, computed from the recording itself (not the database)."""
+    results: dict[str, list[int]] = {}
+    tokens, jobs = 0, 0
+    outages: list[float] = []
+    failing_since, passes = None, 0
+    for r in week():
+        usage = r.details.get("usage") or {}
+        tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        jobs += "job_id" in r.details
+        if r.check.startswith("prompt:"):
+            continue
+        counts = results.setdefault(r.endpoint, [0, 0])
+        counts[0] += 1
+        counts[1] += not r.ok
+        if r.endpoint == "nightly":  # its incidents: first failure to the second pass
+            if not r.ok:
+                failing_since, passes = failing_since or r.started_at, 0
+            elif failing_since is not None:
+                passes += 1
+                if passes == 2:
+                    outages.append((r.started_at - failing_since).total_seconds())
+                    failing_since = None
+    return {"results": results, "tokens": tokens, "jobs": jobs, "outages": outages}
+
+
+def test_the_digest_of_the_week_matches_the_recording(
+        replayed: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    db, _ = replayed
+    assert main(["learning", "--digest", "7d", "--json", "--db", str(db),
+                 "--until", "2026-03-09"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = expected_digest()
+    assert {name: [e["results"], e["failed"]] for name, e in got["endpoints"].items()} == \
+        want["results"]
+    nightly = got["endpoints"]["nightly"]
+    assert nightly["availability"] == round(100 * (2016 - 28) / 2016, 3)
+    assert [d["failed"] for d in nightly["by_day"]] == [4] * 7
+    assert [(i["endpoint"], i["cause"], i["duration_s"]) for i in got["incidents"]] == \
+        [("nightly", "http_502", s) for s in want["outages"]]
+    assert len(want["outages"]) == 7
+    assert got["mttr_s"] == sum(want["outages"]) / 7 == 25 * 60
+    assert sorted((p["endpoint"], p["kind"]) for p in got["patterns"]) == \
+        [("coldstart", "regression"), ("nightly", "time_of_day")]
+    assert got["spent"]["tokens"] == want["tokens"] > 0
+    assert got["spent"]["serverless_jobs"] == want["jobs"] == 7 * 48
+    assert main(["learning", "--digest", "7d", "--db", str(db), "--until", "2026-03-09"]) == 0
+    text = capsys.readouterr().out
+    assert "| nightly | 98.61% (28 of 2016 failed) |" in text
+    assert "## Incidents (7; mean time to recover 25m)" in text
+    assert f"- tokens: {want['tokens']} (" in text and "- serverless jobs: 336" in text
