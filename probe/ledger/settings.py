@@ -73,6 +73,7 @@ class LessonFilter:
 class Target:
     path: Path
     keep: LessonFilter = LessonFilter()
+    field: str = "learning.path"  # where the config gives it
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ def _target(raw: Any, path: str, problems: Problems) -> Target | None:
         wrong = [v for v in getattr(keep, key) if v not in allowed]
         if wrong:
             f.fail(key, f"unknown {', '.join(wrong)} (expected some of {', '.join(allowed)})")
-    return Target(Path(file), keep) if file else None
+    return Target(Path(file), keep, f"{path}.path") if file else None
 
 
 def _patterns(raw: Any, path: str, problems: Problems) -> PatternSettings:
@@ -184,14 +185,13 @@ def validate(config: Config, problems: Problems) -> None:
     learning = LearningSettings.of(config)
     if learning is None:
         return
-    where = ["learning.path", *(f"learning.targets[{n}].path"
-                                for n in range(len(learning.targets)))]
     seen: set[Path] = set()
-    for at, target in zip(where, learning.all_targets(), strict=True):
+    for target in learning.all_targets():
         if target.path in seen:
-            problems.add(at, f"{target.path} is already a target: one file, one list of rows")
+            problems.add(target.field, f"{target.path} is already a target: one file, one "
+                         "list of rows")
         seen.add(target.path)
         try:
             check_appendable(target.path)
         except LearningFileError as exc:
-            problems.add(at, f"{target.path} {exc}")
+            problems.add(target.field, f"{target.path} {exc}")

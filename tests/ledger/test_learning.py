@@ -17,7 +17,8 @@ from ledgerhelpers import chain, draft
 
 from probe.config import ConfigError
 from probe.ledger import rules
-from probe.ledger.chain import GENESIS, Evidence, seal
+from probe.ledger.book import append, connect
+from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
 from probe.ledger.learning import (
     NEW_FILE,
     LearningFileError,
@@ -25,6 +26,9 @@ from probe.ledger.learning import (
     check_appendable,
     cited,
 )
+from probe.ledger.plugin import LearningExporter
+from probe.ledger.settings import LessonFilter, Target
+from probe.storage.database import transaction
 from probe.verdict import Event, Transition, Window
 
 SEED = Path(__file__).parents[1] / "data" / "learning" / "LEARNING.md"
@@ -247,3 +251,86 @@ def test_a_path_no_file_can_be_appended_at_is_refused_up_front(
     with pytest.raises(LearningFileError, match=re.escape(message)):
         check_appendable(where(tmp_path))  # type: ignore[operator]
     assert list(tmp_path.iterdir()) == [], "the check leaves nothing behind"
+
+
+def _entry(n: int, endpoint: str, event: str, pattern: str, outcome: str | None = "http_404",
+           check: str | None = "models") -> LedgerDraft:
+    return LedgerDraft(ts="2026-02-18T09:00:00+00:00", severity="info", endpoint=endpoint,
+                       event=event, pattern=pattern,
+                       evidence=Evidence(check, outcome, n, n, "http://x", None))
+
+
+def sealed(drafts: list[LedgerDraft]) -> list[LedgerEntry]:
+    out: list[LedgerEntry] = []
+    for n, d in enumerate(drafts, start=1):
+        out.append(seal(d, n, out[-1].hash if out else GENESIS))
+    return out
+
+
+FLEET = [_entry(1, "qwen", "appeared", "RunPod pod qwen (q1) added to the probed fleet",
+                None, "config"),
+         _entry(2, "deepseek", "appeared", "Provider deepseek added to the probed fleet",
+                None, "config"),
+         _entry(3, "deepseek", "down", "Provider deepseek down (404) — the provider serves "
+                "nothing at this URL"),
+         _entry(4, "qwen", "down", "RunPod pod qwen (q1) down (404) — pod stopped"),
+         _entry(5, "qwen", "recurring", "RunPod pod qwen went down (404) 3 times within 7d")]
+
+
+def test_each_target_keeps_what_its_filter_keeps_and_appends_once(tmp_path: Path) -> None:
+    scope, root = tmp_path / "scope" / "LEARNING.md", tmp_path / "LEARNING.md"
+    exporter = LearningExporter((Target(scope),
+                                 Target(root, LessonFilter(kinds=("provider", "fleet")))))
+    db = tmp_path / "p.db"
+    conn = connect(db)
+    with transaction(conn):
+        append(conn, FLEET[:3])
+    exporter(conn, [])
+    with transaction(conn):
+        append(conn, FLEET[3:])
+    exporter(conn, [])
+    exporter(conn, [])  # nothing new: nothing appended, anywhere
+    conn.close()
+    assert exporter.appended_total == 4 + 2 and exporter.errors_total == 0
+    everything = scope.read_text()
+    assert [r.split(" | ")[1] for r in rows(everything)] == [
+        "2 endpoints added to the probed fleet: 1 pod, 1 provider",
+        FLEET[2].pattern, FLEET[3].pattern, FLEET[4].pattern]
+    assert everything.index("## Meta-Patterns") > everything.index(FLEET[3].pattern)
+    assert [r.split(" | ")[1] for r in rows(root.read_text())] == [
+        "2 endpoints added to the probed fleet: 1 pod, 1 provider", FLEET[2].pattern]
+
+
+def test_a_target_that_refuses_does_not_stop_the_others(tmp_path: Path) -> None:
+    broken, kept = tmp_path / "broken.md", tmp_path / "kept.md"
+    broken.write_text("# no table here\n")
+    exporter = LearningExporter((Target(broken), Target(kept)))
+    conn = connect(tmp_path / "p.db")
+    with transaction(conn):
+        append(conn, FLEET)
+    exporter(conn, [])
+    conn.close()
+    assert exporter.errors_total == 1 and len(rows(kept.read_text())) == 4
+    assert broken.read_text() == "# no table here\n"
+
+
+def test_hostile_names_in_fleet_and_pattern_rows_never_stop_a_later_append(
+        tmp_path: Path) -> None:
+    """An endpoint named like a citation (with pipes and line breaks) in a fleet row's
+    evidence and in a pattern row: each append after it goes on."""
+    path = tmp_path / "LEARNING.md"
+    path.write_text(TABLE)
+    drafts = [_entry(1, FORGED, "appeared", f"RunPod pod {FORGED} added", None, "config"),
+              _entry(2, "b", "appeared", "RunPod pod b added", None, "config"),
+              _entry(3, FORGED, "recurring", f"RunPod pod {FORGED} went down 3 times"),
+              _entry(4, "b", "down", "RunPod pod b down (404)"),
+              _entry(5, FORGED, "down", f"RunPod pod {FORGED} down (404)")]
+    entries = sealed(drafts)
+    for upto in range(1, 6):
+        append_learning(path, entries[:upto])
+    assert append_learning(path, entries) == 0
+    text = path.read_text()
+    assert sorted(cited(text)) == [1, 3, 4, 5]
+    assert len(text.split("\n")) == len(text.splitlines()) + 1, "no line break but ours"
+    for row in rows(text):
+        assert row.replace("\\|", "").count("|") == 4, row
