@@ -23,8 +23,10 @@ citation (``probe.ledger.learning``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
+from probe.durations import format_duration
 from probe.ledger.chain import LedgerEntry
 
 LEDGER_TABLE, PATTERNS_TABLE = "ledger", "patterns"
@@ -33,11 +35,15 @@ LEDGER_TABLE, PATTERNS_TABLE = "ledger", "patterns"
 PATTERN_EVENTS = frozenset({"recurring", "recurring_ended", "time_of_day", "time_of_day_ended",
                             "regression", "regression_ended"})
 CHANGE_EVENTS = frozenset({"model_changed", "context_changed"})
+# A fleet incident opening or closing (the incidents feature): one row each, kind "fleet".
+FLEET_EVENTS = frozenset({"incident_opened", "incident_closed"})
 # The table each kind of entry is a row of (kinds not named here: the ledger table, one row
 # each; e.g. a fleet incident opening or closing).
 TABLE_OF: dict[str, str] = {**{e: PATTERNS_TABLE for e in PATTERN_EVENTS | CHANGE_EVENTS}}
 
 FLEET = "fleet"  # how a fleet row names its endpoint
+EXPECTATION_FAILED = "expectation_failed"
+MODEL_CHANGE_WITHIN = timedelta(hours=24)  # a prompt failing this soon after is linked
 NAMES_SHOWN = 12  # names in a fleet row's evidence before "and N more"
 # what a pattern of ours puts first in an entry's text, per kind (probe.ledger.rules.subject)
 KINDS = (("RunPod pod ", "pod"), ("RunPod serverless endpoint ", "serverless"),
@@ -61,6 +67,13 @@ class Lesson:
     @property
     def date(self) -> str:
         return (self.cite.evidence.observed_at or self.cite.ts)[:10]
+
+    @property
+    def kind(self) -> str:
+        """pod, serverless, provider, fleet (fleet changes and incidents) or other."""
+        if self.names or self.event in FLEET_EVENTS:
+            return FLEET
+        return kind_of(self.cite)
 
 
 @dataclass(slots=True)
@@ -110,8 +123,11 @@ def lessons(entries: Iterable[LedgerEntry]) -> list[Lesson]:
             out.append(_fleet_row(group))
             group.clear()
 
+    models: dict[str, LedgerEntry] = {}  # each endpoint's last served-model change
     for e in entries:
         opens, before = tracker.step(e)
+        if e.event == "model_changed":
+            models[e.endpoint] = e
         if e.event in ("appeared", "disappeared"):
             if group and (group[0].event != e.event or group[0].ts != e.ts):
                 flush()
@@ -120,7 +136,7 @@ def lessons(entries: Iterable[LedgerEntry]) -> list[Lesson]:
         flush()
         row = _endpoint_row(e, opens, before)
         if row is not None:
-            out.append(row)
+            out.append(_after_model_change(row, models.get(e.endpoint)))
     flush()
     return out
 
@@ -140,6 +156,25 @@ def _endpoint_row(e: LedgerEntry, opens: bool, before: Incident | None) -> Lesso
                     f"changed inside the incident opened at ledger #{before.opened}")
         return _row(e, text)
     return _row(e, e.pattern, TABLE_OF.get(e.event, LEDGER_TABLE))
+
+
+def _after_model_change(row: Lesson, change: LedgerEntry | None) -> Lesson:
+    """A governed prompt whose expected answer stopped matching soon after the served model
+    changed: a capability lesson (Meta-Patterns), naming the change."""
+    e = row.cite
+    if change is None or e.event != "degraded" or e.evidence.outcome != EXPECTATION_FAILED:
+        return row
+    since = _observed(e) - _observed(change)
+    if not timedelta(0) <= since <= MODEL_CHANGE_WITHIN:
+        return row
+    after = format_duration(since.total_seconds())
+    text = (f"{row.text} — the expected answer stopped matching {after} after the served "
+            f"model changed (ledger #{change.id})")
+    return replace(row, table=PATTERNS_TABLE, text=text)
+
+
+def _observed(e: LedgerEntry) -> datetime:
+    return datetime.fromisoformat(e.evidence.observed_at or e.ts)
 
 
 def _row(e: LedgerEntry, text: str, table: str = LEDGER_TABLE) -> Lesson:

@@ -30,7 +30,7 @@ from probe.config.fields import Fields, Problems
 from probe.config.load import HYSTERESIS_KEYS, parse_hysteresis
 from probe.config.model import Config, Hysteresis, ParseContext
 from probe.ledger.learning import LearningFileError, check_appendable
-from probe.ledger.lessons import LEDGER_TABLE, PATTERNS_TABLE, Lesson, kind_of
+from probe.ledger.lessons import LEDGER_TABLE, PATTERNS_TABLE, Lesson
 
 DAY_S = 86400.0
 LESSON_KINDS = ("pod", "serverless", "provider", "fleet", "other")
@@ -61,9 +61,8 @@ class LessonFilter:
     endpoints: tuple[str, ...] = ()  # names or globs
 
     def keeps(self, lesson: Lesson) -> bool:
-        kind = "fleet" if lesson.names else kind_of(lesson.cite)
         return ((not self.tables or lesson.table in self.tables)
-                and (not self.kinds or kind in self.kinds)
+                and (not self.kinds or lesson.kind in self.kinds)
                 and (not self.events or lesson.event in self.events)
                 and (not self.endpoints or any(fnmatch.fnmatchcase(lesson.endpoint, g)
                                                for g in self.endpoints)))
