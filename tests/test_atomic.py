@@ -200,10 +200,12 @@ TABLE = "# LEARNING\n\n| Date | Pattern | Source |\n|---|---|---|\n"
 
 
 def entries(count: int) -> list[LedgerEntry]:
+    """Incidents of ``count`` endpoints, one each (each a row of LEARNING.md)."""
     out: list[LedgerEntry] = []
     for n in range(1, count + 1):
         draft = LedgerDraft(ts=f"2026-02-18T09:{n:02d}:00+00:00", severity="critical",
-                            endpoint="qwen", event="down", pattern=f"qwen down (404), case {n}",
+                            endpoint=f"qwen-{n}", event="down",
+                            pattern=f"qwen-{n} down (404), case {n}",
                             evidence=Evidence("models", "http_404", n, n, "http://x/proxy"))
         out.append(seal(draft, n, out[-1].hash if out else GENESIS))
     return out
