@@ -164,8 +164,9 @@ def updated(text: str, entries: Sequence[LedgerEntry],
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += nl
     # one table's rows at a time; an insertion point is a line index kept in the original
-    # numbering, so every later insertion is applied first
-    adds: list[tuple[int, int, str]] = []
+    # numbering, so every later insertion is applied first; at one point, rows under an
+    # existing table come before a new table, a new ledger table before a new patterns one
+    adds: list[tuple[int, bool, int, str]] = []
     for order, table in enumerate((LEDGER_TABLE, PATTERNS_TABLE)):
         rows = [lesson for lesson in new if lesson.table == table]
         if not rows:
@@ -173,8 +174,8 @@ def updated(text: str, entries: Sequence[LedgerEntry],
         after, own = _placement(found, bare, table)
         rendered = _template().render(lessons=rows, new_table=own, nl=nl,
                                       title=TITLES[table])
-        adds.append((after, order, rendered))
-    for after, _, rendered in sorted(adds, reverse=True):
+        adds.append((after, own, order, rendered))
+    for after, _, _, rendered in sorted(adds, reverse=True):
         lines.insert(after + 1, rendered)
     return "".join(lines), len(new)
 

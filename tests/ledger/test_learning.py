@@ -334,3 +334,24 @@ def test_hostile_names_in_fleet_and_pattern_rows_never_stop_a_later_append(
     assert len(text.split("\n")) == len(text.splitlines()) + 1, "no line break but ours"
     for row in rows(text):
         assert row.replace("\\|", "").count("|") == 4, row
+
+
+def test_the_scope_meta_patterns_table_gets_patterns_and_a_new_table_the_rest(
+        learning: Path) -> None:
+    """The scope's file ends with its Meta-Patterns table: a pattern goes under it, an
+    incident into a table of ours after it, in one append; later ones follow each."""
+    original = learning.read_text()
+    model = _entry(2, "qwen", "model_changed", "RunPod pod qwen (q1) now serves B instead of A",
+                   "ok")
+    entries = sealed([FLEET[3], model, FLEET[2], FLEET[4]])
+    assert append_learning(learning, entries[:2]) == 2
+    text = learning.read_text()
+    assert text.startswith(original.rstrip("\n") + "\n| 2026-02-18 | RunPod pod qwen (q1) now "
+                           "serves B")
+    assert text.index("## Runtime lessons") > text.index("now serves B")
+    assert append_learning(learning, entries) == 2
+    grown = learning.read_text()
+    meta = grown[grown.index("## Meta-Patterns"):grown.index("## Runtime lessons")]
+    assert sorted(cited(meta)) == [2, 4]
+    assert sorted(cited(grown[grown.index("## Runtime lessons"):])) == [1, 3]
+    assert [line for line in original.splitlines() if line not in grown.splitlines()] == []
