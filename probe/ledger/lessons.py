@@ -42,6 +42,9 @@ FLEET_EVENTS = frozenset({"incident_opened", "incident_closed"})
 TABLE_OF: dict[str, str] = {**{e: PATTERNS_TABLE for e in PATTERN_EVENTS | CHANGE_EVENTS}}
 
 FLEET = "fleet"  # how a fleet row names its endpoint
+# what ended an incident, said by its recovery row
+ENDINGS = {"recovered": "every check passes again",
+           "restored": "every governed prompt passes again"}
 EXPECTATION_FAILED = "expectation_failed"
 MODEL_CHANGE_WITHIN = timedelta(hours=24)  # a prompt failing this soon after is linked
 NAMES_SHOWN = 12  # names in a fleet row's evidence before "and N more"
@@ -155,6 +158,9 @@ def _endpoint_row(e: LedgerEntry, opens: bool, before: Incident | None) -> Lesso
             text = (f"{e.pattern} — now {e.evidence.outcome} after {before.outcome}: the cause "
                     f"changed inside the incident opened at ledger #{before.opened}")
         return _row(e, text)
+    if e.event in ENDINGS and e.evidence.last_row is not None:
+        return _row(e, f"{e.pattern} — ended by result #{e.evidence.last_row}: "
+                       f"{ENDINGS[e.event]}")
     return _row(e, e.pattern, TABLE_OF.get(e.event, LEDGER_TABLE))
 
 

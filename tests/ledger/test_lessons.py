@@ -71,3 +71,12 @@ def test_kinds_it_does_not_know_are_one_row_each() -> None:
                           ("q", "some_future_kind", None, AT)))
     assert [(x.cite.id, x.table, x.kind) for x in found] == [
         (1, LEDGER_TABLE, FLEET), (2, LEDGER_TABLE, FLEET), (3, LEDGER_TABLE, "pod")]
+
+
+def test_a_recovery_row_says_what_ended_the_incident() -> None:
+    found = rows(chain(("p", "down", "http_404", AT), ("p", "recovered", "http_404", AT),
+                       ("w", "degraded", "expectation_failed", AT),
+                       ("w", "restored", "expectation_failed", AT)))
+    assert found[1][2] == "RunPod pod p recovered http_404 — ended by result #2: every check " \
+        "passes again"
+    assert found[3][2].endswith("— ended by result #4: every governed prompt passes again")
