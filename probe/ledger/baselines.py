@@ -37,13 +37,29 @@ class Metric:
     key: str  # in the result's details
     words: str
     worse_when_higher: bool = True
+    share: bool = False  # a 0/1 sample: judged by its mean (a share), not its median
 
     def applies(self, check: str) -> bool:
-        return check == "roundtrip" if self.name == "cold_start_s" else \
+        return check == "roundtrip" if self.name in ROUND_TRIP else \
             check.startswith(ANSWER_PREFIX)
 
+    def value(self, details: dict[str, object]) -> float | None:
+        """The sample a result's details give (None: none)."""
+        raw = details.get(self.key)
+        if self.share:
+            return {"cold": 1.0, "warm": 0.0}.get(raw) if isinstance(raw, str) else None
+        if self.name == "cold_start_s" and details.get("start") == "warm":
+            return None  # a warm worker's delay is queueing, not a cold start
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        return float(raw)
 
+
+ROUND_TRIP = frozenset({"cold_start_s", "cold_start_share"})
+SHARE_RISE = 0.2  # a share must also rise by at least this much (20 points)
 METRICS = (Metric("cold_start_s", "delay_s", "cold starts (RunPod delayTime)"),
+           Metric("cold_start_share", "start", "share of round trips that started cold",
+                  share=True),
            Metric("ttft_s", "ttft_s", "time to first token"),
            Metric("tokens_per_s", "tokens_per_s", "decode rate (tokens/s)", False))
 Key = tuple[str, str, str]  # endpoint, check, metric
@@ -80,9 +96,8 @@ class Baselines:
             return []
         out: list[LedgerDraft] = []
         for metric in METRICS:
-            value = r.details.get(metric.key)
-            if not metric.applies(r.check) or isinstance(value, bool) \
-                    or not isinstance(value, int | float):
+            value = metric.value(r.details) if metric.applies(r.check) else None
+            if value is None:
                 continue
             key = (r.endpoint, r.check, metric.name)
             hour = r.started_at.replace(minute=0, second=0, microsecond=0)
@@ -106,12 +121,17 @@ class Baselines:
         s = self.settings
         if len(recent) < s.regression_samples or len(baseline) < s.baseline_samples:
             return None
+        if metric.share:
+            return self._judge_share(key, metric, recent_hours, recent, baseline, now, who, url)
         base, last = statistics.median(baseline), statistics.median(recent)
         mad = statistics.median(abs(v - base) for v in baseline) * MAD_SCALE
+        # the ratio and the MAD say when a regression starts; once said, it ends only when
+        # the ratio no longer holds (a baseline that absorbs it widens its MAD, not its median)
         if metric.worse_when_higher:
-            worse = last >= base * s.regression_ratio and last - base >= s.regression_mads * mad
+            ratio, spread = last >= base * s.regression_ratio, last - base
         else:
-            worse = last * s.regression_ratio <= base and base - last >= s.regression_mads * mad
+            ratio, spread = last * s.regression_ratio <= base, base - last
+        worse = ratio and (key in self.held or spread >= s.regression_mads * mad)
         if worse == (key in self.held):
             return None
         (self.held.add if worse else self.held.discard)(key)
@@ -129,13 +149,34 @@ class Baselines:
                     f"{last / base if base else 0:.1f}× its own baseline")
         else:
             text = f"{who} {metric.words} on {check} back to its baseline: {said}"
-        rows = [h for h in recent_hours if h.first_row is not None]
-        evidence = Evidence(check, name, rows[0].first_row if rows else None,
-                            rows[-1].last_row if rows else None, url,
-                            now.isoformat(timespec="seconds"))
-        return LedgerDraft(ts=evidence.observed_at or "", severity="warning" if worse else "info",
-                           endpoint=endpoint, event=REGRESSION if worse else ENDED,
-                           pattern=text, evidence=evidence)
+        return _draft(key, worse, text, recent_hours, now, url)
+
+    def _judge_share(self, key: Key, metric: Metric, recent_hours: list[_Hour],
+                     recent: list[float], baseline: list[float], now: datetime, who: str,
+                     url: str) -> LedgerDraft | None:
+        base, last = statistics.fmean(baseline), statistics.fmean(recent)
+        worse = last >= base * self.settings.regression_ratio and last - base >= SHARE_RISE
+        if worse == (key in self.held):
+            return None
+        (self.held.add if worse else self.held.discard)(key)
+        before = format_duration(self.settings.window_s - RECENT.total_seconds())
+        said = (f"{last:.0%} over the last 24 h ({len(recent)} round trips) against {base:.0%} "
+                f"over the {before} before ({len(baseline)} round trips)")
+        text = (f"{who} {metric.words} rose: {said}" if worse else
+                f"{who} {metric.words} back to its baseline: {said}")
+        return _draft(key, worse, text, recent_hours, now, url)
+
+
+def _draft(key: Key, worse: bool, text: str, recent_hours: list[_Hour], now: datetime,
+           url: str) -> LedgerDraft:
+    endpoint, check, name = key
+    rows = [h for h in recent_hours if h.first_row is not None]
+    evidence = Evidence(check, name, rows[0].first_row if rows else None,
+                        rows[-1].last_row if rows else None, url,
+                        now.isoformat(timespec="seconds"))
+    return LedgerDraft(ts=evidence.observed_at or "", severity="warning" if worse else "info",
+                       endpoint=endpoint, event=REGRESSION if worse else ENDED,
+                       pattern=text, evidence=evidence)
 
 
 def _p95(values: list[float]) -> float:

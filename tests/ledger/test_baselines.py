@@ -1,0 +1,79 @@
+"""Regressions against an endpoint's own baseline, fed result by result over a simulated
+week: said once when they start to hold, never for noise around a steady baseline."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from probe.ledger.baselines import Baselines
+from probe.ledger.chain import LedgerDraft
+from probe.ledger.settings import PatternSettings
+from probe.outcome import Outcome, ProbeResult
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+DAY5 = START + timedelta(days=4)
+
+
+def result(check: str, at: datetime, **details: Any) -> ProbeResult:
+    return ProbeResult(endpoint="e", kind="serverless", check=check, outcome=Outcome.OK,
+                       started_at=at, latency_s=0.1, attempts=1, url="http://x", message="",
+                       http_status=200, details=details)
+
+
+def run(check: str, sample: Any, every: timedelta = timedelta(minutes=30)) -> list[LedgerDraft]:
+    baselines = Baselines(PatternSettings())
+    out: list[LedgerDraft] = []
+    at, row = START, 1
+    while at < START + timedelta(days=7):
+        out += baselines.observe(result(check, at, **sample(at, row)), row, "Endpoint e")
+        at, row = at + every, row + 1
+    return out
+
+
+def test_more_cold_starts_is_a_share_regression_and_their_delay_is_not() -> None:
+    """From day 5 six round trips in ten start cold instead of one: the share rose; each cold
+    start still takes 5 s (warm ones are queueing, not cold starts, so not in the delay)."""
+    def sample(at: datetime, row: int) -> dict[str, Any]:
+        cold = row % 10 < (6 if at >= DAY5 else 1)
+        return {"start": "cold" if cold else "warm", "delay_s": 5.0 if cold else 0.5}
+
+    said = run("roundtrip", sample)
+    assert [(d.event, d.evidence.outcome) for d in said] == [("regression", "cold_start_share")]
+    assert "share of round trips that started cold rose: 31% over the last 24 h (48 round " \
+        "trips) against 10% over the 6d before" in said[0].pattern
+    assert said[0].evidence.observed_at is not None and said[0].evidence.observed_at >= "2026-03-06"
+
+
+def test_noise_around_a_steady_baseline_says_nothing() -> None:
+    rng = random.Random(7)
+    said = run("prompt:arithmetic", lambda at, row: {"ttft_s": rng.uniform(.1, .5),
+                                                     "tokens_per_s": rng.uniform(30, 70)},
+               timedelta(minutes=5))
+    assert said == []
+
+
+def test_a_halved_decode_rate_is_a_regression() -> None:
+    rng = random.Random(7)
+    said = run("prompt:arithmetic", lambda at, row: {
+        "ttft_s": rng.uniform(.2, .3),
+        "tokens_per_s": rng.uniform(45, 55) / (2 if at >= DAY5 else 1)}, timedelta(minutes=5))
+    assert [(d.event, d.evidence.outcome) for d in said] == [("regression", "tokens_per_s")]
+    assert "decode rate (tokens/s) regressed on prompt:arithmetic" in said[0].pattern
+
+
+def test_a_regression_that_passes_is_said_to_end_once() -> None:
+    """Time to first token doubles for day 4 only: one row when it starts, one when it ends."""
+    rng = random.Random(7)
+    day4 = START + timedelta(days=3)
+
+    def sample(at: datetime, row: int) -> dict[str, Any]:
+        slow = day4 <= at < day4 + timedelta(days=1)
+        return {"ttft_s": rng.uniform(.2, .3) * (2 if slow else 1)}
+
+    said = run("prompt:arithmetic", sample, timedelta(minutes=5))
+    assert [(d.event, d.evidence.outcome) for d in said] == [
+        ("regression", "ttft_s"), ("regression_ended", "ttft_s")]
+    assert said[0].severity == "warning" and said[1].severity == "info"
+    assert "time to first token on prompt:arithmetic back to its baseline" in said[1].pattern
