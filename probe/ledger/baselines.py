@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.ledger.settings import PatternSettings
-from probe.outcome import ProbeResult
-from probe.verdict import ANSWER_PREFIX
+from probe.outcome import CheckRole, ProbeResult
 
 SAMPLES_PER_HOUR = 16
 RECENT = timedelta(hours=24)
@@ -39,9 +38,10 @@ class Metric:
     worse_when_higher: bool = True
     share: bool = False  # a 0/1 sample: judged by its mean (a share), not its median
 
-    def applies(self, check: str) -> bool:
-        return check == "roundtrip" if self.name in ROUND_TRIP else \
-            check.startswith(ANSWER_PREFIX)
+    def applies(self, r: ProbeResult) -> bool:
+        """Round-trip metrics: results of a serverless job (RunPod's job id in their
+        details); the others: governed answers (their role)."""
+        return JOB in r.details if self.name in ROUND_TRIP else r.role is CheckRole.ANSWERS
 
     def value(self, details: dict[str, object]) -> float | None:
         """The sample a result's details give (None: none)."""
@@ -56,6 +56,7 @@ class Metric:
 
 
 ROUND_TRIP = frozenset({"cold_start_s", "cold_start_share"})
+JOB = "job_id"
 SHARE_RISE = 0.2  # a share must also rise by at least this much (20 points)
 METRICS = (Metric("cold_start_s", "delay_s", "cold starts (RunPod delayTime)"),
            Metric("cold_start_share", "start", "share of round trips that started cold",
@@ -92,11 +93,11 @@ class Baselines:
 
     def observe(self, r: ProbeResult, row: int | None, who: str) -> list[LedgerDraft]:
         """Feed one result; drafts when a regression starts or stops holding."""
-        if r.check != "roundtrip" and not r.check.startswith(ANSWER_PREFIX):
+        if r.role is not CheckRole.ANSWERS and JOB not in r.details:
             return []
         out: list[LedgerDraft] = []
         for metric in METRICS:
-            value = metric.value(r.details) if metric.applies(r.check) else None
+            value = metric.value(r.details) if metric.applies(r) else None
             if value is None:
                 continue
             key = (r.endpoint, r.check, metric.name)

@@ -20,7 +20,10 @@ from probe.durations import format_duration
 from probe.ledger.book import read_entries
 from probe.ledger.chain import LedgerEntry
 from probe.ledger.lessons import PATTERN_EVENTS, IncidentTracker
-from probe.verdict import ANSWER_PREFIX
+
+# A stored row keeps its check's name, not its role: governed answers are stored under the
+# names of the prompt family (``prompt:<name>``), which availability leaves out.
+STORED_ANSWERS = "prompt:%"
 
 CLOSES = ("recovered", "restored", "disappeared")
 
@@ -55,7 +58,7 @@ def _availability(conn: sqlite3.Connection, window: Window) -> dict[str, Any]:
         "SELECT endpoint, substr(ts, 1, 10), COUNT(*), SUM(outcome != 'ok') FROM results "
         "WHERE ts >= ? AND ts < ? AND check_name NOT LIKE ? GROUP BY endpoint, substr(ts, 1, 10) "
         "ORDER BY endpoint, 2", (window.iso(window.start), window.iso(window.end),
-                                 ANSWER_PREFIX + "%"))
+                                 STORED_ANSWERS))
     for endpoint, day, results, failed in rows:
         e = out.setdefault(endpoint, {"results": 0, "failed": 0, "by_day": []})
         e["results"] += results

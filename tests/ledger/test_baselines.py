@@ -7,6 +7,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from helpers import role_of
+
 from probe.ledger.baselines import Baselines
 from probe.ledger.chain import LedgerDraft
 from probe.ledger.settings import PatternSettings
@@ -19,7 +21,7 @@ DAY5 = START + timedelta(days=4)
 def result(check: str, at: datetime, **details: Any) -> ProbeResult:
     return ProbeResult(endpoint="e", kind="serverless", check=check, outcome=Outcome.OK,
                        started_at=at, latency_s=0.1, attempts=1, url="http://x", message="",
-                       http_status=200, details=details)
+                       http_status=200, details=details, role=role_of(check))
 
 
 def run(check: str, sample: Any, every: timedelta = timedelta(minutes=30)) -> list[LedgerDraft]:
@@ -37,7 +39,8 @@ def test_more_cold_starts_is_a_share_regression_and_their_delay_is_not() -> None
     start still takes 5 s (warm ones are queueing, not cold starts, so not in the delay)."""
     def sample(at: datetime, row: int) -> dict[str, Any]:
         cold = row % 10 < (6 if at >= DAY5 else 1)
-        return {"start": "cold" if cold else "warm", "delay_s": 5.0 if cold else 0.5}
+        return {"job_id": f"job-{row}", "start": "cold" if cold else "warm",
+                "delay_s": 5.0 if cold else 0.5}
 
     said = run("roundtrip", sample)
     assert [(d.event, d.evidence.outcome) for d in said] == [("regression", "cold_start_share")]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from helpers import parse_config, plan
+from helpers import parse_config, plan, role_of
 
 from probe.config import Config
 from probe.ledger.plugin import LedgerKeeper
@@ -63,7 +63,7 @@ def result(endpoint: str, check: str, at: datetime, outcome: Outcome = Outcome.O
     return ProbeResult(endpoint=endpoint, kind=kind, check=check, outcome=outcome,
                        started_at=at, latency_s=0.05, attempts=1,
                        url=f"http://127.0.0.1:9/{endpoint}", message="",
-                       http_status=status, details=details)
+                       http_status=status, details=details, role=role_of(check))
 
 
 def week(days: int = 7, seed: int = 23) -> Iterator[ProbeResult]:
@@ -104,7 +104,7 @@ class Replay:
         self.keeper = LedgerKeeper(config.storage.path, LearningSettings.of(config),
                                    LearningSettings.configured(config).patterns,
                                    clock=lambda: self.now, batch_interval_s=0.01)
-        self.state = FleetState()
+        self.state = FleetState(role_of)
         jobs = plan(config)
         self.state.configure(config, jobs)
         self.state.restore(self.keeper.ledger.saved)
