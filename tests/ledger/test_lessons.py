@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from probe.ledger import rules
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
 from probe.ledger.lessons import FLEET, LEDGER_TABLE, PATTERNS_TABLE, lessons
+from probe.ledger.settings import LessonFilter
+from probe.verdict import Event, FleetIncident, Transition
 
 AT = "2026-02-18T09:00:00+00:00"
 
@@ -80,3 +86,27 @@ def test_a_recovery_row_says_what_ended_the_incident() -> None:
     assert found[1][2] == "RunPod pod p recovered http_404 — ended by result #2: every check " \
         "passes again"
     assert found[3][2].endswith("— ended by result #4: every governed prompt passes again")
+
+
+def test_a_fleet_incident_is_one_row_at_open_and_one_at_close_for_fleet_targets() -> None:
+    """The incidents feature's entries, phrased by the ledger's rules: a row each, kind
+    fleet, kept by a target filtered to fleet lessons."""
+    opened = datetime(2026, 2, 18, 9, tzinfo=UTC)
+    incident = FleetIncident("i-1", "proxy:proxy.runpod.net", "http_502", opened, 12, 14,
+                             ("a", "b"))
+    closed = replace(incident, closed_at=opened + timedelta(minutes=7))
+    transitions = [
+        Transition(Event.INCIDENT_OPENED, incident.scope, opened, "incident", "http_502",
+                   url=incident.scope, new=incident),
+        Transition(Event.INCIDENT_CLOSED, incident.scope, opened + timedelta(minutes=7),
+                   "incident", "http_502", url=incident.scope, old=closed)]
+    entries: list[LedgerEntry] = []
+    for n, t in enumerate(transitions, start=1):
+        entries.append(seal(rules.draft(t, t.endpoint), n, entries[-1].hash if entries
+                            else GENESIS))
+    found = lessons(entries)
+    assert [(x.cite.id, x.table, x.kind) for x in found] == [
+        (1, LEDGER_TABLE, FLEET), (2, LEDGER_TABLE, FLEET)]
+    assert found[0].text.startswith("Fleet incident i-1: 12 of 14 endpoints")
+    assert all(LessonFilter(kinds=("fleet",)).keeps(x) for x in found)
+    assert not any(LessonFilter(kinds=("pod",)).keeps(x) for x in found)
