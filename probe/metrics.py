@@ -30,6 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from probe import __version__
+from probe.build import commit
 from probe.exposition.check_series import CHECK_LABELS, CheckSeries
 from probe.exposition.series_cache import Columns, SeriesCache
 from probe.exposition.text import (
@@ -315,9 +316,9 @@ def _in_order(items: dict[Any, V], snap: Snapshot) -> Collection[tuple[Any, V]]:
 
 def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric]:
     d = snap.daemon
-    build = GaugeMetricFamily(P + "build_info", "runpod-probe version (value 1).",
-                              labels=["version"])
-    build.add_metric([__version__], 1)
+    build = GaugeMetricFamily(P + "build_info", "runpod-probe version and, run from a git "
+                              "checkout, its commit (value 1).", labels=["version", "commit"])
+    build.add_metric([__version__, commit()], 1)
     yield build
     yield GaugeMetricFamily(P + "probes_in_flight", "Checks running now.", value=d.in_flight)
     lag = HistogramMetricFamily(P + "scheduler_lag_seconds", "Delay between a check's "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from probe import __version__
+from probe.build import commit
 from probe.config.model import Shard
 from probe.outcome import ProbeResult
 from probe.state import EndpointView
@@ -81,6 +82,7 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
         "generated_at": now.isoformat(timespec="seconds"),
         "version": __version__,
         "shard": None if shard is None else {"index": shard.index, "count": shard.count},
+        "commit": commit() or None,
         "summary": {"endpoints": len(views), **summary},
         "page": {"number": number, "pages": pages, "size": PAGE_SIZE, "matching": len(chosen),
                  "state": None if query.state is None else str(query.state),
