@@ -17,7 +17,7 @@ from probe.discovery.metrics import DiscoveryMetrics
 from probe.discovery.settings import API_ENDPOINT, SECTION, DiscoverySettings, parse_section
 from probe.discovery.settings import validate as validate_settings
 from probe.features import Attachment, Feature, Host, Publisher
-from probe.outcome import ProbeResult
+from probe.outcome import Outcome, ProbeResult
 from probe.verdict import Window
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,11 @@ async def _discover(host: Host, discoverer: Discoverer,
         return None
     host.apply(host.file_config)
     metrics.update(discoverer.last)
-    log.info("discovery: %s: %s", found.result.outcome, found.result.message)
+    # a failing listing is loud: a refused key (the operator must fix it) is an error, an
+    # API that does not answer a warning (the last known fleet is probed meanwhile)
+    level = logging.INFO if found.result.ok else logging.ERROR \
+        if found.result.outcome is Outcome.UNAUTHORIZED else logging.WARNING
+    log.log(level, "discovery: %s: %s", found.result.outcome, found.result.message)
     return found.result
 
 

@@ -34,6 +34,8 @@ from probe.ledger.settings import (
 from probe.ledger.watch import ChainWatch
 
 log = logging.getLogger(__name__)
+# an entry's severity as a log level (and so a journal priority)
+LOG_LEVEL = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
 
 
 class LearningExporter:
@@ -146,9 +148,10 @@ class LedgerKeeper:
         self.watch(conn)
 
     def written(self, conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
-        for entry in entries:  # what was learned, in the journal too (already redacted)
-            log.info("ledger #%d %s %s: %s", entry.id, entry.severity, entry.endpoint,
-                     entry.pattern)
+        for entry in entries:  # what was learned, in the journal too (already redacted),
+            # at its severity's level: `journalctl -p warning` shows what went wrong
+            log.log(LOG_LEVEL.get(entry.severity, logging.INFO), "ledger #%d %s %s: %s",
+                    entry.id, entry.severity, entry.endpoint, entry.pattern)
         self.patterns.written(entries)
         if self.exporter is not None:
             self.exporter(conn, entries)

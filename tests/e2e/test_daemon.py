@@ -122,9 +122,11 @@ def test_reload_naming_a_new_secret_variable_says_to_restart(
         "when the service starts: restart it to add a secret"]
 
 
-def test_each_ledger_entry_is_logged_at_info(sim: Any, tmp_path: Path, sim_env: dict[str, str],
-                                              caplog: pytest.LogCaptureFixture) -> None:
-    """What was learned reaches the journal too, one line per entry, as it is written."""
+def test_each_ledger_entry_is_logged_at_its_severity(
+        sim: Any, tmp_path: Path, sim_env: dict[str, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """What was learned reaches the journal too, one line per entry, as it is written, at the
+    level of its severity (issue 24: a pod down was logged at INFO)."""
     caplog.set_level(logging.INFO, logger="probe")
     config = write(tmp_path / "c.yaml", header(sim, tmp_path) + pods("gone deepseek-stopped")
                    + "ledger: {down_after: 1}\n")
@@ -138,3 +140,5 @@ def test_each_ledger_entry_is_logged_at_info(sim: Any, tmp_path: Path, sim_env: 
     assert lines[0] == "ledger #1 info gone: RunPod pod gone (deepseek-stopped) added to the probed fleet"
     assert lines[1].startswith("ledger #2 critical gone: RunPod pod gone (deepseek-stopped) "
                                "down (404)"), lines
+    levels = [r.levelname for r in caplog.records if r.getMessage().startswith("ledger #")]
+    assert levels[:2] == ["INFO", "ERROR"]
