@@ -13,30 +13,48 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from probe import __version__
 from probe.app import PLUGINS
+from probe.build import build_name
 from probe.commands import (
     EXIT_CONFIG,
     EXIT_FAILING,
     EXIT_OK,
+    LOG_LEVEL_ENV,
+    SERVICE_DIR,
     default_config,
     default_log_level,
     load_or_report,
+    missing_keys,
+    service_credentials,
     setup_logging,
+    unknown_endpoint,
 )
 from probe.cost import daily_cost, describe
 from probe.features import Handler, Plugins
+from probe.logs import FORMAT_ENV, FORMATS, LEVELS
 from probe.secrets import Redactor, import_credentials
 
 
 def main(argv: Sequence[str] | None = None, plugins: Plugins = PLUGINS) -> int:
+    for name, value, known in ((LOG_LEVEL_ENV, default_log_level(), LEVELS),
+                               (FORMAT_ENV, default_log_format(), FORMATS)):
+        if value.upper() not in {k.upper() for k in known}:  # a typo is not silently INFO
+            print(f"runpod-probe: ${name}: expected one of {', '.join(known)}, got {value!r}",
+                  file=sys.stderr)
+            return EXIT_CONFIG
     parser = build_parser(plugins)
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    imported = import_credentials(os.environ)  # systemd's LoadCredential=, as variables
+    args.log_level = getattr(args, "log_level", default_log_level().upper())
+    args.log_format = getattr(args, "log_format", default_log_format().lower())
+    setup_logging(args.log_level, args.log_format)
+    log = logging.getLogger("probe")
+    # the service's secrets without exporting anything: systemd's credentials (the
+    # service), else the install recipe's credentials directory when readable (root)
+    imported = import_credentials(os.environ, service_credentials())
     if imported:
-        logging.getLogger("probe").info("secrets from systemd credentials: %s",
-                                        ", ".join(imported))
+        log.debug("secrets from credentials: %s", ", ".join(imported))
+    if getattr(args, "config", None) is None:
+        args.config = default_config() if args.reads_service_config else None
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_CONFIG
@@ -60,7 +78,8 @@ def closed_pipe() -> int:
     return EXIT_PIPE_CLOSED
 
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+def default_log_format() -> str:
+    return os.environ.get(FORMAT_ENV) or "text"
 
 
 def log_level(text: str) -> str:
@@ -78,18 +97,24 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     common.add_argument("--log-level", type=log_level, default=argparse.SUPPRESS,
                         help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: "
                              "$RUNPOD_PROBE_LOG_LEVEL or INFO)")
+    common.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS,
+                        help="text (priorities for the journal under systemd) or json, one "
+                             "object a line (default: $RUNPOD_PROBE_LOG_FORMAT or text)")
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help="config file (default: $RUNPOD_PROBE_CONFIG, else "
+                             f"{SERVICE_DIR}/config.yaml when it exists, else ./config.yaml)")
     parser = argparse.ArgumentParser(prog="runpod-probe", description="Health probing and "
                                      "observability for LLM endpoints on RunPod.",
                                      parents=[common])
-    parser.add_argument("--version", action="version", version=f"runpod-probe {__version__}")
-    parser.set_defaults(log_level=log_level(default_log_level()) if
-                        default_log_level().upper() in LEVELS else "INFO")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the version (and the git commit, run from a checkout)")
+    # no set_defaults for the global options: their action is shared with every
+    # sub-parser, which would then overwrite a value given before the sub-command
+    parser.set_defaults(reads_service_config=True)
     sub = parser.add_subparsers(dest="command", parser_class=_inheriting(common))
 
     def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", default=default_config(), help="config file (default: "
-                       "$RUNPOD_PROBE_CONFIG or ./config.yaml)")
         p.set_defaults(handler=handler)
         return p
 
@@ -102,6 +127,16 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     for add in plugins.commands:
         add(sub, command)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the build's name, looked up only when asked (git is not run for
+    every command)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"runpod-probe {build_name()}")
+        parser.exit()
 
 
 def _inheriting(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
@@ -118,9 +153,15 @@ def _inheriting(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser
 
 
 def cmd_check_config(args: argparse.Namespace, plugins: Plugins) -> int:
-    config = load_or_report(args.config, plugins.config)
+    # checking a file sends nothing: the keys it names may be unset here (the service is
+    # given them), which is said, not refused; a key that is set is checked as the daemon
+    # checks it (never sent to a pod)
+    config = load_or_report(args.config, plugins.config, keys_needed=False)
     if config is None:
         return EXIT_CONFIG
+    for problem in missing_keys(args.config, plugins.config):
+        print(f"runpod-probe: warning: {problem} here (the service must be given it: "
+              "README, Install on a VM)", file=sys.stderr)
     print(f"{args.config}: ok ({len(config.endpoints)} endpoints)")
     print("\n".join(describe(daily_cost(plugins.plan(config), plugins))))
     if config.adds_endpoints_at_run_time:
@@ -132,6 +173,7 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
+    logging.getLogger("probe").info("runpod-probe %s", build_name())  # names the build
     from probe.daemon import Daemon, StartupError
     from probe.process import run_event_loop
 
@@ -153,7 +195,8 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     # a discovered endpoint is known only after discovery: the sweep finds it or nothing
     if (args.endpoint and not config.adds_endpoints_at_run_time
             and args.endpoint not in {e.name for e in config.endpoints}):
-        print(f'runpod-probe: no endpoint named "{args.endpoint}"', file=sys.stderr)
+        known = [e.name for e in config.endpoints]
+        print(f"runpod-probe: {unknown_endpoint(args.endpoint, known)}", file=sys.stderr)
         return EXIT_CONFIG
     from probe.daemon import StartupError, open_store
     from probe.report import VERDICT_COLUMNS, result_rows, table, to_json, verdict_rows, verdicts

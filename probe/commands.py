@@ -4,16 +4,18 @@ commands import this; nothing here imports a command."""
 
 from __future__ import annotations
 
-import logging
+import argparse
+import difflib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from probe.config import Config, ConfigError, load_config
 from probe.config.model import ConfigExtension
 from probe.config.yaml_input import YamlRefused, load_yaml
+from probe.logs import setup_logging
 from probe.secrets import Redactor, install_log_redaction
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
@@ -24,24 +26,38 @@ DEFAULT_KEY_ENVS = ("RUNPOD_API_KEY", "VLLM_API_KEY")
 # What an unset key variable reads as for a command that sends nothing (never sent, never
 # stored: such a command opens no connection).
 NOT_SENT = "unset (this command sends nothing)"
+__all__ = ["setup_logging"]  # every command's logging, set up by probe.cli
+
+
+# Where the install recipe (README, "Install on a VM") puts the service's files: the config,
+# and the credentials directory holding its keys. ``$RUNPOD_PROBE_ETC`` moves it (another
+# layout, or an install into a throwaway root).
+SERVICE_DIR_ENV, SERVICE_DIR = "RUNPOD_PROBE_ETC", "/etc/runpod-probe"
+
+
+def service_dir() -> Path:
+    return Path(os.environ.get(SERVICE_DIR_ENV) or SERVICE_DIR)
 
 
 def default_config() -> str:
-    """``--config`` when not given: ``$RUNPOD_PROBE_CONFIG``, else ``./config.yaml``."""
-    return os.environ.get(CONFIG_ENV, "config.yaml")
+    """``--config`` when not given: ``$RUNPOD_PROBE_CONFIG``, else the service's config
+    (/etc/runpod-probe/config.yaml) when it exists, else ``./config.yaml``: on the VM, every
+    command reads the file the service runs with."""
+    given = os.environ.get(CONFIG_ENV)
+    if given:
+        return given
+    service = service_dir() / "config.yaml"
+    return str(service) if service.is_file() else "config.yaml"
+
+
+def service_credentials() -> Path:
+    """The install recipe's credentials directory (root's alone): what a command run by
+    root reads when systemd's ``$CREDENTIALS_DIRECTORY`` is not set."""
+    return service_dir() / "credentials"
 
 
 def default_log_level() -> str:
-    return os.environ.get(LOG_LEVEL_ENV, "INFO")
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # Skipped overlapping runs are counted in runpod_probe_skipped_runs_total instead.
-    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    return os.environ.get(LOG_LEVEL_ENV) or "INFO"
 
 
 def load_or_report(path: str, extension: ConfigExtension,
@@ -62,6 +78,16 @@ def load_or_report(path: str, extension: ConfigExtension,
         return None
     install_log_redaction(Redactor(config.secret_env_names()))
     return config
+
+
+def missing_keys(path: str, extension: ConfigExtension) -> list[str]:
+    """What a config that loads without its secrets lacks to run here: the problems of
+    loading it with the process's environment (only unset key variables, then)."""
+    try:
+        load_config(path, None, extension)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 def keys_stand_in(path: str) -> dict[str, str]:
@@ -91,3 +117,27 @@ def _key_envs(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _key_envs(item)
+
+
+def unknown_endpoint(name: str, known: Iterable[str]) -> str:
+    """``no endpoint named "x"`` and the known names closest to it (difflib), or how many
+    are known when none is close."""
+    names = list(dict.fromkeys(known))  # in the config's order
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if close:
+        hint = f"did you mean {', '.join(close)}?"
+    elif len(names) <= 10:
+        hint = f"known: {', '.join(names)}" if names else "no endpoint is configured"
+    else:
+        hint = f"{len(names)} endpoints known; `runpod-probe status` lists them"
+    return f'no endpoint named "{name}" ({hint})'
+
+
+def group_help(parser: argparse.ArgumentParser) -> Callable[..., int]:
+    """The handler of a bare group command (``runpod-probe ledger``): its help, exit 2."""
+
+    def handler(_args: argparse.Namespace, _plugins: object) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+
+    return handler

@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
+from probe.commands import (
+    EXIT_CONFIG,
+    EXIT_FAILING,
+    EXIT_OK,
+    load_or_report,
+    unknown_endpoint,
+)
 from probe.config import Config
 from probe.durations import format_duration, parse_duration
 from probe.engine import probing
@@ -71,7 +77,7 @@ class UnknownEndpoint(Exception):
     """No endpoint of that name, not even after the preparers (discovery) ran."""
 
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f'no endpoint named "{name}" (known: {", ".join(known)})')
+        super().__init__(unknown_endpoint(name, known))
 
 
 async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float,

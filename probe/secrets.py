@@ -170,13 +170,19 @@ def plain_line(text: str) -> str:
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def import_credentials(environ: MutableMapping[str, str]) -> list[str]:
+def import_credentials(environ: MutableMapping[str, str],
+                       fallback: Path | None = None) -> list[str]:
     """systemd's credentials (``LoadCredential=NAME:PATH``) as environment variables: each
     file in ``$CREDENTIALS_DIRECTORY`` whose name is a variable name becomes that variable,
-    unless it is already set. Returns the names imported (values are never logged)."""
+    unless it is already set. Without the variable, the files of ``fallback`` (the install
+    recipe's credentials directory) when it can be read (as root): a command typed on the
+    VM finds the keys the service is given, without exporting them. Returns the names
+    imported (values are never logged)."""
     directory = environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
-        return []
+        if fallback is None or not os.access(fallback, os.R_OK | os.X_OK):
+            return []
+        directory = str(fallback)
     imported = []
     try:
         entries = sorted(Path(directory).iterdir())

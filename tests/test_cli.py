@@ -46,12 +46,75 @@ def test_a_bad_log_level_is_a_usage_error(args: tuple[str, ...]) -> None:
         "got 'LOUD'")
 
 
+@pytest.mark.parametrize("variable", ["RUNPOD_PROBE_LOG_LEVEL", "RUNPOD_PROBE_LOG_FORMAT"])
+def test_an_invalid_log_variable_is_an_error_not_a_silent_default(tmp_path: Path,
+                                                                  variable: str) -> None:
+    # issue 24: RUNPOD_PROBE_LOG_LEVEL=LOUD silently became INFO
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    done = probe("check-config", "--config", str(config), env={variable: "LOUD"})
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"runpod-probe: ${variable}: expected one of ")
+    assert line.endswith("got 'LOUD'")
+
+
 def test_the_environment_sets_the_default_log_level(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG)
-    done = probe("check-config", "--config", str(config),
-                 env={"RUNPOD_PROBE_LOG_LEVEL": "NOPE"})
-    assert done.returncode == 0, "a bad variable falls back to INFO instead of failing"
+    done = probe("--log-format", "json", "check-config", "--config", str(config),
+                 env={"RUNPOD_PROBE_LOG_LEVEL": "debug"})
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_accepted_before_and_after_the_command(tmp_path: Path, where: str) -> None:
+    # issue 24: `runpod-probe --config x check-config` said "invalid choice: 'x'"
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    common, rest = ["--config", str(config)], ["check-config"]
+    done = probe(*(common + rest if where == "before" else rest + common))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{config}: ok (1 endpoints)")
+
+
+def test_a_global_option_before_the_command_is_not_overwritten_by_its_default(
+        tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    args = build_parser(PLUGINS).parse_args(["--config", str(config), "--log-level", "debug",
+                                             "ledger", "list"])
+    assert (args.config, args.log_level) == (str(config), "DEBUG")
+
+
+@pytest.mark.parametrize("group", ["ledger", "maintenance"])
+def test_a_bare_group_command_prints_its_help(group: str) -> None:
+    # issue 24: `ledger` alone printed "required: ledger_command"
+    done = probe(group)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"usage: runpod-probe {group}")
+    assert "positional arguments" in done.stderr
+
+
+def test_an_unknown_endpoint_suggests_the_close_names(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("endpoints:\n  - {name: qwen-pod, kind: pod, pod_id: x}\n"
+                      "  - {name: deepseek-pod, kind: pod, pod_id: y}\n")
+    done = probe("once", "--config", str(config), "--endpoint", "qwen-pdo")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        'runpod-probe: no endpoint named "qwen-pdo" (did you mean qwen-pod?)']
+
+
+def test_version_names_the_package_version_and_the_checkout_commit() -> None:
+    from probe import __version__
+    from probe.build import commit
+
+    done = probe("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"runpod-probe {__version__}")
+    if commit():  # run from a git checkout (this repository's tests are)
+        assert done.stdout.strip().endswith(f"(commit {commit()})")
 
 
 def test_every_command_has_help() -> None:

@@ -19,7 +19,9 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
     p = sub.add_parser("generate", help="Write the Grafana dashboards and Prometheus rules.",
                        description="Write the Grafana dashboards and Prometheus rules.")
     p.add_argument("--out", default=".", help="directory that receives dashboards/ and alerts/")
-    p.add_argument("--config", help="read SLO objectives from this config's slo: section")
+    # --config (every command's global option): read SLO objectives from its slo: section;
+    # without it, the defaults (what the repository ships), not the service's config
+    p.set_defaults(reads_service_config=False)
     p.add_argument("--grafana-url", default="", help="Grafana's base URL for the alerts' "
                    "dashboard_url (default: a path relative to Grafana)")
     p.add_argument("--runbook-url", default="docs/runbook.md", help="where the runbook is "

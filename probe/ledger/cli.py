@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from probe.commands import default_config, load_or_report
+from probe.commands import group_help, load_or_report
 from probe.durations import parse_duration
 from probe.features import CommandFactory, Plugins
 from probe.ledger.anchor import (
@@ -55,13 +55,13 @@ class UsageError(Exception):
 
 def add_parser(sub: Any, command: CommandFactory) -> None:
     def source(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", default=default_config(), help="config file (its "
-                       "storage.path is the database)")
+        # --config (its storage.path is the database) is every command's global option
         p.add_argument("--db", help="read this database instead of the config's")
 
     ledger = sub.add_parser("ledger", help="Verify or list the append-only learning ledger.",
                             description="Verify or list the append-only learning ledger.")
-    actions = ledger.add_subparsers(dest="ledger_command", required=True)
+    actions = ledger.add_subparsers(dest="ledger_command")
+    ledger.set_defaults(handler=group_help(ledger))
     check = actions.add_parser("verify", help="Recompute the hash chain; exit 1 naming the "
                                "first entry that does not match.")
     source(check)
