@@ -13,7 +13,7 @@ from probe.config.model import Config
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.outcome import ProbeResult
-from probe.status import html
+from probe.status import cli, html
 from probe.status.page import Query, document
 from probe.status.uptime import FLUSH_S, UptimeBook
 from probe.verdict import EndpointVerdict, Transition
@@ -77,4 +77,4 @@ async def start_status(host: Host) -> Attachment:
                       routes={"/": page, "/status.json": status_json})
 
 
-FEATURE = Feature(name="status", startup=(start_status,))
+FEATURE = Feature(name="status", startup=(start_status,), commands=(cli.add_parser,))
