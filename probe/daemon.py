@@ -318,8 +318,11 @@ class Daemon:
         down, 1 unknown"."""
         counts = self.state.states()
         by_state = ", ".join(f"{counts[s.value]} {s.value}" for s in State if counts.get(s.value))
-        count = len(self.config.endpoints)
-        return f"{count} endpoint{'' if count == 1 else 's'}: {by_state or 'none planned'}"
+        count = sum(counts.values())  # the states add up to the total, by construction
+        standing = "".join(f"; {check}: {outcome}"
+                           for check, outcome in self.state.standing_outcomes().items())
+        return (f"{count} endpoint{'' if count == 1 else 's'}: {by_state or 'none planned'}"
+                f"{standing}")
 
     def _install_signals(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -172,8 +172,10 @@ def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
     model, max_len = view.model_label, view.max_model_len
     sized = "" if model is None or max_len is None else (
         f'{MAX_LEN_FAMILY}{{{e},model="{escape_value(model)}"}} {go_number(max_len)}\n')
-    if view.kind is None:  # a standing pseudo-endpoint: only its state
-        return ("", "", states, caused, sized, "")
+    if view.kind is None:  # a standing pseudo-endpoint (discovery's runpod-api): not an
+        # endpoint, so no endpoint state or cause (its check's series, and its own alert,
+        # RunpodDiscoveryFailing, say it; RunpodEndpointUnknown would repeat it)
+        return ("", "", "", "", sized, "")
     k = f'kind="{escape_value(view.kind)}"'
     return (f'{INFO_FAMILY}{{{e},{k},url="{escape_value(view.url)}"}} 1.0\n',
             f"{UP_FAMILY}{{{e},{k}}} {'1.0' if state is State.UP else '0.0'}\n",
@@ -258,10 +260,10 @@ def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
         ((name, v.kind), 1 if v.state is State.UP else 0)
         for name, v in views if v.kind is not None)))
     state.add_lines(partial(columns.column, 2), Lines(lambda: (
-        ((name, str(v.state)), 1) for name, v in views)))
+        ((name, str(v.state)), 1) for name, v in views if v.kind is not None)))
     cause.add_lines(partial(columns.column, 3), Lines(lambda: (
         ((name, str(v.state), v.cause.check, v.cause.outcome), 1) for name, v in views
-        if v.cause is not None and v.state is not State.UP)))
+        if v.cause is not None and v.state is not State.UP and v.kind is not None)))
     max_len.add_lines(partial(columns.column, 4), Lines(lambda: (
         ((name, v.model_label), v.max_model_len) for name, v in views
         if v.model_label is not None and v.max_model_len is not None)))

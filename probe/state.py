@@ -463,9 +463,23 @@ class FleetState:
         return self._verdicts.get(endpoint)
 
     def states(self) -> Counter[str]:
-        """How many endpoints are in each state (for the daemon's status line)."""
+        """How many endpoints are in each state (for the daemon's status line); a standing
+        pseudo-endpoint (discovery's ``runpod-api``) is not an endpoint and not counted."""
         with self._lock:
-            return Counter(verdict.state.value for verdict in self._verdicts.values())
+            standing = {endpoint for endpoint, _ in self._standing}
+            return Counter(verdict.state.value for name, verdict in self._verdicts.items()
+                           if name not in standing)
+
+    def standing_outcomes(self) -> dict[str, str]:
+        """Each standing check (``runpod-api/discovery``) and its latest outcome."""
+        with self._lock:
+            out = {}
+            for endpoint, check in sorted(self._standing):
+                kept = self._checks.get((endpoint, check))
+                latest = kept.latest if kept is not None else None
+                out[f"{endpoint}/{check}"] = "not run yet" if latest is None else \
+                    str(latest.outcome)
+            return out
 
     def durable(self, endpoint: str, check: str) -> dict[str, Any]:
         """What ``check`` keeps across runs and restarts for ``endpoint`` (its own dict)."""

@@ -135,6 +135,17 @@ def test_standing_checks_survive_configure() -> None:
     assert view.kind is None and view.checks == (), "judged, but not a configured endpoint"
 
 
+def test_the_status_line_counts_endpoints_not_the_discovery_pseudo_endpoint() -> None:
+    # issue 24: "14 endpoints: 1 maintenance, 14 unknown": runpod-api counted in the states
+    state = FleetState()
+    state.declare_standing("runpod-api", "discovery")
+    state.configure(config_of(A, B), [jobs_of(A, "models"), jobs_of(B, "models")])
+    assert state.standing_outcomes() == {"runpod-api/discovery": "not run yet"}
+    state.update(result("runpod-api", "discovery", Outcome.UNAUTHORIZED))
+    assert state.states() == {"unknown": 2}
+    assert state.standing_outcomes() == {"runpod-api/discovery": "unauthorized"}
+
+
 @pytest.mark.parametrize(
     ("outcome", "attempts", "success", "retried_ok", "latency_observed"),
     [(Outcome.OK, 1, True, 0, True), (Outcome.OK, 2, True, 1, True),

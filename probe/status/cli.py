@@ -119,7 +119,9 @@ def stored(config: Config, plugins: Plugins) -> Fleet:
         saved = load_states(conn)
     finally:
         conn.close()
-    verdicts = {name: EndpointVerdict.from_json(data) for name, data in saved.items()}
+    # a standing pseudo-endpoint (discovery's runpod-api) is not an endpoint (as the page)
+    verdicts = {name: EndpointVerdict.from_json(data) for name, data in saved.items()
+                if name not in plugins.standing}
     windows = windows_now(plugins.windows, config, verdicts)
     endpoints = []
     for name, verdict in verdicts.items():

@@ -92,8 +92,10 @@ def test_the_page_is_what_prometheus_client_writes(accept: str, write_ahead: boo
     assert ours == content_type
     assert without_process(body) == without_process(expected)
     assert b"runpod_probe_latency_seconds_bucket" in body and b"serverless" in body
-    for line in (b'runpod_probe_endpoint_state{endpoint="runpod-api",state="unknown"} 1.0',
-                 b'runpod_probe_maintenance{endpoint="z"} 1.0', b"runpod_probe_endpoint_cause{",
+    # discovery's pseudo-endpoint is no endpoint: no state (RunpodEndpointUnknown would
+    # repeat RunpodDiscoveryFailing, issue 24)
+    assert b'runpod_probe_endpoint_state{endpoint="runpod-api"' not in body
+    for line in (b'runpod_probe_maintenance{endpoint="z"} 1.0', b"runpod_probe_endpoint_cause{",
                  b'runpod_probe_max_model_len{endpoint="a",model="m\\"x"} 4096.0'):
         assert line in body
 
