@@ -140,3 +140,26 @@ def test_check_config_refuses_tries_that_do_not_fit_the_interval(tmp_path: Path)
     assert line.endswith("endpoints[0].tries: 100000 tries x timeout 3s + 99999 x retry_delay "
                          "0.5s = 349999.5s is longer than the interval (5s): a check that "
                          "cannot pass must not hold the endpoint's next run back")
+
+
+def test_generate_to_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
+    # issue 24: a 33-line traceback
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    done = probe("generate", "--out", str(blocker / "out"), "--grafana-url",
+                 "https://grafana.example.com", "--runbook-url", "https://wiki.example.com/rb")
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"runpod-probe generate: cannot write {blocker / 'out'}")
+
+
+def test_generate_warns_when_the_alerts_links_would_be_relative(tmp_path: Path) -> None:
+    done = probe("generate", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "runpod-probe generate: warning: the alerts' links are relative (no --grafana-url or "
+        "--runbook-url given): a pager or chat cannot open them"]
+    absolute = probe("generate", "--out", str(tmp_path), "--grafana-url",
+                     "https://grafana.example.com", "--runbook-url",
+                     "https://wiki.example.com/runbook")
+    assert absolute.returncode == 0 and absolute.stderr == ""

@@ -41,7 +41,21 @@ def cmd_generate(args: argparse.Namespace, plugins: Plugins) -> int:
             return 2
         slo = loaded
     links = Links(grafana_url=args.grafana_url.rstrip("/"), runbook_url=args.runbook_url)
-    for path in write_all(Path(args.out), ExportOptions(slo, links)):
+    relative = [flag for flag, url in (("--grafana-url", links.grafana_url),
+                                       ("--runbook-url", links.runbook_url))
+                if not url.startswith(("http://", "https://"))]
+    if relative:  # a pager cannot open a relative link: said, not silently written
+        print(f"runpod-probe generate: warning: the alerts' links are relative (no "
+              f"{' or '.join(relative)} given): a pager or chat cannot open them",
+              file=sys.stderr)
+    try:
+        written = write_all(Path(args.out), ExportOptions(slo, links))
+    except OSError as exc:
+        where = exc.filename or args.out
+        print(f"runpod-probe generate: cannot write {where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    for path in written:
         print(path)
     return 0
 
