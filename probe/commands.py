@@ -141,3 +141,26 @@ def group_help(parser: argparse.ArgumentParser) -> Callable[..., int]:
         return EXIT_CONFIG
 
     return handler
+
+
+LISTENER_TIMEOUT_S = 2.0
+
+
+def listener_url(config: Config, path: str = "/") -> str:
+    """The running daemon's listener (``metrics.listen``) as this machine reaches it."""
+    host = config.metrics.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.metrics.port}{path}"
+
+
+def daemon_answers(config: Config) -> bool:
+    """Whether a daemon answers on the config's listener (``HEAD /metrics``)."""
+    import httpx
+
+    try:
+        with httpx.Client(timeout=LISTENER_TIMEOUT_S, trust_env=False) as client:
+            return client.head(listener_url(config, "/metrics")).status_code == 200
+    except httpx.HTTPError:
+        return False

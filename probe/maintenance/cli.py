@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from probe.commands import EXIT_CONFIG, EXIT_OK, group_help, load_or_report
+from probe.commands import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    daemon_answers,
+    group_help,
+    listener_url,
+    load_or_report,
+)
 from probe.config.model import Config
 from probe.durations import format_duration, parse_duration
 from probe.features import CommandFactory, Plugins
@@ -26,7 +33,7 @@ from probe.maintenance.settings import MaintenanceSettings
 from probe.report import table
 from probe.secrets import Redactor, plain_line
 from probe.storage.verdicts import judged_endpoints
-from probe.windows import Matcher
+from probe.windows import TICK_S, Matcher
 
 EXIT_USAGE = 2
 LIST_DAYS = 7  # `list` shows what was on or will be on within this many days
@@ -131,10 +138,19 @@ def cmd_start(args: argparse.Namespace, plugins: Plugins) -> int:
         row = store.start(config.storage.path, args.endpoint, now, end, reason,
                           plain_line(who()))
         print(f"{args.endpoint}: in maintenance until {end.isoformat(timespec='seconds')} "
-              f"({reason}); window {row.window().name}. The daemon applies it within seconds.")
+              f"({reason}); window {row.window().name}. {applied(config)}")
         return EXIT_OK
 
     return _run(args, plugins, body)
+
+
+def applied(config: Config) -> str:
+    """How the change stored in the database reaches the verdicts: the running daemon
+    reads the table every few seconds; with none running, at its next start."""
+    if daemon_answers(config):
+        return f"The running daemon applies it within {TICK_S:.0f} s."
+    return (f"No daemon answers at {listener_url(config)}: it is stored in "
+            f"{config.storage.path} and applied when the daemon starts.")
 
 
 def shown(config: Config, text: str) -> str:
@@ -167,8 +183,7 @@ def cmd_end(args: argparse.Namespace, plugins: Plugins) -> int:
         ended = store.end(config.storage.path, args.endpoint, now, plain_line(who()))
         if ended:
             names = ", ".join(r.window().name for r in ended)
-            print(f"{args.endpoint}: maintenance ended ({names}). The daemon applies it within "
-                  "seconds.")
+            print(f"{args.endpoint}: maintenance ended ({names}). {applied(config)}")
             return EXIT_OK
         match = Matcher(e.name for e in config.endpoints)
         for window in MaintenanceSettings.of(config).windows:
@@ -214,6 +229,9 @@ def _state(start: datetime, end: datetime, now: datetime) -> str:
 
 def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
     def body(config: Config) -> int:
+        if not config.storage.path.is_file():  # not "no window": nothing could be read
+            raise Refused(f"no database at {config.storage.path} (the daemon creates it when "
+                          "it starts; is --config the service's?)")
         found = rows(config, datetime.now(UTC))
         if args.json:
             print(json.dumps(found, indent=2, ensure_ascii=False))

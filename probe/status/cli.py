@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, load_or_report
+from probe.commands import EXIT_CONFIG, EXIT_FAILING, EXIT_OK, listener_url, load_or_report
 from probe.config.model import Config
 from probe.features import CommandFactory, Plugins
 from probe.secrets import plain_line
@@ -56,12 +56,13 @@ def cmd_status(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config, keys_needed=False)
     if config is None:
         return EXIT_CONFIG
-    fleet = ask(listener_url(config))
+    url = listener_url(config, "/status.json")
+    fleet = ask(url)
     if fleet is None:
         try:
             fleet = stored(config, plugins)
         except (OSError, sqlite3.Error) as exc:
-            print(f"runpod-probe status: no daemon answers at {listener_url(config)} and "
+            print(f"runpod-probe status: no daemon answers at {url} and "
                   f"its database {config.storage.path} cannot be read: {exc}",
                   file=sys.stderr)
             return EXIT_NOT_RUNNING
@@ -74,14 +75,6 @@ def cmd_status(args: argparse.Namespace, plugins: Plugins) -> int:
         return EXIT_NOT_RUNNING
     states = {str(e.get("state")) for e in fleet.endpoints}
     return EXIT_OK if states and states <= FINE else EXIT_FAILING
-
-
-def listener_url(config: Config) -> str:
-    host = config.metrics.host
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.metrics.port}/status.json"
 
 
 def ask(url: str) -> Fleet | None:

@@ -106,6 +106,7 @@ def test_start_list_and_end_from_the_command_line(fleet: Simulator, tmp_path: Pa
                         "moving to an H100", "--config", str(config))
         assert started.returncode == 0, started.stderr
         assert "qwen: in maintenance until " in started.stdout
+        assert started.stdout.rstrip().endswith("The running daemon applies it within 2 s.")
         until("in maintenance", lambda: daemon.shows(IN_WINDOW)
               and daemon.shows(STATE % "maintenance"))
 
@@ -188,6 +189,30 @@ def test_overlapping_windows_are_refused(fleet: Simulator, tmp_path: Path,
     assert day.returncode == 2
     assert "overlaps the config's window \"nightly\"" in day.stderr
     assert rows(tmp_path / "probe.db") == 1
+
+
+def test_with_no_daemon_running_a_window_is_stored_and_said_so(
+        fleet: Simulator, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """issue 24: `maintenance start` with no daemon said "applies it within seconds"; `list`
+    on a missing database said "no maintenance window"."""
+    config, port = setup(fleet, tmp_path)
+    missing = probe(sim_env, "maintenance", "list", "--config", str(config))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.splitlines() == [
+        f"runpod-probe maintenance: no database at {tmp_path / 'probe.db'} (the daemon creates "
+        "it when it starts; is --config the service's?)"]
+    started = probe({k: v for k, v in sim_env.items() if k != "RUNPOD_API_KEY"},
+                    "maintenance", "start", "qwen", "--for", "1h", "--reason", "r",
+                    "--config", str(config))  # sends nothing: no key needed
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.rstrip().endswith(
+        f"No daemon answers at http://127.0.0.1:{port}/: it is stored in "
+        f"{tmp_path / 'probe.db'} and applied when the daemon starts.")
+    daemon = Running(config, sim_env, port)
+    try:
+        until("applied at start", lambda: daemon.shows(IN_WINDOW))
+    finally:
+        daemon.stop()
 
 
 def test_a_window_is_kept_across_a_restart(fleet: Simulator, tmp_path: Path,
