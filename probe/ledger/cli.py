@@ -306,6 +306,10 @@ def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
         return _run(args, plugins, lambda path, _learning: print_digest(args, path))
 
     def body(path: Path, _learning: Path | None) -> int:
+        if not Path(args.file).absolute().parent.is_dir():  # a typo must not create a tree
+            print(f"runpod-probe: {args.file}: no directory {Path(args.file).parent}; nothing "
+                  "was written", file=sys.stderr)
+            return EXIT_USAGE
         all_entries = entries(path)
         report = verify(all_entries)
         if not report.ok:  # fail closed: never export what cannot be vouched for

@@ -259,12 +259,23 @@ def test_since_rejects_anything_else() -> None:
 
 def test_learning_creates_a_missing_file(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    db, file = tmp_path / "p.db", tmp_path / "new" / "LEARNING.md"
+    db, file = tmp_path / "p.db", tmp_path / "LEARNING.md"
     intact(db)
     assert main(learning(db, file)) == 0
     assert "appended" in capsys.readouterr().out
     assert file.read_text().startswith("# LEARNING") and "| Date | Pattern | Source |" in \
         file.read_text()
+
+
+def test_learning_refuses_a_missing_directory(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 24: `learning --file /nonexistent/LEARNING.md` created the directory (a typo)
+    db, file = tmp_path / "p.db", tmp_path / "nonexistent" / "LEARNING.md"
+    intact(db)
+    assert main(learning(db, file)) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"runpod-probe: {file}: no directory {file.parent}; nothing was written"]
+    assert not file.parent.exists()
 
 
 @pytest.mark.parametrize("where", ["/proc/runpod-probe-test/LEARNING.md", "{tmp}"],
