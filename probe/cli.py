@@ -123,6 +123,8 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     once.add_argument("--endpoint", help="only this endpoint")
     once.add_argument("--json", action="store_true", help="print JSON")
     once.add_argument("--store", action="store_true", help="also write results to the database")
+    once.add_argument("--checks", action="store_true", help="print only every check's result "
+                      "(the table printed after the verdict summary)")
     command("check-config", cmd_check_config, "Validate the config; exit 0 if it is valid.")
     for add in plugins.commands:
         add(sub, command)
@@ -188,6 +190,18 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
     return EXIT_OK
 
 
+class Counted:
+    """The sweep's recorder: counts each result for the progress line, and hands it to the
+    store when ``--store`` gave one."""
+
+    def __init__(self, progress: Any, store: Any) -> None:
+        self.progress, self.store = progress, store
+
+    def record(self, result: Any) -> int | None:
+        self.progress.tick()
+        return None if self.store is None else int(self.store.record(result))
+
+
 def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
@@ -199,8 +213,9 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
         print(f"runpod-probe: {unknown_endpoint(args.endpoint, known)}", file=sys.stderr)
         return EXIT_CONFIG
     from probe.daemon import StartupError, open_store
-    from probe.report import VERDICT_COLUMNS, result_rows, table, to_json, verdict_rows, verdicts
+    from probe.report import judged_summary, result_rows, table, to_json, verdicts
     from probe.sweep import sweep
+    from probe.terminal import Progress, colour, width
     from probe.verdict import State
     from probe.windows import overlay, windows_now
 
@@ -210,7 +225,9 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
         print(f"runpod-probe: cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        results = asyncio.run(sweep(config, plugins, args.endpoint, store))
+        with Progress("probing") as progress:  # on a terminal's stderr only
+            results = asyncio.run(sweep(config, plugins, args.endpoint,
+                                        Counted(progress, store)))
     finally:
         if store is not None:
             store.close()
@@ -222,9 +239,11 @@ def cmd_once(args: argparse.Namespace, plugins: Plugins) -> int:
     judged = overlay(found, windows_now(plugins.windows, config, found))
     if args.json:
         print(to_json(results))
-    else:
-        print(table(result_rows(results)) + "\n\n" + table(verdict_rows(judged),
-                                                            VERDICT_COLUMNS))
+    elif args.checks:
+        print(table(result_rows(results), width=width()))
+    else:  # the verdicts at a glance, worst first; then what each check said
+        print(judged_summary(judged, colour(), width()) + "\n\n"
+              + table(result_rows(results), width=width()))
     # an endpoint in maintenance does not fail the sweep (its alerts are silenced too)
     up = bool(judged) and all(j.state in (State.UP, State.MAINTENANCE) for j in judged.values())
     return EXIT_OK if up else EXIT_FAILING

@@ -43,6 +43,8 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
                    "(default: run until Ctrl-C)")
     p.add_argument("--interval", default="5s", help="probe interval (default 5s)")
     p.add_argument("--every", type=float, default=5.0, help="print the summary every N seconds")
+    p.add_argument("--checks", action="store_true", help="print every check's result after "
+                   "the verdict summary")
     p.set_defaults(handler=cmd_demo)
 
 
@@ -111,9 +113,9 @@ def demo_config(sim: Any, fleet: Any, state_dir: Path, metrics_port: int, interv
 
 def free_port(preferred: int) -> int:
     with socket.socket() as s:
-        try:
+        try:  # 0: any port, but a real one, which the config (and `status`) names
             s.bind(("127.0.0.1", preferred))
-            return preferred
+            return int(s.getsockname()[1])
         except OSError:
             s.bind(("127.0.0.1", 0))
             return int(s.getsockname()[1])
@@ -140,13 +142,40 @@ def cmd_demo(args: argparse.Namespace, plugins: Plugins) -> int:
         return asyncio.run(_run(config, plugins, args))
 
 
-def _print_summary(daemon: Any) -> None:
-    from probe.report import result_rows, table
+def screen(daemon: Any, checks: bool) -> str:
+    """The verdicts at a glance (worst first, colour on a terminal), and with ``checks``
+    every check's latest result after them."""
+    from probe.report import NOT_JUDGED, Verdict, cut, result_rows, summary, table
+    from probe.terminal import colour, width
 
-    latest = [s.latest for s in daemon.state.snapshot().checks.values() if s.latest]
-    if latest:
+    verdicts = []
+    for name, view in daemon.state.views().items():
+        if view.kind is None:  # discovery's pseudo-endpoint is not an endpoint
+            continue
+        why = view.window or ""
+        if not why and view.cause is not None and str(view.state) != "up":
+            latest = daemon.state.latest(name, view.cause.check)
+            message = f" — {latest.message}" if latest is not None and latest.message else ""
+            why = f"{view.cause.check}: {view.cause.outcome}{message}"
+        if not why and str(view.state) == "unknown":
+            why = NOT_JUDGED
+        verdicts.append(Verdict(name, view.state, why))
+    text = summary(verdicts, colour(), min(width(), 120))
+    if checks:
+        latest = [s.latest for s in daemon.state.snapshot().checks.values() if s.latest]
         rows = result_rows(sorted(latest, key=lambda r: (r.endpoint, r.check)))
-        print(table(rows) + "\n", flush=True)
+        text += "\n\n" + table(rows, width=width())
+    stamp = datetime.now(UTC).strftime("%H:%M:%S UTC")
+    return cut(f"at {stamp}", width()) + "\n" + text + "\n"
+
+
+def _print_summary(daemon: Any, banner: str, checks: bool) -> None:
+    from probe.terminal import is_terminal
+
+    if is_terminal(sys.stdout):  # redrawn in place: the banner stays on the screen
+        print("\x1b[H\x1b[2J" + banner + "\n" + screen(daemon, checks), flush=True)
+    else:  # piped: the banner was printed once, at the start
+        print(screen(daemon, checks), flush=True)
 
 
 async def _run(config: Config, plugins: Plugins, args: argparse.Namespace) -> int:
@@ -165,24 +194,29 @@ async def _run(config: Config, plugins: Plugins, args: argparse.Namespace) -> in
             print(f"runpod-probe: cannot start: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         return EXIT_OK
-    print(f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
-          f"  status:   {daemon.metrics_url.removesuffix('metrics')} (the status page)\n"
-          f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
-          f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger list "
-          f"--config {config.source})\n"
-          f"  config:   {config.source}\nCtrl-C stops it.\n", flush=True)
+    banner = (f"runpod-probe demo: {len(config.endpoints)} simulated endpoints\n"
+              f"  status:   {daemon.metrics_url.removesuffix('metrics')} (the status page; "
+              f"in another shell: runpod-probe status --config {config.source})\n"
+              f"  metrics:  {daemon.metrics_url}\n  database: {config.storage.path}\n"
+              f"  lessons:  {config.storage.path.parent / 'LEARNING.md'} (runpod-probe ledger "
+              f"list --config {config.source})\n"
+              f"  config:   {config.source}\nCtrl-C stops it.\n")
+    print(banner, flush=True)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.duration if args.duration else None
     next_print = loop.time() + args.every
+    printed = loop.time()
     try:
         while not task.done():
             wake = next_print if deadline is None else min(next_print, deadline)
             await asyncio.wait({task}, timeout=max(wake - loop.time(), 0.05))
             if loop.time() >= next_print:
                 next_print += args.every
-                _print_summary(daemon)
+                _print_summary(daemon, banner, args.checks)
+                printed = loop.time()
             if deadline is not None and loop.time() >= deadline:
-                _print_summary(daemon)
+                if loop.time() - printed > 1.0:  # the last screen, unless just printed
+                    _print_summary(daemon, banner, args.checks)
                 stop.set()
                 deadline = None
     except asyncio.CancelledError:

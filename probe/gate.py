@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from probe.outcome import Outcome, ProbeResult
 from probe.prober import Prober
 from probe.report import result_dict, result_rows, table
 from probe.sweep import prepare
+from probe.terminal import Progress
 from probe.verdict import State, SweepVerdict, Window, instant
 from probe.windows import windows_now
 
@@ -81,9 +82,11 @@ class UnknownEndpoint(Exception):
 
 
 async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float,
-                   poll_s: float, env: Mapping[str, str] | None = None) -> GateReport:
+                   poll_s: float, env: Mapping[str, str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> GateReport:
     """Gate endpoint ``name``; ``UnknownEndpoint`` when neither the config nor the
-    preparers (discovery) know it."""
+    preparers (discovery) know it. ``progress`` is told what each round waits for."""
+    say = progress or (lambda _text: None)
     loop = asyncio.get_running_loop()
     began = loop.time()
     deadline = began + timeout_s
@@ -98,6 +101,8 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
         rounds = 0
         while pending:
             rounds += 1
+            say(f"round {rounds}: {len(pending)} check{'s' if len(pending) != 1 else ''} "
+                f"running, timeout {format_duration(timeout_s)}")
             finished, unfinished = await _round(prober, pending, deadline)
             latest.update(finished)
             pending = [(j, c) for j, c in pending if c in finished
@@ -105,6 +110,8 @@ async def run_gate(config: Config, plugins: Plugins, name: str, timeout_s: float
             remaining = deadline - loop.time()
             if unfinished or not pending or remaining <= 0:
                 break
+            waiting = ", ".join(f"{check} ({finished[check].outcome})" for _, check in pending)
+            say(f"round {rounds}: retrying {waiting}")
             await asyncio.sleep(min(poll_s, remaining))
     window = windows_now(plugins.windows, config, [name]).get(name)
     order = [check for job in jobs for check in job.checks]
@@ -188,7 +195,9 @@ def cmd_gate(args: argparse.Namespace, plugins: Plugins) -> int:
     if config is None:
         return EXIT_CONFIG
     try:
-        report = asyncio.run(run_gate(config, plugins, args.endpoint, timeout_s, poll_s))
+        with Progress(f"gate {args.endpoint}") as progress:  # on a terminal's stderr only
+            report = asyncio.run(run_gate(config, plugins, args.endpoint, timeout_s, poll_s,
+                                          progress=progress.note))
     except UnknownEndpoint as exc:
         print(f"runpod-probe gate: {exc}", file=sys.stderr)
         return EXIT_CONFIG

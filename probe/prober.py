@@ -32,9 +32,9 @@ Resolver = Callable[[str], CheckSpec]
 
 
 class Recorder(Protocol):
-    """Anything with ``record(result) -> row id`` (the SQLite store)."""
+    """Anything with ``record(result) -> row id`` (the SQLite store; None: not stored)."""
 
-    def record(self, result: ProbeResult) -> int: ...
+    def record(self, result: ProbeResult) -> int | None: ...
 
 
 # Idle connections are kept at least this long, and longer than the longest endpoint

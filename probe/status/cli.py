@@ -166,6 +166,8 @@ def render(fleet: Fleet) -> str:
 
 def _why(endpoint: dict[str, Any]) -> str:
     parts = []
+    if endpoint.get("state") == "maintenance" and endpoint.get("maintenance"):
+        parts.append(str(endpoint["maintenance"]))
     cause = endpoint.get("cause")
     if isinstance(cause, dict):
         parts.append(f"{cause.get('check')}: {cause.get('outcome')}")

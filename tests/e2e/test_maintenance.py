@@ -255,7 +255,8 @@ def test_a_config_window_that_is_on_now(fleet: Simulator, tmp_path: Path,
             in pattern
         once = probe(sim_env, "once", "--config", str(config))
         assert once.returncode == 0, once.stdout + once.stderr
-        assert "maintenance  swap: gpu swap (the checks say up)" in once.stdout
+        assert once.stdout.splitlines()[:2] == [
+            "1 endpoint: 1 maintenance", "  MAINTENANCE  qwen  swap: gpu swap (the checks say up)"]
         refused = probe(sim_env, "maintenance", "end", "qwen", "--config", str(config))
         assert refused.returncode == 2
         assert 'qwen is in the config\'s window "swap"' in refused.stderr
