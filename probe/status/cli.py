@@ -153,7 +153,11 @@ def render(fleet: Fleet) -> str:
     for e in rows:
         lines.append(f"  {str(e.get('state')).upper():<11}  "
                      f"{plain_line(str(e.get('name'))):<{width}}  {_why(e)}".rstrip())
-    incidents = _open_incidents(fleet.document.get("incidents"))
+    section = fleet.document.get("incidents")
+    if isinstance(section, dict) and section.get("offline"):
+        lines.append("the probe itself is OFFLINE (its own vantage checks fail): the verdicts "
+                     "may say more about this machine than about the fleet")
+    incidents = _open_incidents(section)
     if incidents is not None:
         lines.append(f"open incidents: {len(incidents) or 'none'}")
         lines.extend(f"  {_incident(i)}" for i in incidents)
@@ -190,9 +194,23 @@ def _open_incidents(section: Any) -> list[Any] | None:
 
 
 def _incident(incident: Any) -> str:
+    """One open incident in a line: where (its scope), why (its cause), since when, how
+    many endpoints it holds (the incidents section's fields; others as they come)."""
     if not isinstance(incident, dict):
         return plain_line(str(incident))[:MESSAGE_CHARS]
-    keys = ("id", "severity", "state", "endpoint", "endpoints", "title", "summary", "since",
-            "opened_at", "started_at")
-    text = "  ".join(str(incident[k]) for k in keys if incident.get(k) not in (None, "", []))
-    return plain_line(text or json.dumps(incident, default=str))[:MESSAGE_CHARS * 2]
+    parts = [str(incident[k]) for k in ("scope", "cause") if incident.get(k)]
+    affected = incident.get("affected")
+    if isinstance(affected, list | tuple):
+        parts.append(f"{len(affected)} endpoints" + (f" ({', '.join(map(str, affected[:3]))}"
+                                                     f"{', …' if len(affected) > 3 else ''})"
+                                                     if affected else ""))
+    elif affected is not None:
+        parts.append(f"{affected} endpoints")
+    if incident.get("failing_now") is not None:
+        parts.append(f"{incident['failing_now']} failing now")
+    for key in ("opened_at", "since", "started_at"):
+        if incident.get(key):
+            parts.append(f"since {incident[key]}")
+            break
+    text = ", ".join(parts) or json.dumps(incident, default=str)
+    return plain_line(text)[:MESSAGE_CHARS * 2]
