@@ -23,6 +23,7 @@ CASES = [(p, "once") for p in INVALID] + [
     (DATA / f"invalid-{name}.yaml", command)
     for name in ("many-problems", "env-not-set", "literal-secret")
     for command in ("run", "check-config")
+    if (name, command) != ("env-not-set", "check-config")  # see the test below
 ] + [
     # hostile YAML: one line, no traceback, from every command (issue 20)
     (DATA / f"invalid-{name}.yaml", command)
@@ -49,6 +50,25 @@ def test_invalid_config_exits_2_and_probes_nothing(sim: Any, tmp_path: Path,
         assert [line.strip() for line in lines[1:]] == expected.splitlines()
     assert len(sim.requests_seen) == before, "an invalid config must not probe anything"
     assert not (tmp_path / "probe.db").exists()
+
+
+def test_check_config_of_a_file_needs_no_secret_and_warns_of_an_unset_one(
+        sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """Checking a file sends nothing (issue 24): the service is given the key, the shell
+    checking its file need not have it. The problem is said, as a warning; `run` and `once`
+    still refuse to start without it (the cases above)."""
+    path = DATA / "invalid-env-not-set.yaml"
+    config = render(path, sim, tmp_path)
+    before = len(sim.requests_seen)
+    done = subprocess.run([sys.executable, "-m", "probe", "check-config", "--config",
+                           str(config)], capture_output=True, text=True, env=sim_env,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{config}: ok (1 endpoints)")
+    assert done.stderr.splitlines() == [
+        f"runpod-probe: warning: {path.with_suffix('.expected').read_text().strip()} here (the "
+        "service must be given it: README, Install on a VM)"]
+    assert len(sim.requests_seen) == before
 
 
 def test_valid_config_passes_check_config(sim: Any, tmp_path: Path,
