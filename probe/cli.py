@@ -175,7 +175,6 @@ def cmd_run(args: argparse.Namespace, plugins: Plugins) -> int:
     config = load_or_report(args.config, plugins.config)
     if config is None:
         return EXIT_CONFIG
-    logging.getLogger("probe").info("runpod-probe %s", build_name())  # names the build
     from probe.daemon import Daemon, StartupError
     from probe.process import run_event_loop
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from probe.build import build_name
 from probe.config import Config, ConfigError, load_config
 from probe.config.shard import owned
 from probe.engine import probing
@@ -203,8 +204,9 @@ class Daemon:
             raise
         self.collector.store = self.store
         self.state.daemon.reload_success_ts = time.time()
-        log.info("metrics on %s, results in %s, %d endpoints", self.metrics_url,
-                 self.config.storage.path, len(self.config.endpoints))
+        # the first line once started names the build (a failed start says only why)
+        log.info("runpod-probe %s: metrics on %s, results in %s, %d endpoints", build_name(),
+                 self.metrics_url, self.config.storage.path, len(self.config.endpoints))
         tuning = Tuning()  # the GIL's switch interval; garbage collected on a clock
         try:
             async with probing(self.config, self.plugins, self.store, self.env, self.state,

@@ -133,7 +133,8 @@ def test_a_down_endpoint_reaches_the_journal_at_warning_or_above(
             daemon.wait(timeout=60)
     assert all(line.startswith("<") and line[1].isdigit() and line[2] == ">"
                for line in lines), lines
-    assert lines[0].startswith("<6>probe: runpod-probe "), "the first line names the build"
+    assert lines[0].startswith("<6>probe.daemon: runpod-probe "), "the first line names the build"
+    assert "metrics on http://127.0.0.1:" in lines[0]
     warning_or_above = [line for line in lines if int(line[1]) <= 4]  # journalctl -p warning
     assert any("gone" in line and "down (404)" in line for line in warning_or_above), lines
     assert not any(line[3:7].isdigit() for line in lines), "no timestamp: journald adds one"
