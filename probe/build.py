@@ -15,12 +15,19 @@ CHECKOUT = Path(__file__).resolve().parents[1]  # the repository, when run from 
 GIT_TIMEOUT_S = 2.0
 
 
+INSTALLED = Path(__file__).with_name("COMMIT")  # written by setup.py's build from a checkout
+
+
 @functools.cache
 def commit() -> str:
-    """The checkout's commit (12 hex digits, ``-dirty`` when files are modified), or "" when
-    not run from a git checkout (an installed package) or git is missing."""
+    """The checkout's commit (12 hex digits, ``-dirty`` when files are modified): the one
+    the package was built from (``pip install .`` in a checkout), or the one it runs from;
+    "" when neither is known."""
     if not (CHECKOUT / ".git").exists():
-        return ""
+        try:
+            return INSTALLED.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
     try:
         done = subprocess.run(["git", "-C", str(CHECKOUT), "describe", "--always",
                                "--abbrev=12", "--dirty", "--match=NO-TAGS"],

@@ -107,7 +107,7 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
                                      "observability for LLM endpoints on RunPod.",
                                      parents=[common])
     parser.add_argument("--version", action=_Version, nargs=0,
-                        help="print the version (and the git commit, run from a checkout)")
+                        help="print the version (and the git commit it was installed or runs from)")
     # no set_defaults for the global options: their action is shared with every
     # sub-parser, which would then overwrite a value given before the sub-command
     parser.set_defaults(reads_service_config=True)

@@ -318,8 +318,9 @@ def _in_order(items: dict[Any, V], snap: Snapshot) -> Collection[tuple[Any, V]]:
 
 def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric]:
     d = snap.daemon
-    build = GaugeMetricFamily(P + "build_info", "runpod-probe version and, run from a git "
-                              "checkout, its commit (value 1).", labels=["version", "commit"])
+    build = GaugeMetricFamily(P + "build_info", "runpod-probe version and the git commit it "
+                              "was installed or runs from (value 1).",
+                              labels=["version", "commit"])
     build.add_metric([__version__, commit()], 1)
     yield build
     yield GaugeMetricFamily(P + "probes_in_flight", "Checks running now.", value=d.in_flight)

@@ -163,3 +163,20 @@ def test_generate_warns_when_the_alerts_links_would_be_relative(tmp_path: Path) 
                      "https://grafana.example.com", "--runbook-url",
                      "https://wiki.example.com/runbook")
     assert absolute.returncode == 0 and absolute.stderr == ""
+
+
+def test_an_installed_package_names_the_commit_it_was_built_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `pip install .` from a checkout: setup.py writes probe/COMMIT; no .git around it then
+    from probe import build
+
+    monkeypatch.setattr(build, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.setattr(build, "INSTALLED", tmp_path / "COMMIT")
+    build.commit.cache_clear()
+    try:
+        assert build.commit() == "" and build.build_name() == build.__version__
+        (tmp_path / "COMMIT").write_text("0123456789ab\n")
+        build.commit.cache_clear()
+        assert build.build_name() == f"{build.__version__} (commit 0123456789ab)"
+    finally:
+        build.commit.cache_clear()
