@@ -125,6 +125,7 @@ MAX_LEN_FAMILY = P + "max_model_len"
 MAINTENANCE_FAMILY = P + "maintenance"
 OBSERVATIONS = P + "observations_total"
 FAILURES = P + "observation_failures_total"
+FAILURES_BY_OUTCOME = P + "failures_by_outcome_total"
 LATENCY_FAMILY = P + "latency_seconds"
 STALE_FAMILY = P + "stale_at_timestamp_seconds"
 KIND_LABELS = ("endpoint", "check_kind")
@@ -141,20 +142,28 @@ def _count(n: int) -> str:
 
 
 def kind_lines(name: str, kinds: tuple[KindView, ...]) -> tuple[str, ...]:
-    """The endpoint's lines in each kind family (observations, failures, latency, stale):
-    the SLI's counters, the latency histogram and when the first check of the kind goes
-    stale, written after each of its results (``SeriesCache``)."""
+    """The endpoint's lines in each kind family (observations, failures, failures by
+    outcome, latency, stale): the SLI's counters, the latency histogram and when the first
+    check of the kind goes stale, written after each of its results (``SeriesCache``)."""
     e = f'endpoint="{escape_value(name)}"'
-    observed, failed, latency, stale = [], [], [], []
+    observed: list[str] = []
+    failed: list[str] = []
+    by_outcome: list[str] = []
+    latency: list[str] = []
+    stale: list[str] = []
     for k in kinds:
         text = f'check_kind="{k.kind}",{e}'
         stats = k.stats
         observed.append(f"{OBSERVATIONS}{{{text}}} {_count(stats.observed_total)}\n")
         failed.append(f"{FAILURES}{{{text}}} {_count(stats.failed_total)}\n")
+        by_outcome.extend(
+            f'{FAILURES_BY_OUTCOME}{{{text},outcome="{escape_value(outcome)}"}} {_count(n)}\n'
+            for outcome, n in sorted(stats.failed_by_outcome.items()))
         latency.append(_kind_histogram(k.kind)(text, stats.latency.counts, stats.latency.total))
         if k.stale_at is not None:
             stale.append(f"{STALE_FAMILY}{{{text}}} {go_number(k.stale_at)}\n")
-    return "".join(observed), "".join(failed), "".join(latency), "".join(stale)
+    return ("".join(observed), "".join(failed), "".join(by_outcome), "".join(latency),
+            "".join(stale))
 
 
 def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
@@ -283,6 +292,10 @@ def _kind_metrics(kinds: Collection[tuple[str, tuple[KindView, ...]]],
                       "events, declared at 0.", "counter", labels=KIND_LABELS)
     failed = Family(FAILURES, "Observations that were not ok, per kind of check: the SLI's "
                     "bad events, declared at 0.", "counter", labels=KIND_LABELS)
+    by_outcome = Family(FAILURES_BY_OUTCOME, "Results that were not ok (observations or "
+                        "not), per kind of check and outcome: a series exists once a result "
+                        "had its outcome (a healthy endpoint has none).", "counter",
+                        labels=(*KIND_LABELS, "outcome"))
     latency = Family(LATENCY_FAMILY, "Duration of the last attempt of each check, per "
                      "endpoint and kind of check.", "histogram", labels=KIND_LABELS)
     stale = Family(STALE_FAMILY, "Unix time at which the first check of this kind goes "
@@ -292,12 +305,15 @@ def _kind_metrics(kinds: Collection[tuple[str, tuple[KindView, ...]]],
         kinds, lambda k: k.stats.observed_total)))
     failed.add_lines(partial(columns.column, 1), Lines(lambda: _kind_rows(
         kinds, lambda k: k.stats.failed_total)))
-    latency.add_lines(partial(columns.column, 2), Lines(lambda: (
+    by_outcome.add_lines(partial(columns.column, 2), Lines(lambda: (
+        ((name, k.kind, outcome), n) for name, views in kinds for k in views
+        for outcome, n in sorted(k.stats.failed_by_outcome.items()))))
+    latency.add_lines(partial(columns.column, 3), Lines(lambda: (
         (labels, *hist) for labels, hist in _kind_rows(
             kinds, lambda k: (k.stats.latency.buckets(), k.stats.latency.total)))))
-    stale.add_lines(partial(columns.column, 3), Lines(lambda: _kind_rows(
+    stale.add_lines(partial(columns.column, 4), Lines(lambda: _kind_rows(
         kinds, lambda k: k.stale_at)))
-    yield from (observed, failed, latency, stale)
+    yield from (observed, failed, by_outcome, latency, stale)
 
 
 def _schedule_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:

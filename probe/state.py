@@ -126,19 +126,24 @@ class CheckState:
 
 @dataclass(slots=True)
 class KindStats:
-    """One endpoint's checks of one kind together: the SLI's events (declared at 0) and the
-    latency histogram. Once the state holds it, it is not changed (a result makes a copy)."""
+    """One endpoint's checks of one kind together: the SLI's events (declared at 0), its
+    results that were not ok by outcome (an outcome is there once a result had it: a
+    healthy endpoint has none) and the latency histogram. Once the state holds it, it is not
+    changed (a result makes a copy)."""
 
     latency: Histogram
     observed_total: int = 0
     failed_total: int = 0
+    failed_by_outcome: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, kind: str) -> KindStats:
         return cls(Histogram(KIND_BUCKETS[kind]))
 
     def copy(self) -> KindStats:
-        return KindStats(self.latency.copy(), self.observed_total, self.failed_total)
+        # the outcomes that failed are a handful at most: the copy stays O(1) in fleet size
+        return KindStats(self.latency.copy(), self.observed_total, self.failed_total,
+                         dict(self.failed_by_outcome))
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +423,9 @@ class FleetState:
         if observed:
             stats.observed_total += 1
             stats.failed_total += not result.ok
+        if not result.ok:  # observed or not (error, rate_limited, skipped_budget)
+            outcome = str(result.outcome)
+            stats.failed_by_outcome[outcome] = stats.failed_by_outcome.get(outcome, 0) + 1
         if timed:
             stats.latency.observe(result.latency_s)
         return True

@@ -49,6 +49,10 @@ def test_results_drive_up_counters_histogram_and_context(per_check: bool) -> Non
     assert registry.get_sample_value("runpod_probe_observations_total", a_api) == 1
     assert registry.get_sample_value("runpod_probe_observation_failures_total",
                                      {"endpoint": "b", "check_kind": "api"}) == 1
+    by_outcome = "runpod_probe_failures_by_outcome_total"
+    assert registry.get_sample_value(by_outcome, {"endpoint": "b", "check_kind": "api",
+                                                  "outcome": "http_404"}) == 1
+    assert registry.get_sample_value(by_outcome, {**a_api, "outcome": "ok"}) is None
     assert registry.get_sample_value("runpod_probe_latency_seconds_count", a_api) == 1
     assert registry.get_sample_value("runpod_probe_latency_seconds_bucket",
                                      {**a_api, "le": "1.0"}) == 1
@@ -73,6 +77,24 @@ def test_results_drive_up_counters_histogram_and_context(per_check: bool) -> Non
     assert registry.get_sample_value("runpod_probe_last_success_timestamp_seconds", a) == \
         datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     assert registry.get_sample_value("runpod_probe_last_success_timestamp_seconds", b) is None
+
+
+def test_a_failed_outcome_adds_its_counter_and_a_healthy_endpoint_has_none() -> None:
+    state = fleet_state(config())
+    registry = make_registry(ProbeCollector(state))
+    state.update(result("a", Outcome.OK))
+    for outcome in (Outcome.HTTP_404, Outcome.HTTP_404, Outcome.TIMEOUT, Outcome.ERROR,
+                    Outcome.OK):
+        state.update(result("b", outcome))
+    page = generate_latest(registry).decode()
+    name = "runpod_probe_failures_by_outcome_total"
+    assert [line for line in page.splitlines() if line.startswith(name)] == [
+        f'{name}{{check_kind="api",endpoint="b",outcome="error"}} 1.0',
+        f'{name}{{check_kind="api",endpoint="b",outcome="http_404"}} 2.0',
+        f'{name}{{check_kind="api",endpoint="b",outcome="timeout"}} 1.0']
+    # an error did not observe the endpoint: it is no SLI failure
+    assert registry.get_sample_value("runpod_probe_observation_failures_total",
+                                     {"endpoint": "b", "check_kind": "api"}) == 3
 
 
 def test_exposition_parses_and_follows_naming_rules() -> None:
