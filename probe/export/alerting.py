@@ -4,8 +4,15 @@ Endpoint alerts read the endpoint's verdict (``runpod_probe_endpoint_state``, af
 daemon's hysteresis) and what caused it (``runpod_probe_endpoint_cause``, stable for the
 episode), so a failure switching from timeout to 502 or one passing probe does not restart
 the ``for`` timer, and one dead pod is one alert. Check-level and prompt alerts read
-counters or time-in-state over a window, for the same reason. Every endpoint alert is
-silenced while the endpoint is in a maintenance window.
+counters or time-in-state over a window, for the same reason.
+
+Every endpoint alert is silenced while the endpoint is in a maintenance window, counted in
+an open fleet incident (which pages once, ``RunpodFleetIncident``), or while the probe
+itself is offline (``RunpodProbeOffline``). While the daemon is not scraped (stopped,
+restarting) the gauges these alerts read are held at their last values (``held``), so a
+stop neither resolves an endpoint's alert nor, once the daemon is back with its verdicts
+restored from the database, fires it again: the stop pages once, as RunpodProbeDown.
+Severities follow the paging policy of ``probe.export.rules`` (``tier``).
 """
 
 from __future__ import annotations
@@ -15,12 +22,21 @@ from typing import Any
 
 from probe.export.links import EndpointPanel, FleetPanel, Links
 from probe.export.recording import SLI_SELECTOR, SLIS, recording_rules
-from probe.export.rules import DEGRADED, DOWN, Cause, causes_for
+from probe.export.rules import DEGRADED, DOWN, SEVERITY_OF_TIER, Cause, causes_for, tier
 from probe.export.slo import BURN_WINDOWS, SloSettings
 
 JOB = 'job="runpod-probe"'  # the scrape job name the daemon alerts expect
 MEMORY_MAX_BYTES = 512 * 1024 * 1024  # the systemd unit's MemoryMax=512M
-SEVERITY = {DOWN: "critical", DEGRADED: "warning"}
+UP = f"up{{{JOB}}}"
+# Results that were not ok, by kind of check and outcome (a series once an outcome occurred).
+FAILURES_BY_OUTCOME = "runpod_probe_failures_by_outcome_total"
+# How long the gauges keep their last values while the daemon is not scraped: longer than a
+# restart or a short stop; a longer stop resolves the endpoints' alerts under the inhibition
+# of RunpodProbeDown, and pages again what is still down after it.
+HOLD = "15m"
+# A fast burn left by an endpoint's down (or degraded) episode or a fleet incident pages
+# nothing until the longest short window that pages (30m) has forgotten it: it paged.
+PAGED_BURN_HOLD = "30m"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +61,41 @@ class Alert:
         }
 
 
-def _not_in_maintenance(expr: str) -> str:
-    return f"(\n{_indent(expr)}\n)\nunless on (endpoint) runpod_probe_maintenance == 1"
+def held(selector: str) -> str:
+    """``selector`` now or, while the daemon is not scraped, its last values of ``HOLD``."""
+    return f"({selector} or (last_over_time({selector}[{HOLD}]) unless on () {UP} == 1))"
+
+
+IN_INCIDENT = f"max by (endpoint) {held('runpod_probe_endpoint_incident')} == 1"
+OFFLINE = f"max {held('runpod_probe_offline')} == 1"
+IN_MAINTENANCE = f"{held('runpod_probe_maintenance')} == 1"
+# The endpoint's verdict already says it (its own alert is out): one alert per endpoint.
+_FAILING = 'runpod_probe_endpoint_state{state=~"down|degraded"}'
+VERDICT_SAYS_IT = f"max by (endpoint) {held(_FAILING)} == 1"
+# runpod-probe's own call to RunPod's API (discovery's pseudo-endpoint): RunpodDiscoveryFailing
+# says it, as a ticket; it is no endpoint anyone serves from.
+DISCOVERY = held('runpod_probe_up{check="discovery"}')
+
+
+def verdict_said_it(window: str) -> str:
+    """The endpoint was down or degraded within ``window`` (the window an alert reads): its
+    failures then are that episode's, already told."""
+    return f"max by (endpoint) (max_over_time({_FAILING}[{window}])) == 1"
+
+
+def _endpoint_guard(expr: str, *unless: str, window: str | None = None) -> str:
+    """``expr`` unless the endpoint is in an incident, the probe offline, or maintenance (and
+    unless each of ``unless``, matched on the endpoint). An alert that reads a ``window``
+    stays quiet while an incident or the probe offline is in that window: its failures are
+    theirs, already paged."""
+    incident, offline = IN_INCIDENT, OFFLINE
+    if window is not None:
+        incident = (f"max by (endpoint) (max_over_time(runpod_probe_endpoint_incident"
+                    f"[{window}])) == 1")
+        offline = f"max (max_over_time(runpod_probe_offline[{window}])) == 1"
+    lines = [f"unless on (endpoint) {u}" for u in (*unless, incident)]
+    return (f"(\n{_indent(expr)}\n)\n" + "\n".join(lines) + f"\nunless on () {offline}"
+            f"\nunless on (endpoint) {IN_MAINTENANCE}")
 
 
 def _indent(expr: str) -> str:
@@ -54,19 +103,21 @@ def _indent(expr: str) -> str:
 
 
 def _state(state: str) -> str:
-    return f'max by (endpoint) (runpod_probe_endpoint_state{{state="{state}"}}) == 1'
+    selector = f'runpod_probe_endpoint_state{{state="{state}"}}'
+    return f"max by (endpoint) {held(selector)} == 1\nunless on (endpoint) {DISCOVERY}"
 
 
 def _cause(state: str, regex: str) -> str:
-    return (f"max by (endpoint, check, outcome) (runpod_probe_endpoint_cause"
-            f'{{state="{state}",outcome=~"{regex}"}}) == 1')
+    selector = f'runpod_probe_endpoint_cause{{state="{state}",outcome=~"{regex}"}}'
+    return f"max by (endpoint, check, outcome) {held(selector)} == 1"
 
 
-def cause_alert(state: str, cause: Cause) -> Alert:
+def cause_alert(state: str, cause: Cause, page_causes: tuple[str, ...] = ()) -> Alert:
     name = "RunpodEndpointDown" if state == DOWN else "RunpodEndpointDegraded"
     expr = f"{_cause(state, cause.outcome_regex)}\nand on (endpoint)\n{_state(state)}"
+    severity = SEVERITY_OF_TIER[tier(state, cause.name, page_causes)]
     return Alert(
-        name, _not_in_maintenance(expr), "1m" if state == DOWN else "5m", SEVERITY[state],
+        name, _endpoint_guard(expr), "1m" if state == DOWN else "5m", severity,
         f"{{{{ $labels.endpoint }}}} is {state}: {cause.summary}",
         f"{{{{ $labels.endpoint }}}} has been {state} since its {{{{ $labels.check }}}} check "
         f"answered {{{{ $labels.outcome }}}}. {cause.action}",
@@ -79,19 +130,19 @@ def fallback_alert(state: str) -> Alert:
     known = "|".join(c.outcome_regex for c in causes_for(state))
     expr = f"{_state(state)}\nunless on (endpoint)\n{_cause(state, known)}"
     return Alert(
-        name, _not_in_maintenance(expr), "1m" if state == DOWN else "5m", SEVERITY[state],
-        f"{{{{ $labels.endpoint }}}} is {state}",
+        name, _endpoint_guard(expr), "1m" if state == DOWN else "5m",
+        SEVERITY_OF_TIER[tier(state, "other")], f"{{{{ $labels.endpoint }}}} is {state}",
         f"{{{{ $labels.endpoint }}}} is {state} for a cause the alert table does not name: "
         "the endpoint's cause panel and `runpod-probe ledger list` show it.",
         f"endpoint-{state}", EndpointPanel.STATE_TIMELINE, (("cause", "other"),))
 
 
-def endpoint_alerts() -> list[Alert]:
-    alerts = [cause_alert(state, cause) for state in (DOWN, DEGRADED)
+def endpoint_alerts(page_causes: tuple[str, ...] = ()) -> list[Alert]:
+    alerts = [cause_alert(state, cause, page_causes) for state in (DOWN, DEGRADED)
               for cause in causes_for(state)]
     alerts += [fallback_alert(DOWN), fallback_alert(DEGRADED)]
     alerts.append(Alert(
-        "RunpodEndpointUnknown", _not_in_maintenance(_state("unknown")), "15m", "warning",
+        "RunpodEndpointUnknown", _endpoint_guard(_state("unknown")), "15m", "warning",
         "{{ $labels.endpoint }} cannot be observed",
         "runpod-probe has not been able to observe {{ $labels.endpoint }} for 15 minutes "
         "(RunPod's API unreachable or rate limiting): its real state is unknown, not healthy.",
@@ -119,8 +170,15 @@ def slo_alerts(settings: SloSettings) -> list[Alert]:
                          f"{settings.latency:g} % of checks finish within "
                          f"{settings.latency_threshold_s:g}s")
             pace = "fast: page" if severity == "critical" else "steadily: ticket"
+            # A fast burn pages failures nothing else paged: not while, nor for the short
+            # window after, the endpoint is down, degraded or in a fleet incident.
+            fast = severity == "critical"
+            guard = _endpoint_guard(
+                "\nor\n".join(arms),
+                verdict_said_it(PAGED_BURN_HOLD) if fast else VERDICT_SAYS_IT,
+                window=PAGED_BURN_HOLD if fast else None)
             alerts.append(Alert(
-                "RunpodErrorBudgetBurn", _not_in_maintenance("\nor\n".join(arms)), "2m",
+                "RunpodErrorBudgetBurn", guard, "2m",
                 severity,
                 f"{{{{ $labels.endpoint }}}} burns its {slo} error budget {pace}",
                 f"The {slo} SLO of {{{{ $labels.endpoint }}}} ({objective} over "
@@ -135,28 +193,40 @@ def check_alerts() -> list[Alert]:
                 f"runpod_probe_observation_failures_total{{{sel}}}[10m]))")
     observed = ("sum by (endpoint, check_kind) (increase("
                 f"runpod_probe_observations_total{{{sel}}}[10m]))")
+    # Errors did not observe the endpoint (they are no observations): their share of the
+    # observations and errors. An outcome's series starts at its first result, which
+    # increase() cannot see: one error never fires, two in the window may.
+    errors = ("sum by (endpoint, check_kind) (increase("
+              f'{FAILURES_BY_OUTCOME}{{outcome="error"}}[10m]))')
+    observed_all = ("sum by (endpoint, check_kind) (increase("
+                    "runpod_probe_observations_total[10m]))")
     return [
-        Alert("RunpodCheckFailing", _not_in_maintenance(
-            f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3"), "5m", "warning",
+        Alert("RunpodCheckFailing", _endpoint_guard(
+            f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3",
+            verdict_said_it("10m"), window="10m"),
+            "5m", "warning",
             "{{ $labels.endpoint }}: its {{ $labels.check_kind }} checks fail most probes",
             "More than half of the {{ $labels.check_kind }} probes of {{ $labels.endpoint }} "
             "failed over the last 10 minutes, for 5 minutes (Alertmanager's inhibition hides this "
             "while the endpoint as a whole is down).", "check-failing",
             EndpointPanel.CHECKS_PASSING),
-        Alert("RunpodPromptFailing", _not_in_maintenance(
-            "avg_over_time(runpod_probe_prompt_pass[15m]) < 0.5"), "5m", "warning",
+        Alert("RunpodPromptFailing", _endpoint_guard(
+            "avg_over_time(runpod_probe_prompt_pass[15m]) < 0.5", verdict_said_it("15m"),
+            window="15m"), "5m",
+            "warning",
             "{{ $labels.endpoint }}: governed prompt {{ $labels.prompt }} fails",
             "The answer of {{ $labels.endpoint }} to the governed prompt {{ $labels.prompt }} "
             "failed its expectation most of the last 15 minutes.",
             "prompt-failing", EndpointPanel.PROMPT_PASS),
-        Alert("RunpodProbeError", _not_in_maintenance(
-            'max by (endpoint, check) (avg_over_time(runpod_probe_outcome{outcome="error"}'
-            "[10m])) > 0.25"), "5m", "warning",
-            "runpod-probe fails internally probing {{ $labels.endpoint }} {{ $labels.check }}",
-            "The {{ $labels.check }} check of {{ $labels.endpoint }} ends in `error`, a bug in "
-            "runpod-probe itself: the endpoint's real state is not being observed.",
+        Alert("RunpodProbeError", _endpoint_guard(
+            f"{errors}\n/\n(\n{_indent(errors)}\n  +\n{_indent(observed_all)}\n)\n> 0.25\nand\n"
+            f"{errors} >= 1.5"), "5m", "warning",
+            "runpod-probe fails internally probing {{ $labels.endpoint }}'s "
+            "{{ $labels.check_kind }} checks",
+            "The {{ $labels.check_kind }} checks of {{ $labels.endpoint }} end in `error`, a "
+            "bug in runpod-probe itself: the endpoint's real state is not being observed.",
             "probe-error", EndpointPanel.PROBE_ERRORS),
-        Alert("RunpodProbeStale", _not_in_maintenance(
+        Alert("RunpodProbeStale", _endpoint_guard(
             "min by (endpoint, check_kind) (runpod_probe_stale_at_timestamp_seconds) < time()"),
             "5m", "warning",
             "{{ $labels.endpoint }}: a {{ $labels.check_kind }} check has no result for three "
@@ -168,8 +238,13 @@ def check_alerts() -> list[Alert]:
 
 
 def daemon_alerts() -> list[Alert]:
-    unauthorized = ('max by (endpoint, check) (avg_over_time(runpod_probe_outcome'
-                    '{check="discovery",outcome="unauthorized"}[30m])) > 0.5')
+    # The share of the window's scrapes at which discovery's outcome was a refusal: its
+    # pseudo-endpoint has no per-kind counters, only the per-check gauges (``outcome`` is
+    # there while the outcome is not ok), and a 401/403 lasts (a key does not flicker).
+    unauthorized = ('sum by (endpoint, check) (count_over_time(runpod_probe_outcome'
+                    '{check="discovery",outcome="unauthorized"}[30m]))\n/\n'
+                    'sum by (endpoint, check) (count_over_time(runpod_probe_up'
+                    '{check="discovery"}[30m]))\n> 0.5')
     failing = 'max by (endpoint, check) (avg_over_time(runpod_probe_up{check="discovery"}[30m]))'
     return [
         Alert("RunpodProbeDown", f"up{{{JOB}}} == 0", "1m", "critical",
@@ -218,7 +293,10 @@ def daemon_alerts() -> list[Alert]:
               "proxy but may not read the fleet. Configured endpoints are still probed.",
               "key-lacks-permission", FleetPanel.DISCOVERY_OUTCOME,
               (("cause", "key_lacks_permission"),)),
-        Alert("RunpodDiscoveryFailing", f"{failing} < 0.5\nunless on (endpoint)\n{unauthorized}",
+        Alert("RunpodDiscoveryFailing",
+              f"{failing} < 0.5\nunless on (endpoint)\n(\n{_indent(unauthorized)}\n)\n"
+              # the probe's own network failed in the window: RunpodProbeOffline paged it
+              "unless on () max(max_over_time(runpod_probe_offline[30m])) == 1",
               "10m", "warning", "discovery of the RunPod fleet keeps failing",
               "Listing the fleet through RunPod's API failed most of the last 30 minutes; the "
               "last known fleet is still probed, new pods are not.",
@@ -226,12 +304,34 @@ def daemon_alerts() -> list[Alert]:
     ]
 
 
+def fleet_alerts() -> list[Alert]:
+    """Above the endpoints: an incident of many, and the probe's own vantage."""
+    return [
+        Alert("RunpodFleetIncident",
+              f"max by (scope, cause) {held('runpod_probe_incident')} == 1\n"
+              f"unless on () {OFFLINE}", "1m", "critical",
+              "fleet incident on {{ $labels.scope }}: many endpoints fail together "
+              "({{ $labels.cause }})",
+              "A share of the endpoints behind {{ $labels.scope }} fail together with the "
+              "cause {{ $labels.cause }}: one incident (RunPod's proxy, API or a region), "
+              "paged once; the endpoints in it do not page on their own. "
+              "`runpod-probe ledger list` shows the endpoints in its evidence.",
+              "fleet-incident", FleetPanel.ENDPOINTS_BY_STATE),
+        Alert("RunpodProbeOffline", f"max {held('runpod_probe_offline')} == 1", "1m",
+              "critical", "runpod-probe is offline: it cannot reach the outside world",
+              "runpod-probe's own vantage checks (RunPod's API, DNS, reference URLs) fail: "
+              "its host lost the network, so every endpoint is unknown and none pages on "
+              "its own.", "probe-offline", FleetPanel.DAEMON_UP),
+    ]
+
+
 def rule_groups(settings: SloSettings, links: Links) -> list[dict[str, Any]]:
     return [
         {"name": "runpod-probe-slo", "rules": recording_rules(settings)},
         {"name": "runpod-probe-endpoints",
-         "rules": [a.rule(links) for a in (*endpoint_alerts(), *slo_alerts(settings),
-                                           *check_alerts())]},
+         "rules": [a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
+                                           *slo_alerts(settings), *check_alerts())]},
+        {"name": "runpod-probe-fleet", "rules": [a.rule(links) for a in fleet_alerts()]},
         {"name": "runpod-probe-daemon", "rules": [a.rule(links) for a in daemon_alerts()]},
     ]
 

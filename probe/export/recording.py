@@ -1,6 +1,13 @@
 """Recording rules for the per-endpoint SLIs (Sloth's names, ``slo`` label per SLI).
 
-Availability: of the results that observed the endpoint, the share that failed.
+Availability: of the results that observed the endpoint, the share that failed for a cause
+that pages (``probe.export.rules.tier``): an endpoint that answers wrongly (a wrong answer,
+a context too small, another model) opens tickets and does not burn availability, unless
+``slo.page_causes`` lists its cause. The bad events are read from
+``runpod_probe_failures_by_outcome_total`` (results that were not ok), leaving out the
+outcomes that did not observe the endpoint; an outcome's series starts at its first result
+(so ``rate`` misses that one: one event per outcome and restart), and ``or`` the
+observations times 0 makes a healthy endpoint's SLI 0, not absent.
 Latency: of the checks that ask the API (``check_kind="api"``, not generation), the share
 slower than the SLO's threshold (a histogram bucket). Both read series kept per endpoint and
 kind of check; the events per check divide by the checks ``runpod_probe_up`` counts.
@@ -11,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from probe.export.rules import ticket_outcomes
 from probe.export.slo import WINDOWS, SloSettings, bucket_label
+from probe.outcome import NOT_OBSERVED
 
 # discovery is runpod-probe's own call to RunPod's API, not an endpoint anyone serves from
 SLI_SELECTOR = 'check_kind!="discovery"'
@@ -29,16 +38,23 @@ def error_ratio(slo: str, window: str, settings: SloSettings) -> str:
     window without events, which would otherwise poison the period's average."""
     sel = SLI_SELECTOR
     if slo == "availability":
-        bad = (f"sum by (endpoint) (rate(runpod_probe_observation_failures_total{{{sel}}}"
-               f"[{window}]))")
         total = f"sum by (endpoint) (rate(runpod_probe_observations_total{{{sel}}}[{window}]))"
-        return f"(\n  {bad}\n/\n  {total}\n) >= 0"
+        failed = f'{sel},outcome!~"{availability_ignores(settings)}"'
+        bad = (f"sum by (endpoint) (rate(runpod_probe_failures_by_outcome_total"
+               f"{{{failed}}}[{window}]))\n  or\n  {total} * 0")
+        return f"(\n  (\n  {bad}\n  )\n/\n  {total}\n) >= 0"
     le = bucket_label(settings.latency_threshold_s)
     sel = LATENCY_SELECTOR
     total = f"sum by (endpoint) (rate(runpod_probe_latency_seconds_count{{{sel}}}[{window}]))"
     good = (f"sum by (endpoint) (rate(runpod_probe_latency_seconds_bucket{{{sel},le=\"{le}\"}}"
             f"[{window}]))")
     return f"(\n  1 - {good}\n/\n  {total}\n) >= 0"
+
+
+def availability_ignores(settings: SloSettings) -> str:
+    """The outcomes of ``runpod_probe_failures_by_outcome_total`` that are not availability's
+    bad events: results that did not observe the endpoint, and the ticket causes'."""
+    return "|".join((*sorted(NOT_OBSERVED), *ticket_outcomes(settings.page_causes)))
 
 
 def events_per_check(slo: str, window: str) -> str:

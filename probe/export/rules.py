@@ -1,7 +1,10 @@
-"""What each outcome means for a person on call: the cause it names, what to read, what to do.
+"""What each outcome means for a person on call: the cause it names, what to read, what to do,
+and whether it pages or opens a ticket.
 
 One table drives the endpoint alerts (one alert per endpoint, the cause as a label) and
 the runbook's sections, so a new outcome gets an alert by adding it to one row here.
+``POLICY`` is the paging policy: what pages (severity critical) and what opens a ticket
+(warning); docs/runbook.md shows the same table (``policy_table``, checked by a test).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 from probe.outcome import Outcome
 
 DOWN, DEGRADED = "down", "degraded"
+PAGE, TICKET = "page", "ticket"
+SEVERITY_OF_TIER = {PAGE: "critical", TICKET: "warning"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +94,68 @@ def uncovered() -> set[Outcome]:
     """Outcomes that need no alert of their own."""
     covered = {o for cause in CAUSES for o in cause.outcomes} | {*NOT_OBSERVED, *PROBE_BUG}
     return set(Outcome) - covered
+
+# Causes where the server answers, but not what its callers need: a wrong answer, a context
+# window too small, another model. They open tickets and do not burn the availability SLO,
+# unless the operator lists them in ``slo.page_causes``.
+SERVES_WRONGLY = ("answer_wrong", "context_too_small", "model_mismatch")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    what: str  # the situation, in the operator's words
+    alerts: str  # the alerts that say it
+    tier: str  # PAGE or TICKET by default
+    why: str
+
+
+POLICY: tuple[PolicyRow, ...] = (
+    PolicyRow("fleet incident (a share of a group fails together)", "RunpodFleetIncident",
+              PAGE, "one page for the incident; its endpoints' alerts are held back"),
+    PolicyRow("runpod-probe itself offline (cannot reach the outside world)",
+              "RunpodProbeOffline", PAGE,
+              "endpoints are unknown, not down; their alerts are held back"),
+    PolicyRow("runpod-probe down or not scraped", "RunpodProbeDown, RunpodProbeAbsent", PAGE,
+              "nothing is watched; every other alert is inhibited and held as it was"),
+    PolicyRow("endpoint down (no answer, 404, dead engine, queue stuck, key rejected ...)",
+              "RunpodEndpointDown", PAGE, "callers get errors now"),
+    PolicyRow("availability budget burning fast (1h/5m, 6h/30m)",
+              "RunpodErrorBudgetBurn (critical)", PAGE,
+              "intermittent failures that never hold the endpoint down"),
+    PolicyRow("endpoint serves wrongly: " + ", ".join(SERVES_WRONGLY),
+              "RunpodEndpointDown/Degraded{cause=...}", TICKET,
+              "it answers; fix it in working hours (`slo.page_causes` makes it page)"),
+    PolicyRow("endpoint degraded (any cause)", "RunpodEndpointDegraded", TICKET,
+              "partly working"),
+    PolicyRow("slow burn (1d/2h, 3d/6h), failing checks or prompts, probe errors, stale "
+              "checks, unknown endpoints", "RunpodErrorBudgetBurn (warning), "
+              "RunpodCheckFailing, RunpodPromptFailing, RunpodProbeError, RunpodProbeStale, "
+              "RunpodEndpointUnknown", TICKET, "needs attention, not a person at night"),
+    PolicyRow("the daemon's own health: store, config reload, ledger, memory, discovery",
+              "RunpodProbeStoreFailing, RunpodProbeConfigReloadFailed, RunpodLedger*, "
+              "RunpodLearningAppendFailing, RunpodProbeMemoryHigh, RunpodDiscoveryFailing",
+              TICKET, "probing goes on"),
+)
+
+
+def tier(state: str, cause: str, page_causes: tuple[str, ...] = ()) -> str:
+    """PAGE or TICKET for an endpoint alert of ``cause`` in ``state`` (the policy above)."""
+    if cause in page_causes:
+        return PAGE
+    if state == DEGRADED or cause in SERVES_WRONGLY:
+        return TICKET
+    return PAGE
+
+
+def ticket_outcomes(page_causes: tuple[str, ...] = ()) -> tuple[Outcome, ...]:
+    """Failing outcomes of the causes that open tickets: they do not burn availability."""
+    return tuple(o for c in CAUSES if c.name in SERVES_WRONGLY and c.name not in page_causes
+                 for o in c.outcomes)
+
+
+def policy_table() -> str:
+    """``POLICY`` as the Markdown table docs/runbook.md carries."""
+    lines = ["| situation | alerts | tier | why |", "|---|---|---|---|"]
+    lines += [f"| {r.what} | {r.alerts} | {r.tier} | {r.why} |"
+              for r in POLICY]
+    return "\n".join(lines)

@@ -8,7 +8,12 @@ slo:
                            # 2.5s or 10s
   period: 30d            # the error budget's period
   min_events: 20         # observations per check in a long window before a burn can alert
+  page_causes: []        # causes that open tickets by default but should page
 ```
+
+``page_causes`` takes causes of ``probe.export.rules.SERVES_WRONGLY`` (answer_wrong,
+context_too_small, model_mismatch): listed, their endpoint alerts page and their failures
+burn the availability SLO like any other; by default they open tickets and do not.
 
 The burn-rate windows and factors follow the Google SRE workbook ("Alerting on SLOs",
 multiwindow multi-burn-rate): each alert spends a fixed share of the period's budget, so
@@ -23,9 +28,10 @@ from typing import Any
 
 from probe.config.fields import Fields, Problems
 from probe.durations import format_duration
+from probe.export.rules import SERVES_WRONGLY
 from probe.state import LATENCY_BUCKETS
 
-KEYS = ("availability", "latency", "latency_threshold", "period", "min_events")
+KEYS = ("availability", "latency", "latency_threshold", "period", "min_events", "page_causes")
 OBJECTIVE_RANGE = (90.0, 99.999)
 PERIOD_RANGE_S = (7 * 86400.0, 90 * 86400.0)
 DAY_S = 86400.0
@@ -63,6 +69,7 @@ class SloSettings:
     latency_threshold_s: float = 2.5
     period_s: float = 30 * DAY_S
     min_events: int = 20
+    page_causes: tuple[str, ...] = ()  # of SERVES_WRONGLY: page instead of a ticket
 
     @property
     def period(self) -> str:
@@ -103,11 +110,17 @@ def parse_slo(raw: Any, path: str, problems: Problems) -> SloSettings:
         f.fail("period", f"must be between {format_duration(low)} and {format_duration(high)}, "
                          f"got {format_duration(period)}")
         period = default.period_s
+    page_causes = f.string_list("page_causes", ())
+    for cause in page_causes:
+        if cause not in SERVES_WRONGLY:
+            f.fail("page_causes", f"{cause!r} is not one of {', '.join(SERVES_WRONGLY)} (the "
+                                  "others page already)")
     return SloSettings(
         availability=_percent(f, "availability", default.availability),
         latency=_percent(f, "latency", default.latency),
         latency_threshold_s=threshold, period_s=period,
         min_events=f.integer("min_events", default.min_events, minimum=1),
+        page_causes=tuple(c for c in page_causes if c in SERVES_WRONGLY),
     )
 
 

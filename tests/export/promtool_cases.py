@@ -3,13 +3,26 @@
 Every alert gets a case that fires it; every endpoint alert a twin in a maintenance window
 that stays silent; and two fleet-wide cases assert that nothing at all fires for a healthy
 endpoint, nor for one whose every signal has a single bad probe. Expected annotations are
-the rule's own, with the alert's labels filled in.
+the rule's own, with the alert's labels filled in. The series have the exporter's shape
+(recorded in tests/data/recordings): ``runpod_probe_outcome`` only for the current
+outcome, ``runpod_probe_failures_by_outcome_total`` from an outcome's first failed
+result. The cases built from recorded output are in test_recorded_rules.py.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
+
+import yaml
+from helpers import tool
+
+from probe.export import ALERTS_FILE
+
+ROOT = Path(__file__).parents[2]
 
 STATES = ("up", "degraded", "down", "maintenance", "unknown")
 STEPS = 240  # minutes of input; long enough for the slow (ticket) burn windows
@@ -68,14 +81,33 @@ def healthy_endpoint(endpoint: str, glitch_at: int | None = None) -> list[dict[s
         series("runpod_probe_latency_seconds_bucket", count(2, 1), endpoint=endpoint,
                check_kind="api", le="2.5"),
         series("runpod_probe_up", gauge(1, 0), endpoint=endpoint, check="models"),
-        series("runpod_probe_outcome", gauge(0, 1), endpoint=endpoint, check="models",
-               outcome="error"),
+        series("runpod_probe_outcome", only_at(glitch_at, True), endpoint=endpoint,
+               check="models", outcome="error"),
+        series("runpod_probe_failures_by_outcome_total", first_from(glitch_at),
+               endpoint=endpoint, check_kind="api", outcome="error"),
+        series("runpod_probe_failures_by_outcome_total", first_from(glitch_at),
+               endpoint=endpoint, check_kind="api", outcome="http_502"),
         series("runpod_probe_prompt_pass", gauge(1, 0), endpoint=endpoint, prompt="arithmetic"),
         # the last result + 3 intervals of a minute + 5 minutes
         series("runpod_probe_stale_at_timestamp_seconds",
                steps([60.0 * (i - 1 if i == glitch_at else i) + 480 for i in range(STEPS + 1)]),
                endpoint=endpoint, check_kind="api"),
     ]
+
+
+def only_at(minute: int | None, there: bool) -> str:
+    """A current-outcome gauge: 1 at ``minute`` (``there``) or everywhere else, else absent
+    (``stale`` when it leaves, as Prometheus marks a series that left the scrape)."""
+    out = []
+    for i in range(STEPS + 1):
+        present = (i == minute) == there
+        out.append("1" if present else ("stale" if out and out[-1] == "1" else "_"))
+    return " ".join(out)
+
+
+def first_from(minute: int | None) -> str:
+    """A failing outcome's counter: absent until its first result at ``minute``, then 1."""
+    return " ".join("_" if minute is None or i < minute else "1" for i in range(STEPS + 1))
 
 
 def healthy_daemon(glitch_at: int | None = None) -> list[dict[str, str]]:
@@ -95,8 +127,9 @@ def healthy_daemon(glitch_at: int | None = None) -> list[dict[str, str]]:
         series("process_resident_memory_bytes",
                gauge(150 * 2**20, 480 * 2**20), **job),
         series("runpod_probe_up", gauge(1, 0), endpoint="runpod-api", check="discovery"),
-        series("runpod_probe_outcome", gauge(0, 1), endpoint="runpod-api", check="discovery",
-               outcome="unauthorized"),
+        series("runpod_probe_outcome", only_at(glitch_at, True), endpoint="runpod-api",
+               check="discovery", outcome="unauthorized"),
+        series("runpod_probe_offline", constant(0), **job),
     ]
 
 
@@ -131,3 +164,19 @@ def case(name: str, input_series: list[dict[str, str]],
     return {"name": name, "interval": "1m", "input_series": input_series,
             "alert_rule_test": [{"eval_time": t, "alertname": a, "exp_alerts": exp}
                                 for t, a, exp in checks]}
+
+
+def run(cases: list[dict[str, Any]]) -> None:
+    """promtool test rules on ``cases`` against the shipped rules; fails with its report."""
+    done = promtool(cases)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
+
+
+def promtool(cases: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "cases.test.yml"
+        path.write_text(yaml.safe_dump({"rule_files": [str(ROOT / ALERTS_FILE)],
+                                        "evaluation_interval": "1m", "tests": cases},
+                                       sort_keys=False, width=4096))
+        return subprocess.run([tool("promtool"), "test", "rules", str(path)],
+                              capture_output=True, text=True)

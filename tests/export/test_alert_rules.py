@@ -3,14 +3,11 @@ on a healthy endpoint, on a single bad probe and during a maintenance window."""
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from helpers import tool
 from promtool_cases import (
     STEPS,
     Expect,
@@ -19,6 +16,7 @@ from promtool_cases import (
     counter,
     healthy_daemon,
     healthy_endpoint,
+    run,
     series,
     state,
     steps,
@@ -84,8 +82,8 @@ def burn(failure_share: float, slo: str = "availability") -> list[dict[str, str]
     if slo == "availability":
         return [up, series("runpod_probe_observations_total", counter(100), endpoint=EP,
                            check_kind="api"),
-                series("runpod_probe_observation_failures_total", bad, endpoint=EP,
-                       check_kind="api")]
+                series("runpod_probe_failures_by_outcome_total", bad, endpoint=EP,
+                       check_kind="api", outcome="http_502")]
     return [up, series("runpod_probe_latency_seconds_count", counter(100), endpoint=EP,
                        check_kind="api"),
             series("runpod_probe_latency_seconds_bucket", counter(100 * (1 - failure_share)),
@@ -119,8 +117,8 @@ def test_slo_burns_a_single_probe_of_a_rarely_probed_endpoint_cannot_page() -> N
               series("runpod_probe_up", constant(0), endpoint=EP, check="roundtrip"),
               series("runpod_probe_observations_total", obs, endpoint=EP,
                      check_kind="generation"),
-              series("runpod_probe_observation_failures_total", failures, endpoint=EP,
-                     check_kind="generation")]
+              series("runpod_probe_failures_by_outcome_total", failures, endpoint=EP,
+                     check_kind="generation", outcome="timeout")]
     run([case("one failed round trip among a dozen: the ratio burns, the guard holds", inputs,
               [(t, "RunpodErrorBudgetBurn", []) for t in ("31m", "33m", "40m", "60m")])])
 
@@ -133,7 +131,7 @@ def check_cases(maintenance: bool) -> list[dict[str, Any]]:
     # two probes a minute, both failing, except one passing probe at minute 7
     failing = steps([2.0 * i - (1 if i > 7 else 0) for i in range(STEPS + 1)])
     prompt = steps([float(i == 12) for i in range(STEPS + 1)])
-    error = steps([1.0] * (STEPS + 1))
+    error = counter(1)  # every result of the check, once a minute, ends in error
     return [
         case("checks failing most probes fire, one passing probe does not reset it",
              maintained([*base, series("runpod_probe_observations_total", counter(2),
@@ -147,9 +145,11 @@ def check_cases(maintenance: bool) -> list[dict[str, Any]]:
              [("20m", "RunpodPromptFailing",
                exp("RunpodPromptFailing", prompt="arithmetic"))]),
         case("a check ending in error (a runpod-probe bug) fires",
-             maintained([*base, series("runpod_probe_outcome", error, endpoint=EP,
-                                       check="models", outcome="error")], maintenance),
-             [("12m", "RunpodProbeError", exp("RunpodProbeError", check="models"))]),
+             maintained([*base, series("runpod_probe_failures_by_outcome_total", error,
+                                       endpoint=EP, check_kind="api", outcome="error"),
+                         series("runpod_probe_observations_total", constant(0), endpoint=EP,
+                                check_kind="api")], maintenance),
+             [("12m", "RunpodProbeError", exp("RunpodProbeError", check_kind="api"))]),
         # stale at: the last result (at 0) + 3 intervals of a minute + 5 minutes = 8m
         case("a check run every minute without results for three intervals fires",
              maintained([*base, series("runpod_probe_stale_at_timestamp_seconds",
@@ -226,6 +226,60 @@ def daemon_cases() -> list[dict[str, Any]]:
     ]
 
 
+def fleet_cases() -> list[dict[str, Any]]:
+    """The incidents branch's contract: runpod_probe_incident{scope,cause},
+    runpod_probe_endpoint_incident{endpoint,scope,cause} and runpod_probe_offline."""
+    scope = {"scope": "proxy:127.0.0.1", "cause": "server_down"}
+    down = [*state(EP, ["down"] * (STEPS + 1)),
+            series("runpod_probe_endpoint_cause", constant(1), endpoint=EP, state="down",
+                   check="models", outcome="http_502")]
+    incident = [series("runpod_probe_incident", constant(1), **scope, **JOB),
+                series("runpod_probe_endpoint_incident", constant(1), endpoint=EP, **scope,
+                       **JOB)]
+    offline = with_daemon(runpod_probe_offline=constant(1))
+    return [
+        case("a fleet incident pages once; the endpoints it counts do not",
+             [*endpoint_base(), *down, *incident],
+             [("0m", "RunpodFleetIncident", []),
+              ("1m", "RunpodFleetIncident", [EXPECT.alert("RunpodFleetIncident", {}, **scope)]),
+              ("10m", "RunpodEndpointDown", []), ("10m", "RunpodErrorBudgetBurn", [])]),
+        case("the endpoint pages once the incident is closed and it is still down",
+             [*endpoint_base(), *down,
+              series("runpod_probe_endpoint_incident", "1x9 stale", endpoint=EP, **scope,
+                     **JOB)],
+             [("10m", "RunpodEndpointDown", []),
+              ("12m", "RunpodEndpointDown", [EXPECT.alert(
+                  "RunpodEndpointDown", {"cause": "server_down"}, endpoint=EP, check="models",
+                  outcome="http_502")])]),
+        case("the probe offline pages once; its unknown endpoints and incidents do not",
+             [series("runpod_probe_maintenance", constant(0), endpoint=EP), *offline,
+              *state(EP, ["unknown"] * (STEPS + 1)), *incident],
+             [("2m", "RunpodProbeOffline", [EXPECT.alert("RunpodProbeOffline", {})]),
+              ("20m", "RunpodEndpointUnknown", []), ("20m", "RunpodFleetIncident", [])]),
+    ]
+
+
+def test_fleet_incidents_and_the_probe_offline_page_once() -> None:
+    run(fleet_cases())
+
+
+@pytest.mark.parametrize(("check", "kind", "outcome"), [
+    ("prompt:arithmetic", "generation", "expectation_failed"),
+    ("models", "api", "error")], ids=["wrong-answer", "probe-error"])
+def test_answers_that_fail_and_probe_errors_do_not_burn_availability(
+        check: str, kind: str, outcome: str) -> None:
+    """Wrong answers, a small context or another model open tickets, not the SLO's page;
+    a result that did not observe the endpoint (`error`) is no bad event either."""
+    inputs = [*endpoint_base(),
+              series("runpod_probe_up", constant(0), endpoint=EP, check=check),
+              series("runpod_probe_observations_total", counter(100), endpoint=EP,
+                     check_kind=kind),
+              series("runpod_probe_failures_by_outcome_total", counter(100), endpoint=EP,
+                     check_kind=kind, outcome=outcome)]
+    run([case(f"every {check} result {outcome}: no availability burn", inputs,
+              [("10m", "RunpodErrorBudgetBurn", []), ("150m", "RunpodErrorBudgetBurn", [])])])
+
+
 def silent_cases() -> list[dict[str, Any]]:
     times = ("1m", "5m", "12m", "20m", "45m", "90m", "150m")
     everything = [(t, name, []) for t in times for name in EXPECT.names()]
@@ -236,17 +290,6 @@ def silent_cases() -> list[dict[str, Any]]:
              [*healthy_endpoint(EP, glitch_at=10), *healthy_daemon(glitch_at=10)], everything),
     ]
 
-
-def run(cases: list[dict[str, Any]]) -> None:
-    promtool = tool("promtool")
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "cases.test.yml"
-        path.write_text(yaml.safe_dump({"rule_files": [str(ROOT / ALERTS_FILE)],
-                                        "evaluation_interval": "1m", "tests": cases},
-                                       sort_keys=False, width=4096))
-        done = subprocess.run([promtool, "test", "rules", str(path)],
-                              capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
 
 
 @pytest.mark.parametrize("maintenance", [False, True], ids=["fires", "maintenance-silences"])
@@ -264,16 +307,19 @@ def test_nothing_fires_for_a_healthy_endpoint_or_a_single_bad_probe() -> None:
 
 def test_every_alert_has_a_firing_case() -> None:
     fired = {t["alertname"] for c in cause_cases(False) + slo_cases(False) + check_cases(False)
-             + daemon_cases() for t in c["alert_rule_test"] if t["exp_alerts"]}
+             + daemon_cases() + fleet_cases() for t in c["alert_rule_test"]
+             if t["exp_alerts"]}
     assert fired == set(EXPECT.names())
     for rule in EXPECT.alerts:
         assert {"summary", "description", "runbook_url", "dashboard_url"} <= set(
             rule["annotations"]), rule["alert"]
 
 
-def test_every_endpoint_alert_is_silenced_by_maintenance() -> None:
+def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline() -> None:
+    guards = ("\nunless on (endpoint) max by (endpoint) (", "runpod_probe_endpoint_incident",
+              "\nunless on () max (", "runpod_probe_offline",
+              "\nunless on (endpoint) (runpod_probe_maintenance or")
     for group in RULES["groups"]:
         if group["name"] == "runpod-probe-endpoints":
             for rule in group["rules"]:
-                assert rule["expr"].endswith(
-                    "unless on (endpoint) runpod_probe_maintenance == 1"), rule["alert"]
+                assert all(g in rule["expr"] for g in guards), rule["alert"]

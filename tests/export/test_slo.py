@@ -42,6 +42,10 @@ def test_values_are_read() -> None:
      "runpod_probe_latency_seconds{check_kind=\"api\"} (0.25s, 1s, 2.5s, 10s), got 3s"),
     ({"period": "1d"}, "slo.period: must be between 7d and 90d, got 1d"),
     ({"min_events": 0}, "slo.min_events: must be at least 1, got 0"),
+    ({"page_causes": ["pod_gone"]}, "slo.page_causes: 'pod_gone' is not one of answer_wrong, "
+     "context_too_small, model_mismatch (the others page already)"),
+    ({"page_causes": "answer_wrong"}, "slo.page_causes: expected a list of strings, got a "
+     "string"),
     ({"availabilty": 99}, 'slo.availabilty: unknown key (did you mean "availability"?)'),
     ([1], "slo: expected a mapping, got a list"),
 ])
