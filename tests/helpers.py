@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from probe import config as _config
@@ -91,3 +94,24 @@ def role_of(check: str) -> CheckRole:
     """The role the composition root's check specs give ``check`` (what a result of it made
     by the real runner carries)."""
     return PLUGINS.role_of(check)
+
+
+def free_port() -> int:
+    """A port the OS had free a moment ago, for a server a test starts on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_metrics(url: str, needle: str, timeout_s: float = 30) -> str:
+    """The /metrics page at ``url`` once it shows ``needle``; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(url, timeout=2).text
+            if needle in text:
+                return text
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} never appeared on {url}")

@@ -5,16 +5,13 @@ the collector on a fake proc root, and the real daemon in a PID and mount namesp
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from helpers import tool
+from helpers import free_port, tool, wait_metrics
 
 from probe.procfs import ProcSelfCollector
 
@@ -61,23 +58,6 @@ def test_collector_without_proc_self_exports_nothing(tmp_path: Path) -> None:
     assert list(ProcSelfCollector(tmp_path).collect()) == []
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_metrics(url: str, needle: str, timeout_s: float = 30) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            text = httpx.get(url, timeout=2).text
-            if needle in text:
-                return text
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} never appeared on {url}")
 
 
 def subset_pid_works() -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,15 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from daemon_harness import ledger_rows
+from helpers import free_port
 from simconfig import header, pods, write
 
 from probe.simulator import Fleet, PodSpec, Simulator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def probe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

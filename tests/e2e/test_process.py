@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,34 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from helpers import tool
+from helpers import free_port, tool, wait_metrics
 from simconfig import header, pods, write
 
 from probe.store import latest_results
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_daemon(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "probe", "run", "--config", str(config)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-
-def wait_metrics(url: str, needle: str, timeout_s: float = 20) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            text = httpx.get(url, timeout=2).text
-            if needle in text:
-                return text
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} never appeared on {url}")
 
 
 def test_sigterm_writes_in_flight_results(sim: Any, tmp_path: Path,
