@@ -24,7 +24,7 @@ from probe.commands import (
     default_config,
     default_log_level,
     load_or_report,
-    missing_keys,
+    load_without_keys,
     service_credentials,
     setup_logging,
     unknown_endpoint,
@@ -158,10 +158,11 @@ def cmd_check_config(args: argparse.Namespace, plugins: Plugins) -> int:
     # checking a file sends nothing: the keys it names may be unset here (the service is
     # given them), which is said, not refused; a key that is set is checked as the daemon
     # checks it (never sent to a pod)
-    config = load_or_report(args.config, plugins.config, keys_needed=False)
-    if config is None:
+    loaded = load_without_keys(args.config, plugins.config)
+    if loaded is None:
         return EXIT_CONFIG
-    for problem in missing_keys(args.config, plugins.config):
+    config, missing = loaded
+    for problem in missing:
         print(f"runpod-probe: warning: {problem} here (the service must be given it: "
               "README, Install on a VM)", file=sys.stderr)
     print(f"{args.config}: ok ({len(config.endpoints)} endpoints)")

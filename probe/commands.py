@@ -8,13 +8,13 @@ import argparse
 import difflib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from probe.config import Config, ConfigError, load_config
+from probe.config import Config, ConfigError
+from probe.config.load import config_of, read_document
 from probe.config.model import ConfigExtension
-from probe.config.yaml_input import YamlRefused, load_yaml
 from probe.logs import setup_logging
 from probe.secrets import Redactor, install_log_redaction
 
@@ -65,45 +65,76 @@ def load_or_report(path: str, extension: ConfigExtension,
     """Load the config, or print every problem (one line each) to stderr. ``keys_needed``
     False: a command that sends nothing (``ledger``, ``learning``) loads it without the
     service's secrets; the key variables it names may be unset."""
-    env = None if keys_needed else keys_stand_in(path)
     try:
-        config = load_config(path, env, extension)
+        raw = read_document(path)
+        env = None if keys_needed else keys_stand_in(raw)
+        config = config_of(raw, env, extension, source=Path(path))
     except ConfigError as exc:
-        if len(exc.problems) == 1:  # one problem, one line (a journal or a CI log reads it)
-            print(f"runpod-probe: invalid config {path}: {exc.problems[0]}", file=sys.stderr)
-            return None
-        print(f"runpod-probe: invalid config {path}:", file=sys.stderr)
-        for line in exc.problems:
-            print(f"  {line}", file=sys.stderr)
+        _report(path, exc)
         return None
     install_log_redaction(Redactor(config.secret_env_names()))
     return config
 
 
-def missing_keys(path: str, extension: ConfigExtension) -> list[str]:
-    """What a config that loads without its secrets lacks to run here: the problems of
-    loading it with the process's environment (only unset key variables, then)."""
+def load_without_keys(path: str, extension: ConfigExtension) -> tuple[Config, list[str]] | None:
+    """``check-config``: the config loaded without the service's secrets (as
+    ``load_or_report(keys_needed=False)``) and what it lacks to run here: the problems of
+    building it with the process's environment (only unset key variables, then). The file
+    is read and parsed once; the second build runs only when the first read a stand-in."""
     try:
-        load_config(path, None, extension)
+        raw = read_document(path)
+        env = keys_stand_in(raw)
+        config = config_of(raw, env, extension, source=Path(path))
     except ConfigError as exc:
-        return list(exc.problems)
-    return []
+        _report(path, exc)
+        return None
+    install_log_redaction(Redactor(config.secret_env_names()))
+    missing: list[str] = []
+    if env.read:
+        try:
+            config_of(raw, None, extension, source=Path(path))
+        except ConfigError as exc:
+            missing = list(exc.problems)
+    return config, missing
 
 
-def keys_stand_in(path: str) -> dict[str, str]:
-    """The process's environment, with every key variable the config at ``path`` names (and
-    the default ones) that is unset standing in as ``NOT_SENT`` and its name (each its own
-    value: two unset variables are not one key, which the config refuses to send twice)."""
+def _report(path: str, exc: ConfigError) -> None:
+    if len(exc.problems) == 1:  # one problem, one line (a journal or a CI log reads it)
+        print(f"runpod-probe: invalid config {path}: {exc.problems[0]}", file=sys.stderr)
+        return
+    print(f"runpod-probe: invalid config {path}:", file=sys.stderr)
+    for line in exc.problems:
+        print(f"  {line}", file=sys.stderr)
+
+
+def keys_stand_in(raw: Any) -> StandIns:
+    """The process's environment, with every key variable the config document ``raw`` names
+    (and the default ones) that is unset standing in as ``NOT_SENT`` and its name (each its
+    own value: two unset variables are not one key, which the config refuses to send twice)."""
     env = dict(os.environ)
-    names = set(DEFAULT_KEY_ENVS)
-    try:
-        names.update(_key_envs(load_yaml(Path(path).read_text(encoding="utf-8"))))
-    except (OSError, UnicodeDecodeError, YamlRefused):
-        pass  # not readable: load_config reports why
-    for name in names:
-        if not env.get(name):
-            env[name] = f"{NOT_SENT}: {name}"
-    return env
+    names = set(DEFAULT_KEY_ENVS) | set(_key_envs(raw))
+    stand_ins = {name: f"{NOT_SENT}: {name}" for name in names if not env.get(name)}
+    return StandIns({**env, **stand_ins}, frozenset(stand_ins))
+
+
+class StandIns(Mapping[str, str]):
+    """An environment holding stand-ins for unset key variables; ``read`` says whether a
+    stand-in was looked up (if not, the process's own environment builds the same config)."""
+
+    def __init__(self, env: dict[str, str], stand_ins: frozenset[str]) -> None:
+        self._env, self._stand_ins, self.read = env, stand_ins, False
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._stand_ins:
+            self.read = True
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self.read = self.read or bool(self._stand_ins)  # a walk sees every stand-in
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 def _key_envs(node: Any) -> Iterator[str]:

@@ -55,6 +55,13 @@ class ConfigError(Exception):
 def load_config(path: str | Path, env: Mapping[str, str] | None,
                 extension: ConfigExtension) -> Config:
     """Read and parse ``path`` with the keys ``extension`` adds (see ``parse_config``)."""
+    return config_of(read_document(path), env, extension, source=Path(path))
+
+
+def read_document(path: str | Path) -> Any:
+    """The YAML document of the config at ``path``, or ``ConfigError`` (unreadable, too big,
+    not UTF-8, not YAML we read). A command that builds the config twice (``check-config``:
+    without the keys, then with them) reads and parses the file once."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -66,19 +73,29 @@ def load_config(path: str | Path, env: Mapping[str, str] | None,
         raise ConfigError([f"{path}: cannot read config: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    return parse_config(text, env, extension, source=path)
+    return _document(text)
+
+
+def _document(text: str) -> Any:
+    try:
+        return load_yaml(text)
+    except YamlRefused as exc:  # it may quote a key of the file
+        raise ConfigError([mask_secrets(str(exc))]) from None
 
 
 def parse_config(text: str, env: Mapping[str, str] | None, extension: ConfigExtension,
                  source: Path | None = None) -> Config:
-    """The validated config, or ``ConfigError`` with every problem. ``env`` is the environment
-    the config is read with (None: the process's); ``extension`` holds what the features
-    add (their sections, endpoint keys, validators and checks)."""
+    """The validated config, or ``ConfigError`` with every problem (see ``config_of``)."""
+    return config_of(_document(text), env, extension, source)
+
+
+def config_of(raw: Any, env: Mapping[str, str] | None, extension: ConfigExtension,
+              source: Path | None = None) -> Config:
+    """The validated config of a parsed YAML document, or ``ConfigError`` with every problem.
+    ``env`` is the environment the config is read with (None: the process's); ``extension``
+    holds what the features add (their sections, endpoint keys, validators and checks).
+    ``raw`` is only read, never changed: one document may be built with two environments."""
     env = os.environ if env is None else env
-    try:
-        raw = load_yaml(text)
-    except YamlRefused as exc:  # it may quote a key of the file
-        raise ConfigError([mask_secrets(str(exc))]) from None
     problems = Problems()
     for where, reason in find_literal_secrets(raw):
         problems.add(where, reason)
