@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vllm_harness import StartVllmServer, VllmServer, build_tiny_model, start_server
+from vllm_harness import (
+    StartVllmServer,
+    VllmServer,
+    build_tiny_model,
+    launch_server,
+    start_server,
+)
 
 HERE = Path(__file__).parent
 
@@ -27,6 +33,14 @@ def _cache_root() -> Path:
 
 
 _startups: list[tuple[str, float]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "vllm_throwaway(keep_alive_on_engine_death): the test takes a throwaway vLLM server "
+        "of this kind (start_vllm_server), so the run starts it ahead, during the test before",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -71,12 +85,71 @@ def tiny_model_dir(vllm_python: Path) -> Path:
     return build_tiny_model(vllm_python, outdir)
 
 
+class ThrowawayServers:
+    """Throwaway servers started one test ahead. A server takes ~40 s of CPU-bound start-up;
+    a destructive test mostly waits (for the engine's death to show). So when a test takes
+    its server, the server of the next test marked ``vllm_throwaway`` (in run order) is
+    launched, and starts while this test runs. A test whose kind was not launched ahead
+    launches its own; one launched ahead and never taken is stopped at the end."""
+
+    def __init__(self, vllm_python: Path, model_dir: Path, workdirs: pytest.TempPathFactory,
+                 demand: list[bool]) -> None:
+        self.vllm_python, self.model_dir, self.workdirs = vllm_python, model_dir, workdirs
+        self.demand = demand  # keep_alive_on_engine_death of each marked test, in run order
+        self.ahead: list[VllmServer] = []
+
+    def launch(self, keep_alive_on_engine_death: bool) -> VllmServer:
+        return launch_server(self.vllm_python, self.model_dir,
+                             self.workdirs.mktemp("vllm-throwaway"),
+                             keep_alive_on_engine_death=keep_alive_on_engine_death)
+
+    def launch_next(self) -> None:
+        if self.demand and not self.ahead:
+            self.ahead.append(self.launch(self.demand.pop(0)))
+
+    def take(self, keep_alive_on_engine_death: bool) -> VllmServer:
+        match = [s for s in self.ahead if s.keep_alive_on_engine_death
+                 == keep_alive_on_engine_death]
+        if match:
+            server = match[0]
+            self.ahead.remove(server)
+        else:
+            server = self.launch(keep_alive_on_engine_death)
+        self.launch_next()
+        return server.until_healthy()
+
+    def stop(self) -> None:
+        for server in self.ahead:
+            server.stop(grace_s=5)
+
+
+def _throwaway_demand(items: list[pytest.Item]) -> list[bool]:
+    return [bool(mark.kwargs.get("keep_alive_on_engine_death", False))
+            for item in items if (mark := item.get_closest_marker("vllm_throwaway"))]
+
+
+@pytest.fixture(scope="session")
+def throwaway_servers(
+    request: pytest.FixtureRequest, vllm_python: Path, tiny_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ThrowawayServers]:
+    servers = ThrowawayServers(vllm_python, tiny_model_dir, tmp_path_factory,
+                               _throwaway_demand(request.session.items))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
 @pytest.fixture(scope="session")
 def vllm_server(
-    vllm_python: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    vllm_python: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+    throwaway_servers: ThrowawayServers,
 ) -> Iterator[VllmServer]:
     """One healthy server shared by the whole session. Do not break it: use
-    ``start_vllm_server`` for destructive tests."""
+    ``start_vllm_server`` for destructive tests. The first throwaway server starts beside
+    it."""
+    throwaway_servers.launch_next()
     server = start_server(vllm_python, tiny_model_dir, tmp_path_factory.mktemp("vllm-session"))
     _startups.append(("session server", server.startup_s))
     try:
@@ -86,22 +159,16 @@ def vllm_server(
 
 
 @pytest.fixture
-def start_vllm_server(
-    vllm_python: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StartVllmServer]:
+def start_vllm_server(throwaway_servers: ThrowawayServers) -> Iterator[StartVllmServer]:
     """Factory for throwaway servers, e.g. ``start_vllm_server(keep_alive_on_engine_death=True)``.
 
-    Each call starts a separate server; all are stopped when the test ends.
+    Each call gives a separate server (one started ahead when the test is marked
+    ``vllm_throwaway`` with that kind); all are stopped when the test ends.
     """
     started: list[VllmServer] = []
 
     def start(keep_alive_on_engine_death: bool = False) -> VllmServer:
-        server = start_server(
-            vllm_python,
-            tiny_model_dir,
-            tmp_path_factory.mktemp("vllm-throwaway"),
-            keep_alive_on_engine_death=keep_alive_on_engine_death,
-        )
+        server = throwaway_servers.take(keep_alive_on_engine_death)
         started.append(server)
         _startups.append(
             (f"throwaway server (keep_alive={keep_alive_on_engine_death})", server.startup_s)

@@ -287,6 +287,7 @@ def _kill_engine_and_watch(server: VllmServer, tmp_path: Path, final: Outcome,
     return asyncio.run(main())
 
 
+@pytest.mark.vllm_throwaway(keep_alive_on_engine_death=True)
 def test_dead_engine_with_keep_alive_is_engine_dead_and_not_up(
         start_vllm_server: StartVllmServer, tmp_path: Path) -> None:
     server = start_vllm_server(keep_alive_on_engine_death=True)
@@ -304,6 +305,7 @@ def test_dead_engine_with_keep_alive_is_engine_dead_and_not_up(
     assert rows[-1] == "engine_dead"
 
 
+@pytest.mark.vllm_throwaway(keep_alive_on_engine_death=False)
 def test_dead_engine_without_keep_alive_goes_to_connect_error(
         start_vllm_server: StartVllmServer, tmp_path: Path) -> None:
     server = start_vllm_server(keep_alive_on_engine_death=False)

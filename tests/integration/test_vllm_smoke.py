@@ -138,6 +138,7 @@ def _wait_for(what: str, predicate: Callable[[], bool], timeout_s: float) -> flo
     return time.monotonic() - start
 
 
+@pytest.mark.vllm_throwaway(keep_alive_on_engine_death=True)
 def test_engine_death_with_keep_alive_gives_503(start_vllm_server: StartVllmServer) -> None:
     server = start_vllm_server(keep_alive_on_engine_death=True)
     with httpx.Client(base_url=server.base_url, timeout=TIMEOUT_S) as c:
@@ -155,6 +156,7 @@ def test_engine_death_with_keep_alive_gives_503(start_vllm_server: StartVllmServ
     assert server.is_running()
 
 
+@pytest.mark.vllm_throwaway(keep_alive_on_engine_death=False)
 def test_engine_death_without_keep_alive_refuses_connections(
     start_vllm_server: StartVllmServer,
 ) -> None:
