@@ -31,7 +31,7 @@ from probe.ledger.anchor import (
     table_head,
     write_anchor,
 )
-from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
+from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, identity, seal
 from probe.storage.database import open_database, transaction
 from probe.storage.verdicts import load_states, save_states
 from probe.verdict import Encoded
@@ -40,7 +40,8 @@ from probe.writer import BATCH_INTERVAL_S, SingleWriter
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name", "outcome",
-            "first_row", "last_row", "url", "prev_hash", "hash", "observed_at")
+            "first_row", "last_row", "url", "prev_hash", "hash", "observed_at", "incident",
+            "members")
 
 
 def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
@@ -53,13 +54,36 @@ def _entry(row: tuple[Any, ...]) -> LedgerEntry:
     return LedgerEntry(id=v["id"], ts=v["ts"], severity=v["severity"], endpoint=v["endpoint"],
                        event=v["event"], pattern=v["pattern"],
                        evidence=Evidence(v["check_name"], v["outcome"], v["first_row"],
-                                         v["last_row"], v["url"], v["observed_at"]),
+                                         v["last_row"], v["url"], v["observed_at"],
+                                         v["incident"], _members(v["members"])),
                        prev_hash=v["prev_hash"], hash=v["hash"])
+
+
+def _members(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(str(name) for name in json.loads(text))
+
+
+def known(conn: sqlite3.Connection, draft: LedgerDraft) -> bool:
+    """The ledger already has an entry with ``draft``'s identity (one index lookup)."""
+    e = draft.evidence
+    if e.observed_at is None:
+        return False
+    rows = conn.execute("SELECT endpoint, event, check_name, outcome, observed_at, incident "
+                        "FROM ledger WHERE endpoint = ? AND observed_at = ?",
+                        (draft.endpoint, e.observed_at))
+    return identity(draft) in {tuple(row) for row in rows}
+
+
+def _selected(conn: sqlite3.Connection) -> str:
+    """The columns to read: a file not migrated yet (``ledger verify`` reads it as it is)
+    lacks the later ones, read as NULL (its entries hashed without them)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    return ", ".join(c if c in have else f"NULL AS {c}" for c in _COLUMNS)
 
 
 def read_entries(conn: sqlite3.Connection, since: str | None = None,
                  endpoint: str | None = None, after_id: int = 0) -> list[LedgerEntry]:
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM ledger WHERE id > ?"
+    sql = f"SELECT {_selected(conn)} FROM ledger WHERE id > ?"
     args: list[Any] = [after_id]
     if since is not None:
         sql += " AND ts >= ?"
@@ -72,7 +96,7 @@ def read_entries(conn: sqlite3.Connection, since: str | None = None,
 
 def latest_entries(conn: sqlite3.Connection, limit: int) -> list[LedgerEntry]:
     """The last ``limit`` entries, newest first (the primary key walked backwards)."""
-    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM ledger ORDER BY id DESC LIMIT ?",
+    rows = conn.execute(f"SELECT {_selected(conn)} FROM ledger ORDER BY id DESC LIMIT ?",
                         (limit,))
     return [_entry(row) for row in rows]
 
@@ -81,19 +105,23 @@ def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft],
            now: datetime | None = None) -> list[LedgerEntry]:
     """Seal and insert ``drafts`` after the current head (caller holds the transaction).
     Each entry's time is when it is appended, never before the head's: times follow the
-    chain even when the wall clock steps back."""
+    chain even when the wall clock steps back. A draft whose identity the ledger already
+    has (the same transition judged again: a replay of the same results) is not appended."""
     head = conn.execute("SELECT id, hash, ts FROM ledger ORDER BY id DESC LIMIT 1").fetchone()
     last_id, last_hash, last_ts = head if head else (0, GENESIS, "")
     ts = max((now or datetime.now(UTC)).isoformat(timespec="seconds"), last_ts)
     sealed = []
     for draft in drafts:
+        if known(conn, draft):
+            continue
         entry = seal(draft, last_id + 1, last_hash, ts)
         e = entry.evidence
+        members = None if e.members is None else json.dumps(list(e.members))
         conn.execute(f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES "
                      f"({', '.join('?' * len(_COLUMNS))})",
                      (entry.id, entry.ts, entry.severity, entry.endpoint, entry.event,
                       entry.pattern, e.check, e.outcome, e.first_row, e.last_row, e.url,
-                      entry.prev_hash, entry.hash, e.observed_at))
+                      entry.prev_hash, entry.hash, e.observed_at, e.incident, members))
         sealed.append(entry)
         last_id, last_hash = entry.id, entry.hash
     return sealed

@@ -7,7 +7,12 @@ when the change was observed is in its evidence (``observed_at``). ``verify`` na
 first entry that does not match, or whose time runs backwards.
 
 Entries written before ``observed_at`` existed hashed without it (their ``ts`` was the
-observation's time, not always in order): they verify as they were written.
+observation's time, not always in order): they verify as they were written. The same holds
+for ``incident`` and ``members`` (a fleet incident's link, added later): hashed only when set.
+
+An entry's ``identity`` is what it says and when, without where it sits in the chain or which
+result rows back it: the same transition judged again (the same raw results replayed into the
+same database) has the same identity, and the writer appends it only once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from probe.storage.schema import GENESIS as GENESIS  # the chain's start, also in a trigger
 
 SEVERITIES = ("info", "warning", "critical")
+OPTIONAL = ("observed_at", "incident", "members")  # hashed only when set
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,11 @@ class Evidence:
     last_row: int | None = None  # results.id of the last observation
     url: str | None = None  # never carries a secret
     observed_at: str | None = None  # UTC, ISO 8601: when the change was observed
+    # The fleet incident the entry belongs to, by id (an endpoint's down, persistent and
+    # recovered entries inside it; the incident's own opening and closing entries), and the
+    # endpoints an incident's opening entry counts: structured, never read from the text.
+    incident: str | None = None
+    members: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +84,28 @@ def content(entry: LedgerEntry | LedgerDraft, entry_id: int | None = None,
             prev_hash: str | None = None) -> dict[str, Any]:
     """The hashed fields of an entry, flat, as plain JSON values."""
     evidence = {f.name: getattr(entry.evidence, f.name) for f in fields(Evidence)}
-    if evidence["observed_at"] is None:  # entries from before it existed hashed without it
-        del evidence["observed_at"]
+    for optional in OPTIONAL:  # entries from before these existed hashed without them
+        if evidence[optional] is None:
+            del evidence[optional]
+    if evidence.get("members") is not None:
+        evidence["members"] = list(evidence["members"])
     return {
         "id": entry.id if isinstance(entry, LedgerEntry) else entry_id,
         "ts": entry.ts, "severity": entry.severity, "endpoint": entry.endpoint,
         "event": entry.event, "pattern": entry.pattern, **evidence,
         "prev_hash": entry.prev_hash if isinstance(entry, LedgerEntry) else prev_hash,
     }
+
+
+Identity = tuple[str, str, str | None, str | None, str | None, str | None]
+
+
+def identity(entry: LedgerEntry | LedgerDraft) -> Identity:
+    """What an entry says and when: endpoint, kind, check, cause, when it was observed and
+    the fleet incident it belongs to; not its place in the chain, its wording or the result
+    rows behind it (a replay stores the same results under new ids)."""
+    e = entry.evidence
+    return (entry.endpoint, entry.event, e.check, e.outcome, e.observed_at, e.incident)
 
 
 def canonical(values: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from probe.outcome import Outcome
 from probe.verdict import (
     AFTER_WINDOW,
     IN_INCIDENT,
+    INCIDENT_EVENTS,
     Event,
     FleetIncident,
     Maintenance,
@@ -162,12 +163,17 @@ def draft(t: Transition, who: str, kind: str | None = None,
     """``incident``: the fleet incident the endpoint's failure belongs to; its down,
     persistent and recovered entries cite it."""
     severity, pattern = phrase(t, who, kind)
-    if incident is not None and t.event in IN_INCIDENT:
-        pattern = f"{pattern} [part of fleet incident {incident}]"
+    link, members = (incident, None) if t.event in IN_INCIDENT else (None, None)
+    if link is not None:  # for a reader; what folds the entry is the field, never this text
+        pattern = f"{pattern} [part of fleet incident {link}]"
+    for fleet in (t.new, t.old):
+        if t.event in INCIDENT_EVENTS and isinstance(fleet, FleetIncident):
+            link, members = fleet.id, fleet.evidence
     observed = t.at.isoformat(timespec="seconds")
     check = MAINTENANCE_CHECK if t.event in (Event.MAINTENANCE_STARTED,
                                              Event.MAINTENANCE_ENDED) else t.check
-    evidence = Evidence(check, t.outcome, t.first_row, t.last_row, t.url, observed)
+    evidence = Evidence(check, t.outcome, t.first_row, t.last_row, t.url, observed, link,
+                        members)
     return LedgerDraft(ts=observed, severity=severity,
                        endpoint=t.endpoint, event=str(t.event), pattern=pattern,
                        evidence=evidence)

@@ -47,10 +47,23 @@ def _state_seconds(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _ledger_incident(conn: sqlite3.Connection) -> None:
+    """Ledger entries link their fleet incident in columns of their own (not their text), and
+    are found by endpoint and observation time (an entry's identity)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    for column in schema.LEDGER_INCIDENT_COLUMNS:
+        if column not in columns:
+            conn.execute(f"ALTER TABLE ledger ADD COLUMN {column} TEXT")
+    for statement in schema.LEDGER_BY_OBSERVATION:
+        conn.execute(statement)
+
+
 MIGRATIONS = (
     Migration(1, "the tables of release 0.1.0", _release_0_1_0),
     Migration(2, "ledger entries carry observed_at", _ledger_observed_at),
     Migration(3, "seconds in each state per hour; ledger entries by event", _state_seconds),
+    Migration(4, "ledger entries link their fleet incident; found by observation",
+              _ledger_incident),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -129,6 +129,12 @@ STATE_HOURLY = (
 # The status page's incident history: the ledger's incident entries by event (migration 3).
 LEDGER_BY_EVENT = ("CREATE INDEX IF NOT EXISTS ledger_event ON ledger (event, id)",)
 
+# A fleet incident's link in ledger entries (structured, hashed when set), and the index the
+# writer looks an entry's identity up by (a replay appends nothing twice): migration 4.
+LEDGER_INCIDENT_COLUMNS = ("incident", "members")
+LEDGER_BY_OBSERVATION = (
+    "CREATE INDEX IF NOT EXISTS ledger_observed ON ledger (endpoint, observed_at)",)
+
 TABLES = ("results", "ledger", "endpoint_state", "results_rollup", "maintenance",
           "uptime_hourly", "state_hourly")
 RELEASE_0_1_0 = (*RESULTS, *LEDGER, *ENDPOINT_STATE, *RESULTS_ROLLUP, *MAINTENANCE,
