@@ -41,6 +41,7 @@ from probe.ledger.book import read_entries
 from probe.ledger.chain import LedgerEntry, verify
 from probe.ledger.digest import digest, markdown, window_of
 from probe.ledger.learning import LearningFileError, append_learning, cited
+from probe.ledger.lessons import Hold
 from probe.ledger.settings import LearningSettings
 from probe.report import table
 
@@ -317,7 +318,8 @@ def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
                   file=sys.stderr)
             return EXIT_BROKEN
         try:
-            added = append_learning(Path(args.file), all_entries)
+            added = append_learning(Path(args.file), all_entries,
+                                    hold=Hold(datetime.now(UTC)))
         except LearningFileError as exc:
             print(f"runpod-probe: {args.file} {exc}; nothing was written", file=sys.stderr)
             return EXIT_USAGE

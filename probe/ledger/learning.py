@@ -32,7 +32,14 @@ import jinja2
 from probe.atomic import Changed, write_atomic
 from probe.jinja import environment
 from probe.ledger.chain import LedgerEntry
-from probe.ledger.lessons import LEDGER_TABLE, PATTERNS_TABLE, Lesson, fleet_names, lessons
+from probe.ledger.lessons import (
+    LEDGER_TABLE,
+    PATTERNS_TABLE,
+    Hold,
+    Lesson,
+    fleet_names,
+    lessons,
+)
 
 HEADER = re.compile(r"^\s*\|\s*Date\s*\|\s*Pattern\s*\|\s*Source\s*\|\s*$", re.IGNORECASE)
 SEPARATOR = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|){2}\s*:?-{3,}:?\s*\|?\s*$")
@@ -60,6 +67,10 @@ def _source(lesson: Lesson) -> str:
     entry = lesson.cite
     e = entry.evidence
     cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
+    if lesson.event == "incident_closed" and lesson.names:  # a fleet incident, one row
+        first, last = lesson.covers
+        return (f"Runtime probe @ {e.url} (incident: {e.outcome}; ledger #{first}–#{last}: "
+                f"{fleet_names(lesson.names)}) · {cite}")
     if lesson.names:  # a fleet change: every endpoint it names, and the entries behind it
         first, last = lesson.covers
         span = f"ledger #{first}–#{last}" if last != first else f"ledger #{first}"
@@ -146,7 +157,8 @@ def _only_ours(lines: Sequence[str]) -> bool:
 
 
 def updated(text: str, entries: Sequence[LedgerEntry],
-            keep: Callable[[Lesson], bool] | None = None) -> tuple[str, int]:
+            keep: Callable[[Lesson], bool] | None = None,
+            hold: Hold | None = None) -> tuple[str, int]:
     """``text`` with a row for every lesson of ``entries`` it does not cite yet, and how
     many rows that is. Existing lines are kept as they are, in order: rows are inserted
     under the last row of their table, new tables added at the end."""
@@ -156,7 +168,7 @@ def updated(text: str, entries: Sequence[LedgerEntry],
     if not found:
         raise LearningFileError("has no | Date | Pattern | Source | table to append to")
     done = _check_citations(text, entries)
-    new = [lesson for lesson in lessons(entries)
+    new = [lesson for lesson in lessons(entries, hold)
            if lesson.cite.id > done and (keep is None or keep(lesson))]
     if not new:
         return text, 0
@@ -195,16 +207,18 @@ ever appended; edit the prose around them freely.
 
 
 def append_learning(path: Path, entries: Sequence[LedgerEntry],
-                    keep: Callable[[Lesson], bool] | None = None) -> int:
+                    keep: Callable[[Lesson], bool] | None = None,
+                    hold: Hold | None = None) -> int:
     """Add the lessons of ``entries`` (those ``keep`` keeps) that ``path`` does not cite yet;
     return how many rows were added. A missing file is created first, with a ledger table
-    (and its directory)."""
+    (and its directory). ``hold``: rows a fleet incident may still claim wait (None: none
+    wait)."""
     target = Path(os.path.realpath(path))  # replace the file a symlink points at, not the link
     if not target.exists():
         create(target)
     for _ in range(ATTEMPTS):
         before, _, text = _read(target)
-        new_text, added = updated(text, entries, keep)
+        new_text, added = updated(text, entries, keep, hold)
         if not added:
             return 0
         _check_writable(target)

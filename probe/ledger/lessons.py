@@ -12,17 +12,27 @@ fold turns the entries, in chain order, into rows:
   long it lasted) and a persistent entry (what to do) are rows;
 - patterns and capability changes (a served model or context window that changed) are rows
   of the Meta-Patterns table;
-- any other kind of entry (fleet incidents, kinds added later) is one row of its own:
-  ``TABLE_OF`` is the one place to route a new kind elsewhere.
+- a fleet incident is one row, written when it closes (citing its closing entry): its
+  count, names and the endpoint entries folded into it are its evidence. An endpoint entry
+  belongs to it by the entry's structured ``incident`` field (never by its text, which
+  servers and names can shape), or, for a down entry written before the incident opened,
+  by the opening entry's structured ``members`` naming the endpoint, with the same cause,
+  within ``SETTLE`` of it; an endpoint whose cause differs, or whose entries come more than
+  ``SETTLE`` after the incident closed (it stayed broken), keeps rows of its own;
+- any other kind of entry (kinds added later, fleet incidents from ledgers older than the
+  structured link) is one row of its own: ``TABLE_OF`` is the one place to route a new kind
+  elsewhere.
 
 A row cites the entry it is about (the first of a group): rows are a pure function of the
-chain, so the same entries always give the same rows and an append resumes after the highest
-citation (``probe.ledger.learning``).
+chain (and of whether the wait has passed since a down entry that a fleet incident may
+still claim, ``Hold``: until then that row and every later one wait), so the same entries
+always give the same rows and an append resumes after the highest citation
+(``probe.ledger.learning``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -48,6 +58,13 @@ ENDINGS = {"recovered": "every check passes again",
 EXPECTATION_FAILED = "expectation_failed"
 MODEL_CHANGE_WITHIN = timedelta(hours=24)  # a prompt failing this soon after is linked
 NAMES_SHOWN = 12  # names in a fleet row's evidence before "and N more"
+# How long a down entry waits for a fleet incident to claim it: the incidents feature opens
+# one within ``window_intervals`` (2 by default) × the interval of the endpoints going down,
+# so three intervals, at most SETTLE; how long before an incident opened a down entry may
+# be its, and after it closed its members' entries are still its own.
+SETTLE = timedelta(minutes=2)
+SETTLE_INTERVALS = 3
+IDS_SHOWN = 10  # entry ids named in a fleet incident row before "…"
 # what a pattern of ours puts first in an entry's text, per kind (probe.ledger.rules.subject)
 KINDS = (("RunPod pod ", "pod"), ("RunPod serverless endpoint ", "serverless"),
          ("Provider ", "provider"))
@@ -115,10 +132,40 @@ def kind_of(entry: LedgerEntry) -> str:
     return "other"
 
 
-def lessons(entries: Iterable[LedgerEntry]) -> list[Lesson]:
-    """Every row the chain ``entries`` (in id order, from the first) gives."""
+@dataclass(frozen=True, slots=True)
+class Fold:
+    rows: list[Lesson]
+    held: bool  # a down entry a fleet incident may still claim holds back the rows from it
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """When rows are folded (``now``), and how long a down entry of each endpoint waits for
+    a fleet incident: ``SETTLE_INTERVALS`` of its probe interval (``intervals``, seconds),
+    at most ``SETTLE``; ``SETTLE`` for an endpoint whose interval is not known."""
+
+    now: datetime
+    intervals: Mapping[str, float] = field(default_factory=dict)
+
+    def waits(self, e: LedgerEntry) -> bool:
+        interval = self.intervals.get(e.endpoint)
+        settle = min(SETTLE, timedelta(seconds=SETTLE_INTERVALS * interval)) \
+            if interval else SETTLE
+        return self.now - _observed(e) <= settle
+
+
+def lessons(entries: Iterable[LedgerEntry], hold: Hold | None = None) -> list[Lesson]:
+    """Every row the chain ``entries`` (in id order, from the first) gives; with ``hold``,
+    only those before a down entry a fleet incident may still claim."""
+    return fold(entries, hold).rows
+
+
+def fold(entries: Iterable[LedgerEntry], hold: Hold | None = None) -> Fold:
+    chain = list(entries)
+    claimed, decided = _claimed(chain)
     out: list[Lesson] = []
     tracker = IncidentTracker()
+    fleet = FleetIncidents()
     group: list[LedgerEntry] = []
 
     def flush() -> None:
@@ -127,7 +174,10 @@ def lessons(entries: Iterable[LedgerEntry]) -> list[Lesson]:
             group.clear()
 
     models: dict[str, LedgerEntry] = {}  # each endpoint's last served-model change
-    for e in entries:
+    for e in chain:
+        if _waits(e, claimed, decided, hold):
+            flush()
+            return Fold(out, True)
         opens, before = tracker.step(e)
         if e.event == "model_changed":
             models[e.endpoint] = e
@@ -137,11 +187,114 @@ def lessons(entries: Iterable[LedgerEntry]) -> list[Lesson]:
             group.append(e)
             continue
         flush()
+        if e.evidence.incident is not None and e.event in FLEET_EVENTS:
+            row = fleet.step(e)
+            if row is not None:
+                out.append(row)
+            continue
+        if fleet.folds(e, claimed.get(e.id)):
+            continue
         row = _endpoint_row(e, opens, before)
         if row is not None:
             out.append(_after_model_change(row, models.get(e.endpoint)))
     flush()
-    return out
+    return Fold(out, False)
+
+
+def _claimed(chain: list[LedgerEntry]) -> tuple[dict[int, str], set[int]]:
+    """Down entries written before a fleet incident opened that the incident counts (its
+    opening entry names the endpoint in its structured ``members``, with the same cause,
+    within ``SETTLE`` of the down entry, the endpoint not recovered in between), and the
+    down entries the chain has already decided otherwise (recovered, or passed over)."""
+    claimed: dict[int, str] = {}
+    decided: set[int] = set()
+    waiting: dict[str, list[LedgerEntry]] = {}  # endpoint -> its unlinked down entries
+    linked: dict[str, list[int]] = {}  # incident -> down entries citing it before it opened
+    for e in chain:
+        if e.event == "down" and e.evidence.incident is not None:
+            linked.setdefault(e.evidence.incident, []).append(e.id)
+        elif e.event == "down":
+            waiting.setdefault(e.endpoint, []).append(e)
+        elif e.event in ("recovered", "disappeared"):
+            decided.update(down.id for down in waiting.pop(e.endpoint, []))
+        elif e.event == "incident_opened" and e.evidence.incident:
+            # the down entry that opened it already cites it (the tracker marks first)
+            claimed.update(dict.fromkeys(linked.pop(e.evidence.incident, []),
+                                         e.evidence.incident))
+            for name in e.evidence.members or ():
+                for down in waiting.pop(name, []):
+                    if down.evidence.outcome == e.evidence.outcome and \
+                            _observed(e) - _observed(down) <= SETTLE:
+                        claimed[down.id] = e.evidence.incident
+                    else:
+                        decided.add(down.id)
+    return claimed, decided
+
+
+def _waits(e: LedgerEntry, claimed: dict[int, str], decided: set[int],
+           hold: Hold | None) -> bool:
+    """``e`` is a down entry a fleet incident may still claim: not linked, not claimed or
+    decided otherwise, and newer than ``SETTLE``."""
+    if hold is None or e.event != "down" or e.evidence.incident is not None:
+        return False
+    return e.id not in claimed and e.id not in decided and hold.waits(e)
+
+
+@dataclass(slots=True)
+class _Open:
+    opened: LedgerEntry
+    cause: str | None
+    folded: list[int] = field(default_factory=list)
+    closed_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class FleetIncidents:
+    """Fleet incidents (by their structured id) as the fold meets them: the entries folded
+    into each, and its one row when it closes."""
+
+    known: dict[str, _Open] = field(default_factory=dict)
+    early: dict[str, list[int]] = field(default_factory=dict)  # claimed before it opened
+
+    def step(self, e: LedgerEntry) -> Lesson | None:
+        ident = e.evidence.incident or ""
+        if e.event == "incident_opened":
+            self.known[ident] = _Open(e, e.evidence.outcome, self.early.pop(ident, []))
+            return None
+        incident = self.known.get(ident)
+        if incident is None:  # closed without its opening in the chain: a row as it is
+            return _row(e, e.pattern)
+        incident.closed_at = _observed(e)
+        return _incident_row(e, incident)
+
+    def folds(self, e: LedgerEntry, claimed: str | None) -> bool:
+        """``e`` is evidence of a fleet incident's row, not a row of its own."""
+        ident = claimed or e.evidence.incident
+        if ident is None or e.event not in ("down", "persistent", "recovered"):
+            return False
+        incident = self.known.get(ident)
+        if claimed is None and (incident is None or e.evidence.outcome != incident.cause):
+            return False
+        if incident is not None and incident.closed_at is not None and \
+                _observed(e) - incident.closed_at > SETTLE:
+            return False  # it stayed broken after the incident closed: its own rows
+        (incident.folded if incident is not None else
+         self.early.setdefault(ident, [])).append(e.id)
+        return True
+
+
+def _incident_row(closed: LedgerEntry, incident: _Open) -> Lesson:
+    opened = incident.opened
+    ids = [f"#{n}" for n in incident.folded]
+    if len(ids) > IDS_SHOWN:
+        ids = [*ids[:IDS_SHOWN - 1], "…", ids[-1]]
+    folded = f"{len(incident.folded)} endpoint entries ({', '.join(ids)})" if ids else \
+        "no endpoint entries"
+    text = (f"{closed.pattern} — opened at ledger #{opened.id}; {folded} are its evidence, "
+            "not rows of their own")
+    names = closed.evidence.members or opened.evidence.members or ()  # the joiners too
+    return Lesson(closed, LEDGER_TABLE, text, FLEET, closed.event, (opened.id, closed.id),
+                  tuple(names))
 
 
 def _endpoint_row(e: LedgerEntry, opens: bool, before: Incident | None) -> Lesson | None:

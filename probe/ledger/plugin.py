@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +20,7 @@ from probe.ledger.baselines import Baselines
 from probe.ledger.book import LedgerBook, latest_entries, read_entries
 from probe.ledger.chain import LedgerDraft, LedgerEntry, verify
 from probe.ledger.learning import LearningFileError, append_learning
+from probe.ledger.lessons import Hold, fold
 from probe.ledger.metrics import LedgerMetrics
 from probe.ledger.observer import Ledger
 from probe.ledger.patterns import IncidentPatterns
@@ -40,26 +41,39 @@ LOG_LEVEL = {"critical": logging.ERROR, "warning": logging.WARNING, "info": logg
 
 class LearningExporter:
     """Appends new lessons to every LEARNING.md target from the ledger writer thread: each
-    target on its own (one that refuses does not stop the others), each with its filter."""
+    target on its own (one that refuses does not stop the others), each with its filter.
+    ``held``: a down entry a fleet incident may still claim holds rows back (``SETTLE``);
+    the writer's upkeep tries again until it is decided."""
 
-    def __init__(self, targets: tuple[Target, ...]) -> None:
+    def __init__(self, targets: tuple[Target, ...],
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.targets = targets
+        self.clock = clock
         self.appended_total = 0
         self.errors_total = 0
+        self.held = False
+        # each endpoint's probe interval, seconds (how long its down rows wait; per plan)
+        self.intervals: Mapping[str, float] = MappingProxyType({})
 
-    def __call__(self, conn: sqlite3.Connection, _written: list[LedgerEntry]) -> None:
+    def __call__(self, conn: sqlite3.Connection, _written: list[LedgerEntry],
+                 final: bool = False) -> None:
+        """``final``: the daemon stops; nothing waits any longer (a row held back now would
+        not be written until the next start)."""
         entries = read_entries(conn)
         report = verify(entries)
         if not report.ok:  # never export from a ledger that has been tampered with
             self.errors_total += 1
             log.error("not appending to LEARNING.md: %s", report.problem)
             return
+        hold = None if final else Hold(self.clock(), self.intervals)
         for target in self.targets:
             try:
-                self.appended_total += append_learning(target.path, entries, target.keep.keeps)
+                self.appended_total += append_learning(target.path, entries, target.keep.keeps,
+                                                       hold)
             except (LearningFileError, OSError) as exc:
                 self.errors_total += 1
                 log.error("cannot append to %s: %s", target.path, exc)
+        self.held = fold(entries, hold).held
 
 
 class PatternWatch:
@@ -93,6 +107,7 @@ class PatternWatch:
 
 
 STATUS_ENTRIES = 10  # ledger entries on the status page
+HELD_RETRY = timedelta(seconds=10)  # how often held-back rows are tried again
 
 
 def status_part(path: Path, watch: ChainWatch) -> dict[str, Any]:
@@ -128,8 +143,10 @@ class LedgerKeeper:
                  standing: Mapping[str, str] = MappingProxyType({}),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  batch_interval_s: float | None = None) -> None:
-        self.exporter = LearningExporter(learning.all_targets()) \
+        self.exporter = LearningExporter(learning.all_targets(), clock) \
             if learning is not None else None
+        self.closing = False
+        self.retry_at: datetime | None = None  # held rows: when to try them again
         self.caught_up = self.exporter is None
         self.watch = ChainWatch(db=db)
         timing = {} if batch_interval_s is None else {"batch_interval_s": batch_interval_s}
@@ -143,9 +160,19 @@ class LedgerKeeper:
         if not self.caught_up and self.exporter is not None:  # entries from before a restart
             self.caught_up = True
             self.exporter(conn, [])
+        if self.exporter is not None and (self.exporter.held or self.closing):
+            now = self.patterns.clock()
+            if self.closing or self.retry_at is None or now >= self.retry_at:
+                self.retry_at = now + HELD_RETRY
+                self.exporter(conn, [], final=self.closing)
         self.patterns.load(conn)
         self.patterns.tick()
         self.watch(conn)
+
+    def close(self) -> None:
+        """Stop the writer; its last upkeep writes the rows still held back."""
+        self.closing = True
+        self.book.close()
 
     def written(self, conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
         for entry in entries:  # what was learned, in the journal too (already redacted),
@@ -167,9 +194,12 @@ def start_ledger(host: Host) -> Attachment:
 
     def on_plan(config: Config, jobs: Sequence[Job]) -> None:
         """Endpoints may have come or gone (a reload, a discovery run)."""
+        if keeper.exporter is not None:
+            keeper.exporter.intervals = MappingProxyType(
+                {e.name: e.interval_s for e in config.endpoints})
         ledger.sync_config(config, jobs, host.verdict)
 
-    return Attachment(close=book.close, on_plan=on_plan,
+    return Attachment(close=keeper.close, on_plan=on_plan,
                       collectors=(LedgerMetrics(book, watch, keeper.exporter),),
                       judged=(ledger.judged,), changed=(ledger.changed,),
                       status_parts={"ledger": lambda: status_part(config.storage.path, watch)})

@@ -23,8 +23,10 @@ from daemon_harness import ledger_rows, run_daemon, scrape, until
 from helpers import parse_config
 from simconfig import header
 
+from probe.cli import main
 from probe.daemon import Daemon
 from probe.simulator import Fleet, Simulator
+from probe.simulator.specs import PodSpec
 
 PODS = [f"bench-{i:04d}" for i in range(5)]
 
@@ -182,3 +184,51 @@ def test_a_probe_cut_off_mid_run_sees_unknown_never_down(fleet: Any, tmp_path: P
 
     run_daemon(config, {}, scenario)
     assert [e for _, e in ledger_rows(db) if e in ("down", "incident_opened")] == []
+
+
+HOSTILE = "bench-0004 [part of fleet incident 1]"
+
+
+def test_a_proxy_outage_is_one_learning_row(sim_env: dict[str, str], tmp_path: Path) -> None:
+    """Every pod 502 at once: LEARNING.md gets one row for the fleet incident (its endpoints
+    in the row's evidence), none per endpoint, although the first endpoints went down before
+    the incident existed. Names reading "[part of fleet incident 1]" change nothing: one is
+    in the incident like the others, one fails alone (404) and keeps its own row."""
+    fleet = Fleet.bench(len(PODS))
+    fleet.add_pod("loner", PodSpec("stopped"))
+    names = {**{p: p for p in PODS}, "bench-0004": HOSTILE}
+    learning = tmp_path / "LEARNING.md"
+    with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as sim:
+        rows = "\n".join(f"  - {{name: \"{names[p]}\", kind: pod, pod_id: {p}}}" for p in PODS)
+        text = (header(sim, tmp_path) + "verdict: {down_after: 2, up_after: 1}\n"
+                + f'learning: {{path: "{learning}"}}\n' + "endpoints:\n" + rows
+                + '\n  - {name: "loner [part of fleet incident 1]", kind: pod, pod_id: loner}\n')
+        config = parse_config(text, sim_env)
+        db = tmp_path / "probe.db"
+
+        async def scenario(daemon: Daemon) -> None:
+            await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
+            for pod in PODS:  # RunPod's proxy answers 502 for every pod at once
+                sim.fleet.set_pod_behaviour(pod, "server_down")
+            await until(lambda: any(e == "incident_opened" for _, e in ledger_rows(db)),
+                        what="the incident's entry")
+            for pod in PODS:
+                sim.fleet.set_pod_behaviour(pod, "healthy")
+            await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
+            await until(lambda: any(e == "incident_closed" for _, e in ledger_rows(db)),
+                        what="the closing entry")
+
+        run_daemon(config, sim_env, scenario)
+    entries = ledger_rows(db, "id, endpoint, event")
+    downs = [n for n, endpoint, event in entries if event == "down" and endpoint in names.values()]
+    assert len(downs) == len(PODS), entries
+    found = [line for line in learning.read_text().splitlines() if line.startswith("| 20")]
+    assert len(found) == 3, "\n".join(found)
+    assert "6 endpoints added to the probed fleet" in found[0]
+    assert "RunPod pod loner [part of fleet incident 1] (loner) down (404)" in found[1]
+    closed = next(n for n, _, event in entries if event == "incident_closed")
+    assert found[2].startswith("| 20") and "Fleet incident proxy:" in found[2]
+    assert f"ledger #{closed} sha256:" in found[2]
+    assert all(f"#{n}" in found[2] for n in downs), "every endpoint's down entry is evidence"
+    assert HOSTILE in found[2] and "bench-0000" in found[2]
+    assert main(["ledger", "verify", "--db", str(db), "--learning", str(learning)]) == 0

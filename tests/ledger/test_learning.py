@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -277,10 +277,17 @@ FLEET = [_entry(1, "qwen", "appeared", "RunPod pod qwen (q1) added to the probed
          _entry(5, "qwen", "recurring", "RunPod pod qwen went down (404) 3 times within 7d")]
 
 
+def settled() -> datetime:
+    """A clock past the wait for fleet incidents (``Hold``): these down entries are sealed
+    now and no incident claims them."""
+    return datetime.now(UTC) + timedelta(hours=1)
+
+
 def test_each_target_keeps_what_its_filter_keeps_and_appends_once(tmp_path: Path) -> None:
     scope, root = tmp_path / "scope" / "LEARNING.md", tmp_path / "LEARNING.md"
     exporter = LearningExporter((Target(scope),
-                                 Target(root, LessonFilter(kinds=("provider", "fleet")))))
+                                 Target(root, LessonFilter(kinds=("provider", "fleet")))),
+                                clock=settled)
     db = tmp_path / "p.db"
     conn = connect(db)
     with transaction(conn):
@@ -304,7 +311,7 @@ def test_each_target_keeps_what_its_filter_keeps_and_appends_once(tmp_path: Path
 def test_a_target_that_refuses_does_not_stop_the_others(tmp_path: Path) -> None:
     broken, kept = tmp_path / "broken.md", tmp_path / "kept.md"
     broken.write_text("# no table here\n")
-    exporter = LearningExporter((Target(broken), Target(kept)))
+    exporter = LearningExporter((Target(broken), Target(kept)), clock=settled)
     conn = connect(tmp_path / "p.db")
     with transaction(conn):
         append(conn, FLEET)

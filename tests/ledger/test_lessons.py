@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from probe.ledger import rules
+from probe.ledger.book import read_entries
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, seal
-from probe.ledger.lessons import FLEET, LEDGER_TABLE, PATTERNS_TABLE, lessons
+from probe.ledger.lessons import FLEET, LEDGER_TABLE, PATTERNS_TABLE, SETTLE, Hold, fold, lessons
 from probe.ledger.settings import LessonFilter
 from probe.verdict import Event, FleetIncident, Transition
 
 AT = "2026-02-18T09:00:00+00:00"
+BEFORE_LINK = Path(__file__).parent.parent / "data" / "ledger" / "before-incident-link.db"
 
 
 def chain(*specs: tuple[str, str, str | None, str]) -> list[LedgerEntry]:
@@ -88,25 +92,121 @@ def test_a_recovery_row_says_what_ended_the_incident() -> None:
     assert found[3][2].endswith("— ended by result #4: every governed prompt passes again")
 
 
-def test_a_fleet_incident_is_one_row_at_open_and_one_at_close_for_fleet_targets() -> None:
-    """The incidents feature's entries, phrased by the ledger's rules: a row each, kind
-    fleet, kept by a target filtered to fleet lessons."""
-    opened = datetime(2026, 2, 18, 9, tzinfo=UTC)
-    incident = FleetIncident("i-1", "proxy:proxy.runpod.net", "http_502", opened, 12, 14,
-                             ("a", "b"))
-    closed = replace(incident, closed_at=opened + timedelta(minutes=7))
-    transitions = [
-        Transition(Event.INCIDENT_OPENED, incident.scope, opened, "incident", "http_502",
-                   url=incident.scope, new=incident),
-        Transition(Event.INCIDENT_CLOSED, incident.scope, opened + timedelta(minutes=7),
-                   "incident", "http_502", url=incident.scope, old=closed)]
+def sealed(transitions: list[tuple[Transition, str | None]]) -> list[LedgerEntry]:
+    """(transition, the fleet incident its endpoint's verdict cites) each, drafted by the
+    ledger's rules and chained."""
     entries: list[LedgerEntry] = []
-    for n, t in enumerate(transitions, start=1):
-        entries.append(seal(rules.draft(t, t.endpoint), n, entries[-1].hash if entries
-                            else GENESIS))
-    found = lessons(entries)
-    assert [(x.cite.id, x.table, x.kind) for x in found] == [
-        (1, LEDGER_TABLE, FLEET), (2, LEDGER_TABLE, FLEET)]
-    assert found[0].text.startswith("Fleet incident i-1: 12 of 14 endpoints")
+    for n, (t, incident) in enumerate(transitions, start=1):
+        who = t.endpoint if t.event in (Event.INCIDENT_OPENED, Event.INCIDENT_CLOSED) \
+            else f"RunPod pod {t.endpoint} ({t.endpoint}0pod)"
+        entries.append(seal(rules.draft(t, who, "pod", incident), n,
+                            entries[-1].hash if entries else GENESIS))
+    return entries
+
+
+OPENED = datetime(2026, 2, 18, 9, tzinfo=UTC)
+SCOPE = "proxy:proxy.runpod.net"
+
+
+def outage(names: tuple[str, ...] = ("a", "b", "c"), cause: str = "http_502",
+           recover_after: dict[str, timedelta] | None = None,
+           causes: dict[str, str] | None = None) -> list[tuple[Transition, str | None]]:
+    """Every pod 502 at once: the first two go down before the incident opens (their entries
+    cannot cite it yet), the third opens it; all recover; the incident closes."""
+    incident = FleetIncident("i-1", SCOPE, cause, OPENED + timedelta(seconds=2), len(names),
+                             len(names), names)
+    steps: list[tuple[Transition, str | None]] = []
+    for n, name in enumerate(names):
+        why = (causes or {}).get(name, cause)
+        steps.append((Transition(Event.DOWN, name, OPENED + timedelta(seconds=n), "models", why,
+                                 n + 1, n + 1, f"https://{name}-8000.proxy.runpod.net"),
+                      "i-1" if n >= 2 else None))
+        if n == 2:
+            steps.append((Transition(Event.INCIDENT_OPENED, SCOPE, incident.opened_at,
+                                     "incident", cause, url=SCOPE, new=incident), None))
+    closed_at = OPENED + timedelta(minutes=7)
+    late = recover_after or {}
+    for name in names[:-2]:
+        steps.append((Transition(Event.RECOVERED, name, closed_at - timedelta(seconds=1),
+                                 "models", (causes or {}).get(name, cause), 9, 9,
+                                 since=OPENED), "i-1"))
+    steps.append((Transition(Event.INCIDENT_CLOSED, SCOPE, closed_at, "incident", cause,
+                             url=SCOPE, since=incident.opened_at, until=closed_at,
+                             old=replace(incident, closed_at=closed_at)), None))
+    for name in names[-2:]:
+        at = closed_at + late.get(name, timedelta(seconds=1))
+        steps.append((Transition(Event.RECOVERED, name, at, "models",
+                                 (causes or {}).get(name, cause), 9, 9, since=OPENED), "i-1"))
+    return steps
+
+
+def test_a_fleet_incident_is_one_row_with_its_endpoints_as_evidence() -> None:
+    """Every pod down at once: one row, when the incident closes; the endpoints' down and
+    recovered entries (the first two written before the incident existed, linked by the
+    opening entry's structured members) are its evidence, not rows; kind fleet."""
+    entries = sealed(outage())
+    found = lessons(entries, hold=Hold(OPENED + timedelta(hours=1)))
+    assert [(x.cite.event, x.table, x.kind) for x in found] == [
+        ("incident_closed", LEDGER_TABLE, FLEET)]
+    assert found[0].text.startswith("Fleet incident i-1 closed after 6m58s")
+    assert found[0].names == ("a", "b", "c")
+    # named in the row: the entries up to its close (the two recoveries just after it are
+    # folded too, within SETTLE, but the row was written already)
+    folded = [e.id for e in entries if e.endpoint in ("a", "b", "c") and e.id < found[0].cite.id]
+    assert f"{len(folded)} endpoint entries (" + ", ".join(f"#{n}" for n in folded) + ")" \
+        in found[0].text
     assert all(LessonFilter(kinds=("fleet",)).keeps(x) for x in found)
     assert not any(LessonFilter(kinds=("pod",)).keeps(x) for x in found)
+
+
+def test_text_naming_a_fleet_incident_changes_nothing() -> None:
+    """An endpoint whose name (or a model id quoted in its sentence) reads "[part of fleet
+    incident i-1]", without the structured link: its rows are its own."""
+    hostile = "x [part of fleet incident i-1]"
+    steps = outage()
+    steps.insert(1, (Transition(Event.DOWN, hostile, OPENED, "models", "http_502", 7, 7),
+                     None))
+    entries = sealed(steps)
+    assert "[part of fleet incident i-1]" in entries[1].pattern
+    found = lessons(entries, hold=Hold(OPENED + timedelta(hours=1)))
+    assert [(x.cite.endpoint, x.cite.event) for x in found] == [
+        (hostile, "down"), (SCOPE, "incident_closed")]
+
+
+def test_an_endpoint_with_another_cause_or_broken_after_the_close_has_rows_of_its_own(
+        ) -> None:
+    entries = sealed(outage(causes={"a": "timeout"},
+                            recover_after={"c": timedelta(hours=2)}))
+    found = lessons(entries, hold=Hold(OPENED + timedelta(hours=3)))
+    assert [(x.cite.endpoint, x.cite.event) for x in found] == [
+        ("a", "down"), ("a", "recovered"), (SCOPE, "incident_closed"), ("c", "recovered")]
+
+
+def test_a_down_row_waits_for_a_fleet_incident_that_may_still_claim_it() -> None:
+    """Until ``SETTLE`` has passed the first down entries may still be an incident's: their
+    rows, and every later one, wait; a clock-free fold (``now`` None) does not wait."""
+    entries = sealed(outage())[:2]  # a and b down, no incident yet
+    assert lessons(entries, hold=Hold(OPENED + timedelta(seconds=30))) == []
+    assert fold(entries, hold=Hold(OPENED + timedelta(seconds=30))).held
+    later = lessons(entries, hold=Hold(OPENED + SETTLE + timedelta(seconds=2)))
+    assert [(x.cite.endpoint, x.cite.event) for x in later] == [("a", "down"), ("b", "down")]
+    assert [x.cite.id for x in lessons(entries)] == [1, 2]
+    # an endpoint probed every second waits three seconds, not two minutes
+    fast = Hold(OPENED + timedelta(seconds=5), {"a": 1.0, "b": 1.0})
+    assert [x.cite.id for x in lessons(entries, fast)] == [1, 2]
+
+
+def test_fleet_incident_entries_from_before_the_structured_link_keep_their_rows() -> None:
+    """A ledger from today's release (tests/data/ledger, made by
+    make_before_incident_link.py): its incident entries have no ``incident`` field, so
+    nothing folds; each stays the row it was."""
+    conn = sqlite3.connect(BEFORE_LINK)
+    try:
+        entries = read_entries(conn)
+    finally:
+        conn.close()
+    assert all(e.evidence.incident is None for e in entries)
+    found = lessons(entries)
+    assert [x.cite.event for x in found] == ["appeared"] * 3 + ["down", "down", "down",
+                                             "incident_opened", "recovered", "recovered",
+                                             "recovered", "incident_closed"]
