@@ -136,13 +136,15 @@ class LedgerKeeper:
     """The ledger as the daemon keeps it: the book (its writer thread), the observer that
     drafts entries, and, after each batch in the writer's thread, the pattern watch, the
     LEARNING.md targets and the chain watch. ``clock``: the pattern watch's (tests travel in
-    time with it)."""
+    time with it). ``resume``: go on from the regressions the ledger says hold (a restart);
+    False for a replay of recorded results from their beginning, judged from a clean slate
+    (what it finds again is already in the ledger: the writer appends nothing twice)."""
 
     def __init__(self, db: Path, learning: LearningSettings | None, patterns: PatternSettings,
                  redact: Callable[[str], str] = lambda text: text,
                  standing: Mapping[str, str] = MappingProxyType({}),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 batch_interval_s: float | None = None) -> None:
+                 batch_interval_s: float | None = None, resume: bool = True) -> None:
         self.exporter = LearningExporter(learning.all_targets(), clock) \
             if learning is not None else None
         self.closing = False
@@ -154,7 +156,8 @@ class LedgerKeeper:
                                redact=redact, **timing)
         self.patterns = PatternWatch(self.book, patterns, clock)
         self.ledger = Ledger(self.book, redact=redact, standing=standing,
-                             baselines=Baselines(patterns, self.book.held_regressions()))
+                             baselines=Baselines(patterns, self.book.held_regressions()
+                                                 if resume else set()))
 
     def upkeep(self, conn: sqlite3.Connection) -> None:
         if not self.caught_up and self.exporter is not None:  # entries from before a restart

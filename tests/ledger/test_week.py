@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -112,6 +113,34 @@ def test_replaying_the_week_appends_nothing(replayed: tuple[Path, Path]) -> None
         assert entry_count(db) == before
         assert append_learning(learning, entries(db)) == 0
         assert learning.read_text() == text
+
+
+def test_the_same_week_replayed_twice_appends_nothing(
+        replayed: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same raw results replayed into the same database (stored again under new row ids,
+    judged again from the start): every transition, lesson and pattern has the identity of
+    one already in the ledger, so the ledger, LEARNING.md and `ledger verify` are as after
+    the first replay."""
+    db, learning = tmp_path / "probe.db", tmp_path / "LEARNING.md"
+    for kept in replayed[0].parent.iterdir():
+        shutil.copy(kept, tmp_path / kept.name)
+    before, text = entries(db), learning.read_bytes()
+    assert main(["ledger", "verify", "--db", str(db)]) == 0
+    verified = capsys.readouterr().out
+    results = sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    for _ in range(2):
+        replay = Replay(load(config_text(db, learning)), again=True)
+        try:
+            replay.feed(week())
+            replay.settle()
+        finally:
+            replay.close()
+        assert entries(db) == before
+        assert learning.read_bytes() == text
+        assert main(["ledger", "verify", "--db", str(db)]) == 0
+        assert capsys.readouterr().out == verified
+    again = sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert again == 3 * results, "the raw results were stored again each time"
 
 
 def test_alias_flips_make_a_recurring_incident_with_the_default_thresholds(

@@ -96,18 +96,22 @@ def week(days: int = 7, seed: int = 23) -> Iterator[ProbeResult]:
 
 
 class Replay:
-    """The daemon's ledger wiring over ``db``, fed a recording at its own pace."""
+    """The daemon's ledger wiring over ``db``, fed a recording at its own pace. ``again``:
+    the recording is replayed from its beginning into a database that has seen it, judged
+    from a clean slate as the first replay was (no verdicts or regressions resumed)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, again: bool = False) -> None:
         self.config = config
         self.now = START
         self.keeper = LedgerKeeper(config.storage.path, LearningSettings.of(config),
                                    LearningSettings.configured(config).patterns,
-                                   clock=lambda: self.now, batch_interval_s=0.01)
+                                   clock=lambda: self.now, batch_interval_s=0.01,
+                                   resume=not again)
         self.state = FleetState(role_of)
         jobs = plan(config)
         self.state.configure(config, jobs)
-        self.state.restore(self.keeper.ledger.saved)
+        if not again:
+            self.state.restore(self.keeper.ledger.saved)
         self.keeper.ledger.sync_config(config, jobs, self.state.verdict, now=START)
         self.conn = open_database(config.storage.path)
         self.next_row = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM results")
