@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.export.links import EndpointPanel, FleetPanel, Links
-from probe.export.recording import SLI_SELECTOR, SLIS, recording_rules
+from probe.export.recording import SLI_SELECTOR, SLIS, groups
 from probe.export.rules import DEGRADED, DOWN, SEVERITY_OF_TIER, Cause, causes_for, tier
 from probe.export.slo import BURN_WINDOWS, SloSettings
 
@@ -327,7 +327,7 @@ def fleet_alerts() -> list[Alert]:
 
 def rule_groups(settings: SloSettings, links: Links) -> list[dict[str, Any]]:
     return [
-        {"name": "runpod-probe-slo", "rules": recording_rules(settings)},
+        *groups(settings),
         {"name": "runpod-probe-endpoints",
          "rules": [a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
                                            *slo_alerts(settings), *check_alerts())]},

@@ -1,4 +1,5 @@
-"""Recording rules for the per-endpoint SLIs (Sloth's names, ``slo`` label per SLI).
+"""Recording rules for the per-endpoint SLIs (Sloth's names, ``slo`` label per SLI), in
+three groups so that no evaluation reads the raw counters over a long window.
 
 Availability: of the results that observed the endpoint, the share that failed for a cause
 that pages (``probe.export.rules.tier``): an endpoint that answers wrongly (a wrong answer,
@@ -11,15 +12,35 @@ observations times 0 makes a healthy endpoint's SLI 0, not absent.
 Latency: of the checks that ask the API (``check_kind="api"``, not generation), the share
 slower than the SLO's threshold (a histogram bucket). Both read series kept per endpoint and
 kind of check; the events per check divide by the checks ``runpod_probe_up`` counts.
-Each window is recorded once so the burn-rate alerts and the dashboards stay cheap.
+
+How the windows scale (as Sloth's optimised rules and Pyrra do): only the 5-minute rates
+of bad and all events read the raw counters, once per endpoint and SLI
+(``slo:sli_bad_events:rate5m``, ``slo:sli_events:rate5m``). Every longer window is a sum of
+those recorded rates over the window, a ratio of sums (weighted by events, not an average
+of ratios):
+
+- ``runpod-probe-slo`` (every evaluation): the 5m rates and the 5m, 30m and 1h ratios;
+- ``runpod-probe-slo-long`` (every ``LONG_INTERVAL``): a copy of the 5m rates taken at that
+  pace (``..._sampled``), and the 2h, 6h, 1d and 3d ratios summed from the copy, so a 3d
+  window reads 1,728 samples per endpoint and SLI instead of every scrape of every series;
+- ``runpod-probe-slo-period`` (every ``PERIOD_INTERVAL``): hourly averages of the copy and
+  the period's (30d) ratio from them, 720 samples; the long group reads it back with
+  ``last_over_time`` (the budget remaining), as its hourly samples are older than
+  Prometheus's 5-minute lookback between evaluations.
+
+Results a probe gathered while it was offline (``runpod_probe_offline``) are not the
+endpoint's events. The minimum-sample guard (``slo:sli_events_per_check:increase<w>``) is
+the ``increase`` over the window of a recorded running total of the events
+(``slo:sli_events:total``, and its sampled copy for the long windows), per check.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from probe.durations import parse_duration
 from probe.export.rules import ticket_outcomes
-from probe.export.slo import WINDOWS, SloSettings, bucket_label
+from probe.export.slo import SloSettings, bucket_label
 from probe.outcome import NOT_OBSERVED
 
 # discovery is runpod-probe's own call to RunPod's API, not an endpoint anyone serves from
@@ -31,24 +52,45 @@ LATENCY_SELECTOR = 'check_kind="api"'
 CHECKS = {"availability": 'check!="discovery"',
           "latency": 'check!~"discovery|roundtrip|context_active|prompt:.+"'}
 SLIS = ("availability", "latency")
+SHORT_WINDOWS = ("5m", "30m", "1h")  # from the 5m rates of every evaluation
+LONG_WINDOWS = ("2h", "6h", "1d", "3d")  # from the sampled copy
+LONG_INTERVAL = "2m30s"  # under Prometheus's 5m lookback: the copy is never stale
+PERIOD_INTERVAL = "1h"
+# A probe cut off from the world: what it gathered then is not about the endpoints.
+ONLINE = "unless on (instance) runpod_probe_offline == 1"
+# The counters each SLI's events are read from.
+EVENTS = {"availability": ("runpod_probe_observations_total", SLI_SELECTOR),
+          "latency": ("runpod_probe_latency_seconds_count", LATENCY_SELECTOR)}
 
 
-def error_ratio(slo: str, window: str, settings: SloSettings) -> str:
-    """Bad events / all events over ``window``, per endpoint; ``>= 0`` drops the NaN of a
-    window without events, which would otherwise poison the period's average."""
-    sel = SLI_SELECTOR
+def _rate(metric: str, selector: str) -> str:
+    return f"sum by (endpoint) (rate({metric}{{{selector}}}[5m]) {ONLINE})"
+
+
+def bad_events(slo: str, settings: SloSettings) -> str:
+    """Bad events per second over 5m, per endpoint (0, not absent, with none)."""
     if slo == "availability":
-        total = f"sum by (endpoint) (rate(runpod_probe_observations_total{{{sel}}}[{window}]))"
-        failed = f'{sel},outcome!~"{availability_ignores(settings)}"'
-        bad = (f"sum by (endpoint) (rate(runpod_probe_failures_by_outcome_total"
-               f"{{{failed}}}[{window}]))\n  or\n  {total} * 0")
-        return f"(\n  (\n  {bad}\n  )\n/\n  {total}\n) >= 0"
-    le = bucket_label(settings.latency_threshold_s)
-    sel = LATENCY_SELECTOR
-    total = f"sum by (endpoint) (rate(runpod_probe_latency_seconds_count{{{sel}}}[{window}]))"
-    good = (f"sum by (endpoint) (rate(runpod_probe_latency_seconds_bucket{{{sel},le=\"{le}\"}}"
-            f"[{window}]))")
-    return f"(\n  1 - {good}\n/\n  {total}\n) >= 0"
+        failed = f'{SLI_SELECTOR},outcome!~"{availability_ignores(settings)}"'
+        return (f"{_rate('runpod_probe_failures_by_outcome_total', failed)}\nor\n"
+                f"{all_events(slo)} * 0")
+    fast = f'{LATENCY_SELECTOR},le="{bucket_label(settings.latency_threshold_s)}"'
+    return (f"{all_events(slo)}\n-\n"
+            f"{_rate('runpod_probe_latency_seconds_bucket', fast)}")
+
+
+def all_events(slo: str) -> str:
+    return _rate(*EVENTS[slo])
+
+
+def running_total(slo: str) -> str:
+    """All events so far (a sum of counters, read back with ``increase``)."""
+    metric, selector = EVENTS[slo]
+    return f"sum by (endpoint) ({metric}{{{selector}}})"
+
+
+def checks(slo: str) -> str:
+    """The checks whose events an endpoint's SLI counts (``runpod_probe_up``: per check)."""
+    return f"count by (endpoint) (runpod_probe_up{{{CHECKS[slo]}}})"
 
 
 def availability_ignores(settings: SloSettings) -> str:
@@ -57,36 +99,106 @@ def availability_ignores(settings: SloSettings) -> str:
     return "|".join((*sorted(NOT_OBSERVED), *ticket_outcomes(settings.page_causes)))
 
 
-def events_per_check(slo: str, window: str) -> str:
-    """Observations per check in ``window``: the minimum-sample guard of the burn alerts."""
-    sel = SLI_SELECTOR if slo == "availability" else LATENCY_SELECTOR
-    metric = ("runpod_probe_observations_total" if slo == "availability"
-              else "runpod_probe_latency_seconds_count")
-    return (f"sum by (endpoint) (increase({metric}{{{sel}}}[{window}]))\n/\n"
-            f"count by (endpoint) (runpod_probe_up{{{CHECKS[slo]}}})")
+def _seconds(window: str) -> int:
+    return round(parse_duration(window))
+
+
+def _ratio(slo: str, window: str, rates: str) -> str:
+    """Bad / all events summed over ``window`` of the recorded rates ``rates`` (a name
+    suffix); ``>= 0`` drops the NaN of a window without events."""
+    s = f'{{slo="{slo}"}}'
+    if window == "5m" and rates == "rate5m":
+        return f"(\n  slo:sli_bad_events:rate5m{s}\n/\n  slo:sli_events:rate5m{s}\n) >= 0"
+    return (f"(\n  sum_over_time(slo:sli_bad_events:{rates}{s}[{window}])\n/\n"
+            f"  sum_over_time(slo:sli_events:{rates}{s}[{window}])\n) >= 0")
+
+
+def _per_check(slo: str, window: str, total: str) -> str:
+    """Events per check in ``window``: the increase of the recorded running total ``total``
+    (young data is not extrapolated, so a fresh start does not pass the guard)."""
+    s = f'{{slo="{slo}"}}'
+    return (f"increase(slo:sli_events:{total}{s}[{window}])\n/\n"
+            f"slo:sli_checks:count{s}")
+
+
+def _windows(slo: str, windows: tuple[str, ...], rates: str, total: str) -> list[dict[str, Any]]:
+    labels = {"slo": slo}
+    rules: list[dict[str, Any]] = []
+    for window in windows:
+        rules.append({"record": f"slo:sli_error:ratio_rate{window}",
+                      "expr": _ratio(slo, window, rates), "labels": labels})
+        rules.append({"record": f"slo:sli_events_per_check:increase{window}",
+                      "expr": _per_check(slo, window, total), "labels": labels})
+    return rules
 
 
 def recording_rules(settings: SloSettings) -> list[dict[str, Any]]:
+    """The group evaluated at Prometheus's pace: 5m rates, short windows, burn rate now."""
     rules: list[dict[str, Any]] = []
     for slo in SLIS:
         labels = {"slo": slo}
-        rules.append({"record": "slo:objective:ratio",
-                      "expr": f"vector({settings.objective(slo)})", "labels": labels})
-        rules.append({"record": "slo:error_budget:ratio",
-                      "expr": f"vector({settings.budget(slo)})", "labels": labels})
-        for window in WINDOWS:
-            rules.append({"record": f"slo:sli_error:ratio_rate{window}",
-                          "expr": error_ratio(slo, window, settings), "labels": labels})
-            rules.append({"record": f"slo:sli_events_per_check:increase{window}",
-                          "expr": events_per_check(slo, window), "labels": labels})
-    rules += [
+        rules += [
+            {"record": "slo:objective:ratio", "expr": f"vector({settings.objective(slo)})",
+             "labels": labels},
+            {"record": "slo:error_budget:ratio", "expr": f"vector({settings.budget(slo)})",
+             "labels": labels},
+            {"record": "slo:sli_bad_events:rate5m", "expr": bad_events(slo, settings),
+             "labels": labels},
+            {"record": "slo:sli_events:rate5m", "expr": all_events(slo), "labels": labels},
+            {"record": "slo:sli_checks:count", "expr": checks(slo), "labels": labels},
+            {"record": "slo:sli_events:total", "expr": running_total(slo), "labels": labels},
+        ]
+        rules += _windows(slo, SHORT_WINDOWS, "rate5m", "total")
+    rules.append(
         {"record": "slo:current_burn_rate:ratio",
-         "expr": "slo:sli_error:ratio_rate5m\n/ on (slo) group_left\nslo:error_budget:ratio"},
-        {"record": f"slo:sli_error:ratio_rate{settings.period}",
-         "expr": f"sum_over_time(slo:sli_error:ratio_rate5m[{settings.period}])\n/\n"
-                 f"count_over_time(slo:sli_error:ratio_rate5m[{settings.period}])"},
-        {"record": "slo:period_error_budget_remaining:ratio",
-         "expr": f"1 - slo:sli_error:ratio_rate{settings.period}\n/ on (slo) group_left\n"
-                 "slo:error_budget:ratio"},
-    ]
+         "expr": "slo:sli_error:ratio_rate5m\n/ on (slo) group_left\nslo:error_budget:ratio"})
     return rules
+
+
+def long_rules(settings: SloSettings) -> list[dict[str, Any]]:
+    """The group evaluated every ``LONG_INTERVAL``: the sampled copy and the long windows."""
+    rules: list[dict[str, Any]] = []
+    for slo in SLIS:
+        labels = {"slo": slo}
+        s = f'{{slo="{slo}"}}'
+        rules += [
+            {"record": "slo:sli_bad_events:rate5m_sampled",
+             "expr": f"slo:sli_bad_events:rate5m{s}", "labels": labels},
+            {"record": "slo:sli_events:rate5m_sampled", "expr": f"slo:sli_events:rate5m{s}",
+             "labels": labels},
+            {"record": "slo:sli_events:total_sampled",
+             "expr": f"slo:sli_events:total{s}", "labels": labels},
+        ]
+        rules += _windows(slo, LONG_WINDOWS, "rate5m_sampled", "total_sampled")
+    rules.append(
+        {"record": "slo:period_error_budget_remaining:ratio",
+         "expr": f"1 - last_over_time(slo:sli_error:ratio_rate{settings.period}"
+                 f"[{2 * _seconds(PERIOD_INTERVAL)}s])\n/ on (slo) group_left\n"
+                 "slo:error_budget:ratio"})
+    return rules
+
+
+def period_rules(settings: SloSettings) -> list[dict[str, Any]]:
+    """The group evaluated every ``PERIOD_INTERVAL``: the error budget's period."""
+    rules: list[dict[str, Any]] = []
+    for slo in SLIS:
+        labels = {"slo": slo}
+        s = f'{{slo="{slo}"}}'
+        for kind in ("bad_events", "events"):
+            rules.append({"record": f"slo:sli_{kind}:rate1h_hourly",
+                          "expr": f"avg_over_time(slo:sli_{kind}:rate5m_sampled{s}[1h])",
+                          "labels": labels})
+        rules.append({"record": f"slo:sli_error:ratio_rate{settings.period}",
+                      "expr": _ratio(slo, settings.period, "rate1h_hourly"),
+                      "labels": labels})
+    return rules
+
+
+def groups(settings: SloSettings) -> list[dict[str, Any]]:
+    return [
+        {"name": "runpod-probe-slo", "rules": recording_rules(settings)},
+        {"name": "runpod-probe-slo-long", "interval": LONG_INTERVAL,
+         "rules": long_rules(settings)},
+        {"name": "runpod-probe-slo-period", "interval": PERIOD_INTERVAL,
+         "rules": period_rules(settings)},
+    ]

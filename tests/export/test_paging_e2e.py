@@ -37,23 +37,27 @@ UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def scaled(duration: str) -> str:
-    seconds = float(duration[:-1] if not duration.endswith("ms") else duration[:-2]) * \
-        UNITS["ms" if duration.endswith("ms") else duration[-1]] / SCALE
+    seconds = sum(float(n) * UNITS[unit] for n, unit in
+                  re.findall(r"(\d+)(ms|[smhd])", duration)) / SCALE
     return f"{round(seconds * 1000)}ms"
 
 
 def scaled_rules(text: str) -> str:
-    """The shipped rules with every ``for`` and range window divided by ``SCALE``."""
+    """The shipped rules with every ``for``, range window and group interval divided by
+    ``SCALE``."""
     text = re.sub(r"\[(\d+(?:ms|[smhd]))\]", lambda m: f"[{scaled(m.group(1))}]", text)
-    return re.sub(r"^(\s+for: )(\d+[smhd])$", lambda m: m.group(1) + scaled(m.group(2)), text,
-                  flags=re.M)
+    return re.sub(r"^(\s*(?:- )?(?:for|interval): )(\d+(?:[smhd]|m\d+s))$",
+                  lambda m: m.group(1) + scaled(m.group(2)), text, flags=re.M)
 
 
 def test_scaling_keeps_the_rules_but_their_durations() -> None:
     assert scaled("1m") == "2000ms" and scaled("15m") == "30000ms" and scaled("0m") == "0ms"
+    assert scaled("2m30s") == "5000ms" and scaled("7200s") == "240000ms"
     text = "    expr: rate(x[5m]) and slo:sli_error:ratio_rate5m\n    for: 1m\n"
     assert scaled_rules(text) == \
         "    expr: rate(x[10000ms]) and slo:sli_error:ratio_rate5m\n    for: 2000ms\n"
+    group = "- name: runpod-probe-slo-long\n  interval: 2m30s\n"
+    assert scaled_rules(group) == "- name: runpod-probe-slo-long\n  interval: 5000ms\n"
 
 
 class Daemon:
