@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from probe.export.ha import HaSettings
 from probe.export.links import EndpointPanel, FleetPanel, Links
 from probe.export.recording import SLI_SELECTOR, SLIS, groups
 from probe.export.rules import DEGRADED, DOWN, SEVERITY_OF_TIER, Cause, causes_for, tier
@@ -66,12 +67,27 @@ def held(selector: str) -> str:
     return f"({selector} or (last_over_time({selector}[{HOLD}]) unless on () {UP} == 1))"
 
 
-IN_INCIDENT = f"max by (endpoint) {held('runpod_probe_endpoint_incident')} == 1"
-OFFLINE = f"max {held('runpod_probe_offline')} == 1"
-IN_MAINTENANCE = f"{held('runpod_probe_maintenance')} == 1"
+# Each probe's offline flag (held), once per evaluation: an offline probe has no vote.
+OFFLINE_BY_INSTANCE = "instance:runpod_probe_offline:held"
+ONLINE = f"unless on (instance) {OFFLINE_BY_INSTANCE} == 1"
+# The verdict views the endpoint alerts read, recorded once per evaluation at the top of
+# their group (rules of a group run in order): reading the held gauges of every endpoint
+# once, not once per alert, is what keeps the group cheap at 10,000 endpoints.
+STATE = "endpoint:runpod_probe_endpoint_state:quorum"
+CAUSE = "endpoint:runpod_probe_endpoint_cause:held"
+INCIDENT = "endpoint:runpod_probe_endpoint_incident:held"
+MAINTENANCE = "endpoint:runpod_probe_maintenance:held"
+ALL_OFFLINE = "runpod_probe:offline:all"  # 1 when no probe is online
+# How many online probes give the endpoint a verdict (the daemon exports the state it is in,
+# one series per probe and endpoint): the quorum's denominator.
+VOTERS = "endpoint:runpod_probe_voters:count"
+
+IN_INCIDENT = f"{INCIDENT} == 1"
+OFFLINE = f"{ALL_OFFLINE} == 1"
+IN_MAINTENANCE = f"{MAINTENANCE} == 1"
 # The endpoint's verdict already says it (its own alert is out): one alert per endpoint.
-_FAILING = 'runpod_probe_endpoint_state{state=~"down|degraded"}'
-VERDICT_SAYS_IT = f"max by (endpoint) {held(_FAILING)} == 1"
+_FAILING = f'{STATE}{{state=~"down|degraded"}}'
+VERDICT_SAYS_IT = f"max by (endpoint) ({_FAILING}) == 1"
 # runpod-probe's own call to RunPod's API (discovery's pseudo-endpoint): RunpodDiscoveryFailing
 # says it, as a ticket; it is no endpoint anyone serves from.
 DISCOVERY = held('runpod_probe_up{check="discovery"}')
@@ -83,6 +99,27 @@ def verdict_said_it(window: str) -> str:
     return f"max by (endpoint) (max_over_time({_FAILING}[{window}])) == 1"
 
 
+def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
+    """The recorded views: per probe whether it is offline; per endpoint its state by the
+    quorum of the online probes (``ha.quorum``), its causes, incident and maintenance."""
+    state = held("runpod_probe_endpoint_state")
+    return [
+        {"record": OFFLINE_BY_INSTANCE,
+         "expr": f"max by (instance) {held('runpod_probe_offline')}"},
+        {"record": ALL_OFFLINE, "expr": f"min ({OFFLINE_BY_INSTANCE})"},
+        {"record": VOTERS, "expr": "count by (endpoint) (\n  max by (endpoint, instance) "
+                                   f"{state}\n  {ONLINE}\n)"},
+        {"record": STATE, "expr": ha.agreed(
+            f"count by (endpoint, state) (\n  {state} == 1\n  {ONLINE}\n)", VOTERS)},
+        {"record": CAUSE, "expr": ha.agreed(
+            "count by (endpoint, state, check, outcome) (\n  "
+            f"{held('runpod_probe_endpoint_cause')}\n  {ONLINE}\n)", VOTERS)},
+        {"record": INCIDENT,
+         "expr": f"max by (endpoint) {held('runpod_probe_endpoint_incident')}"},
+        {"record": MAINTENANCE, "expr": f"max by (endpoint) {held('runpod_probe_maintenance')}"},
+    ]
+
+
 def _endpoint_guard(expr: str, *unless: str, window: str | None = None) -> str:
     """``expr`` unless the endpoint is in an incident, the probe offline, or maintenance (and
     unless each of ``unless``, matched on the endpoint). An alert that reads a ``window``
@@ -90,9 +127,8 @@ def _endpoint_guard(expr: str, *unless: str, window: str | None = None) -> str:
     theirs, already paged."""
     incident, offline = IN_INCIDENT, OFFLINE
     if window is not None:
-        incident = (f"max by (endpoint) (max_over_time(runpod_probe_endpoint_incident"
-                    f"[{window}])) == 1")
-        offline = f"max (max_over_time(runpod_probe_offline[{window}])) == 1"
+        incident = f"max by (endpoint) (max_over_time({INCIDENT}[{window}])) == 1"
+        offline = f"min (max_over_time({OFFLINE_BY_INSTANCE}[{window}])) == 1"
     lines = [f"unless on (endpoint) {u}" for u in (*unless, incident)]
     return (f"(\n{_indent(expr)}\n)\n" + "\n".join(lines) + f"\nunless on () {offline}"
             f"\nunless on (endpoint) {IN_MAINTENANCE}")
@@ -103,13 +139,13 @@ def _indent(expr: str) -> str:
 
 
 def _state(state: str) -> str:
-    selector = f'runpod_probe_endpoint_state{{state="{state}"}}'
-    return f"max by (endpoint) {held(selector)} == 1\nunless on (endpoint) {DISCOVERY}"
+    return (f'max by (endpoint) ({STATE}{{state="{state}"}}) == 1\n'
+            f"unless on (endpoint) {DISCOVERY}")
 
 
 def _cause(state: str, regex: str) -> str:
-    selector = f'runpod_probe_endpoint_cause{{state="{state}",outcome=~"{regex}"}}'
-    return f"max by (endpoint, check, outcome) {held(selector)} == 1"
+    selector = f'{CAUSE}{{state="{state}",outcome=~"{regex}"}}'
+    return f"max by (endpoint, check, outcome) ({selector}) == 1"
 
 
 def cause_alert(state: str, cause: Cause, page_causes: tuple[str, ...] = ()) -> Alert:
@@ -308,7 +344,7 @@ def fleet_alerts() -> list[Alert]:
     """Above the endpoints: an incident of many, and the probe's own vantage."""
     return [
         Alert("RunpodFleetIncident",
-              f"max by (scope, cause) {held('runpod_probe_incident')} == 1\n"
+              f"max by (scope, cause) ({held('runpod_probe_incident')} {ONLINE}) == 1\n"
               f"unless on () {OFFLINE}", "1m", "critical",
               "fleet incident on {{ $labels.scope }}: many endpoints fail together "
               "({{ $labels.cause }})",
@@ -317,20 +353,25 @@ def fleet_alerts() -> list[Alert]:
               "paged once; the endpoints in it do not page on their own. "
               "`runpod-probe ledger list` shows the endpoints in its evidence.",
               "fleet-incident", FleetPanel.ENDPOINTS_BY_STATE),
-        Alert("RunpodProbeOffline", f"max {held('runpod_probe_offline')} == 1", "1m",
-              "critical", "runpod-probe is offline: it cannot reach the outside world",
-              "runpod-probe's own vantage checks (RunPod's API, DNS, reference URLs) fail: "
-              "its host lost the network, so every endpoint is unknown and none pages on "
-              "its own.", "probe-offline", FleetPanel.DAEMON_UP),
+        Alert("RunpodProbeOffline", f"{OFFLINE_BY_INSTANCE} == 1", "1m",
+              "critical", "runpod-probe at {{ $labels.instance }} is offline: it cannot reach "
+              "the outside world",
+              "runpod-probe's own vantage checks (RunPod's API, DNS, reference URLs) fail at "
+              "{{ $labels.instance }}: its host lost the network, so what it sees of the "
+              "endpoints is unknown and has no vote; another probe of an HA pair still "
+              "decides.", "probe-offline", FleetPanel.DAEMON_UP),
     ]
 
 
-def rule_groups(settings: SloSettings, links: Links) -> list[dict[str, Any]]:
+def rule_groups(settings: SloSettings, links: Links,
+                ha: HaSettings | None = None) -> list[dict[str, Any]]:
+    ha = ha or HaSettings()
     return [
-        *groups(settings),
-        {"name": "runpod-probe-endpoints",
-         "rules": [a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
-                                           *slo_alerts(settings), *check_alerts())]},
+        *groups(settings, ha),
+        {"name": "runpod-probe-endpoints", "rules": [
+            *verdict_views(ha),
+            *(a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
+                                      *slo_alerts(settings), *check_alerts()))]},
         {"name": "runpod-probe-fleet", "rules": [a.rule(links) for a in fleet_alerts()]},
         {"name": "runpod-probe-daemon", "rules": [a.rule(links) for a in daemon_alerts()]},
     ]

@@ -28,10 +28,12 @@ of ratios):
   ``last_over_time`` (the budget remaining), as its hourly samples are older than
   Prometheus's 5-minute lookback between evaluations.
 
-Results a probe gathered while it was offline (``runpod_probe_offline``) are not the
-endpoint's events. The minimum-sample guard (``slo:sli_events_per_check:increase<w>``) is
-the ``increase`` over the window of a recorded running total of the events
-(``slo:sli_events:total``, and its sampled copy for the long windows), per check.
+Rates, totals and ratios are each probe's (``instance``, of an HA pair); a window's recorded
+ratio is the quorum's of them (``probe.export.ha``). Results a probe gathered while it was
+offline (``runpod_probe_offline``) are not the endpoint's events. The minimum-sample guard
+(``slo:sli_events_per_check:increase<w>``) is the ``increase`` over the window of a recorded
+running total of the events (``slo:sli_events:total``, and its sampled copy for the long
+windows), per check.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe.durations import parse_duration
+from probe.export.ha import HaSettings
 from probe.export.rules import ticket_outcomes
 from probe.export.slo import SloSettings, bucket_label
 from probe.outcome import NOT_OBSERVED
@@ -64,7 +67,7 @@ EVENTS = {"availability": ("runpod_probe_observations_total", SLI_SELECTOR),
 
 
 def _rate(metric: str, selector: str) -> str:
-    return f"sum by (endpoint) (rate({metric}{{{selector}}}[5m]) {ONLINE})"
+    return f"sum by (endpoint, instance) (rate({metric}{{{selector}}}[5m]) {ONLINE})"
 
 
 def bad_events(slo: str, settings: SloSettings) -> str:
@@ -85,12 +88,13 @@ def all_events(slo: str) -> str:
 def running_total(slo: str) -> str:
     """All events so far (a sum of counters, read back with ``increase``)."""
     metric, selector = EVENTS[slo]
-    return f"sum by (endpoint) ({metric}{{{selector}}})"
+    return f"sum by (endpoint, instance) ({metric}{{{selector}}})"
 
 
 def checks(slo: str) -> str:
-    """The checks whose events an endpoint's SLI counts (``runpod_probe_up``: per check)."""
-    return f"count by (endpoint) (runpod_probe_up{{{CHECKS[slo]}}})"
+    """The checks whose events an endpoint's SLI counts (``runpod_probe_up``: per check), per
+    probe."""
+    return f"count by (endpoint, instance) (runpod_probe_up{{{CHECKS[slo]}}})"
 
 
 def availability_ignores(settings: SloSettings) -> str:
@@ -103,36 +107,41 @@ def _seconds(window: str) -> int:
     return round(parse_duration(window))
 
 
-def _ratio(slo: str, window: str, rates: str) -> str:
+def _ratio(slo: str, window: str, rates: str, ha: HaSettings) -> str:
     """Bad / all events summed over ``window`` of the recorded rates ``rates`` (a name
-    suffix); ``>= 0`` drops the NaN of a window without events."""
+    suffix), each probe's, then the quorum's; ``>= 0`` drops the NaN of a window without
+    events."""
     s = f'{{slo="{slo}"}}'
     if window == "5m" and rates == "rate5m":
-        return f"(\n  slo:sli_bad_events:rate5m{s}\n/\n  slo:sli_events:rate5m{s}\n) >= 0"
-    return (f"(\n  sum_over_time(slo:sli_bad_events:{rates}{s}[{window}])\n/\n"
-            f"  sum_over_time(slo:sli_events:{rates}{s}[{window}])\n) >= 0")
+        ratio = f"(slo:sli_bad_events:rate5m{s} / slo:sli_events:rate5m{s}) >= 0"
+    else:
+        ratio = (f"(\n  sum_over_time(slo:sli_bad_events:{rates}{s}[{window}])\n/\n"
+                 f"  sum_over_time(slo:sli_events:{rates}{s}[{window}])\n) >= 0")
+    return ha.aggregate(ratio, "endpoint")
 
 
-def _per_check(slo: str, window: str, total: str) -> str:
+def _per_check(slo: str, window: str, total: str, ha: HaSettings) -> str:
     """Events per check in ``window``: the increase of the recorded running total ``total``
-    (young data is not extrapolated, so a fresh start does not pass the guard)."""
+    (young data is not extrapolated, so a fresh start does not pass the guard), each
+    probe's, then the quorum's."""
     s = f'{{slo="{slo}"}}'
-    return (f"increase(slo:sli_events:{total}{s}[{window}])\n/\n"
-            f"slo:sli_checks:count{s}")
+    return ha.aggregate(f"increase(slo:sli_events:{total}{s}[{window}])\n/\n"
+                        f"slo:sli_checks:count{s}", "endpoint")
 
 
-def _windows(slo: str, windows: tuple[str, ...], rates: str, total: str) -> list[dict[str, Any]]:
+def _windows(slo: str, windows: tuple[str, ...], rates: str, total: str,
+             ha: HaSettings) -> list[dict[str, Any]]:
     labels = {"slo": slo}
     rules: list[dict[str, Any]] = []
     for window in windows:
         rules.append({"record": f"slo:sli_error:ratio_rate{window}",
-                      "expr": _ratio(slo, window, rates), "labels": labels})
+                      "expr": _ratio(slo, window, rates, ha), "labels": labels})
         rules.append({"record": f"slo:sli_events_per_check:increase{window}",
-                      "expr": _per_check(slo, window, total), "labels": labels})
+                      "expr": _per_check(slo, window, total, ha), "labels": labels})
     return rules
 
 
-def recording_rules(settings: SloSettings) -> list[dict[str, Any]]:
+def recording_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
     """The group evaluated at Prometheus's pace: 5m rates, short windows, burn rate now."""
     rules: list[dict[str, Any]] = []
     for slo in SLIS:
@@ -148,14 +157,14 @@ def recording_rules(settings: SloSettings) -> list[dict[str, Any]]:
             {"record": "slo:sli_checks:count", "expr": checks(slo), "labels": labels},
             {"record": "slo:sli_events:total", "expr": running_total(slo), "labels": labels},
         ]
-        rules += _windows(slo, SHORT_WINDOWS, "rate5m", "total")
+        rules += _windows(slo, SHORT_WINDOWS, "rate5m", "total", ha)
     rules.append(
         {"record": "slo:current_burn_rate:ratio",
          "expr": "slo:sli_error:ratio_rate5m\n/ on (slo) group_left\nslo:error_budget:ratio"})
     return rules
 
 
-def long_rules(settings: SloSettings) -> list[dict[str, Any]]:
+def long_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
     """The group evaluated every ``LONG_INTERVAL``: the sampled copy and the long windows."""
     rules: list[dict[str, Any]] = []
     for slo in SLIS:
@@ -169,7 +178,7 @@ def long_rules(settings: SloSettings) -> list[dict[str, Any]]:
             {"record": "slo:sli_events:total_sampled",
              "expr": f"slo:sli_events:total{s}", "labels": labels},
         ]
-        rules += _windows(slo, LONG_WINDOWS, "rate5m_sampled", "total_sampled")
+        rules += _windows(slo, LONG_WINDOWS, "rate5m_sampled", "total_sampled", ha)
     rules.append(
         {"record": "slo:period_error_budget_remaining:ratio",
          "expr": f"1 - last_over_time(slo:sli_error:ratio_rate{settings.period}"
@@ -178,7 +187,7 @@ def long_rules(settings: SloSettings) -> list[dict[str, Any]]:
     return rules
 
 
-def period_rules(settings: SloSettings) -> list[dict[str, Any]]:
+def period_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
     """The group evaluated every ``PERIOD_INTERVAL``: the error budget's period."""
     rules: list[dict[str, Any]] = []
     for slo in SLIS:
@@ -189,16 +198,16 @@ def period_rules(settings: SloSettings) -> list[dict[str, Any]]:
                           "expr": f"avg_over_time(slo:sli_{kind}:rate5m_sampled{s}[1h])",
                           "labels": labels})
         rules.append({"record": f"slo:sli_error:ratio_rate{settings.period}",
-                      "expr": _ratio(slo, settings.period, "rate1h_hourly"),
+                      "expr": _ratio(slo, settings.period, "rate1h_hourly", ha),
                       "labels": labels})
     return rules
 
 
-def groups(settings: SloSettings) -> list[dict[str, Any]]:
+def groups(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
     return [
-        {"name": "runpod-probe-slo", "rules": recording_rules(settings)},
+        {"name": "runpod-probe-slo", "rules": recording_rules(settings, ha)},
         {"name": "runpod-probe-slo-long", "interval": LONG_INTERVAL,
-         "rules": long_rules(settings)},
+         "rules": long_rules(settings, ha)},
         {"name": "runpod-probe-slo-period", "interval": PERIOD_INTERVAL,
-         "rules": period_rules(settings)},
+         "rules": period_rules(settings, ha)},
     ]

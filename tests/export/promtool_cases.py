@@ -166,19 +166,21 @@ def case(name: str, input_series: list[dict[str, str]],
                                 for t, a, exp in checks]}
 
 
-def run(cases: list[dict[str, Any]]) -> None:
-    """promtool test rules on ``cases`` against the shipped rules; fails with its report."""
-    done = promtool(cases)
+def run(cases: list[dict[str, Any]], rules: Path = ROOT / ALERTS_FILE) -> None:
+    """promtool test rules on ``cases`` against the shipped rules (or ``rules``); fails with
+    its report."""
+    done = promtool(cases, rules)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
 
 
-def promtool(cases: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+def promtool(cases: list[dict[str, Any]],
+             rules: Path = ROOT / ALERTS_FILE) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "cases.test.yml"
         # Groups in the file's order at each step (promtool's default order is a map's, and an
         # alert group evaluated before the SLO groups reads their ratios one step late).
-        order = [g["name"] for g in yaml.safe_load((ROOT / ALERTS_FILE).read_text())["groups"]]
-        path.write_text(yaml.safe_dump({"rule_files": [str(ROOT / ALERTS_FILE)],
+        order = [g["name"] for g in yaml.safe_load(rules.read_text())["groups"]]
+        path.write_text(yaml.safe_dump({"rule_files": [str(rules)],
                                         "evaluation_interval": "1m",
                                         "group_eval_order": order, "tests": cases},
                                        sort_keys=False, width=4096))

@@ -23,6 +23,7 @@ from promtool_cases import (
 )
 
 from probe.export import ALERTS_FILE
+from probe.export.alerting import endpoint_alerts
 from probe.export.rules import CAUSES, DEGRADED, DOWN, causes_for, uncovered
 from probe.outcome import Outcome
 
@@ -254,7 +255,8 @@ def fleet_cases() -> list[dict[str, Any]]:
         case("the probe offline pages once; its unknown endpoints and incidents do not",
              [series("runpod_probe_maintenance", constant(0), endpoint=EP), *offline,
               *state(EP, ["unknown"] * (STEPS + 1)), *incident],
-             [("2m", "RunpodProbeOffline", [EXPECT.alert("RunpodProbeOffline", {})]),
+             [("2m", "RunpodProbeOffline", [EXPECT.alert("RunpodProbeOffline", {},
+                                                         instance="127.0.0.1:9464")]),
               ("20m", "RunpodEndpointUnknown", []), ("20m", "RunpodFleetIncident", [])]),
     ]
 
@@ -316,10 +318,18 @@ def test_every_alert_has_a_firing_case() -> None:
 
 
 def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline() -> None:
-    guards = ("\nunless on (endpoint) max by (endpoint) (", "runpod_probe_endpoint_incident",
-              "\nunless on () max (", "runpod_probe_offline",
-              "\nunless on (endpoint) (runpod_probe_maintenance or")
+    # Each guard names the recorded view it reads (an alert reading a window reads the
+    # view's max over that window).
+    guards = ("\nunless on (endpoint) ", "endpoint:runpod_probe_endpoint_incident:held",
+              "\nunless on () ", "\nunless on (endpoint) endpoint:runpod_probe_maintenance:held == 1")
+    offline = ("\nunless on () runpod_probe:offline:all == 1",
+               "\nunless on () min (max_over_time(instance:runpod_probe_offline:held[")
+    alerts = 0
     for group in RULES["groups"]:
         if group["name"] == "runpod-probe-endpoints":
             for rule in group["rules"]:
-                assert all(g in rule["expr"] for g in guards), rule["alert"]
+                if "alert" in rule:
+                    alerts += 1
+                    assert all(g in rule["expr"] for g in guards), rule["alert"]
+                    assert any(o in rule["expr"] for o in offline), rule["alert"]
+    assert alerts == len(endpoint_alerts()) + 4 + 4  # the SLO burns and the check alerts

@@ -78,7 +78,8 @@ CASES: dict[str, list[tuple[str, str, list[dict[str, Any]]]]] = {
     # (at most every 2 s) says offline: the rules still page only the probe offline.
     "proxy_outage": only([3, 6], []) + only([10, 15, 24], [
         ("RunpodFleetIncident", {}, incident_scope("proxy_outage"))]) + only([29, 34], []),
-    "probe_offline": only([3, 5], []) + only([7, 15, 24], [("RunpodProbeOffline", {}, {})]),
+    "probe_offline": only([3, 5], []) + only([7, 15, 24], [
+        ("RunpodProbeOffline", {}, {"instance": target()["instance"]})]),
     "config_reload_refused": only([1, 3], []) + only([5, 14], [
         ("RunpodProbeConfigReloadFailed", {}, target())]),
     "key_lacks_permission": only([5], []) + only([20, 39], [
