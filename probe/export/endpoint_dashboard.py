@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders import dashboard as dash
 
 from probe.export.grafana import (
     SEL,
+    SLO_SEL,
     dashboard,
     mapping,
     pass_mapping,
@@ -60,7 +61,7 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(stat_panel(
             P.AVAILABILITY, "Availability (1 h)", f"Share of observations that passed over the "
             f"last hour; the objective is {slo.availability:g} %.",
-            [(f'1 - slo:sli_error:ratio_rate1h{{{SEL},slo="availability"}}', "{{endpoint}}")],
+            [(f'1 - slo:sli_error:ratio_rate1h{{{SLO_SEL},slo="availability"}}', "{{endpoint}}")],
             unit="percentunit", thresholds=steps("red", (float(ratio), "green")),
             mappings=mapping([]), width=6))
         .with_panel(stat_panel(
@@ -68,20 +69,20 @@ def build(slo: SloSettings) -> dash.Dashboard:
             f"Share of the API checks (not round trips or prompts) that finished within "
             f"{slo.latency_threshold_s:g}s over the last hour; the objective is "
             f"{slo.latency:g} %.",
-            [(f'1 - slo:sli_error:ratio_rate1h{{{SEL},slo="latency"}}', "{{endpoint}}")],
+            [(f'1 - slo:sli_error:ratio_rate1h{{{SLO_SEL},slo="latency"}}', "{{endpoint}}")],
             unit="percentunit", thresholds=steps("red", (slo.latency / 100, "green")),
             mappings=mapping([]), width=6))
         .with_panel(stat_panel(
             P.BUDGET_REMAINING, f"Error budget left ({slo.period})", "Share of the period's "
             "error budget still unspent, per SLO; red once it is gone.",
-            [(f"slo:period_error_budget_remaining:ratio{{{SEL}}}", "{{slo}}")],
+            [(f"slo:period_error_budget_remaining:ratio{{{SLO_SEL}}}", "{{slo}}")],
             unit="percentunit", thresholds=steps("red", (0, "orange"), (0.25, "green")),
             mappings=mapping([]), width=12))
         .with_panel(series_panel(
             P.BURN_RATE, "Burn rate by window", "Error budget burn rate per SLO over the alert "
             "windows; a page needs both a long and its short window over the dashed line "
             "(14.4x for 1 h/5 m, 6x for 6 h/30 m).",
-            [(f"slo:sli_error:ratio_rate{w}{{{SEL}}}\n/ on (slo) group_left\n"
+            [(f"slo:sli_error:ratio_rate{w}{{{SLO_SEL}}}\n/ on (slo) group_left\n"
               "slo:error_budget:ratio", f"{{{{slo}}}} {w}") for w in ("5m", "1h", "6h")],
             unit="x", width=24, lines=((6, "orange"), (14.4, "red"))))
         .with_row(dash.Row("Checks").id(103))

@@ -6,7 +6,9 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 
 from probe.export.grafana import (
+    PROBE,
     SEL,
+    SLO_SEL,
     bar_panel,
     dashboard,
     mapping,
@@ -27,7 +29,7 @@ from probe.export.slo import SloSettings
 
 P = FleetPanel
 MEMORY_MAX = 512 * 1024 * 1024  # the systemd unit's MemoryMax=512M
-JOB = 'job="runpod-probe"'
+JOB = 'job=~"$job"'
 
 
 def build(slo: SloSettings) -> dash.Dashboard:
@@ -64,7 +66,7 @@ def build(slo: SloSettings) -> dash.Dashboard:
             P.BUDGET_REMAINING, f"Availability error budget left ({slo.period})",
             f"Share of the {slo.period} error budget of the {slo.availability:g} % "
             "availability SLO still unspent: red once it is gone.",
-            [(f'slo:period_error_budget_remaining:ratio{{{SEL},slo="availability"}}',
+            [(f'slo:period_error_budget_remaining:ratio{{{SLO_SEL},slo="availability"}}',
               "{{endpoint}}")], unit="percentunit",
             thresholds=steps("red", (0, "orange"), (0.25, "green")),
             mappings=mapping([]), width=12, links=drill))
@@ -72,13 +74,13 @@ def build(slo: SloSettings) -> dash.Dashboard:
             P.BURN_RATE, "Error budget burn rate (1 h)", "How many times faster than "
             "sustainable each endpoint spends its budget over the last hour; the dashed lines "
             "are the page thresholds (14.4x over 1 h, 6x over 6 h, for 30 days).",
-            [(f"slo:sli_error:ratio_rate1h{{{SEL}}}\n/ on (slo) group_left\n"
+            [(f"slo:sli_error:ratio_rate1h{{{SLO_SEL}}}\n/ on (slo) group_left\n"
               "slo:error_budget:ratio", "{{endpoint}} {{slo}}")], unit="x",
             lines=((6, "orange"), (14.4, "red"))))
         .with_panel(bar_panel(
             P.WORST_OFFENDERS, "Worst offenders (failed observations, 1 h)",
             "The ten endpoints with the highest share of failed observations over the last "
-            "hour.", [(f'topk(10, slo:sli_error:ratio_rate1h{{{SEL},slo="availability"}})',
+            "hour.", [(f'topk(10, slo:sli_error:ratio_rate1h{{{SLO_SEL},slo="availability"}})',
                        "{{endpoint}}")], unit="percentunit",
             thresholds=steps("green", (0.005, "orange"), (0.072, "red")), links=drill))
         .with_panel(series_panel(
@@ -92,13 +94,13 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(series_panel(
             P.DISCOVERED, "Discovered endpoints", "Endpoints discovery found and probes, and "
             "those it skipped (not running, no HTTP port, filtered), by kind.",
-            [("runpod_probe_discovered_endpoints", "discovered {{kind}}"),
-             ("runpod_probe_discovery_skipped", "skipped {{kind}}")], unit="none"))
+            [(f"runpod_probe_discovered_endpoints{{{PROBE}}}", "discovered {{kind}}"),
+             (f"runpod_probe_discovery_skipped{{{PROBE}}}", "skipped {{kind}}")], unit="none"))
         .with_panel(state_panel(
             P.DISCOVERY_OUTCOME, "Discovery passing", "Whether listing the fleet through "
             "RunPod's API succeeded (a key without permission to list pods fails here).",
-            [('runpod_probe_up{check="discovery"}', "discovery")], thresholds=pass_steps(),
-            mappings=pass_mapping(), width=12))
+            [(f'runpod_probe_up{{{PROBE},check="discovery"}}', "discovery")],
+            thresholds=pass_steps(), mappings=pass_mapping(), width=12))
         .with_row(dash.Row("runpod-probe itself").id(104))
         .with_panel(stat_panel(
             P.DAEMON_UP, "Daemon scraped", "Whether Prometheus scrapes runpod-probe (job "
@@ -108,41 +110,45 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(stat_panel(
             P.CONFIG_RELOAD, "Last config reload", "Whether the last config reload was "
             "accepted; a refused one keeps the previous config running.",
-            [("runpod_probe_config_last_reload_successful", "reload")], unit="none",
+            [(f"runpod_probe_config_last_reload_successful{{{PROBE}}}", "reload")], unit="none",
             thresholds=pass_steps(), mappings=mapping([(0, "REFUSED", "red"), (1, "OK", "green")]),
             width=6))
         .with_panel(stat_panel(
             P.LEDGER_CHAIN, "Ledger chain", "Whether the ledger's hash chain verifies; BROKEN "
             "means an entry was changed or lost, and exports stop.",
-            [("runpod_probe_ledger_chain_valid", "ledger")], unit="none",
+            [(f"runpod_probe_ledger_chain_valid{{{PROBE}}}", "ledger")], unit="none",
             thresholds=pass_steps(),
             mappings=mapping([(0, "BROKEN", "red"), (1, "INTACT", "green")]), width=6))
         .with_panel(series_panel(
             P.LEDGER_ERRORS, "Ledger and LEARNING.md errors", "Failed ledger writes and failed "
             "LEARNING.md appends; any is a lost finding.",
-            [("increase(runpod_probe_ledger_write_errors_total[$__rate_interval])",
+            [(f"increase(runpod_probe_ledger_write_errors_total{{{PROBE}}}[$__rate_interval])",
               "ledger writes"),
-             ("increase(runpod_probe_learning_append_errors_total[$__rate_interval])",
+             (f"increase(runpod_probe_learning_append_errors_total{{{PROBE}}}"
+              "[$__rate_interval])",
               "LEARNING.md appends")], unit="none", width=6, lines=((1, "red"),)))
         .with_panel(series_panel(
             P.MEMORY, "Memory", "Resident memory of the daemon against the unit's "
             "MemoryMax=512M (red line); the alert fires at 80 %.",
-            [(f"process_resident_memory_bytes{{{JOB}}}", "resident")], unit="bytes", width=6,
+            [(f"process_resident_memory_bytes{{{PROBE}}}", "resident")], unit="bytes", width=6,
             lines=((0.8 * MEMORY_MAX, "orange"), (MEMORY_MAX, "red"))))
         .with_panel(series_panel(
             P.SCHEDULER_LAG, "Scheduler lag p99", "How late checks start against their "
             "schedule; growing lag means the daemon is overloaded.",
             [("histogram_quantile(0.99, sum by (le) (rate("
-              "runpod_probe_scheduler_lag_seconds_bucket[$__rate_interval])))", "p99")],
+              f"runpod_probe_scheduler_lag_seconds_bucket{{{PROBE}}}[$__rate_interval])))",
+              "p99")],
             unit="s", width=6))
         .with_panel(series_panel(
             P.IN_FLIGHT, "Checks in flight", "Checks running at once.",
-            [("runpod_probe_probes_in_flight", "in flight")], unit="none", width=6))
+            [(f"runpod_probe_probes_in_flight{{{PROBE}}}", "in flight")], unit="none", width=6))
         .with_panel(series_panel(
             P.STORE, "Results store", "Results waiting for SQLite, failed writes (retried) and "
             "results dropped when the queue overflowed.",
-            [("runpod_probe_store_pending_results", "pending"),
-             ("increase(runpod_probe_store_errors_total[$__rate_interval])", "errors"),
-             ("increase(runpod_probe_store_dropped_total[$__rate_interval])", "dropped")],
+            [(f"runpod_probe_store_pending_results{{{PROBE}}}", "pending"),
+             (f"increase(runpod_probe_store_errors_total{{{PROBE}}}[$__rate_interval])",
+              "errors"),
+             (f"increase(runpod_probe_store_dropped_total{{{PROBE}}}[$__rate_interval])",
+              "dropped")],
             unit="none", width=6))
     )

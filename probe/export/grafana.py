@@ -22,7 +22,12 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prom_model
 
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
-SEL = 'endpoint=~"$endpoint"'
+# One probe's view: an HA pair's two probes export the same endpoints, told apart by
+# ``instance``; a panel shows the chosen probe's series, never the sum of both.
+PROBE = 'job=~"$job",instance=~"$instance"'
+SEL = f'{PROBE},endpoint=~"$endpoint"'
+# The recorded SLO series are per endpoint already (the quorum of the probes).
+SLO_SEL = 'endpoint=~"$endpoint"'
 Query = tuple[str, str]  # (PromQL, legend)
 PanelT = TypeVar("PanelT")
 
@@ -164,17 +169,24 @@ def to_endpoint(endpoint_uid: str, title: str = "Open the endpoint's dashboard")
 
 
 def variables() -> list[Builder[model.VariableModel]]:
-    """``datasource``, ``kind`` and ``endpoint`` (narrowed to the chosen kinds)."""
+    """``datasource``, ``job`` and ``instance`` (one probe of an HA pair: never both summed),
+    ``kind`` and ``endpoint`` (narrowed to the chosen kinds)."""
     return [
         dash.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        dash.QueryVariable("job").label("Job").datasource(DATASOURCE)
+        .query("label_values(runpod_probe_build_info, job)")
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED),
+        dash.QueryVariable("instance").label("Probe").datasource(DATASOURCE)
+        .query('label_values(runpod_probe_build_info{job=~"$job"}, instance)')
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED),
         dash.QueryVariable("kind").label("Kind").datasource(DATASOURCE)
-        .query("label_values(runpod_probe_endpoint_info, kind)")
+        .query(f"label_values(runpod_probe_endpoint_info{{{PROBE}}}, kind)")
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .include_all(True).multi(True).current(_all()),
         # No custom "all" value: Grafana then substitutes the listed endpoints, so the
         # kind filter carries through to every query that selects on $endpoint.
         dash.QueryVariable("endpoint").label("Endpoint").datasource(DATASOURCE)
-        .query('label_values(runpod_probe_endpoint_info{kind=~"$kind"}, endpoint)')
+        .query(f'label_values(runpod_probe_endpoint_info{{{PROBE},kind=~"$kind"}}, endpoint)')
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .include_all(True).multi(True).current(_all()),
     ]

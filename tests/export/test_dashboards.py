@@ -48,9 +48,12 @@ def test_panels_are_laid_out_without_overlap_and_ids_are_unique(uid: str) -> Non
 
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))
-def test_variables_datasource_kind_endpoint(uid: str) -> None:
+def test_variables_datasource_job_instance_kind_endpoint(uid: str) -> None:
     variables = {v["name"]: v for v in BOARDS[uid]["templating"]["list"]}
-    assert list(variables) == ["datasource", "kind", "endpoint"]
+    assert list(variables) == ["datasource", "job", "instance", "kind", "endpoint"]
+    # one probe of an HA pair at a time: never "All", so no panel sums both probes' views
+    assert not variables["instance"].get("includeAll") and not variables["instance"].get(
+        "multi")
     assert variables["datasource"]["query"] == "prometheus"
     assert "$kind" in variables["endpoint"]["query"]
     assert "allValue" not in variables["endpoint"]  # All = the listed endpoints of the kinds
@@ -107,3 +110,14 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     done = subprocess.run([tool("promtool"), "check", "rules", str(path)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_probe_series_is_one_probes_view() -> None:
+    """Each runpod-probe series a panel reads is narrowed to the chosen probe (``$instance``):
+    an HA pair's two probes are never summed or counted twice. The recorded SLO series are
+    per endpoint already (the probes' quorum)."""
+    for uid, panel in every_panel():
+        for target in panel["targets"]:
+            for name, selector in re.findall(r"\b((?:runpod_probe|process)_\w+)(\{[^}]*\})?",
+                                             target["expr"]):
+                assert 'instance=~"$instance"' in selector, (uid, panel["title"], name)

@@ -35,7 +35,8 @@ DOWN = {"deepseek-stopped": "pod_gone", "vllm-down": "server_down",
         "dead-engine": "engine_dead", "vllm-incident": "serverless_crash_loop",
         "garbage-pod": "bad_response"}
 HEALTHY = {"qwen-healthy", "vllm-healthy", "fallback"}
-VARIABLES = {"$endpoint": ".*", "$kind": ".*", "$__rate_interval": "20s"}
+VARIABLES = {"$endpoint": ".*", "$kind": ".*", "$job": "runpod-probe", "$instance": ".*",
+             "$__rate_interval": "20s"}
 
 
 @pytest.fixture(scope="module")
