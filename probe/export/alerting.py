@@ -78,6 +78,7 @@ CAUSE = "endpoint:runpod_probe_endpoint_cause:held"
 INCIDENT = "endpoint:runpod_probe_endpoint_incident:held"
 MAINTENANCE = "endpoint:runpod_probe_maintenance:held"
 ALL_OFFLINE = "runpod_probe:offline:all"  # 1 when no probe is online
+ONLINE_PROBES = "runpod_probe:online:count"  # the voters on a fleet incident
 # How many online probes give the endpoint a verdict (the daemon exports the state it is in,
 # one series per probe and endpoint): the quorum's denominator.
 VOTERS = "endpoint:runpod_probe_voters:count"
@@ -107,6 +108,7 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
         {"record": OFFLINE_BY_INSTANCE,
          "expr": f"max by (instance) {held('runpod_probe_offline')}"},
         {"record": ALL_OFFLINE, "expr": f"min ({OFFLINE_BY_INSTANCE})"},
+        {"record": ONLINE_PROBES, "expr": f"count ({OFFLINE_BY_INSTANCE} == 0)"},
         {"record": VOTERS, "expr": "count by (endpoint) (\n  max by (endpoint, instance) "
                                    f"{state}\n  {ONLINE}\n)"},
         {"record": STATE, "expr": ha.agreed(
@@ -114,8 +116,9 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
         {"record": CAUSE, "expr": ha.agreed(
             "count by (endpoint, state, check, outcome) (\n  "
             f"{held('runpod_probe_endpoint_cause')}\n  {ONLINE}\n)", VOTERS)},
-        {"record": INCIDENT,
-         "expr": f"max by (endpoint) {held('runpod_probe_endpoint_incident')}"},
+        {"record": INCIDENT, "expr": ha.agreed(
+            f"count by (endpoint) (\n  {held('runpod_probe_endpoint_incident')} == 1\n"
+            f"  {ONLINE}\n)", VOTERS)},
         {"record": MAINTENANCE, "expr": f"max by (endpoint) {held('runpod_probe_maintenance')}"},
     ]
 
@@ -340,12 +343,18 @@ def daemon_alerts() -> list[Alert]:
     ]
 
 
-def fleet_alerts() -> list[Alert]:
+def fleet_incident(ha: HaSettings) -> str:
+    """1 for each fleet incident (scope, cause) the quorum of the online probes reports."""
+    return ha.agreed(f"count by (scope, cause) (\n  {held('runpod_probe_incident')} == 1\n"
+                     f"  {ONLINE}\n)", ONLINE_PROBES, on="")
+
+
+def fleet_alerts(ha: HaSettings | None = None) -> list[Alert]:
     """Above the endpoints: an incident of many, and the probe's own vantage."""
+    ha = ha or HaSettings()
     return [
         Alert("RunpodFleetIncident",
-              f"max by (scope, cause) ({held('runpod_probe_incident')} {ONLINE}) == 1\n"
-              f"unless on () {OFFLINE}", "1m", "critical",
+              f"{fleet_incident(ha)} == 1\nunless on () {OFFLINE}", "1m", "critical",
               "fleet incident on {{ $labels.scope }}: many endpoints fail together "
               "({{ $labels.cause }})",
               "A share of the endpoints behind {{ $labels.scope }} fail together with the "
@@ -372,7 +381,7 @@ def rule_groups(settings: SloSettings, links: Links,
             *verdict_views(ha),
             *(a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
                                       *slo_alerts(settings), *check_alerts()))]},
-        {"name": "runpod-probe-fleet", "rules": [a.rule(links) for a in fleet_alerts()]},
+        {"name": "runpod-probe-fleet", "rules": [a.rule(links) for a in fleet_alerts(ha)]},
         {"name": "runpod-probe-daemon", "rules": [a.rule(links) for a in daemon_alerts()]},
     ]
 

@@ -11,10 +11,11 @@ when the quorum of the probes that are themselves up agree: ``all`` (the default
 one of them sees it so, ``majority`` when more than half do, ``any`` when one does. A probe
 that is offline (``runpod_probe_offline``) has no vote, and a probe not scraped has none
 either; the cause an alert names is one the quorum reports (two probes that see the endpoint
-down for different reasons page once, as ``cause="other"``); so one probe's bad network
-pages nothing but RunpodProbeOffline. The SLO error ratios are each probe's own (by
-``instance``), and the endpoint's is the quorum's: the lowest of them with ``all``, the
-median with ``majority``, the highest with ``any``.
+down for different reasons page once, as ``cause="other"``), and so is a fleet incident
+(and an endpoint's being in one); so one probe's bad network pages nothing but
+RunpodProbeOffline, and a replica cut off from RunPod's proxy alone pages nothing. The SLO
+error ratios are each probe's own (by ``instance``), and the endpoint's is the quorum's:
+the lowest of them with ``all``, the median with ``majority``, the highest with ``any``.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ class HaSettings:
             return f"quantile by ({by}) (0.5,\n{values}\n)"
         return f"{'min' if self.quorum == 'all' else 'max'} by ({by}) (\n{values}\n)"
 
-    def agreed(self, counted: str, voters: str) -> str:
+    def agreed(self, counted: str, voters: str, on: str = "endpoint") -> str:
         """Of ``counted`` (how many probes report each thing), what the quorum of ``voters``
-        (how many probes vote) reports, as 1."""
-        need = {"all": f">= bool on (endpoint) group_left ()\n{voters}",
-                "majority": f"* 2 > bool on (endpoint) group_left ()\n{voters}",
+        (how many probes vote, matched ``on`` those labels) reports, as 1."""
+        need = {"all": f">= bool on ({on}) group_left ()\n{voters}",
+                "majority": f"* 2 > bool on ({on}) group_left ()\n{voters}",
                 "any": ">= bool 1"}[self.quorum]
         return f"{counted}\n{need}"
 
