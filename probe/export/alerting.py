@@ -116,9 +116,10 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
         {"record": CAUSE, "expr": ha.agreed(
             "count by (endpoint, state, check, outcome) (\n  "
             f"{held('runpod_probe_endpoint_cause')}\n  {ONLINE}\n)", VOTERS)},
+        # 0 for every other endpoint: the daemon exports only the endpoints in an incident
         {"record": INCIDENT, "expr": ha.agreed(
             f"count by (endpoint) (\n  {held('runpod_probe_endpoint_incident')} == 1\n"
-            f"  {ONLINE}\n)", VOTERS)},
+            f"  {ONLINE}\n)", VOTERS) + f"\nor\n{VOTERS} * 0"},
         {"record": MAINTENANCE, "expr": f"max by (endpoint) {held('runpod_probe_maintenance')}"},
     ]
 
