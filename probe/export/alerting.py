@@ -82,6 +82,8 @@ ONLINE_PROBES = "runpod_probe:online:count"  # the voters on a fleet incident
 # How many online probes give the endpoint a verdict (the daemon exports the state it is in,
 # one series per probe and endpoint): the quorum's denominator.
 VOTERS = "endpoint:runpod_probe_voters:count"
+# Each online probe's held state of each endpoint, read from the raw gauges once.
+PROBE_STATE = "endpoint_instance:runpod_probe_endpoint_state:held"
 
 IN_INCIDENT = f"{INCIDENT} == 1"
 OFFLINE = f"{ALL_OFFLINE} == 1"
@@ -109,10 +111,12 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
          "expr": f"max by (instance) {held('runpod_probe_offline')}"},
         {"record": ALL_OFFLINE, "expr": f"min ({OFFLINE_BY_INSTANCE})"},
         {"record": ONLINE_PROBES, "expr": f"count ({OFFLINE_BY_INSTANCE} == 0)"},
-        {"record": VOTERS, "expr": "count by (endpoint) (\n  max by (endpoint, instance) "
-                                   f"{state}\n  {ONLINE}\n)"},
+        {"record": PROBE_STATE, "expr": f"max by (endpoint, instance, state) {state}\n"
+                                        f"{ONLINE}"},
+        {"record": VOTERS, "expr": f"count by (endpoint) (\n  count by (endpoint, instance) "
+                                   f"({PROBE_STATE})\n)"},
         {"record": STATE, "expr": ha.agreed(
-            f"count by (endpoint, state) (\n  {state} == 1\n  {ONLINE}\n)", VOTERS)},
+            f"count by (endpoint, state) ({PROBE_STATE} == 1)", VOTERS)},
         {"record": CAUSE, "expr": ha.agreed(
             "count by (endpoint, state, check, outcome) (\n  "
             f"{held('runpod_probe_endpoint_cause')}\n  {ONLINE}\n)", VOTERS)},
@@ -227,19 +231,35 @@ def slo_alerts(settings: SloSettings) -> list[Alert]:
     return alerts
 
 
-def check_alerts() -> list[Alert]:
-    sel = SLI_SELECTOR
-    failures = (f"sum by (endpoint, check_kind) (increase("
-                f"runpod_probe_observation_failures_total{{{sel}}}[10m]))")
-    observed = ("sum by (endpoint, check_kind) (increase("
-                f"runpod_probe_observations_total{{{sel}}}[10m]))")
+# The check alerts' 10-minute counts, per endpoint and kind of check, each read from the
+# raw counters once per evaluation of their group (``CHECKS_INTERVAL``).
+FAILURES_10M = "endpoint_check_kind:runpod_probe_observation_failures:increase10m"
+OBSERVED_10M = "endpoint_check_kind:runpod_probe_observations:increase10m"
+ERRORS_10M = "endpoint_check_kind:runpod_probe_errors:increase10m"
+# The check alerts are tickets that read 10-15 minute windows of every endpoint's checks:
+# evaluated every minute, not at Prometheus's pace (their ``for`` is 5m).
+CHECKS_INTERVAL = "1m"
+
+
+def check_counts() -> list[dict[str, Any]]:
     # Errors did not observe the endpoint (they are no observations): their share of the
     # observations and errors. An outcome's series starts at its first result, which
     # increase() cannot see: one error never fires, two in the window may.
-    errors = ("sum by (endpoint, check_kind) (increase("
-              f'{FAILURES_BY_OUTCOME}{{outcome="error"}}[10m]))')
-    observed_all = ("sum by (endpoint, check_kind) (increase("
-                    "runpod_probe_observations_total[10m]))")
+    # (0, not absent, without errors: every recorded series has data.)
+    return [
+        {"record": FAILURES_10M, "expr": "sum by (endpoint, check_kind) (increase("
+         f"runpod_probe_observation_failures_total{{{SLI_SELECTOR}}}[10m]))"},
+        {"record": OBSERVED_10M, "expr": "sum by (endpoint, check_kind) (increase("
+         "runpod_probe_observations_total[10m]))"},
+        {"record": ERRORS_10M, "expr": "sum by (endpoint, check_kind) (increase("
+         f'{FAILURES_BY_OUTCOME}{{outcome="error"}}[10m]))\nor\n{OBSERVED_10M} * 0'},
+    ]
+
+
+def check_alerts() -> list[Alert]:
+    failures = FAILURES_10M
+    observed = f"{OBSERVED_10M}{{{SLI_SELECTOR}}}"
+    errors, observed_all = ERRORS_10M, OBSERVED_10M
     return [
         Alert("RunpodCheckFailing", _endpoint_guard(
             f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3",
@@ -381,7 +401,9 @@ def rule_groups(settings: SloSettings, links: Links,
         {"name": "runpod-probe-endpoints", "rules": [
             *verdict_views(ha),
             *(a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
-                                      *slo_alerts(settings), *check_alerts()))]},
+                                      *slo_alerts(settings)))]},
+        {"name": "runpod-probe-checks", "interval": CHECKS_INTERVAL, "rules": [
+            *check_counts(), *(a.rule(links) for a in check_alerts())]},
         {"name": "runpod-probe-fleet", "rules": [a.rule(links) for a in fleet_alerts(ha)]},
         {"name": "runpod-probe-daemon", "rules": [a.rule(links) for a in daemon_alerts()]},
     ]

@@ -20,6 +20,8 @@ those recorded rates over the window, a ratio of sums (weighted by events, not a
 of ratios):
 
 - ``runpod-probe-slo`` (every evaluation): the 5m rates and the 5m, 30m and 1h ratios;
+  only what an alert or a dashboard reads is recorded (the minimum-sample guard of a burn
+  alert's long window, not of every window);
 - ``runpod-probe-slo-long`` (every ``LONG_INTERVAL``): a copy of the 5m rates taken at that
   pace (``..._sampled``), and the 2h, 6h, 1d and 3d ratios summed from the copy, so a 3d
   window reads 1,728 samples per endpoint and SLI instead of every scrape of every series;
@@ -43,7 +45,7 @@ from typing import Any
 from probe.durations import parse_duration
 from probe.export.ha import HaSettings
 from probe.export.rules import ticket_outcomes
-from probe.export.slo import SloSettings, bucket_label
+from probe.export.slo import BURN_WINDOWS, SloSettings, bucket_label
 from probe.outcome import NOT_OBSERVED
 
 # discovery is runpod-probe's own call to RunPod's API, not an endpoint anyone serves from
@@ -59,6 +61,9 @@ SHORT_WINDOWS = ("5m", "30m", "1h")  # from the 5m rates of every evaluation
 LONG_WINDOWS = ("2h", "6h", "1d", "3d")  # from the sampled copy
 LONG_INTERVAL = "2m30s"  # under Prometheus's 5m lookback: the copy is never stale
 PERIOD_INTERVAL = "1h"
+# The windows whose minimum-sample guard a burn alert reads (its long window): no other
+# window's is recorded.
+GUARDED = {w.long for w in BURN_WINDOWS}
 # A probe cut off from the world: what it gathered then is not about the endpoints.
 ONLINE = "unless on (instance) runpod_probe_offline == 1"
 # The counters each SLI's events are read from.
@@ -67,7 +72,9 @@ EVENTS = {"availability": ("runpod_probe_observations_total", SLI_SELECTOR),
 
 
 def _rate(metric: str, selector: str) -> str:
-    return f"sum by (endpoint, instance) (rate({metric}{{{selector}}}[5m]) {ONLINE})"
+    """Per endpoint and probe, summed before the offline probes are left out: the join
+    then matches one series per endpoint, not every raw series."""
+    return f"(\n  sum by (endpoint, instance) (rate({metric}{{{selector}}}[5m]))\n  {ONLINE}\n)"
 
 
 def bad_events(slo: str, settings: SloSettings) -> str:
@@ -136,8 +143,9 @@ def _windows(slo: str, windows: tuple[str, ...], rates: str, total: str,
     for window in windows:
         rules.append({"record": f"slo:sli_error:ratio_rate{window}",
                       "expr": _ratio(slo, window, rates, ha), "labels": labels})
-        rules.append({"record": f"slo:sli_events_per_check:increase{window}",
-                      "expr": _per_check(slo, window, total, ha), "labels": labels})
+        if window in GUARDED:
+            rules.append({"record": f"slo:sli_events_per_check:increase{window}",
+                          "expr": _per_check(slo, window, total, ha), "labels": labels})
     return rules
 
 
@@ -158,9 +166,6 @@ def recording_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any
             {"record": "slo:sli_events:total", "expr": running_total(slo), "labels": labels},
         ]
         rules += _windows(slo, SHORT_WINDOWS, "rate5m", "total", ha)
-    rules.append(
-        {"record": "slo:current_burn_rate:ratio",
-         "expr": "slo:sli_error:ratio_rate5m\n/ on (slo) group_left\nslo:error_budget:ratio"})
     return rules
 
 
