@@ -16,7 +16,7 @@ from typing import Any
 from probe.config.model import Endpoint
 from probe.http import USER_AGENT
 from probe.net import ProbeClient
-from probe.outcome import CheckRole, Observation
+from probe.outcome import CheckRole, Observation, ProbeResult
 from probe.secrets import bearer_headers
 
 
@@ -74,6 +74,9 @@ def worker_route(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
     return CheckCost(jobs=1 if endpoint.kind == "serverless" else 0)
 
 
+# (endpoint, the reader's context, the answer of the check it reads) -> its observation
+Derive = Callable[[Endpoint, CheckContext, ProbeResult], Observation]
+
 # check name -> its role (``Plugins.role_of``: what the check's spec names)
 RoleOf = Callable[[str], CheckRole]
 
@@ -96,6 +99,14 @@ class CheckSpec:
     family: bool = False
     cost: Costing = one_request
     role: CheckRole = CheckRole.AVAILABILITY  # what its results say (the verdict reads it)
+    # The check whose answer this one can be judged from (``derive``) when both run in one
+    # job: then it makes no request of its own (``probe.job.fold_readers``).
+    reads: str | None = None
+    derive: Derive | None = None
+
+    def __post_init__(self) -> None:
+        if (self.reads is None) != (self.derive is None):
+            raise ValueError(f'check "{self.name}": reads and derive go together')
 
     def answers(self, check: str) -> bool:
         if self.family:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from probe.check import CheckSpec
 from probe.config.model import Config, ConfigExtension
-from probe.job import Job
+from probe.job import Job, fold_readers
 from probe.net import ProbeClient
 from probe.outcome import CheckRole, ProbeResult
 from probe.verdict import EndpointVerdict, Transition, Window
@@ -220,5 +220,14 @@ class Plugins:
         raise KeyError(check)
 
     def plan(self, config: Config) -> list[Job]:
-        """Every job the planners schedule for ``config``, in planner order."""
-        return [job for planner in self.planners for job in planner(config)]
+        """Every job the planners schedule for ``config``, in planner order; a check that
+        reads another's answer folded into the job that runs it (``fold_readers``)."""
+        return fold_readers([job for planner in self.planners for job in planner(config)],
+                            self.reads)
+
+    def reads(self, check: str) -> str | None:
+        """The check whose answer ``check`` is judged from when both run in one job."""
+        try:
+            return self.resolve(check).reads
+        except KeyError:
+            return None

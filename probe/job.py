@@ -9,8 +9,8 @@ under its own deadline).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from probe.config.model import Endpoint
@@ -47,6 +47,9 @@ class Job:
     # Overrides of the endpoint's attempt settings (None: the endpoint's own).
     timeout_s: float | None = None
     tries: int | None = None
+    # (check, the check whose answer it reads): checks judged from another check's answer in
+    # the same run, with no request of their own (``fold_readers``).
+    derived: tuple[tuple[str, str], ...] = ()
 
     @property
     def attempts(self) -> Attempts:
@@ -60,3 +63,39 @@ class Job:
         """The longest one run of the job can take once its checks have their slots: they
         run side by side (``probe.prober``), so its slowest check."""
         return self.attempts.bound_s
+
+
+def fold_readers(jobs: Sequence[Job], reads: Callable[[str], str | None]) -> list[Job]:
+    """A check that reads another check's answer (``CheckSpec.reads``: the context fit reads
+    the model card /v1/models returns) makes no request of its own where that check runs at
+    the same interval: its one-check job is folded into the job of the same endpoint,
+    interval and attempt settings that runs the check it reads, and every job names the
+    checks it judges from another's answer (``Job.derived``). Elsewhere (its own interval,
+    the check it reads not planned) it runs on its own."""
+    def key(job: Job, check: str) -> tuple[str, float, float | None, int | None, str]:
+        return job.endpoint.name, job.interval_s, job.timeout_s, job.tries, check
+
+    hosts = {key(job, check): i for i, job in enumerate(jobs) for check in job.checks}
+    merged = list(jobs)
+    folded: set[int] = set()
+    for i, job in enumerate(jobs):
+        source = reads(job.checks[0]) if len(job.checks) == 1 else None
+        host = hosts.get(key(job, source)) if source is not None else None
+        if host is None or host == i or host in folded:
+            continue
+        into = merged[host]
+        clash = any(k in into.params and into.params[k] != v for k, v in job.params.items())
+        if job.checks[0] in into.checks or clash:
+            continue
+        merged[host] = replace(into, checks=(*into.checks, *job.checks),
+                               params={**into.params, **job.params})
+        folded.add(i)
+    planned = []
+    for i, job in enumerate(merged):
+        if i in folded:
+            continue
+        pairs = tuple((check, source) for check in job.checks
+                      if (source := reads(check)) is not None and source != check
+                      and source in job.checks)
+        planned.append(replace(job, derived=pairs) if pairs else job)
+    return planned

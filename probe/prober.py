@@ -13,9 +13,10 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
-from probe.attempts import run_check
+from probe.attempts import observation_from_exception, run_check
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config
 from probe.job import Job
@@ -94,31 +95,60 @@ class Prober:
         that cannot pass (a timeout) never holds back the endpoint's other checks, so each
         is judged every interval (a job's run takes its slowest check, which fits in the
         interval). One check of one endpoint never runs twice at once. Once stopping, a
-        check still waiting for its slot does not start. Results in the job's order."""
+        check still waiting for its slot does not start. A check the job judges from
+        another's answer (``Job.derived``) makes no request: it is judged when that answer
+        is in. Results in the job's order."""
         lag = [] if scheduled_at is None else [scheduled_at]
         if len(job.checks) == 1:
-            result = await self._run_in_slot(job, job.checks[0], lag)
-            return [] if result is None else [result]
-        results = await asyncio.gather(*(self._run_in_slot(job, name, lag)
-                                         for name in job.checks))
-        return [result for result in results if result is not None]
+            return await self._run_in_slot(job, job.checks[0], lag)
+        derived = {check for check, _ in job.derived}
+        batches = await asyncio.gather(*(self._run_in_slot(job, name, lag)
+                                         for name in job.checks if name not in derived))
+        results = [result for batch in batches for result in batch]
+        if derived:
+            order = {check: i for i, check in enumerate(job.checks)}
+            results.sort(key=lambda result: order[result.check])
+        return results
 
-    async def _run_in_slot(self, job: Job, name: str, lag: list[float]) -> ProbeResult | None:
+    async def _run_in_slot(self, job: Job, name: str, lag: list[float]) -> list[ProbeResult]:
         async with self._locks[(job.endpoint.name, name)], self._semaphore:
             if lag:  # the job's lag, counted once: when its first check has its slot
                 self.state.observe_lag(time.time() - lag.pop())
             if self.stopping.is_set():
-                return None  # stopped: the checks not yet begun do not start
+                return []  # stopped: the checks not yet begun do not start
             self.state.add_in_flight(1)
             try:
-                return await self.run_one(job, name)
+                answer = await self._answer(job, name)
             finally:
                 self.state.add_in_flight(-1)
+            results = [self.publish(answer)]
+            results.extend(self.publish(self._judged_from(job, check, answer))
+                           for check, source in job.derived if source == name)
+            return results
 
     async def run_one(self, job: Job, name: str) -> ProbeResult:
-        result = await run_check(name, self.resolve(name), job.endpoint, self.client,
-                                 self.context(job, name), job.attempts)
-        return self.publish(result)
+        """Run check ``name`` of ``job`` on its own (a reader makes its own request)."""
+        return self.publish(await self._answer(job, name))
+
+    async def _answer(self, job: Job, name: str) -> ProbeResult:
+        return await run_check(name, self.resolve(name), job.endpoint, self.client,
+                               self.context(job, name), job.attempts)
+
+    def _judged_from(self, job: Job, name: str, answer: ProbeResult) -> ProbeResult:
+        """Check ``name``'s result judged from ``answer`` (the unscrubbed result of the check
+        it reads, in the same run): the same start, latency and attempts."""
+        spec = self.resolve(name)
+        if spec.derive is None:  # fold_readers pairs only checks that read another
+            raise ValueError(f'check "{name}" is not judged from another check')
+        try:
+            observation = spec.derive(job.endpoint, self.context(job, name), answer)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes data
+            observation = observation_from_exception(exc, job.attempts.timeout_s)
+        if spec.policy is not None:
+            observation = spec.policy(observation)
+        return replace(answer, check=name, outcome=observation.outcome,
+                       message=observation.message, http_status=observation.http_status,
+                       details=observation.details, role=spec.role)
 
     def publish(self, result: ProbeResult) -> ProbeResult:
         """Scrub, store, judge and hand on ``result``; returns the scrubbed result."""

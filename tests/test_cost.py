@@ -38,9 +38,13 @@ def cost(endpoints: str, extra: str = "") -> DailyCost:
     # a round trip every 10 minutes: up to 4 requests and one job each
     ("  - {name: s, kind: serverless, endpoint_id: e1, interval: 60s, roundtrip: "
      "{interval: 10m, input: {prompt: '2+2'}}}\n", "", 1440 + 4 * 144, 0, 144),
-    # the context check in active mode sends required_context tokens every 6h
+    # the context check in active mode sends required_context tokens every 6h; the passive
+    # one reads the models check's answer (no request of its own)
     ("  - {name: p, kind: pod, pod_id: p1, interval: 60s, required_context: 11000, "
-     "active_context_probe: 6h}\n", "", 3 * 1440 + 1440 + 4, 11001 * 4, 0),
+     "active_context_probe: 6h}\n", "", 3 * 1440 + 4, 11001 * 4, 0),
+    # without the models check, the passive context check asks /v1/models itself
+    ("  - {name: p, kind: pod, pod_id: p1, interval: 60s, required_context: 11000, "
+     "checks: [health]}\n", "", 1440 + 1440, 0, 0),
 ])
 def test_daily_cost(endpoints: str, extra: str, requests: int, tokens: int, jobs: int) -> None:
     total = cost(endpoints, extra).total

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from probe.check import CheckContext
 from probe.config.model import Endpoint
 from probe.core_checks.models import model_cards, pick_card
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
-from probe.outcome import Observation, Outcome
+from probe.outcome import Observation, Outcome, ProbeResult
 from probe.prompts import budget
 from probe.prompts.chat import reply_failure
 from probe.prompts.model import COMPLETION_KEY, ContextSettings, Message, TokenBounds
@@ -33,7 +35,6 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> O
     required = ContextSettings.of(endpoint).required_context
     if required is None:
         return Observation(Outcome.ERROR, "required_context is not configured")
-    completion = ctx.params.get(COMPLETION_KEY) or TokenBounds().default
     status, body, _ = await get(client, f"{endpoint.openai_base}/models", ctx.headers(endpoint),
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
@@ -45,9 +46,33 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> O
         return Observation(Outcome.BAD_RESPONSE, str(exc), status)
     if card is None:
         return Observation(Outcome.MODEL_MISSING, "the expected model is not served", status)
-    max_len = card.get("max_model_len")
+    return fit(endpoint, ctx, card["id"], card.get("max_model_len"), status)
+
+
+def from_models(endpoint: Endpoint, ctx: CheckContext, models: ProbeResult) -> Observation:
+    """The context fit judged from the ``models`` check's answer in the same run (one GET
+    /v1/models for both): its failure when it read no model cards, else the same verdict
+    as ``check`` on the card of the expected model."""
+    details = models.details
+    if "served_models" not in details:  # no list of model cards was read: its failure
+        return Observation(models.outcome, models.message, models.http_status)
+    if details.get("model") is None:
+        return Observation(Outcome.MODEL_MISSING, "the expected model is not served",
+                           models.http_status)
+    return fit(endpoint, ctx, details["model"], details.get("max_model_len"),
+               models.http_status)
+
+
+def fit(endpoint: Endpoint, ctx: CheckContext, model: str, max_len: Any,
+        status: int | None) -> Observation:
+    """Does ``max_len`` (the served model's ``max_model_len``) fit required_context plus
+    the completion room?"""
+    required = ContextSettings.of(endpoint).required_context
+    if required is None:
+        return Observation(Outcome.ERROR, "required_context is not configured")
+    completion = ctx.params.get(COMPLETION_KEY) or TokenBounds().default
     need = required + completion
-    details = {"model": card["id"], "max_model_len": max_len, "required_context": required,
+    details = {"model": model, "max_model_len": max_len, "required_context": required,
                "completion_tokens": completion}
     if not isinstance(max_len, int) or isinstance(max_len, bool):
         return Observation(Outcome.CONTEXT_TOO_SMALL, f"server does not report max_model_len, so "
@@ -58,7 +83,6 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> O
                            status, details)
     return Observation(Outcome.OK, f"max_model_len {max_len} fits required_context {required} + "
                                f"max_tokens {completion}", status, details)
-
 
 def filler(tokens: int) -> str:
     """About ``tokens`` tokens of text (4 characters each), starting with the instruction."""

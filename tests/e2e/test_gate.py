@@ -130,5 +130,5 @@ def test_the_gate_stops_at_its_timeout_on_a_slow_pod(sim: Any, tmp_path: Path,
     assert limit <= report["elapsed_s"] < limit + 0.5, report["elapsed_s"]
     assert took < limit + 5, f"the command took {took:.1f}s (start-up included)"
     assert report["passed"] is False and report["state"] == "unknown"
-    assert report["unfinished"] == ["models", "health", "vllm_metrics", "prompt:arithmetic",
-                                    "context"]
+    assert report["unfinished"] == ["models", "health", "vllm_metrics", "context",
+                                    "prompt:arithmetic"]

@@ -7,13 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import endpoint
+from helpers import config_of, endpoint, role_of
 from local_server import answering
 
+from probe.app import PLUGINS
 from probe.check import CheckContext
-from probe.outcome import Observation, Outcome
+from probe.outcome import CheckRole, Observation, Outcome, ProbeResult
+from probe.prober import Prober
 from probe.prompts import context
 from probe.prompts.model import COMPLETION_KEY
+from probe.state import FleetState
 
 
 def models(max_len: int | None, status: int = 200) -> Any:
@@ -55,3 +58,69 @@ def test_passive_context_fit(handler: Any, outcome: Outcome, words: str) -> None
 def test_filler_is_about_the_required_size() -> None:
     text = context.filler(11000)
     assert len(text) == 44000 and text.startswith("Ignore the filler")
+
+
+# -- one GET /v1/models for the models check and the context fit ---------------------------
+def serve_pod(max_len: int | None, status: int, asked: list[str]) -> Any:
+    """A vLLM-shaped pod: /v1/models with one card (or ``status``), /health, /metrics."""
+    cards = models(max_len, status)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/models":
+            return cards(request)  # type: ignore[no-any-return]
+        return httpx.Response(200, text="")
+
+    return handler
+
+
+def run_planned(max_len: int | None, status: int = 200,
+                **overrides: Any) -> tuple[list[str], dict[str, ProbeResult]]:
+    """One run of every job the app plans for a pod with required_context 11000: the paths
+    the pod was asked, and each check's result."""
+    target = endpoint(**{"checks": ("models", "health"), "extra": {"required_context": 11000},
+                         **overrides})
+    asked: list[str] = []
+
+    async def go() -> list[ProbeResult]:
+        async with answering(serve_pod(max_len, status, asked)) as client:
+            prober = Prober(client, FleetState(role_of), PLUGINS.resolve, 8, 1 << 20)
+            jobs = PLUGINS.plan(config_of(target))
+            batches = await asyncio.gather(*(prober.run_job(job) for job in jobs))
+            return [result for batch in batches for result in batch]
+
+    return asked, {result.check: result for result in asyncio.run(go())}
+
+
+@pytest.mark.parametrize(("max_len", "status", "models_outcome", "fit", "words"), [
+    (32768, 200, Outcome.OK, Outcome.OK, "max_model_len 32768 fits required_context 11000"),
+    (8192, 200, Outcome.OK, Outcome.CONTEXT_TOO_SMALL,
+     "max_model_len 8192 is below required_context 11000 + max_tokens"),
+    (None, 200, Outcome.OK, Outcome.CONTEXT_TOO_SMALL, "cannot be verified"),
+    (None, 502, Outcome.HTTP_502, Outcome.HTTP_502, "HTTP 502"),
+], ids=["fits", "too-small", "not-reported", "server-down"])
+def test_the_context_fit_reads_the_models_checks_answer(
+        max_len: int | None, status: int, models_outcome: Outcome, fit: Outcome,
+        words: str) -> None:
+    asked, results = run_planned(max_len, status)
+    assert sorted(asked) == ["/health", "/v1/models"]  # one GET /v1/models for both
+    assert results["models"].outcome is models_outcome
+    assert results["models"].role is CheckRole.SERVED_MODEL
+    context_fit = results["context"]
+    assert context_fit.outcome is fit and words in context_fit.message, context_fit.message
+    assert context_fit.role is CheckRole.AVAILABILITY
+    assert context_fit.http_status == status
+
+
+def test_the_context_fit_names_a_missing_model_like_its_own_request_does() -> None:
+    asked, results = run_planned(32768, model="not-served")
+    assert asked.count("/v1/models") == 1
+    assert results["models"].outcome is Outcome.MODEL_MISSING
+    assert results["context"].outcome is Outcome.MODEL_MISSING
+    assert results["context"].message == "the expected model is not served"
+
+
+def test_without_the_models_check_the_context_fit_asks_on_its_own() -> None:
+    asked, results = run_planned(8192, checks=("health",))
+    assert sorted(asked) == ["/health", "/v1/models"]
+    assert results["context"].outcome is Outcome.CONTEXT_TOO_SMALL

@@ -22,15 +22,32 @@ prompts:
 def test_jobs_per_prompt_endpoint_and_context() -> None:
     jobs = {job.id: job for job in plan(parse_config(TEXT, env=ENV))}
     assert set(jobs) == {"big/checks", "plain/checks", "big/prompt:everywhere",
-                         "big/prompt:only-big", "plain/prompt:everywhere", "big/context",
+                         "big/prompt:only-big", "plain/prompt:everywhere",
                          "big/context_active", "big/prompt:pods-only"}
     everywhere = jobs["plain/prompt:everywhere"]
     assert everywhere.checks == ("prompt:everywhere",) and everywhere.interval_s == 120.0
     assert everywhere.params[PROMPT_KEY].name == "everywhere"
     assert everywhere.endpoint.extra == jobs["plain/checks"].endpoint.extra  # not copied into
-    assert jobs["big/context"].params[COMPLETION_KEY] == 48
     assert jobs["big/context_active"].interval_s == 6 * 3600
-    assert jobs["big/context"].interval_s == jobs["big/checks"].interval_s
+
+
+def test_context_fit_reads_the_models_answer_of_the_same_job() -> None:
+    """The context fit runs with the endpoint's checks and is judged from their GET
+    /v1/models: no second request for the same card."""
+    checks = {job.id: job for job in plan(parse_config(TEXT, env=ENV))}["big/checks"]
+    assert checks.checks[-1] == "context" and "models" in checks.checks
+    assert checks.derived == (("context", "models"),)
+    assert checks.params[COMPLETION_KEY] == 48
+
+
+def test_without_the_models_check_the_context_fit_fetches_on_its_own() -> None:
+    text = ("endpoints:\n  - {name: p, kind: pod, pod_id: p, checks: [health],"
+            " required_context: 4000}\n")
+    jobs = {job.id: job for job in plan(parse_config(text, env=ENV))}
+    assert set(jobs) == {"p/checks", "p/context"}
+    assert jobs["p/context"].checks == ("context",) and jobs["p/context"].derived == ()
+    assert jobs["p/context"].params[COMPLETION_KEY] == 48
+    assert jobs["p/context"].interval_s == jobs["p/checks"].interval_s
 
 
 def test_without_prompts_or_required_context_nothing_extra_is_planned() -> None:
