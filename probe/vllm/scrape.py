@@ -31,7 +31,7 @@ async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> O
     if failed is not None:
         return Observation(failed, describe_status(status, body), status)
     try:
-        load = parse_engine_load(body.decode("utf-8", "replace"))
+        load = parse_engine_load(body)
     except NotEngineMetrics as exc:
         return Observation(Outcome.BAD_RESPONSE, str(exc), status)
     answered = ctx.shared.get(ANSWERED_AT)

@@ -87,6 +87,13 @@ def test_a_malformed_series_we_do_not_read_is_ignored() -> None:
     assert parse_engine_load(text).waiting == 1
 
 
+def test_label_values_with_escapes_braces_and_a_timestamp_are_read() -> None:
+    text = (page(1, 1, 1) + 'vllm:prompt_tokens_total{engine="0",model_name="a\\"b}c"} 5 '
+            "1700000000000\n")
+    assert parse_engine_load(text).models == ('a"b}c', "m")
+    assert parse_engine_load(text.encode()).prompt_tokens_total == 5
+
+
 BAD_PAGES = [
     ("empty", "", "vllm:num_requests_waiting"),
     ("html", "<html><body>Bad gateway</body></html>", "not a vLLM server"),
@@ -96,6 +103,12 @@ BAD_PAGES = [
      "vllm:generation_tokens_total"),
     ("malformed-value", 'vllm:num_requests_waiting{engine="0"} lots\n', "not Prometheus text"),
     ("nan-is-no-value", page(1, 1, float("nan")), "vllm:generation_tokens_total"),
+    ("malformed-labels", page(1, 1, 1) + 'vllm:num_requests_running{engine=0} 1\n',
+     "not Prometheus text"),
+    ("unclosed-labels", page(1, 1, 1) + 'vllm:num_requests_running{engine="0" 1\n',
+     "not Prometheus text"),
+    ("no-value", page(1, 1, 1) + 'vllm:num_requests_running{engine="0"}\n',
+     "not Prometheus text"),
 ]
 
 
