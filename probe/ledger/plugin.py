@@ -175,6 +175,7 @@ class LedgerKeeper:
     def close(self) -> None:
         """Stop the writer; its last upkeep writes the rows still held back."""
         self.closing = True
+        self.ledger.flush()  # the verdicts still waiting to be kept
         self.book.close()
 
     def written(self, conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
