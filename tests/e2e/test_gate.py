@@ -128,7 +128,10 @@ def test_the_gate_stops_at_its_timeout_on_a_slow_pod(sim: Any, tmp_path: Path,
     report = json.loads(proc.stdout)
     limit = float(timeout.rstrip("s"))
     assert limit <= report["elapsed_s"] < limit + 0.5, report["elapsed_s"]
-    assert took < limit + 5, f"the command took {took:.1f}s (start-up included)"
+    # The wall clock includes the interpreter's start-up, which a loaded 2-core machine
+    # stretches to several seconds; the bound still tells "stopped at its timeout" from
+    # "waited for the slow pod" (it answers after 30 s; the bug ran 26 s at --timeout 5s).
+    assert took < limit + 15, f"the command took {took:.1f}s (start-up included)"
     assert report["passed"] is False and report["state"] == "unknown"
     assert report["unfinished"] == ["models", "health", "vllm_metrics", "context",
                                     "prompt:arithmetic"]
