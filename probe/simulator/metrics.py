@@ -103,6 +103,8 @@ class PodMetrics:
     success: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FINISH_REASONS, 0))
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
     e2e: Histogram = field(default_factory=lambda: Histogram(E2E_BUCKETS))
+    # requests seen per path by the behaviours that count them (``flaky``)
+    requests: dict[str, int] = field(default_factory=dict)
 
     def started(self) -> None:
         self.running += 1

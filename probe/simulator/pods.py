@@ -182,6 +182,18 @@ async def _chat(ctx: PodContext, variant: Vllm, model: str, window: int) -> Repl
     return await completions.complete(plan, style, ctx.metrics)
 
 
+def _two_of_three(failing: PodBehaviour) -> PodBehaviour:
+    """Each path's first two requests of every three answered by ``failing``, the third by a
+    healthy server: mostly failing, never three times in a row (unlike a switch of
+    behaviour timed from outside, which a probe's own timing can cut either way)."""
+    async def serve(ctx: PodContext) -> Reply:
+        seen = ctx.metrics.requests.get(ctx.path, 0)
+        ctx.metrics.requests[ctx.path] = seen + 1
+        return await (_HEALTHY if seen % 3 == 2 else failing)(ctx)
+
+    return serve
+
+
 def _fixed(reply: Reply) -> PodBehaviour:
     async def serve(ctx: PodContext) -> Reply:
         return reply
@@ -291,6 +303,8 @@ POD_BEHAVIOURS: dict[str, PodBehaviour] = {
     "echo_auth_cut": _echo_auth_cut,
     "static_metrics": _vllm(Vllm(static_metrics=True)),
     "answers_before_body": _answers_before_body,
+    "flaky": _two_of_three(_fixed(PROXY_502)),
+    "flaky_answer": _two_of_three(_vllm(Vllm(style=ChatStyle(answer=wrong_answer_for)))),
 }
 # Behaviours whose chat route the server answers before reading the request's body.
 EARLY_BEHAVIOURS = frozenset({"answers_before_body"})

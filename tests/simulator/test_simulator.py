@@ -59,6 +59,8 @@ MODELS_CASES: list[tuple[str, int, Callable[[httpx.Response], bool]]] = [
     ("echo_auth_cut", 400, lambda r: r.text == "-" * 120 + " was the key you sent"),
     ("static_metrics", 200, lambda r: _models(r)["id"] == QWEN),
     ("answers_before_body", 200, lambda r: _models(r)["id"] == QWEN),
+    ("flaky", 502, _is_html),  # its first request of a path
+    ("flaky_answer", 200, lambda r: _models(r)["id"] == QWEN),
 ]
 # Behaviours that never give a complete answer; tested one by one below.
 HOSTILE = {"huge_body", "endless_body", "stall", "reset"}
@@ -77,6 +79,13 @@ def test_models_route_per_behaviour(
     response = client.get(pod(behaviour) + "/v1/models")
     assert response.status_code == status
     assert check(response)
+
+
+def test_flaky_fails_two_requests_of_every_three_per_path(
+        pod: Callable[..., str], client: httpx.Client) -> None:
+    url = pod("flaky")
+    assert [client.get(url + "/health").status_code for _ in range(3)] == [502, 502, 200]
+    assert [client.get(url + "/v1/models").status_code for _ in range(4)] == [502, 502, 200, 502]
 
 
 def test_garbage_body_is_not_json(pod: Callable[..., str], client: httpx.Client) -> None:

@@ -177,6 +177,12 @@ def test_wrong_answer(pod: Callable[..., str], client: httpx.Client) -> None:
     assert _content(_stream(pod("wrong_answer"), client)) == "5"
 
 
+def test_flaky_answer_is_wrong_two_times_of_three(pod: Callable[..., str],
+                                                  client: httpx.Client) -> None:
+    url = pod("flaky_answer")
+    assert [_content(_stream(url, client)) for _ in range(4)] == ["5", "5", "4", "5"]
+
+
 def test_empty_answer(pod: Callable[..., str], client: httpx.Client) -> None:
     base = pod("empty_answer")
     events = _stream(base, client)
