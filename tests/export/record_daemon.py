@@ -11,18 +11,22 @@ Re-record after a change to the daemon's exposition or to the rules' metrics:
 
     PYTHONPATH=$PWD python tests/export/record_daemon.py            # every scenario
     PYTHONPATH=$PWD python tests/export/record_daemon.py healthy    # one
+
+No scenario makes a probe time out: a recording in which one did (the machine was loaded)
+is recorded again, up to ATTEMPTS times.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(HERE.parent), str(ROOT)]
 
 from daemon_harness import run_daemon, scrape, until  # noqa: E402
+from faults import DISK_BYTES, Faults  # noqa: E402
 from helpers import load_config  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
@@ -56,6 +61,9 @@ class Step:
     network: bool | None = None  # False: the simulator stops answering (the probe's host
     # is cut off); True: it answers again
     reload_refused: bool = False  # an invalid config is written and the daemon reloads
+    fault: str | None = None  # a method of faults.Faults, done to the running daemon first
+    scraped: bool = True  # False: Prometheus has no target for the daemon (its scrape
+    # config lost it): no series at all, not even ``up``
 
 
 SCENARIOS: dict[str, tuple[str, tuple[Step, ...]]] = {
@@ -94,6 +102,45 @@ SCENARIOS: dict[str, tuple[str, tuple[Step, ...]]] = {
         Step("all healthy", 3), Step("an invalid config reloaded", 12, reload_refused=True))),
     "key_lacks_permission": ("RunPod's API refuses every listing (403)", (
         Step("listing refused", 40, api="restricted"),)),
+    "api_rate_limited": ("RunPod's API answers 429 to everything for 25 minutes", (
+        Step("all healthy", 3), Step("RunPod's API rate limits", 25, api="rate_limited"),
+        Step("RunPod's API answers again", 8, api="ok"))),
+    "check_failing": ("pod-b answers 502 to two requests of three for 30 minutes: never down, "
+                      "mostly failing", (
+        Step("all healthy", 5), Step("pod-b flaky", 30, pods=(("pod-b", "flaky"),)),
+        Step("pod-b ok", 10, pods=(("pod-b", "healthy"),)))),
+    "prompt_failing": ("pod-c answers the governed prompt wrongly two times of three for 30 "
+                       "minutes: never degraded, mostly wrong", (
+        Step("all healthy", 5), Step("pod-c wrong two times of three", 30,
+                                     pods=(("pod-c", "flaky_answer"),)),
+        Step("pod-c ok", 10, pods=(("pod-c", "healthy"),)))),
+    "probe_error": ("a bug in runpod-probe: every check of pod-b raises for 25 minutes", (
+        Step("all healthy", 5), Step("pod-b's checks raise", 25, fault="probe_bug"),
+        Step("the bug fixed", 10, fault="probe_bug_fixed"))),
+    "probe_hang": ("a bug in runpod-probe: a request to pod-b hangs past its deadline for 20 "
+                   "minutes, its job never ends", (
+        Step("all healthy", 5), Step("pod-b's job hangs", 20, fault="probe_hangs"),
+        Step("the hang released", 10, fault="probe_hang_released"))),
+    "unscraped": ("Prometheus's scrape config loses the daemon for 6 minutes", (
+        Step("all healthy", 5), Step("no target", 6, scraped=False),
+        Step("the target is back", 5))),
+    "memory_leak": ("the daemon's resident memory grows over 80 % of 512 MiB for 15 minutes", (
+        Step("all healthy", 3), Step("440 MiB more resident", 15, fault="memory_leak"),
+        Step("freed", 5, fault="memory_freed"))),
+    "ledger_truncated": ("the ledger's last entry is deleted behind its triggers", (
+        Step("pod-b stopped: the ledger has entries", 6, pods=(("pod-b", "stopped"),)),
+        Step("the last entry deleted", 12, fault="ledger_truncated"))),
+    "learning_unwritable": ("LEARNING.md becomes a directory, then pod-b goes down and back", (
+        Step("all healthy", 3), Step("LEARNING.md is a directory", 2,
+                                     fault="learning_replaced_by_directory"),
+        Step("pod-b stopped", 6, pods=(("pod-b", "stopped"),)),
+        Step("pod-b back", 20, pods=(("pod-b", "healthy"),)))),
+    "disk_full": ("the state directory's filesystem is full for 15 minutes while pod-b is down", (
+        Step("all healthy", 3),
+        Step("the disk is full, pod-b stopped", 15, fault="disk_full",
+             pods=(("pod-b", "stopped"),)),
+        Step("the disk freed, pod-b back", 20, fault="disk_freed",
+             pods=(("pod-b", "healthy"),)))),
 }
 
 
@@ -136,10 +183,12 @@ def parse(text: str, keep: set[str]) -> dict[str, float]:
     return out
 
 
-def rounds_done(daemon: Daemon) -> int:
-    """Rounds every check has completed (the slowest check's result count)."""
-    checks = daemon.state.snapshot().checks.values()
-    return min((sum(c.outcomes.values()) for c in checks), default=0)
+def rounds_done(daemon: Daemon, hung: Collection[str] = ()) -> int:
+    """Rounds every check has completed (the slowest check's result count), but those of the
+    ``hung`` endpoints."""
+    checks = daemon.state.snapshot().checks.items()
+    return min((sum(c.outcomes.values()) for (endpoint, _), c in checks if endpoint not in hung),
+               default=0)
 
 
 class Recording:
@@ -148,8 +197,11 @@ class Recording:
         self.steps: list[dict[str, Any]] = []
         self.scrapes: list[dict[str, float] | None] = []
 
-    def add(self, note: str, at: float, samples: dict[str, float] | None) -> None:
-        self.steps.append({"note": note, "t": round(at, 3), "daemon": samples is not None})
+    def add(self, note: str, at: float, samples: dict[str, float] | None,
+            scraped: bool = True) -> None:
+        """``samples`` None: the daemon is stopped (``up`` 0), or runs unscraped."""
+        step = {"note": note, "t": round(at, 3), "daemon": samples is not None or not scraped}
+        self.steps.append(step if scraped else {**step, "scraped": False})
         self.scrapes.append(samples)
 
     def as_json(self) -> dict[str, Any]:
@@ -170,12 +222,18 @@ def recorded_from() -> str:
     return f"{git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
+OWN_DISK = "RECORDER_OWN_DISK"  # set in the mount namespace of a disk_full scenario
+
+
 def record(name: str, steps: tuple[Step, ...] | None = None) -> dict[str, Any]:
     """Run the daemon against a fresh simulated fleet through scenario ``name``."""
     from probe.simulator import Fleet, PodSpec, Simulator
 
     description, script = SCENARIOS[name]
     script = steps or script
+    own_disk = any(step.fault == "disk_full" for step in script)
+    if own_disk and OWN_DISK not in os.environ:
+        return record_on_own_disk(name)
     keep = rule_metrics()
     fleet = Fleet()
     for pod in PODS:
@@ -183,25 +241,50 @@ def record(name: str, steps: tuple[Step, ...] | None = None) -> dict[str, Any]:
     rec = Recording(name, description)
     env = {"RUNPOD_API_KEY": KEY}
     with tempfile.TemporaryDirectory() as tmp, Simulator(fleet, api_key=KEY) as sim:
-        config = Path(tmp) / "config.yaml"
-        config.write_text(config_text(sim, Path(tmp)))
-        loaded = load_config(config, env)
-        pending = list(script)
-        while pending:
-            if pending[0].stopped:
-                step = pending.pop(0)
-                for _ in range(step.rounds):
-                    rec.add(step.note, time.time(), None)
-                continue
-            run = []
-            while pending and not pending[0].stopped:
-                run.append(pending.pop(0))
-            run_daemon(loaded, env, _scenario(sim, run, rec, keep, config))
+        state = Path(tmp) / "state"
+        state.mkdir()
+        if own_disk:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs",
+                            str(state)], check=True)
+        faults = Faults(state)
+        try:
+            config = Path(tmp) / "config.yaml"
+            config.write_text(config_text(sim, state))
+            loaded = load_config(config, env)
+            pending = list(script)
+            while pending:
+                if pending[0].stopped:
+                    step = pending.pop(0)
+                    for _ in range(step.rounds):
+                        rec.add(step.note, time.time(), None)
+                    continue
+                run = []
+                while pending and not pending[0].stopped:
+                    run.append(pending.pop(0))
+                run_daemon(loaded, env, _scenario(sim, run, rec, keep, config, faults))
+        finally:
+            faults.close()
+            if own_disk:
+                subprocess.run(["umount", str(state)], check=True)
     return rec.as_json()
 
 
+def record_on_own_disk(name: str) -> dict[str, Any]:
+    """Record ``name`` in a child process with a mount namespace of its own (``unshare``,
+    no root needed where user namespaces are allowed), its state on a small tmpfs that
+    the scenario can fill."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "recording.json"
+        subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable,
+                        __file__, "--to", str(out), name], check=True,
+                       env={**os.environ, OWN_DISK: "1"})
+        recording: dict[str, Any] = json.loads(out.read_text())
+    recording["recorded_from"] = recorded_from()
+    return recording
+
+
 def _scenario(sim: Any, steps: list[Step], rec: Recording, keep: set[str],
-              config: Path) -> Callable[[Daemon], Any]:
+              config: Path, faults: Faults) -> Callable[[Daemon], Any]:
     async def scenario(daemon: Daemon) -> None:
         first = True
         for step in steps:
@@ -216,13 +299,19 @@ def _scenario(sim: Any, steps: list[Step], rec: Recording, keep: set[str],
             if step.reload_refused:
                 config.write_text(config.read_text().replace("tries: 1", "tries: -1"))
                 assert not await daemon.reload()
+            if step.fault:
+                faults(step.fault)
             for _ in range(step.rounds):
                 if first:  # what the daemon says at once, before its first round
                     rec.add(step.note, time.time(), parse(await scrape(daemon), keep))
                     first = False
                     continue
-                done = rounds_done(daemon)
-                await until(lambda d=done: rounds_done(daemon) > d, 10, "a round of probes")
+                done = rounds_done(daemon, faults.hung)
+                await until(lambda d=done: rounds_done(daemon, faults.hung) > d, 10,
+                            "a round of probes")
+                if not step.scraped:
+                    rec.add(step.note, time.time(), None, scraped=False)
+                    continue
                 rec.add(step.note, time.time(), parse(await scrape(daemon), keep))
     return scenario
 
@@ -241,13 +330,41 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} "
                         "(default: all)")
+    parser.add_argument("--to", type=Path, help=argparse.SUPPRESS)  # record_on_own_disk's
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - SCENARIOS.keys()
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.to:
+        args.to.write_text(json.dumps(record(args.scenarios[0])))
+        return 0
     for name in args.scenarios or SCENARIOS:
-        print(write(record(name)))
+        print(write(record_quiet(name)))
     return 0
+
+
+ATTEMPTS = 6
+
+
+def record_quiet(name: str) -> dict[str, Any]:
+    """``name`` recorded on a quiet machine: no scenario makes a probe time out (at 200 ms),
+    so a recording with a timeout saw the machine's load, not the script: record again."""
+    for attempt in range(1, ATTEMPTS + 1):
+        recording = record(name)
+        late = timed_out(recording)
+        if not late:
+            return recording
+        print(f"{name}: {', '.join(late)} timed out (load?); attempt {attempt} of "
+              f"{ATTEMPTS}", file=sys.stderr)
+    raise SystemExit(f"{name}: probes kept timing out; record on a quieter machine")
+
+
+def timed_out(recording: dict[str, Any]) -> list[str]:
+    """The endpoints some probe of which timed out in ``recording``."""
+    return sorted({m.group(1) for key in recording["series"]
+                   if key.startswith("runpod_probe_failures_by_outcome_total{")
+                   and 'outcome="timeout"' in key
+                   and (m := re.search(r'endpoint="([^"]+)"', key))})
 
 
 if __name__ == "__main__":
