@@ -1,7 +1,7 @@
 """promtool unit tests for the shipped rules, written as scenarios of input series.
 
-Every alert gets a case that fires it; every endpoint alert a twin in a maintenance window
-that stays silent; and two fleet-wide cases assert that nothing at all fires for a healthy
+Every endpoint alert gets a case that fires it and a twin in a maintenance window that
+stays silent; and two fleet-wide cases assert that nothing at all fires for a healthy
 endpoint, nor for one whose every signal has a single bad probe. Expected annotations are
 the rule's own, with the alert's labels filled in. The series have the exporter's shape
 (recorded in tests/data/recordings): ``runpod_probe_outcome`` only for the current
