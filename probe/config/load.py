@@ -29,6 +29,7 @@ from probe.config.model import (
     StorageSettings,
 )
 from probe.config.shard import parse_shard
+from probe.config.vantage import parse_instance, parse_peers
 from probe.config.yaml_input import MAX_BYTES, YamlRefused, load_yaml
 
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
@@ -37,7 +38,7 @@ DEFAULT_STORAGE_PATH = "/var/lib/runpod-probe/probe.db"
 DEFAULT_LISTEN = "127.0.0.1:9464"
 
 TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "verdict", "shard",
-             "endpoints")
+             "instance", "peers", "endpoints")
 HYSTERESIS_KEYS = ("down_after", "up_after", "persistent_after")
 SETTINGS = ("interval", "timeout", "tries", "retry_delay", "model", "min_context", "api_key_env",
             "checks")
@@ -118,6 +119,8 @@ def config_of(raw: Any, env: Mapping[str, str] | None, extension: ConfigExtensio
     verdict = None if top.raw.get("verdict") is None else parse_hysteresis(
         Fields(top.raw.get("verdict"), "verdict", problems, HYSTERESIS_KEYS))
     shard = parse_shard(top.raw.get("shard"), problems)
+    instance = parse_instance(top.raw.get("instance"), problems)
+    peers = parse_peers(top.raw.get("peers"), problems)
     # a section that supplies endpoints at run time (discovery) makes the list optional
     optional = any(top.raw.get(key) is not None for key in extension.endpoint_sources)
     endpoints = _endpoints(top.raw.get("endpoints"), problems, runpod, defaults, env, extension,
@@ -128,7 +131,8 @@ def config_of(raw: Any, env: Mapping[str, str] | None, extension: ConfigExtensio
     config = Config(runpod=runpod, storage=storage, metrics=metrics, scheduler=scheduler,
                     endpoints=tuple(endpoints), source=source, verdict=verdict,
                     sections=sections,
-                    defaults=defaults, extension=extension, shard=shard)
+                    defaults=defaults, extension=extension, shard=shard,
+                    instance=instance, peers=peers)
     for validate in extension.validators:
         validate(config, problems)
     for env_validate in extension.env_validators:

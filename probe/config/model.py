@@ -14,6 +14,8 @@ the order is the order problems are reported in.
 from __future__ import annotations
 
 import hashlib
+import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +203,23 @@ class Shard:
         return owner(name, self.count) == self.index
 
 
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """The other probes of this fleet (``peers:``; ``probe.config.vantage``): their base URLs
+    (the metrics listener's), asked for their verdicts every ``every_s`` seconds, each
+    answer within ``timeout_s``."""
+
+    urls: tuple[str, ...]
+    every_s: float = 30.0
+    timeout_s: float = 5.0
+
+
+def default_instance() -> str:
+    """The host name, cut to what an instance name may hold (``probe.config.vantage``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:63].lstrip("._-")
+    return name or "runpod-probe"
+
+
 def score(name: str, index: int) -> int:
     """The weight shard ``index`` gives ``name``: a stable 64-bit hash of both."""
     digest = hashlib.blake2b(f"{index}\x00{name}".encode(), digest_size=8).digest()
@@ -232,6 +251,16 @@ class Config:
     extension: ConfigExtension = field(default_factory=ConfigExtension)
     # ``shard:``: this daemon's share of the fleet (``probe.config.shard``); None: all of it
     shard: Shard | None = None
+    # ``instance:``: this probe's name among the probes of the fleet (default: the host name);
+    # every ledger entry carries it
+    instance: str = field(default_factory=default_instance)
+    # ``peers:``: the other probes of the same fleet (an HA pair); None: this one alone
+    peers: Peers | None = None
+
+    @property
+    def probes(self) -> int:
+        """How many probes this one knows of in its fleet: itself and its peers."""
+        return 1 + (len(self.peers.urls) if self.peers is not None else 0)
 
     @property
     def adds_endpoints_at_run_time(self) -> bool:

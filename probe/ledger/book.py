@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = ("id", "ts", "severity", "endpoint", "event", "pattern", "check_name", "outcome",
             "first_row", "last_row", "url", "prev_hash", "hash", "observed_at", "incident",
-            "members")
+            "members", "instance")
 
 
 def connect(path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
@@ -56,22 +56,25 @@ def _entry(row: tuple[Any, ...]) -> LedgerEntry:
                        evidence=Evidence(v["check_name"], v["outcome"], v["first_row"],
                                          v["last_row"], v["url"], v["observed_at"],
                                          v["incident"], _members(v["members"])),
-                       prev_hash=v["prev_hash"], hash=v["hash"])
+                       prev_hash=v["prev_hash"], hash=v["hash"], instance=v["instance"])
 
 
 def _members(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(str(name) for name in json.loads(text))
 
 
-def known(conn: sqlite3.Connection, draft: LedgerDraft) -> bool:
-    """The ledger already has an entry with ``draft``'s identity (one index lookup)."""
+def known(conn: sqlite3.Connection, draft: LedgerDraft, instance: str | None = None) -> bool:
+    """The ledger already has an entry with ``draft``'s identity, written by ``instance``
+    (one index lookup). An entry from before entries named their probe was this ledger's
+    own probe's: it matches whatever ``instance`` is now."""
     e = draft.evidence
     if e.observed_at is None:
         return False
-    rows = conn.execute("SELECT endpoint, event, check_name, outcome, observed_at, incident "
-                        "FROM ledger WHERE endpoint = ? AND observed_at = ?",
+    rows = conn.execute("SELECT endpoint, event, check_name, outcome, observed_at, incident, "
+                        "instance FROM ledger WHERE endpoint = ? AND observed_at = ?",
                         (draft.endpoint, e.observed_at))
-    return identity(draft) in {tuple(row) for row in rows}
+    return identity(draft, instance) in {
+        tuple(row[:-1]) + (instance if row[-1] is None else row[-1],) for row in rows}
 
 
 def _selected(conn: sqlite3.Connection) -> str:
@@ -102,26 +105,28 @@ def latest_entries(conn: sqlite3.Connection, limit: int) -> list[LedgerEntry]:
 
 
 def append(conn: sqlite3.Connection, drafts: Iterable[LedgerDraft],
-           now: datetime | None = None) -> list[LedgerEntry]:
-    """Seal and insert ``drafts`` after the current head (caller holds the transaction).
-    Each entry's time is when it is appended, never before the head's: times follow the
-    chain even when the wall clock steps back. A draft whose identity the ledger already
-    has (the same transition judged again: a replay of the same results) is not appended."""
+           now: datetime | None = None, instance: str | None = None) -> list[LedgerEntry]:
+    """Seal and insert ``drafts`` after the current head (caller holds the transaction),
+    each naming ``instance``, the probe writing it. Each entry's time is when it is
+    appended, never before the head's: times follow the chain even when the wall clock
+    steps back. A draft whose identity the ledger already has (the same transition judged
+    again by the same probe: a replay of the same results) is not appended."""
     head = conn.execute("SELECT id, hash, ts FROM ledger ORDER BY id DESC LIMIT 1").fetchone()
     last_id, last_hash, last_ts = head if head else (0, GENESIS, "")
     ts = max((now or datetime.now(UTC)).isoformat(timespec="seconds"), last_ts)
     sealed = []
     for draft in drafts:
-        if known(conn, draft):
+        if known(conn, draft, instance):
             continue
-        entry = seal(draft, last_id + 1, last_hash, ts)
+        entry = seal(draft, last_id + 1, last_hash, ts, instance)
         e = entry.evidence
         members = None if e.members is None else json.dumps(list(e.members))
         conn.execute(f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES "
                      f"({', '.join('?' * len(_COLUMNS))})",
                      (entry.id, entry.ts, entry.severity, entry.endpoint, entry.event,
                       entry.pattern, e.check, e.outcome, e.first_row, e.last_row, e.url,
-                      entry.prev_hash, entry.hash, e.observed_at, e.incident, members))
+                      entry.prev_hash, entry.hash, e.observed_at, e.incident, members,
+                      entry.instance))
         sealed.append(entry)
         last_id, last_hash = entry.id, entry.hash
     return sealed
@@ -157,9 +162,11 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     def __init__(self, path: Path, on_written: Written | None = None,
                  maintenance: Maintenance | None = None, batch_interval_s: float = BATCH_INTERVAL_S,
                  busy_timeout_s: float = 5.0,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
+                 redact: Callable[[str], str] = lambda text: text,
+                 instance: str | None = None) -> None:
         super().__init__("ledger", batch_interval_s)
         self.path = path
+        self.instance = instance  # the probe writing: every entry names it
         self.redact = redact
         self.busy_timeout_s = busy_timeout_s
         self.on_written = on_written
@@ -212,7 +219,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
                              self.redact(json.dumps(data, sort_keys=True))))
         with transaction(conn):
             save_states(conn, gone, kept)
-            self._entries = append(conn, self._backlog.drafts)
+            self._entries = append(conn, self._backlog.drafts, instance=self.instance)
 
     def written(self, conn: sqlite3.Connection) -> None:
         entries, self._entries, self._backlog = self._entries, [], _Batch()

@@ -8,11 +8,14 @@ first entry that does not match, or whose time runs backwards.
 
 Entries written before ``observed_at`` existed hashed without it (their ``ts`` was the
 observation's time, not always in order): they verify as they were written. The same holds
-for ``incident`` and ``members`` (a fleet incident's link, added later): hashed only when set.
+for ``incident`` and ``members`` (a fleet incident's link, added later) and for ``instance``
+(the probe that wrote the entry, one of an HA pair's): hashed only when set, so an entry
+without one hashes as it did then, and one with it has it covered by its hash.
 
-An entry's ``identity`` is what it says and when, without where it sits in the chain or which
-result rows back it: the same transition judged again (the same raw results replayed into the
-same database) has the same identity, and the writer appends it only once.
+An entry's ``identity`` is what it says and when, and which probe says it, without where it
+sits in the chain or which result rows back it: the same transition judged again by the same
+probe (the same raw results replayed into the same database) has the same identity, and the
+writer appends it only once. Two probes' entries for the same transition stay two entries.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class LedgerEntry:
     evidence: Evidence
     prev_hash: str
     hash: str
+    instance: str | None = None  # the probe that wrote it (None: written before it existed)
 
     @property
     def short_hash(self) -> str:
@@ -81,7 +85,7 @@ class LedgerEntry:
 
 
 def content(entry: LedgerEntry | LedgerDraft, entry_id: int | None = None,
-            prev_hash: str | None = None) -> dict[str, Any]:
+            prev_hash: str | None = None, instance: str | None = None) -> dict[str, Any]:
     """The hashed fields of an entry, flat, as plain JSON values."""
     evidence = {f.name: getattr(entry.evidence, f.name) for f in fields(Evidence)}
     for optional in OPTIONAL:  # entries from before these existed hashed without them
@@ -89,23 +93,29 @@ def content(entry: LedgerEntry | LedgerDraft, entry_id: int | None = None,
             del evidence[optional]
     if evidence.get("members") is not None:
         evidence["members"] = list(evidence["members"])
-    return {
+    values = {
         "id": entry.id if isinstance(entry, LedgerEntry) else entry_id,
         "ts": entry.ts, "severity": entry.severity, "endpoint": entry.endpoint,
         "event": entry.event, "pattern": entry.pattern, **evidence,
         "prev_hash": entry.prev_hash if isinstance(entry, LedgerEntry) else prev_hash,
     }
+    probe = entry.instance if isinstance(entry, LedgerEntry) else instance
+    if probe is not None:  # entries from before it existed hashed without it
+        values["instance"] = probe
+    return values
 
 
-Identity = tuple[str, str, str | None, str | None, str | None, str | None]
+Identity = tuple[str, str, str | None, str | None, str | None, str | None, str | None]
 
 
-def identity(entry: LedgerEntry | LedgerDraft) -> Identity:
-    """What an entry says and when: endpoint, kind, check, cause, when it was observed and
-    the fleet incident it belongs to; not its place in the chain, its wording or the result
-    rows behind it (a replay stores the same results under new ids)."""
+def identity(entry: LedgerEntry | LedgerDraft, instance: str | None = None) -> Identity:
+    """What an entry says and when: endpoint, kind, check, cause, when it was observed, the
+    fleet incident it belongs to and the probe saying it (an entry's own ``instance``; a
+    draft's: ``instance``, the probe about to write it); not its place in the chain, its
+    wording or the result rows behind it (a replay stores the same results under new ids)."""
     e = entry.evidence
-    return (entry.endpoint, entry.event, e.check, e.outcome, e.observed_at, e.incident)
+    probe = entry.instance if isinstance(entry, LedgerEntry) else instance
+    return (entry.endpoint, entry.event, e.check, e.outcome, e.observed_at, e.incident, probe)
 
 
 def canonical(values: dict[str, Any]) -> bytes:
@@ -119,14 +129,15 @@ def digest(values: dict[str, Any]) -> str:
 
 
 def seal(draft: LedgerDraft, entry_id: int, prev_hash: str,
-         ts: str | None = None) -> LedgerEntry:
+         ts: str | None = None, instance: str | None = None) -> LedgerEntry:
     """Give ``draft`` its id and time (``ts``: when it is appended; default: the draft's) and
-    link it to the entry before it."""
+    link it to the entry before it; ``instance``: the probe writing it."""
     timed = replace(draft, ts=ts) if ts is not None else draft
     return LedgerEntry(id=entry_id, ts=timed.ts, severity=timed.severity,
                        endpoint=timed.endpoint, event=timed.event, pattern=timed.pattern,
                        evidence=timed.evidence, prev_hash=prev_hash,
-                       hash=digest(content(timed, entry_id, prev_hash)))
+                       hash=digest(content(timed, entry_id, prev_hash, instance)),
+                       instance=instance)
 
 
 @dataclass(frozen=True, slots=True)

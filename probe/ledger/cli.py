@@ -302,9 +302,19 @@ def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
     return _run(args, plugins, body)
 
 
+def fleet_probes(args: argparse.Namespace, plugins: Plugins) -> int:
+    """How many probes the config's fleet has (itself and its peers; 1 with ``--db``): with
+    more than one, LEARNING.md rows and the digest name the probe."""
+    if args.db:
+        return 1
+    config = load_or_report(args.config, plugins.config, keys_needed=False)
+    return config.probes if config is not None else 1
+
+
 def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
     if args.digest:
-        return _run(args, plugins, lambda path, _learning: print_digest(args, path))
+        return _run(args, plugins, lambda path, _learning: print_digest(
+            args, path, fleet_probes(args, plugins)))
 
     def body(path: Path, _learning: Path | None) -> int:
         if not Path(args.file).absolute().parent.is_dir():  # a typo must not create a tree
@@ -319,7 +329,8 @@ def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
             return EXIT_BROKEN
         try:
             added = append_learning(Path(args.file), all_entries,
-                                    hold=Hold(datetime.now(UTC)))
+                                    hold=Hold(datetime.now(UTC)),
+                                    probes=fleet_probes(args, plugins))
         except LearningFileError as exc:
             print(f"runpod-probe: {args.file} {exc}; nothing was written", file=sys.stderr)
             return EXIT_USAGE
@@ -329,7 +340,7 @@ def cmd_learning(args: argparse.Namespace, plugins: Plugins) -> int:
     return _run(args, plugins, body)
 
 
-def print_digest(args: argparse.Namespace, path: Path) -> int:
+def print_digest(args: argparse.Namespace, path: Path, probes: int = 1) -> int:
     try:
         seconds = parse_duration(args.digest)
     except ValueError as exc:
@@ -338,6 +349,6 @@ def print_digest(args: argparse.Namespace, path: Path) -> int:
     with opened(path) as conn:
         if not has_table(conn):
             raise no_table(path)
-        found = digest(conn, window_of(seconds, end))
+        found = digest(conn, window_of(seconds, end), probes)
     print(json.dumps(found, indent=2, ensure_ascii=False) if args.json else markdown(found))
     return EXIT_OK

@@ -6,7 +6,9 @@ by day (availability checks only: governed prompts judge answers, not reachabili
 that is not ``ok`` counts as failed), the incidents (the ledger's incident rows, from the
 first failing result to the entry that closed them), the mean time to recover, the patterns
 that hold at the end of the window, and what the probes spent (tokens of governed prompts
-and round trips, serverless jobs submitted).
+and round trips, serverless jobs submitted). In a fleet of more than one probe (an HA pair)
+the digest names the probe whose database it read, and each incident the probe whose entry
+opened it; a lone probe's digest reads as it always did.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from probe.durations import format_duration
 from probe.ledger.book import read_entries
 from probe.ledger.chain import LedgerEntry
+from probe.ledger.learning import names_probes
 from probe.ledger.lessons import PATTERN_EVENTS, IncidentTracker
 
 # A stored row keeps its check's name, not its role: governed answers are stored under the
@@ -37,11 +40,19 @@ class Window:
         return moment.isoformat(timespec="milliseconds")
 
 
-def digest(conn: sqlite3.Connection, window: Window) -> dict[str, Any]:
+def digest(conn: sqlite3.Connection, window: Window, probes: int = 1) -> dict[str, Any]:
+    """``probes``: how many probes the fleet has (more than one: the digest names them)."""
     entries = read_entries(conn)
     incidents = _incidents(conn, entries, window)
     closed = [i["duration_s"] for i in incidents if i["duration_s"] is not None]
+    named: dict[str, Any] = {}
+    if names_probes(entries, probes):
+        named["instance"] = entries[-1].instance if entries else None
+        by_id = {e.id: e.instance for e in entries}
+        for incident in incidents:
+            incident["instance"] = by_id.get(incident["opened_by"])
     return {
+        **named,
         "window": {"from": window.start.isoformat(timespec="seconds"),
                    "until": window.end.isoformat(timespec="seconds")},
         "endpoints": _availability(conn, window),
@@ -141,7 +152,8 @@ def _at(e: LedgerEntry) -> datetime:
 
 def markdown(d: dict[str, Any]) -> str:
     w = d["window"]
-    lines = [f"# runpod-probe digest: {w['from']} – {w['until']}", "",
+    probe = f" of {d['instance']}" if d.get("instance") else ""
+    lines = [f"# runpod-probe digest{probe}: {w['from']} – {w['until']}", "",
              "## Availability by day (availability checks)", "",
              "| Endpoint | Availability | " + " | ".join(_days(d)) + " |",
              "|---|---|" + "---|" * len(_days(d))]
@@ -153,13 +165,17 @@ def markdown(d: dict[str, Any]) -> str:
     lines += ["", f"## Incidents ({len(d['incidents'])}; mean time to recover "
                   f"{format_duration(d['mttr_s']) if d['mttr_s'] is not None else 'n/a'})", ""]
     if d["incidents"]:
-        lines += ["| Endpoint | Cause | Began | Lasted | Ledger |", "|---|---|---|---|---|"]
+        named = "instance" in d
+        lines += ["| Endpoint | Cause | Began | Lasted | Ledger |" + (" Probe |" if named else ""),
+                  "|---|---|---|---|---|" + ("---|" if named else "")]
         for i in d["incidents"]:
             lasted = format_duration(i["duration_s"]) if i["duration_s"] is not None \
                 else "still open"
             closed = f"–#{i['closed_by']}" if i["closed_by"] else ""
+            probe_cell = f" {_cell(i.get('instance') or '–')} |" if named else ""
             lines.append(f"| {_cell(i['endpoint'])} | {i['cause']} ({i['check']}) | "
-                         f"{i['opened_at']} | {lasted} | #{i['opened_by']}{closed} |")
+                         f"{i['opened_at']} | {lasted} | #{i['opened_by']}{closed} |"
+                         + probe_cell)
     else:
         lines.append("No incidents.")
     lines += ["", f"## Patterns that hold ({len(d['patterns'])})", ""]

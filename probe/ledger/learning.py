@@ -63,10 +63,14 @@ def _cell(text: str) -> str:
     return LINE_BREAKS.sub(" ", str(text)).replace("|", "\\|")
 
 
-def _source(lesson: Lesson) -> str:
+def _source(lesson: Lesson, name_probes: bool = False) -> str:
+    """What backs the row, ending with its citation; ``name_probes``: the citation names the
+    probe whose ledger it is (a fleet of more than one probe)."""
     entry = lesson.cite
     e = entry.evidence
     cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
+    if name_probes and entry.instance:
+        cite = f"{entry.instance} {cite}"
     if lesson.event == "incident_closed" and lesson.names:  # a fleet incident, one row
         first, last = lesson.covers
         return (f"Runtime probe @ {e.url} (incident: {e.outcome}; ledger #{first}–#{last}: "
@@ -156,12 +160,21 @@ def _only_ours(lines: Sequence[str]) -> bool:
                or SEPARATOR.match(line) or MARKER.match(line) for line in lines)
 
 
+def names_probes(entries: Sequence[LedgerEntry], probes: int = 1) -> bool:
+    """Whether rows name the probe whose ledger they cite: only in a fleet of more than one
+    probe (``probes``: how many the config knows of), or when the entries are more than one
+    probe's; a lone probe's rows read as they always did."""
+    return probes > 1 or len({e.instance for e in entries if e.instance}) > 1
+
+
 def updated(text: str, entries: Sequence[LedgerEntry],
             keep: Callable[[Lesson], bool] | None = None,
-            hold: Hold | None = None) -> tuple[str, int]:
+            hold: Hold | None = None, probes: int = 1) -> tuple[str, int]:
     """``text`` with a row for every lesson of ``entries`` it does not cite yet, and how
     many rows that is. Existing lines are kept as they are, in order: rows are inserted
-    under the last row of their table, new tables added at the end."""
+    under the last row of their table, new tables added at the end. ``hold``: rows a fleet
+    incident may still claim wait; ``probes``: how many probes the fleet has
+    (``names_probes``)."""
     lines = text.splitlines(keepends=True)
     bare = [line.rstrip("\r\n") for line in lines]
     found = tables(bare)
@@ -173,6 +186,7 @@ def updated(text: str, entries: Sequence[LedgerEntry],
     if not new:
         return text, 0
     nl = "\r\n" if "\r\n" in text else "\n"
+    named = names_probes(entries, probes)
     if lines and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += nl
     # one table's rows at a time; an insertion point is a line index kept in the original
@@ -185,7 +199,7 @@ def updated(text: str, entries: Sequence[LedgerEntry],
             continue
         after, own = _placement(found, bare, table)
         rendered = _template().render(lessons=rows, new_table=own, nl=nl,
-                                      title=TITLES[table])
+                                      title=TITLES[table], name_probes=named)
         adds.append((after, own, order, rendered))
     for after, _, _, rendered in sorted(adds, reverse=True):
         lines.insert(after + 1, rendered)
@@ -208,17 +222,17 @@ ever appended; edit the prose around them freely.
 
 def append_learning(path: Path, entries: Sequence[LedgerEntry],
                     keep: Callable[[Lesson], bool] | None = None,
-                    hold: Hold | None = None) -> int:
+                    hold: Hold | None = None, probes: int = 1) -> int:
     """Add the lessons of ``entries`` (those ``keep`` keeps) that ``path`` does not cite yet;
     return how many rows were added. A missing file is created first, with a ledger table
     (and its directory). ``hold``: rows a fleet incident may still claim wait (None: none
-    wait)."""
+    wait); ``probes``: how many probes the fleet has (``names_probes``)."""
     target = Path(os.path.realpath(path))  # replace the file a symlink points at, not the link
     if not target.exists():
         create(target)
     for _ in range(ATTEMPTS):
         before, _, text = _read(target)
-        new_text, added = updated(text, entries, keep, hold)
+        new_text, added = updated(text, entries, keep, hold, probes)
         if not added:
             return 0
         _check_writable(target)

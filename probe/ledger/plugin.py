@@ -46,9 +46,11 @@ class LearningExporter:
     the writer's upkeep tries again until it is decided."""
 
     def __init__(self, targets: tuple[Target, ...],
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 probes: int = 1) -> None:
         self.targets = targets
         self.clock = clock
+        self.probes = probes  # the fleet's probes: more than one, and rows name theirs
         self.appended_total = 0
         self.errors_total = 0
         self.held = False
@@ -69,7 +71,7 @@ class LearningExporter:
         for target in self.targets:
             try:
                 self.appended_total += append_learning(target.path, entries, target.keep.keeps,
-                                                       hold)
+                                                       hold, self.probes)
             except (LearningFileError, OSError) as exc:
                 self.errors_total += 1
                 log.error("cannot append to %s: %s", target.path, exc)
@@ -144,8 +146,9 @@ class LedgerKeeper:
                  redact: Callable[[str], str] = lambda text: text,
                  standing: Mapping[str, str] = MappingProxyType({}),
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 batch_interval_s: float | None = None, resume: bool = True) -> None:
-        self.exporter = LearningExporter(learning.all_targets(), clock) \
+                 batch_interval_s: float | None = None, resume: bool = True,
+                 instance: str | None = None, probes: int = 1) -> None:
+        self.exporter = LearningExporter(learning.all_targets(), clock, probes) \
             if learning is not None else None
         self.closing = False
         self.retry_at: datetime | None = None  # held rows: when to try them again
@@ -153,7 +156,7 @@ class LedgerKeeper:
         self.watch = ChainWatch(db=db)
         timing = {} if batch_interval_s is None else {"batch_interval_s": batch_interval_s}
         self.book = LedgerBook(db, on_written=self.written, maintenance=self.upkeep,
-                               redact=redact, **timing)
+                               redact=redact, instance=instance, **timing)
         self.patterns = PatternWatch(self.book, patterns, clock)
         self.ledger = Ledger(self.book, redact=redact, standing=standing,
                              baselines=Baselines(patterns, self.book.held_regressions()
@@ -192,7 +195,7 @@ def start_ledger(host: Host) -> Attachment:
     config = host.config
     keeper = LedgerKeeper(config.storage.path, LearningSettings.of(config),
                           LearningSettings.configured(config).patterns, host.redact,
-                          host.standing)
+                          host.standing, instance=config.instance, probes=config.probes)
     ledger, book, watch = keeper.ledger, keeper.book, keeper.watch
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
 

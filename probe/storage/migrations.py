@@ -58,12 +58,20 @@ def _ledger_incident(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _ledger_instance(conn: sqlite3.Connection) -> None:
+    """Ledgers from before entries named the probe that wrote them (an HA pair's)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    if "instance" not in columns:
+        conn.execute(schema.LEDGER_INSTANCE)
+
+
 MIGRATIONS = (
     Migration(1, "the tables of release 0.1.0", _release_0_1_0),
     Migration(2, "ledger entries carry observed_at", _ledger_observed_at),
     Migration(3, "seconds in each state per hour; ledger entries by event", _state_seconds),
     Migration(4, "ledger entries link their fleet incident; found by observation",
               _ledger_incident),
+    Migration(5, "ledger entries name their probe (instance)", _ledger_instance),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -135,6 +135,9 @@ LEDGER_INCIDENT_COLUMNS = ("incident", "members")
 LEDGER_BY_OBSERVATION = (
     "CREATE INDEX IF NOT EXISTS ledger_observed ON ledger (endpoint, observed_at)",)
 
+# The probe that wrote each ledger entry, one of an HA pair's (migration 5).
+LEDGER_INSTANCE = "ALTER TABLE ledger ADD COLUMN instance TEXT"
+
 TABLES = ("results", "ledger", "endpoint_state", "results_rollup", "maintenance",
           "uptime_hourly", "state_hourly")
 RELEASE_0_1_0 = (*RESULTS, *LEDGER, *ENDPOINT_STATE, *RESULTS_ROLLUP, *MAINTENANCE,
