@@ -196,6 +196,10 @@ def start_ledger(host: Host) -> Attachment:
     keeper = LedgerKeeper(config.storage.path, LearningSettings.of(config),
                           LearningSettings.configured(config).patterns, host.redact,
                           host.standing, instance=config.instance, probes=config.probes)
+    configured = LearningSettings.configured(config)
+    if configured.enabled and not configured.writes(config.instance):
+        log.info("learning: %s is not the LEARNING.md writer (learning.writer: %s); its "
+                 "ledger keeps every entry", config.instance, configured.writer)
     ledger, book, watch = keeper.ledger, keeper.book, keeper.watch
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
 

@@ -15,6 +15,8 @@ learning:
     regression_mads: 4
     regression_samples: 20
     baseline_samples: 50
+  writer: probe-1        # an HA pair: only the probe of this instance appends (default: true,
+                         # this probe; false: none); the other keeps its ledger
 # learning: false                           # append nowhere
 ```
 """
@@ -84,15 +86,23 @@ class LearningSettings:
     enabled: bool = True
     targets: tuple[Target, ...] = ()
     patterns: PatternSettings = field(default_factory=PatternSettings)
+    # who appends: True (this probe), False (none) or the instance name of the one probe of
+    # an HA pair that does (both share one config; the other keeps its ledger)
+    writer: bool | str = True
 
     @classmethod
     def of(cls, config: Config) -> LearningSettings | None:
-        """The settings to append with (path resolved), or None when learning is off."""
+        """The settings to append with (path resolved), or None when learning is off or
+        another probe of the fleet is the writer."""
         settings = cls.configured(config)
-        if not settings.enabled:
+        if not settings.enabled or not settings.writes(config.instance):
             return None
         return cls(settings.path or config.storage.path.with_name("LEARNING.md"), True,
-                   settings.targets, settings.patterns)
+                   settings.targets, settings.patterns, settings.writer)
+
+    def writes(self, instance: str) -> bool:
+        """Whether the probe named ``instance`` is the one that appends."""
+        return self.writer if isinstance(self.writer, bool) else self.writer == instance
 
     @classmethod
     def configured(cls, config: Config) -> LearningSettings:
@@ -120,8 +130,13 @@ def parse_learning(raw: Any, path: str, problems: Problems,
         return LearningSettings(None)
     if raw is False:
         return LearningSettings(None, enabled=False)
-    f = Fields(raw, path, problems, ("path", "targets", "patterns"))
+    f = Fields(raw, path, problems, ("path", "targets", "patterns", "writer"))
     file = f.text("path")
+    writer = f.raw.get("writer", True)
+    if not isinstance(writer, bool) and not (isinstance(writer, str) and writer.strip()):
+        f.fail("writer", "expected true, false or the instance name of the probe that "
+                         f"appends, got {writer!r}")
+        writer = True
     targets = f.raw.get("targets")
     parsed: list[Target] = []
     if targets is not None and not isinstance(targets, list):
@@ -131,7 +146,8 @@ def parse_learning(raw: Any, path: str, problems: Problems,
         if target is not None:
             parsed.append(target)
     return LearningSettings(Path(file) if file else None, True, tuple(parsed),
-                            _patterns(f.raw.get("patterns"), f"{path}.patterns", problems))
+                            _patterns(f.raw.get("patterns"), f"{path}.patterns", problems),
+                            writer)
 
 
 def _target(raw: Any, path: str, problems: Problems) -> Target | None:
@@ -181,6 +197,12 @@ def validate(config: Config, problems: Problems) -> None:
     if config.verdict is not None and config.sections.get("ledger") is not None:
         problems.add("ledger", "down_after, up_after and persistent_after belong in verdict: "
                      "now; give them there only (the file has both sections)")
+    configured = LearningSettings.configured(config)
+    if (isinstance(configured.writer, str) and configured.writer != config.instance
+            and config.peers is None):
+        problems.add("learning.writer", f"names probe {configured.writer!r}, but this probe is "
+                     f"{config.instance!r} and has no peers: no probe would append (set "
+                     "instance: or peers:, or leave learning.writer out)")
     learning = LearningSettings.of(config)
     if learning is None:
         return
