@@ -24,6 +24,7 @@ from probe.build import commit
 from probe.config.model import Shard
 from probe.outcome import ProbeResult
 from probe.state import EndpointView
+from probe.status.peers import PeerWatch, peer_columns
 from probe.status.uptime import UptimeBook, ratio
 from probe.verdict import State
 
@@ -58,10 +59,12 @@ Latest = Callable[[str, str], "ProbeResult | None"]
 def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query,
              uptime: UptimeBook, results_db: Path,
              parts: Mapping[str, Callable[[], dict[str, Any]]],
-             now: datetime | None = None, shard: Shard | None = None) -> dict[str, Any]:
+             now: datetime | None = None, shard: Shard | None = None,
+             instance: str | None = None, peers: PeerWatch | None = None) -> dict[str, Any]:
     """``endpoints``: every endpoint's view (the state's, by name); ``latest``: a check's
     last result, asked only for the endpoints on the page; ``shard``: this daemon's share of
-    the fleet (None: all of it)."""
+    the fleet (None: all of it); ``instance``: this probe's name; ``peers``: the other
+    probes' last answers (None: no ``peers:``), shown per endpoint of the page."""
     now = now or datetime.now(UTC)
     views = {name: v for name, v in endpoints.items() if v.kind is not None}
     summary = {str(s): 0 for s in State}
@@ -77,18 +80,21 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
     names = [name for name, _ in shown]
     seconds = uptime.seconds(names, now)
     sparks = sparklines(results_db, shown)
+    beside = peer_columns(peers, names)
     return {
         "schema": SCHEMA_VERSION,
         "generated_at": now.isoformat(timespec="seconds"),
         "version": __version__,
         "shard": None if shard is None else {"index": shard.index, "count": shard.count},
         "commit": commit() or None,
+        "instance": instance,
+        "peers": None if peers is None else [v.summary() for v in peers.views()],
         "summary": {"endpoints": len(views), **summary},
         "page": {"number": number, "pages": pages, "size": PAGE_SIZE, "matching": len(chosen),
                  "state": None if query.state is None else str(query.state),
                  "q": query.text},
-        "endpoints": [_endpoint(name, view, latest, seconds[name], sparks.get(name, {}))
-                      for name, view in shown],
+        "endpoints": [_endpoint(name, view, latest, seconds[name], sparks.get(name, {}),
+                                beside.get(name)) for name, view in shown],
         **{name: _part(part) for name, part in parts.items()},
     }
 
@@ -102,7 +108,8 @@ def _part(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def _endpoint(name: str, view: EndpointView, last: Latest,
               seconds: dict[str, dict[str, float]],
-              sparks: dict[str, list[float]]) -> dict[str, Any]:
+              sparks: dict[str, list[float]],
+              peers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     checks = []
     for check in view.checks:
         latest = last(name, check)
@@ -129,6 +136,8 @@ def _endpoint(name: str, view: EndpointView, last: Latest,
         "latency_s": sparks.get("latency_s", []),
         # None: no governed prompt runs here
         "ttft_s": sparks.get("ttft_s", []) if view.answers else None,
+        # the peers' verdicts beside ours (None: no peers: configured)
+        "peers": peers,
     }
 
 

@@ -1,5 +1,6 @@
 """The status page as a feature: ``/`` (HTML) and ``/status.json`` on the metrics listener,
-and the time in each state they read (uptime by time)."""
+the time in each state they read (uptime by time), and the peers' view (``peers:``): their
+verdicts, asked on a clock of their own, beside this probe's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from probe.job import Job
 from probe.outcome import ProbeResult
 from probe.status import cli, html
 from probe.status.page import Query, document
+from probe.status.peers import PeerWatch, verdicts_document
 from probe.status.uptime import FLUSH_S, UptimeBook
 from probe.verdict import EndpointVerdict, Transition
 
@@ -42,15 +44,24 @@ async def start_status(host: Host) -> Attachment:
     def on_plan(config: Config, _jobs: Sequence[Job]) -> None:
         book.forget((e.name for e in config.endpoints), datetime.now(UTC))
 
+    peers = host.config.peers
+    watch = PeerWatch(peers, host.config.instance, host.client.fetch) \
+        if peers is not None else None
+
     def doc(params: Mapping[str, list[str]]) -> dict[str, object]:
         return document(host.endpoint_views(), host.latest, Query.of(params), book, path,
-                        host.status_parts(), shard=host.config.shard)
+                        host.status_parts(), shard=host.config.shard,
+                        instance=host.config.instance, peers=watch)
 
     def page(params: Mapping[str, list[str]]) -> tuple[int, str, bytes]:
         return 200, HTML, host.redact(html.render(doc(params))).encode()
 
     def status_json(params: Mapping[str, list[str]]) -> tuple[int, str, bytes]:
-        text = json.dumps(doc(params), indent=1, ensure_ascii=False, default=str)
+        if params.get("view") == ["verdicts"]:  # what a peer asks for
+            text = json.dumps(verdicts_document(host.endpoint_views(), host.config.instance),
+                              separators=(",", ":"), ensure_ascii=False, default=str)
+        else:
+            text = json.dumps(doc(params), indent=1, ensure_ascii=False, default=str)
         return 200, JSON, host.redact(text).encode()
 
     async def flushing() -> None:
@@ -65,9 +76,12 @@ async def start_status(host: Host) -> Attachment:
             log.exception("uptime: cannot write the time in each state")
 
     task = asyncio.create_task(flushing())
+    asking = asyncio.create_task(watch.run()) if watch is not None else None
 
     def close() -> None:
         task.cancel()
+        if asking is not None:
+            asking.cancel()
         try:
             book.flush()
         except Exception:  # noqa: BLE001
