@@ -204,7 +204,9 @@ def start_ledger(host: Host) -> Attachment:
     host.restore(ledger.saved)  # an episode (and its streaks) goes on across a restart
 
     def on_plan(config: Config, jobs: Sequence[Job]) -> None:
-        """Endpoints may have come or gone (a reload, a discovery run)."""
+        """Endpoints may have come or gone (a reload, a discovery run); a reload may rename
+        the probe (the next batch's entries carry the new name)."""
+        book.instance = config.instance
         if keeper.exporter is not None:
             keeper.exporter.intervals = MappingProxyType(
                 {e.name: e.interval_s for e in config.endpoints})

@@ -80,7 +80,8 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
     names = [name for name, _ in shown]
     seconds = uptime.seconds(names, now)
     sparks = sparklines(results_db, shown)
-    beside = peer_columns(peers, names)
+    asked = peers.views() if peers is not None else None
+    beside = peer_columns(asked, names)
     return {
         "schema": SCHEMA_VERSION,
         "generated_at": now.isoformat(timespec="seconds"),
@@ -88,7 +89,7 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
         "shard": None if shard is None else {"index": shard.index, "count": shard.count},
         "commit": commit() or None,
         "instance": instance,
-        "peers": None if peers is None else [v.summary() for v in peers.views()],
+        "peers": None if asked is None else [v.summary() for v in asked],
         "summary": {"endpoints": len(views), **summary},
         "page": {"number": number, "pages": pages, "size": PAGE_SIZE, "matching": len(chosen),
                  "state": None if query.state is None else str(query.state),

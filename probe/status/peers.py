@@ -130,9 +130,12 @@ def _preview(body: bytes) -> str:
 
 class PeerWatch:
     """Asks every peer for its verdicts every ``peers.every``; ``views()`` is the last answer
-    of each (any thread)."""
+    of each (any thread). ``peers`` and ``instance`` follow a config reload (``follow``);
+    with no peers it asks nobody."""
 
-    def __init__(self, peers: Peers, instance: str, fetch: Fetch,
+    IDLE_S = 30.0  # how often a probe without peers looks again (after a reload)
+
+    def __init__(self, peers: Peers | None, instance: str, fetch: Fetch,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.peers = peers
         self.instance = instance
@@ -140,27 +143,36 @@ class PeerWatch:
         self.clock = clock
         self._views: Mapping[str, PeerView] = MappingProxyType({})
 
-    def views(self) -> list[PeerView]:
-        """Each peer's last answer (asked or not yet), this probe itself left out."""
-        last = self._views
-        at = ""
-        return [last.get(url) or PeerView(url, at, reason="not asked yet")
-                for url in self.peers.urls
+    def follow(self, peers: Peers | None, instance: str) -> None:
+        """A reloaded config's peers and name (asked from the next round on)."""
+        self.peers, self.instance = peers, instance
+
+    def views(self) -> list[PeerView] | None:
+        """Each peer's last answer (asked or not yet), this probe itself left out; None
+        without ``peers:``."""
+        peers, last = self.peers, self._views
+        if peers is None:
+            return None
+        return [last.get(url) or PeerView(url, "", reason="not asked yet")
+                for url in peers.urls
                 if last.get(url) is None or last[url].instance != self.instance]
 
     async def run(self) -> None:
         while True:
             await self.ask_all()
-            await asyncio.sleep(self.peers.every_s)
+            await asyncio.sleep(self.peers.every_s if self.peers is not None else self.IDLE_S)
 
     async def ask_all(self) -> None:
-        answers = await asyncio.gather(*(self.ask(url) for url in self.peers.urls))
+        peers = self.peers
+        if peers is None:
+            self._views = MappingProxyType({})
+            return
+        answers = await asyncio.gather(*(self.ask(url, peers.timeout_s) for url in peers.urls))
         self._views = MappingProxyType({v.url: v for v in answers})
 
-    async def ask(self, url: str) -> PeerView:
+    async def ask(self, url: str, timeout: float) -> PeerView:
         """One peer's answer; whatever goes wrong is the reason it is unreachable."""
         at = self.clock().isoformat(timespec="seconds")
-        timeout = self.peers.timeout_s
         try:
             status, body, _ = await asyncio.wait_for(
                 self.fetch(url + PATH, {"Accept": "application/json"}, MAX_BYTES), timeout)
@@ -183,9 +195,9 @@ class PeerWatch:
         return PeerView(url, at, reason=reason[:MAX_REASON])
 
 
-def peer_columns(watch: PeerWatch | None, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+def peer_columns(views: list[PeerView] | None,
+                 names: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Each named endpoint's peer verdicts (only the page's endpoints: O(page))."""
-    if watch is None:
+    if views is None:
         return {}
-    views = watch.views()
     return {name: [v.of(name) for v in views] for name in names}

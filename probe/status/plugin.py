@@ -43,10 +43,10 @@ async def start_status(host: Host) -> Attachment:
 
     def on_plan(config: Config, _jobs: Sequence[Job]) -> None:
         book.forget((e.name for e in config.endpoints), datetime.now(UTC))
+        watch.follow(config.peers, config.instance)
 
-    peers = host.config.peers
-    watch = PeerWatch(peers, host.config.instance, host.client.fetch) \
-        if peers is not None else None
+    watch = PeerWatch(host.config.peers, host.config.instance,
+                      lambda url, headers, limit: host.client.fetch(url, headers, limit))
 
     def doc(params: Mapping[str, list[str]]) -> dict[str, object]:
         return document(host.endpoint_views(), host.latest, Query.of(params), book, path,
@@ -76,12 +76,11 @@ async def start_status(host: Host) -> Attachment:
             log.exception("uptime: cannot write the time in each state")
 
     task = asyncio.create_task(flushing())
-    asking = asyncio.create_task(watch.run()) if watch is not None else None
+    asking = asyncio.create_task(watch.run())
 
     def close() -> None:
         task.cancel()
-        if asking is not None:
-            asking.cancel()
+        asking.cancel()
         try:
             book.flush()
         except Exception:  # noqa: BLE001

@@ -62,6 +62,20 @@ def test_an_entry_names_its_probe_and_its_hash_covers_the_name() -> None:
     assert not verify([stripped]).ok, "removing the name is an edit too"
 
 
+def test_a_reload_that_renames_the_probe_names_the_next_entries(tmp_path: Path) -> None:
+    db = tmp_path / "probe.db"
+    written(db, "probe-1", 1)
+    book = LedgerBook(db, batch_interval_s=0.01, instance="probe-1")
+    book.instance = "probe-9"  # what the ledger's on_plan does after a reload
+    book.submit({}, [draft(2, "qwen-2")])
+    deadline = time.monotonic() + 10
+    while book.entries_total < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    book.close()
+    assert [e.instance for e in entries_of(db)] == ["probe-1", "probe-9"]
+    assert verify(entries_of(db)).ok
+
+
 def test_an_entry_without_a_probe_hashes_as_entries_always_did() -> None:
     entry = seal(draft(1), 1, GENESIS)
     assert "instance" not in content(entry)

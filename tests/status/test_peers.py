@@ -180,3 +180,20 @@ def test_what_a_peer_is_asked_for_is_every_endpoints_verdict() -> None:
     assert got["verdicts"]["a"]["state"] == "up" and got["verdicts"]["a"]["cause"] is None
     assert got["verdicts"]["b"] == {**got["verdicts"]["b"], "state": "down",
                                     "cause": {"check": "models", "outcome": "http_404"}}
+
+
+def test_a_reload_brings_peers_in_and_out() -> None:
+    async def run() -> tuple[Any, Any, Any]:
+        async with listening(lambda r: answer(GOOD)) as port, make_client(4) as client:
+            watch = PeerWatch(None, "probe-1", client.fetch)
+            await watch.ask_all()
+            before = watch.views()
+            watch.follow(Peers((f"http://127.0.0.1:{port}",), 1.0, 0.5), "probe-1")
+            pending = watch.views()
+            await watch.ask_all()
+            return before, pending, watch.views()
+
+    before, pending, after = asyncio.run(run())
+    assert before is None, "no peers: no peer column"
+    assert pending is not None and [v.reason for v in pending] == ["not asked yet"]
+    assert after is not None and [(v.instance, v.reachable) for v in after] == [("probe-2", True)]
