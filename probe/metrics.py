@@ -141,29 +141,23 @@ def _count(n: int) -> str:
     return f"{n}.0" if n < 1_000_000 else go_number(n)
 
 
-def kind_lines(name: str, kinds: tuple[KindView, ...]) -> tuple[str, ...]:
-    """The endpoint's lines in each kind family (observations, failures, failures by
-    outcome, latency, stale): the SLI's counters, the latency histogram and when the first
-    check of the kind goes stale, written after each of its results (``SeriesCache``)."""
-    e = f'endpoint="{escape_value(name)}"'
-    observed: list[str] = []
-    failed: list[str] = []
-    by_outcome: list[str] = []
-    latency: list[str] = []
-    stale: list[str] = []
-    for k in kinds:
-        text = f'check_kind="{k.kind}",{e}'
-        stats = k.stats
-        observed.append(f"{OBSERVATIONS}{{{text}}} {_count(stats.observed_total)}\n")
-        failed.append(f"{FAILURES}{{{text}}} {_count(stats.failed_total)}\n")
-        by_outcome.extend(
-            f'{FAILURES_BY_OUTCOME}{{{text},outcome="{escape_value(outcome)}"}} {_count(n)}\n'
-            for outcome, n in sorted(stats.failed_by_outcome.items()))
-        latency.append(_kind_histogram(k.kind)(text, stats.latency.counts, stats.latency.total))
-        if k.stale_at is not None:
-            stale.append(f"{STALE_FAMILY}{{{text}}} {go_number(k.stale_at)}\n")
-    return ("".join(observed), "".join(failed), "".join(by_outcome), "".join(latency),
-            "".join(stale))
+def kind_lines(name: str, kind: KindView) -> tuple[str, ...]:
+    """The endpoint's lines of one kind of check in each kind family (observations,
+    failures, failures by outcome, latency, stale): the SLI's counters, the latency
+    histogram and when the first check of the kind goes stale, written after each result
+    of that kind (``SeriesCache``)."""
+    text = f'check_kind="{kind.kind}",endpoint="{escape_value(name)}"'
+    stats = kind.stats
+    by_outcome = "".join(
+        f'{FAILURES_BY_OUTCOME}{{{text},outcome="{escape_value(outcome)}"}} {_count(n)}\n'
+        for outcome, n in sorted(stats.failed_by_outcome.items()))
+    stale = ("" if kind.stale_at is None
+             else f"{STALE_FAMILY}{{{text}}} {go_number(kind.stale_at)}\n")
+    return (f"{OBSERVATIONS}{{{text}}} {_count(stats.observed_total)}\n",
+            f"{FAILURES}{{{text}}} {_count(stats.failed_total)}\n",
+            by_outcome,
+            _kind_histogram(kind.kind)(text, stats.latency.counts, stats.latency.total),
+            stale)
 
 
 def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
@@ -234,7 +228,7 @@ def _kind_rows(kinds: Collection[tuple[str, tuple[KindView, ...]]],
 
 def _kinds_written_now(kinds: Collection[tuple[str, tuple[KindView, ...]]]
                        ) -> list[tuple[str, ...]]:
-    return [kind_lines(name, views) for name, views in kinds]
+    return [kind_lines(name, view) for name, views in kinds for view in views]
 
 
 def _views_written_now(views: Collection[tuple[str, EndpointView]]) -> list[tuple[str, ...]]:

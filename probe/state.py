@@ -395,7 +395,7 @@ class FleetState:
                 state.latency.observe(result.latency_s)
             state.stale_at = self._stale_at(key, result.started_at.timestamp())
             if self._count_kind(result, observed, timed):
-                self._keep_kinds(result.endpoint)
+                self._keep_kind(result.endpoint, check_kind(result.check))
             if result.ok:
                 state.last_success_ts = result.started_at.timestamp()
                 if result.retried:
@@ -433,6 +433,20 @@ class FleetState:
     def _keep_kinds(self, name: str) -> None:
         """The endpoint's kinds of check as of now, told to the watchers."""
         kinds = self._kind_views(name, self._endpoints.get(name, (None, "", ()))[2])
+        self._kinds_of[name] = kinds
+        for watcher in self._watchers:
+            watcher.kinds_changed(name, kinds)
+
+    def _keep_kind(self, name: str, kind: str) -> None:
+        """The endpoint's kinds of check after a result of ``kind``: only that kind's view
+        is new (the others are the same objects, so a watcher may rewrite only what is new)."""
+        kept = self._kinds_of.get(name)
+        at = None if kept is None else next(
+            (i for i, view in enumerate(kept) if view.kind == kind), None)
+        if kept is None or at is None:
+            self._keep_kinds(name)
+            return
+        kinds = (*kept[:at], self._kind_view(name, kind), *kept[at + 1:])
         self._kinds_of[name] = kinds
         for watcher in self._watchers:
             watcher.kinds_changed(name, kinds)
@@ -541,6 +555,17 @@ class FleetState:
                 kind = check_kind(check)
                 stale[kind] = min(stale.get(kind, state.stale_at), state.stale_at)
         return tuple(KindView(kind, stats, stale.get(kind)) for kind, stats in kinds.items())
+
+    def _kind_view(self, name: str, kind: str) -> KindView:
+        """The endpoint's view of one kind of check (its checks of other kinds not read)."""
+        stale: float | None = None
+        for check in self._endpoints.get(name, (None, "", ()))[2]:
+            if check_kind(check) != kind:
+                continue
+            state = self._checks.get((name, check))
+            if state is not None and state.stale_at is not None:
+                stale = state.stale_at if stale is None else min(stale, state.stale_at)
+        return KindView(kind, self._kinds[name][kind], stale)
 
     def snapshot(self) -> Snapshot:
         """What /metrics shows, as of now, whichever thread reads it: a check's state is

@@ -98,6 +98,21 @@ def test_results_are_counted_per_endpoint_and_kind_of_check() -> None:
     assert kinds["api"].stale_at == started + 3 * A.interval_s + 300
 
 
+def test_a_result_renews_only_its_own_kinds_view() -> None:
+    """The other kinds' views are told again as the same objects (a watcher rewrites only
+    the new one), and the new one is what judging every kind afresh gives."""
+    state = FleetState(role_of, clock=lambda: 1000.0)
+    state.configure(config_of(A), [jobs_of(A, "models", "health", "prompt:arith")])
+    state.update(result(check="prompt:arith", latency_s=4.0))
+    before = state.snapshot().kinds["a"]
+    state.update(result(check="health", outcome=Outcome.HTTP_502, latency_s=3.0))
+    after = state.snapshot().kinds["a"]
+    assert [k.kind for k in after] == [k.kind for k in before] == ["api", "generation"]
+    assert after[1] is before[1] and after[0] is not before[0]
+    assert after[0].stats.failed_total == 1
+    assert after == state._kind_views("a", ("models", "health", "prompt:arith"))
+
+
 @pytest.mark.parametrize(
     ("second_config", "second_jobs", "kept", "gone"),
     [((A,), [jobs_of(A, "models")], {("a", "models")}, {("a", "prompt:arith")}),

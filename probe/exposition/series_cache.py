@@ -6,7 +6,9 @@ the state tells it which check, endpoint view or endpoint's kinds of check has j
 changed, with the new domain value, and it writes that one's lines then (a check's by
 ``check_series.CheckSeries.lines_of``, an endpoint's by ``probe.metrics.endpoint_lines``
 and ``kind_lines``), so the work per result is one check's and one endpoint's lines,
-whatever the fleet's size, and a scrape only joins what is kept.
+whatever the fleet's size, and a scrape only joins what is kept. An endpoint's kinds of
+check are kept one by one (a result changes one kind's view; the others are the same
+objects, so their lines are not written again).
 
 The state tells it of every check and view it holds (those it had when watched, those it
 declares later, each change, each removal; under its lock, in the thread that changes it),
@@ -66,18 +68,21 @@ class KeptLines(Generic[K]):
 class SeriesCache:
     """The lines of every check and endpoint the watched state holds (a ``StateWatcher``).
     ``check_lines`` writes a check's lines, one text per check family; ``view_lines`` an
-    endpoint's, one per endpoint family; ``kind_lines`` an endpoint's kinds of check (its
-    SLI counters and latency, changed by each of its results), one per kind family."""
+    endpoint's, one per endpoint family; ``kind_lines`` one of an endpoint's kinds of check
+    (its SLI counters and latency, changed by each of its results), one per kind family:
+    kept by (endpoint, position of the kind), which reads in the order of one text per
+    endpoint with its kinds in order."""
 
     def __init__(self, check_lines: Callable[[Key, CheckState], Text],
                  view_lines: Callable[[str, EndpointView], Text],
-                 kind_lines: Callable[[str, tuple[KindView, ...]], Text]) -> None:
+                 kind_lines: Callable[[str, KindView], Text]) -> None:
         self._check_lines = check_lines
         self._view_lines = view_lines
         self._kind_lines = kind_lines
         self.checks: KeptLines[Key] = KeptLines()
         self.views: KeptLines[str] = KeptLines()
-        self.kinds: KeptLines[str] = KeptLines()
+        self.kinds: KeptLines[tuple[str, int]] = KeptLines()
+        self._kinds_told: dict[str, tuple[KindView, ...]] = {}  # the state's own tuples
 
     def check_changed(self, key: Key, state: CheckState | None) -> None:
         self.checks.put(key, None if state is None else self._check_lines(key, state))
@@ -86,7 +91,17 @@ class SeriesCache:
         self.views.put(name, None if view is None else self._view_lines(name, view))
 
     def kinds_changed(self, name: str, kinds: tuple[KindView, ...] | None) -> None:
-        self.kinds.put(name, None if kinds is None else self._kind_lines(name, kinds))
+        told = self._kinds_told.pop(name, ())
+        if kinds is None:
+            for i in range(len(told)):
+                self.kinds.put((name, i), None)
+            return
+        self._kinds_told[name] = kinds
+        for i, view in enumerate(kinds):
+            if i >= len(told) or told[i] is not view:
+                self.kinds.put((name, i), self._kind_lines(name, view))
+        for i in range(len(kinds), len(told)):
+            self.kinds.put((name, i), None)
 
 
 class Columns:

@@ -46,13 +46,15 @@ def watched(write_ahead: bool) -> tuple[FleetState, CollectorRegistry]:
 
 def registry(write_ahead: bool = False) -> CollectorRegistry:
     """A fleet's registry; ``write_ahead``: lines written as the state changes (``watched``)."""
-    config = config_of(*(endpoint(name=n, checks=("models", "health", "vllm_metrics"))
+    config = config_of(*(endpoint(name=n, checks=("models", "health", "vllm_metrics",
+                                                  "context_active"), min_context=1000)
                          for n in NAMES))
     state, reg = watched(write_ahead)
     state.configure(config, plan(config))
     for name in NAMES:
         for check, outcome in (("models", Outcome.OK), ("health", Outcome.TIMEOUT),
-                               ("vllm_metrics", Outcome.OK)):
+                               ("vllm_metrics", Outcome.OK),
+                               ("context_active", Outcome.BAD_RESPONSE)):
             for i in range(4):
                 state.update(result(name, check, outcome, i, model='m"x', max_model_len=4096))
     # a standing pseudo-endpoint (no kind: only its state), and an endpoint in a window
