@@ -177,6 +177,8 @@ class Plugins:
     standing: Mapping[str, str]
     windows: tuple[WindowSource, ...]
     commands: tuple[AddCommands, ...]
+    # name -> the spec that answers it, as first resolved (every run resolves its check)
+    resolved: dict[str, CheckSpec] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, *features: Feature) -> Plugins:
@@ -213,9 +215,14 @@ class Plugins:
             return CheckRole.AVAILABILITY
 
     def resolve(self, check: str) -> CheckSpec:
-        """The check behind a name; KeyError for a name no feature answers."""
+        """The check behind a name; KeyError for a name no feature answers. Each name is
+        looked up in the list once (the first spec that answers it), then by a dict."""
+        spec = self.resolved.get(check)
+        if spec is not None:
+            return spec
         for spec in self.checks:
             if spec.answers(check):
+                self.resolved[check] = spec
                 return spec
         raise KeyError(check)
 

@@ -89,6 +89,15 @@ def test_features_merge_in_order_and_refuse_a_name_claimed_twice() -> None:
     assert PLUGINS.resolve("prompt:anything").name == "prompt"
     with pytest.raises(KeyError):
         PLUGINS.resolve("nope")
+    # asked again (now from what was resolved): the same answers
+    assert PLUGINS.resolve("prompt:anything").name == "prompt"
+    assert PLUGINS.resolve("prompt:other") is PLUGINS.resolve("prompt:anything")
+    assert PLUGINS.resolve("models") is PLUGINS.resolve("models")
+    assert PLUGINS.resolve("models").name == "models"
+    with pytest.raises(KeyError):
+        PLUGINS.resolve("nope")
+    with pytest.raises(KeyError):
+        PLUGINS.resolve("models:x")
 
 
 def test_check_roles_come_from_the_specs() -> None:
