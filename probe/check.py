@@ -47,6 +47,10 @@ CheckFn = Callable[[Endpoint, ProbeClient, CheckContext], Awaitable[Observation]
 # ``CheckContext.shared`` key: wall-clock time of the last answer the endpoint's engine
 # completed (the prompt checks write it; the vLLM checks read it as evidence of progress).
 ANSWERED_AT = "engine_answered_at"
+# ``CheckContext.shared`` key: (model id, wall-clock time) the models check last picked
+# from the server's list (the prompts send it while fresh instead of asking again).
+SERVED_MODEL = "served_model_seen"
+SERVED_MODEL_FRESH_S = 120.0
 Policy = Callable[[Observation], Observation]
 
 

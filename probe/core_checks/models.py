@@ -7,9 +7,10 @@ signal on its own; it is the source of truth for the served model id and
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from probe.check import CheckContext
+from probe.check import SERVED_MODEL, CheckContext
 from probe.config.model import Endpoint
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
 from probe.net import ProbeClient
@@ -56,6 +57,10 @@ def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
     details: dict[str, Any] = {"served_models": served, "max_model_len": max_len,
                                "model": card["id"] if card else None}
     details.update(_drift(ctx, card or (cards[0] if cards else None)))
+    if card is not None:
+        ctx.shared[SERVED_MODEL] = (str(card["id"]), time.time())
+    else:
+        ctx.shared.pop(SERVED_MODEL, None)
     if not served:
         return Observation(Outcome.MODEL_MISSING, "the server lists no models", status, details)
     if card is None:

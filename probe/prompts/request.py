@@ -7,9 +7,10 @@ tokens/s figure need (vLLM >= 0.5; servers that ignore it fail the check, closed
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from probe.check import CheckContext
+from probe.check import SERVED_MODEL, SERVED_MODEL_FRESH_S, CheckContext
 from probe.config.model import Endpoint
 from probe.core_checks.models import model_cards, pick_card
 from probe.http import BadBody, describe_status, get, parse_json_object, status_outcome
@@ -37,12 +38,17 @@ def chat_body(messages: tuple[Message, ...], max_tokens: int, model: str | None,
 async def served_model(endpoint: Endpoint, client: ProbeClient,
                        ctx: CheckContext) -> str | Observation:
     """The model id to send: the configured one, else the first one the server lists
-    (remembered until the server says it is gone)."""
+    (remembered until the server says it is gone; the models check's pick of the last
+    two minutes, when there is one, without asking the server again)."""
     if endpoint.model:
         return endpoint.model
     known = ctx.memory.get(_MODEL_KEY)
     if isinstance(known, str):
         return known
+    seen = ctx.shared.get(SERVED_MODEL)
+    if seen is not None and time.time() - seen[1] < SERVED_MODEL_FRESH_S:
+        ctx.memory[_MODEL_KEY] = seen[0]
+        return str(seen[0])
     status, body, _ = await get(client, f"{endpoint.openai_base}/models", ctx.headers(endpoint),
                                 ctx.max_body_bytes)
     failed = status_outcome(status)
@@ -61,3 +67,4 @@ async def served_model(endpoint: Endpoint, client: ProbeClient,
 
 def forget_model(ctx: CheckContext) -> None:
     ctx.memory.pop(_MODEL_KEY, None)
+    ctx.shared.pop(SERVED_MODEL, None)

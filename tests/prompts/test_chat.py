@@ -161,6 +161,54 @@ def test_model_is_learned_from_models_and_forgotten_on_404() -> None:
     assert calls == ["/v1/models", "/v1/chat/completions", "/v1/models", "/v1/chat/completions"]
 
 
+def test_the_models_checks_fresh_pick_is_sent_without_asking_again() -> None:
+    """The endpoint's models check picked "served/one" (its shared context): a prompt
+    sends it without its own GET /v1/models while the pick is under two minutes old;
+    older, or forgotten after a 404, the prompt asks the server itself."""
+    from probe.core_checks import models
+
+    calls: list[str] = []
+    sent: list[str] = []
+    answers = iter([200, 404, 200, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "served/one"}]})
+        sent.append(json.loads(request.content)["model"])
+        if next(answers) == 404:
+            return httpx.Response(404, json={"error": {"message": "The model does not exist"}})
+        return reply(200, sse(ROLE, delta(content="4"), USAGE, b"[DONE]"))(request)
+
+    target = endpoint(model=None)
+    shared: dict[str, Any] = {}
+    models_ctx = CheckContext(shared=shared)
+
+    def prompt_ctx() -> CheckContext:
+        return CheckContext(shared=shared, params={PROMPT_KEY: ARITHMETIC})
+
+    async def go() -> list[Observation]:
+        async with answering(handler) as client:
+            with freeze_time("2026-01-01 00:00:00") as clock:
+                assert (await models.check(target, client, models_ctx)).ok
+                calls.clear()
+                clock.tick(119)
+                fresh = await chat.check(target, client, prompt_ctx())  # the models pick
+                gone = await chat.check(target, client, prompt_ctx())  # 404: forgotten
+                after = await chat.check(target, client, prompt_ctx())  # asks itself
+                assert (await models.check(target, client, models_ctx)).ok
+                clock.tick(121)
+                stale = await chat.check(target, client, prompt_ctx())  # asks itself
+            return [fresh, gone, after, stale]
+
+    fresh, gone, after, stale = asyncio.run(go())
+    assert fresh.ok and gone.outcome is Outcome.MODEL_MISSING and after.ok and stale.ok
+    assert sent == ["served/one"] * 4
+    assert calls == ["/v1/chat/completions", "/v1/chat/completions",
+                     "/v1/models", "/v1/chat/completions",
+                     "/v1/models", "/v1/models", "/v1/chat/completions"]
+
+
 def test_over_budget_is_skipped_without_a_request() -> None:
     calls: list[str] = []
 
