@@ -42,7 +42,8 @@ TOP_LEVEL = ("runpod", "defaults", "storage", "metrics", "scheduler", "verdict",
 HYSTERESIS_KEYS = ("down_after", "up_after", "persistent_after")
 SETTINGS = ("interval", "timeout", "tries", "retry_delay", "model", "min_context", "api_key_env",
             "checks")
-ENDPOINT_KEYS = ("name", "kind", "pod_id", "port", "endpoint_id", "base_url", *SETTINGS)
+ENDPOINT_KEYS = ("name", "kind", "pod_id", "port", "endpoint_id", "base_url", "gpu_type",
+                 "data_center", *SETTINGS)
 
 
 class ConfigError(Exception):
@@ -330,7 +331,8 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         retry_delay_s=s["retry_delay"], checks=tuple(s.get("checks") or DEFAULT_CHECKS[kind]),
         api_key_env=key_env or None, model=s.get("model"), min_context=s.get("min_context"),
         pod_id=f.raw.get("pod_id"), port=f.raw.get("port", 8000) if kind == "pod" else None,
-        endpoint_id=f.raw.get("endpoint_id"),
+        endpoint_id=f.raw.get("endpoint_id"), gpu_type=f.text("gpu_type"),
+        data_center=f.text("data_center"),
         extra={key: parse(f) for key, parse in extension.endpoint_keys.items()},
     )
 

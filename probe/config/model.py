@@ -129,6 +129,10 @@ class Endpoint:
     origin: str = "config"  # one of ORIGINS
     # The pod's status per RunPod's API (set by discovery), e.g. "EXITED".
     runpod_status: str | None = None
+    # The hardware it runs on, for endpoints that fail together (Meta-Patterns): RunPod's
+    # GPU type id and data centre id, from discovery (pods) or the config.
+    gpu_type: str | None = None
+    data_center: str | None = None
     # Feature keys (``required_context``, ``roundtrip``, ...) as their parsers returned them;
     # each feature reads its own through a typed accessor, never this dict directly.
     extra: dict[str, Any] = field(default_factory=dict)

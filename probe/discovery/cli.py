@@ -64,6 +64,7 @@ def _row(endpoint: Endpoint) -> dict[str, Any]:
             "source": "discovered" if endpoint.origin == "discovery" else "config",
             "runpod_id": endpoint.pod_id or endpoint.endpoint_id,
             "status": endpoint.runpod_status, "url": endpoint.display_url,
+            "gpu_type": endpoint.gpu_type, "data_center": endpoint.data_center,
             "checks": list(endpoint.checks)}
 
 

@@ -55,7 +55,7 @@ def build_fleet(config: Config, settings: DiscoverySettings,
     """``listed``: kind -> items, for the kinds RunPod's API has listed (last known)."""
     by_id = {(e.kind, e.pod_id if e.kind == "pod" else e.endpoint_id): e
              for e in config.endpoints if e.kind in ("pod", "serverless")}
-    statuses: dict[str, str] = {}
+    seen: dict[str, Listed] = {}  # configured endpoint -> how the API lists it
     taken = {e.name for e in config.endpoints} | {API_ENDPOINT}
     endpoints: list[Endpoint] = []
     skipped: list[Skipped] = []
@@ -63,8 +63,7 @@ def build_fleet(config: Config, settings: DiscoverySettings,
         for item in listed.get(kind, ()):
             configured = by_id.get((kind, item.id))
             if configured is not None:
-                if item.status:
-                    statuses[configured.name] = item.status
+                seen[configured.name] = item
                 continue
             reason = _reason(item, settings)
             if reason is None:
@@ -77,7 +76,7 @@ def build_fleet(config: Config, settings: DiscoverySettings,
                     endpoints.append(built)
                     continue
             skipped.append(Skipped(kind, item.id, item.name, reason))
-    annotated = tuple(_annotate(e, statuses.get(e.name)) for e in config.endpoints)
+    annotated = tuple(_annotate(e, seen.get(e.name)) for e in config.endpoints)
     return DiscoveredFleet(tuple(endpoints), annotated, tuple(skipped))
 
 
@@ -125,10 +124,17 @@ def _build(item: Listed, name: str, config: Config, settings: DiscoverySettings,
         endpoint = build_endpoint(raw, f"discovery[{item.id}]", config, env)
     except ConfigError as exc:  # only the environment can differ from the load-time check
         return "cannot build: " + "; ".join(exc.problems)
-    return replace(endpoint, origin="discovery", runpod_status=item.status)
+    return replace(endpoint, origin="discovery", runpod_status=item.status,
+                   gpu_type=endpoint.gpu_type or item.gpu_type,
+                   data_center=endpoint.data_center or item.data_center)
 
 
-def _annotate(endpoint: Endpoint, status: str | None) -> Endpoint:
-    if status is None or endpoint.runpod_status == status:
+def _annotate(endpoint: Endpoint, item: Listed | None) -> Endpoint:
+    """A configured endpoint with what the API says of it: its status, and its GPU type
+    and data centre unless the config gives them."""
+    if item is None:
         return endpoint
-    return replace(endpoint, runpod_status=status)
+    annotated = replace(endpoint, runpod_status=item.status or endpoint.runpod_status,
+                        gpu_type=endpoint.gpu_type or item.gpu_type,
+                        data_center=endpoint.data_center or item.data_center)
+    return endpoint if annotated == endpoint else annotated

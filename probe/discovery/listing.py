@@ -37,6 +37,8 @@ class Listed:
     status: str | None = None  # pods: PROVISIONING|STARTING|RUNNING|EXITED|ERROR|TERMINATED
     type: str | None = None  # serverless: QUEUE|LOAD_BALANCER
     ports: tuple[str, ...] = ()  # pods: "8000/http", "22/tcp"
+    gpu_type: str | None = None  # pods: gpu.id, e.g. "NVIDIA GeForce RTX 4090"
+    data_center: str | None = None  # pods: dataCenterId, e.g. "EU-RO-1"
 
 
 def parse_listing(kind: str, document: dict[str, Any]) -> tuple[Listed, ...]:
@@ -53,16 +55,24 @@ def parse_listing(kind: str, document: dict[str, Any]) -> tuple[Listed, ...]:
             raise BadBody(f"a listed {kind} has no string id")
         name = item.get("name")
         ports = item.get("ports")
+        gpu = item.get("gpu")
         out.append(Listed(
             kind=kind, id=item_id, name=name if isinstance(name, str) and name else item_id,
             status=_text(item.get("status")), type=_text(item.get("type")),
             ports=tuple(p for p in ports if isinstance(p, str)) if isinstance(ports, list)
-            else ()))
+            else (),
+            gpu_type=_id(gpu.get("id")) if isinstance(gpu, dict) else None,
+            data_center=_id(item.get("dataCenterId"))))
     return tuple(sorted(out, key=lambda listed: listed.id))
 
 
 def _text(value: Any) -> str | None:
     return value.upper() if isinstance(value, str) and value else None
+
+
+def _id(value: Any) -> str | None:
+    """An id as RunPod spells it (GPU types and data centres), when it is printable text."""
+    return value if isinstance(value, str) and value and value.isprintable() else None
 
 
 def make_check(kinds: tuple[str, ...]) -> Any:

@@ -26,6 +26,9 @@ class PodSpec:
     # `echo_auth_cut`: how many characters of the caller's key come before the 120th byte
     # of every answer (where a probe's preview of a body ends)
     cut_at: int = 0
+    # the hardware RunPod's API reports: gpu.id and dataCenterId
+    gpu_type: str = "NVIDIA RTX A4500"
+    data_center: str = "EU-RO-1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ from probe.simulator import Fleet, PodSpec, ServerlessSpec, Simulator
 @pytest.fixture
 def sim(sim_env: dict[str, str]) -> Iterator[Simulator]:
     fleet = Fleet()
-    fleet.add_pod("p-run", PodSpec(name="Qwen Pod"))
+    fleet.add_pod("p-run", PodSpec(name="Qwen Pod", gpu_type="NVIDIA GeForce RTX 4090",
+                                   data_center="US-KS-2"))
     fleet.add_pod("p-stop", PodSpec("stopped", name="old"))
     fleet.add_pod("p-jup", PodSpec(port=8888, name="notebook"))
     fleet.add_serverless("e-q", ServerlessSpec(name="queue -fb"))
@@ -51,6 +52,11 @@ def test_discover_prints_what_would_be_probed(sim: Simulator, tmp_path: Path,
         ("queue-e-q", "discovered", None)]
     assert [(s["id"], s["reason"]) for s in out["skipped"]] == [
         ("p-jup", "port 8000 not exposed as http (ports: 8888/http, 22/tcp)")]
+    # the hardware RunPod lists (gpu.id, dataCenterId), for the group patterns; a configured
+    # pod gets it too; a serverless endpoint's workers may run anywhere: none
+    assert [(e["name"], e["gpu_type"], e["data_center"]) for e in out["endpoints"]] == [
+        ("mine", "NVIDIA RTX A4500", "EU-RO-1"),
+        ("qwen-pod-p-run", "NVIDIA GeForce RTX 4090", "US-KS-2"), ("queue-e-q", None, None)]
 
     table = probe(sim_env, "discover", "--config", str(path))
     assert table.returncode == 0

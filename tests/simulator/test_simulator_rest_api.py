@@ -18,7 +18,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def sim() -> Iterator[Simulator]:
     fleet = Fleet()
     fleet.add_pod("p-run", PodSpec(name="vllm qwen"))
-    fleet.add_pod("p-stop", PodSpec("stopped"))
+    fleet.add_pod("p-stop", PodSpec("stopped", gpu_type="NVIDIA A40", data_center="US-TX-3"))
     fleet.add_pod("p-jup", PodSpec("server_down", port=8888))
     fleet.add_serverless("e-queue", ServerlessSpec(name="queue -fb"))
     fleet.add_serverless("e-lb", ServerlessSpec(type="LOAD_BALANCER"))
@@ -43,6 +43,17 @@ def test_pods_are_listed_from_the_fleet(sim: Simulator) -> None:
     assert pods["p-stop"]["runtime"] is None and pods["p-stop"]["cost"] == 0.0
     assert pods["p-jup"]["status"] == "RUNNING", "a crashed server: the container still runs"
     assert pods["p-jup"]["ports"] == ["8888/http", "22/tcp"]
+
+
+def test_pods_say_their_gpu_type_and_data_centre_as_the_v2_reference_does(
+        sim: Simulator) -> None:
+    """RunPod's v2 pod object: ``gpu`` = ``{id, count}`` and ``dataCenterId`` (what the group
+    patterns group by); the fleet's default is one A4500 in EU-RO-1."""
+    pods = {p["id"]: p for p in get(sim, "pods").json()["pods"]}
+    assert (pods["p-run"]["gpu"], pods["p-run"]["dataCenterId"]) == \
+        ({"id": "NVIDIA RTX A4500", "count": 1}, "EU-RO-1")
+    assert (pods["p-stop"]["gpu"], pods["p-stop"]["dataCenterId"]) == \
+        ({"id": "NVIDIA A40", "count": 1}, "US-TX-3")
 
 
 def test_serverless_endpoints_are_listed_from_the_fleet(sim: Simulator) -> None:
