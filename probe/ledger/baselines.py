@@ -1,6 +1,7 @@
 """Regressions against an endpoint's own baseline: serverless cold starts (RunPod's
 ``delayTime`` from the round trip), time to first token and the decode rate of governed
-prompts.
+prompts, and the latency of every other check that passed (per endpoint and check: models,
+health, ...).
 
 Per result the work is O(1): a sample goes into its hour's bucket (at most
 ``SAMPLES_PER_HOUR`` kept, deterministically), per endpoint, check and metric. Once an hour
@@ -8,12 +9,15 @@ per series (when its first sample of a new hour arrives) the last 24 h are held 
 days before them in the window: robust statistics, the median and the MAD, each with a
 minimum number of samples. A regression is said once when it starts to hold and once when it
 ends (a ledger entry each); the series already said are read back from the ledger at start.
-The buckets live in memory: after a restart a baseline is built again.
+A finished hour is handed to the ledger's writer to keep (``probe.storage.baselines``), and
+so is every unfinished one at shutdown; at start the kept hours are loaded, so a restart
+goes on with the same baseline instead of building it again.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +26,7 @@ from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.ledger.settings import PatternSettings
 from probe.outcome import CheckRole, ProbeResult
+from probe.storage.baselines import SavedHour
 
 SAMPLES_PER_HOUR = 16
 RECENT = timedelta(hours=24)
@@ -39,11 +44,17 @@ class Metric:
 
     def applies(self, r: ProbeResult) -> bool:
         """Round-trip metrics: results of a serverless job (RunPod's job id in their
-        details); the others: governed answers (their role)."""
+        details); latency: any other check that passed (a failure's time is the incident's
+        story, an answer's is its TTFT and decode rate); the others: governed answers."""
+        if self.name == LATENCY:
+            return r.ok and r.role is not CheckRole.ANSWERS and JOB not in r.details
         return JOB in r.details if self.name in ROUND_TRIP else r.role is CheckRole.ANSWERS
 
-    def value(self, details: dict[str, object]) -> float | None:
-        """The sample a result's details give (None: none)."""
+    def value(self, r: ProbeResult) -> float | None:
+        """The sample a result gives (None: none)."""
+        if self.name == LATENCY:
+            return float(r.latency_s) if r.latency_s >= 0 else None
+        details = r.details
         raw = details.get(self.key)
         if self.share:
             return {"cold": 1.0, "warm": 0.0}.get(raw) if isinstance(raw, str) else None
@@ -56,12 +67,15 @@ class Metric:
 
 ROUND_TRIP = frozenset({"cold_start_s", "cold_start_share"})
 JOB = "job_id"
+LATENCY = "latency_s"
 SHARE_RISE = 0.2  # a share must also rise by at least this much (20 points)
+LATENCY_RISE_S = 0.1  # a latency must also rise by this much: 40 ms to 70 ms is no lesson
 METRICS = (Metric("cold_start_s", "delay_s", "cold starts (RunPod delayTime)"),
            Metric("cold_start_share", "start", "share of round trips that started cold",
                   share=True),
            Metric("ttft_s", "ttft_s", "time to first token"),
-           Metric("tokens_per_s", "tokens_per_s", "decode rate (tokens/s)", False))
+           Metric("tokens_per_s", "tokens_per_s", "decode rate (tokens/s)", False),
+           Metric(LATENCY, LATENCY, "probe latency"))
 Key = tuple[str, str, str]  # endpoint, check, metric
 
 
@@ -88,33 +102,58 @@ class _Hour:
 class Baselines:
     settings: PatternSettings
     held: set[Key] = field(default_factory=set)
-    # the hours in the window, oldest first (a list: a deque's block is 0.6 kB per series)
-    hours: dict[Key, list[_Hour]] = field(default_factory=dict)
+    hours: dict[Key, deque[_Hour]] = field(default_factory=dict)
+    finished: list[SavedHour] = field(default_factory=list)  # to keep, not yet handed over
+    forget_before: str | None = None
+
+    def restore(self, saved: Iterable[SavedHour]) -> None:
+        """The hours kept before a restart (oldest first), within the window of the newest."""
+        for h in saved:
+            try:
+                start = datetime.fromisoformat(h.hour)
+            except ValueError:
+                continue
+            series = self.hours.setdefault((h.endpoint, h.check, h.metric), deque())
+            if series and series[-1].start >= start:
+                continue
+            series.append(_Hour(start, list(h.samples[:SAMPLES_PER_HOUR]), h.seen,
+                                h.first_row, h.last_row))
+            window = timedelta(seconds=self.settings.window_s)
+            while series[0].start < start - window:
+                series.popleft()
+
+    def take(self) -> tuple[list[SavedHour], str | None]:
+        """The finished hours to keep and the hour before which none is needed; once."""
+        taken, self.finished = self.finished, []
+        forget, self.forget_before = self.forget_before, None
+        return taken, forget
+
+    def unfinished(self) -> list[SavedHour]:
+        """Every series' current hour (at shutdown: kept so that a restart goes on with
+        it); walks every series, once."""
+        return [_saved(key, series[-1]) for key, series in self.hours.items() if series]
 
     def observe(self, r: ProbeResult, row: int | None, who: str) -> list[LedgerDraft]:
         """Feed one result; drafts when a regression starts or stops holding."""
-        if r.role is not CheckRole.ANSWERS and JOB not in r.details:
-            return []
         out: list[LedgerDraft] = []
         for metric in METRICS:
-            value = metric.value(r.details) if metric.applies(r) else None
+            value = metric.value(r) if metric.applies(r) else None
             if value is None:
                 continue
             key = (r.endpoint, r.check, metric.name)
             hour = r.started_at.replace(minute=0, second=0, microsecond=0)
-            series = self.hours.get(key)
-            if series is None:
-                series = self.hours[key] = []
+            series = self.hours.setdefault(key, deque())
             if not series or series[-1].start < hour:
                 draft = self._judge(key, metric, series, hour, who, r.url)
                 if draft is not None:
                     out.append(draft)
+                if series:
+                    self.finished.append(_saved(key, series[-1]))
                 series.append(_Hour(hour))
                 window = timedelta(seconds=self.settings.window_s)
-                old = 0
-                while old < len(series) and series[old].start < hour - window:
-                    old += 1
-                del series[:old]
+                while series and series[0].start < hour - window:
+                    series.popleft()
+                self.forget_before = (hour - window - RECENT).isoformat()
             series[-1].add(float(value), row)
         return out
 
@@ -124,7 +163,10 @@ class Baselines:
         recent = [v for h in recent_hours for v in h.samples]
         baseline = [v for h in series if h.start < now - RECENT for v in h.samples]
         s = self.settings
-        if len(recent) < s.regression_samples or len(baseline) < s.baseline_samples:
+        latency = metric.name == LATENCY
+        needed = (s.latency_samples, 3 * s.latency_samples) if latency else \
+            (s.regression_samples, s.baseline_samples)
+        if len(recent) < needed[0] or len(baseline) < needed[1]:
             return None
         if metric.share:
             return self._judge_share(key, metric, recent_hours, recent, baseline, now, who, url)
@@ -136,7 +178,8 @@ class Baselines:
             ratio, spread = last >= base * s.regression_ratio, last - base
         else:
             ratio, spread = last * s.regression_ratio <= base, base - last
-        worse = ratio and (key in self.held or spread >= s.regression_mads * mad)
+        worse = ratio and (key in self.held or spread >= s.regression_mads * mad) and \
+            (not latency or spread >= LATENCY_RISE_S)
         if worse == (key in self.held):
             return None
         (self.held.add if worse else self.held.discard)(key)
@@ -182,6 +225,12 @@ def _draft(key: Key, worse: bool, text: str, recent_hours: list[_Hour], now: dat
     return LedgerDraft(ts=evidence.observed_at or "", severity="warning" if worse else "info",
                        endpoint=endpoint, event=REGRESSION if worse else ENDED,
                        pattern=text, evidence=evidence)
+
+
+def _saved(key: Key, hour: _Hour) -> SavedHour:
+    endpoint, check, metric = key
+    return SavedHour(endpoint, check, metric, hour.start.isoformat(), tuple(hour.samples),
+                     hour.seen, hour.first_row, hour.last_row)
 
 
 def _p95(values: list[float]) -> float:

@@ -32,6 +32,7 @@ from probe.ledger.anchor import (
     write_anchor,
 )
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, identity, seal
+from probe.storage.baselines import SavedHour, forget_hours_before, load_hours, save_hours
 from probe.storage.database import open_database, transaction
 from probe.storage.verdicts import load_states, save_states
 from probe.verdict import Encoded
@@ -141,13 +142,18 @@ State = dict[str, Any] | Encoded | None
 class _Batch:
     states: dict[str, State] = field(default_factory=dict)
     drafts: list[LedgerDraft] = field(default_factory=list)
+    hours: list[SavedHour] = field(default_factory=list)  # the baselines' hours to keep
+    forget_before: str | None = None  # ... and hours older than this to forget
 
     def merge(self, other: _Batch) -> None:
         self.states.update(other.states)  # the newest state of an endpoint wins
         self.drafts.extend(other.drafts)
+        self.hours.extend(other.hours)
+        if other.forget_before is not None:
+            self.forget_before = max(self.forget_before or "", other.forget_before)
 
     def __bool__(self) -> bool:
-        return bool(self.states or self.drafts)
+        return bool(self.states or self.drafts or self.hours)
 
 
 Written = Callable[[sqlite3.Connection, list[LedgerEntry]], None]
@@ -177,6 +183,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
         try:
             self.states = load_states(conn)
             self.regressions = _held_regressions(conn)
+            self.hours = load_hours(conn)  # the baselines' hours kept before a restart
             # The head this writer knows the table has: found at start, then the last entry
             # it committed (replaced once per batch, read by the /metrics thread).
             self.head: Head | None = table_head(conn)
@@ -194,6 +201,11 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     def submit(self, states: Mapping[str, State], drafts: list[LedgerDraft]) -> None:
         self.put(_Batch(dict(states), list(drafts)))
 
+    def keep_hours(self, hours: list[SavedHour], forget_before: str | None = None) -> None:
+        """The baselines' hours to keep (written with the next batch), and the hour before
+        which they are no longer needed."""
+        self.put(_Batch(hours=list(hours), forget_before=forget_before))
+
     def connect(self) -> sqlite3.Connection:
         return connect(self.path, self.busy_timeout_s)
 
@@ -202,7 +214,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
             self._backlog.merge(batch)
 
     def backlog_size(self) -> int:
-        return len(self._backlog.states) + len(self._backlog.drafts)
+        return len(self._backlog.states) + len(self._backlog.drafts) + len(self._backlog.hours)
 
     def losable(self) -> int:
         return len(self._backlog.drafts)  # states are rewritten from memory by the next run
@@ -219,6 +231,10 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
                              self.redact(json.dumps(data, sort_keys=True))))
         with transaction(conn):
             save_states(conn, gone, kept)
+            if self._backlog.hours:
+                save_hours(conn, self._backlog.hours)
+            if self._backlog.forget_before is not None:
+                forget_hours_before(conn, self._backlog.forget_before)
             self._entries = append(conn, self._backlog.drafts, instance=self.instance)
 
     def written(self, conn: sqlite3.Connection) -> None:

@@ -43,10 +43,13 @@ LEDGER_TABLE, PATTERNS_TABLE = "ledger", "patterns"
 
 # Entry kinds written by the pattern detector (probe.ledger.patterns).
 PATTERN_EVENTS = frozenset({"recurring", "recurring_ended", "time_of_day", "time_of_day_ended",
-                            "regression", "regression_ended"})
+                            "regression", "regression_ended", "failed_together",
+                            "failed_together_ended"})
 CHANGE_EVENTS = frozenset({"model_changed", "context_changed"})
-# A fleet incident opening or closing (the incidents feature): one row each, kind "fleet".
-FLEET_EVENTS = frozenset({"incident_opened", "incident_closed"})
+# A fleet incident opening or closing (the incidents feature): one row each, kind "fleet";
+# so are the endpoints of one GPU type or data centre failing together (a group pattern).
+FLEET_EVENTS = frozenset({"incident_opened", "incident_closed", "failed_together",
+                          "failed_together_ended"})
 # The table each kind of entry is a row of (kinds not named here: the ledger table, one row
 # each; e.g. a fleet incident opening or closing).
 TABLE_OF: dict[str, str] = {**{e: PATTERNS_TABLE for e in PATTERN_EVENTS | CHANGE_EVENTS}}

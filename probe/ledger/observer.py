@@ -62,6 +62,9 @@ class Ledger:
         found: list[LedgerDraft] = []
         if self.baselines is not None and verdict is not None:
             found = self.baselines.observe(result, row_id, verdict.subject or result.endpoint)
+            hours, forget = self.baselines.take()
+            if hours or forget is not None:  # once an hour per series: kept across a restart
+                self.book.keep_hours(hours, forget)
         return self.changed(result.endpoint, transitions, verdict, found)
 
     def changed(self, endpoint: str, transitions: list[Transition],

@@ -11,7 +11,10 @@ counted, so replaying the same entries (a restart reads the whole ledger) append
 - time of day: incidents of one endpoint and cause that began in the same UTC hour on at
   least ``time_of_day_days`` distinct days of the window ("every night at 02:00");
 - recurring: at least ``recurring_incidents`` incidents of one endpoint and cause in the
-  window, when no time-of-day pattern says it already.
+  window, when no time-of-day pattern says it already;
+- failing together: endpoints of one GPU type or data centre whose incidents start together
+  (``probe.ledger.groups``); such openings are the group's evidence and are not counted
+  again for the endpoint's own recurrence or time of day.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import datetime, timedelta
 
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft, LedgerEntry
+from probe.ledger.groups import GROUP_EVENTS, GroupPatterns, Opening
 from probe.ledger.lessons import IncidentTracker, kind_of
 from probe.ledger.rules import rule_for
 from probe.ledger.settings import PatternSettings
@@ -33,19 +37,6 @@ EVENTS = frozenset({RECURRING, TIME_OF_DAY, RECURRING + ENDED, TIME_OF_DAY + END
 WORDS = {"pod": "RunPod pod", "serverless": "RunPod serverless endpoint",
          "provider": "Provider", "other": "Endpoint"}
 IDS_SHOWN = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Opening:
-    """An entry that opened an incident row."""
-
-    entry: int
-    at: datetime
-    check: str | None
-    first_row: int | None
-    last_row: int | None
-    url: str | None
-    who: str
 
 
 @dataclass(slots=True)
@@ -63,6 +54,10 @@ class IncidentPatterns:
     held: dict[tuple[str, str, str], _Held] = field(default_factory=dict)
     # (kind, endpoint, outcome) -> when it was last said to start or stop
     said: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    groups: GroupPatterns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.groups = GroupPatterns(self.settings)
 
     def load(self, entries: Sequence[LedgerEntry]) -> list[LedgerDraft]:
         """The whole ledger at start: first what was already said (so no incident it
@@ -70,7 +65,9 @@ class IncidentPatterns:
         for e in entries:
             if e.event in EVENTS:
                 self._remember(e)
-        return self.feed(e for e in entries if e.event not in EVENTS)
+            elif e.event in GROUP_EVENTS:
+                self.groups.remember(e)
+        return self.feed(e for e in entries if e.event not in EVENTS | GROUP_EVENTS)
 
     def feed(self, entries: Iterable[LedgerEntry]) -> list[LedgerDraft]:
         """Drafts for the patterns these entries (in chain order) make hold."""
@@ -78,13 +75,15 @@ class IncidentPatterns:
         for e in entries:
             if e.event in EVENTS:
                 self._remember(e)
+            elif e.event in GROUP_EVENTS:
+                self.groups.remember(e)
             elif self.tracker.opens(e) and e.evidence.outcome is not None:
                 out.extend(self._opened(e, e.evidence.outcome))
         return out
 
     def tick(self, now: datetime) -> list[LedgerDraft]:
         """Patterns that stopped holding: no incident of theirs within the quiet window."""
-        out = []
+        out = self.groups.tick(now)
         quiet = timedelta(seconds=self.settings.quiet_after_s)
         for key in list(self.held):
             kind, endpoint, outcome = key
@@ -111,26 +110,30 @@ class IncidentPatterns:
         at = _at(e)
         window = timedelta(seconds=self.settings.window_s)
         recent = self.recent.setdefault((e.endpoint, outcome), deque())
-        recent.append(Opening(e.id, at, e.evidence.check, e.evidence.first_row,
-                              e.evidence.last_row, e.evidence.url, WORDS[kind_of(e)]))
+        opening = Opening(e.id, e.endpoint, outcome, at, e.evidence.check,
+                          e.evidence.first_row, e.evidence.last_row, e.evidence.url,
+                          WORDS[kind_of(e)])
+        recent.append(opening)
         while recent and at - recent[0].at > window:
             recent.popleft()
+        out = self.groups.opened(opening)  # first: it marks openings that are the group's
+        own = [o for o in recent if o.entry not in self.groups.joint]
         tod, rec = (TIME_OF_DAY, e.endpoint, outcome), (RECURRING, e.endpoint, outcome)
         if tod in self.held or self._said_after(tod, at):
-            return []
-        same_hour = [o for o in recent if o.at.hour == at.hour]
+            return out
+        same_hour = [o for o in own if o.at.hour == at.hour]
         days = {o.at.date() for o in same_hour}
         if len(days) >= self.settings.time_of_day_days:
             self.held[tod] = _Held(at, at.hour)
             self.said[tod] = at
-            return [self._time_of_day(e.endpoint, outcome, same_hour, len(days))]
+            return [*out, self._time_of_day(e.endpoint, outcome, same_hour, len(days))]
         if rec in self.held or self._said_after(rec, at):
-            return []
-        if len(recent) >= self.settings.recurring_incidents:
+            return out
+        if len(own) >= self.settings.recurring_incidents:
             self.held[rec] = _Held(at)
             self.said[rec] = at
-            return [self._recurring(e.endpoint, outcome, list(recent))]
-        return []
+            return [*out, self._recurring(e.endpoint, outcome, own)]
+        return out
 
     def _said_after(self, key: tuple[str, str, str], at: datetime) -> bool:
         """The ledger already has a statement about ``key`` made at or after ``at``: an

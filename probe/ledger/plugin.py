@@ -19,6 +19,7 @@ from probe.ledger import cli
 from probe.ledger.baselines import Baselines
 from probe.ledger.book import LedgerBook, latest_entries, read_entries
 from probe.ledger.chain import LedgerDraft, LedgerEntry, verify
+from probe.ledger.groups import groups_of
 from probe.ledger.learning import LearningFileError, append_learning
 from probe.ledger.lessons import Hold, fold
 from probe.ledger.metrics import LedgerMetrics
@@ -158,9 +159,31 @@ class LedgerKeeper:
         self.book = LedgerBook(db, on_written=self.written, maintenance=self.upkeep,
                                redact=redact, instance=instance, **timing)
         self.patterns = PatternWatch(self.book, patterns, clock)
+        self.baselines = Baselines(patterns, self.book.held_regressions()
+                                   if resume else set())
+        if resume:  # a replay judges from a clean slate
+            self.baselines.restore(self.book.hours)
+        self.book.hours = []  # loaded once
         self.ledger = Ledger(self.book, redact=redact, standing=standing,
-                             baselines=Baselines(patterns, self.book.held_regressions()
-                                                 if resume else set()))
+                             baselines=self.baselines)
+        self.planned = False  # the group patterns wait for the endpoints' groups
+
+    def sync(self, config: Config, jobs: Sequence[Job], verdict_of: Callable[..., Any],
+             now: datetime | None = None) -> list[LedgerDraft]:
+        """A new plan: the endpoints that came or went (entries), and each planned
+        endpoint's GPU type and data centre for the group patterns (one dict, replaced)."""
+        self.patterns.detector.groups.members = groups_of(job.endpoint for job in jobs)
+        self.planned = True
+        return self.ledger.sync_config(config, jobs, verdict_of, now)
+
+    def close(self) -> None:
+        """Keep every baseline's unfinished hour (a restart goes on with it) and the
+        verdicts still waiting to be kept, then stop the writer; its last upkeep writes the
+        rows still held back."""
+        self.closing = True
+        self.ledger.flush()
+        self.book.keep_hours(self.baselines.unfinished())
+        self.book.close()
 
     def upkeep(self, conn: sqlite3.Connection) -> None:
         if not self.caught_up and self.exporter is not None:  # entries from before a restart
@@ -171,15 +194,10 @@ class LedgerKeeper:
             if self.closing or self.retry_at is None or now >= self.retry_at:
                 self.retry_at = now + HELD_RETRY
                 self.exporter(conn, [], final=self.closing)
-        self.patterns.load(conn)
+        if self.planned:  # the whole ledger once, with the plan's groups known
+            self.patterns.load(conn)
         self.patterns.tick()
         self.watch(conn)
-
-    def close(self) -> None:
-        """Stop the writer; its last upkeep writes the rows still held back."""
-        self.closing = True
-        self.ledger.flush()  # the verdicts still waiting to be kept
-        self.book.close()
 
     def written(self, conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:
         for entry in entries:  # what was learned, in the journal too (already redacted),
@@ -210,7 +228,7 @@ def start_ledger(host: Host) -> Attachment:
         if keeper.exporter is not None:
             keeper.exporter.intervals = MappingProxyType(
                 {e.name: e.interval_s for e in config.endpoints})
-        ledger.sync_config(config, jobs, host.verdict)
+        keeper.sync(config, jobs, host.verdict)
 
     return Attachment(close=keeper.close, on_plan=on_plan,
                       collectors=(LedgerMetrics(book, watch, keeper.exporter),),

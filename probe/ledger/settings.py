@@ -15,6 +15,10 @@ learning:
     regression_mads: 4
     regression_samples: 20
     baseline_samples: 50
+    group_within: 10m    # incidents of one GPU type or data centre starting this close ...
+    group_endpoints: 2   # ... on at least this many endpoints are a joint start,
+    group_starts: 3      # ... and this many joint starts in the window a pattern
+    latency_samples: 100 # probe latency: samples in the last 24 h (and 3x in the baseline)
   writer: probe-1        # an HA pair: only the probe of this instance appends (default: true,
                          # this probe; false: none); the other keeps its ledger
 # learning: false                           # append nowhere
@@ -51,6 +55,10 @@ class PatternSettings:
     regression_mads: float = 4.0  # ... and this many (scaled) MADs above it
     regression_samples: int = 20  # samples in the last 24 h before a regression is said
     baseline_samples: int = 50  # samples in the baseline (the 6 days before)
+    group_within_s: float = 600.0  # incidents in one group starting this close: together
+    group_endpoints: int = 2  # distinct endpoints in a joint start
+    group_starts: int = 3  # joint starts of one group within the window
+    latency_samples: int = 100  # probe latency: in the last 24 h (3x that in the baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +174,9 @@ def _patterns(raw: Any, path: str, problems: Problems) -> PatternSettings:
     d = PatternSettings()
     f = Fields(raw, path, problems, ("window", "recurring_incidents", "time_of_day_days",
                                      "quiet_after", "regression_ratio", "regression_mads",
-                                     "regression_samples", "baseline_samples"))
+                                     "regression_samples", "baseline_samples",
+                                     "group_within", "group_endpoints", "group_starts",
+                                     "latency_samples"))
     return PatternSettings(
         f.duration("window", d.window_s), f.integer("recurring_incidents",
                                                     d.recurring_incidents, minimum=2),
@@ -175,7 +185,11 @@ def _patterns(raw: Any, path: str, problems: Problems) -> PatternSettings:
         _number(f, "regression_ratio", d.regression_ratio, above=1.0),
         _number(f, "regression_mads", d.regression_mads, above=0.0),
         f.integer("regression_samples", d.regression_samples, minimum=3),
-        f.integer("baseline_samples", d.baseline_samples, minimum=3))
+        f.integer("baseline_samples", d.baseline_samples, minimum=3),
+        f.duration("group_within", d.group_within_s),
+        f.integer("group_endpoints", d.group_endpoints, minimum=2),
+        f.integer("group_starts", d.group_starts, minimum=2),
+        f.integer("latency_samples", d.latency_samples, minimum=3))
 
 
 def _number(f: Fields, key: str, default: float, above: float) -> float:

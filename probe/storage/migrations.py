@@ -65,6 +65,12 @@ def _ledger_instance(conn: sqlite3.Connection) -> None:
         conn.execute(schema.LEDGER_INSTANCE)
 
 
+def _baseline_hours(conn: sqlite3.Connection) -> None:
+    """The baselines' hourly samples, so that a restart does not start them again."""
+    for statement in schema.BASELINE_HOURS:
+        conn.execute(statement)
+
+
 MIGRATIONS = (
     Migration(1, "the tables of release 0.1.0", _release_0_1_0),
     Migration(2, "ledger entries carry observed_at", _ledger_observed_at),
@@ -72,6 +78,7 @@ MIGRATIONS = (
     Migration(4, "ledger entries link their fleet incident; found by observation",
               _ledger_incident),
     Migration(5, "ledger entries name their probe (instance)", _ledger_instance),
+    Migration(6, "the baselines' hourly samples", _baseline_hours),
 )
 LATEST = MIGRATIONS[-1].version
 

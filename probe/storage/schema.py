@@ -138,7 +138,26 @@ LEDGER_BY_OBSERVATION = (
 # The probe that wrote each ledger entry, one of an HA pair's (migration 5).
 LEDGER_INSTANCE = "ALTER TABLE ledger ADD COLUMN instance TEXT"
 
+# What the baselines of the Meta-Patterns need across a restart (probe.storage.baselines,
+# migration 6):
+# per endpoint, check, metric and hour, the hour's kept samples (a JSON list of at most 16
+# numbers), how many were seen and the result rows they came from.
+BASELINE_HOURS = (
+    """CREATE TABLE IF NOT EXISTS baseline_hours (
+    endpoint TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    samples TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    first_row INTEGER,
+    last_row INTEGER,
+    PRIMARY KEY (endpoint, check_name, metric, hour)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS baseline_hours_by_hour ON baseline_hours (hour)",
+)
+
 TABLES = ("results", "ledger", "endpoint_state", "results_rollup", "maintenance",
-          "uptime_hourly", "state_hourly")
+          "uptime_hourly", "state_hourly", "baseline_hours")
 RELEASE_0_1_0 = (*RESULTS, *LEDGER, *ENDPOINT_STATE, *RESULTS_ROLLUP, *MAINTENANCE,
                  *UPTIME_HOURLY)

@@ -80,3 +80,29 @@ def test_a_regression_that_passes_is_said_to_end_once() -> None:
         ("regression", "ttft_s"), ("regression_ended", "ttft_s")]
     assert said[0].severity == "warning" and said[1].severity == "info"
     assert "time to first token on prompt:arithmetic back to its baseline" in said[1].pattern
+
+
+def latency_run(latency: Any) -> list[LedgerDraft]:
+    """A pod's models check every 5 minutes for a week, ``latency(at, rng)`` seconds each."""
+    baselines, rng = Baselines(PatternSettings()), random.Random(5)
+    out: list[LedgerDraft] = []
+    at, row = START, 1
+    while at < START + timedelta(days=7):
+        r = ProbeResult(endpoint="p", kind="pod", check="models", outcome=Outcome.OK,
+                        started_at=at, latency_s=latency(at, rng), attempts=1, url="http://x",
+                        message="", http_status=200, details={}, role=role_of("models"))
+        out += baselines.observe(r, row, "RunPod pod p")
+        at, row = at + timedelta(minutes=5), row + 1
+    return out
+
+
+def test_probe_latency_regresses_against_its_own_baseline_only_when_it_matters() -> None:
+    doubled = latency_run(lambda at, rng: rng.uniform(.25, .35) * (2 if at >= DAY5 else 1))
+    assert [(d.event, d.evidence.check, d.evidence.outcome) for d in doubled] == [
+        ("regression", "models", "latency_s")]
+    assert "probe latency regressed on models" in doubled[0].pattern
+    # a healthy fleet's noise (and its tail) says nothing in a week
+    assert latency_run(lambda at, rng: rng.lognormvariate(-2.3, 0.4)) == []
+    # 40 ms to 70 ms is 1.75x, but not a lesson: a latency must also rise by 100 ms
+    assert latency_run(lambda at, rng: rng.uniform(.035, .045)
+                       * (1.75 if at >= DAY5 else 1)) == []

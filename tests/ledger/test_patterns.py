@@ -62,3 +62,66 @@ def test_two_incidents_or_thresholds_not_met_say_nothing() -> None:
     assert IncidentPatterns(PatternSettings()).feed(spaced) == []
     stricter = PatternSettings(recurring_incidents=4)
     assert IncidentPatterns(stricter).feed(incidents(0, 5, 30)) == []
+
+
+def downs(*at: tuple[str, float], start: int = 1) -> list[LedgerEntry]:
+    """A down entry (502) of each (pod, hours after T0), then its recovery 20 minutes on."""
+    timeline = sorted([(T0 + timedelta(hours=h), pod, "down") for pod, h in at]
+                      + [(T0 + timedelta(hours=h, minutes=20), pod, "recovered")
+                         for pod, h in at])
+    out: list[LedgerEntry] = []
+    for n, (when, pod, event) in enumerate(timeline, start):
+        d = LedgerDraft(ts=when.isoformat(), severity="critical", endpoint=pod, event=event,
+                        pattern=f"RunPod pod {pod} ({pod}0) {event} (502)",
+                        evidence=Evidence("models", "http_502", n, n, "http://x",
+                                          when.isoformat(timespec="seconds")))
+        out.append(seal(d, n, out[-1].hash if out else GENESIS))
+    return out
+
+
+def racks(settings: PatternSettings | None = None) -> IncidentPatterns:
+    detector = IncidentPatterns(settings or PatternSettings())
+    detector.groups.members = {"a": ("dc:EU-RO-1",), "b": ("dc:EU-RO-1",),
+                               "c": ("dc:EU-RO-1", "gpu:NVIDIA A40"), "d": ("dc:US-TX-3",)}
+    return detector
+
+
+# three nights at different hours; b five minutes after a
+NIGHTS = [(pod, h + (5 / 60 if pod == "b" else 0)) for h in (1, 27.5, 52.25)
+          for pod in ("a", "b")]
+
+
+def test_endpoints_of_one_data_centre_down_together_three_times_are_one_group_pattern() -> None:
+    detector = racks()
+    said = detector.feed(downs(*NIGHTS))
+    assert [(d.event, d.endpoint) for d in said] == [("failed_together", "dc:EU-RO-1")]
+    assert said[0].pattern.startswith("Endpoints on data centre EU-RO-1 went down together 3 "
+                                      "times within 7d: a, b (")
+    assert "ledger #1, #2; " in said[0].pattern, "each start's incidents, by ledger id"
+    ledger = sealed_after(downs(*NIGHTS), said)
+    assert racks().load(ledger) == [], "a restart says nothing it said before"
+    assert detector.tick(T0 + timedelta(days=3)) == []
+    ended = detector.tick(T0 + timedelta(hours=53, days=7))
+    assert [(d.event, d.endpoint) for d in ended] == [("failed_together_ended", "dc:EU-RO-1")]
+
+
+def test_no_group_pattern_for_other_groups_far_apart_starts_or_too_few_starts() -> None:
+    other = [(pod, h + (5 / 60 if pod == "d" else 0)) for h in (1, 27.5, 52.25)
+             for pod in ("a", "d")]
+    assert sorted((d.event, d.endpoint) for d in racks().feed(downs(*other))) == [
+        ("recurring", "a"), ("recurring", "d")], "two data centres: each pod on its own"
+    apart = [(pod, h + (0.5 if pod == "b" else 0)) for h in (1, 27.5, 52.25)
+             for pod in ("a", "b")]  # 30 minutes apart: not together
+    assert [d.event for d in racks().feed(downs(*apart))
+            if d.event == "failed_together"] == []
+    assert [d for d in racks(PatternSettings(group_starts=4)).feed(downs(*NIGHTS))
+            if d.event == "failed_together"] == []
+
+
+def test_incidents_that_are_a_group_s_are_not_the_endpoint_s_own_recurrence() -> None:
+    """Each pod went down three times in the week, always with the other: the group is the
+    lesson; without a group each pod recurs on its own."""
+    assert [d.event for d in racks().feed(downs(*NIGHTS))] == ["failed_together"]
+    alone = IncidentPatterns(PatternSettings())
+    assert sorted((d.event, d.endpoint) for d in alone.feed(downs(*NIGHTS))) == [
+        ("recurring", "a"), ("recurring", "b")]

@@ -8,12 +8,24 @@ import json
 import re
 import shutil
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from weekhelpers import START, Replay, config_text, entry_count, load, result, week
+from weekhelpers import (
+    DAY,
+    RACK_DOWN,
+    RACKS,
+    SLOWER_FROM,
+    START,
+    Replay,
+    config_text,
+    entry_count,
+    load,
+    result,
+    week,
+)
 
 from probe.cli import main
 from probe.ledger.book import connect, read_entries
@@ -24,7 +36,8 @@ from probe.outcome import Outcome
 
 pytestmark = pytest.mark.xdist_group("week")
 
-PATTERN_KINDS = ("recurring", "time_of_day", "regression", "model_changed", "context_changed")
+PATTERN_KINDS = ("recurring", "time_of_day", "regression", "model_changed", "context_changed",
+                 "failed_together")
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +69,52 @@ def said(db: Path) -> list[tuple[str, str]]:
 
 def test_each_seeded_pattern_is_said_exactly_once(replayed: tuple[Path, Path]) -> None:
     db, _ = replayed
-    assert sorted(said(db)) == [("coldstart", "regression"), ("nightly", "time_of_day"),
+    assert sorted(said(db)) == [("coldstart", "regression"), ("dc:EU-RO-1", "failed_together"),
+                                ("nightly", "time_of_day"), ("slowing", "regression"),
                                 ("swapper", "model_changed")]
+
+
+def test_the_racks_failing_together_are_one_group_pattern(replayed: tuple[Path, Path]) -> None:
+    """Three pods of one data centre down together on three nights (each at another hour):
+    one pattern names the data centre, the pods and the nine incidents; none of the pods
+    gets a recurring pattern of its own for the same incidents."""
+    db, learning = replayed
+    found = entries(db)
+    by_id = {e.id: e for e in found}
+    group = [e for e in found if e.event == "failed_together"]
+    assert len(group) == 1
+    text = group[0].pattern
+    assert text.startswith("Endpoints on data centre EU-RO-1 went down together 3 times "
+                           "within 7d: rack1, rack2, rack3 (")
+    cited_ids = [int(n) for n in re.findall(r"#(\d+)", text)]
+    downs = [e.id for e in found if e.endpoint in RACKS and e.event == "down"]
+    assert len(downs) == 9 and cited_ids == downs[:8], "the nights' incidents until it held"
+    assert [by_id[n].endpoint for n in cited_ids] == [*RACKS, *RACKS, "rack1", "rack2"]
+    # said when the third night's second rack went down, not before
+    assert group[0].evidence.observed_at == by_id[downs[7]].evidence.observed_at
+    said_at = datetime.fromisoformat(group[0].evidence.observed_at or "")
+    assert RACK_DOWN[2] < said_at < RACK_DOWN[2] + timedelta(minutes=20), "on the third night"
+    assert not [e for e in found if e.endpoint in RACKS and e.event in PATTERN_KINDS]
+    meta = learning.read_text().split("## Meta-Patterns")[1]
+    assert group[0].id in cited(meta)
+
+
+def test_a_pod_whose_latency_doubles_is_one_latency_pattern(
+        replayed: tuple[Path, Path]) -> None:
+    db, _ = replayed
+    slow = [e for e in entries(db) if e.endpoint == "slowing" and e.event != "appeared"]
+    assert [(e.event, e.evidence.check, e.evidence.outcome) for e in slow] == \
+        [("regression", "models", "latency_s")]
+    assert "probe latency regressed on models" in slow[0].pattern
+    observed = slow[0].evidence.observed_at or ""
+    assert SLOWER_FROM.isoformat() < observed < (SLOWER_FROM + DAY).isoformat()
+    ratio = re.search(r"(\d\.\d)× its own baseline$", slow[0].pattern)
+    assert ratio is not None and 1.5 <= float(ratio[1]) <= 2.0, slow[0].pattern
 
 
 def test_the_patterns_cite_evidence_a_reader_can_follow(replayed: tuple[Path, Path]) -> None:
     db, learning = replayed
-    found = {e.event: e for e in entries(db)}
+    found = {e.event: e for e in entries(db) if e.endpoint in ("nightly", "coldstart", "swapper")}
     by_id = {e.id: e for e in entries(db)}
     nightly = found["time_of_day"]
     assert "between 02:00 and 03:00 UTC: 3 of the last 7 days" in nightly.pattern
@@ -83,10 +135,13 @@ def test_the_patterns_cite_evidence_a_reader_can_follow(replayed: tuple[Path, Pa
     assert checks == {"coldstart/roundtrip"}, "its result rows are the round trips it read"
     swap = found["model_changed"]
     assert "now serves meta-llama/Llama-3.1-8B instead of Qwen/Qwen2.5-7B-Instruct" in swap.pattern
-    # LEARNING.md: the three in its Meta-Patterns table, each citing its entry; verify agrees
+    # LEARNING.md: each in its Meta-Patterns table, citing its entry; verify agrees
     text = learning.read_text()
     meta = text[text.index("## Meta-Patterns"):]
-    assert sorted(cited(meta)) == sorted(e.id for e in (nightly, cold, swap))
+    others = [e.id for e in entries(db) if e.event in ("failed_together", "regression")
+              and e.endpoint not in ("coldstart",)]
+    assert len(others) == 2
+    assert sorted(cited(meta)) == sorted([*(e.id for e in (nightly, cold, swap)), *others])
     assert check(db, learning).startswith(f"{len(by_id)} entries")
 
 
@@ -172,8 +227,8 @@ def expected_digest() -> dict[str, Any]:
     """What the digest must say, computed from the recording itself (not the database)."""
     results: dict[str, list[int]] = {}
     tokens, jobs = 0, 0
-    outages: list[float] = []
-    failing_since, passes = None, 0
+    outages: list[tuple[str, float]] = []
+    failing: dict[str, tuple[Any, int]] = {}  # endpoint -> (failing since, passes since)
     for r in week():
         usage = r.details.get("usage") or {}
         tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
@@ -183,14 +238,15 @@ def expected_digest() -> dict[str, Any]:
         counts = results.setdefault(r.endpoint, [0, 0])
         counts[0] += 1
         counts[1] += not r.ok
-        if r.endpoint == "nightly":  # its incidents: first failure to the second pass
+        if r.endpoint in ("nightly", *RACKS):  # incidents: first failure to the second pass
+            since, passes = failing.get(r.endpoint, (None, 0))
             if not r.ok:
-                failing_since, passes = failing_since or r.started_at, 0
-            elif failing_since is not None:
-                passes += 1
-                if passes == 2:
-                    outages.append((r.started_at - failing_since).total_seconds())
-                    failing_since = None
+                failing[r.endpoint] = (since or r.started_at, 0)
+            elif since is not None:
+                failing[r.endpoint] = (since, passes + 1)
+                if passes + 1 == 2:
+                    outages.append((r.endpoint, (r.started_at - since).total_seconds()))
+                    del failing[r.endpoint]
     return {"results": results, "tokens": tokens, "jobs": jobs, "outages": outages}
 
 
@@ -206,16 +262,59 @@ def test_the_digest_of_the_week_matches_the_recording(
     nightly = got["endpoints"]["nightly"]
     assert nightly["availability"] == round(100 * (2016 - 28) / 2016, 3)
     assert [d["failed"] for d in nightly["by_day"]] == [4] * 7
-    assert [(i["endpoint"], i["cause"], i["duration_s"]) for i in got["incidents"]] == \
-        [("nightly", "http_502", s) for s in want["outages"]]
-    assert len(want["outages"]) == 7
-    assert got["mttr_s"] == sum(want["outages"]) / 7 == 25 * 60
+    assert sorted((i["endpoint"], i["cause"], i["duration_s"]) for i in got["incidents"]) == \
+        sorted((name, "http_502", s) for name, s in want["outages"])
+    assert len(want["outages"]) == 7 + 9
+    assert got["mttr_s"] == sum(s for _, s in want["outages"]) / 16 == 25 * 60
     assert sorted((p["endpoint"], p["kind"]) for p in got["patterns"]) == \
-        [("coldstart", "regression"), ("nightly", "time_of_day")]
+        [("coldstart", "regression"), ("dc:EU-RO-1", "failed_together"),
+         ("nightly", "time_of_day"), ("slowing", "regression")]
     assert got["spent"]["tokens"] == want["tokens"] > 0
     assert got["spent"]["serverless_jobs"] == want["jobs"] == 7 * 48
     assert main(["learning", "--digest", "7d", "--db", str(db), "--until", "2026-03-09"]) == 0
     text = capsys.readouterr().out
     assert "| nightly | 98.61% (28 of 2016 failed) |" in text
-    assert "## Incidents (7; mean time to recover 25m)" in text
+    assert "## Incidents (16; mean time to recover 25m)" in text
     assert f"- tokens: {want['tokens']} (" in text and "- serverless jobs: 336" in text
+
+
+def pattern_entries(db: Path) -> list[tuple[Any, ...]]:
+    return [(e.endpoint, e.event, e.evidence.observed_at, e.evidence.first_row,
+             e.evidence.last_row, e.pattern) for e in entries(db)
+            if e.event.split("_ended")[0] in PATTERN_KINDS]
+
+
+def test_a_restart_mid_week_keeps_the_baselines(replayed: tuple[Path, Path],
+                                                tmp_path: Path) -> None:
+    """The same week with a restart on day 5 at 09:37 (mid-hour: after the latency and the
+    cold starts doubled, before either pattern is said): the baselines' kept hours carry
+    them over, so every pattern is said once, at the same moment, with the same evidence as
+    without the restart. Without the kept hours the baselines would start again and say
+    nothing before day 6."""
+    db, learning = tmp_path / "probe.db", tmp_path / "LEARNING.md"
+    cut = SLOWER_FROM + timedelta(hours=9, minutes=37)
+    results = list(week())
+    before, after = ([r for r in results if r.started_at < cut],
+                     [r for r in results if r.started_at >= cut])
+    first = Replay(load(config_text(db, learning)))
+    try:
+        first.feed(iter(before))
+        first.settle()
+    finally:
+        first.close()
+    said_before = pattern_entries(db)
+    assert ("slowing", "regression") not in [p[:2] for p in said_before]
+    conn = sqlite3.connect(db)
+    kept = conn.execute("SELECT COUNT(*), COUNT(DISTINCT endpoint || check_name || metric), "
+                        "MAX(LENGTH(samples)) FROM baseline_hours").fetchone()
+    conn.close()
+    series = 7  # latency of 6 pod models checks and the queue, ttft, decode rate, cold starts
+    assert kept[1] >= series and kept[0] <= kept[1] * (4 * 24 + 10) and kept[2] < 400, kept
+    second = Replay(load(config_text(db, learning)))
+    try:
+        second.feed(iter(after))
+        second.settle()
+    finally:
+        second.close()
+    assert pattern_entries(db) == pattern_entries(replayed[0])
+    assert check(db, learning).startswith(f"{entry_count(db)} entries")

@@ -4,8 +4,10 @@ following the results' times.
 
 The recording: a pod that answers 502 every night from 02:00 to 02:20 UTC, a serverless
 endpoint whose cold starts (``delayTime``) double from day 5, a pod whose served model
-changes on day 3, and a healthy control endpoint with a governed prompt; every endpoint but
-the nightly pod also fails a single check now and then (random single failures).
+changes on day 3, three pods in one data centre (``rack1``..``rack3``) that go down together
+on three nights (at a different hour each night), a pod whose probe latency doubles from day
+5, and a healthy control endpoint with a governed prompt; the swapper, the control and the
+serverless endpoint also fail a single check now and then (random single failures).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ STEP = timedelta(minutes=5)
 SWAP_AT = START + 2 * DAY + timedelta(hours=11, minutes=3)  # day 3
 SLOWER_FROM = START + 4 * DAY  # day 5
 SINGLE_FAILURES = 6  # per endpoint but the nightly pod, at random steps
+# the nights the racks go down together (20 minutes; rack3 five minutes after the others)
+RACK_DOWN = (START + DAY + timedelta(hours=1, minutes=10),
+             START + 3 * DAY + timedelta(hours=3, minutes=40),
+             START + 5 * DAY + timedelta(hours=4, minutes=15))
+RACKS = ("rack1", "rack2", "rack3")
 
 
 def config_text(db: Path, learning: Path, extra: str = "") -> str:
@@ -47,6 +54,10 @@ endpoints:
   - {{name: nightly, kind: pod, pod_id: nightly0pod, port: 8000, checks: [models]}}
   - {{name: swapper, kind: pod, pod_id: swapper0pod, port: 8000, checks: [models]}}
   - {{name: control, kind: pod, pod_id: control0pod, port: 8000, checks: [models]}}
+  - {{name: rack1, kind: pod, pod_id: rack10pod, checks: [models], data_center: EU-RO-1}}
+  - {{name: rack2, kind: pod, pod_id: rack20pod, checks: [models], data_center: EU-RO-1}}
+  - {{name: rack3, kind: pod, pod_id: rack30pod, checks: [models], data_center: EU-RO-1}}
+  - {{name: slowing, kind: pod, pod_id: slowing0pod, checks: [models]}}
   - {{name: coldstart, kind: serverless, endpoint_id: coldstart0ep,
       roundtrip: {{interval: 30m, input: {{prompt: "2+2"}}}}}}
 """
@@ -57,11 +68,11 @@ def load(text: str) -> Config:
 
 
 def result(endpoint: str, check: str, at: datetime, outcome: Outcome = Outcome.OK,
-            **details: Any) -> ProbeResult:
+           latency_s: float = 0.05, **details: Any) -> ProbeResult:
     kind = "serverless" if endpoint == "coldstart" else "pod"
     status = {Outcome.OK: 200, Outcome.HTTP_502: 502, Outcome.HTTP_404: 404}.get(outcome, 200)
     return ProbeResult(endpoint=endpoint, kind=kind, check=check, outcome=outcome,
-                       started_at=at, latency_s=0.05, attempts=1,
+                       started_at=at, latency_s=latency_s, attempts=1,
                        url=f"http://127.0.0.1:9/{endpoint}", message="",
                        http_status=status, details=details, role=role_of(check))
 
@@ -87,6 +98,12 @@ def week(days: int = 7, seed: int = 23) -> Iterator[ProbeResult]:
         yield result("control", "prompt:arithmetic", at, ttft_s=round(rng.uniform(.2, .4), 4),
                       tokens_per_s=round(rng.uniform(40, 60), 2),
                       usage={"prompt_tokens": prompt, "completion_tokens": completion})
+        for n, rack in enumerate(RACKS):
+            late = timedelta(minutes=5 if n == 2 else 0)
+            down = any(t + late <= at < t + late + timedelta(minutes=20) for t in RACK_DOWN)
+            yield result(rack, "models", at, Outcome.HTTP_502 if down else Outcome.OK)
+        slow = 2 if at >= SLOWER_FROM else 1
+        yield result("slowing", "models", at, latency_s=round(rng.uniform(.18, .22) * slow, 4))
         yield result("coldstart", "queue", at,
                       Outcome.HTTP_502 if step in single["coldstart"] else Outcome.OK)
         if at.minute % 30 == 0:
@@ -112,7 +129,7 @@ class Replay:
         self.state.configure(config, jobs)
         if not again:
             self.state.restore(self.keeper.ledger.saved)
-        self.keeper.ledger.sync_config(config, jobs, self.state.verdict, now=START)
+        self.keeper.sync(config, jobs, self.state.verdict, now=START)
         self.conn = open_database(config.storage.path)
         self.next_row = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM results")
                             .fetchone()[0]) + 1
@@ -142,7 +159,7 @@ class Replay:
             last = head
 
     def close(self) -> None:
-        self.keeper.book.close()
+        self.keeper.close()
         self.conn.close()
 
 

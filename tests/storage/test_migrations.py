@@ -108,6 +108,25 @@ def test_a_version_2_file_gains_state_seconds_and_the_event_index(tmp_path: Path
     assert row_counts(db) == before
 
 
+def test_a_version_3_file_gains_the_baseline_hours(tmp_path: Path) -> None:
+    """Migration 6: the baselines' hourly samples, empty until the daemon keeps some."""
+    db = release_copy(tmp_path)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for step in MIGRATIONS[:3]:
+        step.apply(conn)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    before = row_counts(db)
+    open_database(db).close()
+    names, version = tables_and_version(db)
+    assert (version, "baseline_hours" in names) == (LATEST, True)
+    assert "baseline_hours_by_hour" in {name for name, _ in sql_of(db)}
+    assert row_counts(db) == before
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM baseline_hours").fetchone()[0] == 0
+    conn.close()
+
+
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "probe.db"
     open_database(db).close()
