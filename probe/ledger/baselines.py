@@ -17,6 +17,7 @@ goes on with the same baseline instead of building it again.
 from __future__ import annotations
 
 import statistics
+from array import array
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from probe.outcome import CheckRole, ProbeResult
 from probe.storage.baselines import SavedHour
 
 SAMPLES_PER_HOUR = 16
+LATENCY_PER_HOUR = 8  # probe latency: one series per check of every endpoint, so fewer
 RECENT = timedelta(hours=24)
 MAD_SCALE = 1.4826  # a normal distribution's standard deviation per MAD
 REGRESSION, ENDED = "regression", "regression_ended"
@@ -82,16 +84,17 @@ Key = tuple[str, str, str]  # endpoint, check, metric
 @dataclass(slots=True)
 class _Hour:
     start: datetime
-    samples: list[float] = field(default_factory=list)
+    samples: array[float] = field(default_factory=lambda: array("d"))  # 8 bytes each
+    keep: int = SAMPLES_PER_HOUR
     seen: int = 0
     first_row: int | None = None
     last_row: int | None = None
 
     def add(self, value: float, row: int | None) -> None:
-        if len(self.samples) < SAMPLES_PER_HOUR:
+        if len(self.samples) < self.keep:
             self.samples.append(value)
         else:  # spread over the hour, the same way on every replay
-            self.samples[self.seen % SAMPLES_PER_HOUR] = value
+            self.samples[self.seen % self.keep] = value
         self.seen += 1
         if row is not None:
             self.first_row = row if self.first_row is None else self.first_row
@@ -116,7 +119,8 @@ class Baselines:
             series = self.hours.setdefault((h.endpoint, h.check, h.metric), deque())
             if series and series[-1].start >= start:
                 continue
-            series.append(_Hour(start, list(h.samples[:SAMPLES_PER_HOUR]), h.seen,
+            keep = _keep(h.metric)
+            series.append(_Hour(start, array("d", h.samples[:keep]), keep, h.seen,
                                 h.first_row, h.last_row))
             window = timedelta(seconds=self.settings.window_s)
             while series[0].start < start - window:
@@ -149,7 +153,7 @@ class Baselines:
                     out.append(draft)
                 if series:
                     self.finished.append(_saved(key, series[-1]))
-                series.append(_Hour(hour))
+                series.append(_Hour(hour, keep=_keep(metric.name)))
                 window = timedelta(seconds=self.settings.window_s)
                 while series and series[0].start < hour - window:
                     series.popleft()
@@ -171,13 +175,15 @@ class Baselines:
         if metric.share:
             return self._judge_share(key, metric, recent_hours, recent, baseline, now, who, url)
         base, last = statistics.median(baseline), statistics.median(recent)
-        mad = statistics.median(abs(v - base) for v in baseline) * MAD_SCALE
         # the ratio and the MAD say when a regression starts; once said, it ends only when
         # the ratio no longer holds (a baseline that absorbs it widens its MAD, not its median)
         if metric.worse_when_higher:
             ratio, spread = last >= base * s.regression_ratio, last - base
         else:
             ratio, spread = last * s.regression_ratio <= base, base - last
+        if not ratio and key not in self.held:
+            return None  # the usual hour of a steady series: no MAD to compute
+        mad = statistics.median(abs(v - base) for v in baseline) * MAD_SCALE
         worse = ratio and (key in self.held or spread >= s.regression_mads * mad) and \
             (not latency or spread >= LATENCY_RISE_S)
         if worse == (key in self.held):
@@ -225,6 +231,10 @@ def _draft(key: Key, worse: bool, text: str, recent_hours: list[_Hour], now: dat
     return LedgerDraft(ts=evidence.observed_at or "", severity="warning" if worse else "info",
                        endpoint=endpoint, event=REGRESSION if worse else ENDED,
                        pattern=text, evidence=evidence)
+
+
+def _keep(metric: str) -> int:
+    return LATENCY_PER_HOUR if metric == LATENCY else SAMPLES_PER_HOUR
 
 
 def _saved(key: Key, hour: _Hour) -> SavedHour:
