@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import statistics
 from array import array
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
@@ -81,31 +80,84 @@ METRICS = (Metric("cold_start_s", "delay_s", "cold starts (RunPod delayTime)"),
 Key = tuple[str, str, str]  # endpoint, check, metric
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Hour:
+    """One hour of a series, as read from it."""
+
     start: datetime
-    samples: array[float] = field(default_factory=lambda: array("d"))  # 8 bytes each
-    keep: int = SAMPLES_PER_HOUR
-    seen: int = 0
-    first_row: int | None = None
-    last_row: int | None = None
+    samples: tuple[float, ...]
+    seen: int
+    first_row: int | None
+    last_row: int | None
+
+
+NO_ROW = -1
+
+
+class _Series:
+    """The hours of one series in flat arrays (about 100 bytes an hour instead of an object,
+    a datetime and a list per hour): the hours' starts (epoch seconds), ``keep`` sample
+    slots per hour, how many are filled, how many samples were seen, the first and last
+    result rows (``NO_ROW``: none)."""
+
+    __slots__ = ("keep", "starts", "samples", "filled", "seen", "first", "last")
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.starts, self.samples = array("q"), array("d")
+        self.filled, self.seen = array("H"), array("q")
+        self.first, self.last = array("q"), array("q")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def open(self, start: int, samples: tuple[float, ...] = (), seen: int = 0,
+             first: int | None = None, last: int | None = None) -> None:
+        kept = samples[:self.keep]
+        self.starts.append(start)
+        self.samples.extend([*kept, *[0.0] * (self.keep - len(kept))])
+        self.filled.append(len(kept))
+        self.seen.append(seen)
+        self.first.append(NO_ROW if first is None else first)
+        self.last.append(NO_ROW if last is None else last)
 
     def add(self, value: float, row: int | None) -> None:
-        if len(self.samples) < self.keep:
-            self.samples.append(value)
-        else:  # spread over the hour, the same way on every replay
-            self.samples[self.seen % self.keep] = value
-        self.seen += 1
+        """Into the last hour: the first ``keep`` samples, then spread over the hour, the
+        same way on every replay."""
+        i, n = len(self.starts) - 1, self.seen[-1]
+        self.samples[i * self.keep + n % self.keep] = value
+        self.filled[i] = min(self.keep, n + 1)
+        self.seen[i] = n + 1
         if row is not None:
-            self.first_row = row if self.first_row is None else self.first_row
-            self.last_row = row
+            if self.first[i] == NO_ROW:
+                self.first[i] = row
+            self.last[i] = row
+
+    def drop_before(self, start: int) -> None:
+        n = 0
+        while n < len(self.starts) and self.starts[n] < start:
+            n += 1
+        if n:
+            for column in (self.starts, self.filled, self.seen, self.first, self.last):
+                del column[:n]
+            del self.samples[:n * self.keep]
+
+    def values(self, i: int) -> tuple[float, ...]:
+        i %= len(self.starts)  # -1: the last hour
+        at = i * self.keep
+        return tuple(self.samples[at:at + self.filled[i]])
+
+    def hour(self, i: int) -> _Hour:
+        first, last = self.first[i], self.last[i]
+        return _Hour(datetime.fromtimestamp(self.starts[i], UTC), self.values(i), self.seen[i],
+                     None if first == NO_ROW else first, None if last == NO_ROW else last)
 
 
 @dataclass(slots=True)
 class Baselines:
     settings: PatternSettings
     held: set[Key] = field(default_factory=set)
-    hours: dict[Key, deque[_Hour]] = field(default_factory=dict)
+    hours: dict[Key, _Series] = field(default_factory=dict)
     finished: list[SavedHour] = field(default_factory=list)  # to keep, not yet handed over
     forget_before: str | None = None
 
@@ -113,18 +165,15 @@ class Baselines:
         """The hours kept before a restart (oldest first), within the window of the newest."""
         for h in saved:
             try:
-                start = datetime.fromisoformat(h.hour)
+                start = int(datetime.fromisoformat(h.hour).timestamp())
             except ValueError:
                 continue
-            series = self.hours.setdefault((h.endpoint, h.check, h.metric), deque())
-            if series and series[-1].start >= start:
+            key = (h.endpoint, h.check, h.metric)
+            series = self.hours.setdefault(key, _Series(_keep(h.metric)))
+            if series and series.starts[-1] >= start:
                 continue
-            keep = _keep(h.metric)
-            series.append(_Hour(start, array("d", h.samples[:keep]), keep, h.seen,
-                                h.first_row, h.last_row))
-            window = timedelta(seconds=self.settings.window_s)
-            while series[0].start < start - window:
-                series.popleft()
+            series.open(start, h.samples, h.seen, h.first_row, h.last_row)
+            series.drop_before(start - int(self.settings.window_s))
 
     def take(self) -> tuple[list[SavedHour], str | None]:
         """The finished hours to keep and the hour before which none is needed; once."""
@@ -135,7 +184,7 @@ class Baselines:
     def unfinished(self) -> list[SavedHour]:
         """Every series' current hour (at shutdown: kept so that a restart goes on with
         it); walks every series, once."""
-        return [_saved(key, series[-1]) for key, series in self.hours.items() if series]
+        return [_saved(key, series.hour(-1)) for key, series in self.hours.items() if series]
 
     def observe(self, r: ProbeResult, row: int | None, who: str) -> list[LedgerDraft]:
         """Feed one result; drafts when a regression starts or stops holding."""
@@ -146,26 +195,30 @@ class Baselines:
                 continue
             key = (r.endpoint, r.check, metric.name)
             hour = r.started_at.replace(minute=0, second=0, microsecond=0)
-            series = self.hours.setdefault(key, deque())
-            if not series or series[-1].start < hour:
+            start = int(hour.timestamp())
+            series = self.hours.get(key)
+            if series is None:
+                series = self.hours[key] = _Series(_keep(metric.name))
+            if not series or series.starts[-1] < start:
                 draft = self._judge(key, metric, series, hour, who, r.url)
                 if draft is not None:
                     out.append(draft)
                 if series:
-                    self.finished.append(_saved(key, series[-1]))
-                series.append(_Hour(hour, keep=_keep(metric.name)))
+                    self.finished.append(_saved(key, series.hour(-1)))
+                series.open(start)
                 window = timedelta(seconds=self.settings.window_s)
-                while series and series[0].start < hour - window:
-                    series.popleft()
+                series.drop_before(int((hour - window).timestamp()))
                 self.forget_before = (hour - window - RECENT).isoformat()
-            series[-1].add(float(value), row)
+            series.add(float(value), row)
         return out
 
-    def _judge(self, key: Key, metric: Metric, series: Iterable[_Hour], now: datetime,
+    def _judge(self, key: Key, metric: Metric, series: _Series, now: datetime,
                who: str, url: str) -> LedgerDraft | None:
-        recent_hours = [h for h in series if h.start >= now - RECENT]
+        cut = int((now - RECENT).timestamp())
+        recent_hours = [series.hour(i) for i in range(len(series)) if series.starts[i] >= cut]
         recent = [v for h in recent_hours for v in h.samples]
-        baseline = [v for h in series if h.start < now - RECENT for v in h.samples]
+        baseline = [v for i in range(len(series)) if series.starts[i] < cut
+                    for v in series.values(i)]
         s = self.settings
         latency = metric.name == LATENCY
         needed = (s.latency_samples, 3 * s.latency_samples) if latency else \
