@@ -3,21 +3,24 @@
 prompts, and the latency of every other check that passed (per endpoint and check: models,
 health, ...).
 
-Per result the work is O(1): a sample goes into its hour's bucket (at most
-``SAMPLES_PER_HOUR`` kept, deterministically), per endpoint, check and metric. Once an hour
-per series (when its first sample of a new hour arrives) the last 24 h are held against the
-days before them in the window: robust statistics, the median and the MAD, each with a
-minimum number of samples. A regression is said once when it starts to hold and once when it
-ends (a ledger entry each); the series already said are read back from the ledger at start.
-A finished hour is handed to the ledger's writer to keep (``probe.storage.baselines``), and
-so is every unfinished one at shutdown; at start the kept hours are loaded, so a restart
-goes on with the same baseline instead of building it again.
+Per result the work is O(1): a sample goes into its series' current hour (at most
+``SAMPLES_PER_HOUR`` kept, deterministically), per endpoint, check and metric; only that
+hour is in memory. A finished hour is handed to the ledger's writer to keep
+(``probe.storage.baselines``), with the series' judgement due: in the writer's thread, a
+few per batch (spread over the hour, never per result), the window's hours of that series
+are read from SQLite (by its primary key) and the last 24 h are held against the days
+before them: robust statistics, the median and the MAD, each with a minimum number of
+samples. A regression is said once when it starts to hold and once when it ends (a ledger
+entry each); the series already said are read back from the ledger at start. Every
+unfinished hour is kept at shutdown and loaded at start, so a restart goes on with it.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from array import array
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +29,7 @@ from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.ledger.settings import PatternSettings
 from probe.outcome import CheckRole, ProbeResult
-from probe.storage.baselines import SavedHour
+from probe.storage.baselines import SavedHour, series_hours
 
 SAMPLES_PER_HOUR = 16
 LATENCY_PER_HOUR = 8  # probe latency: one series per check of every endpoint, so fewer
@@ -153,13 +156,28 @@ class _Series:
                      None if first == NO_ROW else first, None if last == NO_ROW else last)
 
 
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A series' judgement, due once its hour ``at`` began (the hours before it kept)."""
+
+    key: Key
+    at: datetime
+    who: str
+    url: str
+
+
+JUDGED_PER_BATCH = 64  # judgements per writer batch: 30,000 series spread over minutes
+
+
 @dataclass(slots=True)
 class Baselines:
     settings: PatternSettings
-    held: set[Key] = field(default_factory=set)
-    hours: dict[Key, _Series] = field(default_factory=dict)
+    held: set[Key] = field(default_factory=set)  # the writer's thread only
+    hours: dict[Key, _Series] = field(default_factory=dict)  # the current hour of each
     finished: list[SavedHour] = field(default_factory=list)  # to keep, not yet handed over
+    due: list[Due] = field(default_factory=list)  # judgements, not yet handed over
     forget_before: str | None = None
+    waiting: deque[Due] = field(default_factory=deque)  # handed to the writer, not judged
 
     def restore(self, saved: Iterable[SavedHour]) -> None:
         """The hours kept before a restart (oldest first), within the window of the newest."""
@@ -173,22 +191,46 @@ class Baselines:
             if series and series.starts[-1] >= start:
                 continue
             series.open(start, h.samples, h.seen, h.first_row, h.last_row)
-            series.drop_before(start - int(self.settings.window_s))
+            series.drop_before(start)  # the newest hour only: the others stay on disk
 
-    def take(self) -> tuple[list[SavedHour], str | None]:
-        """The finished hours to keep and the hour before which none is needed; once."""
+    def take(self) -> tuple[list[SavedHour], str | None, list[Due]]:
+        """The finished hours to keep, the hour before which none is needed and the
+        judgements due once they are kept; once."""
         taken, self.finished = self.finished, []
         forget, self.forget_before = self.forget_before, None
-        return taken, forget
+        due, self.due = self.due, []
+        return taken, forget, due
+
+    def judge(self, conn: sqlite3.Connection, budget: int = JUDGED_PER_BATCH
+              ) -> list[LedgerDraft]:
+        """In the writer's thread: up to ``budget`` of the waiting judgements, each from
+        its series' kept hours in the window before it (one indexed read)."""
+        out: list[LedgerDraft] = []
+        window = timedelta(seconds=self.settings.window_s)
+        for _ in range(min(budget, len(self.waiting))):
+            due = self.waiting.popleft()
+            endpoint, check, name = due.key
+            series = _Series(_keep(name))
+            for h in series_hours(conn, endpoint, check, name, (due.at - window).isoformat(),
+                                  due.at.isoformat()):
+                try:
+                    start = int(datetime.fromisoformat(h.hour).timestamp())
+                except ValueError:
+                    continue
+                series.open(start, h.samples, h.seen, h.first_row, h.last_row)
+            metric = next(m for m in METRICS if m.name == name)
+            draft = self._judge(due.key, metric, series, due.at, due.who, due.url)
+            if draft is not None:
+                out.append(draft)
+        return out
 
     def unfinished(self) -> list[SavedHour]:
         """Every series' current hour (at shutdown: kept so that a restart goes on with
         it); walks every series, once."""
         return [_saved(key, series.hour(-1)) for key, series in self.hours.items() if series]
 
-    def observe(self, r: ProbeResult, row: int | None, who: str) -> list[LedgerDraft]:
-        """Feed one result; drafts when a regression starts or stops holding."""
-        out: list[LedgerDraft] = []
+    def observe(self, r: ProbeResult, row: int | None, who: str) -> None:
+        """Feed one result: its samples into their series' current hours."""
         for metric in METRICS:
             value = metric.value(r) if metric.applies(r) else None
             if value is None:
@@ -200,17 +242,14 @@ class Baselines:
             if series is None:
                 series = self.hours[key] = _Series(_keep(metric.name))
             if not series or series.starts[-1] < start:
-                draft = self._judge(key, metric, series, hour, who, r.url)
-                if draft is not None:
-                    out.append(draft)
                 if series:
                     self.finished.append(_saved(key, series.hour(-1)))
+                self.due.append(Due(key, hour, who, r.url))
                 series.open(start)
+                series.drop_before(start)
                 window = timedelta(seconds=self.settings.window_s)
-                series.drop_before(int((hour - window).timestamp()))
                 self.forget_before = (hour - window - RECENT).isoformat()
             series.add(float(value), row)
-        return out
 
     def _judge(self, key: Key, metric: Metric, series: _Series, now: datetime,
                who: str, url: str) -> LedgerDraft | None:

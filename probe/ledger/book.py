@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from probe.ledger.anchor import (
     table_head,
     write_anchor,
 )
+from probe.ledger.baselines import Due
 from probe.ledger.chain import GENESIS, Evidence, LedgerDraft, LedgerEntry, identity, seal
 from probe.storage.baselines import SavedHour, forget_hours_before, load_hours, save_hours
 from probe.storage.database import open_database, transaction
@@ -144,16 +146,18 @@ class _Batch:
     drafts: list[LedgerDraft] = field(default_factory=list)
     hours: list[SavedHour] = field(default_factory=list)  # the baselines' hours to keep
     forget_before: str | None = None  # ... and hours older than this to forget
+    due: list[Due] = field(default_factory=list)  # judgements once those hours are kept
 
     def merge(self, other: _Batch) -> None:
         self.states.update(other.states)  # the newest state of an endpoint wins
         self.drafts.extend(other.drafts)
         self.hours.extend(other.hours)
+        self.due.extend(other.due)
         if other.forget_before is not None:
             self.forget_before = max(self.forget_before or "", other.forget_before)
 
     def __bool__(self) -> bool:
-        return bool(self.states or self.drafts or self.hours)
+        return bool(self.states or self.drafts or self.hours or self.due)
 
 
 Written = Callable[[sqlite3.Connection, list[LedgerEntry]], None]
@@ -192,6 +196,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
             conn.close()
         self._backlog = _Batch()
         self._entries: list[LedgerEntry] = []
+        self.judgements: deque[Due] = deque()  # the baselines', written thread only
         self.start()
 
     def held_regressions(self) -> set[tuple[str, str, str]]:
@@ -201,10 +206,12 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
     def submit(self, states: Mapping[str, State], drafts: list[LedgerDraft]) -> None:
         self.put(_Batch(dict(states), list(drafts)))
 
-    def keep_hours(self, hours: list[SavedHour], forget_before: str | None = None) -> None:
-        """The baselines' hours to keep (written with the next batch), and the hour before
-        which they are no longer needed."""
-        self.put(_Batch(hours=list(hours), forget_before=forget_before))
+    def keep_hours(self, hours: list[SavedHour], forget_before: str | None = None,
+                   due: Sequence[Due] = ()) -> None:
+        """The baselines' hours to keep (written with the next batch), the hour before
+        which they are no longer needed, and the judgements due once they are kept
+        (``judgements``, after the batch is written)."""
+        self.put(_Batch(hours=list(hours), forget_before=forget_before, due=list(due)))
 
     def connect(self) -> sqlite3.Connection:
         return connect(self.path, self.busy_timeout_s)
@@ -214,7 +221,8 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
             self._backlog.merge(batch)
 
     def backlog_size(self) -> int:
-        return len(self._backlog.states) + len(self._backlog.drafts) + len(self._backlog.hours)
+        return len(self._backlog.states) + len(self._backlog.drafts) + \
+            len(self._backlog.hours) + len(self._backlog.due)
 
     def losable(self) -> int:
         return len(self._backlog.drafts)  # states are rewritten from memory by the next run
@@ -238,6 +246,7 @@ class LedgerBook(SingleWriter[_Batch, sqlite3.Connection]):
             self._entries = append(conn, self._backlog.drafts, instance=self.instance)
 
     def written(self, conn: sqlite3.Connection) -> None:
+        self.judgements.extend(self._backlog.due)  # their hours are on disk now
         entries, self._entries, self._backlog = self._entries, [], _Batch()
         if entries:  # once per batch, in this thread
             self.head = head = Head(entries[-1].id, entries[-1].hash)

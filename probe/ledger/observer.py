@@ -61,10 +61,10 @@ class Ledger:
         one starts or stops holding (O(1) per result: ``probe.ledger.baselines``)."""
         found: list[LedgerDraft] = []
         if self.baselines is not None and verdict is not None:
-            found = self.baselines.observe(result, row_id, verdict.subject or result.endpoint)
-            hours, forget = self.baselines.take()
-            if hours or forget is not None:  # once an hour per series: kept across a restart
-                self.book.keep_hours(hours, forget)
+            self.baselines.observe(result, row_id, verdict.subject or result.endpoint)
+            hours, forget, due = self.baselines.take()
+            if hours or forget is not None or due:  # once an hour per series
+                self.book.keep_hours(hours, forget, due)
         return self.changed(result.endpoint, transitions, verdict, found)
 
     def changed(self, endpoint: str, transitions: list[Transition],

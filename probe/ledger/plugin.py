@@ -16,7 +16,7 @@ from probe.config.model import Config, ConfigExtension
 from probe.features import Attachment, Feature, Host
 from probe.job import Job
 from probe.ledger import cli
-from probe.ledger.baselines import Baselines
+from probe.ledger.baselines import JUDGED_PER_BATCH, Baselines
 from probe.ledger.book import LedgerBook, latest_entries, read_entries
 from probe.ledger.chain import LedgerDraft, LedgerEntry, verify
 from probe.ledger.groups import groups_of
@@ -163,6 +163,7 @@ class LedgerKeeper:
                                    if resume else set())
         if resume:  # a replay judges from a clean slate
             self.baselines.restore(self.book.hours)
+        self.baselines.waiting = self.book.judgements  # filled and judged in its thread
         self.book.hours = []  # loaded once
         self.ledger = Ledger(self.book, redact=redact, standing=standing,
                              baselines=self.baselines)
@@ -197,6 +198,11 @@ class LedgerKeeper:
         if self.planned:  # the whole ledger once, with the plan's groups known
             self.patterns.load(conn)
         self.patterns.tick()
+        # a few series' hourly judgements per batch; at shutdown every one still waiting
+        drafts = self.baselines.judge(conn, len(self.book.judgements) if self.closing
+                                      else JUDGED_PER_BATCH)
+        if drafts:
+            self.book.submit({}, drafts)
         self.watch(conn)
 
     def written(self, conn: sqlite3.Connection, entries: list[LedgerEntry]) -> None:

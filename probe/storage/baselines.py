@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,27 @@ def forget_hours_before(conn: sqlite3.Connection, hour: str) -> None:
 
 
 def load_hours(conn: sqlite3.Connection) -> list[SavedHour]:
-    """Every kept hour, oldest first; a row whose samples are not a list of numbers (a
-    hand-edited file) is left out rather than trusted."""
+    """Each series' newest kept hour (at start: the hour a restart goes on with)."""
+    return _read(conn.execute(
+        "SELECT endpoint, check_name, metric, MAX(hour), samples, seen, first_row, last_row "
+        "FROM baseline_hours GROUP BY endpoint, check_name, metric"))
+
+
+def series_hours(conn: sqlite3.Connection, endpoint: str, check: str, metric: str,
+                 since: str, until: str) -> list[SavedHour]:
+    """One series' kept hours from ``since`` up to (not including) ``until``, oldest first
+    (a range of the primary key)."""
+    return _read(conn.execute(
+        "SELECT endpoint, check_name, metric, hour, samples, seen, first_row, last_row "
+        "FROM baseline_hours WHERE endpoint = ? AND check_name = ? AND metric = ? "
+        "AND hour >= ? AND hour < ? ORDER BY hour", (endpoint, check, metric, since, until)))
+
+
+def _read(rows: Iterable[tuple[Any, ...]]) -> list[SavedHour]:
+    """The hours of ``rows``; a row whose samples are not a list of numbers (a hand-edited
+    file) is left out rather than trusted."""
     out = []
-    for endpoint, check, metric, hour, samples, seen, first, last in conn.execute(
-            "SELECT endpoint, check_name, metric, hour, samples, seen, first_row, last_row "
-            "FROM baseline_hours ORDER BY hour"):
+    for endpoint, check, metric, hour, samples, seen, first, last in rows:
         try:
             values = json.loads(samples)
         except ValueError:

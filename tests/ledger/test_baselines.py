@@ -4,6 +4,7 @@ week: said once when they start to hold, never for noise around a steady baselin
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from probe.ledger.baselines import Baselines
 from probe.ledger.chain import LedgerDraft
 from probe.ledger.settings import PatternSettings
 from probe.outcome import Outcome, ProbeResult
+from probe.storage.baselines import forget_hours_before, save_hours
+from probe.storage.schema import BASELINE_HOURS
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 DAY5 = START + timedelta(days=4)
@@ -24,12 +27,33 @@ def result(check: str, at: datetime, **details: Any) -> ProbeResult:
                        http_status=200, details=details, role=role_of(check))
 
 
+class Fed:
+    """Baselines fed result by result; each finished hour kept in a real SQLite table and
+    the judgements due read from it, as the ledger's writer does."""
+
+    def __init__(self) -> None:
+        self.baselines = Baselines(PatternSettings())
+        self.conn = sqlite3.connect(":memory:")
+        for statement in BASELINE_HOURS:
+            self.conn.execute(statement)
+
+    def __call__(self, r: ProbeResult, row: int, who: str) -> list[LedgerDraft]:
+        self.baselines.observe(r, row, who)
+        hours, forget, due = self.baselines.take()
+        save_hours(self.conn, hours)
+        if forget is not None:
+            forget_hours_before(self.conn, forget)
+        self.baselines.waiting.extend(due)
+        out = self.baselines.judge(self.conn)
+        assert all(len(s) == 1 for s in self.baselines.hours.values()), "an hour in memory"
+        return out
+
+
 def run(check: str, sample: Any, every: timedelta = timedelta(minutes=30)) -> list[LedgerDraft]:
-    baselines = Baselines(PatternSettings())
-    out: list[LedgerDraft] = []
+    fed, out = Fed(), []
     at, row = START, 1
     while at < START + timedelta(days=7):
-        out += baselines.observe(result(check, at, **sample(at, row)), row, "Endpoint e")
+        out += fed(result(check, at, **sample(at, row)), row, "Endpoint e")
         at, row = at + every, row + 1
     return out
 
@@ -84,14 +108,14 @@ def test_a_regression_that_passes_is_said_to_end_once() -> None:
 
 def latency_run(latency: Any) -> list[LedgerDraft]:
     """A pod's models check every 5 minutes for a week, ``latency(at, rng)`` seconds each."""
-    baselines, rng = Baselines(PatternSettings()), random.Random(5)
+    fed, rng = Fed(), random.Random(5)
     out: list[LedgerDraft] = []
     at, row = START, 1
     while at < START + timedelta(days=7):
         r = ProbeResult(endpoint="p", kind="pod", check="models", outcome=Outcome.OK,
                         started_at=at, latency_s=latency(at, rng), attempts=1, url="http://x",
                         message="", http_status=200, details={}, role=role_of("models"))
-        out += baselines.observe(r, row, "RunPod pod p")
+        out += fed(r, row, "RunPod pod p")
         at, row = at + timedelta(minutes=5), row + 1
     return out
 

@@ -316,5 +316,10 @@ def test_a_restart_mid_week_keeps_the_baselines(replayed: tuple[Path, Path],
         second.settle()
     finally:
         second.close()
-    assert pattern_entries(db) == pattern_entries(replayed[0])
+    # the same entries; their order in the chain (so the ledger ids a pattern cites) follows
+    # the writer's batches, where the baselines' judgements are spread
+    def said(db: Path) -> list[tuple[Any, ...]]:
+        return sorted((*p[:-1], re.sub(r"#\d+", "#", p[-1])) for p in pattern_entries(db))
+
+    assert said(db) == said(replayed[0])
     assert check(db, learning).startswith(f"{entry_count(db)} entries")

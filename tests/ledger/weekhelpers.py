@@ -154,7 +154,8 @@ class Replay:
             assert time.monotonic() < deadline, "the ledger writer did not settle"
             time.sleep(0.05)
             head = entry_count(self.config.storage.path)
-            busy = self.keeper.book.backlog_size() or not self.keeper.patterns.loaded
+            busy = self.keeper.book.backlog_size() or not self.keeper.patterns.loaded \
+                or self.keeper.book.judgements
             quiet = quiet + 1 if head == last and not busy else 0
             last = head
 
