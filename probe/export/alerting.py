@@ -96,10 +96,17 @@ VERDICT_SAYS_IT = f"max by (endpoint) ({_FAILING}) == 1"
 DISCOVERY = held('runpod_probe_up{check="discovery"}')
 
 
-def verdict_said_it(window: str) -> str:
-    """The endpoint was down or degraded within ``window`` (the window an alert reads): its
-    failures then are that episode's, already told."""
-    return f"max by (endpoint) (max_over_time({_FAILING}[{window}])) == 1"
+# The endpoint is down or degraded, or in a fleet incident: its own alert or the incident's
+# says it. Recorded once per evaluation, only for such endpoints (sparse: none in a healthy
+# fleet), so the alerts that read a window of it read a few series, not the verdict views of
+# every endpoint over that window once per alert.
+TOLD = "endpoint:runpod_probe_told:failing"
+
+
+def told_within(window: str) -> str:
+    """The endpoint was down, degraded or in a fleet incident within ``window`` (the window
+    an alert reads): its failures then are that episode's, already told."""
+    return f"max_over_time({TOLD}[{window}]) == 1"
 
 
 def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
@@ -125,19 +132,20 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
             f"count by (endpoint) (\n  {held('runpod_probe_endpoint_incident')} == 1\n"
             f"  {ONLINE}\n)", VOTERS) + f"\nor\n{VOTERS} * 0"},
         {"record": MAINTENANCE, "expr": f"max by (endpoint) {held('runpod_probe_maintenance')}"},
+        {"record": TOLD, "expr": f"{VERDICT_SAYS_IT}\nor\n{IN_INCIDENT}"},
     ]
 
 
 def _endpoint_guard(expr: str, *unless: str, window: str | None = None) -> str:
     """``expr`` unless the endpoint is in an incident, the probe offline, or maintenance (and
     unless each of ``unless``, matched on the endpoint). An alert that reads a ``window``
-    stays quiet while an incident or the probe offline is in that window: its failures are
-    theirs, already paged."""
-    incident, offline = IN_INCIDENT, OFFLINE
+    stays quiet while the endpoint was down, degraded or in an incident, or the probe
+    offline, within that window: its failures are theirs, already told."""
+    guards, offline = (*unless, IN_INCIDENT), OFFLINE
     if window is not None:
-        incident = f"max by (endpoint) (max_over_time({INCIDENT}[{window}])) == 1"
+        guards = (*unless, told_within(window))
         offline = f"min (max_over_time({OFFLINE_BY_INSTANCE}[{window}])) == 1"
-    lines = [f"unless on (endpoint) {u}" for u in (*unless, incident)]
+    lines = [f"unless on (endpoint) {u}" for u in guards]
     return (f"(\n{_indent(expr)}\n)\n" + "\n".join(lines) + f"\nunless on () {offline}"
             f"\nunless on (endpoint) {IN_MAINTENANCE}")
 
@@ -219,7 +227,7 @@ def slo_alerts(settings: SloSettings) -> list[Alert]:
             fast = severity == "critical"
             guard = _endpoint_guard(
                 "\nor\n".join(arms),
-                verdict_said_it(PAGED_BURN_HOLD) if fast else VERDICT_SAYS_IT,
+                *(() if fast else (VERDICT_SAYS_IT,)),
                 window=PAGED_BURN_HOLD if fast else None)
             alerts.append(Alert(
                 "RunpodErrorBudgetBurn", guard, "2m",
@@ -262,8 +270,7 @@ def check_alerts() -> list[Alert]:
     errors, observed_all = ERRORS_10M, OBSERVED_10M
     return [
         Alert("RunpodCheckFailing", _endpoint_guard(
-            f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3",
-            verdict_said_it("10m"), window="10m"),
+            f"{failures}\n/\n{observed}\n> 0.5\nand\n{observed} >= 3", window="10m"),
             "5m", "warning",
             "{{ $labels.endpoint }}: its {{ $labels.check_kind }} checks fail most probes",
             "More than half of the {{ $labels.check_kind }} probes of {{ $labels.endpoint }} "
@@ -271,8 +278,7 @@ def check_alerts() -> list[Alert]:
             "while the endpoint as a whole is down).", "check-failing",
             EndpointPanel.CHECKS_PASSING),
         Alert("RunpodPromptFailing", _endpoint_guard(
-            "avg_over_time(runpod_probe_prompt_pass[15m]) < 0.5", verdict_said_it("15m"),
-            window="15m"), "5m",
+            "avg_over_time(runpod_probe_prompt_pass[15m]) < 0.5", window="15m"), "5m",
             "warning",
             "{{ $labels.endpoint }}: governed prompt {{ $labels.prompt }} fails",
             "The answer of {{ $labels.endpoint }} to the governed prompt {{ $labels.prompt }} "

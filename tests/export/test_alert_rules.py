@@ -270,10 +270,12 @@ def test_every_rule_has_its_annotations() -> None:
 
 
 def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline() -> None:
-    # Each guard names the recorded view it reads (an alert reading a window reads the
-    # view's max over that window).
-    guards = ("\nunless on (endpoint) ", "endpoint:runpod_probe_endpoint_incident:held",
-              "\nunless on () ", "\nunless on (endpoint) endpoint:runpod_probe_maintenance:held == 1")
+    # Each guard names the recorded view it reads (an alert reading a window reads the max
+    # over that window of the view of endpoints down, degraded or in an incident).
+    guards = ("\nunless on (endpoint) ", "\nunless on () ",
+              "\nunless on (endpoint) endpoint:runpod_probe_maintenance:held == 1")
+    incident = ("\nunless on (endpoint) endpoint:runpod_probe_endpoint_incident:held == 1",
+                "\nunless on (endpoint) max_over_time(endpoint:runpod_probe_told:failing[")
     offline = ("\nunless on () runpod_probe:offline:all == 1",
                "\nunless on () min (max_over_time(instance:runpod_probe_offline:held[")
     alerts = 0
@@ -284,4 +286,5 @@ def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline()
                     alerts += 1
                     assert all(g in rule["expr"] for g in guards), rule["alert"]
                     assert any(o in rule["expr"] for o in offline), rule["alert"]
+                    assert any(i in rule["expr"] for i in incident), rule["alert"]
     assert alerts == len(endpoint_alerts()) + 4 + 4  # the SLO burns and the check alerts
