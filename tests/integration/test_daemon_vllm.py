@@ -9,7 +9,9 @@ template cannot point at a bare 127.0.0.1 port, and the checks read the same rou
 from __future__ import annotations
 
 import asyncio
+import http.server
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -254,7 +256,26 @@ def _kill_engine_and_watch(server: VllmServer, tmp_path: Path, final: Outcome,
     round after round until every one of ``checks`` gives ``final`` (and then for as many
     rounds as the verdict needs to call the endpoint down); return the health
     outcomes seen, the last round of results and the daemon's /metrics page."""
-    config = load(server, tmp_path)
+    # The probe's vantage is a reference of its own that stays up. Without one, the only
+    # vantage is the provider's host, which is the server killed here: its death then reads
+    # as "the probe is offline" and the endpoint goes unknown instead of down (a known
+    # limit of a one-host vantage, docs/configuration.md), racing the outcomes this test is
+    # about.
+    reference = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=reference.serve_forever, daemon=True).start()
+    try:
+        return _watch(server, tmp_path, final, checks,
+                      f"http://127.0.0.1:{reference.server_address[1]}/")
+    finally:
+        reference.shutdown()
+        reference.server_close()
+
+
+def _watch(server: VllmServer, tmp_path: Path, final: Outcome, checks: tuple[str, ...],
+           reference_url: str) -> tuple[list[Outcome], dict[str, ProbeResult], str]:
+    config = parse_config(config_text(server, tmp_path)
+                          + f'vantage: {{reference_urls: ["{reference_url}"]}}\n', env={})
     (job,) = plan(config)
 
     async def main() -> tuple[list[Outcome], dict[str, ProbeResult], str]:
