@@ -41,6 +41,10 @@ from probe.state import FleetState  # noqa: E402
 ACCEPT = "application/openmetrics-text; version=1.0.0"
 
 
+def role_of(check: str) -> CheckRole:
+    return PLUGINS.role_of(check)
+
+
 def results(n: int, round_: int) -> list[ProbeResult]:
     now = datetime.now(UTC)
     return [ProbeResult(f"pod-{i:05d}", "pod", "models", Outcome.OK, now,
@@ -141,6 +145,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-def role_of(check: str) -> CheckRole:
-    return PLUGINS.role_of(check)
