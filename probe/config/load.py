@@ -113,7 +113,7 @@ def config_of(raw: Any, env: Mapping[str, str] | None, extension: ConfigExtensio
     storage = _storage(Fields(top.raw.get("storage"), "storage", problems, ("path", "retention")),
                        env)
     metrics = _metrics(Fields(top.raw.get("metrics"), "metrics", problems,
-                              ("listen", "per_check")))
+                              ("listen", "per_check", "native_histograms")))
     scheduler = _scheduler(Fields(top.raw.get("scheduler"), "scheduler", problems,
                                   ("max_concurrent", "spread", "max_body_bytes",
                                    "keepalive")))
@@ -234,7 +234,8 @@ def _metrics(f: Fields) -> MetricsSettings:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
         f.fail("listen", f'expected "host:port" like "127.0.0.1:9464", got "{listen}"')
         return MetricsSettings("127.0.0.1", 9464)
-    return MetricsSettings(host.strip("[]"), int(port), f.boolean("per_check", False))
+    return MetricsSettings(host.strip("[]"), int(port), f.boolean("per_check", False),
+                           f.boolean("native_histograms", False))
 
 
 def _scheduler(f: Fields) -> SchedulerSettings:

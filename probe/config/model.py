@@ -166,6 +166,9 @@ class MetricsSettings:
     # Each check's own series too (its results by outcome, latency histogram, last status
     # and timestamps, interval): about 25 more per check (docs/metrics.md)
     per_check: bool = False
+    # Latency histograms also in exponential buckets (schema 3), sent to a scraper that asks
+    # for protobuf (docs/metrics.md#native-histograms)
+    native_histograms: bool = False
 
 
 @dataclass(frozen=True, slots=True)

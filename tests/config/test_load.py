@@ -193,3 +193,14 @@ def test_a_verdict_section_is_checked_like_any_other() -> None:
     assert len(refused.value.problems) == 2
     assert any("verdict.down_after" in p for p in refused.value.problems)
     assert any("flap" in p for p in refused.value.problems)
+
+
+def test_native_histograms_are_off_unless_asked_for() -> None:
+    endpoint = ("endpoints:\n  - {name: a, kind: openai, base_url: 'http://x.test/v1', "
+                "api_key_env: null}\n")
+    assert parse_config(endpoint).metrics.native_histograms is False
+    on = parse_config("metrics: {native_histograms: true}\n" + endpoint)
+    assert on.metrics.native_histograms is True
+    with pytest.raises(ConfigError) as refused:
+        parse_config("metrics: {native_histograms: 'yes'}\n" + endpoint)
+    assert "metrics.native_histograms: expected true or false" in str(refused.value)
