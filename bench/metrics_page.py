@@ -8,10 +8,15 @@ written ahead as the daemon writes them (its collector's series cache watching t
 ``--at-scrape``: a collector without one, so the scrape writes every line), and gzip of the
 page by ISA-L (what the daemon uses) beside zlib's level 1. Also shown: the time
 ``lines_of`` takes per result (the cost moved onto the result path), and the memory the
-state and the series cache hold.
+state and the series cache hold. With ``--protobuf`` it also times the protobuf page (what a
+Prometheus with native histograms on asks for; its series written ahead too, once the first
+protobuf scrape has started their cache) and what a result costs with both caches kept;
+``--native`` keeps the latency histograms' exponential buckets
+(``metrics: {native_histograms: true}``).
 
     python bench/metrics_page.py                 # N = 10,000 (the table in BENCHMARKS.md)
     python bench/metrics_page.py --endpoints 1000 --at-scrape
+    python bench/metrics_page.py --protobuf --native
 """
 
 from __future__ import annotations
@@ -33,12 +38,17 @@ from scale import machine  # noqa: E402 - bench/ is not a package
 
 from probe.app import PLUGINS
 from probe.config import parse_config  # noqa: E402
+from probe.exposition import protobuf  # noqa: E402
 from probe.exposition.text import render_chunks  # noqa: E402
 from probe.metrics import ProbeCollector, make_registry  # noqa: E402
 from probe.outcome import CheckRole, Outcome, ProbeResult  # noqa: E402
 from probe.state import FleetState  # noqa: E402
 
 ACCEPT = "application/openmetrics-text; version=1.0.0"
+# what Prometheus 2.42 sends with --enable-feature=native-histograms
+PROTOBUF_ACCEPT = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                   "encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,"
+                   "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
 def role_of(check: str) -> CheckRole:
@@ -54,7 +64,8 @@ def results(n: int, round_: int) -> list[ProbeResult]:
             for i in range(n)]
 
 
-def build(n: int, ahead: bool) -> tuple[FleetState, ProbeCollector, float]:
+def build(n: int, ahead: bool, native: bool = False, protobuf_on: bool = False
+          ) -> tuple[FleetState, ProbeCollector, float]:
     """The state with every check's three results and its collector; returns them and the MB
     they hold."""
     text = "endpoints:\n" + "".join(
@@ -64,8 +75,8 @@ def build(n: int, ahead: bool) -> tuple[FleetState, ProbeCollector, float]:
     plan = PLUGINS.plan(config)
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
-    state = FleetState(role_of)
-    collector = ProbeCollector(state, write_ahead=ahead)
+    state = FleetState(role_of, native=native)
+    collector = ProbeCollector(state, write_ahead=ahead, protobuf=protobuf_on)
     state.configure(config, plan)
     for round_ in range(3):
         for result in results(n, round_):
@@ -92,9 +103,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--at-scrape", action="store_true",
                         help="no lines written ahead: every scrape writes them all")
+    parser.add_argument("--protobuf", action="store_true",
+                        help="also time the protobuf page (Prometheus's native histograms)")
+    parser.add_argument("--native", action="store_true",
+                        help="latency histograms keep exponential buckets too")
     args = parser.parse_args()
     print(machine())
-    state, collector, held = build(args.endpoints, not args.at_scrape)
+    state, collector, held = build(args.endpoints, not args.at_scrape, args.native,
+                                   args.protobuf)
     registry = make_registry(collector)
     gc.freeze()  # as the daemon runs: its state frozen, garbage collected on a clock
     gc.disable()
@@ -127,7 +143,29 @@ def main() -> None:
                        args.runs)
     one = rounds[0][0]
     updates = timed(lambda: [state.update(one) for _ in range(1000)], args.runs)
+    proto_rows: list[str] = []
+    if args.protobuf:
+        def proto_page() -> bytes:
+            chunks, content_type = render_chunks(registry, PROTOBUF_ACCEPT, True)
+            assert content_type == protobuf.CONTENT_TYPE
+            return b"".join(chunks)
+        proto_rounds = [results(args.endpoints, 20 + run) for run in range(args.runs)]
+
+        def proto_round(run: int) -> None:
+            for result in proto_rounds[run]:
+                state.update(result)
+            gc.collect(0)
+        proto_write = timed(proto_page, args.runs, proto_round)
+        proto_body = proto_page()
+        c = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+        proto_gz = len(c.compress(proto_body) + c.flush())
+        proto_rows = [
+            f"  protobuf page    median {statistics.median(proto_write) * 1000:7.1f} ms   "
+            f"min {min(proto_write) * 1000:7.1f} ms   {len(proto_body) / 1e6:.1f} MB "
+            f"(gzip, ISA-L 1: {proto_gz / 1e6:.2f} MB)"]
     mode = "at scrape" if args.at_scrape else "written ahead"
+    mode += ", native buckets" if args.native else ""
+    mode += ", protobuf series kept too" if args.protobuf else ""
     print(f"endpoints {args.endpoints}, lines {mode}: page {len(body) / 1e6:.1f} MB, "
           f"{series} series; state and lines held {held:.1f} MB (tracemalloc)")
     print(f"  write the page   median {statistics.median(write) * 1000:7.1f} ms   "
@@ -139,7 +177,10 @@ def main() -> None:
     print(f"  lines_of         median {statistics.median(per_result) * 1000:7.1f} µs "
           "per result (one check's lines, written ahead)")
     print(f"  update           median {statistics.median(updates) * 1000:7.1f} µs "
-          "per result (the state, the check's and the endpoint's lines)")
+          "per result (the state, the check's and the endpoint's lines"
+          f"{', text and protobuf' if args.protobuf else ''})")
+    for row in proto_rows:
+        print(row)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,8 @@ def listen(registry: Any, config: Config, pages: Mapping[str, Route]) -> Any:
     host, port = config.metrics.host, config.metrics.port
     try:
         # /metrics is collected in the event loop's thread between probes (probe.exposition.text)
-        metrics = make_wsgi_app(registry, asyncio.get_running_loop())
+        metrics = make_wsgi_app(registry, asyncio.get_running_loop(),
+                                offer_protobuf=config.metrics.native_histograms)
         return serve(with_pages(metrics, pages), host, port)
     except OSError as exc:
         raise StartupError(f"metrics.listen {host}:{port}: cannot listen: "
@@ -106,10 +107,11 @@ class Daemon:
         self.env = env
         self.redactor = Redactor(config.secret_env_names(), env)
         self.jobs: Sequence[Job] = plugins.plan(self.config)
-        self.state = FleetState(plugins.role_of)
+        self.state = FleetState(plugins.role_of, native=config.metrics.native_histograms)
         self.state.configure(self.config, self.jobs)
         self.store: ResultStore | None = None
-        self.collector = ProbeCollector(self.state, per_check=config.metrics.per_check)
+        self.collector = ProbeCollector(self.state, per_check=config.metrics.per_check,
+                                        protobuf=config.metrics.native_histograms)
         self.registry = make_registry(self.collector)
         self.metrics_server: Any = None
         self.prober: Prober | None = None

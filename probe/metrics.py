@@ -32,7 +32,8 @@ from prometheus_client.registry import Collector
 from probe import __version__
 from probe.build import commit
 from probe.exposition.check_series import CHECK_LABELS, CheckSeries
-from probe.exposition.series_cache import Columns, SeriesCache
+from probe.exposition.protobuf import Spec, metrics_of
+from probe.exposition.series_cache import Columns, Read, SeriesCache
 from probe.exposition.text import (
     Family,
     Kept,
@@ -79,16 +80,31 @@ class ProbeCollector(Collector):
     every scrape writes them all."""
 
     def __init__(self, state: FleetState, store: StoreStats | None = None,
-                 write_ahead: bool = True, per_check: bool = False) -> None:
+                 write_ahead: bool = True, per_check: bool = False,
+                 protobuf: bool = False) -> None:
         self.state = state
         self.store = store
         self.texts = Texts()
         self.per_check = per_check  # ``metrics: {per_check: true}``
         self.checks = CheckSeries.of(per_check)
         self.series: SeriesCache | None = None
+        # the protobuf page's series (``protobuf``: the daemon offers it, with native
+        # histograms), written ahead like the text's from the start; else from the first
+        # scrape that reads it (``protobuf_series``)
+        self.proto: SeriesCache | None = None
         if write_ahead:
             self.series = SeriesCache(self.checks.lines_of, endpoint_lines, kind_lines)
             state.watch(self.series)
+            if protobuf:
+                self.protobuf_series()
+
+    def protobuf_series(self) -> SeriesCache:
+        """The protobuf page's cache, watching the state from the first scrape that reads it
+        (told every check and view then, each change after)."""
+        if self.proto is None:
+            self.proto = SeriesCache(self.checks.proto_of, endpoint_proto, kind_proto)
+            self.state.watch(self.proto)
+        return self.proto
 
     def collect(self) -> Iterator[Metric]:
         snap = self.state.snapshot()
@@ -100,9 +116,12 @@ class ProbeCollector(Collector):
             yield from _kind_metrics(kinds, partial(_kinds_written_now, kinds))
             yield from self.checks.families(checks, partial(self.checks.written_now, checks))
         else:
-            yield from _endpoint_metrics(views, self.series.views.in_order)
-            yield from _kind_metrics(kinds, self.series.kinds.in_order)
-            yield from self.checks.families(checks, self.series.checks.in_order)
+            yield from _endpoint_metrics(views, self.series.views.in_order,
+                                         lambda: self.protobuf_series().views.in_order())
+            yield from _kind_metrics(kinds, self.series.kinds.in_order,
+                                     lambda: self.protobuf_series().kinds.in_order())
+            yield from self.checks.families(checks, self.series.checks.in_order,
+                                            lambda: self.protobuf_series().checks.in_order())
         if self.per_check:
             yield from _schedule_metrics(snap, self.texts)
         yield from _daemon_metrics(snap, self.store)
@@ -158,6 +177,68 @@ def kind_lines(name: str, kind: KindView) -> tuple[str, ...]:
             by_outcome,
             _kind_histogram(kind.kind)(text, stats.latency.counts, stats.latency.total),
             stale)
+
+
+def kind_rows(name: str, kind: KindView) -> tuple[tuple[Any, ...], ...]:
+    """The endpoint's series of one kind of check in each kind family, as rows
+    (``Family.add_metric``'s): the samples and protobuf of ``kind_lines``'s lines."""
+    labels = (name, kind.kind)
+    stats = kind.stats
+    latency = stats.latency
+    return (((labels, stats.observed_total),),
+            ((labels, stats.failed_total),),
+            tuple(((name, kind.kind, outcome), n)
+                  for outcome, n in sorted(stats.failed_by_outcome.items())),
+            ((labels, latency.buckets(), latency.total, latency.native),),
+            () if kind.stale_at is None else ((labels, kind.stale_at),))
+
+
+def view_rows(name: str, v: EndpointView) -> tuple[tuple[Any, ...], ...]:
+    """The endpoint's series in each endpoint family, as rows: the samples and protobuf of
+    ``endpoint_lines``'s lines."""
+    sized = () if v.model_label is None or v.max_model_len is None else (
+        ((name, v.model_label), v.max_model_len),)
+    if v.kind is None:  # a standing pseudo-endpoint (see endpoint_lines)
+        return ((), (), (), (), sized, ())
+    state = v.state
+    cause = () if v.cause is None or state is State.UP else (
+        ((name, str(state), v.cause.check, v.cause.outcome), 1),)
+    return ((((name, v.kind, v.url), 1),),
+            (((name, v.kind), 1 if state is State.UP else 0),),
+            (((name, str(state)), 1),),
+            cause, sized,
+            (((name,), 1 if state is State.MAINTENANCE else 0),))
+
+
+@functools.cache
+def _specs(families: Callable[[], tuple[Family, ...]]) -> tuple[Spec, ...]:
+    return tuple(Spec(f.type, f.labelnames) for f in families())
+
+
+def kind_proto(name: str, kind: KindView) -> tuple[bytes, ...]:
+    """``kind_rows`` as protobuf ``metric`` fields (the protobuf page's cache)."""
+    return tuple([metrics_of(spec, rows) for spec, rows in
+                  zip(_specs(_kind_families), kind_rows(name, kind), strict=True)])
+
+
+def endpoint_proto(name: str, view: EndpointView) -> tuple[bytes, ...]:
+    """``view_rows`` as protobuf ``metric`` fields (the protobuf page's cache)."""
+    return tuple([metrics_of(spec, rows) for spec, rows in
+                  zip(_specs(_endpoint_families), view_rows(name, view), strict=True)])
+
+
+def _each(items: Collection[tuple[str, V]],
+          rows_of: Callable[[str, V], tuple[tuple[Any, ...], ...]], family: int) -> Iterator[Any]:
+    """Every item's rows of one family, in order."""
+    for name, item in items:
+        yield from rows_of(name, item)[family]
+
+
+def _each_kind(kinds: Collection[tuple[str, tuple[KindView, ...]]],
+               family: int) -> Iterator[Any]:
+    for name, views in kinds:
+        for view in views:
+            yield from kind_rows(name, view)[family]
 
 
 def endpoint_lines(name: str, view: EndpointView) -> tuple[str, ...]:
@@ -216,16 +297,6 @@ class Texts:
             self._checks.clear()
 
 
-def _kind_rows(kinds: Collection[tuple[str, tuple[KindView, ...]]],
-               value: Callable[[KindView], Any]) -> Iterator[Any]:
-    """(labels, value(kind view)) of every endpoint's kinds of check (None: no series)."""
-    for name, views in kinds:
-        for k in views:
-            v = value(k)
-            if v is not None:
-                yield (name, k.kind), v
-
-
 def _kinds_written_now(kinds: Collection[tuple[str, tuple[KindView, ...]]]
                        ) -> list[tuple[str, ...]]:
     return [kind_lines(name, view) for name, views in kinds for view in views]
@@ -235,79 +306,77 @@ def _views_written_now(views: Collection[tuple[str, EndpointView]]) -> list[tupl
     return [endpoint_lines(name, view) for name, view in views]
 
 
-def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
-                      lines: Callable[[], list[tuple[str, ...]]]) -> Iterator[Metric]:
-    """The endpoint families: their text columns of ``lines()`` (every endpoint's lines, in
-    order), their samples read from ``views`` (in the same order)."""
-    info = Family(INFO_FAMILY, "Configured endpoints (value 1).", "gauge",
-                  labels=["endpoint", "kind", "url"])
-    up = Family(UP_FAMILY, "1 when the endpoint's verdict is up; 0 when it "
-                "is down, degraded, in maintenance or not yet known.", "gauge",
-                labels=["endpoint", "kind"])
-    state = Family(STATE_FAMILY, "Each endpoint's verdict after hysteresis: one series, "
+def _endpoint_families() -> tuple[Family, ...]:
+    """The endpoint families (info, up, state, cause, max_model_len, maintenance), empty."""
+    return (Family(INFO_FAMILY, "Configured endpoints (value 1).", "gauge",
+                   labels=["endpoint", "kind", "url"]),
+            Family(UP_FAMILY, "1 when the endpoint's verdict is up; 0 when it "
+                   "is down, degraded, in maintenance or not yet known.", "gauge",
+                   labels=["endpoint", "kind"]),
+            Family(STATE_FAMILY, "Each endpoint's verdict after hysteresis: one series, "
                    "labelled with the current state (value 1).", "gauge",
-                   labels=["endpoint", "state"])
-    cause = Family(CAUSE_FAMILY, "What put the endpoint in its current "
+                   labels=["endpoint", "state"]),
+            Family(CAUSE_FAMILY, "What put the endpoint in its current "
                    "state (value 1; stable for the episode; absent while up).", "gauge",
-                   labels=["endpoint", "state", "check", "outcome"])
-    max_len = Family(MAX_LEN_FAMILY, "max_model_len reported by /v1/models "
-                     "for the expected (or first) served model.", "gauge",
-                     labels=["endpoint", "model"])
-    maintenance = Family(MAINTENANCE_FAMILY, "1 while the endpoint is in a maintenance window "
-                         "(every alert on it is silenced), else 0.", "gauge",
-                         labels=["endpoint"])
+                   labels=["endpoint", "state", "check", "outcome"]),
+            Family(MAX_LEN_FAMILY, "max_model_len reported by /v1/models "
+                   "for the expected (or first) served model.", "gauge",
+                   labels=["endpoint", "model"]),
+            Family(MAINTENANCE_FAMILY, "1 while the endpoint is in a maintenance window "
+                   "(every alert on it is silenced), else 0.", "gauge",
+                   labels=["endpoint"]))
+
+
+def _endpoint_metrics(views: Collection[tuple[str, EndpointView]],
+                      lines: Read,
+                      proto: Read | None = None
+                      ) -> Iterator[Metric]:
+    """The endpoint families: their text columns of ``lines()`` (every endpoint's lines, in
+    order), their protobuf columns of ``proto()`` (else written from ``views``), their
+    samples read from ``views`` (in the same order)."""
     columns = Columns(lines)
-    info.add_lines(partial(columns.column, 0), Lines(lambda: (
-        ((name, v.kind, v.url), 1) for name, v in views if v.kind is not None)))
-    up.add_lines(partial(columns.column, 1), Lines(lambda: (
-        ((name, v.kind), 1 if v.state is State.UP else 0)
-        for name, v in views if v.kind is not None)))
-    state.add_lines(partial(columns.column, 2), Lines(lambda: (
-        ((name, str(v.state)), 1) for name, v in views if v.kind is not None)))
-    cause.add_lines(partial(columns.column, 3), Lines(lambda: (
-        ((name, str(v.state), v.cause.check, v.cause.outcome), 1) for name, v in views
-        if v.cause is not None and v.state is not State.UP and v.kind is not None)))
-    max_len.add_lines(partial(columns.column, 4), Lines(lambda: (
-        ((name, v.model_label), v.max_model_len) for name, v in views
-        if v.model_label is not None and v.max_model_len is not None)))
-    maintenance.add_lines(partial(columns.column, 5), Lines(lambda: (
-        ((name,), 1 if v.state is State.MAINTENANCE else 0)
-        for name, v in views if v.kind is not None)))
-    yield from (info, up, state, cause, max_len, maintenance)
+    protos = None if proto is None else Columns(proto)
+    families = _endpoint_families()
+    for i, family in enumerate(families):
+        family.add_lines(partial(columns.column, i), Lines(
+            partial(_each, views, view_rows, i),
+            None if protos is None else partial(protos.column, i)))
+    yield from families
+
+
+def _kind_families() -> tuple[Family, ...]:
+    """The families per endpoint and kind of check, empty."""
+    return (Family(OBSERVATIONS, "Results that observed the endpoint (not unknown, "
+                   "rate_limited, skipped_budget or error), per kind of check: the SLI's "
+                   "events, declared at 0.", "counter", labels=KIND_LABELS),
+            Family(FAILURES, "Observations that were not ok, per kind of check: the SLI's "
+                   "bad events, declared at 0.", "counter", labels=KIND_LABELS),
+            Family(FAILURES_BY_OUTCOME, "Results that were not ok (observations or "
+                   "not), per kind of check and outcome: a series exists once a result "
+                   "had its outcome (a healthy endpoint has none).", "counter",
+                   labels=(*KIND_LABELS, "outcome")),
+            Family(LATENCY_FAMILY, "Duration of the last attempt of each check, per "
+                   "endpoint and kind of check.", "histogram", labels=KIND_LABELS),
+            Family(STALE_FAMILY, "Unix time at which the first check of this kind goes "
+                   "stale: its last result (or its planning) plus three of its intervals "
+                   "and 5 minutes.", "gauge", labels=KIND_LABELS))
 
 
 def _kind_metrics(kinds: Collection[tuple[str, tuple[KindView, ...]]],
-                  lines: Callable[[], list[tuple[str, ...]]]) -> Iterator[Metric]:
+                  lines: Read,
+                  proto: Read | None = None
+                  ) -> Iterator[Metric]:
     """The families per endpoint and kind of check: their text columns of ``lines()``
-    (every endpoint's kind lines, in order), their samples read from ``kinds``."""
+    (every endpoint's kind lines, in order), their protobuf columns of ``proto()`` (else
+    written from ``kinds``), their samples read from ``kinds``."""
     columns = Columns(lines)
-    observed = Family(OBSERVATIONS, "Results that observed the endpoint (not unknown, "
-                      "rate_limited, skipped_budget or error), per kind of check: the SLI's "
-                      "events, declared at 0.", "counter", labels=KIND_LABELS)
-    failed = Family(FAILURES, "Observations that were not ok, per kind of check: the SLI's "
-                    "bad events, declared at 0.", "counter", labels=KIND_LABELS)
-    by_outcome = Family(FAILURES_BY_OUTCOME, "Results that were not ok (observations or "
-                        "not), per kind of check and outcome: a series exists once a result "
-                        "had its outcome (a healthy endpoint has none).", "counter",
-                        labels=(*KIND_LABELS, "outcome"))
-    latency = Family(LATENCY_FAMILY, "Duration of the last attempt of each check, per "
-                     "endpoint and kind of check.", "histogram", labels=KIND_LABELS)
-    stale = Family(STALE_FAMILY, "Unix time at which the first check of this kind goes "
-                   "stale: its last result (or its planning) plus three of its intervals "
-                   "and 5 minutes.", "gauge", labels=KIND_LABELS)
-    observed.add_lines(partial(columns.column, 0), Lines(lambda: _kind_rows(
-        kinds, lambda k: k.stats.observed_total)))
-    failed.add_lines(partial(columns.column, 1), Lines(lambda: _kind_rows(
-        kinds, lambda k: k.stats.failed_total)))
-    by_outcome.add_lines(partial(columns.column, 2), Lines(lambda: (
-        ((name, k.kind, outcome), n) for name, views in kinds for k in views
-        for outcome, n in sorted(k.stats.failed_by_outcome.items()))))
-    latency.add_lines(partial(columns.column, 3), Lines(lambda: (
-        (labels, *hist) for labels, hist in _kind_rows(
-            kinds, lambda k: (k.stats.latency.buckets(), k.stats.latency.total)))))
-    stale.add_lines(partial(columns.column, 4), Lines(lambda: _kind_rows(
-        kinds, lambda k: k.stale_at)))
-    yield from (observed, failed, by_outcome, latency, stale)
+    protos = None if proto is None else Columns(proto)
+    families = _kind_families()
+    for i, family in enumerate(families):
+        family.add_lines(partial(columns.column, i), Lines(
+            partial(_each_kind, kinds, i),
+            None if protos is None else partial(protos.column, i)))
+    yield from families
 
 
 def _schedule_metrics(snap: Snapshot, texts: Texts) -> Iterator[Metric]:

@@ -12,7 +12,7 @@ import pytest
 # Test modules import shared helpers by name (helpers, simconfig, ledgerhelpers, ...): the
 # directories that hold them are on the path (pytest runs with --import-mode=importlib, so
 # test files in different directories may share a name, e.g. test_daemon.py).
-for _helpers in ("", "ledger", "export", "integration", "storage"):
+for _helpers in ("", "ledger", "export", "integration", "storage", "exposition"):
     sys.path.insert(0, str(Path(__file__).parent / _helpers))
 
 SIM_KEY = "sim-key-5b2f0c1e9a7d4c3b"

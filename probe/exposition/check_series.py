@@ -15,12 +15,14 @@ rows, in the text format and in OpenMetrics (``tests/exposition/test_text.py``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from probe.exposition.series_cache import Columns
+from probe.exposition import protobuf
+from probe.exposition.series_cache import Columns, Read
 from probe.exposition.text import Family, Lines, escape_value, go_number, histogram_lines
 from probe.outcome import Outcome
 from probe.state import CHECK_LATENCY_BUCKETS, CheckState, les_of
@@ -45,6 +47,15 @@ class CheckFamily:
     def family(self) -> Family:
         labels = [*CHECK_LABELS, "outcome"] if self.outcome else list(CHECK_LABELS)
         return Family(self.name, self.documentation, self.typ, labels=labels)
+
+    @property
+    def spec(self) -> protobuf.Spec:
+        return _spec_of(self.typ, self.outcome)
+
+
+@functools.cache
+def _spec_of(typ: str, outcome: bool) -> protobuf.Spec:
+    return protobuf.Spec(typ, (*CHECK_LABELS, "outcome") if outcome else CHECK_LABELS)
 
 
 def _sample(name: str, typ: str) -> str:
@@ -87,7 +98,9 @@ def _latency(name: str, doc: str) -> CheckFamily:
         return "" if s.latest is None else write(text, s.latency.counts, s.latency.total)
 
     def rows(key: Key, s: CheckState) -> Iterable[Any]:
-        return () if s.latest is None else ((key, s.latency.buckets(), s.latency.total),)
+        latency = s.latency
+        return () if s.latest is None else ((key, latency.buckets(), latency.total,
+                                             latency.native),)
     return CheckFamily(name, doc, "histogram", lines, rows)
 
 
@@ -168,22 +181,31 @@ class CheckSeries:
         text = label_text(key)
         return tuple([f.lines(text, s) for f in self.specs])
 
+    def proto_of(self, key: Key, s: CheckState) -> tuple[bytes, ...]:
+        """The check's series in each family as protobuf ``metric`` fields, from its state
+        now (the protobuf page's cache, like ``lines_of``)."""
+        return tuple([protobuf.metrics_of(f.spec, f.rows(key, s)) for f in self.specs])
+
     def written_now(self, checks: Collection[tuple[Key, CheckState]]) -> list[tuple[str, ...]]:
         """The lines of ``checks`` (in order), written from their states now."""
         return [self.lines_of(key, s) for key, s in checks]
 
     def families(self, checks: Collection[tuple[Key, CheckState]],
-                 lines: Callable[[], list[tuple[str, ...]]]) -> list[Family]:
+                 lines: Read,
+                 proto: Read | None = None) -> list[Family]:
         """The check families of one scrape: the text of each is a column of ``lines()``
         (every check's lines, in order: ``SeriesCache.checks.in_order`` or
-        ``written_now``), read when the page is written; ``checks`` (in order) are read for
-        samples instead."""
+        ``written_now``), read when the page is written; its protobuf a column of
+        ``proto()`` (``proto_of``'s, kept alike), else written from ``checks`` (in order),
+        which are read for samples too."""
         columns = Columns(lines)
+        protos = None if proto is None else Columns(proto)
         out = []
         for column, spec in enumerate(self.specs):
             family = spec.family()
             family.add_lines(partial(columns.column, column),
-                             Lines(partial(_rows, spec, checks)))
+                             Lines(partial(_rows, spec, checks),
+                                   None if protos is None else partial(protos.column, column)))
             out.append(family)
         return out
 

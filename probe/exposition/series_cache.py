@@ -21,7 +21,7 @@ this is the exposition's own cache.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
@@ -29,7 +29,10 @@ from probe.state import CheckState, EndpointView, KindView
 
 Key = tuple[str, str]  # (endpoint, check)
 K = TypeVar("K", bound=Any)
-Text = tuple[str, ...]  # one item's lines, one text per family ("" where it has none)
+# one item's lines, one text per family ("" where it has none); or, in the cache of the
+# protobuf page, its ``metric`` fields per family (b"" where it has none)
+Text = tuple[str, ...] | tuple[bytes, ...]
+Read = Callable[[], Sequence[tuple[Any, ...]]]  # every item's texts (or fields), in order
 
 
 class KeptLines(Generic[K]):
@@ -109,11 +112,11 @@ class Columns:
     one's lines is family ``i``'s): ``read`` once, when the first of the families is written
     (in whatever order), and held for the others."""
 
-    def __init__(self, read: Callable[[], list[Text]]) -> None:
+    def __init__(self, read: Read) -> None:
         self.read = read
-        self.lines: list[Text] | None = None
+        self.lines: Sequence[tuple[Any, ...]] | None = None
 
-    def column(self, i: int) -> Iterable[str]:
+    def column(self, i: int) -> Iterable[Any]:
         if self.lines is None:
             self.lines = self.read()
         return map(itemgetter(i), self.lines)

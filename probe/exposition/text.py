@@ -29,6 +29,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from probe.adapters.prometheus_internals import bake_output
+from probe.exposition import protobuf
 
 T = TypeVar("T")
 BLOCK_ROWS = 500  # series written per piece (about a millisecond of work)
@@ -115,9 +116,12 @@ class Kept(Generic[T]):
 @dataclass(frozen=True, slots=True)
 class Lines:
     """How a family reads series whose lines are written ahead, one text per item (all its
-    lines, or ""): ``rows()`` are the same series as ``add_metric`` takes them, for samples."""
+    lines, or ""): ``rows()`` are the same series as ``add_metric`` takes them, for samples
+    (and the protobuf page); ``proto()``, when given, the same series' ``metric`` fields
+    written ahead too, one per item (``probe.exposition.protobuf.metric_of``)."""
 
     rows: Callable[[], Iterable[Any]]
+    proto: Callable[[], Iterable[bytes]] | None = None
 
 
 class Family(Metric):
@@ -193,13 +197,31 @@ class Family(Metric):
             for values, value in self._rows():
                 yield Sample(sample, dict(zip(names, values, strict=True)), value)
             return
-        for values, buckets, total in self._rows():
+        for row in self._rows():  # (labels, buckets, sum[, native buckets])
+            values, buckets, total = row[:3]
             labels = dict(zip(names, values, strict=True))
             for le, count in buckets:
                 yield Sample(self.name + "_bucket", {**labels, "le": le}, count)
             if float(buckets[0][0]) >= 0:
                 yield Sample(self.name + "_count", dict(labels), buckets[-1][1])
                 yield Sample(self.name + "_sum", dict(labels), total)
+
+    def protobuf(self) -> bytes:
+        """The family as one delimited ``MetricFamily`` (b"" without series): series
+        written ahead joined, the others written now from their rows."""
+        spec = protobuf.Spec(self.type, self.labelnames)
+        size = 3 if self.type == "histogram" else 2
+        parts: list[bytes] = []
+        for source, texts in self._sources:
+            if isinstance(texts, Lines):
+                parts.append(b"".join(texts.proto()) if texts.proto is not None
+                             else protobuf.metrics_of(spec, texts.rows()))
+            elif texts:
+                parts.append(protobuf.metrics_of(spec, (row[:size] for row in source())))
+            else:
+                parts.append(protobuf.metrics_of(spec, source()))
+        name = self.samples_name() if self.type != "histogram" else self.name
+        return protobuf.family(name, self.documentation, self.type, b"".join(parts))
 
     def blocks(self, cache: LabelCache, rows: int = BLOCK_ROWS) -> Iterator[str]:
         """The sample lines, exactly as prometheus_client writes them (the same in the text
@@ -340,16 +362,23 @@ EOF = b"# EOF\n"
 GZIP_LEVEL = 1
 
 
-def render(registry: Any, accept_header: str | None) -> tuple[bytes, str]:
+def render(registry: Any, accept_header: str | None,
+           offer_protobuf: bool = False) -> tuple[bytes, str]:
     """The registry's exposition in the format ``accept_header`` asks for, as
     prometheus_client's own encoder would write it; returns (body, content type)."""
-    chunks, content_type = render_chunks(registry, accept_header)
+    chunks, content_type = render_chunks(registry, accept_header, offer_protobuf)
     return b"".join(chunks), content_type
 
 
-def render_chunks(registry: Any, accept_header: str | None) -> tuple[Iterator[bytes], str]:
+def render_chunks(registry: Any, accept_header: str | None,
+                  offer_protobuf: bool = False) -> tuple[Iterator[bytes], str]:
     """``render`` in pieces, written as they are made (a large fleet's page is never held
-    as lines and text and bytes at once); returns (pieces, content type)."""
+    as lines and text and bytes at once); returns (pieces, content type). With
+    ``offer_protobuf`` (``metrics: {native_histograms: true}``), a scraper that asks for
+    delimited protobuf first (``protobuf.wanted``) gets it, a family a piece; else the
+    text formats are all there is, as in prometheus_client (Prometheus falls back to them)."""
+    if offer_protobuf and protobuf.wanted(accept_header):
+        return _protobuf_pieces(registry), protobuf.CONTENT_TYPE
     encoder, content_type = choose_encoder(accept_header or "")
     openmetrics = content_type.startswith("application/openmetrics-text")
 
@@ -376,6 +405,14 @@ def render_chunks(registry: Any, accept_header: str | None) -> tuple[Iterator[by
             yield EOF
 
     return pieces(), content_type
+
+
+def _protobuf_pieces(registry: Any) -> Iterator[bytes]:
+    for metric in registry.collect():
+        if isinstance(metric, Family):
+            yield metric.protobuf()
+        else:
+            yield from protobuf.from_samples(metric)
 
 
 _DONE = object()
@@ -431,11 +468,12 @@ def _loop_running(loop: asyncio.AbstractEventLoop | None) -> bool:
     return loop is not None and loop.is_running() and not loop.is_closed()
 
 
-def make_wsgi_app(registry: Any,
-                  loop: asyncio.AbstractEventLoop | None = None) -> Callable[..., Iterable[bytes]]:
+def make_wsgi_app(registry: Any, loop: asyncio.AbstractEventLoop | None = None,
+                  offer_protobuf: bool = False) -> Callable[..., Iterable[bytes]]:
     """prometheus_client's ``make_wsgi_app`` (same methods, paths, negotiation and gzip),
-    rendering with ``render`` (in ``loop``'s thread while it runs, see ``_in_loop``); a
-    ``name[]`` filtered scrape goes through prometheus_client."""
+    rendering with ``render`` (in ``loop``'s thread while it runs, see ``_in_loop``;
+    protobuf when offered and asked for); a ``name[]`` filtered scrape goes through
+    prometheus_client (text)."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -454,7 +492,8 @@ def make_wsgi_app(registry: Any,
                 registry, environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"),
                 params)
         else:
-            chunks, content_type = render_chunks(registry, environ.get("HTTP_ACCEPT"))
+            chunks, content_type = render_chunks(registry, environ.get("HTTP_ACCEPT"),
+                                                 offer_protobuf)
             if loop is not None and _loop_running(loop):
                 chunks = _in_loop(chunks, loop)
             headers = [("Content-Type", content_type)]
