@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from probe import __version__
 from probe.build import commit
 from probe.exposition.check_series import CHECK_LABELS, CheckSeries
-from probe.exposition.protobuf import Spec, metrics_of
+from probe.exposition.protobuf import Spec, histogram_of, metrics_of
 from probe.exposition.series_cache import Columns, Read, SeriesCache
 from probe.exposition.text import (
     Family,
@@ -216,9 +216,18 @@ def _specs(families: Callable[[], tuple[Family, ...]]) -> tuple[Spec, ...]:
 
 
 def kind_proto(name: str, kind: KindView) -> tuple[bytes, ...]:
-    """``kind_rows`` as protobuf ``metric`` fields (the protobuf page's cache)."""
-    return tuple([metrics_of(spec, rows) for spec, rows in
-                  zip(_specs(_kind_families), kind_rows(name, kind), strict=True)])
+    """``kind_rows`` as protobuf ``metric`` fields (the protobuf page's cache), written
+    after each result of the kind: its labels encoded once for the families that share
+    them, the histogram read from its counts."""
+    observed, failed, by_outcome, latency, stale = _specs(_kind_families)
+    labels = observed.labels((name, kind.kind))
+    stats = kind.stats
+    return (observed.value(labels, stats.observed_total),
+            failed.value(labels, stats.failed_total),
+            metrics_of(by_outcome, [((name, kind.kind, outcome), n) for outcome, n
+                                    in sorted(stats.failed_by_outcome.items())]),
+            latency.histogram(labels, histogram_of(stats.latency)),
+            b"" if kind.stale_at is None else stale.value(labels, kind.stale_at))
 
 
 def endpoint_proto(name: str, view: EndpointView) -> tuple[bytes, ...]:

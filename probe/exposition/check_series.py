@@ -184,7 +184,18 @@ class CheckSeries:
     def proto_of(self, key: Key, s: CheckState) -> tuple[bytes, ...]:
         """The check's series in each family as protobuf ``metric`` fields, from its state
         now (the protobuf page's cache, like ``lines_of``)."""
-        return tuple([protobuf.metrics_of(f.spec, f.rows(key, s)) for f in self.specs])
+        labels = _spec_of("gauge", False).labels(key)  # the check's, once for its families
+        out = []
+        for f in self.specs:
+            spec = f.spec
+            if f.outcome:
+                out.append(protobuf.metrics_of(spec, f.rows(key, s)))
+            elif f.typ == "histogram":
+                out.append(b"" if s.latest is None else
+                           spec.histogram(labels, protobuf.histogram_of(s.latency)))
+            else:
+                out.append(b"".join([spec.value(labels, row[1]) for row in f.rows(key, s)]))
+        return tuple(out)
 
     def written_now(self, checks: Collection[tuple[Key, CheckState]]) -> list[tuple[str, ...]]:
         """The lines of ``checks`` (in order), written from their states now."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from probe.state import Exponential
+from probe.state import Exponential, Histogram
 
 CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
                 "encoding=delimited")
@@ -127,14 +127,38 @@ def histogram_message(buckets: Sequence[tuple[str, float]], total: float,
             c = varint(int(cumulative))
             out += (b"\x1a", _ONE_BYTE[10 + len(c)], b"\x08", c, _upper_bound(le))
     if native is not None:
-        out += (b"\x28", varint(zigzag(native.schema)),  # schema
-                b"\x31", _double(native.zero_threshold), b"\x38", varint(native.zero_count))
-        positive, deltas = spans(native.positive)
-        for offset, length in positive:  # positive_span {offset, length}
-            span = b"\x08" + varint(zigzag(offset)) + b"\x10" + varint(length)
-            out += (b"\x62", _ONE_BYTE[len(span)], span)
-        for delta in deltas:  # positive_delta
-            out += (b"\x68", varint(zigzag(delta)))
+        out.append(_native(native))
+    return b"".join(out)
+
+
+@functools.cache
+def _upper_bounds(bounds: tuple[float, ...]) -> tuple[bytes, ...]:
+    return tuple(_upper_bound(str(bound)) for bound in bounds)
+
+
+def histogram_of(h: Histogram) -> bytes:
+    """``histogram_message`` of a state's ``Histogram``, read from its counts (no rows)."""
+    out: list[bytes] = []
+    cumulative = 0
+    for upper, n in zip(_upper_bounds(h.bounds), h.counts, strict=False):  # not +Inf's
+        cumulative += n
+        c = varint(cumulative)
+        out += (b"\x1a", _ONE_BYTE[10 + len(c)], b"\x08", c, upper)
+    head = b"\x08" + varint(cumulative + h.counts[-1]) + b"\x11" + _double(float(h.total))
+    if h.native is None:
+        return head + b"".join(out)
+    return head + b"".join(out) + _native(h.native)
+
+
+def _native(native: Exponential) -> bytes:
+    out = [b"\x28", varint(zigzag(native.schema)),  # schema
+           b"\x31", _double(native.zero_threshold), b"\x38", varint(native.zero_count)]
+    positive, deltas = spans(native.positive)
+    for offset, length in positive:  # positive_span {offset, length}
+        span = b"\x08" + varint(zigzag(offset)) + b"\x10" + varint(length)
+        out += (b"\x62", _ONE_BYTE[len(span)], span)
+    for delta in deltas:  # positive_delta
+        out += (b"\x68", varint(zigzag(delta)))
     return b"".join(out)
 
 
@@ -168,20 +192,31 @@ class Spec:
     def __hash__(self) -> int:
         return hash((self.typ, self.labelnames))
 
-    def metric(self, row: Sequence[Any]) -> bytes:
-        """One series (``metric_of``)."""
-        values = row[0]
+    def labels(self, values: Sequence[str]) -> bytes:
+        """The ``label`` fields of a series labelled ``values`` (in ``labelnames`` order)."""
         out: list[bytes] = []
         for i, head in self._heads:  # label {name, value}
             value = values[i].encode("utf-8")
             pair = head + varint(len(value)) + value
             out += (b"\x0a", varint(len(pair)), pair)
+        return b"".join(out)
+
+    def metric(self, row: Sequence[Any]) -> bytes:
+        """One series (``metric_of``)."""
         if self.typ == "histogram":
             h = histogram_message(row[1], row[2], row[3] if len(row) > 3 else None)
-            out += (b"\x3a", varint(len(h)), h)
-        else:
-            out += (self._value, _double(float(row[1])))
-        body = b"".join(out)
+            return self.histogram(self.labels(row[0]), h)
+        return self.value(self.labels(row[0]), row[1])
+
+    def value(self, labels: bytes, value: float) -> bytes:
+        """A gauge's, counter's or untyped series' ``metric`` field, of its ``labels()``."""
+        body = labels + self._value + _double(float(value))
+        return b"\x22" + varint(len(body)) + body
+
+    @staticmethod
+    def histogram(labels: bytes, message: bytes) -> bytes:
+        """A histogram series' ``metric`` field, of its ``labels()`` and ``Histogram``."""
+        body = labels + b"\x3a" + varint(len(message)) + message
         return b"\x22" + varint(len(body)) + body
 
 
