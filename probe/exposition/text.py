@@ -150,11 +150,14 @@ class Family(Metric):
     def samples(self, value: list[Sample]) -> None:
         self._extra = list(value)
 
-    def add_metric(self, labels: Sequence[str], value: Any, sum_value: Any = None) -> None:
+    def add_metric(self, labels: Sequence[str], value: Any, sum_value: Any = None,
+                   native: Any = None) -> None:
         """``(labels, value)`` for a gauge or counter, ``(labels, buckets, sum)`` for a
-        histogram (buckets: cumulative ``(le, count)`` pairs ending with ``+Inf``)."""
+        histogram (buckets: cumulative ``(le, count)`` pairs ending with ``+Inf``; ``native``:
+        its exponential buckets, ``probe.state.Exponential``, written to protobuf only)."""
         if self.type == "histogram":
-            self._added.append((tuple(labels), value, sum_value))
+            self._added.append((tuple(labels), value, sum_value) if native is None else
+                               (tuple(labels), value, sum_value, native))
         else:
             self._added.append((tuple(labels), value))
 
@@ -266,7 +269,8 @@ class Family(Metric):
         before, after = cache.around_le(self.labelnames)
         plain = cache.labels(self.labelnames)
         bucket, count, total_name = self.name + "_bucket", self.name + "_count", self.name + "_sum"
-        for values, buckets, total in block:
+        for row in block:  # (labels, buckets, sum[, native buckets])
+            values, buckets, total = row[0], row[1], row[2]
             head, tail = before(values), after(values)
             out.extend([f'{bucket}{{{head}le="{le}"{tail}}} {number(value)}\n'
                         for le, value in buckets])

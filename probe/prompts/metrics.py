@@ -33,8 +33,9 @@ class PromptMetrics(Collector):
     """Fed by the prober (one result at a time), read by the /metrics thread under one lock.
     Every planned prompt is declared, so a prompt that never ran shows as not passing."""
 
-    def __init__(self, per_check: bool = False) -> None:
+    def __init__(self, per_check: bool = False, native: bool = False) -> None:
         self.per_check = per_check
+        self.native = native  # ``metrics: {native_histograms: true}``
         self._lock = threading.Lock()
         self.passed: dict[Key, bool] = {}  # planned (endpoint, prompt) -> last answer passed
         self.ttft: dict[Key, Histogram] = {}
@@ -68,9 +69,11 @@ class PromptMetrics(Collector):
             if not isinstance(usage, dict):
                 return  # timings of an incomplete answer would flatter or smear the histograms
             if isinstance(details.get("ttft_s"), float | int):
-                self.ttft.setdefault(key, Histogram(TTFT_BUCKETS)).observe(details["ttft_s"])
+                self.ttft.setdefault(key, Histogram.of(TTFT_BUCKETS, self.native)).observe(
+                    details["ttft_s"])
             if isinstance(details.get("total_s"), float | int):
-                self.total.setdefault(key, Histogram(TOTAL_BUCKETS)).observe(details["total_s"])
+                self.total.setdefault(key, Histogram.of(TOTAL_BUCKETS, self.native)).observe(
+                    details["total_s"])
             if isinstance(details.get("tokens_per_s"), float | int):
                 self.tokens_per_s[key] = float(details["tokens_per_s"])
             completion, total, ttft = (usage.get("completion_tokens"), details.get("total_s"),
@@ -125,5 +128,5 @@ class PromptMetrics(Collector):
 def _histogram(name: str, text: str, data: dict[Key, Histogram]) -> Metric:
     family = Family(name, text, "histogram", labels=["endpoint", "prompt"])
     for key, histogram in sorted(data.items()):
-        family.add_metric(list(key), histogram.buckets(), histogram.total)
+        family.add_metric(list(key), histogram.buckets(), histogram.total, histogram.native)
     return family

@@ -33,7 +33,8 @@ def context_active_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckC
 
 
 def start(host: Host) -> Attachment:
-    metrics = PromptMetrics(per_check=host.config.metrics.per_check)
+    metrics = PromptMetrics(per_check=host.config.metrics.per_check,
+                            native=host.config.metrics.native_histograms)
     return Attachment(collectors=(metrics,), observers=(metrics.observe,),
                       on_plan=metrics.on_plan)
 

@@ -39,7 +39,8 @@ class ServerlessMetrics(Collector):
     """Fed by the prober (one result at a time), read by the /metrics thread: the latest
     queue reading per endpoint and round-trip histograms per (timing, endpoint, start)."""
 
-    def __init__(self) -> None:
+    def __init__(self, native: bool = False) -> None:
+        self.native = native  # ``metrics: {native_histograms: true}``
         self._lock = threading.Lock()
         self._queues: dict[str, dict[str, Any]] = {}  # endpoint -> latest queue details
         self._histograms: dict[tuple[str, str, str], Histogram] = {}
@@ -57,7 +58,8 @@ class ServerlessMetrics(Collector):
                 value = result.details.get(key)
                 if isinstance(value, int | float):
                     histogram = self._histograms.setdefault(
-                        (key, result.endpoint, start), Histogram(SECONDS_BUCKETS))
+                        (key, result.endpoint, start),
+                        Histogram.of(SECONDS_BUCKETS, self.native))
                     histogram.observe(float(value))
 
     def on_plan(self, config: Config, jobs: Sequence[Job]) -> None:
@@ -94,7 +96,7 @@ class ServerlessMetrics(Collector):
             for (timing, endpoint, start), histogram in sorted(histograms.items()):
                 if timing == key:
                     timing_family.add_metric([endpoint, start], histogram.buckets(),
-                                             histogram.total)
+                                             histogram.total, histogram.native)
             yield timing_family
 
 

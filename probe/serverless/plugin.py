@@ -37,7 +37,7 @@ def roundtrip_cost(endpoint: Endpoint, params: Mapping[str, Any]) -> CheckCost:
 
 
 def start(host: Host) -> Attachment:
-    metrics = ServerlessMetrics()
+    metrics = ServerlessMetrics(native=host.config.metrics.native_histograms)
     return Attachment(collectors=(metrics,), observers=(metrics.observe,),
                       on_plan=metrics.on_plan)
 

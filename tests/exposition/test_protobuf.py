@@ -21,6 +21,8 @@ from probe.exposition.protobuf import Spec, family, metric_of, spans, varint, zi
 from probe.exposition.text import render
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome
+from probe.prompts.metrics import PromptMetrics
+from probe.serverless.metrics import ServerlessMetrics
 from probe.state import NATIVE_ZERO_THRESHOLD, Exponential, FleetState, native_index
 
 PROMETHEUS_ACCEPT = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
@@ -249,3 +251,42 @@ def test_other_collectors_families_are_written_from_their_samples() -> None:
     assert jobs["labels"] == {"q": "a"} and created == {1: [12], 2: [500_000_000]}
     assert samples(page) == {("jobs_total", (("q", "a"),), 3.0),
                              ("depth", (("q", "a"),), 2.5)}
+
+
+@pytest.mark.parametrize("native_on", [True, False])
+def test_round_trip_and_prompt_histograms_carry_native_buckets_when_kept(
+        native_on: bool) -> None:
+    reg = CollectorRegistry()
+    prompts = PromptMetrics(per_check=True, native=native_on)
+    serverless = ServerlessMetrics(native=native_on)
+    reg.register(prompts)
+    reg.register(serverless)
+    prompts.observe(result("a", "prompt:arith", Outcome.OK, ttft_s=0.2, total_s=1.0,
+                           usage={"prompt_tokens": 5, "completion_tokens": 7}))
+    serverless.observe(result("s", "roundtrip", Outcome.OK, start="cold", delay_s=3.5,
+                              execution_s=0.2, roundtrip_s=4.0))
+    text, _ = render(reg, "text/plain; version=0.0.4")
+    page, _ = render(reg, PROMETHEUS_ACCEPT, True)
+    assert samples(page) == text_samples(text)
+    observed = {"runpod_probe_prompt_ttft_seconds": 0.2,
+                "runpod_probe_prompt_duration_seconds": 1.0,
+                "runpod_probe_serverless_delay_seconds": 3.5,
+                "runpod_probe_serverless_execution_seconds": 0.2,
+                "runpod_probe_serverless_roundtrip_seconds": 4.0}
+    for name, value in observed.items():
+        (buckets,) = latencies(page, name).values()
+        if native_on:
+            assert buckets is not None and buckets["positive"] == {native_index(value): 1}
+        else:
+            assert buckets is None
+    # the text page is the same either way
+    other = CollectorRegistry()
+    other_prompts, other_serverless = PromptMetrics(per_check=True), ServerlessMetrics()
+    other.register(other_prompts)
+    other.register(other_serverless)
+    other_prompts.observe(result("a", "prompt:arith", Outcome.OK, ttft_s=0.2, total_s=1.0,
+                                 usage={"prompt_tokens": 5, "completion_tokens": 7}))
+    other_serverless.observe(result("s", "roundtrip", Outcome.OK, start="cold", delay_s=3.5,
+                                    execution_s=0.2, roundtrip_s=4.0))
+    for accept in ("", "application/openmetrics-text; version=1.0.0"):
+        assert render(reg, accept) == render(other, accept)
