@@ -12,8 +12,11 @@ failures no narrower incident already explains (a proxy outage is one incident, 
 two): at least ``min_endpoints`` of them outside every open narrower incident.
 
 Opening marks the endpoints already counted (their verdict's ``incident``) once; endpoints
-that join later are marked as they join. Each open and close is announced as a transition
-(the ledger writes one entry each), carrying a ``FleetIncident``.
+that join later are marked as they join. An endpoint going down (again, or with another
+cause) first forgets the incident its last failure was marked with: a failure after an
+incident closed is a new one, cited by no incident until one of its groups claims it. Each
+open and close is announced as a transition (the ledger writes one entry each), carrying a
+``FleetIncident``.
 """
 
 from __future__ import annotations
@@ -96,6 +99,10 @@ class IncidentTracker:
                 for group in (scope, FLEET):
                     self._leave(group, old, endpoint, at)
             if new is not None:
+                # a new failure (or a new cause): the incident of the last one, closed or
+                # of another cause, is not this one's; an open one of its groups marks it
+                if verdict is not None:
+                    verdict.incident = None
                 self._cause[endpoint] = new
                 for group in (scope, FLEET):
                     self._join(group, new, endpoint, at, quiet=False)

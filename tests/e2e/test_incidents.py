@@ -232,3 +232,42 @@ def test_a_proxy_outage_is_one_learning_row(sim_env: dict[str, str], tmp_path: P
     assert all(f"#{n}" in found[2] for n in downs), "every endpoint's down entry is evidence"
     assert HOSTILE in found[2] and "bench-0000" in found[2]
     assert main(["ledger", "verify", "--db", str(db), "--learning", str(learning)]) == 0
+
+
+def test_a_pod_down_again_after_the_incident_closed_has_a_row_of_its_own(
+        sim_env: dict[str, str], tmp_path: Path) -> None:
+    """Every pod 502, then every pod back (the incident closes), then one pod 502 again at
+    once, well within ``SETTLE`` of the close: a new failure, not the closed incident's.
+    Its down entry does not cite the old incident and LEARNING.md has a row for it."""
+    learning = tmp_path / "LEARNING.md"
+    with Simulator(Fleet.bench(len(PODS)), api_key=sim_env["RUNPOD_API_KEY"]) as sim:
+        text = (config_text(sim, tmp_path).replace(
+            "endpoints:\n", f'learning: {{path: "{learning}"}}\nendpoints:\n', 1))
+        config = parse_config(text, sim_env)
+        db = tmp_path / "probe.db"
+
+        async def scenario(daemon: Daemon) -> None:
+            await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
+            for pod in PODS:
+                sim.fleet.set_pod_behaviour(pod, "server_down")
+            await until(lambda: any(e == "incident_opened" for _, e in ledger_rows(db)),
+                        what="the incident's entry")
+            for pod in PODS:
+                sim.fleet.set_pod_behaviour(pod, "healthy")
+            await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
+            await until(lambda: any(e == "incident_closed" for _, e in ledger_rows(db)),
+                        what="the closing entry")
+            sim.fleet.set_pod_behaviour(PODS[0], "server_down")
+            await until(lambda: ledger_rows(db)[-1] == (PODS[0], "down"),
+                        what="the pod's new down entry")
+
+        run_daemon(config, sim_env, scenario)
+    entries = ledger_rows(db, "id, endpoint, event, incident")
+    closed = max(n for n, _, event, _ in entries if event == "incident_closed")
+    again = [(n, incident) for n, endpoint, event, incident in entries
+             if endpoint == PODS[0] and event == "down" and n > closed]
+    assert len(again) == 1 and again[0][1] is None, entries  # not the closed incident's
+    found = [line for line in learning.read_text().splitlines() if line.startswith("| 20")]
+    assert any(f"ledger #{again[0][0]} sha256:" in line and "down (502)" in line
+               for line in found), "\n".join(found)
+    assert main(["ledger", "verify", "--db", str(db), "--learning", str(learning)]) == 0
