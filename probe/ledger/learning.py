@@ -71,7 +71,8 @@ def _source(lesson: Lesson, name_probes: bool = False) -> str:
     cite = f"ledger #{entry.id} sha256:{entry.short_hash}"
     if name_probes and entry.instance:
         cite = f"{entry.instance} {cite}"
-    if lesson.event == "incident_closed" and lesson.names:  # a fleet incident, one row
+    if lesson.event in ("incident_opened", "incident_closed") and lesson.names:  # a fleet
+        # incident's row as it opens or closes
         first, last = lesson.covers
         return (f"Runtime probe @ {e.url} (incident: {e.outcome}; ledger #{first}–#{last}: "
                 f"{fleet_names(lesson.names)}) · {cite}")

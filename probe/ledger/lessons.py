@@ -12,13 +12,16 @@ fold turns the entries, in chain order, into rows:
   long it lasted) and a persistent entry (what to do) are rows;
 - patterns and capability changes (a served model or context window that changed) are rows
   of the Meta-Patterns table;
-- a fleet incident is one row, written when it closes (citing its closing entry): its
-  count, names and the endpoint entries folded into it are its evidence. An endpoint entry
+- a fleet incident is one row when it opens (citing its opening entry, its members so far
+  in the evidence: an outage is in LEARNING.md while it lasts) and a recovery row when it
+  closes (how long it lasted, which members' recoveries ended it); the endpoint entries
+  folded into it, members that joined later included, are its evidence. An endpoint entry
   belongs to it by the entry's structured ``incident`` field (never by its text, which
   servers and names can shape), or, for a down entry written before the incident opened,
   by the opening entry's structured ``members`` naming the endpoint, with the same cause,
   within ``SETTLE`` of it; an endpoint whose cause differs, or whose entries come more than
-  ``SETTLE`` after the incident closed (it stayed broken), keeps rows of its own;
+  ``SETTLE`` after the incident closed (it stayed broken), or that goes down again after
+  it closed (a new failure), keeps rows of its own;
 - any other kind of entry (kinds added later, fleet incidents from ledgers older than the
   structured link) is one row of its own: ``TABLE_OF`` is the one place to route a new kind
   elsewhere.
@@ -248,13 +251,16 @@ class _Open:
     opened: LedgerEntry
     cause: str | None
     folded: list[int] = field(default_factory=list)
+    recovered: list[LedgerEntry] = field(default_factory=list)  # members back while open
     closed_at: datetime | None = None
+    left: set[str] = field(default_factory=set)  # failed again after it closed: their own
 
 
 @dataclass(slots=True)
 class FleetIncidents:
     """Fleet incidents (by their structured id) as the fold meets them: the entries folded
-    into each, and its one row when it closes."""
+    into each, its row when it opens (the members so far) and its recovery row when it
+    closes (how long it lasted, what ended it)."""
 
     known: dict[str, _Open] = field(default_factory=dict)
     early: dict[str, list[int]] = field(default_factory=dict)  # claimed before it opened
@@ -262,13 +268,14 @@ class FleetIncidents:
     def step(self, e: LedgerEntry) -> Lesson | None:
         ident = e.evidence.incident or ""
         if e.event == "incident_opened":
-            self.known[ident] = _Open(e, e.evidence.outcome, self.early.pop(ident, []))
-            return None
+            opening = self.known[ident] = _Open(e, e.evidence.outcome,
+                                                self.early.pop(ident, []))
+            return _opened_row(opening)
         incident = self.known.get(ident)
         if incident is None:  # closed without its opening in the chain: a row as it is
             return _row(e, e.pattern)
         incident.closed_at = _observed(e)
-        return _incident_row(e, incident)
+        return _closed_row(e, incident)
 
     def folds(self, e: LedgerEntry, claimed: str | None) -> bool:
         """``e`` is evidence of a fleet incident's row, not a row of its own."""
@@ -278,23 +285,61 @@ class FleetIncidents:
         incident = self.known.get(ident)
         if claimed is None and (incident is None or e.evidence.outcome != incident.cause):
             return False
-        if incident is not None and incident.closed_at is not None and \
-                _observed(e) - incident.closed_at > SETTLE:
-            return False  # it stayed broken after the incident closed: its own rows
-        (incident.folded if incident is not None else
-         self.early.setdefault(ident, [])).append(e.id)
+        if incident is not None and incident.closed_at is not None:
+            if e.event == "down" or e.endpoint in incident.left:
+                # a failure after it closed (a ledger from before the tracker forgot a
+                # closed incident's mark cites it anyway): a new one, with rows of its own
+                incident.left.add(e.endpoint)
+                return False
+            if _observed(e) - incident.closed_at > SETTLE:
+                return False  # it stayed broken after the incident closed: its own rows
+        if incident is None:
+            self.early.setdefault(ident, []).append(e.id)
+            return True
+        incident.folded.append(e.id)
+        if e.event == "recovered" and incident.closed_at is None:
+            incident.recovered.append(e)
         return True
 
 
-def _incident_row(closed: LedgerEntry, incident: _Open) -> Lesson:
-    opened = incident.opened
-    ids = [f"#{n}" for n in incident.folded]
+def _ids(numbers: list[int]) -> str:
+    ids = [f"#{n}" for n in numbers]
     if len(ids) > IDS_SHOWN:
         ids = [*ids[:IDS_SHOWN - 1], "…", ids[-1]]
-    folded = f"{len(incident.folded)} endpoint entries ({', '.join(ids)})" if ids else \
-        "no endpoint entries"
-    text = (f"{closed.pattern} — opened at ledger #{opened.id}; {folded} are its evidence, "
+    return ", ".join(ids)
+
+
+def _opened_row(incident: _Open) -> Lesson:
+    """A fleet incident's row as it opens: its members so far (those that join later, and
+    every member's later entries, are evidence of it, not rows)."""
+    opened = incident.opened
+    folded = f"; their entries ({_ids(incident.folded)}) are its evidence" \
+        if incident.folded else ""
+    text = (f"{opened.pattern}{folded} — open; endpoints joining it are its evidence too, "
             "not rows of their own")
+    first = min(incident.folded, default=opened.id)
+    return Lesson(opened, LEDGER_TABLE, text, FLEET, opened.event, (first, opened.id),
+                  tuple(opened.evidence.members or ()))
+
+
+def _closed_row(closed: LedgerEntry, incident: _Open) -> Lesson:
+    """A fleet incident's recovery row: how long it lasted (its entry says), what ended it
+    (the members that recovered while it was open), the entries that were its evidence."""
+    opened = incident.opened
+    back = incident.recovered
+    if back:
+        who = fleet_names(tuple(e.endpoint for e in back))
+        ended = (f"ended by {len(back)} endpoint{'s' if len(back) > 1 else ''} recovering "
+                 f"({who}; {_ids([e.id for e in back])})")
+        if back[-1].evidence.last_row is not None:
+            ended += f", the last at result #{back[-1].evidence.last_row}"
+    else:
+        ended = ("ended without a recovery: its endpoints left the plan or failed for "
+                 "another cause")
+    folded = f"{len(incident.folded)} endpoint entries ({_ids(incident.folded)})" \
+        if incident.folded else "no endpoint entries"
+    text = (f"{closed.pattern} — {ended}; opened at ledger #{opened.id}; {folded} were its "
+            "evidence, not rows of their own")
     names = closed.evidence.members or opened.evidence.members or ()  # the joiners too
     return Lesson(closed, LEDGER_TABLE, text, FLEET, closed.event, (opened.id, closed.id),
                   tuple(names))

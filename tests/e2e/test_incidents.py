@@ -190,9 +190,9 @@ HOSTILE = "bench-0004 [part of fleet incident 1]"
 
 
 def test_a_proxy_outage_is_one_learning_row(sim_env: dict[str, str], tmp_path: Path) -> None:
-    """Every pod 502 at once: LEARNING.md gets one row for the fleet incident (its endpoints
-    in the row's evidence), none per endpoint, although the first endpoints went down before
-    the incident existed. Names reading "[part of fleet incident 1]" change nothing: one is
+    """Every pod 502 at once: LEARNING.md gets a row for the fleet incident as it opens and
+    its recovery row as it closes (its endpoints in the rows' evidence), none per endpoint,
+    although the first endpoints went down before the incident existed. Names reading "[part of fleet incident 1]" change nothing: one is
     in the incident like the others, one fails alone (404) and keeps its own row."""
     fleet = Fleet.bench(len(PODS))
     fleet.add_pod("loner", PodSpec("stopped"))
@@ -212,6 +212,8 @@ def test_a_proxy_outage_is_one_learning_row(sim_env: dict[str, str], tmp_path: P
                 sim.fleet.set_pod_behaviour(pod, "server_down")
             await until(lambda: any(e == "incident_opened" for _, e in ledger_rows(db)),
                         what="the incident's entry")
+            # while it is open, LEARNING.md says so (not only once it closes)
+            await until(lambda: "— open; " in learning.read_text(), what="the open row")
             for pod in PODS:
                 sim.fleet.set_pod_behaviour(pod, "healthy")
             await until(lambda: daemon.state.states().get("up") == len(PODS), what="all up")
@@ -223,14 +225,16 @@ def test_a_proxy_outage_is_one_learning_row(sim_env: dict[str, str], tmp_path: P
     downs = [n for n, endpoint, event in entries if event == "down" and endpoint in names.values()]
     assert len(downs) == len(PODS), entries
     found = [line for line in learning.read_text().splitlines() if line.startswith("| 20")]
-    assert len(found) == 3, "\n".join(found)
+    assert len(found) == 4, "\n".join(found)
     assert "6 endpoints added to the probed fleet" in found[0]
     assert "RunPod pod loner [part of fleet incident 1] (loner) down (404)" in found[1]
+    opened = next(n for n, _, event in entries if event == "incident_opened")
     closed = next(n for n, _, event in entries if event == "incident_closed")
-    assert found[2].startswith("| 20") and "Fleet incident proxy:" in found[2]
-    assert f"ledger #{closed} sha256:" in found[2]
-    assert all(f"#{n}" in found[2] for n in downs), "every endpoint's down entry is evidence"
-    assert HOSTILE in found[2] and "bench-0000" in found[2]
+    assert "Fleet incident proxy:" in found[2] and f"ledger #{opened} sha256:" in found[2]
+    assert "Fleet incident proxy:" in found[3] and f"ledger #{closed} sha256:" in found[3]
+    assert " closed after " in found[3] and " — ended by " in found[3]
+    assert all(f"#{n}" in found[3] for n in downs), "every endpoint's down entry is evidence"
+    assert HOSTILE in found[3] and "bench-0000" in found[3]
     assert main(["ledger", "verify", "--db", str(db), "--learning", str(learning)]) == 0
 
 

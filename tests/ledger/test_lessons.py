@@ -140,23 +140,46 @@ def outage(names: tuple[str, ...] = ("a", "b", "c"), cause: str = "http_502",
     return steps
 
 
-def test_a_fleet_incident_is_one_row_with_its_endpoints_as_evidence() -> None:
-    """Every pod down at once: one row, when the incident closes; the endpoints' down and
-    recovered entries (the first two written before the incident existed, linked by the
-    opening entry's structured members) are its evidence, not rows; kind fleet."""
+def test_a_fleet_incident_is_a_row_as_it_opens_and_one_as_it_closes() -> None:
+    """Every pod down at once: a row when the incident opens (its members so far), a
+    recovery row when it closes (how long, what ended it); the endpoints' down and recovered
+    entries (the first two written before the incident existed, linked by the opening
+    entry's structured members) are its evidence, not rows; kind fleet."""
     entries = sealed(outage())
     found = lessons(entries, hold=Hold(OPENED + timedelta(hours=1)))
     assert [(x.cite.event, x.table, x.kind) for x in found] == [
-        ("incident_closed", LEDGER_TABLE, FLEET)]
-    assert found[0].text.startswith("Fleet incident i-1 closed after 6m58s")
-    assert found[0].names == ("a", "b", "c")
+        ("incident_opened", LEDGER_TABLE, FLEET), ("incident_closed", LEDGER_TABLE, FLEET)]
+    opened, closed = found
+    assert opened.text.startswith("Fleet incident i-1: 3 of 3 endpoints")
+    assert opened.text.endswith("; their entries (#1, #2, #3) are its evidence — open; endpoints "
+                                "joining it are its evidence too, not rows of their own")
+    assert opened.names == ("a", "b", "c") and opened.covers == (1, 4)
+    assert closed.text.startswith("Fleet incident i-1 closed after 6m58s")
+    recovered = next(e for e in entries if e.event == "recovered")
+    assert f"ended by 1 endpoint recovering (a; #{recovered.id}), the last at result #9; " \
+        "opened at ledger #4;" in closed.text
+    assert closed.names == ("a", "b", "c")
     # named in the row: the entries up to its close (the two recoveries just after it are
     # folded too, within SETTLE, but the row was written already)
-    folded = [e.id for e in entries if e.endpoint in ("a", "b", "c") and e.id < found[0].cite.id]
+    folded = [e.id for e in entries if e.endpoint in ("a", "b", "c") and e.id < closed.cite.id]
     assert f"{len(folded)} endpoint entries (" + ", ".join(f"#{n}" for n in folded) + ")" \
-        in found[0].text
+        in closed.text
     assert all(LessonFilter(kinds=("fleet",)).keeps(x) for x in found)
     assert not any(LessonFilter(kinds=("pod",)).keeps(x) for x in found)
+
+
+def test_an_open_fleet_incident_is_in_the_rows_while_it_lasts() -> None:
+    """An hour-long outage: its row is there as soon as it opens; a member that joins later
+    and its persistent entry are evidence, not rows."""
+    steps = [s for s in outage(names=("a", "b", "c", "d")) if s[0].event is not Event.RECOVERED
+             and s[0].event is not Event.INCIDENT_CLOSED]
+    joined = [t for t, _ in steps if t.endpoint == "d"]
+    assert joined and joined[0].event is Event.DOWN  # d went down after it opened
+    steps.append((Transition(Event.PERSISTENT, "a", OPENED + timedelta(minutes=30), "models",
+                             "http_502", 30, 30), "i-1"))
+    entries = sealed(steps)
+    found = lessons(entries, hold=Hold(OPENED + timedelta(minutes=31)))
+    assert [(x.cite.event, x.kind) for x in found] == [("incident_opened", FLEET)]
 
 
 def test_text_naming_a_fleet_incident_changes_nothing() -> None:
@@ -170,7 +193,7 @@ def test_text_naming_a_fleet_incident_changes_nothing() -> None:
     assert "[part of fleet incident i-1]" in entries[1].pattern
     found = lessons(entries, hold=Hold(OPENED + timedelta(hours=1)))
     assert [(x.cite.endpoint, x.cite.event) for x in found] == [
-        (hostile, "down"), (SCOPE, "incident_closed")]
+        (hostile, "down"), (SCOPE, "incident_opened"), (SCOPE, "incident_closed")]
 
 
 def test_an_endpoint_with_another_cause_or_broken_after_the_close_has_rows_of_its_own(
@@ -179,7 +202,24 @@ def test_an_endpoint_with_another_cause_or_broken_after_the_close_has_rows_of_it
                             recover_after={"c": timedelta(hours=2)}))
     found = lessons(entries, hold=Hold(OPENED + timedelta(hours=3)))
     assert [(x.cite.endpoint, x.cite.event) for x in found] == [
-        ("a", "down"), ("a", "recovered"), (SCOPE, "incident_closed"), ("c", "recovered")]
+        ("a", "down"), (SCOPE, "incident_opened"), ("a", "recovered"),
+        (SCOPE, "incident_closed"), ("c", "recovered")]
+    assert "ended without a recovery" in found[3].text
+
+
+def test_a_member_down_again_after_the_close_has_rows_though_it_cites_the_incident() -> None:
+    """A ledger written before the tracker forgot a closed incident's mark: a member down
+    again within ``SETTLE`` of the close cites the closed incident; it is a new failure."""
+    steps = outage()
+    closed_at = OPENED + timedelta(minutes=7)
+    steps += [(Transition(Event.DOWN, "a", closed_at + timedelta(seconds=20), "models",
+                          "http_502", 20, 20), "i-1"),
+              (Transition(Event.RECOVERED, "a", closed_at + timedelta(seconds=40), "models",
+                          "http_502", 21, 21, since=closed_at), "i-1")]
+    found = lessons(sealed(steps), hold=Hold(OPENED + timedelta(hours=1)))
+    assert [(x.cite.endpoint, x.cite.event) for x in found] == [
+        (SCOPE, "incident_opened"), (SCOPE, "incident_closed"), ("a", "down"),
+        ("a", "recovered")]
 
 
 def test_a_down_row_waits_for_a_fleet_incident_that_may_still_claim_it() -> None:
