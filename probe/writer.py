@@ -4,8 +4,9 @@ sqlite3 connections belong to the thread that made them, so each database writer
 thread and everybody else only puts work in its inbox. The loop takes what is queued,
 writes it in one transaction, and keeps it on failure (locked, disk full): the failure is
 logged and counted and the write retried with back-off. A stop request wakes the loop at
-once; what cannot be written at shutdown is counted and logged with its number, never
-lost silently.
+once; what the last upkeep queues (an export's or a pattern's drafts) is written before
+the loop ends; what cannot be written at shutdown is counted and logged with its number,
+never lost silently.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.5, 30.0
 # CPU from /proc). Results and ledger rows are on disk within a second; a stop writes what
 # is queued at once.
 BATCH_INTERVAL_S = 1.0
+# At shutdown, what an upkeep queued is written in another round (then upkeep again): at
+# most this many rounds.
+FINAL_ROUNDS = 3
 
 
 class SingleWriter(Generic[T, C]):
@@ -108,7 +112,7 @@ class SingleWriter(Generic[T, C]):
             log.error("%s writer cannot open its database: %s", self._thread.name, exc)
             self._drain_unwritable()
             return
-        stopping, delay = False, FIRST_BACKOFF_S
+        stopping, delay, final_rounds = False, FIRST_BACKOFF_S, FINAL_ROUNDS
         try:
             while not (stopping and not self.backlog_size()):
                 items, seen_stop = self._inbox.take(block=not self.backlog_size(),
@@ -138,6 +142,11 @@ class SingleWriter(Generic[T, C]):
                     log.exception("%s upkeep failed", self._thread.name)
                 if not stopping:
                     self._stop.wait(self.batch_interval_s)  # let a batch accumulate
+                elif final_rounds:
+                    # what the last upkeep queued (drafts made at shutdown) is written too;
+                    # a few rounds at most, should an upkeep queue something every time
+                    final_rounds -= 1
+                    self.accept(self._inbox.take(block=False)[0])
         finally:
             self.disconnect(conn)
 

@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from fake_host import FakeHost, as_host
 from helpers import config_of, endpoint, plan
+from test_patterns import T0, incidents
 
 from probe.config.model import StorageSettings
-from probe.ledger.book import read_entries
+from probe.ledger.book import append, connect, read_entries
+from probe.ledger.chain import LedgerDraft
 from probe.ledger.metrics import LedgerMetrics
-from probe.ledger.plugin import FEATURE, start_ledger
+from probe.ledger.patterns import IncidentPatterns
+from probe.ledger.plugin import FEATURE, LedgerKeeper, start_ledger
+from probe.ledger.settings import PatternSettings
+from probe.storage.database import transaction
 
 
 def test_start_declares_the_ledger_records_each_plan_and_closes_its_writer(
@@ -51,3 +58,32 @@ def test_start_declares_the_ledger_records_each_plan_and_closes_its_writer(
         assert restarted.close is not None
         restarted.close()
     assert [(e["endpoint"], e["event"]) for e in shown] == [("qwen", "appeared")]
+
+
+def test_what_the_last_upkeep_drafts_at_shutdown_is_written(tmp_path: Path) -> None:
+    """A pattern that stops holding is drafted by the writer's upkeep; when the draft is
+    made in the very last upkeep (the daemon stops right after the pattern watch's clock
+    passed the quiet week), its entry is in the ledger once the writer has stopped."""
+    db = tmp_path / "probe.db"
+    first = incidents(0, 5, 30)  # three incidents: a recurring pattern, said
+    said = IncidentPatterns(PatternSettings()).feed(first)
+    conn = connect(db)
+    with transaction(conn):
+        append(conn, [LedgerDraft(e.ts, e.severity, e.endpoint, e.event, e.pattern,
+                                  e.evidence) for e in first] + said)
+    conn.close()
+    now = [T0 + timedelta(days=2)]
+    # an hour between batches: after the first upkeeps the writer waits for the stop
+    keeper = LedgerKeeper(db, None, PatternSettings(), clock=lambda: now[0],
+                          batch_interval_s=3600)
+    keeper.planned = True  # the groups are known: the next upkeep loads the ledger
+    deadline = time.monotonic() + 10
+    while not keeper.patterns.loaded:
+        assert time.monotonic() < deadline, "the pattern watch never loaded the ledger"
+        time.sleep(0.05)
+    now[0] = T0 + timedelta(days=40)  # quiet for more than a week: the pattern ends
+    keeper.close()
+    conn = connect(db)
+    events = [e.event for e in read_entries(conn)]
+    conn.close()
+    assert events.count("recurring") == 1 and events[-1] == "recurring_ended", events
