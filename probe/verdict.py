@@ -279,6 +279,9 @@ class EndpointVerdict:
     model: str | None = None
     max_model_len: int | None = None
     model_row: int | None = None
+    # when the served model or context last changed (ISO time): a reading from before it
+    # (results replayed from before a restored state) is history already judged
+    model_at: str | None = None
     subject: str | None = None  # how ledger entries name the endpoint (kept after it is gone)
     origin: str | None = None  # "config" or "discovery": where the endpoint came from
     # check -> what the check remembers across runs and restarts (streaks over readings)
@@ -345,7 +348,8 @@ class EndpointVerdict:
         return cls(availability=Track.from_json(data.get("availability", {})),
                    prompts={k: Track.from_json(v) for k, v in data.get("prompts", {}).items()},
                    model=data.get("model"), max_model_len=data.get("max_model_len"),
-                   model_row=data.get("model_row"), subject=data.get("subject"),
+                   model_row=data.get("model_row"), model_at=data.get("model_at"),
+                   subject=data.get("subject"),
                    origin=data.get("origin"), durable=dict(data.get("durable") or {}),
                    maintenance=Maintenance(**data["maintenance"])
                    if data.get("maintenance") else None,
@@ -473,8 +477,13 @@ class EndpointVerdict:
         """Served model and context length, compared with what was last seen."""
         if r.role is not CheckRole.SERVED_MODEL:
             return []
-        out = []
+        out: list[Transition] = []
         model, max_len = r.details.get("model"), r.details.get("max_model_len")
+        if self.model_at is not None and r.started_at < datetime.fromisoformat(self.model_at):
+            return out  # read before what the verdict knows: not news
+        if (model is not None and model != self.model) or \
+                (max_len is not None and max_len != self.max_model_len):
+            self.model_at = r.started_at.isoformat()  # only when it changes: ~3 us
         for event, old, new in ((Event.MODEL_CHANGED, self.model, model),
                                 (Event.CONTEXT_CHANGED, self.max_model_len, max_len)):
             if old is not None and new is not None and old != new:

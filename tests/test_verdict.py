@@ -179,6 +179,20 @@ def test_served_model_and_context_changes_are_facts() -> None:
                     (Event.MODEL_CHANGED, "Qwen/Q", "deepseek/R1", 3, 4)]
 
 
+def test_a_served_model_read_before_the_one_known_is_not_a_change() -> None:
+    """Results replayed from before a restored verdict's reading (a week replayed over the
+    end state it left): the older model is history already judged, not news; a newer
+    reading still is."""
+    state = EndpointState()
+    state.observe(result(at=300, model="meta/L", max_model_len=8192), 1, SETTINGS)
+    restored = EndpointState.from_json(json.loads(json.dumps(state.to_json())))
+    older = result(at=0, model="Qwen/Q", max_model_len=4096)
+    assert restored.observe(older, 2, SETTINGS) == []
+    assert restored.model == "meta/L" and restored.max_model_len == 8192
+    newer = result(at=600, model="Qwen/Q", max_model_len=8192)
+    assert [t.event for t in restored.observe(newer, 3, SETTINGS)] == [Event.MODEL_CHANGED]
+
+
 def test_state_survives_a_restart_mid_streak() -> None:
     state = EndpointState()
     feed(state, "PPFF")

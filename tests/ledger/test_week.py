@@ -323,3 +323,24 @@ def test_a_restart_mid_week_keeps_the_baselines(replayed: tuple[Path, Path],
 
     assert said(db) == said(replayed[0])
     assert check(db, learning).startswith(f"{entry_count(db)} entries")
+
+
+def test_the_week_replayed_from_the_end_state_appends_nothing(
+        replayed: tuple[Path, Path], tmp_path: Path) -> None:
+    """The same raw results replayed again into the database the first replay left, its
+    end state restored (the verdicts kept at its close, the regressions it said hold, the
+    baselines' kept hours) as a restart restores it: nothing new in the ledger or
+    LEARNING.md."""
+    db, learning = tmp_path / "probe.db", tmp_path / "LEARNING.md"
+    for kept in replayed[0].parent.iterdir():
+        shutil.copy(kept, tmp_path / kept.name)
+    before, text = entries(db), learning.read_bytes()
+    replay = Replay(load(config_text(db, learning)))
+    try:
+        replay.feed(week())
+        replay.settle()
+    finally:
+        replay.close()
+    new = [(e.endpoint, e.event, e.evidence, e.pattern) for e in entries(db)[len(before):]]
+    assert new == []
+    assert learning.read_bytes() == text
