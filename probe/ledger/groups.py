@@ -11,7 +11,9 @@ the run's first, from at least ``group_endpoints`` distinct endpoints. When the 
 ``group_starts`` joint starts, one entry names the group, its endpoints and the incidents
 (ledger ids); once more when none happened for ``quiet_after`` (``tick``). The openings of
 a joint start are the group's evidence, not the endpoint's own: per-endpoint recurrence does
-not count them again (``IncidentPatterns``).
+not count them again (``IncidentPatterns``). Groups that would say the same endpoints at
+once (pods of one GPU type that are also all of one data centre) are one entry naming both
+(``gpu:<id>+dc:<id>``, each group in its structured ``members``), and end in one entry.
 """
 
 from __future__ import annotations
@@ -87,22 +89,26 @@ class GroupPatterns:
 
     def remember(self, e: LedgerEntry) -> None:
         at = datetime.fromisoformat(e.evidence.observed_at or e.ts)
-        self.said[e.endpoint] = at
-        if e.event == GROUP_ENDED:
-            self.held.pop(e.endpoint, None)
-        else:
-            self.held[e.endpoint] = at
+        for group in e.evidence.members or (e.endpoint,):  # one entry may name several
+            self.said[group] = at
+            if e.event == GROUP_ENDED:
+                self.held.pop(group, None)
+            else:
+                self.held[group] = at
 
     def opened(self, o: Opening) -> list[LedgerDraft]:
-        """Drafts for the groups whose endpoints now failed together often enough."""
-        out = []
+        """Drafts for the groups whose endpoints now failed together often enough: groups
+        naming the same endpoints (pods of one GPU type in one data centre) in one draft."""
+        said: dict[frozenset[str], tuple[list[str], list[_Start]]] = {}
         for group in self.members.get(o.endpoint, ()):
-            draft = self._opened(group, o)
-            if draft is not None:
-                out.append(draft)
-        return out
+            joint = self._opened(group, o)
+            if joint is not None:
+                names = frozenset(set().union(*(st.endpoints() for st in joint)))
+                said.setdefault(names, ([], joint))[0].append(group)
+        return [self._draft(groups, joint) for groups, joint in said.values()]
 
-    def _opened(self, group: str, o: Opening) -> LedgerDraft | None:
+    def _opened(self, group: str, o: Opening) -> list[_Start] | None:
+        """The group's joint starts when they are now to be said, else None."""
         s = self.settings
         starts = self.starts.setdefault(group, deque())
         while starts and o.at - starts[0].at > timedelta(seconds=s.window_s):
@@ -122,10 +128,12 @@ class GroupPatterns:
         if len(joint) < s.group_starts:
             return None
         self.held[group] = self.said[group] = o.at
-        return self._draft(group, joint)
+        return joint
 
     def tick(self, now: datetime) -> list[LedgerDraft]:
-        out = []
+        """Groups that no longer fail together; groups whose last joint start was the same
+        incidents (said together) in one draft."""
+        ended: dict[tuple[int, ...] | str, tuple[list[str], _Start | None]] = {}
         quiet = timedelta(seconds=self.settings.quiet_after_s)
         for group in list(self.held):
             starts = self.starts.get(group)
@@ -134,13 +142,17 @@ class GroupPatterns:
                 continue
             del self.held[group]
             self.said[group] = now
-            text = (f"Endpoints on {group_words(group)} no longer fail together: no joint "
+            key = tuple(x.entry for x in last.openings) if last is not None else group
+            ended.setdefault(key, ([], last))[0].append(group)
+        out = []
+        for groups, last in ended.values():
+            text = (f"Endpoints on {_named(groups)} no longer fail together: no joint "
                     f"incident start in {format_duration(self.settings.quiet_after_s)}")
             seen = last.openings if last is not None else []
-            out.append(_entry(GROUP_ENDED, "info", group, seen, text, now))
+            out.append(_entry(GROUP_ENDED, "info", groups, seen, text, now))
         return out
 
-    def _draft(self, group: str, joint: list[_Start]) -> LedgerDraft:
+    def _draft(self, groups: list[str], joint: list[_Start]) -> LedgerDraft:
         s = self.settings
         names = sorted(set().union(*(st.endpoints() for st in joint)))
         shown = ", ".join(names[:NAMES_SHOWN]) + (
@@ -149,16 +161,22 @@ class GroupPatterns:
             f"{st.at.isoformat(timespec='minutes')} ledger "
             + ", ".join(f"#{x.entry}" for x in st.openings) for st in joint)
         window = format_duration(s.window_s)
-        text = (f"Endpoints on {group_words(group)} went down together {len(joint)} times "
+        text = (f"Endpoints on {_named(groups)} went down together {len(joint)} times "
                 f"within {window}: {shown} ({starts}; minimum {s.group_starts} starts of "
                 f"{s.group_endpoints}+ endpoints within {format_duration(s.group_within_s)})"
                 " — look at what they share, not at each endpoint")
         seen = [x for st in joint for x in st.openings]
-        return _entry(GROUP, "warning", group, seen, text)
+        return _entry(GROUP, "warning", groups, seen, text)
 
 
-def _entry(event: str, severity: str, group: str, seen: list[Opening], text: str,
+def _named(groups: list[str]) -> str:
+    return " and ".join(group_words(group) for group in groups)
+
+
+def _entry(event: str, severity: str, groups: list[str], seen: list[Opening], text: str,
            at: datetime | None = None) -> LedgerDraft:
+    """One entry for ``groups``: named by the first alone (as ever), by all of them joined
+    with ``+`` when they are more, each then in the entry's structured ``members``."""
     first = seen[0] if seen else None
     last = seen[-1] if seen else None
     when = at or (last.at if last else None)
@@ -168,6 +186,7 @@ def _entry(event: str, severity: str, group: str, seen: list[Opening], text: str
                             default=None),
                         max((x.last_row for x in seen if x.last_row is not None),
                             default=None),
-                        first.url if first else None, observed)
-    return LedgerDraft(ts=observed or "", severity=severity, endpoint=group, event=event,
-                       pattern=text, evidence=evidence)
+                        first.url if first else None, observed, None,
+                        tuple(groups) if len(groups) > 1 else None)
+    return LedgerDraft(ts=observed or "", severity=severity, endpoint="+".join(groups),
+                       event=event, pattern=text, evidence=evidence)

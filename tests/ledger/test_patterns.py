@@ -105,6 +105,28 @@ def test_endpoints_of_one_data_centre_down_together_three_times_are_one_group_pa
     assert [(d.event, d.endpoint) for d in ended] == [("failed_together_ended", "dc:EU-RO-1")]
 
 
+def test_pods_of_one_gpu_type_and_one_data_centre_are_one_group_pattern() -> None:
+    """a and b share their GPU type and their data centre: the two groups name the same
+    endpoints, so one entry names both groups (each in its structured members), a restart
+    says neither again, and one entry says they stopped."""
+    detector = racks()
+    both = ("gpu:NVIDIA A40", "dc:EU-RO-1")
+    detector.groups.members = {"a": both, "b": both}
+    said = detector.feed(downs(*NIGHTS))
+    assert [(d.event, d.endpoint, d.evidence.members) for d in said] == [
+        ("failed_together", "gpu:NVIDIA A40+dc:EU-RO-1", both)]
+    assert said[0].pattern.startswith("Endpoints on GPU type NVIDIA A40 and data centre "
+                                      "EU-RO-1 went down together 3 times within 7d: a, b (")
+    again = racks()
+    again.groups.members = detector.groups.members
+    assert again.load(sealed_after(downs(*NIGHTS), said)) == []
+    ended = detector.tick(T0 + timedelta(hours=53, days=7))
+    assert [(d.event, d.endpoint, d.evidence.members) for d in ended] == [
+        ("failed_together_ended", "gpu:NVIDIA A40+dc:EU-RO-1", both)]
+    assert ended[0].pattern.startswith("Endpoints on GPU type NVIDIA A40 and data centre "
+                                       "EU-RO-1 no longer fail together")
+
+
 def test_no_group_pattern_for_other_groups_far_apart_starts_or_too_few_starts() -> None:
     other = [(pod, h + (5 / 60 if pod == "d" else 0)) for h in (1, 27.5, 52.25)
              for pod in ("a", "d")]
