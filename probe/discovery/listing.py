@@ -38,7 +38,9 @@ class Listed:
     type: str | None = None  # serverless: QUEUE|LOAD_BALANCER
     ports: tuple[str, ...] = ()  # pods: "8000/http", "22/tcp"
     gpu_type: str | None = None  # pods: gpu.id, e.g. "NVIDIA GeForce RTX 4090"
-    data_center: str | None = None  # pods: dataCenterId, e.g. "EU-RO-1"
+    # pods: dataCenterId, e.g. "EU-RO-1"; serverless: the one entry of dataCenterIds (an
+    # endpoint allowed in several data centres, or in all, is in none of their groups)
+    data_center: str | None = None
 
 
 def parse_listing(kind: str, document: dict[str, Any]) -> tuple[Listed, ...]:
@@ -61,13 +63,23 @@ def parse_listing(kind: str, document: dict[str, Any]) -> tuple[Listed, ...]:
             status=_text(item.get("status")), type=_text(item.get("type")),
             ports=tuple(p for p in ports if isinstance(p, str)) if isinstance(ports, list)
             else (),
-            gpu_type=_id(gpu.get("id")) if isinstance(gpu, dict) else None,
-            data_center=_id(item.get("dataCenterId"))))
+            gpu_type=_id(gpu.get("id")) if isinstance(gpu, dict) and kind == "pod" else None,
+            data_center=_id(item.get("dataCenterId")) if kind == "pod" else
+            _only(item.get("dataCenterIds"))))
     return tuple(sorted(out, key=lambda listed: listed.id))
 
 
 def _text(value: Any) -> str | None:
     return value.upper() if isinstance(value, str) and value else None
+
+
+def _only(values: Any) -> str | None:
+    """The data centre of a serverless endpoint whose ``dataCenterIds`` lists exactly one:
+    its workers all run there. With more (or none: RunPod's default, any), which one a
+    failing worker ran in is not known, so it belongs to no data centre's group."""
+    if isinstance(values, list) and len(values) == 1:
+        return _id(values[0])
+    return None
 
 
 def _id(value: Any) -> str | None:

@@ -81,5 +81,6 @@ def endpoint_object(endpoint_id: str, spec: ServerlessSpec, host: str) -> dict[s
                 "minCudaVersion": None},
         "workers": {"min": 0, "max": 3, "idleTimeout": 5},
         "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}, "timeout": 600000,
-        "flashboot": "FLASHBOOT", "createdAt": _CREATED,
+        "flashboot": "FLASHBOOT", "dataCenterIds": list(spec.data_centers),
+        "createdAt": _CREATED,
     }

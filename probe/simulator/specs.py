@@ -45,6 +45,8 @@ class ServerlessSpec:
     idle_timeout_s: float | None = None  # `cold_start`: go cold again after this idle; None: never
     name: str | None = None  # the endpoint's name in RunPod's REST API (default: its id)
     type: str = "QUEUE"  # REST API type: QUEUE or LOAD_BALANCER
+    # REST API dataCenterIds: where its workers may run (RunPod's default: several)
+    data_centers: tuple[str, ...] = ("EU-RO-1", "US-TX-3")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ def sim(sim_env: dict[str, str]) -> Iterator[Simulator]:
                                    data_center="US-KS-2"))
     fleet.add_pod("p-stop", PodSpec("stopped", name="old"))
     fleet.add_pod("p-jup", PodSpec(port=8888, name="notebook"))
-    fleet.add_serverless("e-q", ServerlessSpec(name="queue -fb"))
+    fleet.add_serverless("e-q", ServerlessSpec(name="queue -fb", data_centers=("EU-SE-1",)))
     with Simulator(fleet, api_key=sim_env["RUNPOD_API_KEY"]) as simulator:
         yield simulator
 
@@ -53,10 +53,10 @@ def test_discover_prints_what_would_be_probed(sim: Simulator, tmp_path: Path,
     assert [(s["id"], s["reason"]) for s in out["skipped"]] == [
         ("p-jup", "port 8000 not exposed as http (ports: 8888/http, 22/tcp)")]
     # the hardware RunPod lists (gpu.id, dataCenterId), for the group patterns; a configured
-    # pod gets it too; a serverless endpoint's workers may run anywhere: none
+    # pod gets it too; a serverless endpoint the data centre its dataCenterIds lists alone
     assert [(e["name"], e["gpu_type"], e["data_center"]) for e in out["endpoints"]] == [
         ("mine", "NVIDIA RTX A4500", "EU-RO-1"),
-        ("qwen-pod-p-run", "NVIDIA GeForce RTX 4090", "US-KS-2"), ("queue-e-q", None, None)]
+        ("qwen-pod-p-run", "NVIDIA GeForce RTX 4090", "US-KS-2"), ("queue-e-q", None, "EU-SE-1")]
 
     table = probe(sim_env, "discover", "--config", str(path))
     assert table.returncode == 0

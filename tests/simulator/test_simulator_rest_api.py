@@ -61,6 +61,8 @@ def test_serverless_endpoints_are_listed_from_the_fleet(sim: Simulator) -> None:
     assert sorted(endpoints) == ["e-lb", "e-queue"]
     assert (endpoints["e-queue"]["name"], endpoints["e-queue"]["type"]) == ("queue -fb", "QUEUE")
     assert endpoints["e-lb"]["type"] == "LOAD_BALANCER"
+    # v2's dataCenterIds: where its workers may run (the simulator's default: two)
+    assert endpoints["e-queue"]["dataCenterIds"] == ["EU-RO-1", "US-TX-3"]
     health = endpoints["e-queue"]["requestUrls"]["health"]
     assert health == f"{sim.api_base}/e-queue/health"
     assert httpx.get(health, headers=AUTH).status_code == 200, "the URL it lists works"
