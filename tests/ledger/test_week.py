@@ -317,11 +317,22 @@ def test_a_restart_mid_week_keeps_the_baselines(replayed: tuple[Path, Path],
     finally:
         second.close()
     # the same entries; their order in the chain (so the ledger ids a pattern cites) follows
-    # the writer's batches, where the baselines' judgements are spread
+    # the writer's batches, where the baselines' judgements are spread: each id cited is
+    # compared by the entry it points to (endpoint, kind, cause, when observed, results)
     def said(db: Path) -> list[tuple[Any, ...]]:
-        return sorted((*p[:-1], re.sub(r"#\d+", "#", p[-1])) for p in pattern_entries(db))
+        chain = {e.id: e for e in entries(db)}
+
+        def pointed(match: re.Match[str]) -> str:
+            e = chain[int(match[1])]
+            v = e.evidence
+            return (f"#[{e.endpoint} {e.event} {v.outcome} {v.observed_at} "
+                    f"{v.first_row}-{v.last_row}]")
+
+        return sorted((*p[:-1], re.sub(r"#(\d+)", pointed, p[-1]))
+                      for p in pattern_entries(db))
 
     assert said(db) == said(replayed[0])
+    assert any("#[rack1 down http_502 " in p[-1] for p in said(db)), "ids were compared"
     assert check(db, learning).startswith(f"{entry_count(db)} entries")
 
 
