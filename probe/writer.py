@@ -142,11 +142,17 @@ class SingleWriter(Generic[T, C]):
                     log.exception("%s upkeep failed", self._thread.name)
                 if not stopping:
                     self._stop.wait(self.batch_interval_s)  # let a batch accumulate
-                elif final_rounds:
+                else:
                     # what the last upkeep queued (drafts made at shutdown) is written too;
                     # a few rounds at most, should an upkeep queue something every time
-                    final_rounds -= 1
                     self.accept(self._inbox.take(block=False)[0])
+                    final_rounds -= 1
+                    if final_rounds < 0 and self.backlog_size():
+                        left = self.losable()
+                        log.error("%s writer: %d %s queued by its last upkeeps at shutdown "
+                                  "are not written", self._thread.name, left, self.what)
+                        self.give_up(left)
+                        break
         finally:
             self.disconnect(conn)
 

@@ -222,3 +222,30 @@ def test_a_database_that_cannot_be_opened_logs_how_many_were_lost(
     writer.close()
     assert writer.dropped_total == 3
     assert any(f"3 {writer.what}" in line for line in lines(caplog)), lines(caplog)
+
+
+def test_what_the_last_upkeeps_queue_at_shutdown_is_written_then_counted(
+        db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An upkeep at shutdown that queues an item (a pattern's draft) gets it written; one
+    that queues something every time is cut off after ``FINAL_ROUNDS``, the rest counted
+    and logged, never lost silently."""
+    stopping: list[int] = []
+    upkeeps: list[int] = []
+
+    def upkeep(_conn: sqlite3.Connection) -> None:
+        if stopping:
+            stopping.append(len(stopping))
+            book.submit({}, [_draft(50 + len(stopping))])
+        upkeeps.append(1)
+
+    # an hour between batches: after the first item and its upkeep the writer waits for
+    # the stop
+    book = LedgerBook(db, maintenance=upkeep, batch_interval_s=3600)
+    book.submit({}, [_draft(1)])
+    until(lambda: LEDGER.on_disk(db) == 1 and bool(upkeeps), "the first item and upkeep")
+    stopping.append(0)
+    book.close()
+    assert LEDGER.on_disk(db) == 1 + probe.writer.FINAL_ROUNDS
+    assert book.dropped_total == 1
+    assert any("queued by its last upkeeps at shutdown are not written" in line
+               for line in lines(caplog))
