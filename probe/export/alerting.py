@@ -239,6 +239,12 @@ def slo_alerts(settings: SloSettings) -> list[Alert]:
     return alerts
 
 
+# The burn alerts read the SLO groups' recorded ratios (the 30m and 1h windows move every
+# minute) and hold 2m: evaluated every minute, in a group of their own, reading the last
+# verdict views the endpoints group recorded.
+BURN_INTERVAL = "1m"
+
+
 # The check alerts' 10-minute counts, per endpoint and kind of check, each read from the
 # raw counters once per evaluation of their group (``CHECKS_INTERVAL``).
 FAILURES_10M = "endpoint_check_kind:runpod_probe_observation_failures:increase10m"
@@ -405,9 +411,9 @@ def rule_groups(settings: SloSettings, links: Links,
     return [
         *groups(settings, ha),
         {"name": "runpod-probe-endpoints", "rules": [
-            *verdict_views(ha),
-            *(a.rule(links) for a in (*endpoint_alerts(settings.page_causes),
-                                      *slo_alerts(settings)))]},
+            *verdict_views(ha), *(a.rule(links) for a in endpoint_alerts(settings.page_causes))]},
+        {"name": "runpod-probe-burn", "interval": BURN_INTERVAL,
+         "rules": [a.rule(links) for a in slo_alerts(settings)]},
         {"name": "runpod-probe-checks", "interval": CHECKS_INTERVAL, "rules": [
             *check_counts(), *(a.rule(links) for a in check_alerts())]},
         {"name": "runpod-probe-fleet", "rules": [a.rule(links) for a in fleet_alerts(ha)]},

@@ -19,8 +19,10 @@ of bad and all events read the raw counters, once per endpoint and SLI
 those recorded rates over the window, a ratio of sums (weighted by events, not an average
 of ratios):
 
-- ``runpod-probe-slo`` (every evaluation): the 5m rates and the 5m, 30m and 1h ratios;
-  only what an alert or a dashboard reads is recorded (the minimum-sample guard of a burn
+- ``runpod-probe-slo`` (every ``RATES_INTERVAL``): the 5m rates and the 5m ratio;
+- ``runpod-probe-slo-windows`` (every ``WINDOWS_INTERVAL``): the running totals and
+  checks the guards read, and the 30m and 1h ratios; only
+  what an alert or a dashboard reads is recorded (the minimum-sample guard of a burn
   alert's long window, not of every window);
 - ``runpod-probe-slo-long`` (every ``LONG_INTERVAL``): a copy of the 5m rates taken at that
   pace (``..._sampled``), and the 2h, 6h, 1d and 3d ratios summed from the copy, so a 3d
@@ -57,8 +59,13 @@ LATENCY_SELECTOR = 'check_kind="api"'
 CHECKS = {"availability": 'check!="discovery"',
           "latency": 'check!~"discovery|roundtrip|context_active|prompt:.+"'}
 SLIS = ("availability", "latency")
-SHORT_WINDOWS = ("5m", "30m", "1h")  # from the 5m rates of every evaluation
+SHORT_WINDOWS = ("30m", "1h")  # from the 5m rates, in their own group
 LONG_WINDOWS = ("2h", "6h", "1d", "3d")  # from the sampled copy
+# Each group's pace (as Pyrra's: 30s for the burn rates, 2m30s for the long increases): the
+# 5m rates and ratio every 30s, the 30m and 1h ratios every minute (a 1h window moves by a
+# minute's 1.7 % in a minute), the long windows every 2m30s, the period every hour.
+RATES_INTERVAL = "30s"
+WINDOWS_INTERVAL = "1m"
 LONG_INTERVAL = "2m30s"  # under Prometheus's 5m lookback: the copy is never stale
 PERIOD_INTERVAL = "1h"
 # The windows whose minimum-sample guard a burn alert reads (its long window): no other
@@ -78,13 +85,16 @@ def _rate(metric: str, selector: str) -> str:
 
 
 def bad_events(slo: str, settings: SloSettings) -> str:
-    """Bad events per second over 5m, per endpoint (0, not absent, with none)."""
+    """Bad events per second over 5m, per endpoint (0, not absent, with none). All events
+    are read from their recording (``slo:sli_events:rate5m``, recorded just before in the
+    same group), not from the raw counters a second time."""
+    events = f'slo:sli_events:rate5m{{slo="{slo}"}}'
     if slo == "availability":
         failed = f'{SLI_SELECTOR},outcome!~"{availability_ignores(settings)}"'
-        return (f"{_rate('runpod_probe_failures_by_outcome_total', failed)}\nor\n"
-                f"{all_events(slo)} * 0")
+        return (f"{_rate('runpod_probe_failures_by_outcome_total', failed)}\n"
+                f"or on (endpoint, instance)\n{events} * 0")
     fast = f'{LATENCY_SELECTOR},le="{bucket_label(settings.latency_threshold_s)}"'
-    return (f"{all_events(slo)}\n-\n"
+    return (f"{events}\n- on (endpoint, instance)\n"
             f"{_rate('runpod_probe_latency_seconds_bucket', fast)}")
 
 
@@ -150,7 +160,7 @@ def _windows(slo: str, windows: tuple[str, ...], rates: str, total: str,
 
 
 def recording_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
-    """The group evaluated at Prometheus's pace: 5m rates, short windows, burn rate now."""
+    """The group evaluated every ``RATES_INTERVAL``: 5m rates, the burn rate now."""
     rules: list[dict[str, Any]] = []
     for slo in SLIS:
         labels = {"slo": slo}
@@ -159,9 +169,23 @@ def recording_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any
              "labels": labels},
             {"record": "slo:error_budget:ratio", "expr": f"vector({settings.budget(slo)})",
              "labels": labels},
+            {"record": "slo:sli_events:rate5m", "expr": all_events(slo), "labels": labels},
             {"record": "slo:sli_bad_events:rate5m", "expr": bad_events(slo, settings),
              "labels": labels},
-            {"record": "slo:sli_events:rate5m", "expr": all_events(slo), "labels": labels},
+        ]
+        rules += _windows(slo, ("5m",), "rate5m", "total", ha)
+    return rules
+
+
+def window_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
+    """The group evaluated every ``WINDOWS_INTERVAL``: the 30m and 1h windows of the 5m
+    rates (the last values the rates group recorded), and the running totals and checks
+    that the guards of these and the long windows divide (a guard's window moves by a
+    minute's worth in a minute)."""
+    rules: list[dict[str, Any]] = []
+    for slo in SLIS:
+        labels = {"slo": slo}
+        rules += [
             {"record": "slo:sli_checks:count", "expr": checks(slo), "labels": labels},
             {"record": "slo:sli_events:total", "expr": running_total(slo), "labels": labels},
         ]
@@ -210,7 +234,10 @@ def period_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
 
 def groups(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
     return [
-        {"name": "runpod-probe-slo", "rules": recording_rules(settings, ha)},
+        {"name": "runpod-probe-slo", "interval": RATES_INTERVAL,
+         "rules": recording_rules(settings, ha)},
+        {"name": "runpod-probe-slo-windows", "interval": WINDOWS_INTERVAL,
+         "rules": window_rules(settings, ha)},
         {"name": "runpod-probe-slo-long", "interval": LONG_INTERVAL,
          "rules": long_rules(settings, ha)},
         {"name": "runpod-probe-slo-period", "interval": PERIOD_INTERVAL,

@@ -280,7 +280,8 @@ def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline()
                "\nunless on () min (max_over_time(instance:runpod_probe_offline:held[")
     alerts = 0
     for group in RULES["groups"]:
-        if group["name"] in ("runpod-probe-endpoints", "runpod-probe-checks"):
+        if group["name"] in ("runpod-probe-endpoints", "runpod-probe-burn",
+                             "runpod-probe-checks"):
             for rule in group["rules"]:
                 if "alert" in rule:
                     alerts += 1
