@@ -67,6 +67,16 @@ def held(selector: str) -> str:
     return f"({selector} or (last_over_time({selector}[{HOLD}]) unless on () {UP} == 1))"
 
 
+def held_view(record: str, expr: str) -> str:
+    """The recorded view ``record`` of ``expr``: ``expr`` now or, while the daemon is not
+    scraped, the view's own last value, for ``HOLD`` after the last scrape. Reading back one
+    recorded sample per series, not ``last_over_time`` of every raw series over ``HOLD`` at
+    every evaluation, is what keeps the dense views (a series per endpoint) cheap; and what is
+    held is what the last scrape said, not also a state the endpoint left minutes before."""
+    return (f"{expr}\nor\n(\n  {record}\n  unless on () {UP} == 1\n"
+            f"  and on () max_over_time({UP}[{HOLD}]) == 1\n)")
+
+
 # Each probe's offline flag (held), once per evaluation: an offline probe has no vote.
 OFFLINE_BY_INSTANCE = "instance:runpod_probe_offline:held"
 ONLINE = f"unless on (instance) {OFFLINE_BY_INSTANCE} == 1"
@@ -112,14 +122,14 @@ def told_within(window: str) -> str:
 def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
     """The recorded views: per probe whether it is offline; per endpoint its state by the
     quorum of the online probes (``ha.quorum``), its causes, incident and maintenance."""
-    state = held("runpod_probe_endpoint_state")
     return [
         {"record": OFFLINE_BY_INSTANCE,
          "expr": f"max by (instance) {held('runpod_probe_offline')}"},
         {"record": ALL_OFFLINE, "expr": f"min ({OFFLINE_BY_INSTANCE})"},
         {"record": ONLINE_PROBES, "expr": f"count ({OFFLINE_BY_INSTANCE} == 0)"},
-        {"record": PROBE_STATE, "expr": f"max by (endpoint, instance, state) {state}\n"
-                                        f"{ONLINE}"},
+        {"record": PROBE_STATE, "expr": held_view(
+            PROBE_STATE, f"(\n  max by (endpoint, instance, state) (runpod_probe_endpoint_state)"
+                         f"\n  {ONLINE}\n)")},
         {"record": VOTERS, "expr": f"count by (endpoint) (\n  count by (endpoint, instance) "
                                    f"({PROBE_STATE})\n)"},
         {"record": STATE, "expr": ha.agreed(
@@ -131,7 +141,10 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
         {"record": INCIDENT, "expr": ha.agreed(
             f"count by (endpoint) (\n  {held('runpod_probe_endpoint_incident')} == 1\n"
             f"  {ONLINE}\n)", VOTERS) + f"\nor\n{VOTERS} * 0"},
-        {"record": MAINTENANCE, "expr": f"max by (endpoint) {held('runpod_probe_maintenance')}"},
+        # Sparse (present only for the endpoints in maintenance, as 1): every endpoint
+        # alert's guard reads a few series rather than every endpoint.
+        {"record": MAINTENANCE, "expr": held_view(
+            MAINTENANCE, "max by (endpoint) (runpod_probe_maintenance) == 1")},
         {"record": TOLD, "expr": f"{VERDICT_SAYS_IT}\nor\n{IN_INCIDENT}"},
     ]
 

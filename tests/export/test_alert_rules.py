@@ -262,6 +262,39 @@ def test_nothing_fires_for_a_healthy_endpoint_or_a_single_bad_probe() -> None:
     run(silent_cases())
 
 
+def held_verdict_case() -> dict[str, Any]:
+    """Down (404) for 20 minutes, up for 5, then the daemon stops for 20 (not scraped: its
+    series leave): the stop holds what the last scrape said (up), not also the down state the
+    endpoint left within the hold, so it pages nothing again. (That a down endpoint's alert is
+    held through a stop: test_recorded_rules.py.)"""
+    timeline = ["down"] * 20 + ["up"] * 5 + ["stopped"] * 20 + ["up"] * (STEPS - 44)
+    scraped = steps([0.0 if s == "stopped" else 1.0 for s in timeline])
+
+    def present(while_: str) -> str:  # 1 while current, stale when it leaves (as scraped)
+        out: list[str] = []
+        for s in timeline:
+            out.append("1" if s == while_ else "stale" if out and out[-1] == "1" else "_")
+        return " ".join(out)
+
+    inputs = [
+        *(s if not s["series"].startswith("up{") else {**s, "values": scraped}
+          for s in endpoint_base()),
+        *(series("runpod_probe_endpoint_state", present(st), endpoint=EP, state=st)
+          for st in ("down", "up")),
+        series("runpod_probe_endpoint_cause", present("down"), endpoint=EP, state="down",
+               check="models", outcome="http_404"),
+    ]
+    down = EXPECT.alert("RunpodEndpointDown", {"cause": "pod_gone"}, endpoint=EP,
+                        check="models", outcome="http_404")
+    return case("a stop holds the last scrape's verdict, not a state left before it", inputs,
+                [("10m", "RunpodEndpointDown", [down]), ("28m", "RunpodEndpointDown", []),
+                 ("35m", "RunpodEndpointDown", []), ("42m", "RunpodEndpointDown", [])])
+
+
+def test_a_stop_holds_the_last_verdict_only() -> None:
+    run([held_verdict_case()])
+
+
 def test_every_rule_has_its_annotations() -> None:
     """(That every alert fires, on the daemon's recorded output: test_recorded_rules.py.)"""
     for rule in EXPECT.alerts:
