@@ -252,6 +252,9 @@ def slo_alerts(settings: SloSettings) -> list[Alert]:
     return alerts
 
 
+# The verdict views and the endpoint alerts (a down endpoint pages after 1m): every 30s,
+# so a page comes 1m to 1m30s after the verdict, at any global evaluation interval.
+ENDPOINTS_INTERVAL = "30s"
 # The burn alerts read the SLO groups' recorded ratios (the 30m and 1h windows move every
 # minute) and hold 2m: evaluated every minute, in a group of their own, reading the last
 # verdict views the endpoints group recorded.
@@ -423,7 +426,7 @@ def rule_groups(settings: SloSettings, links: Links,
     ha = ha or HaSettings()
     return [
         *groups(settings, ha),
-        {"name": "runpod-probe-endpoints", "rules": [
+        {"name": "runpod-probe-endpoints", "interval": ENDPOINTS_INTERVAL, "rules": [
             *verdict_views(ha), *(a.rule(links) for a in endpoint_alerts(settings.page_causes))]},
         {"name": "runpod-probe-burn", "interval": BURN_INTERVAL,
          "rules": [a.rule(links) for a in slo_alerts(settings)]},

@@ -20,13 +20,13 @@ those recorded rates over the window, a ratio of sums (weighted by events, not a
 of ratios):
 
 - ``runpod-probe-slo`` (every ``RATES_INTERVAL``): the 5m rates and the 5m ratio;
-- ``runpod-probe-slo-windows`` (every ``WINDOWS_INTERVAL``): the running totals and
-  checks the guards read, and the 30m and 1h ratios; only
-  what an alert or a dashboard reads is recorded (the minimum-sample guard of a burn
-  alert's long window, not of every window);
+- ``runpod-probe-slo-windows`` (every ``WINDOWS_INTERVAL``): the 30m and 1h ratios;
 - ``runpod-probe-slo-long`` (every ``LONG_INTERVAL``): a copy of the 5m rates taken at that
-  pace (``..._sampled``), and the 2h, 6h, 1d and 3d ratios summed from the copy, so a 3d
-  window reads 1,728 samples per endpoint and SLI instead of every scrape of every series;
+  pace (``..._sampled``), the running total of the events and the checks every guard reads
+  (``slo:sli_events:total_sampled``, ``slo:sli_checks:count``), the 2h, 6h, 1d and 3d
+  ratios summed from the copy (a 3d window reads 1,728 samples per endpoint and SLI
+  instead of every scrape of every series), and the minimum-sample guard of each burn
+  alert's long window (1h to 3d; no other window's guard is recorded);
 - ``runpod-probe-slo-period`` (every ``PERIOD_INTERVAL``): hourly averages of the copy and
   the period's (30d) ratio from them, 720 samples; the long group reads it back with
   ``last_over_time`` (the budget remaining), as its hourly samples are older than
@@ -36,8 +36,8 @@ Rates, totals and ratios are each probe's (``instance``, of an HA pair); a windo
 ratio is the quorum's of them (``probe.export.ha``). Results a probe gathered while it was
 offline (``runpod_probe_offline``) are not the endpoint's events. The minimum-sample guard
 (``slo:sli_events_per_check:increase<w>``) is the ``increase`` over the window of a recorded
-running total of the events (``slo:sli_events:total``, and its sampled copy for the long
-windows), per check.
+running total of the events (``slo:sli_events:total_sampled``, every ``LONG_INTERVAL``), per
+check.
 """
 
 from __future__ import annotations
@@ -146,17 +146,19 @@ def _per_check(slo: str, window: str, total: str, ha: HaSettings) -> str:
                         f"slo:sli_checks:count{s}", "endpoint")
 
 
-def _windows(slo: str, windows: tuple[str, ...], rates: str, total: str,
+def _windows(slo: str, windows: tuple[str, ...], rates: str,
              ha: HaSettings) -> list[dict[str, Any]]:
     labels = {"slo": slo}
-    rules: list[dict[str, Any]] = []
-    for window in windows:
-        rules.append({"record": f"slo:sli_error:ratio_rate{window}",
-                      "expr": _ratio(slo, window, rates, ha), "labels": labels})
-        if window in GUARDED:
-            rules.append({"record": f"slo:sli_events_per_check:increase{window}",
-                          "expr": _per_check(slo, window, total, ha), "labels": labels})
-    return rules
+    return [{"record": f"slo:sli_error:ratio_rate{window}",
+             "expr": _ratio(slo, window, rates, ha), "labels": labels} for window in windows]
+
+
+def _guards(slo: str, ha: HaSettings) -> list[dict[str, Any]]:
+    """The minimum-sample guard of every window a burn alert reads as its long one."""
+    labels = {"slo": slo}
+    return [{"record": f"slo:sli_events_per_check:increase{window}",
+             "expr": _per_check(slo, window, "total_sampled", ha), "labels": labels}
+            for window in (*SHORT_WINDOWS, *LONG_WINDOWS) if window in GUARDED]
 
 
 def recording_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
@@ -173,23 +175,16 @@ def recording_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any
             {"record": "slo:sli_bad_events:rate5m", "expr": bad_events(slo, settings),
              "labels": labels},
         ]
-        rules += _windows(slo, ("5m",), "rate5m", "total", ha)
+        rules += _windows(slo, ("5m",), "rate5m", ha)
     return rules
 
 
 def window_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
     """The group evaluated every ``WINDOWS_INTERVAL``: the 30m and 1h windows of the 5m
-    rates (the last values the rates group recorded), and the running totals and checks
-    that the guards of these and the long windows divide (a guard's window moves by a
-    minute's worth in a minute)."""
+    rates (the last values the rates group recorded)."""
     rules: list[dict[str, Any]] = []
     for slo in SLIS:
-        labels = {"slo": slo}
-        rules += [
-            {"record": "slo:sli_checks:count", "expr": checks(slo), "labels": labels},
-            {"record": "slo:sli_events:total", "expr": running_total(slo), "labels": labels},
-        ]
-        rules += _windows(slo, SHORT_WINDOWS, "rate5m", "total", ha)
+        rules += _windows(slo, SHORT_WINDOWS, "rate5m", ha)
     return rules
 
 
@@ -204,10 +199,14 @@ def long_rules(settings: SloSettings, ha: HaSettings) -> list[dict[str, Any]]:
              "expr": f"slo:sli_bad_events:rate5m{s}", "labels": labels},
             {"record": "slo:sli_events:rate5m_sampled", "expr": f"slo:sli_events:rate5m{s}",
              "labels": labels},
-            {"record": "slo:sli_events:total_sampled",
-             "expr": f"slo:sli_events:total{s}", "labels": labels},
+            # Read by every guard (the 1h one's too): the running total and the checks
+            # change slowly, and each reads every raw series of its metric.
+            {"record": "slo:sli_events:total_sampled", "expr": running_total(slo),
+             "labels": labels},
+            {"record": "slo:sli_checks:count", "expr": checks(slo), "labels": labels},
         ]
-        rules += _windows(slo, LONG_WINDOWS, "rate5m_sampled", "total_sampled", ha)
+        rules += _windows(slo, LONG_WINDOWS, "rate5m_sampled", ha)
+        rules += _guards(slo, ha)
     rules.append(
         {"record": "slo:period_error_budget_remaining:ratio",
          "expr": f"1 - last_over_time(slo:sli_error:ratio_rate{settings.period}"
