@@ -275,10 +275,11 @@ def check_counts() -> list[dict[str, Any]]:
     # Errors did not observe the endpoint (they are no observations): their share of the
     # observations and errors. An outcome's series starts at its first result, which
     # increase() cannot see: one error never fires, two in the window may.
-    # (0, not absent, without errors: every recorded series has data.)
+    # (0, not absent, without errors: every recorded series has data.) The failures are
+    # recorded only where there are some: RunpodCheckFailing divides a few series.
     return [
         {"record": FAILURES_10M, "expr": "sum by (endpoint, check_kind) (increase("
-         f"runpod_probe_observation_failures_total{{{SLI_SELECTOR}}}[10m]))"},
+         f"runpod_probe_observation_failures_total{{{SLI_SELECTOR}}}[10m])) > 0"},
         {"record": OBSERVED_10M, "expr": "sum by (endpoint, check_kind) (increase("
          "runpod_probe_observations_total[10m]))"},
         {"record": ERRORS_10M, "expr": "sum by (endpoint, check_kind) (increase("
