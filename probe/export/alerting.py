@@ -113,6 +113,12 @@ DISCOVERY = held('runpod_probe_up{check="discovery"}')
 TOLD = "endpoint:runpod_probe_told:failing"
 
 
+# The endpoint is in a fleet incident or in maintenance: its own alerts are silenced.
+# Recorded once per evaluation, only for such endpoints, so the guard of each endpoint alert
+# reads a few series, not the incident view of every endpoint.
+SILENCED = "endpoint:runpod_probe_silenced:held"
+
+
 def told_within(window: str) -> str:
     """The endpoint was down, degraded or in a fleet incident within ``window`` (the window
     an alert reads): its failures then are that episode's, already told."""
@@ -146,21 +152,25 @@ def verdict_views(ha: HaSettings) -> list[dict[str, Any]]:
         {"record": MAINTENANCE, "expr": held_view(
             MAINTENANCE, "max by (endpoint) (runpod_probe_maintenance) == 1")},
         {"record": TOLD, "expr": f"{VERDICT_SAYS_IT}\nor\n{IN_INCIDENT}"},
+        {"record": SILENCED, "expr": f"{IN_INCIDENT}\nor\n{IN_MAINTENANCE}"},
     ]
 
 
 def _endpoint_guard(expr: str, *unless: str, window: str | None = None) -> str:
-    """``expr`` unless the endpoint is in an incident, the probe offline, or maintenance (and
-    unless each of ``unless``, matched on the endpoint). An alert that reads a ``window``
-    stays quiet while the endpoint was down, degraded or in an incident, or the probe
-    offline, within that window: its failures are theirs, already told."""
-    guards, offline = (*unless, IN_INCIDENT), OFFLINE
+    """``expr`` unless the endpoint is in an incident or maintenance (``SILENCED``), or the
+    probe offline (and unless each of ``unless``, matched on the endpoint). An alert that
+    reads a ``window`` stays quiet while the endpoint is in maintenance, or was down,
+    degraded or in an incident, or the probe offline, within that window: its failures are
+    theirs, already told."""
+    guards, offline = (*unless, SILENCED), OFFLINE
+    quiet: tuple[str, ...] = ()
     if window is not None:
         guards = (*unless, told_within(window))
         offline = f"min (max_over_time({OFFLINE_BY_INSTANCE}[{window}])) == 1"
+        quiet = (IN_MAINTENANCE,)
     lines = [f"unless on (endpoint) {u}" for u in guards]
     return (f"(\n{_indent(expr)}\n)\n" + "\n".join(lines) + f"\nunless on () {offline}"
-            f"\nunless on (endpoint) {IN_MAINTENANCE}")
+            + "".join(f"\nunless on (endpoint) {q}" for q in quiet))
 
 
 def _indent(expr: str) -> str:

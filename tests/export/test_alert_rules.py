@@ -305,9 +305,11 @@ def test_every_rule_has_its_annotations() -> None:
 def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline() -> None:
     # Each guard names the recorded view it reads (an alert reading a window reads the max
     # over that window of the view of endpoints down, degraded or in an incident).
-    guards = ("\nunless on (endpoint) ", "\nunless on () ",
-              "\nunless on (endpoint) endpoint:runpod_probe_maintenance:held == 1")
-    incident = ("\nunless on (endpoint) endpoint:runpod_probe_endpoint_incident:held == 1",
+    guards = ("\nunless on (endpoint) ", "\nunless on () ")
+    silenced = "\nunless on (endpoint) endpoint:runpod_probe_silenced:held"  # incident or
+    # maintenance; an alert reading a window: maintenance, and the window's told failures
+    maintenance = (silenced, "\nunless on (endpoint) endpoint:runpod_probe_maintenance:held == 1")
+    incident = (silenced,
                 "\nunless on (endpoint) max_over_time(endpoint:runpod_probe_told:failing[")
     offline = ("\nunless on () runpod_probe:offline:all == 1",
                "\nunless on () min (max_over_time(instance:runpod_probe_offline:held[")
@@ -320,5 +322,6 @@ def test_every_endpoint_alert_is_silenced_by_maintenance_incidents_and_offline()
                     alerts += 1
                     assert all(g in rule["expr"] for g in guards), rule["alert"]
                     assert any(o in rule["expr"] for o in offline), rule["alert"]
+                    assert any(m in rule["expr"] for m in maintenance), rule["alert"]
                     assert any(i in rule["expr"] for i in incident), rule["alert"]
     assert alerts == len(endpoint_alerts()) + 4 + 4  # the SLO burns and the check alerts
