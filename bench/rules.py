@@ -21,6 +21,7 @@ three or thirty days (the samples they read at full history are printed beside t
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import subprocess
@@ -170,7 +171,9 @@ def main() -> None:
                 stdout=log, stderr=subprocess.STDOUT)
             api = f"http://127.0.0.1:{prom_port}"
             try:
+                load_before = os.getloadavg()[0]
                 worst = watch(api, args.minutes * 60)
+                load_after = os.getloadavg()[0]
                 scrape = query(api, 'scrape_duration_seconds{job="runpod-probe"}')
                 own = own_metrics(api)
                 costly = slowest(api)
@@ -181,8 +184,11 @@ def main() -> None:
     head = sum(own.get("prometheus_tsdb_head_series", {}).values())
     rss = sum(own.get("process_resident_memory_bytes", {}).values())
     last = float(scrape[0]["value"][1]) if scrape else float("nan")
+    cpu = sum(own.get("process_cpu_seconds_total", {}).values())
     print(f"{growing.scrapes} scrapes; last scrape {last:.2f} s; head series {head:.0f}; "
-          f"Prometheus RSS {rss / 2**20:.0f} MiB")
+          f"Prometheus RSS {rss / 2**20:.0f} MiB, CPU {cpu:.0f} s in all")
+    print(f"load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end "
+          f"(on 2 cores, above 2 the groups wait for a core)")
     print(f"{'group':28} {'evals':>5} {'worst s':>8} {'median s':>8} {'interval':>9} "
           f"{'worst/interval':>14}")
     ok = True
