@@ -14,11 +14,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from export_servers import WebhookSink, free_port, running, wait_for
+from export_servers import (
+    EXAMPLE,
+    WebhookSink,
+    alertmanager_argv,
+    example_alertmanager,
+    free_port,
+    running,
+    wait_for,
+)
 from helpers import tool
-
-ROOT = Path(__file__).parents[2]
-EXAMPLE = ROOT / "alerts" / "alertmanager.example.yml"
 
 
 def test_the_example_passes_amtool_check_config() -> None:
@@ -29,20 +34,14 @@ def test_the_example_passes_amtool_check_config() -> None:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[tuple[str, WebhookSink]]:
-    binary = tool("prometheus-alertmanager")
-    config = yaml.safe_load(EXAMPLE.read_text())
-    config["route"].update(group_wait="1s", group_interval="1s")
     with WebhookSink() as sink:
-        for receiver in config["receivers"]:
-            for hook in receiver["webhook_configs"]:
-                hook["url"] = f"{sink.url}/{receiver['name']}"
         path = tmp_path / "alertmanager.yml"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(example_alertmanager(sink, group_wait="1s",
+                                                            group_interval="1s")))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        argv = [binary, f"--config.file={path}", f"--storage.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]
-        with running(argv, f"{base}/-/ready", tmp_path / "alertmanager.log"):
+        with running(alertmanager_argv(path, tmp_path / "data", port), f"{base}/-/ready",
+                     tmp_path / "alertmanager.log"):
             yield base, sink
 
 

@@ -1,5 +1,5 @@
-"""A fleet incident and the probe offline, end to end (the stack of test_paging_e2e.py: the
-real daemon, Prometheus with the shipped rules, Alertmanager with the shipped example, a
+"""A fleet incident and the probe offline, end to end (the stack of paging.py: the real
+daemon, Prometheus with the shipped rules, Alertmanager with the shipped example, a
 webhook receiver; time scaled down 30 times): each pages exactly once, no endpoint pages,
 and each resolves once."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 from export_servers import wait_for
-from test_paging_e2e import QUIET_S, arrives, paging_stack, summary
+from paging import QUIET_S, arrives, paging_stack, summary
 
 PODS = {f"pod-{c}": "healthy" for c in "abcd"}
 

@@ -5,7 +5,7 @@ with the shipped example pages a webhook receiver.
 Each shard has a broken pod: each pages once, from the one shard that probes it, and no
 healthy pod pages. Then one shard's daemon is stopped: its endpoints fall silent (no page
 for them, not "down"), and what pages is RunpodProbeDown for that shard's instance, once.
-Time is scaled down as in test_paging_e2e.
+Time is scaled down as in paging.py.
 """
 
 from __future__ import annotations
@@ -13,23 +13,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
-from export_servers import WebhookSink, free_port, running, wait_for
-from helpers import tool
-from test_ha_e2e import pages_by_endpoint
-from test_paging_e2e import KEY, QUIET_S, Daemon, daemon_config, scaled_rules, summary
+from export_servers import WebhookSink, alerting_stack, free_port, wait_for
+from paging import (
+    KEY,
+    QUIET_S,
+    Daemon,
+    daemon_config,
+    pages_by_endpoint,
+    shipped_rules_scaled,
+    summary,
+)
 
 from probe.config.model import owner
-from probe.export import ALERTS_FILE
 
 pytestmark = pytest.mark.xdist_group("shards-e2e")
 
-ROOT = Path(__file__).parents[2]
-EXAMPLE = ROOT / "alerts" / "alertmanager.example.yml"
 PODS = {"pod-a": "healthy", "pod-b": "stopped", "pod-d": "server_down", "pod-f": "healthy"}
 BROKEN = {"pod-b", "pod-d"}
 
@@ -49,7 +50,6 @@ def shards(tmp_path: Path) -> Iterator[tuple[list[Daemon], list[str], WebhookSin
     for pod, behaviour in PODS.items():
         fleet.add_pod(pod, PodSpec(behaviour))
     ports = [free_port(), free_port()]
-    prom_port, am_port = free_port(), free_port()
     with Simulator(fleet, api_key=KEY) as sim, WebhookSink() as sink:
         daemons = []
         for index, port in enumerate(ports):
@@ -60,52 +60,13 @@ def shards(tmp_path: Path) -> Iterator[tuple[list[Daemon], list[str], WebhookSin
                               + f"shard: {{index: {index}, count: 2}}\n")
             daemons.append(Daemon(config, state / "daemon.log",
                                   f"http://127.0.0.1:{port}/metrics"))
-        am = yaml.safe_load(EXAMPLE.read_text())
-        am["route"].update(group_wait="1s", group_interval="2s", repeat_interval="1h")
-        for route in am["route"].get("routes", []):
-            route["repeat_interval"] = "1h"
-        for receiver in am["receivers"]:
-            for hook in receiver["webhook_configs"]:
-                hook["url"] = f"{sink.url}/{receiver['name']}"
-        (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(am))
-        rules = tmp_path / "rules.yml"
-        rules.write_text(scaled_rules((ROOT / ALERTS_FILE).read_text()))
         targets = [f"127.0.0.1:{p}" for p in ports]
-        prom_config: dict[str, Any] = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "alerting": {"alertmanagers": [
-                {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [{"job_name": "runpod-probe",
-                                "static_configs": [{"targets": targets}]}],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
-        alertmanager = [tool("prometheus-alertmanager"),
-                        f"--config.file={tmp_path / 'alertmanager.yml'}",
-                        f"--storage.path={tmp_path / 'am'}",
-                        f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="]
-        prometheus = [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-                      f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                      f"--web.listen-address=127.0.0.1:{prom_port}",
-                      "--query.lookback-delta=10s", "--rules.alert.resend-delay=2s",
-                      "--web.enable-lifecycle"]
         for daemon in daemons:
             daemon.start()
         try:
             for daemon in daemons:
-                wait_for(lambda d=daemon: httpx.get(d.metrics_url,  # type: ignore[misc]
-                                                    timeout=2).status_code == 200,
-                         30, f"the shard's {daemon.metrics_url}")
-            with running(alertmanager, f"http://127.0.0.1:{am_port}/-/ready",
-                         tmp_path / "alertmanager.log"), \
-                    running(prometheus, f"http://127.0.0.1:{prom_port}/-/ready",
-                            tmp_path / "prometheus.log"):
-                api = f"http://127.0.0.1:{prom_port}"
-                wait_for(lambda: len(httpx.get(f"{api}/api/v1/query", params={
-                    "query": 'up{job="runpod-probe"} == 1'}, timeout=5).json()["data"][
-                    "result"]) == 2, 30, "the first scrape of both shards")
-                (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(
-                    {**prom_config, "rule_files": [str(rules)]}))
-                httpx.post(f"{api}/-/reload", timeout=10).raise_for_status()
+                daemon.wait_ready()
+            with alerting_stack(tmp_path, targets, shipped_rules_scaled(), sink) as api:
                 yield daemons, targets, sink, api
         finally:
             for daemon in daemons:
