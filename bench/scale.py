@@ -340,10 +340,15 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
     with sqlite3.connect(db) as conn:
         rows = dict(conn.execute("SELECT outcome, COUNT(*) FROM results WHERE ts >= ? AND ts < ? "
                                  "GROUP BY outcome", (iso(t0), iso(t1))).fetchall())
+        # the non-ok results' kinds (check, outcome, message with digits folded), commonest first
+        kinds = conn.execute(
+            "SELECT check_name, outcome, substr(message, 1, 80), COUNT(*) AS n FROM results "
+            "WHERE ts >= ? AND ts < ? AND outcome != 'ok' GROUP BY 1, 2, 3 ORDER BY n DESC "
+            "LIMIT 8", (iso(t0), iso(t1))).fetchall()
     probes = sum(rows.values())
     before, after = lag_buckets(text0), lag_buckets(text1)
     return {"done_per_s": probes / (t1 - t0), "ok_share": rows.get("ok", 0) / max(probes, 1),
-            "outcomes": rows, "cpu_ms": 1000 * (cpu1 - cpu0) / max(probes, 1),
+            "outcomes": rows, "non_ok": kinds, "cpu_ms": 1000 * (cpu1 - cpu0) / max(probes, 1),
             "core_share": (cpu1 - cpu0) / (t1 - t0),
             "conn_per_probe": (conn1 - conn0 - 1) / max(probes, 1),
             "others": max(0.0, (busy1 - busy0) - (cpu1 - cpu0)) / (t1 - t0),
@@ -572,7 +577,8 @@ def main() -> None:
     parser.add_argument("--no-wait", dest="wait", action="store_false",
                         help="do not wait for a quiet machine before each row")
     parser.add_argument("--standard", action="store_true", help="the rows in BENCHMARKS.md")
-    parser.add_argument("--verbose", action="store_true", help="print every scrape's time")
+    parser.add_argument("--verbose", action="store_true", 
+                        help="print every scrape's time and the commonest non-ok results")
     parser.add_argument("--scrape-every", type=float, default=15.0, metavar="SECONDS",
                         help="scrape /metrics as Prometheus would while measuring (0: never)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
@@ -601,6 +607,8 @@ def main() -> None:
         print(fmt_row(results[-1]), flush=True)
         if args.verbose:
             print(f"  scrapes (s): {results[-1]['ours']['scrapes']}", flush=True)
+            for check, outcome, message, count in results[-1]["ours"]["non_ok"]:
+                print(f"  {count:>7} {check} {outcome}: {message}", flush=True)
     print()
     print("CPU ms: CPU per probe (one check of one pod), everything a result goes through; "
           "core: share of core 0 used")
