@@ -15,6 +15,7 @@ from probe.check import CheckContext, CheckFn, CheckSpec
 from probe.config.model import Endpoint
 from probe.http import BadBody
 from probe.job import Attempts
+from probe.loopwatch import LoopWatch
 from probe.net import BodyTooLarge, ProbeClient
 from probe.outcome import RETRYABLE, Observation, Outcome, ProbeResult
 
@@ -64,22 +65,50 @@ async def attempt(check: CheckFn, endpoint: Endpoint, client: ProbeClient,
         return observation_from_exception(exc, timeout_s)
 
 
+# A timeout during which the probe's event loop was stalled for at least this share of the
+# deadline is the probe's own (``probe.loopwatch``): the answer may have come and sat unread.
+OVERLOAD_SHARE = 0.2
+
+
+def overloaded(observation: Observation, stalled_s: float, timeout_s: float) -> Observation:
+    """``observation``, or, when it is a timeout and the loop was stalled for
+    ``OVERLOAD_SHARE`` of ``timeout_s`` or more meanwhile, ``unknown``: nothing was observed
+    of the endpoint (fail closed: unknown is not a pass either). Other outcomes are answers
+    (or refusals) the endpoint really gave, and stand."""
+    if observation.outcome is not Outcome.TIMEOUT or stalled_s < OVERLOAD_SHARE * timeout_s:
+        return observation
+    return Observation(
+        Outcome.UNKNOWN,
+        f"not observed: runpod-probe was overloaded (its event loop stalled {stalled_s:.1f}s "
+        f"of the {timeout_s:g}s deadline); the check saw {observation.outcome}: "
+        f"{observation.message}"[:1000],
+        details={**observation.details, "overloaded": True,
+                 "overload_outcome": str(observation.outcome),
+                 "stalled_s": round(stalled_s, 3)})
+
+
 def _stopping(ctx: CheckContext) -> bool:
     return ctx.stopping is not None and ctx.stopping.is_set()
 
 
 async def run_check(name: str, spec: CheckSpec, endpoint: Endpoint, client: ProbeClient,
-                    ctx: CheckContext, attempts: Attempts | None = None) -> ProbeResult:
+                    ctx: CheckContext, attempts: Attempts | None = None,
+                    watch: LoopWatch | None = None) -> ProbeResult:
     """Run check ``name`` (answered by ``spec``) with retries; ``attempts`` defaults to the
-    endpoint's own settings (a job may override them)."""
+    endpoint's own settings (a job may override them). With ``watch``, a timeout while the
+    event loop was stalled is the probe's overload, not the endpoint's (``overloaded``)."""
     plan = attempts or Attempts.of(endpoint)
     started_at = datetime.now(UTC)
     tries = 0
     while True:
         tries += 1
         began = time.perf_counter()
+        stalled_s = watch.stalled_s() if watch is not None else 0.0
         observation = await attempt(spec.run, endpoint, client, ctx, plan.timeout_s)
         latency_s = time.perf_counter() - began
+        if watch is not None and observation.outcome is Outcome.TIMEOUT:
+            observation = overloaded(observation, watch.stalled_s() - stalled_s,
+                                     plan.timeout_s)
         if observation.outcome not in RETRYABLE or tries >= plan.tries or _stopping(ctx):
             break  # stopping: what was observed is the result, no attempt starts after it
         await asyncio.sleep(plan.retry_delay_s)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from probe.config.model import Config
 from probe.features import Plugins
+from probe.loopwatch import LoopWatch
 from probe.net import make_client
 from probe.prober import Prober, Recorder, keepalive_expiry_s
 from probe.secrets import Redactor
@@ -23,12 +24,19 @@ async def probing(config: Config, plugins: Plugins, recorder: Recorder | None = 
     """A ``Prober`` for ``config`` running ``plugins``' checks, its client open for the
     block and closed after it. ``state`` defaults to a fresh ``FleetState`` (a one-off
     sweep's); ``redactor`` to one for the config's secrets in ``env``. Idle connections are
-    kept as long as the longest interval needs (``keepalive_expiry_s``)."""
+    kept as long as the longest interval needs (``keepalive_expiry_s``). The event loop's
+    stalls are watched for the block (``probe.loopwatch``): a timeout during one is the
+    probe's overload, never the endpoint's."""
     scheduler = config.scheduler
+    state = FleetState(plugins.role_of) if state is None else state
+    watch = LoopWatch(state.loop_stalled)
     async with make_client(scheduler.max_concurrent, keepalive=scheduler.keepalive,
                            keepalive_expiry=keepalive_expiry_s(config)) as client:
-        yield Prober(client, FleetState(plugins.role_of) if state is None else state,
-                     plugins.resolve,
-                     scheduler.max_concurrent, scheduler.max_body_bytes, recorder, env,
-                     Redactor(config.secret_env_names(), env) if redactor is None
-                     else redactor)
+        watch.start()
+        try:
+            yield Prober(client, state, plugins.resolve,
+                         scheduler.max_concurrent, scheduler.max_body_bytes, recorder, env,
+                         Redactor(config.secret_env_names(), env) if redactor is None
+                         else redactor, watch)
+        finally:
+            watch.stop()

@@ -419,6 +419,17 @@ def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric
     yield CounterMetricFamily(P + "skipped_runs", "Scheduled runs skipped because the job's "
                               "previous run was still going (checks slower than the interval).",
                               value=d.skipped_runs_total)
+    yield CounterMetricFamily(P + "overload_skipped_checks", "Checks not started because "
+                              "they got their slot more than their interval late: the probe "
+                              "is overloaded (more checks than it can run).",
+                              value=d.overload_skipped_total)
+    yield CounterMetricFamily(P + "overload_unobserved", "Check results taken as unknown "
+                              "because the probe's event loop stalled for a good part of "
+                              "their deadline: timeouts that are the probe's, not the "
+                              "endpoint's.", value=d.overload_unobserved_total)
+    yield CounterMetricFamily(P + "loop_stalled_seconds", "Seconds the probe's event loop "
+                              "was stalled (late by more than 50 ms): time no answer was read.",
+                              value=d.loop_stalled_s)
     yield GaugeMetricFamily(P + "config_last_reload_successful", "1 if the last config "
                             "(re)load was applied.", value=1 if d.reload_ok else 0)
     yield GaugeMetricFamily(P + "config_last_reload_success_timestamp_seconds",

@@ -20,6 +20,7 @@ from probe.attempts import observation_from_exception, run_check
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Config
 from probe.job import Job
+from probe.loopwatch import LoopWatch
 from probe.net import ProbeClient
 from probe.outcome import ProbeResult
 from probe.secrets import Redactor
@@ -55,11 +56,21 @@ def keepalive_expiry_s(config: Config) -> float:
     return min(max(KEEPALIVE_MIN_S, longest * KEEPALIVE_SLACK), KEEPALIVE_MAX_S)
 
 
+class _Run:
+    """One run of a job: when it was scheduled, and whether its lag is counted yet."""
+
+    __slots__ = ("scheduled_at", "lag_counted")
+
+    def __init__(self, scheduled_at: float | None) -> None:
+        self.scheduled_at = scheduled_at
+        self.lag_counted = False
+
+
 class Prober:
     def __init__(self, client: ProbeClient, state: FleetState, resolve: Resolver,
                  max_concurrent: int, max_body_bytes: int, recorder: Recorder | None = None,
                  env: Mapping[str, str] | None = None,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, watch: LoopWatch | None = None) -> None:
         self.client = client
         self.state = state
         self.resolve = resolve
@@ -67,6 +78,8 @@ class Prober:
         self.env = env
         self.redactor = redactor or Redactor((), env)
         self.max_body_bytes = max_body_bytes
+        # the event loop's stalls: a timeout during one is the probe's, not the endpoint's
+        self.watch = watch
         self.observers: list[Observer] = []
         self.judged: list[Judged] = []
         # What a result is taken as before it is stored and judged (the probe's vantage)
@@ -97,12 +110,14 @@ class Prober:
         interval). One check of one endpoint never runs twice at once. Once stopping, a
         check still waiting for its slot does not start. A check the job judges from
         another's answer (``Job.derived``) makes no request: it is judged when that answer
-        is in. Results in the job's order."""
-        lag = [] if scheduled_at is None else [scheduled_at]
+        is in. A check that gets its slot more than the job's interval after
+        ``scheduled_at`` does not start (the probe is overloaded: it is counted, and the
+        next run is due). Results in the job's order."""
+        run = _Run(scheduled_at)
         if len(job.checks) == 1:
-            return await self._run_in_slot(job, job.checks[0], lag)
+            return await self._run_in_slot(job, job.checks[0], run)
         derived = {check for check, _ in job.derived}
-        batches = await asyncio.gather(*(self._run_in_slot(job, name, lag)
+        batches = await asyncio.gather(*(self._run_in_slot(job, name, run)
                                          for name in job.checks if name not in derived))
         results = [result for batch in batches for result in batch]
         if derived:
@@ -110,10 +125,16 @@ class Prober:
             results.sort(key=lambda result: order[result.check])
         return results
 
-    async def _run_in_slot(self, job: Job, name: str, lag: list[float]) -> list[ProbeResult]:
+    async def _run_in_slot(self, job: Job, name: str, run: _Run) -> list[ProbeResult]:
         async with self._locks[(job.endpoint.name, name)], self._semaphore:
-            if lag:  # the job's lag, counted once: when its first check has its slot
-                self.state.observe_lag(time.time() - lag.pop())
+            if run.scheduled_at is not None:
+                lag = time.time() - run.scheduled_at
+                if not run.lag_counted:  # the job's lag, counted once: its first slot's
+                    run.lag_counted = True
+                    self.state.observe_lag(lag)
+                if lag > job.interval_s > 0:
+                    self.state.overload_skipped()
+                    return []  # overloaded: a run this late is not run, the next is due
             if self.stopping.is_set():
                 return []  # stopped: the checks not yet begun do not start
             self.state.add_in_flight(1)
@@ -131,8 +152,11 @@ class Prober:
         return self.publish(await self._answer(job, name))
 
     async def _answer(self, job: Job, name: str) -> ProbeResult:
-        return await run_check(name, self.resolve(name), job.endpoint, self.client,
-                               self.context(job, name), job.attempts)
+        result = await run_check(name, self.resolve(name), job.endpoint, self.client,
+                                 self.context(job, name), job.attempts, self.watch)
+        if result.details.get("overloaded") is True:
+            self.state.overload_unobserved()
+        return result
 
     def _judged_from(self, job: Job, name: str, answer: ProbeResult) -> ProbeResult:
         """Check ``name``'s result judged from ``answer`` (the unscrubbed result of the check

@@ -254,6 +254,12 @@ class DaemonStats:
     reload_success_ts: float = 0.0
     reloads_total: int = 0
     skipped_runs_total: int = 0
+    # The probe's own overload (``probe.loopwatch``): checks not started because they got
+    # their slot more than an interval late, results taken as unknown because the event
+    # loop stalled during them, and the seconds it stalled.
+    overload_skipped_total: int = 0
+    overload_unobserved_total: int = 0
+    loop_stalled_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,13 +645,30 @@ class FleetState:
             daemon = DaemonStats(self.daemon.in_flight, self.daemon.lag.copy(),
                                  self.daemon.probes_total, self.daemon.reload_ok,
                                  self.daemon.reload_success_ts, self.daemon.reloads_total,
-                                 self.daemon.skipped_runs_total)
+                                 self.daemon.skipped_runs_total,
+                                 self.daemon.overload_skipped_total,
+                                 self.daemon.overload_unobserved_total,
+                                 self.daemon.loop_stalled_s)
             return Snapshot(dict(self._view_of), checks, daemon, dict(self._kinds_of),
                             self._intervals, self._ordered)
 
     def skipped_run(self, job_id: str) -> None:
         with self._lock:
             self.daemon.skipped_runs_total += 1
+
+    def overload_skipped(self) -> None:
+        """A check not started: it got its slot more than its interval late."""
+        with self._lock:
+            self.daemon.overload_skipped_total += 1
+
+    def overload_unobserved(self) -> None:
+        """A result taken as unknown: the event loop stalled during its check."""
+        with self._lock:
+            self.daemon.overload_unobserved_total += 1
+
+    def loop_stalled(self, stalled_s: float) -> None:
+        with self._lock:
+            self.daemon.loop_stalled_s += stalled_s
 
     def observe_lag(self, lag_s: float) -> None:
         with self._lock:

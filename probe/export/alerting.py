@@ -386,6 +386,14 @@ def daemon_alerts() -> list[Alert]:
               "The daemon's resident memory at {{ $labels.instance }} has been above 80 % of "
               "the unit's MemoryMax=512M for 10 minutes; at the limit systemd kills it.",
               "probe-memory-high", FleetPanel.MEMORY),
+        Alert("RunpodProbeOverloaded",
+              f"increase(runpod_probe_overload_unobserved_total{{{JOB}}}[10m])\n+\n"
+              f"increase(runpod_probe_overload_skipped_checks_total{{{JOB}}}[10m])\n> 0",
+              "5m", "warning", "runpod-probe is overloaded: it cannot run all its checks",
+              "The daemon at {{ $labels.instance }} has more checks than it can run: some "
+              "started over an interval late and were skipped, or timed out while its event "
+              "loop stalled and were taken as unknown (never as the endpoint's failure).",
+              "probe-overloaded", FleetPanel.SCHEDULER_LAG),
         Alert("RunpodDiscoveryFailing", unauthorized, "10m", "warning",
               "RunPod's API refuses discovery: the API key lacks permission",
               "Listing pods or serverless endpoints answers 401/403: the key works for the "

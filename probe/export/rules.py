@@ -131,9 +131,11 @@ POLICY: tuple[PolicyRow, ...] = (
               "checks, unknown endpoints", "RunpodErrorBudgetBurn (warning), "
               "RunpodCheckFailing, RunpodPromptFailing, RunpodProbeError, RunpodProbeStale, "
               "RunpodEndpointUnknown", TICKET, "needs attention, not a person at night"),
-    PolicyRow("the daemon's own health: store, config reload, ledger, memory, discovery",
+    PolicyRow("the daemon's own health: store, config reload, ledger, memory, overload, "
+              "discovery",
               "RunpodProbeStoreFailing, RunpodProbeConfigReloadFailed, RunpodLedger*, "
-              "RunpodLearningAppendFailing, RunpodProbeMemoryHigh, RunpodDiscoveryFailing",
+              "RunpodLearningAppendFailing, RunpodProbeMemoryHigh, RunpodProbeOverloaded, "
+              "RunpodDiscoveryFailing",
               TICKET, "probing goes on"),
 )
 

@@ -128,6 +128,9 @@ CASES: dict[str, list[tuple[str, str, list[dict[str, Any]]]]] = {
     # No target: `up` is absent, not 0 (RunpodProbeDown cannot tell).
     "unscraped": only([3, 5], []) + only([7, 9], [
         ("RunpodProbeAbsent", {}, {"job": target()["job"]})]) + only([12, 15], []),
+    # Overloaded: checks skipped and timeouts taken as unknown, counted; no endpoint alert.
+    "overloaded": only([2, 6], []) + only([10, 14, 20], [
+        ("RunpodProbeOverloaded", {}, target())]) + only([26, 28], []),
     "memory_leak": only([3, 10], []) + only([14, 17], [("RunpodProbeMemoryHigh", {}, target())])
     + only([19, 22], []),
     "ledger_truncated": only([4], [POD_B_404]) + only([9, 17], [
