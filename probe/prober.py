@@ -66,6 +66,16 @@ class _Run:
         self.lag_counted = False
 
 
+class _Held:
+    """The lock of one (endpoint, check) and how many hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class Prober:
     def __init__(self, client: ProbeClient, state: FleetState, resolve: Resolver,
                  max_concurrent: int, max_body_bytes: int, recorder: Recorder | None = None,
@@ -88,8 +98,10 @@ class Prober:
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(max_concurrent)
-        # (endpoint, check) -> held while that check runs: never twice at once
-        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        # (endpoint, check) -> held while that check runs (never twice at once); there only
+        # while someone holds or waits for it: a lock per check of a large fleet kept ~1 kB
+        # per pod
+        self._held: dict[tuple[str, str], _Held] = {}
         self._contexts: dict[tuple[str, str], CheckContext] = {}
         self._shared: defaultdict[str, dict[str, Any]] = defaultdict(dict)
 
@@ -126,7 +138,21 @@ class Prober:
         return results
 
     async def _run_in_slot(self, job: Job, name: str, run: _Run) -> list[ProbeResult]:
-        async with self._locks[(job.endpoint.name, name)], self._semaphore:
+        key = (job.endpoint.name, name)
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = _Held()
+        held.users += 1
+        try:
+            return await self._run_held(job, name, run, held.lock)
+        finally:
+            held.users -= 1
+            if not held.users:
+                del self._held[key]
+
+    async def _run_held(self, job: Job, name: str, run: _Run,
+                        lock: asyncio.Lock) -> list[ProbeResult]:
+        async with lock, self._semaphore:
             if run.scheduled_at is not None:
                 lag = time.time() - run.scheduled_at
                 if not run.lag_counted:  # the job's lag, counted once: its first slot's
