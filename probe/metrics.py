@@ -86,6 +86,8 @@ class ProbeCollector(Collector):
         self.store = store
         self.texts = Texts()
         self.per_check = per_check  # ``metrics: {per_check: true}``
+        if per_check:  # each check's own latency histogram is shown: the state keeps it
+            state.per_check_latency = True
         self.checks = CheckSeries.of(per_check)
         self.series: SeriesCache | None = None
         # the protobuf page's series (``protobuf``: the daemon offers it, with native

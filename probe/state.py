@@ -149,6 +149,9 @@ class Histogram:
         return clone
 
 
+NO_LATENCY = Histogram(CHECK_LATENCY_BUCKETS)  # shared: never observed
+
+
 @dataclass(slots=True)
 class CheckState:
     """One check's latest result and counters. Once the state holds it, it is not changed:
@@ -158,7 +161,10 @@ class CheckState:
     last_success_ts: float | None = None
     outcomes: Counter[str] = field(default_factory=Counter)
     retried_ok_total: int = 0
-    latency: Histogram = field(default_factory=lambda: Histogram(CHECK_LATENCY_BUCKETS))
+    # Only with ``metrics: {per_check: true}`` (``FleetState.per_check_latency``); else one
+    # shared empty histogram (never changed): a bucket list per check was ~1 kB per pod.
+    # A result that observes it replaces it with a changed copy.
+    latency: Histogram = field(default_factory=lambda: NO_LATENCY)
     # The SLI's events, declared at 0 so the first failure is visible to rate(): results
     # that observed the endpoint, and those of them that failed.
     observed_total: int = 0
@@ -172,7 +178,7 @@ class CheckState:
         clone.outcomes = Counter()
         dict.update(clone.outcomes, self.outcomes)  # C-level (Counter(x) counts item by item)
         clone.latest, clone.last_success_ts = self.latest, self.last_success_ts
-        clone.retried_ok_total, clone.latency = self.retried_ok_total, self.latency.copy()
+        clone.retried_ok_total, clone.latency = self.retried_ok_total, self.latency
         clone.observed_total, clone.failed_total = self.observed_total, self.failed_total
         clone.stale_at = self.stale_at
         return clone
@@ -327,6 +333,9 @@ class FleetState:
         self._kinds_of: dict[str, tuple[KindView, ...]] = {}  # endpoint -> its kinds, current
         self._ordered = True  # _checks and _view_of in name order
         self.hysteresis = Hysteresis()
+        # each check's own latency histogram is kept: set by the exporter that shows it
+        # (``metrics: {per_check: true}``)
+        self.per_check_latency = False
         self.daemon = DaemonStats()
         # (endpoint, check) pairs reported by no configured endpoint (discovery's own result
         # for RunPod's API): kept when the config changes.
@@ -380,7 +389,8 @@ class FleetState:
             self._tell_check(key, state)
 
     def _new_check(self, stale_at: float | None) -> CheckState:
-        latency = Histogram.of(CHECK_LATENCY_BUCKETS, self.native)
+        latency = (Histogram.of(CHECK_LATENCY_BUCKETS, self.native) if self.per_check_latency
+                   else NO_LATENCY)
         return CheckState(latency=latency, stale_at=stale_at)
 
     def _stale_at(self, key: tuple[str, str], since: float) -> float | None:
@@ -459,7 +469,8 @@ class FleetState:
             if observed:
                 state.observed_total += 1
                 state.failed_total += not result.ok
-            if timed:
+            if timed and self.per_check_latency:
+                state.latency = state.latency.copy()
                 state.latency.observe(result.latency_s)
             state.stale_at = self._stale_at(key, result.started_at.timestamp())
             if self._count_kind(result, observed, timed):

@@ -171,6 +171,7 @@ def test_the_status_line_counts_endpoints_not_the_discovery_pseudo_endpoint() ->
 def test_update_counts_each_result(outcome: Outcome, attempts: int, success: bool,
                                    retried_ok: int, latency_observed: bool) -> None:
     state = FleetState(role_of)
+    state.per_check_latency = True  # metrics: {per_check: true}
     state.configure(config_of(A), [jobs_of(A, "models")])
     state.update(result(outcome=outcome, attempts=attempts))
     check = state.snapshot().checks[("a", "models")]
@@ -179,6 +180,24 @@ def test_update_counts_each_result(outcome: Outcome, attempts: int, success: boo
     assert check.retried_ok_total == retried_ok
     assert sum(check.latency.counts) == int(latency_observed)
     assert state.snapshot().daemon.probes_total == 1
+
+
+def test_a_checks_own_latency_is_kept_only_when_exported() -> None:
+    """Unless ``metrics: {per_check: true}`` shows them (its collector sets
+    ``per_check_latency``), no check keeps a histogram of its own (they share one empty
+    histogram, never changed); with it, each check's is its own."""
+    state = FleetState(role_of)
+    state.configure(config_of(A), [jobs_of(A, "models", "health")])
+    state.update(result(check="models"))
+    state.update(result(check="health"))
+    checks = state.snapshot().checks
+    assert checks[("a", "models")].latency is checks[("a", "health")].latency
+    assert sum(checks[("a", "models")].latency.counts) == 0
+    state.per_check_latency = True
+    state.update(result(check="models"))
+    checks = state.snapshot().checks
+    assert sum(checks[("a", "models")].latency.counts) == 1
+    assert sum(checks[("a", "health")].latency.counts) == 0
 
 
 def test_a_result_for_an_undeclared_check_is_kept() -> None:
@@ -201,6 +220,7 @@ def test_a_snapshot_stays_as_it_was_taken_in_any_thread(reader: str) -> None:
     the listener's: either way what a snapshot holds (its checks' counters, which endpoints
     and checks, each endpoint's view) does not move when the event loop writes."""
     state = FleetState(role_of)
+    state.per_check_latency = True  # metrics: {per_check: true}
     state.configure(config_of(A), [jobs_of(A, "models")])
     state.update(result())
     snapshot = _in_another_thread(state) if reader == "other-thread" else state.snapshot()
