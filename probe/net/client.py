@@ -99,7 +99,7 @@ class ProbeClient(httpx.AsyncClient):
         """(status, raw headers, body or None when over ``limit``), straight from the
         transport."""
         sent = self._headers_for(url, headers)
-        status, raw, body = await transport.get(url, sent, limit, self.timeout)
+        status, raw, body = await transport.get(url, sent, limit)
         if any(name.lower() in (b"set-cookie", b"set-cookie2") for name, _ in raw):
             request = httpx.Request("GET", url, headers=sent)
             self.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))

@@ -135,20 +135,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                         if version else b"HTTP/1.1",
                         "reason_phrase": (response.reason or "").encode()})
 
-    async def get(self, url: httpx.URL, headers: list[tuple[str, str]], limit: int,
-                  timeout: httpx.Timeout) -> tuple[int, tuple[tuple[bytes, bytes], ...],
-                                                   bytes | None]:
+    async def get(self, url: httpx.URL, headers: list[tuple[str, str]],
+                  limit: int) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes | None]:
         """A GET exactly as ``handle_async_request`` sends it (``headers``: what httpx would
         send, Host included), read as ``probe.net.body.read_capped`` reads it, without httpx's
         request and response objects: (status, raw headers, body), the body None when it
         is larger than ``limit`` (declared or read). The connection is reused on the same
         terms; failures raise the same httpx exceptions. An answer with a content encoding
-        is decoded by httpx, as before."""
+        is decoded by httpx, as before. Its deadline is the caller's (every ``fetch`` runs
+        under one: a check's attempt, the vantage's and the peers' ``wait_for``), so aiohttp
+        keeps no timers of its own: its read timeout, re-armed at every read, was two timers
+        per request for a backstop of 300 s that no deadline ever left to it."""
         session = self._client()
         try:
             response = await session.request(
-                "GET", URL(str(url), encoded=True), headers=headers, allow_redirects=False,
-                timeout=self._timeout_of(timeout.connect, timeout.read))
+                "GET", URL(str(url), encoded=True), headers=headers, allow_redirects=False)
         except Exception as exc:
             mapped = as_httpx_error(exc, httpx.Request("GET", url, headers=headers))
             if mapped is None:
