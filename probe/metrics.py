@@ -422,8 +422,8 @@ def _daemon_metrics(snap: Snapshot, store: StoreStats | None) -> Iterator[Metric
                               "previous run was still going (checks slower than the interval).",
                               value=d.skipped_runs_total)
     yield CounterMetricFamily(P + "overload_skipped_checks", "Checks not started because "
-                              "they got their slot more than their interval late: the probe "
-                              "is overloaded (more checks than it can run).",
+                              "the probe is overloaded (more checks than it can run): their "
+                              "slot would come, or came, too late.",
                               value=d.overload_skipped_total)
     yield CounterMetricFamily(P + "overload_unobserved", "Check results taken as unknown "
                               "because the probe's event loop stalled for a good part of "

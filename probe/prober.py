@@ -56,6 +56,11 @@ def keepalive_expiry_s(config: Config) -> float:
     return min(max(KEEPALIVE_MIN_S, longest * KEEPALIVE_SLACK), KEEPALIVE_MAX_S)
 
 
+# A scheduled run is skipped while checks wait for a slot and the last one to get its slot
+# was over this share of its interval late (``Prober._overloaded``).
+ADMIT_LAG_SHARE = 0.5
+
+
 class _Run:
     """One run of a job: when it was scheduled, and whether its lag is counted yet."""
 
@@ -98,6 +103,10 @@ class Prober:
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(max_concurrent)
+        # checks waiting for a slot, and how late the last scheduled one got its slot: the
+        # probe's overload (``_overloaded``)
+        self._waiting = 0
+        self._slot_lag_s = 0.0
         # (endpoint, check) -> held while that check runs (never twice at once); there only
         # while someone holds or waits for it: a lock per check of a large fleet kept ~1 kB
         # per pod
@@ -122,9 +131,11 @@ class Prober:
         interval). One check of one endpoint never runs twice at once. Once stopping, a
         check still waiting for its slot does not start. A check the job judges from
         another's answer (``Job.derived``) makes no request: it is judged when that answer
-        is in. A check that gets its slot more than the job's interval after
-        ``scheduled_at`` does not start (the probe is overloaded: it is counted, and the
-        next run is due). Results in the job's order."""
+        is in. Overloaded (``_overloaded``), a scheduled run does not start: it is
+        counted, and the next run is due. Results in the job's order."""
+        if scheduled_at is not None and self._overloaded(job):
+            self.state.overload_skipped(len(job.checks))
+            return []
         run = _Run(scheduled_at)
         if len(job.checks) == 1:
             return await self._run_in_slot(job, job.checks[0], run)
@@ -150,28 +161,48 @@ class Prober:
             if not held.users:
                 del self._held[key]
 
+    def _overloaded(self, job: Job) -> bool:
+        """Whether a run of ``job`` due now would start over half its interval late: checks
+        wait for a slot, and the last scheduled one to get its slot waited that long (they
+        get slots in turn, so this one would wait as long). Skipping it then keeps the queue
+        short, instead of queueing runs that would wait past their next run (and be thrown
+        away then, their wait spent)."""
+        return bool(self._waiting) and self._slot_lag_s > job.interval_s * ADMIT_LAG_SHARE > 0
+
     async def _run_held(self, job: Job, name: str, run: _Run,
                         lock: asyncio.Lock) -> list[ProbeResult]:
-        async with lock, self._semaphore:
-            if run.scheduled_at is not None:
-                lag = time.time() - run.scheduled_at
-                if not run.lag_counted:  # the job's lag, counted once: its first slot's
-                    run.lag_counted = True
-                    self.state.observe_lag(lag)
-                if lag > job.interval_s > 0:
-                    self.state.overload_skipped()
-                    return []  # overloaded: a run this late is not run, the next is due
-            if self.stopping.is_set():
-                return []  # stopped: the checks not yet begun do not start
-            self.state.add_in_flight(1)
+        async with lock:
+            waiting = True
+            self._waiting += 1
             try:
-                answer = await self._answer(job, name)
+                async with self._semaphore:
+                    self._waiting -= 1
+                    waiting = False
+                    return await self._run_slotted(job, name, run)
             finally:
-                self.state.add_in_flight(-1)
-            results = [self.publish(answer)]
-            results.extend(self.publish(self._judged_from(job, check, answer))
-                           for check, source in job.derived if source == name)
-            return results
+                if waiting:  # cancelled while waiting for a slot
+                    self._waiting -= 1
+
+    async def _run_slotted(self, job: Job, name: str, run: _Run) -> list[ProbeResult]:
+        if run.scheduled_at is not None:
+            lag = self._slot_lag_s = time.time() - run.scheduled_at
+            if not run.lag_counted:  # the job's lag, counted once: its first slot's
+                run.lag_counted = True
+                self.state.observe_lag(lag)
+            if lag > job.interval_s > 0:
+                self.state.overload_skipped()
+                return []  # overloaded: a run this late is not run, the next is due
+        if self.stopping.is_set():
+            return []  # stopped: the checks not yet begun do not start
+        self.state.add_in_flight(1)
+        try:
+            answer = await self._answer(job, name)
+        finally:
+            self.state.add_in_flight(-1)
+        results = [self.publish(answer)]
+        results.extend(self.publish(self._judged_from(job, check, answer))
+                       for check, source in job.derived if source == name)
+        return results
 
     async def run_one(self, job: Job, name: str) -> ProbeResult:
         """Run check ``name`` of ``job`` on its own (a reader makes its own request)."""

@@ -667,10 +667,11 @@ class FleetState:
         with self._lock:
             self.daemon.skipped_runs_total += 1
 
-    def overload_skipped(self) -> None:
-        """A check not started: it got its slot more than its interval late."""
+    def overload_skipped(self, checks: int = 1) -> None:
+        """Checks not started: the probe is overloaded (``Prober._overloaded``), or one got
+        its slot more than its interval late."""
         with self._lock:
-            self.daemon.overload_skipped_total += 1
+            self.daemon.overload_skipped_total += checks
 
     def overload_unobserved(self) -> None:
         """A result taken as unknown: the event loop stalled during its check."""

@@ -16,7 +16,7 @@ from probe.config.model import Endpoint
 from probe.features import Feature, Plugins
 from probe.job import Job
 from probe.loopwatch import LoopWatch
-from probe.net import ProbeClient
+from probe.net import ProbeClient, make_client
 from probe.outcome import Observation, Outcome, ProbeResult
 from probe.prober import Prober
 from probe.state import FleetState
@@ -109,3 +109,45 @@ def test_a_check_that_gets_its_slot_an_interval_late_does_not_start() -> None:
     on_time, state = _run(_quick, timeout_s=1.0, scheduled_at=time.time())
     assert [r.outcome for r in on_time] == [Outcome.OK]
     assert state.snapshot().daemon.overload_skipped_total == 0
+
+
+def test_an_overloaded_prober_skips_a_run_instead_of_queueing_it() -> None:
+    """One slot in all: while checks wait for it and the last scheduled one to get it was
+    over half its interval late, a run due now is skipped at once (counted), not queued
+    behind them; once nothing waits, runs start again."""
+    release = {name: asyncio.Event() for name in "abce"}
+    release["e"].set()
+
+    async def held(target: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+        await release[target.name].wait()
+        return Observation(Outcome.OK)
+
+    plugins = Plugins.of(Feature("under-test", checks=(CheckSpec("held", held),)))
+
+    def job_of(name: str) -> Job:
+        target = endpoint(name=name, interval_s=10.0, timeout_s=30.0)
+        return Job(f"{name}/checks", target, ("held",), target.interval_s)
+
+    async def main() -> tuple[list[list[ProbeResult]], list[ProbeResult], list[ProbeResult],
+                              FleetState]:
+        prober = Prober(make_client(1), FleetState(role_of), plugins.resolve, 1, 1 << 16)
+        async with prober.client:
+            now = time.time()
+            first = asyncio.create_task(prober.run_job(job_of("a"), now))
+            await asyncio.sleep(0.05)  # "a" holds the slot
+            late = asyncio.create_task(prober.run_job(job_of("b"), now - 6.0))
+            queued = asyncio.create_task(prober.run_job(job_of("c"), now))
+            await asyncio.sleep(0.05)  # "b" and "c" wait for it
+            release["a"].set()  # "b" gets it 6 s late (over half of 10 s) and holds it
+            await asyncio.sleep(0.05)
+            skipped = await prober.run_job(job_of("d"), time.time())  # "c" waits: skipped
+            release["b"].set()
+            release["c"].set()
+            done = await asyncio.gather(first, late, queued)
+            again = await prober.run_job(job_of("e"), time.time())  # nothing waits
+        return done, skipped, again, prober.state
+
+    done, skipped, again, state = asyncio.run(main())
+    assert [[r.endpoint for r in results] for results in done] == [["a"], ["b"], ["c"]]
+    assert skipped == [] and state.snapshot().daemon.overload_skipped_total == 1
+    assert [r.endpoint for r in again] == ["e"]
