@@ -57,7 +57,7 @@ def keepalive_expiry_s(config: Config) -> float:
 
 
 # A scheduled run is skipped while checks wait for a slot and the last one to get its slot
-# was over this share of its interval late (``Prober._overloaded``).
+# was over this share of its own interval late (``Prober._overloaded``).
 ADMIT_LAG_SHARE = 0.5
 
 
@@ -103,10 +103,10 @@ class Prober:
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(max_concurrent)
-        # checks waiting for a slot, and how late the last scheduled one got its slot: the
-        # probe's overload (``_overloaded``)
+        # checks waiting for a slot, and how late the last scheduled one got its slot (in
+        # its intervals): the probe's overload (``_overloaded``)
         self._waiting = 0
-        self._slot_lag_s = 0.0
+        self._slot_lateness = 0.0
         # (endpoint, check) -> held while that check runs (never twice at once); there only
         # while someone holds or waits for it: a lock per check of a large fleet kept ~1 kB
         # per pod
@@ -133,7 +133,7 @@ class Prober:
         another's answer (``Job.derived``) makes no request: it is judged when that answer
         is in. Overloaded (``_overloaded``), a scheduled run does not start: it is
         counted, and the next run is due. Results in the job's order."""
-        if scheduled_at is not None and self._overloaded(job):
+        if scheduled_at is not None and self._overloaded():
             self.state.overload_skipped(len(job.checks))
             return []
         run = _Run(scheduled_at)
@@ -161,13 +161,15 @@ class Prober:
             if not held.users:
                 del self._held[key]
 
-    def _overloaded(self, job: Job) -> bool:
-        """Whether a run of ``job`` due now would start over half its interval late: checks
-        wait for a slot, and the last scheduled one to get its slot waited that long (they
-        get slots in turn, so this one would wait as long). Skipping it then keeps the queue
+    def _overloaded(self) -> bool:
+        """Whether the probe is overloaded: checks wait for a slot, and the last scheduled
+        one to get its slot was over ``ADMIT_LAG_SHARE`` of its interval late (they get slots
+        in turn, so a run due now would wait as long). Skipping runs then keeps the queue
         short, instead of queueing runs that would wait past their next run (and be thrown
-        away then, their wait spent)."""
-        return bool(self._waiting) and self._slot_lag_s > job.interval_s * ADMIT_LAG_SHARE > 0
+        away then, their wait spent). Judged by the last check's own interval, whatever the
+        job's: a run every 5 minutes (a prompt) is skipped as a run every 15 s is, not let
+        through to take the core while the frequent checks are skipped."""
+        return bool(self._waiting) and self._slot_lateness > ADMIT_LAG_SHARE
 
     async def _run_held(self, job: Job, name: str, run: _Run,
                         lock: asyncio.Lock) -> list[ProbeResult]:
@@ -185,7 +187,8 @@ class Prober:
 
     async def _run_slotted(self, job: Job, name: str, run: _Run) -> list[ProbeResult]:
         if run.scheduled_at is not None:
-            lag = self._slot_lag_s = time.time() - run.scheduled_at
+            lag = time.time() - run.scheduled_at
+            self._slot_lateness = lag / job.interval_s if job.interval_s > 0 else 0.0
             if not run.lag_counted:  # the job's lag, counted once: its first slot's
                 run.lag_counted = True
                 self.state.observe_lag(lag)
