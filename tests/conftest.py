@@ -20,6 +20,13 @@ SIM_KEY = "sim-key-5b2f0c1e9a7d4c3b"
 DURATIONS = Path(__file__).parent / "durations.json"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` starts two workers per core: the suite waits (for daemons, servers and
+    scaled clocks) more than it computes. With one worker per core a clean run kept the two
+    cores 58 % busy (628 CPU-s in 541 s)."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the longest tests first, so that the run does not end with one
     worker alone on a long test while the others are idle. Seconds per test come from
