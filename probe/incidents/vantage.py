@@ -8,6 +8,10 @@ name among them. When every target fails, the probe is offline: a failing result
 then observed nothing (it becomes ``unknown`` before it is stored or judged), so endpoints
 go ``unknown``, never ``down`` (fail closed: unknown is not healthy either). An answer from
 an endpoint is still taken as it is: it proves the way to that endpoint.
+
+A vantage target that times out while the probe's own event loop was stalled
+(``probe.loopwatch``: more checks than one core carries) observed nothing either: an
+overloaded probe is not an offline one. Such a round leaves the offline state as it was.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from probe.attempts import OVERLOAD_SHARE
 from probe.config.model import Config
 from probe.incidents.settings import VantageSettings
+from probe.loopwatch import LoopWatch
 from probe.net import BodyTooLarge, ProbeClient
 from probe.outcome import NOT_OBSERVED, Outcome, ProbeResult
 
@@ -82,13 +88,16 @@ def targets(config: Config, settings: VantageSettings,
 
 class Vantage:
     def __init__(self, settings: VantageSettings, checked: tuple[Target, ...],
-                 client: ProbeClient) -> None:
+                 client: ProbeClient, watch: LoopWatch | None = None) -> None:
         self.settings = settings
         self.targets = checked
         self.client = client
+        self.watch = LoopWatch() if watch is None else watch
+        self._watching = False
         self.up: dict[str, bool] = {}
         self.offline = False
         self.checks_total = 0
+        self.overloaded_total = 0  # targets not observed: the probe's loop was stalled
         self.not_observed_total = 0  # failing results taken as "not observed"
         self.checked_at = 0.0  # monotonic time of the last round's start
         self._early: asyncio.Task[bool] | None = None
@@ -96,9 +105,18 @@ class Vantage:
     async def check(self) -> bool:
         """One round over every target; returns whether the probe is offline."""
         self.checked_at = time.monotonic()
+        if not self._watching:
+            self.watch.start()
+            self._watching = True
         results = await asyncio.gather(*(self._reach(t) for t in self.targets))
-        self.up = {t.name: ok for t, ok in zip(self.targets, results, strict=True)}
-        offline = bool(results) and not any(results)
+        self.up = {t.name: self.up.get(t.name, False) if ok is None else ok
+                   for t, ok in zip(self.targets, results, strict=True)}
+        if any(results):
+            offline = False
+        elif results and all(ok is False for ok in results):
+            offline = True
+        else:  # a target not observed (the probe overloaded) and none reached: as it was
+            offline = self.offline
         if offline != self.offline:
             if offline:
                 log.warning("the probe is offline: every vantage check fails (%s); failing "
@@ -111,8 +129,11 @@ class Vantage:
         self.checks_total += 1
         return offline
 
-    async def _reach(self, target: Target) -> bool:
+    async def _reach(self, target: Target) -> bool | None:
+        """Whether ``target`` was reached; None when it timed out while the probe's own
+        event loop was stalled for ``OVERLOAD_SHARE`` of the deadline or more."""
         timeout = self.settings.timeout_s
+        stalled_s = self.watch.stalled_s()
         try:
             if target.kind == "dns":
                 loop = asyncio.get_running_loop()
@@ -125,6 +146,10 @@ class Vantage:
             return True
         except Exception as exc:  # noqa: BLE001 - every failure is "not reached"
             log.debug("vantage %s: %s: %s", target.name, type(exc).__name__, exc)
+            if isinstance(exc, TimeoutError) and \
+                    self.watch.stalled_s() - stalled_s >= OVERLOAD_SHARE * timeout:
+                self.overloaded_total += 1
+                return None
             return False
 
     def _check_early(self) -> None:
@@ -140,6 +165,9 @@ class Vantage:
     def stop(self) -> None:
         if self._early is not None:
             self._early.cancel()
+        if self._watching:
+            self.watch.stop()
+            self._watching = False
 
     async def run(self) -> None:
         while True:
