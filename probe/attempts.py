@@ -4,7 +4,9 @@ exceptions into outcomes (most specific first: a timeout is also a transport err
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import ssl
 import time
 from datetime import UTC, datetime
@@ -22,7 +24,17 @@ from probe.outcome import RETRYABLE, Observation, Outcome, ProbeResult
 log = logging.getLogger(__name__)
 
 
+# The probe's own resources ran out (open files, buffers, memory): nothing was learned of
+# the endpoint, so the result is the probe's (unknown), never the endpoint's connect error.
+OWN_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
 def observation_from_exception(exc: BaseException, timeout_s: float) -> Observation:
+    if (exhausted := own_exhaustion(exc)) is not None:
+        return Observation(
+            Outcome.UNKNOWN, f"not observed: runpod-probe ran out of its own resources "
+            f"({os.strerror(exhausted)}; raise LimitNOFILE= or lower scheduler.max_concurrent)",
+            details={"probe_exhausted": errno.errorcode.get(exhausted, str(exhausted))})
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return Observation(Outcome.TIMEOUT, f"no complete answer within {timeout_s:g}s")
     if isinstance(exc, BodyTooLarge | BadBody):
@@ -39,6 +51,18 @@ def observation_from_exception(exc: BaseException, timeout_s: float) -> Observat
         return Observation(Outcome.ERROR, f"invalid URL: {_reason(exc)}")
     log.error("check raised an unexpected exception (a runpod-probe bug)", exc_info=exc)
     return Observation(Outcome.ERROR, f"internal error: {type(exc).__name__}")
+
+
+def own_exhaustion(exc: BaseException) -> int | None:
+    """The errno of an exhausted resource of the probe's own in ``exc``'s chain, if any."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain is short; a cycle must not hang the check
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in OWN_EXHAUSTION:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _caused_by_tls(exc: BaseException) -> bool:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import resource
 import ssl
 from typing import Any
 
 import httpx
 import pytest
 from helpers import endpoint, spec
+from local_server import answering
 
 from probe.attempts import observation_from_exception, run_check
 from probe.check import CheckContext
@@ -23,6 +27,12 @@ def _tls_connect_error() -> httpx.ConnectError:
     return error
 
 
+def _exhausted(code: int) -> httpx.ConnectError:
+    error = httpx.ConnectError(f"cannot connect: [Errno {code}]")
+    error.__cause__ = OSError(code, os.strerror(code))
+    return error
+
+
 MAPPING = [
     ("asyncio-timeout", TimeoutError(), Outcome.TIMEOUT),
     ("httpx-read-timeout", httpx.ReadTimeout("slow"), Outcome.TIMEOUT),
@@ -34,6 +44,8 @@ MAPPING = [
     ("too-large", BodyTooLarge(10), Outcome.BAD_RESPONSE),
     ("bad-body", BadBody("not json"), Outcome.BAD_RESPONSE),
     ("our-bug", KeyError("oops"), Outcome.ERROR),
+    ("own-files", _exhausted(errno.EMFILE), Outcome.UNKNOWN),
+    ("own-memory", _exhausted(errno.ENOBUFS), Outcome.UNKNOWN),
 ]
 
 
@@ -115,3 +127,29 @@ def test_no_attempt_starts_once_stopping(stop_during: str) -> None:
 
     result = asyncio.run(go())
     assert result.outcome is Outcome.TIMEOUT and attempts == result.attempts == 1
+
+
+def test_a_probe_out_of_open_files_observes_nothing_over_a_real_socket() -> None:
+    """A pod that answers, asked by a probe that cannot open a socket (its RLIMIT_NOFILE
+    reached, as at 10,000 default pods under a low limit): unknown, the probe's own, never
+    the pod's connect error."""
+    async def models(ep: Any, client: Any, ctx: Any) -> Observation:
+        status, _, _ = await client.fetch("http://pod.test/v1/models", {}, 1024)
+        return Observation(Outcome.OK if status == 200 else Outcome.HTTP_ERROR, "")
+
+    async def go() -> Any:
+        async with answering(lambda request: httpx.Response(200, json={"data": []})) as client:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            # a new descriptor takes the lowest free number, which must be over the limit:
+            # no new file at all beside stdin, stdout and stderr (open ones stay open)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+            try:
+                return await run_check("models", spec("models", models), endpoint(),
+                                       client, CheckContext())
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    result = asyncio.run(go())
+    assert result.outcome is Outcome.UNKNOWN, result
+    assert "ran out of its own resources" in result.message
+    assert result.details["probe_exhausted"] == "EMFILE"

@@ -10,8 +10,9 @@ go ``unknown``, never ``down`` (fail closed: unknown is not healthy either). An 
 an endpoint is still taken as it is: it proves the way to that endpoint.
 
 A vantage target that times out while the probe's own event loop was stalled
-(``probe.loopwatch``: more checks than one core carries) observed nothing either: an
-overloaded probe is not an offline one. Such a round leaves the offline state as it was.
+(``probe.loopwatch``: more checks than one core carries), or that the probe could not ask
+for want of its own resources (open files), observed nothing either: an overloaded probe
+is not an offline one. Such a round leaves the offline state as it was.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from probe.attempts import OVERLOAD_SHARE
+from probe.attempts import OVERLOAD_SHARE, own_exhaustion
 from probe.config.model import Config
 from probe.incidents.settings import VantageSettings
 from probe.loopwatch import LoopWatch
@@ -146,7 +147,7 @@ class Vantage:
             return True
         except Exception as exc:  # noqa: BLE001 - every failure is "not reached"
             log.debug("vantage %s: %s: %s", target.name, type(exc).__name__, exc)
-            if isinstance(exc, TimeoutError) and \
+            if own_exhaustion(exc) is not None or isinstance(exc, TimeoutError) and \
                     self.watch.stalled_s() - stalled_s >= OVERLOAD_SHARE * timeout:
                 self.overloaded_total += 1
                 return None
