@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import os
 import platform
@@ -102,9 +103,22 @@ def probes_per_s(n: int, checks: str, interval_s: float) -> float:
 
 # -- processes, pinning and /proc -----------------------------------------------------------
 
-def pinned(core: int) -> Any:
-    """preexec_fn: the child and every thread it starts run on ``core`` only."""
-    return lambda: os.sched_setaffinity(0, {core})
+# systemd/runpod-probe.service's LimitNOFILE=: the open files the daemon has where it runs.
+# A default pod may hold a connection per check that runs side by side (three), beyond the
+# 20,000 a login shell may allow here.
+UNIT_NOFILE = 65536
+
+
+def pinned(core: int, nofile: int | None = None) -> Any:
+    """preexec_fn: the child and every thread it starts run on ``core`` only; with
+    ``nofile``, its open-files limit (soft and hard) is that, as the unit sets it."""
+    def child() -> None:
+        os.sched_setaffinity(0, {core})
+        if nofile is not None:
+            import resource
+            with contextlib.suppress(ValueError, OSError):  # not root: the shell's limit
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    return child
 
 
 def free_port() -> int:
@@ -211,6 +225,10 @@ def daemon_config(n: int, interval: str, checks: str, nginx_port: int, db: Path,
              f'storage: {{path: "{db}"}}',
              f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}',
              "scheduler: {spread: true}",
+             # the probe's own vantage as a deployment has it (RunPod's API, reachable): a
+             # target on the same nginx. Without one the default target is RunPod's API on
+             # the internet, unreachable here, and the daemon would call itself offline.
+             f'vantage: {{reference_urls: ["http://127.0.0.1:{nginx_port}/vantage"]}}',
              "endpoints:"]
     extra = f", required_context: {REQUIRED_CONTEXT}" if checks == "default" else ""
     lines += [f'  - {{name: pod-{i:05d}, kind: pod, pod_id: "{pod_host(i)}:{nginx_port}"{extra}}}'
@@ -306,7 +324,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
     log = (run / "daemon.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "probe", "run", "--config", str(config)],
                             cwd=ROOT, env=child_env(), stdout=log, stderr=log,
-                            preexec_fn=pinned(MEASURED_CORE))
+                            preexec_fn=pinned(MEASURED_CORE, UNIT_NOFILE))
     try:
         wait_port(metrics_port, proc, "runpod-probe")
         url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -342,7 +360,9 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
                                  "GROUP BY outcome", (iso(t0), iso(t1))).fetchall())
         # the non-ok results' kinds (check, outcome, message with digits folded), commonest first
         kinds = conn.execute(
-            "SELECT check_name, outcome, substr(message, 1, 80), COUNT(*) AS n FROM results "
+            "SELECT check_name, outcome, CASE WHEN instr(message, 'the check saw ') > 0 "
+            "THEN substr(message, instr(message, 'the check saw '), 100) "
+            "ELSE substr(message, 1, 80) END, COUNT(*) AS n FROM results "
             "WHERE ts >= ? AND ts < ? AND outcome != 'ok' GROUP BY 1, 2, 3 ORDER BY n DESC "
             "LIMIT 8", (iso(t0), iso(t1))).fetchall()
     probes = sum(rows.values())
