@@ -110,13 +110,25 @@ def paging_stack(tmp_path: Path, pods: dict[str, str]) -> Iterator[
         config.write_text(daemon_config(sim, tmp_path, metrics_port, list(pods)))
         daemon = Daemon(config, tmp_path / "daemon.log",
                         f"http://127.0.0.1:{metrics_port}/metrics")
+        with paged(tmp_path, [daemon], [f"127.0.0.1:{metrics_port}"], sink):
+            yield daemon, sink, sim
+
+
+@contextmanager
+def paged(tmp_path: Path, daemons: list[Daemon], targets: list[str],
+          sink: WebhookSink) -> Iterator[str]:
+    """``daemons`` started and ready (scraped at ``targets``), then Prometheus with the
+    shipped rules scaled and Alertmanager paging ``sink``; yields Prometheus's API base.
+    The daemons are stopped after."""
+    for daemon in daemons:
         daemon.start()
-        try:
+    try:
+        for daemon in daemons:
             daemon.wait_ready()
-            with alerting_stack(tmp_path, [f"127.0.0.1:{metrics_port}"],
-                                shipped_rules_scaled(), sink):
-                yield daemon, sink, sim
-        finally:
+        with alerting_stack(tmp_path, targets, shipped_rules_scaled(), sink) as api:
+            yield api
+    finally:
+        for daemon in daemons:
             daemon.stop()
 
 

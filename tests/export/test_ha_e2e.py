@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from export_servers import WebhookSink, alerting_stack, free_port, wait_for
+from export_servers import WebhookSink, free_port, wait_for
 from paging import (
     KEY,
     QUIET_S,
     Daemon,
     daemon_config,
+    paged,
     pages_by_endpoint,
-    shipped_rules_scaled,
     summary,
 )
 
@@ -63,16 +63,8 @@ def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
             daemons.append(Daemon(config, state / "daemon.log",
                                   f"http://127.0.0.1:{port}/metrics"))
         targets = [f"127.0.0.1:{p}" for p in ports]
-        for daemon in daemons:
-            daemon.start()
-        try:
-            for daemon in daemons:
-                daemon.wait_ready()
-            with alerting_stack(tmp_path, targets, shipped_rules_scaled(), sink):
-                yield targets, sink, request.param
-        finally:
-            for daemon in daemons:
-                daemon.stop()
+        with paged(tmp_path, daemons, targets, sink):
+            yield targets, sink, request.param
 
 
 def test_each_broken_endpoint_pages_once_and_a_cut_off_replica_pages_no_endpoint(

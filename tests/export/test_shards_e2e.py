@@ -16,14 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from export_servers import WebhookSink, alerting_stack, free_port, wait_for
+from export_servers import WebhookSink, free_port, wait_for
 from paging import (
     KEY,
     QUIET_S,
     Daemon,
     daemon_config,
+    paged,
     pages_by_endpoint,
-    shipped_rules_scaled,
     summary,
 )
 
@@ -61,16 +61,8 @@ def shards(tmp_path: Path) -> Iterator[tuple[list[Daemon], list[str], WebhookSin
             daemons.append(Daemon(config, state / "daemon.log",
                                   f"http://127.0.0.1:{port}/metrics"))
         targets = [f"127.0.0.1:{p}" for p in ports]
-        for daemon in daemons:
-            daemon.start()
-        try:
-            for daemon in daemons:
-                daemon.wait_ready()
-            with alerting_stack(tmp_path, targets, shipped_rules_scaled(), sink) as api:
-                yield daemons, targets, sink, api
-        finally:
-            for daemon in daemons:
-                daemon.stop()
+        with paged(tmp_path, daemons, targets, sink) as api:
+            yield daemons, targets, sink, api
 
 
 def endpoints_of(api: str, instance: str) -> set[str]:
