@@ -19,10 +19,8 @@ from weekhelpers import (
     RACKS,
     SLOWER_FROM,
     START,
-    Replay,
-    config_text,
     entry_count,
-    load,
+    replay_into,
     result,
     week,
 )
@@ -45,12 +43,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The week, replayed once into a fresh database: (database, LEARNING.md)."""
     where = tmp_path_factory.mktemp("week")
     db, learning = where / "probe.db", where / "LEARNING.md"
-    replay = Replay(load(config_text(db, learning)))
-    try:
-        replay.feed(week())
-        replay.settle()
-    finally:
-        replay.close()
+    replay_into(db, learning, week())
     return db, learning
 
 
@@ -160,11 +153,7 @@ def test_replaying_the_week_appends_nothing(replayed: tuple[Path, Path]) -> None
     db, learning = replayed
     before, text = entry_count(db), learning.read_text()
     for _ in range(2):
-        replay = Replay(load(config_text(db, learning)))
-        try:
-            replay.settle()
-        finally:
-            replay.close()
+        replay_into(db, learning)
         assert entry_count(db) == before
         assert append_learning(learning, entries(db)) == 0
         assert learning.read_text() == text
@@ -184,12 +173,7 @@ def test_the_same_week_replayed_twice_appends_nothing(
     verified = capsys.readouterr().out
     results = sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
     for _ in range(2):
-        replay = Replay(load(config_text(db, learning)), again=True)
-        try:
-            replay.feed(week())
-            replay.settle()
-        finally:
-            replay.close()
+        replay_into(db, learning, week(), again=True)
         assert entries(db) == before
         assert learning.read_bytes() == text
         assert main(["ledger", "verify", "--db", str(db)]) == 0
@@ -203,15 +187,10 @@ def test_alias_flips_make_a_recurring_incident_with_the_default_thresholds(
     """One endpoint flips between healthy and 404 three times in a few minutes (an alias
     pointed back and forth): three incident rows, then one recurring-incident pattern."""
     db, learning = tmp_path / "probe.db", tmp_path / "LEARNING.md"
-    replay = Replay(load(config_text(db, learning)))
     flips = "OO" + "XXXOO" * 3  # O healthy, X 404: every 10 s, 34 s per flip
     at = [START + timedelta(seconds=10 * n) for n in range(len(flips))]
-    try:
-        replay.feed(iter([result("swapper", "models", t, Outcome.HTTP_404 if c == "X"
-                                  else Outcome.OK) for c, t in zip(flips, at, strict=True)]))
-        replay.settle()
-    finally:
-        replay.close()
+    replay_into(db, learning, [result("swapper", "models", t, Outcome.HTTP_404 if c == "X"
+                                     else Outcome.OK) for c, t in zip(flips, at, strict=True)])
     found = entries(db)
     downs = [e.id for e in found if (e.endpoint, e.event) == ("swapper", "down")]
     assert len(downs) == 3
@@ -296,12 +275,7 @@ def test_a_restart_mid_week_keeps_the_baselines(replayed: tuple[Path, Path],
     results = list(week())
     before, after = ([r for r in results if r.started_at < cut],
                      [r for r in results if r.started_at >= cut])
-    first = Replay(load(config_text(db, learning)))
-    try:
-        first.feed(iter(before))
-        first.settle()
-    finally:
-        first.close()
+    replay_into(db, learning, before)
     said_before = pattern_entries(db)
     assert ("slowing", "regression") not in [p[:2] for p in said_before]
     conn = sqlite3.connect(db)
@@ -310,12 +284,7 @@ def test_a_restart_mid_week_keeps_the_baselines(replayed: tuple[Path, Path],
     conn.close()
     series = 7  # latency of 6 pod models checks and the queue, ttft, decode rate, cold starts
     assert kept[1] >= series and kept[0] <= kept[1] * (4 * 24 + 10) and kept[2] < 400, kept
-    second = Replay(load(config_text(db, learning)))
-    try:
-        second.feed(iter(after))
-        second.settle()
-    finally:
-        second.close()
+    replay_into(db, learning, after)
     # the same entries; their order in the chain (so the ledger ids a pattern cites) follows
     # the writer's batches, where the baselines' judgements are spread: each id cited is
     # compared by the entry it points to (endpoint, kind, cause, when observed, results)
@@ -346,12 +315,7 @@ def test_the_week_replayed_from_the_end_state_appends_nothing(
     for kept in replayed[0].parent.iterdir():
         shutil.copy(kept, tmp_path / kept.name)
     before, text = entries(db), learning.read_bytes()
-    replay = Replay(load(config_text(db, learning)))
-    try:
-        replay.feed(week())
-        replay.settle()
-    finally:
-        replay.close()
+    replay_into(db, learning, week())
     new = [(e.endpoint, e.event, e.evidence, e.pattern) for e in entries(db)[len(before):]]
     assert new == []
     assert learning.read_bytes() == text

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,18 @@ class Replay:
     def close(self) -> None:
         self.keeper.close()
         self.conn.close()
+
+
+def replay_into(db: Path, learning: Path, results: Iterable[ProbeResult] = (),
+                again: bool = False) -> None:
+    """``results`` replayed through a ``Replay`` of the week's config over ``db`` and
+    ``learning``, until its writer settles; closed after."""
+    replay = Replay(load(config_text(db, learning)), again=again)
+    try:
+        replay.feed(iter(results))
+        replay.settle()
+    finally:
+        replay.close()
 
 
 def entry_count(db: Path) -> int:
