@@ -166,6 +166,14 @@ def core_busy_seconds(core: int) -> float:
     return float("nan")
 
 
+def open_files(pid: int) -> int:
+    """The process's open file descriptors now (its kept-alive connections, mostly)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -352,6 +360,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
         busy1 = core_busy_seconds(MEASURED_CORE)
         scrape1, text1 = scrape(url)
         rss = peak_rss_mb(proc.pid)
+        fds = open_files(proc.pid)
     finally:
         stop(proc)
         log.close()
@@ -376,7 +385,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
             "lag_p99": histogram_quantile(0.99, before, after),
             "rss_mb": rss, "scrape_s": max(scraper.times or [scrape0, scrape1]),
             "scrapes": [round(x, 2) for x in scraper.times], "scrape_kb": len(text1) / 1024,
-            "config": config}
+            "open_files": fds, "config": config}
 
 
 def time_check_config(config: Path) -> float:
@@ -626,7 +635,8 @@ def main() -> None:
                                args.scrape_every))
         print(fmt_row(results[-1]), flush=True)
         if args.verbose:
-            print(f"  scrapes (s): {results[-1]['ours']['scrapes']}", flush=True)
+            print(f"  scrapes (s): {results[-1]['ours']['scrapes']}; open files at the end: "
+                  f"{results[-1]['ours']['open_files']}", flush=True)
             for check, outcome, message, count in results[-1]["ours"]["non_ok"]:
                 print(f"  {count:>7} {check} {outcome}: {message}", flush=True)
     print()
