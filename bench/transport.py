@@ -6,7 +6,8 @@ and ``probe.net.read_capped``); the figure is process CPU per completed request.
 
 Clients: ``httpx`` (httpx's own httpcore transport, the limits the daemon had),
 ``httpx-aiohttp`` (the httpx-aiohttp package's ``AiohttpTransport`` as shipped),
-``probe`` (``probe.net.make_client``: whatever the daemon uses now), ``aiohttp`` (raw).
+``probe`` (``probe.net.make_client``: whatever the daemon uses now, through ``client.stream``),
+``fetch`` (the same client's ``fetch``: the checks' bounded GET), ``aiohttp`` (raw).
 Connection modes: ``keep`` (one host per request slot: every request reuses a connection),
 ``fresh`` (the client closes every connection after its answer) and ``churn`` (10,000 hosts
 in turn through a pool of k connections: the daemon's keep-alive pool on a large fleet,
@@ -14,6 +15,10 @@ where no connection is ever reused).
 
     python bench/transport.py                 # the table in BENCHMARKS.md
     python bench/transport.py --clients httpx,probe --inflight 64 --modes churn
+    python bench/transport.py --clients probe,fetch --inflight 64 --modes keep,churn --loop uvloop
+
+``--loop uvloop`` runs the clients on the daemon's event loop (``probe.process``); the
+default, asyncio's own loop, is what the table in BENCHMARKS.md was measured on.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from scale import (  # noqa: E402 - bench/ is not a package
     versions,
 )
 
-CLIENTS = ("httpx", "httpx-aiohttp", "probe", "aiohttp")
+CLIENTS = ("httpx", "httpx-aiohttp", "probe", "fetch", "aiohttp")
+LOOPS = ("asyncio", "uvloop")
 MODES = ("keep", "fresh", "churn")
 INFLIGHT = (8, 64, 256)
 CHURN_HOSTS = 10_000
@@ -70,7 +76,7 @@ def make(client: str, k: int, keepalive: bool) -> Any:
             transport = AiohttpTransport(limits=httpx.Limits(max_connections=k,
                                                              keepalive_expiry=30))
         return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(300.0))
-    if client == "probe":
+    if client in ("probe", "fetch"):
         from probe.net import make_client
 
         try:
@@ -105,6 +111,16 @@ async def one(client_name: str, k: int, mode: str, port: int, seconds: float) ->
 
         async def close() -> None:
             await session.close()
+    elif client_name == "fetch":
+        client = make(client_name, k, keepalive)
+
+        async def request(url: str) -> None:
+            status, body, _ = await client.fetch(url, {}, LIMIT)
+            if status != 200 or len(body) < 100:
+                raise RuntimeError("bad answer")
+
+        async def close() -> None:
+            await client.aclose()
     else:
         from probe.net import read_capped
 
@@ -145,9 +161,10 @@ async def one(client_name: str, k: int, mode: str, port: int, seconds: float) ->
             "rps": done / wall, "core": cpu / wall}
 
 
-def run_one(client: str, k: int, mode: str, port: int, seconds: float) -> dict[str, Any]:
+def run_one(client: str, k: int, mode: str, port: int, seconds: float,
+            loop: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--one", client, str(k), mode, str(port),
-                          str(seconds)], cwd=ROOT, env=child_env(), capture_output=True,
+                          str(seconds), loop], cwd=ROOT, env=child_env(), capture_output=True,
                          text=True, preexec_fn=pinned(MEASURED_CORE))
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
@@ -160,18 +177,26 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--inflight", default=",".join(map(str, INFLIGHT)))
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio")
+    parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        client, k, mode, port, seconds = args.one
-        result = asyncio.run(one(client, int(k), mode, int(port), float(seconds)))
+        client, k, mode, port, seconds, loop = args.one
+        work = one(client, int(k), mode, int(port), float(seconds))
+        if loop == "uvloop":
+            from probe.process import run_event_loop
+
+            result = run_event_loop(work)
+        else:
+            result = asyncio.run(work)
         print(json.dumps(result))
         return
     os.sched_setaffinity(0, {OTHER_CORE})
     print(machine())
     print(versions().split(";")[0])
     print(f"client process pinned to core {MEASURED_CORE}, nginx on core {OTHER_CORE}; "
-          f"{args.seconds:g}s measured after 1s of warm-up; GET /v1/models (483 bytes)\n")
+          f"{args.seconds:g}s measured after 1s of warm-up; GET /v1/models (483 bytes); "
+          f"{args.loop}'s event loop\n")
     clients = args.clients.split(",")
     print(f"{'mode':>5} {'in flight':>9} " + " ".join(f"{c:>22}" for c in clients))
     print(f"{'':>5} {'':>9} " + " ".join(f"{'CPU ms/req   req/s':>22}" for _ in clients))
@@ -182,7 +207,7 @@ def main() -> None:
                 for k in map(int, args.inflight.split(",")):
                     cells = []
                     for client in clients:
-                        r = run_one(client, k, mode, nginx.port, args.seconds)
+                        r = run_one(client, k, mode, nginx.port, args.seconds, args.loop)
                         if "error" in r:
                             cells.append(f"{'error':>22}")
                         else:
