@@ -1,7 +1,8 @@
-"""The checks' transport (aiohttp under httpx): which connections are reused. Healthy answers
-keep their connection; a failure status, or a request that sent a body, never shares it
-(a misbehaving server may have left bytes on it). Against a real socket server on
-127.0.0.1 that counts the connections it accepted."""
+"""The checks' transport (aiohttp under httpx, and ``fetch``'s lean road beside it): which
+connections are reused. Healthy answers keep their connection; a failure status, or a
+request that sent a body, never shares it (a misbehaving server may have left bytes on it).
+Against a real socket server on 127.0.0.1 that counts the connections it accepted. (The
+lean road's own rules, retries and reads: tests/net/test_lean.py.)"""
 
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ async def counting_server(status: int) -> tuple[asyncio.Server, list[int]]:
 
 
 Send = Callable[..., Awaitable[object]]
-CASES = [
+CASES = [  # FETCH: ProbeClient.fetch (the lean road); the others: httpx's API (aiohttp's pool)
     ("healthy-gets-share-one-connection", 200, "GET", 1),
     ("a-failure-status-closes-it", 503, "GET", 5),
     ("a-client-error-closes-it", 400, "GET", 5),
     ("a-request-with-a-body-gets-its-own", 200, "POST", 5),
+    ("healthy-fetches-share-one-connection", 200, "FETCH", 1),
+    ("a-failure-status-closes-a-fetchs", 503, "FETCH", 5),
+    ("a-client-error-closes-a-fetchs", 400, "FETCH", 5),
 ]
 
 
@@ -66,9 +70,12 @@ def test_connection_reuse(status: int, method: str, connections: int) -> None:
         port = server.sockets[0].getsockname()[1]
         async with make_client(8) as client:
             for _ in range(5):
-                response = await client.request(method, f"http://127.0.0.1:{port}/x",
-                                                content=b'{"a": 1}' if method == "POST"
-                                                else None)
+                url = f"http://127.0.0.1:{port}/x"
+                if method == "FETCH":
+                    assert (await client.fetch(url, {}, 1024))[:2] == (status, b"ok")
+                    continue
+                response = await client.request(method, url, content=b'{"a": 1}'
+                                                if method == "POST" else None)
                 assert response.status_code == status and response.content == b"ok"
         server.close()
         await server.wait_closed()
@@ -133,7 +140,7 @@ def _closed_port() -> int:
 def test_a_fresh_connection_answers_or_fails_as_httpx_would(url: str, expected: object) -> None:
     """Every way a check opens a connection gives an answer or the httpx error the runner
     classifies (an IP literal is connected by the event loop itself, a name through aiohttp's
-    resolver and happy eyeballs)."""
+    resolver)."""
     async def plain_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")  # to a hello
         await writer.drain()
@@ -159,8 +166,8 @@ def test_a_fresh_connection_answers_or_fails_as_httpx_would(url: str, expected: 
 
 
 @pytest.mark.parametrize(("host", "trusted", "expected"), [
-    ("127.0.0.1", True, "200 ok"),  # one IPv4 address: connected (and TLS) by the loop
-    ("localhost", True, "200 ok"),  # a name: aiohttp's resolver and happy eyeballs
+    ("127.0.0.1", True, "200 ok"),  # an IP literal: connected (and TLS) by the loop
+    ("localhost", True, "200 ok"),  # a name: the resolver and happy eyeballs
     ("127.0.0.1", False, Outcome.TLS_ERROR),  # a certificate no one vouches for
     ("localhost", False, Outcome.TLS_ERROR),
 ], ids=["ip-trusted", "name-trusted", "ip-untrusted", "name-untrusted"])

@@ -3,8 +3,9 @@
 
 The API is httpx's (``client.stream``, ``client.post``, ...), plus ``fetch``: the bounded
 GET most checks make. Without an HTTP(S) proxy in the environment, every request goes to
-``AiohttpTransport`` (aiohttp's pool); ``fetch`` goes to it directly, without building
-httpx's request and response objects. With a proxy, httpx's own transport carries the
+``AiohttpTransport`` (aiohttp's pool), but ``fetch``, which takes the lean road
+(``probe.net.lean``: a pool of its own, parsed by httptools), without httpx's or aiohttp's
+request and response objects. With a proxy, httpx's own transport carries the
 requests: it honours the proxy variables as httpx documents them (``ALL_PROXY``, HTTPS
 proxies, ``NO_PROXY`` patterns), which aiohttp's ``trust_env`` reads differently (no
 ``ALL_PROXY``, no HTTPS proxy URL) and re-reads from the environment at every request.
@@ -21,6 +22,8 @@ import httpx
 from aiohttp.abc import AbstractResolver
 
 from probe.net.body import BodyTooLarge, read_capped
+from probe.net.dial import GetRequest, origin_of
+from probe.net.lean import GetPool
 from probe.net.transport import AiohttpTransport
 
 # Idle connections are kept this long unless the caller says otherwise.
@@ -53,35 +56,57 @@ def make_client(max_concurrent: int, keepalive: bool = True,
 
 class ProbeClient(httpx.AsyncClient):
     """httpx's ``AsyncClient`` with ``fetch``, a bounded GET. Over ``AiohttpTransport``,
-    ``fetch`` takes a direct road to it: the same request on the wire (the headers httpx
-    would send, computed once per set of request headers), the same pool, the same errors
-    and body cap, without httpx's request and response objects. It is taken only while the
+    ``fetch`` takes the lean road (``probe.net.lean``, the transport's ``gets`` pool): the
+    same request on the wire (the headers httpx would send, its bytes built once per URL
+    and set of request headers), the same rules of reuse, the same errors and body cap,
+    without httpx's or aiohttp's request and response objects. It is taken only while the
     client has no cookie to send (an answer that sets one is still given to the jar);
     otherwise, and over any other transport, ``fetch`` goes through ``stream``."""
 
     MAX_HEADER_SETS = 4096
     MAX_URLS = 65536  # parsed URLs kept (about 400 bytes each)
+    MAX_REQUESTS = 65536  # GETs kept ready to send (about 500 bytes each)
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None, **kwargs: Any) -> None:
         """``transport``: ours, another (a benchmark's), or None for httpx's own."""
         super().__init__(transport=transport, **kwargs)
-        self._direct = transport if isinstance(transport, AiohttpTransport) else None
+        self._gets = transport.gets if isinstance(transport, AiohttpTransport) else None
         self._sent: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
         self._urls: dict[str, httpx.URL] = {}
+        self._requests: dict[object, GetRequest] = {}
 
     async def fetch(self, url: str, headers: Mapping[str, str],
                     limit: int) -> tuple[int, bytes, httpx.Headers]:
         """GET ``url`` and return (status, body, headers), reading at most ``limit`` bytes
         (``BodyTooLarge`` beyond); failures raise httpx's exceptions."""
-        target = self._parsed(url)
-        if self._direct is not None and not self.is_closed and not self.cookies:
-            status, raw, body = await self._direct_get(self._direct, target, headers, limit)
+        gets = self._gets
+        if gets is not None and not self.is_closed and not self.cookies:
+            key = (url, tuple(headers.items())) if headers else url
+            request = self._requests.get(key)
+            if request is None:
+                request = self._request_for(gets, key, url, headers)
+            status, raw, body, cookie = await gets.get(request, limit)
+            if cookie:
+                self.cookies.extract_cookies(httpx.Response(
+                    status, headers=raw, request=request.as_httpx()))
             if body is None:
                 raise BodyTooLarge(limit)
             return status, body, httpx.Headers(raw)
-        async with self.stream("GET", target, headers=headers) as response:
+        async with self.stream("GET", self._parsed(url), headers=headers) as response:
             body = await read_capped(response, limit)
             return response.status_code, body, response.headers
+
+    def _request_for(self, gets: GetPool, key: object, url: str,
+                     headers: Mapping[str, str]) -> GetRequest:
+        """The GET of ``url`` with ``headers`` as it goes on the wire, kept (the checks ask
+        the same few URLs of an endpoint at every run)."""
+        target = httpx.URL(url)
+        request = GetRequest(gets.origin(origin_of(target)), target,
+                             self._headers_for(target, headers))
+        if len(self._requests) >= self.MAX_REQUESTS:
+            self._requests.clear()
+        self._requests[key] = request
+        return request
 
     def _parsed(self, url: str) -> httpx.URL:
         """``httpx.URL(url)``, parsed once: a check asks the same few URLs of its endpoint
@@ -92,18 +117,6 @@ class ProbeClient(httpx.AsyncClient):
                 self._urls.clear()
             parsed_url = self._urls[url] = httpx.URL(url)
         return parsed_url
-
-    async def _direct_get(self, transport: AiohttpTransport, url: httpx.URL,
-                          headers: Mapping[str, str], limit: int
-                          ) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes | None]:
-        """(status, raw headers, body or None when over ``limit``), straight from the
-        transport."""
-        sent = self._headers_for(url, headers)
-        status, raw, body = await transport.get(url, sent, limit)
-        if any(name.lower() in (b"set-cookie", b"set-cookie2") for name, _ in raw):
-            request = httpx.Request("GET", url, headers=sent)
-            self.cookies.extract_cookies(httpx.Response(status, headers=raw, request=request))
-        return status, raw, body
 
     def _headers_for(self, url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[str, str]]:
         """What httpx sends: the client's headers merged with ``headers``, Host first."""

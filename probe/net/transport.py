@@ -3,7 +3,9 @@ parser instead of httpcore's. httpcore's pool walks every pooled connection on e
 request, so its cost per request grows with the fleet; aiohttp keeps idle connections in a
 dict by host (see BENCHMARKS.md). Checks keep the httpx API, and every aiohttp failure
 surfaces as the httpx exception the runner classifies, exactly as httpx's own transport
-raises it (the map is ``probe.net.errors``).
+raises it (the map is ``probe.net.errors``). ``ProbeClient.fetch``, the checks' bounded GET,
+does not come here: it takes the lean road (``probe.net.lean``, the pool ``gets`` made
+here on the same terms), for a quarter of the CPU aiohttp's machinery costs per request.
 
 A connection is reused only after a healthy answer read to its end: after a failure status,
 an error, or a body abandoned early (over the size cap, a deadline), it is closed; and a
@@ -28,6 +30,7 @@ from yarl import URL
 
 from probe.adapters.aiohttp_internals import Pool, not_for_reuse
 from probe.net.errors import as_httpx_error
+from probe.net.lean import GetPool
 
 
 class _AiohttpStream(httpx.AsyncByteStream):
@@ -56,7 +59,8 @@ class _AiohttpStream(httpx.AsyncByteStream):
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """httpx transport over one aiohttp ``ClientSession``.
+    """httpx transport over one aiohttp ``ClientSession``, and the pool of
+    ``ProbeClient.fetch``'s lean road (``gets``, ``probe.net.lean``) on the same terms.
 
     ``keepalive=False`` closes every connection after its answer (a fresh connection per
     request). Pool: at most ``max_connections`` connections in use at once; idle ones are
@@ -74,6 +78,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive = keepalive
         self._expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
+        # ProbeClient.fetch's road: its own pool, same context, resolver and bounds
+        self.gets = GetPool(max_connections, keepalive, keepalive_expiry, self._ssl, resolver)
         self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
 
     def _client(self) -> aiohttp.ClientSession:
@@ -135,81 +141,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                         if version else b"HTTP/1.1",
                         "reason_phrase": (response.reason or "").encode()})
 
-    async def get(self, url: httpx.URL, headers: list[tuple[str, str]],
-                  limit: int) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes | None]:
-        """A GET exactly as ``handle_async_request`` sends it (``headers``: what httpx would
-        send, Host included), read as ``probe.net.body.read_capped`` reads it, without httpx's
-        request and response objects: (status, raw headers, body), the body None when it
-        is larger than ``limit`` (declared or read). The connection is reused on the same
-        terms; failures raise the same httpx exceptions. An answer with a content encoding
-        is decoded by httpx, as before. Its deadline is the caller's (every ``fetch`` runs
-        under one: a check's attempt, the vantage's and the peers' ``wait_for``), so aiohttp
-        keeps no timers of its own: its read timeout, re-armed at every read, was two timers
-        per request for a backstop of 300 s that no deadline ever left to it."""
-        session = self._client()
-        try:
-            response = await session.request(
-                "GET", URL(str(url), encoded=True), headers=headers, allow_redirects=False)
-        except Exception as exc:
-            mapped = as_httpx_error(exc, httpx.Request("GET", url, headers=headers))
-            if mapped is None:
-                raise
-            raise mapped from exc
-        if response.status >= 400:
-            not_for_reuse(response)
-        raw = tuple(response.raw_headers)
-        done = False
-        try:
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                return response.status, raw, None
-            if response.headers.get("content-encoding"):
-                body = await self._decoded(response, url, headers, limit)
-            else:
-                body = await self._read(response, url, headers, limit)
-            done = body is not None
-            return response.status, raw, body
-        finally:
-            # read to its end: the connection goes back (unless the status said otherwise);
-            # abandoned (over the cap, an error, a deadline): it is closed
-            if done and response.content.at_eof():
-                response.release()
-            else:
-                response.close()
-
-    async def _read(self, response: aiohttp.ClientResponse, url: httpx.URL,
-                    headers: list[tuple[str, str]], limit: int) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.content.iter_any():
-                size += len(chunk)
-                if size > limit:
-                    return None
-                chunks.append(chunk)
-        except Exception as exc:
-            mapped = as_httpx_error(exc, httpx.Request("GET", url, headers=headers))
-            if mapped is None:
-                raise
-            raise mapped from exc
-        return b"".join(chunks)
-
-    async def _decoded(self, response: aiohttp.ClientResponse, url: httpx.URL,
-                       headers: list[tuple[str, str]], limit: int) -> bytes | None:
-        """The body through httpx's decoders (gzip, deflate, ...), as the checks read it."""
-        request = httpx.Request("GET", url, headers=headers)
-        wrapped = httpx.Response(status_code=response.status, headers=response.raw_headers,
-                                 stream=_AiohttpStream(response, request), request=request)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in wrapped.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def aclose(self) -> None:
+        await self.gets.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

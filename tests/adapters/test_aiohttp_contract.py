@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from probe import http
 from probe.adapters import aiohttp_internals
 from probe.adapters.aiohttp_internals import IDLE_PARSER, Pool, not_for_reuse
 from probe.net import make_client
@@ -158,22 +157,18 @@ def test_a_connection_given_back_keeps_no_parser_or_body_and_is_reused() -> None
     assert len(accepted) == 1
 
 
-@pytest.mark.parametrize("road", ["direct-get", "httpx-request"])
-def test_the_daemons_client_pools_connections_without_parser_or_body(road: str) -> None:
-    """The same through the checks' client (``probe.net.make_client``), by either road a
-    check takes: half of what an idle connection costs, 50 MB at 10,000 pods kept alive
-    (BENCHMARKS.md), and the connection is still reused."""
+def test_the_daemons_client_pools_connections_without_parser_or_body() -> None:
+    """The same through the checks' client (``probe.net.make_client``) by httpx's road
+    (``fetch`` has a pool of its own, ``probe.net.lean``): half of what an idle connection
+    costs, 50 MB at 10,000 pods kept alive (BENCHMARKS.md), and the connection is still
+    reused."""
     serve, accepted = answering(200, b"ok")
 
     async def go() -> list[tuple[object, object]]:
         async with serving(serve) as url, make_client(8) as client:
             for _ in range(3):
-                if road == "direct-get":
-                    status, body, _ = await http.get(client, url, {}, 1024)
-                else:
-                    response = await client.get(url)
-                    status, body = response.status_code, response.content
-                assert (status, body) == (200, b"ok")
+                response = await client.get(url)
+                assert (response.status_code, response.content) == (200, b"ok")
             session = client._transport._session  # type: ignore[attr-defined]
             return [(protocol._parser, protocol._payload)
                     for conns in session.connector._conns.values() for protocol, _ in conns]
