@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 
 import httpx
@@ -50,7 +50,8 @@ class GetPool:
         self._keepalive = keepalive
         self._expiry = keepalive_expiry
         self._max_connections = max_connections
-        self._slots: asyncio.Semaphore | None = None
+        self._in_use = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()  # for a connection, in turn
         self._idle: dict[object, list[Connection]] = {}
         self._order: OrderedDict[Connection, None] = OrderedDict()  # idle, oldest first
         self._origins: dict[tuple[str, str, int], Origin] = {}
@@ -68,11 +69,14 @@ class GetPool:
 
     async def get(self, request: GetRequest, limit: int) -> Got:
         """Send ``request``; its answer, the body read up to ``limit`` bytes (decoded)."""
-        slots = self._slots
-        if slots is None:  # in the running loop
-            slots = self._slots = asyncio.Semaphore(self._max_connections)
-        async with slots:
+        if self._in_use >= self._max_connections or self._waiting:
+            await self._turn()
+        else:
+            self._in_use += 1
+        try:
             status, headers, body, encoding, cookie = await self._ask(request, limit)
+        finally:
+            self._done()
         if encoding is not None and body is not None:
             try:
                 body = _decoded(status, headers, body, limit)
@@ -80,6 +84,30 @@ class GetPool:
                 exc.request = request.as_httpx()
                 raise
         return status, headers, body, cookie
+
+    async def _turn(self) -> None:
+        """Wait until a request in use hands its place over (``_done``). An
+        ``asyncio.Semaphore`` does the same, but its ``locked`` walks its waiters at every
+        acquire: 2 % of a fetch's CPU with 10,000 hosts."""
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._done()  # handed over as the waiter was cancelled: pass it on
+            elif turn in self._waiting:  # (else skipped by _done already)
+                self._waiting.remove(turn)
+            raise
+
+    def _done(self) -> None:
+        """A request's place is free: the next waiting one takes it, or it is given back."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._in_use -= 1
 
     async def _ask(self, request: GetRequest, limit: int) -> Answer:
         origin = request.origin

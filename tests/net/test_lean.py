@@ -321,6 +321,37 @@ def test_no_more_connections_in_use_than_the_client_allows() -> None:
     assert most[0] == 2
 
 
+def test_a_request_that_gives_up_waiting_for_a_connection_takes_none() -> None:
+    """With one connection allowed: a second fetch waits, gives up (its deadline), and the
+    third still gets the connection when the first is done (no place lost or leaked)."""
+    release = asyncio.Event()
+
+    async def script(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     seen: Seen) -> None:
+        while True:
+            await request_of(n, reader, seen)
+            await release.wait()
+            writer.write(answer())
+            await writer.drain()
+
+    async def go() -> tuple[list[tuple[int, bytes]], Seen]:
+        async with scripted(script) as (url, seen), make_client(1) as client:
+            first = asyncio.create_task(client.fetch(url, {}, 1024))
+            await asyncio.sleep(0.05)  # the first holds the connection
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await client.fetch(url, {}, 1024)
+            third = asyncio.create_task(client.fetch(url, {}, 1024))
+            await asyncio.sleep(0.05)
+            release.set()
+            got = [(await first)[:2], (await third)[:2], (await client.fetch(url, {}, 1024))[:2]]
+        return got, seen
+
+    got, seen = run(go)  # type: ignore[misc]
+    assert got == [(200, b"ok")] * 3
+    assert [n for n, _ in seen.requests] == [0, 0, 0]  # the one connection, in turn
+
+
 # -- deadlines, heads and bodies ------------------------------------------------------------
 
 def test_a_deadline_mid_body_closes_the_connection() -> None:
