@@ -65,7 +65,9 @@ class Connection(asyncio.Protocol):
         self.key = key
         self._forget = forget
         self._loop = asyncio.get_running_loop()
-        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        # one per answer, none while idle: 850 bytes per connection kept alive (25 MB at
+        # 10,000 default pods) for 0.9 us per request
+        self._parser: httptools.HttpResponseParser | None = None
         self._state = IDLE
         self._waiter: asyncio.Future[Answer] | None = None
         self._status = 0
@@ -96,6 +98,7 @@ class Connection(asyncio.Protocol):
     def ask(self, request: bytes, limit: int) -> asyncio.Future[Answer]:
         """Send ``request`` and read its answer, its body capped at ``limit`` bytes."""
         self._waiter = waiter = self._loop.create_future()
+        self._parser = httptools.HttpResponseParser(self)
         self._state = HEAD
         self._status = 0
         self._headers = []
@@ -115,6 +118,8 @@ class Connection(asyncio.Protocol):
         """Back in the pool: the next bytes that arrive answer nothing."""
         self._state = IDLE
         self.idle_since = now
+        self._waiter = None  # it holds the answer: body and headers are the caller's now
+        self._parser = None
         self._headers = []
         self._chunks = []
 

@@ -119,7 +119,7 @@ class ProbeClient(httpx.AsyncClient):
         return parsed_url
 
     def _headers_for(self, url: httpx.URL, headers: Mapping[str, str]) -> list[tuple[str, str]]:
-        """What httpx sends: the client's headers merged with ``headers``, Host first."""
+        """What httpx sends after Host: the client's headers merged with ``headers``."""
         key = tuple(headers.items())
         rest = self._sent.get(key)
         if rest is None:
@@ -128,7 +128,7 @@ class ProbeClient(httpx.AsyncClient):
             built = self.build_request("GET", url, headers=headers).headers.raw
             rest = self._sent[key] = [(k.decode("latin-1"), v.decode("latin-1"))
                                       for k, v in built if k.lower() != b"host"]
-        return [("Host", url.netloc.decode("ascii")), *rest]
+        return rest
 
 
 class AnswerCookies(CookieJar):

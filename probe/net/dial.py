@@ -45,16 +45,16 @@ class Origin:
 
 class GetRequest:
     """A GET as it goes on the wire (``data``: its request line and headers, as httpx would
-    send them), and where (``origin``). ``url`` and ``headers`` make the httpx request an
-    exception or a cookie jar is given."""
+    send them: Host, then ``headers``), and where (``origin``). ``url`` and ``headers`` make
+    the httpx request an exception or a cookie jar is given."""
 
     __slots__ = ("origin", "data", "url", "headers")
 
     def __init__(self, origin: Origin, url: httpx.URL, headers: list[tuple[str, str]]) -> None:
         self.origin = origin
         self.url = url
-        self.headers = headers
-        lines = [b"GET " + url.raw_path + b" HTTP/1.1"]
+        self.headers = headers  # shared by every URL asked with the same header set
+        lines = [b"GET " + url.raw_path + b" HTTP/1.1", b"Host: " + url.netloc]
         for name, value in headers:
             if any(c in name or c in value for c in "\r\n\0"):
                 # as aiohttp refuses it: a header cannot smuggle another line
@@ -64,7 +64,8 @@ class GetRequest:
         self.data = b"\r\n".join(lines) + b"\r\n\r\n"
 
     def as_httpx(self) -> httpx.Request:
-        return httpx.Request("GET", self.url, headers=self.headers)
+        return httpx.Request("GET", self.url, headers=[
+            ("Host", self.url.netloc.decode("ascii")), *self.headers])
 
 
 def origin_of(url: httpx.URL) -> tuple[str, str, int]:
