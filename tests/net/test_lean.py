@@ -486,6 +486,22 @@ def test_the_requests_kept_ready_are_bounded(monkeypatch: pytest.MonkeyPatch) ->
                and f"Bearer made-up-{i % 3}".encode() in head for i, head in enumerate(heads))
 
 
+def test_a_cookie_set_on_the_lean_road_is_sent_on_the_next_get() -> None:
+    """An answer that sets a cookie gives it to the client's jar; a client with a cookie to
+    send takes httpx's road, which sends it."""
+    async def go() -> list[bytes]:
+        response = answer(extra="Set-Cookie: session=made-up; Path=/\r\n")
+        async with scripted(answering_every_request(response)) as (url, seen), \
+                make_client(8) as client:
+            for _ in range(2):
+                assert (await client.fetch(url, {}, 1024))[:2] == (200, b"ok")
+            assert client.cookies.get("session") == "made-up"
+        return [head for _, head in seen.requests]
+
+    first, second = run(go)  # type: ignore[misc]
+    assert b"cookie:" not in first.lower() and b"Cookie: session=made-up" in second
+
+
 class TwoAddresses(AbstractResolver):
     """Every name has two addresses: a port nobody listens on first, then ``port``."""
 
