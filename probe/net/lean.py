@@ -3,8 +3,8 @@ HTTP/1.1 connections of its own (``probe.net.answer.Connection``, parsed by http
 without aiohttp's per-request machinery (its request and response objects, header
 multidicts, stream reader, writer, timers). The request's bytes are built once per URL and
 header set (``probe.net.dial.GetRequest``, cached by the client). Measured on one core
-(bench/transport.py, uvloop, 64 in flight, BENCHMARKS.md): CPU per fetch from 0.17 to
-0.05 ms with kept-alive connections.
+(bench/transport.py, uvloop, 64 in flight, BENCHMARKS.md): CPU per fetch from 0.17-0.21 to
+0.04 ms with kept-alive connections, from 0.35-0.39 to 0.12 ms with a fresh one each.
 
 A connection is reused on the terms ``probe.net.transport`` sets for aiohttp's pool: only
 after a healthy answer (status < 400) read to its end and kept alive by the server; after a
