@@ -7,6 +7,7 @@ signal on its own; it is the source of truth for the served model id and
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -40,25 +41,31 @@ def api_status_note(endpoint: Endpoint) -> str:
 
 
 def model_cards(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model cards of a /v1/models answer, each with a string ``id``. The ids are
+    interned: the latest answer of every pod is kept (its details, the drift memory, the
+    pick the prompts reuse), and a fleet serves a few models, so ten thousand pods hold a
+    few copies of each id instead of ten thousand (~75 bytes each for a 24-character id)."""
     data = document.get("data")
     if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
         raise BadBody('expected {"data": [model cards]}')
-    if not all(isinstance(c.get("id"), str) for c in data):
-        raise BadBody("a model card has no string id")
+    for card in data:
+        model_id = card.get("id")
+        if not isinstance(model_id, str):
+            raise BadBody("a model card has no string id")
+        card["id"] = sys.intern(model_id)
     return data
 
 
 def judge(endpoint: Endpoint, cards: list[dict[str, Any]], status: int,
           ctx: CheckContext) -> Observation:
-    served = [str(card["id"]) for card in cards]
+    served = [card["id"] for card in cards]
     card = pick_card(cards, endpoint.model)
-    max_len = card.get("max_model_len") if card else None
-    max_len = max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else None
+    max_len = _max_len(card) if card else None
     details: dict[str, Any] = {"served_models": served, "max_model_len": max_len,
                                "model": card["id"] if card else None}
     details.update(_drift(ctx, card or (cards[0] if cards else None)))
     if card is not None:
-        ctx.shared[SERVED_MODEL] = (str(card["id"]), time.time())
+        ctx.shared[SERVED_MODEL] = (card["id"], time.time())
     else:
         ctx.shared.pop(SERVED_MODEL, None)
     if not served:
@@ -89,25 +96,28 @@ def pick_card(cards: list[dict[str, Any]], expected: str | None) -> dict[str, An
     return None
 
 
+def _max_len(card: dict[str, Any]) -> int | None:
+    max_len = card.get("max_model_len")
+    return max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else None
+
+
 def _drift(ctx: CheckContext, card: dict[str, Any] | None) -> dict[str, Any]:
     """Record the previous served model / context length when either changed.
 
     ``card`` is the expected model's card, or the first served one when the expected model
-    is gone (a redeploy with another model is drift too, not only a missing model)."""
+    is gone (a redeploy with another model is drift too, not only a missing model). What is
+    remembered is a (model, max_model_len) pair, kept per pod (a tuple: 56 bytes, against
+    184 for the dict it was)."""
     if card is None:  # nothing served: keep the last known values to compare against
         return {}
-    max_len = card.get("max_model_len")
-    now = {"model": card["id"],
-           "max_model_len": max_len if isinstance(max_len, int) and
-           not isinstance(max_len, bool) else None}
+    now = (card["id"], _max_len(card))
     before = ctx.memory.get("models")
     ctx.memory["models"] = now
     if not before:
         return {}
     drift: dict[str, Any] = {}
-    if before["model"] != now["model"]:
-        drift["model_changed"] = {"old": before["model"], "new": now["model"]}
-    if before["max_model_len"] is not None and before["max_model_len"] != now["max_model_len"]:
-        drift["max_model_len_changed"] = {"old": before["max_model_len"],
-                                          "new": now["max_model_len"]}
+    if before[0] != now[0]:
+        drift["model_changed"] = {"old": before[0], "new": now[0]}
+    if before[1] is not None and before[1] != now[1]:
+        drift["max_model_len_changed"] = {"old": before[1], "new": now[1]}
     return drift

@@ -107,3 +107,17 @@ def test_sends_bearer_key_from_the_named_env_var() -> None:
 
     run(handler, CheckContext(env={"K": "secret-value"}), api_key_env="K")
     assert seen == ["Bearer secret-value"]
+
+
+def test_model_ids_are_one_string_across_answers_and_pods() -> None:
+    """The kept ids of every pod serving a model are one string (interned), equal to the id
+    the server sent; drift still compares by value."""
+    first, second = CheckContext(), CheckContext()
+    name = "".join(["Qwen/", "Qwen2.5-7B-Instruct"])  # built at run time: not a constant
+    a = run(answer(200, {"data": [card(name)]}), first)
+    b = run(answer(200, {"data": [card(name)]}), second)
+    assert a.details["model"] == name and a.details["served_models"] == [name]
+    assert a.details["model"] is b.details["model"] is b.details["served_models"][0]
+    again = run(answer(200, {"data": [card(name, 8192)]}), first)
+    assert again.details["max_model_len_changed"] == {"old": 32768, "new": 8192}
+    assert "model_changed" not in again.details
