@@ -32,7 +32,7 @@ _INSTRUCTION = "Ignore the filler text below and reply with the single word OK.\
 
 
 async def check(endpoint: Endpoint, client: ProbeClient, ctx: CheckContext) -> Observation:
-    required = ContextSettings.of(endpoint).required_context
+    required = ContextSettings.required_of(endpoint)
     if required is None:
         return Observation(Outcome.ERROR, "required_context is not configured")
     status, body, _ = await get(client, f"{endpoint.openai_base}/models", ctx.headers(endpoint),
@@ -67,7 +67,7 @@ def fit(endpoint: Endpoint, ctx: CheckContext, model: str, max_len: Any,
         status: int | None) -> Observation:
     """Does ``max_len`` (the served model's ``max_model_len``) fit required_context plus
     the completion room?"""
-    required = ContextSettings.of(endpoint).required_context
+    required = ContextSettings.required_of(endpoint)
     if required is None:
         return Observation(Outcome.ERROR, "required_context is not configured")
     completion = ctx.params.get(COMPLETION_KEY) or TokenBounds().default

@@ -98,6 +98,14 @@ class ContextSettings:
     active_every_s: float | None = None
     token_budget_per_hour: int | None = None
 
+    @staticmethod
+    def required_of(endpoint: Endpoint) -> int | None:
+        """``of(endpoint).required_context`` alone: the context fit reads it at every
+        check, and building the three settings was a third of its 4.8 µs."""
+        value = endpoint.extra.get("required_context")
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else None
+
     @classmethod
     def of(cls, endpoint: Endpoint) -> ContextSettings:
         extra = endpoint.extra

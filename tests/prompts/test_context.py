@@ -15,7 +15,7 @@ from probe.check import CheckContext
 from probe.outcome import CheckRole, Observation, Outcome, ProbeResult
 from probe.prober import Prober
 from probe.prompts import context
-from probe.prompts.model import COMPLETION_KEY
+from probe.prompts.model import COMPLETION_KEY, ContextSettings
 from probe.state import FleetState
 
 
@@ -124,3 +124,9 @@ def test_without_the_models_check_the_context_fit_asks_on_its_own() -> None:
     asked, results = run_planned(8192, checks=("health",))
     assert sorted(asked) == ["/health", "/v1/models"]
     assert results["context"].outcome is Outcome.CONTEXT_TOO_SMALL
+
+
+@pytest.mark.parametrize("value", [None, 4096, 4096.0, 4096.7, True, "4096"])
+def test_required_of_reads_what_the_settings_read(value: object) -> None:
+    ep = endpoint(extra={} if value is None else {"required_context": value})
+    assert ContextSettings.required_of(ep) == ContextSettings.of(ep).required_context
