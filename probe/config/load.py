@@ -326,15 +326,22 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         refused = endpoint_key_problem(kind, key_env, urls[0], runpod, env)
         if refused:
             f.fail("api_key_env", refused)
+    # Held per endpoint for the daemon's life (10,000 of them): the default checks' own tuple
+    # when the list is the default one, and only the feature keys that are set (an endpoint
+    # reads an absent key as None), 64-184 bytes of ``extra`` instead of 272 for all nine.
+    checks = tuple(s.get("checks") or DEFAULT_CHECKS[kind])
+    if checks == DEFAULT_CHECKS.get(kind):
+        checks = DEFAULT_CHECKS[kind]
+    extra = {key: parse(f) for key, parse in extension.endpoint_keys.items()}
     return Endpoint(
         name=name, kind=kind, openai_base=urls[0], root_url=urls[1],
         interval_s=s["interval"], timeout_s=s["timeout"], tries=s["tries"],
-        retry_delay_s=s["retry_delay"], checks=tuple(s.get("checks") or DEFAULT_CHECKS[kind]),
+        retry_delay_s=s["retry_delay"], checks=checks,
         api_key_env=key_env or None, model=s.get("model"), min_context=s.get("min_context"),
         pod_id=f.raw.get("pod_id"), port=f.raw.get("port", 8000) if kind == "pod" else None,
         endpoint_id=f.raw.get("endpoint_id"), gpu_type=f.text("gpu_type"),
         data_center=f.text("data_center"),
-        extra={key: parse(f) for key, parse in extension.endpoint_keys.items()},
+        extra={key: value for key, value in extra.items() if value is not None},
     )
 
 

@@ -51,7 +51,7 @@ class ParseContext:
 
 # (raw value, field path, problems, context) -> the section's value in ``Config.sections``
 SectionParser = Callable[[Any, str, Problems, ParseContext], Any]
-# the endpoint's fields -> its value in ``Endpoint.extra`` (None: absent)
+# the endpoint's fields -> its value in ``Endpoint.extra`` (None: absent, and not kept)
 EndpointKeyParser = Callable[[Fields], Any]
 # cross-checks over the built config; they add problems, and any problem fails the load
 Validator = Callable[["Config", Problems], None]

@@ -204,3 +204,26 @@ def test_native_histograms_are_off_unless_asked_for() -> None:
     with pytest.raises(ConfigError) as refused:
         parse_config("metrics: {native_histograms: 'yes'}\n" + endpoint)
     assert "metrics.native_histograms: expected true or false" in str(refused.value)
+
+
+HELD = """
+defaults: {checks: [models, health, vllm_metrics]}
+endpoints:
+  - {name: a, kind: pod, pod_id: aaaaaaaaaaaaaa, required_context: 4096}
+  - {name: b, kind: pod, pod_id: bbbbbbbbbbbbbb, checks: [models]}
+  - {name: c, kind: pod, pod_id: cccccccccccccc, stuck_after: 4}
+"""
+
+
+def test_an_endpoint_keeps_only_the_feature_keys_that_are_set() -> None:
+    a, b, c = parse_config(HELD, env=ENV).endpoints
+    assert a.extra == {"required_context": 4096}
+    assert b.extra == {}
+    assert c.extra == {"stuck_after": 4}
+
+
+def test_endpoints_with_the_default_checks_share_one_tuple() -> None:
+    a, b, c = parse_config(HELD, env=ENV).endpoints
+    assert a.checks == ("models", "health", "vllm_metrics")
+    assert a.checks is c.checks
+    assert b.checks == ("models",)
