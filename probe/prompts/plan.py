@@ -15,17 +15,22 @@ from probe.prompts.model import COMPLETION_KEY, PROMPT_KEY, ContextSettings, Pro
 
 def prompt_jobs(config: Config) -> list[Job]:
     section = PromptSection.of(config)
+    # One checks tuple and one params mapping per prompt, and one for the context checks,
+    # shared by the jobs of every endpoint (checks only read ``ctx.params``): a job per
+    # prompt and endpoint is kept for the daemon's life, and each held its own (about
+    # 300 bytes a default pod).
+    prompts = [(prompt, (prompt.check_name,), {PROMPT_KEY: prompt})
+               for prompt in section.prompts]
+    sized = {COMPLETION_KEY: section.bounds.default}
     jobs = []
     for endpoint in config.endpoints:
-        for prompt in section.prompts:
+        for prompt, checks, params in prompts:
             if prompt.runs_on(endpoint):
-                jobs.append(Job(f"{endpoint.name}/{prompt.check_name}", endpoint,
-                                (prompt.check_name,), prompt.interval_s,
-                                params={PROMPT_KEY: prompt}))
+                jobs.append(Job(f"{endpoint.name}/{checks[0]}", endpoint, checks,
+                                prompt.interval_s, params=params))
         context = ContextSettings.of(endpoint)
         if context.required_context is None:
             continue
-        sized = {COMPLETION_KEY: section.bounds.default}
         if "context" not in endpoint.checks:
             jobs.append(Job(f"{endpoint.name}/context", endpoint, ("context",),
                             endpoint.interval_s, params=sized))

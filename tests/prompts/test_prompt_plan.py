@@ -53,3 +53,16 @@ def test_without_the_models_check_the_context_fit_fetches_on_its_own() -> None:
 def test_without_prompts_or_required_context_nothing_extra_is_planned() -> None:
     text = "endpoints:\n  - {name: p, kind: pod, pod_id: p}\n"
     assert [job.id for job in plan(parse_config(text, env=ENV))] == ["p/checks"]
+
+
+def test_the_jobs_of_one_prompt_share_its_checks_and_parameters() -> None:
+    """Kept for the daemon's life, one per prompt and endpoint: the same tuple and the same
+    read-only parameters on every endpoint, each job still its own id."""
+    text = TEXT.replace("  - {name: plain, kind: serverless, endpoint_id: e}\n",
+                        "  - {name: plain, kind: serverless, endpoint_id: e}\n"
+                        "  - {name: other, kind: pod, pod_id: o}\n")
+    jobs = {job.id: job for job in plan(parse_config(text, env=ENV))}
+    big, other = jobs["big/prompt:pods-only"], jobs["other/prompt:pods-only"]
+    assert big.checks == ("prompt:pods-only",) and big.checks is other.checks
+    assert big.params is other.params and big.params[PROMPT_KEY].name == "pods-only"
+    assert big.endpoint.name == "big" and other.endpoint.name == "other"
