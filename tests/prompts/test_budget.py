@@ -44,3 +44,16 @@ def test_no_budget_never_refuses() -> None:
 
 def test_estimate_is_prompt_chars_over_four_plus_max_tokens() -> None:
     assert estimate_tokens(13, 16) == 4 + 16
+
+
+def test_spends_leave_the_window_oldest_first() -> None:
+    tokens = TokenMeter()
+    tokens.reserve(100, now=0.0)
+    tokens.reserve(200, now=1800.0)
+    tokens.reserve(300, now=3000.0)
+    assert tokens.spent(now=3599.0) == 600
+    assert tokens.spent(now=3600.0) == 500
+    assert tokens.spent(now=5400.0) == 300
+    tokens.reserve(50, now=5500.0)
+    assert tokens.spent(now=6600.0) == 50
+    assert tokens.spent(now=9100.0) == 0
