@@ -8,6 +8,7 @@ RUNPOD_BASE_URL) < the file's ``defaults`` < the endpoint's own keys.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -334,15 +335,22 @@ def _endpoint(f: Fields, name: str | None, runpod: RunpodSettings, defaults: dic
         checks = DEFAULT_CHECKS[kind]
     extra = {key: parse(f) for key, parse in extension.endpoint_keys.items()}
     return Endpoint(
-        name=name, kind=kind, openai_base=urls[0], root_url=urls[1],
+        name=name, kind=KINDS[KINDS.index(kind)], openai_base=urls[0], root_url=urls[1],
         interval_s=s["interval"], timeout_s=s["timeout"], tries=s["tries"],
         retry_delay_s=s["retry_delay"], checks=checks,
-        api_key_env=key_env or None, model=s.get("model"), min_context=s.get("min_context"),
+        api_key_env=_shared(key_env or None), model=_shared(s.get("model")),
+        min_context=s.get("min_context"),
         pod_id=f.raw.get("pod_id"), port=f.raw.get("port", 8000) if kind == "pod" else None,
-        endpoint_id=f.raw.get("endpoint_id"), gpu_type=f.text("gpu_type"),
-        data_center=f.text("data_center"),
+        endpoint_id=f.raw.get("endpoint_id"), gpu_type=_shared(f.text("gpu_type")),
+        data_center=_shared(f.text("data_center")),
         extra={key: value for key, value in extra.items() if value is not None},
     )
+
+
+def _shared(text: Any) -> Any:
+    """A text many endpoints repeat (their model, key variable, GPU type, data centre) as
+    one string: the YAML reader makes a string per occurrence, held per endpoint."""
+    return sys.intern(text) if type(text) is str else text
 
 
 def attempts_s(settings: Mapping[str, Any]) -> float:

@@ -227,3 +227,11 @@ def test_endpoints_with_the_default_checks_share_one_tuple() -> None:
     assert a.checks == ("models", "health", "vllm_metrics")
     assert a.checks is c.checks
     assert b.checks == ("models",)
+
+
+def test_texts_endpoints_repeat_are_one_string() -> None:
+    text = HELD.replace("required_context: 4096}", "required_context: 4096, model: m/x}")
+    text = text.replace("stuck_after: 4}", "stuck_after: 4, model: m/x}")
+    a, b, c = parse_config(text, env=ENV).endpoints
+    assert a.kind == "pod" and a.kind is b.kind is c.kind
+    assert a.model == "m/x" and a.model is c.model
