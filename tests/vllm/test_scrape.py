@@ -255,3 +255,17 @@ def test_the_stall_survives_a_restart() -> None:
     restarted = CheckContext(durable=json.loads(json.dumps(durable)))
     (after,) = check(frozen, restarted, extra={"stuck_after": 3})
     assert after.outcome is Outcome.ENGINE_STUCK and after.details["stuck_streak"] == 3
+
+
+def test_every_changed_page_is_read_again_with_remembered_lines() -> None:
+    """Lines and labels read once are remembered (``probe.vllm.load``): each new page is
+    still read for what it says, a counter that goes back (a restart) is a reset, and a page
+    that repeats an earlier one reads as it did then."""
+    pages = [page(0, 1, 100), page(0, 1, 150), page(3, 0, 20), page(0, 1, 150),
+             page(0, 1, 150)]
+    verdicts = check(serve(*pages), runs=len(pages))
+    read = [(v.details["waiting"], v.details["running"], v.details["generation_tokens_total"],
+             v.details["counter_reset"]) for v in verdicts]
+    assert read == [(0, 1, 100, False), (0, 1, 150, False), (3, 0, 20, True),
+                    (0, 1, 150, False), (0, 1, 150, False)]
+    assert all(v.outcome is Outcome.OK for v in verdicts)  # tokens moved after the reset
