@@ -13,9 +13,11 @@ up and pruned by this writer too (``probe.storage.retention``), between batches.
 
 from __future__ import annotations
 
+import heapq
 import json
 import threading
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +158,29 @@ def latest_results(path: Path) -> list[dict[str, Any]]:
         db.close()
 
 
+# The endpoint's check names, one index step each (not a scan of its rows).
+_CHECKS_OF = """WITH RECURSIVE checks(name) AS (
+    SELECT MIN(check_name) FROM results WHERE endpoint = ?1
+    UNION ALL
+    SELECT (SELECT MIN(check_name) FROM results WHERE endpoint = ?1 AND check_name > name)
+    FROM checks WHERE name IS NOT NULL)
+SELECT name FROM checks WHERE name IS NOT NULL"""
+_NEWEST_OF_CHECK = ("SELECT * FROM results WHERE endpoint = ? AND check_name = ? "
+                    "ORDER BY id DESC LIMIT ?")
+
+
 def history(path: Path, endpoint: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The endpoint's newest ``limit`` rows (a negative limit: all), newest first.
+
+    Results are indexed by (endpoint, check_name, id) only (``probe.storage.schema``): the
+    newest ``limit`` of each check, merged by id, are the endpoint's newest ``limit``, read
+    in index order whatever the length of its history."""
     db = open_db(path)
     try:
-        return list(db.query("SELECT * FROM results WHERE endpoint = ? ORDER BY id DESC LIMIT ?",
-                             [endpoint, limit]))
+        checks = [row[0] for row in db.execute(_CHECKS_OF, [endpoint])]
+        newest = [list(db.query(_NEWEST_OF_CHECK, [endpoint, check, limit]))
+                  for check in checks]
+        merged = heapq.merge(*newest, key=lambda row: int(row["id"]), reverse=True)
+        return list(islice(merged, limit if limit >= 0 else None))
     finally:
         db.close()

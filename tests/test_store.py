@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +40,31 @@ def test_database_is_wal_with_history_indexes(tmp_path: Path) -> None:
     db = open_db(tmp_path / "p.db")
     assert db.journal_mode == "wal"
     indexed = {tuple(i.columns) for i in db["results"].indexes}
-    assert ("endpoint", "check_name", "id") in indexed and ("endpoint", "id") in indexed
+    # (endpoint, id) went in migration 7: a page per row for the writer
+    assert indexed == {("endpoint", "check_name", "id"), ("ts",)}
+
+
+def test_history_is_the_endpoints_newest_rows_whatever_its_checks(tmp_path: Path) -> None:
+    """history() merges each check's newest rows: the same rows, in the same order, as
+    the plain query on every endpoint id (the one the dropped index served)."""
+    path = tmp_path / "p.db"
+    store = ResultStore(path)
+    checks = ["models", "health", "prompt:a", "vllm_metrics", "context"]
+    for k in range(300):  # checks at different rates, endpoints whose names share a prefix
+        endpoint = ("a", "ab", "a")[k % 3]
+        check = checks[k % 5] if k % 7 else "prompt:rare"
+        store.record(replace(result(endpoint), check=check))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    for endpoint in ("a", "ab", "b"):
+        for limit in (100, 1, 7, 0, 1000, -1):
+            plain = [dict(r) for r in conn.execute(
+                "SELECT * FROM results WHERE endpoint = ? ORDER BY id DESC LIMIT ?",
+                (endpoint, limit))]
+            assert history(path, endpoint, limit) == plain, (endpoint, limit)
+    conn.close()
+    assert len(history(path, "a", -1)) == 200 and history(path, "b") == []
 
 
 def test_messages_are_redacted_before_storage(tmp_path: Path) -> None:
@@ -90,3 +115,4 @@ def test_a_close_that_times_out_never_counts_a_written_row_as_lost(tmp_path: Pat
     on_disk = [r["endpoint"] for r in history(path, "second")]
     assert (on_disk, store.dropped_total) in ((["second"], 0), ([], 1)), (on_disk,
                                                                           store.dropped_total)
+

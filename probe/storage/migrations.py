@@ -2,9 +2,10 @@
 ``PRAGMA user_version``.
 
 Each step runs in its own transaction together with the new version number, so a crash
-leaves the file at the step before or after, never between. Steps only add: no data is
-ever dropped. A file whose version is newer than the steps known here was written by a
-newer release and is refused, not guessed at (fail closed).
+leaves the file at the step before or after, never between. Steps only add, except an
+index that costs more than it serves (an index holds no data): no data is ever dropped. A
+file whose version is newer than the steps known here was written by a newer release and
+is refused, not guessed at (fail closed).
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ def _baseline_hours(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _results_by_endpoint_dropped(conn: sqlite3.Connection) -> None:
+    """Results are no longer indexed by (endpoint, id): that index cost the writer a page
+    per row (``schema.RESULTS_BY_ENDPOINT_DROPPED``). Dropping it on a large file frees its
+    pages (reused by new rows) at the first start of this release."""
+    conn.execute(schema.RESULTS_BY_ENDPOINT_DROPPED)
+
+
 MIGRATIONS = (
     Migration(1, "the tables of release 0.1.0", _release_0_1_0),
     Migration(2, "ledger entries carry observed_at", _ledger_observed_at),
@@ -79,6 +87,7 @@ MIGRATIONS = (
               _ledger_incident),
     Migration(5, "ledger entries name their probe (instance)", _ledger_instance),
     Migration(6, "the baselines' hourly samples", _baseline_hours),
+    Migration(7, "results no longer indexed by (endpoint, id)", _results_by_endpoint_dropped),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -127,6 +127,24 @@ def test_a_version_3_file_gains_the_baseline_hours(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_a_version_6_file_loses_the_results_index_by_endpoint(tmp_path: Path) -> None:
+    """Migration 7: results are no longer indexed by (endpoint, id); no row goes."""
+    db = release_copy(tmp_path)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for step in MIGRATIONS[:6]:
+        step.apply(conn)
+    conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    assert "idx_results_endpoint_id" in {name for name, _ in sql_of(db)}
+    before = row_counts(db)
+    open_database(db).close()
+    names = {name for name, _ in sql_of(db)}
+    assert tables_and_version(db)[1] == LATEST >= 7
+    assert "idx_results_endpoint_id" not in names
+    assert {"idx_results_endpoint_check_name_id", "idx_results_ts"} <= names
+    assert row_counts(db) == before
+
+
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "probe.db"
     open_database(db).close()
