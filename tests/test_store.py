@@ -5,16 +5,30 @@ them over the store and the ledger book alike."""
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from helpers import role_of
 
 from probe.outcome import Outcome, ProbeResult
-from probe.store import ResultStore, history, latest_results, open_db
+from probe.secrets import Redactor
+from probe.store import (
+    ResultStore,
+    StartTexts,
+    details_text,
+    history,
+    latest_results,
+    open_db,
+    result_values,
+)
 
 
 def result(endpoint: str = "a", outcome: Outcome = Outcome.OK, message: str = "") -> ProbeResult:
@@ -116,3 +130,52 @@ def test_a_close_that_times_out_never_counts_a_written_row_as_lost(tmp_path: Pat
     assert (on_disk, store.dropped_total) in ((["second"], 0), ([], 1)), (on_disk,
                                                                           store.dropped_total)
 
+
+def test_the_details_text_is_json_dumps_text() -> None:
+    """The store's encoder writes the bytes json.dumps(sort_keys, default=str) wrote (the
+    rows' details are compared, parsed and json_extract-ed by every reader)."""
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque <value>"
+
+    cases: list[dict[str, Any]] = [
+        {}, {"k": 1}, {"b": 2, "a": [1, 2.5, None, True, False], "c": {"z": {}, "y": []}},
+        {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "neg0": -0.0, "big": 10**30,
+         "tiny": 1e-12, "float": 780178.0},
+        {"text": "naïve \u2028 \x00 \"quoted\" \\ ☃ 😀", "ключ": "значение"},
+        {"when": datetime(2026, 12, 5, 10, 37, 29, 8000, tzinfo=UTC), "set": {3},
+         "tuple": (1, "two"), "outcome": Outcome.HTTP_5XX, "obj": Opaque()},
+        {"answer": "4. On validation failure it fails closed.", "findings": [
+            'icontains "fails closed": passed'], "usage": {"prompt_tokens": 20}},
+    ]
+    for details in cases:
+        assert details_text(details) == json.dumps(details, sort_keys=True, default=str)
+    with pytest.raises(TypeError):  # keys that cannot be sorted: refused by both
+        details_text({1: "a", "b": 2})
+
+
+def test_start_texts_write_what_isoformat_writes() -> None:
+    texts = StartTexts()
+    base = datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC)
+    moments = [base + timedelta(microseconds=step * 99_991) for step in range(40)]
+    moments += [base.replace(microsecond=999_999), base.replace(microsecond=0),
+                base + timedelta(seconds=1, microseconds=999),  # back and forth in time
+                base, datetime(2027, 1, 1, tzinfo=UTC), datetime(1999, 1, 1, 0, 0, 58,
+                                                                    tzinfo=UTC),
+                base.replace(tzinfo=timezone(timedelta(hours=2))),  # same fields, not UTC
+                base.replace(tzinfo=ZoneInfo("UTC")), base.replace(tzinfo=None), base]
+    for at in moments:
+        assert texts(at) == at.isoformat(timespec="milliseconds"), at
+
+
+def test_rows_are_the_same_values_however_the_start_is_written() -> None:
+    texts = StartTexts()
+    redact = Redactor(["PROBE_TEST_SECRET"], {"PROBE_TEST_SECRET": "made-up-secret-value"})
+    start = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    for k in range(200):
+        r = replace(result(f"pod-{k % 7}", message=f"echo made-up-secret-value {k}"),
+                    started_at=start + timedelta(milliseconds=37 * k),
+                    details={"n": k, "url": "http://x/?key=made-up-secret-value"})
+        row = result_values(k, r, redact, texts)
+        assert row == result_values(k, r, redact)
+        assert "made-up-secret-value" not in repr(row)
