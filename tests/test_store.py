@@ -179,3 +179,28 @@ def test_rows_are_the_same_values_however_the_start_is_written() -> None:
         row = result_values(k, r, redact, texts)
         assert row == result_values(k, r, redact)
         assert "made-up-secret-value" not in repr(row)
+
+
+def test_details_that_cannot_be_written_leave_a_note_and_the_row(tmp_path: Path) -> None:
+    """The writer builds the rows: one result's odd details (keys that cannot be sorted,
+    a value whose text raises) neither stop it nor lose that row or the others."""
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text for made-up-secret-value")
+
+    path = tmp_path / "p.db"
+    redact = Redactor(["PROBE_TEST_SECRET"], {"PROBE_TEST_SECRET": "made-up-secret-value"})
+    store = ResultStore(path, redact=redact)
+    ids = [store.record(result("a")),
+           store.record(replace(result("a"), details={1: "x", "y": 2})),
+           store.record(replace(result("a"), details={"v": Unprintable()})),
+           store.record(result("a"))]
+    store.close()
+    assert (store.written_total, store.dropped_total, store.pending) == (4, 0, 0)
+    rows = {r["id"]: r for r in history(path, "a")}
+    assert sorted(rows) == ids
+    assert json.loads(rows[ids[1]]["details"]) == {"details_not_stored": (
+        "TypeError: '<' not supported between instances of 'str' and 'int'")}
+    assert json.loads(rows[ids[2]]["details"]) == {
+        "details_not_stored": "RuntimeError: no text for ***"}
+    assert json.loads(rows[ids[3]]["details"]) == {"k": 1}
