@@ -196,6 +196,11 @@ class Track:
     # one of them has been observed at all, there is no evidence for "up".
     required: list[str] = field(default_factory=list)
 
+    def shown(self) -> tuple[str, str | None, str | None, str | None]:
+        """What the endpoint's state, cause and since read of the track: a result that
+        leaves this as it was leaves them as they were (``FleetState.update``)."""
+        return self.state, self.since, self.check, self.outcome
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Track:
         streaks = {k: Streak(**v) for k, v in data.get("streaks", {}).items()}
@@ -330,6 +335,11 @@ class EndpointVerdict:
         if state is State.UP or track.check is None or track.outcome is None:
             return None
         return Cause(track.check, track.outcome)
+
+    def track_of(self, r: ProbeResult) -> Track | None:
+        """The one track ``r`` feeds: its governed answer's (None before its first
+        result), else availability; the other tracks are left as they were."""
+        return self.prompts.get(r.check) if r.role is CheckRole.ANSWERS else self.availability
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "state": str(self.state)}

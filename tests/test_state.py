@@ -341,3 +341,45 @@ def test_watchers_are_told_of_what_is_held_and_of_each_change() -> None:
         [("check", ("a", "models"), {}), ("check", ("b", "models"), None),
          ("view", "a", State.UNKNOWN), ("view", "b", None), ("kinds", "a", {"api": 0}),
          ("kinds", "b", None)], key=str)
+
+
+def test_the_view_is_the_verdicts_after_every_result() -> None:
+    # A result whose track shows what it showed leaves the view as it was (not built again):
+    # after each of a long mixed run (passes after passes, failures, results that observed
+    # nothing, a governed answer failing and passing, the served model changing) the view
+    # still says what the verdict and the latest served model say, and watchers were told
+    # of every view that changed.
+    import random
+
+    target = endpoint(name="a", checks=("models", "health"))
+    jobs = [jobs_of(target, "models", "health"), jobs_of(target, "prompt:arith")]
+    state = FleetState(role_of)
+    state.configure(config_of(target), jobs)
+    watcher = Told()
+    state.watch(watcher)
+    pick = random.Random(25)
+    outcomes = [Outcome.OK] * 6 + [Outcome.TIMEOUT, Outcome.HTTP_502, Outcome.UNKNOWN,
+                                   Outcome.RATE_LIMITED, Outcome.EXPECTATION_FAILED]
+    at = NOW
+    model: tuple[str, int] | None = None
+    for i in range(600):
+        check = pick.choice(["models", "health", "prompt:arith"])
+        outcome = pick.choice(outcomes)
+        details: dict[str, object] = {}
+        if check == "models" and outcome is Outcome.OK:
+            details = {"model": pick.choice(["m1", "m2"]), "max_model_len": 4096}
+        at = at.replace(second=i % 60)
+        state.update(ProbeResult("a", "pod", check, outcome, at, 0.1, 1, "http://pod.test",
+                                 details=details, role=role_of(check)))
+        if check == "models":
+            model = (str(details["model"]), 4096) if details else None
+        verdict = state.verdict("a")
+        assert verdict is not None
+        view = state.views()["a"]
+        assert (view.state, view.cause, view.since) == \
+            (verdict.state, verdict.cause, verdict.since), f"after result {i}"
+        assert (view.model_label, view.max_model_len) == (model or (None, None))
+        told = [value for kind, name, value in watcher.told if kind == "view"]
+        assert told and told[-1] is view.state, f"watchers behind after result {i}"
+    seen = {str(v) for kind, _, v in watcher.told if kind == "view"}
+    assert {"up", "down", "degraded"} <= seen, "the run went through every state"
