@@ -95,7 +95,8 @@ class ProbeCollector(Collector):
         # scrape that reads it (``protobuf_series``)
         self.proto: SeriesCache | None = None
         if write_ahead:
-            self.series = SeriesCache(self.checks.lines_of, endpoint_lines, kind_lines)
+            self.series = SeriesCache(self.checks.lines_of, endpoint_lines, kind_lines,
+                                      self.checks.still)
             state.watch(self.series)
             if protobuf:
                 self.protobuf_series()
@@ -104,7 +105,8 @@ class ProbeCollector(Collector):
         """The protobuf page's cache, watching the state from the first scrape that reads it
         (told every check and view then, each change after)."""
         if self.proto is None:
-            self.proto = SeriesCache(self.checks.proto_of, endpoint_proto, kind_proto)
+            self.proto = SeriesCache(self.checks.proto_of, endpoint_proto, kind_proto,
+                                     self.checks.still)
             self.state.watch(self.proto)
         return self.proto
 
@@ -169,15 +171,17 @@ def kind_lines(name: str, kind: KindView) -> tuple[str, ...]:
     of that kind (``SeriesCache``)."""
     text = f'check_kind="{kind.kind}",endpoint="{escape_value(name)}"'
     stats = kind.stats
-    by_outcome = "".join(
+    failed = stats.failed_by_outcome
+    by_outcome = "" if not failed else "".join(  # (a healthy endpoint has none)
         f'{FAILURES_BY_OUTCOME}{{{text},outcome="{escape_value(outcome)}"}} {_count(n)}\n'
-        for outcome, n in sorted(stats.failed_by_outcome.items()))
+        for outcome, n in sorted(failed.items()))
     stale = ("" if kind.stale_at is None
              else f"{STALE_FAMILY}{{{text}}} {go_number(kind.stale_at)}\n")
+    latency = stats.latency
     return (f"{OBSERVATIONS}{{{text}}} {_count(stats.observed_total)}\n",
             f"{FAILURES}{{{text}}} {_count(stats.failed_total)}\n",
             by_outcome,
-            _kind_histogram(kind.kind)(text, stats.latency.counts, stats.latency.total),
+            _kind_histogram(kind.kind)(text, latency.counts, latency.total),
             stale)
 
 

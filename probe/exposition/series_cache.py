@@ -55,6 +55,10 @@ class KeptLines(Generic[K]):
             if len(self._lines) != size:
                 self._sorted = False
 
+    def get(self, key: K) -> Text | None:
+        with self._lock:
+            return self._lines.get(key)
+
     def in_order(self) -> list[Text]:
         """Every item's lines, in name order."""
         with self._lock:
@@ -78,8 +82,12 @@ class SeriesCache:
 
     def __init__(self, check_lines: Callable[[Key, CheckState], Text],
                  view_lines: Callable[[str, EndpointView], Text],
-                 kind_lines: Callable[[str, KindView], Text]) -> None:
+                 kind_lines: Callable[[str, KindView], Text],
+                 still: Callable[[Text, CheckState], bool] | None = None) -> None:
+        """``still(kept, state)``: whether a check's kept lines are still those
+        ``check_lines`` writes from ``state`` (then they are not written again)."""
         self._check_lines = check_lines
+        self._still = still
         self._view_lines = view_lines
         self._kind_lines = kind_lines
         self.checks: KeptLines[Key] = KeptLines()
@@ -88,6 +96,10 @@ class SeriesCache:
         self._kinds_told: dict[str, tuple[KindView, ...]] = {}  # the state's own tuples
 
     def check_changed(self, key: Key, state: CheckState | None) -> None:
+        if state is not None and self._still is not None:
+            kept = self.checks.get(key)
+            if kept is not None and self._still(kept, state):
+                return
         self.checks.put(key, None if state is None else self._check_lines(key, state))
 
     def view_changed(self, name: str, view: EndpointView | None) -> None:

@@ -125,3 +125,25 @@ def test_families_read_out_of_order_write_the_same_lines() -> None:
     read = ["".join(f.blocks(LabelCache())) for f in backwards][::-1]
     assert read == in_order
     assert len(in_order) == len(CHECK_FAMILIES) + len(PER_CHECK) and all(in_order)
+
+
+@pytest.mark.parametrize("per_check", [True, False], ids=["per-check", "default"])
+def test_a_pass_after_a_pass_keeps_lines_that_are_still_right(per_check: bool) -> None:
+    # By default a check's lines say only whether it passed and how it failed: a pass after
+    # a pass is not written again. What follows a failure, a result that observed nothing
+    # or the declared (never run) state is, and per check (counters) every result is.
+    (ahead, ahead_page), (at_scrape, at_scrape_page) = (state_of(True, per_check),
+                                                        state_of(False, per_check))
+    assert ahead_page.series is not None
+    runs = [Outcome.OK, Outcome.OK, Outcome.TIMEOUT, Outcome.OK, Outcome.OK,
+            Outcome.SKIPPED_BUDGET, Outcome.OK, Outcome.OK]
+    for i, outcome in enumerate(runs):
+        kept = ahead_page.series.checks.get(("a", "health"))
+        r = ProbeResult("a", "pod", "health", outcome, T0 + timedelta(seconds=15 * i), 0.1,
+                        1, "http://p", "m", role=role_of("health"))
+        ahead.update(r)
+        at_scrape.update(r)
+        assert page(ahead_page) == page(at_scrape_page), f"after result {i}"
+        written = ahead_page.series.checks.get(("a", "health"))
+        repeated = i > 0 and outcome is Outcome.OK and runs[i - 1] is Outcome.OK
+        assert (written is kept) is (repeated and not per_check), f"result {i}"
