@@ -66,6 +66,19 @@ def test_a_result_is_copied_only_when_something_is_masked() -> None:
     assert scrubbed.details == {"n": 3, f"k{MASK}": [f"Bearer {MASK}", "b"]}
 
 
+def test_details_of_every_type_are_scrubbed_whatever_was_seen_clean_before() -> None:
+    # numbers, flags, None and texts already seen clean are taken as they are (not a call
+    # each); a text seen for the first time, a str subclass, a nested one, a key are looked at
+    fresh = Redactor(ENV, ENV)
+    seen = {"model": "m", "waiting": 0.0, "engines": 1, "reset": False, "rate": None}
+    assert fresh.deep(seen) is seen
+    assert fresh.deep(seen) is seen, "the same once its texts are known clean"
+    leaky = {**seen, "model": f"m {KEY}", Outcome.OK: [f"x{OTHER[3:15]}"], "n": {"k": KEY},
+             f"{KEY[:12]}": 1.5, "outcome": Outcome.TIMEOUT}
+    assert fresh.deep(leaky) == {**seen, "model": f"m {MASK}", Outcome.OK: [f"x{MASK}"],
+                                 "n": {"k": MASK}, MASK: 1.5, "outcome": Outcome.TIMEOUT}
+
+
 def test_no_secret_no_work() -> None:
     nothing = Redactor(["UNSET"], {})
     assert nothing(f"Bearer {KEY}") == f"Bearer {KEY}"
