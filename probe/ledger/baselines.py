@@ -28,12 +28,13 @@ from datetime import UTC, datetime, timedelta
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
 from probe.ledger.settings import PatternSettings
-from probe.outcome import CheckRole, ProbeResult
+from probe.outcome import CheckRole, Outcome, ProbeResult
 from probe.storage.baselines import SavedHour, series_hours
 
 SAMPLES_PER_HOUR = 16
 LATENCY_PER_HOUR = 8  # probe latency: one series per check of every endpoint, so fewer
 RECENT = timedelta(hours=24)
+HOUR_S = 3600
 MAD_SCALE = 1.4826  # a normal distribution's standard deviation per MAD
 REGRESSION, ENDED = "regression", "regression_ended"
 
@@ -193,6 +194,10 @@ class Baselines:
             series.open(start, h.samples, h.seen, h.first_row, h.last_row)
             series.drop_before(start)  # the newest hour only: the others stay on disk
 
+    def pending(self) -> bool:
+        """Whether ``take`` has anything to hand over (an hour of a series ended)."""
+        return bool(self.finished or self.due) or self.forget_before is not None
+
     def take(self) -> tuple[list[SavedHour], str | None, list[Due]]:
         """The finished hours to keep, the hour before which none is needed and the
         judgements due once they are kept; once."""
@@ -231,25 +236,39 @@ class Baselines:
 
     def observe(self, r: ProbeResult, row: int | None, who: str) -> None:
         """Feed one result: its samples into their series' current hours."""
+        if r.role is not CheckRole.ANSWERS and JOB not in r.details:
+            # the usual result (no answer, no round trip): its latency only, when it
+            # passed (``Metric.applies``), without asking each metric (~3 us a result)
+            if r.outcome is Outcome.OK and r.latency_s >= 0:
+                self._add(r, LATENCY, float(r.latency_s), row, who)
+            return
         for metric in METRICS:
             value = metric.value(r) if metric.applies(r) else None
-            if value is None:
-                continue
-            key = (r.endpoint, r.check, metric.name)
-            hour = r.started_at.replace(minute=0, second=0, microsecond=0)
-            start = int(hour.timestamp())
-            series = self.hours.get(key)
-            if series is None:
-                series = self.hours[key] = _Series(_keep(metric.name))
-            if not series or series.starts[-1] < start:
-                if series:
-                    self.finished.append(_saved(key, series.hour(-1)))
-                self.due.append(Due(key, hour, who, r.url))
-                series.open(start)
-                series.drop_before(start)
-                window = timedelta(seconds=self.settings.window_s)
-                self.forget_before = (hour - window - RECENT).isoformat()
-            series.add(float(value), row)
+            if value is not None:
+                self._add(r, metric.name, float(value), row, who)
+
+    def _add(self, r: ProbeResult, name: str, value: float, row: int | None,
+             who: str) -> None:
+        key = (r.endpoint, r.check, name)
+        series = self.hours.get(key)
+        # within its series' current hour (or before it): no need to find its hour
+        if series is not None and series and \
+                r.started_at.timestamp() < series.starts[-1] + HOUR_S:
+            series.add(value, row)
+            return
+        hour = r.started_at.replace(minute=0, second=0, microsecond=0)
+        start = int(hour.timestamp())
+        if series is None:
+            series = self.hours[key] = _Series(_keep(name))
+        if not series or series.starts[-1] < start:
+            if series:
+                self.finished.append(_saved(key, series.hour(-1)))
+            self.due.append(Due(key, hour, who, r.url))
+            series.open(start)
+            series.drop_before(start)
+            window = timedelta(seconds=self.settings.window_s)
+            self.forget_before = (hour - window - RECENT).isoformat()
+        series.add(value, row)
 
     def _judge(self, key: Key, metric: Metric, series: _Series, now: datetime,
                who: str, url: str) -> LedgerDraft | None:

@@ -59,13 +59,12 @@ class Ledger:
         """Entries for what changed, and the verdict to keep (with every result: its streaks
         must survive a restart), and a regression against the endpoint's own baseline when
         one starts or stops holding (O(1) per result: ``probe.ledger.baselines``)."""
-        found: list[LedgerDraft] = []
-        if self.baselines is not None and verdict is not None:
-            self.baselines.observe(result, row_id, verdict.subject or result.endpoint)
-            hours, forget, due = self.baselines.take()
-            if hours or forget is not None or due:  # once an hour per series
-                self.book.keep_hours(hours, forget, due)
-        return self.changed(result.endpoint, transitions, verdict, found)
+        baselines = self.baselines
+        if baselines is not None and verdict is not None:
+            baselines.observe(result, row_id, verdict.subject or result.endpoint)
+            if baselines.pending():  # once an hour per series
+                self.book.keep_hours(*baselines.take())
+        return self.changed(result.endpoint, transitions, verdict)
 
     def changed(self, endpoint: str, transitions: list[Transition],
                 verdict: EndpointVerdict | None,
@@ -81,6 +80,11 @@ class Ledger:
             return drafts
         if verdict.subject is None and endpoint in self.standing:
             verdict.subject = self.standing[endpoint]
+        if not transitions and not found:  # most results: the verdict to keep, soon
+            self._unsaved[endpoint] = verdict
+            if self._saving is None:
+                self._save_soon()
+            return []
         drafts = [self._draft(t, verdict.subject or t.endpoint, verdict.incident)
                   for t in transitions]
         drafts += [self._redacted(d) for d in found]

@@ -130,3 +130,30 @@ def test_probe_latency_regresses_against_its_own_baseline_only_when_it_matters()
     # 40 ms to 70 ms is 1.75x, but not a lesson: a latency must also rise by 100 ms
     assert latency_run(lambda at, rng: rng.uniform(.035, .045)
                        * (1.75 if at >= DAY5 else 1)) == []
+
+
+def test_each_sample_goes_into_its_hour_and_a_finished_hour_is_handed_over_once() -> None:
+    # a pass's latency, in its hour: one read late (before its series' hour began) counts
+    # in the current one, the first of the next hour finishes the hour; a failure's latency
+    # and a round trip's are not probe latency
+    baselines = Baselines(PatternSettings())
+    hour = START + timedelta(hours=5)
+    for minutes, row in ((0, 1), (59.99, 2), (-10, 3), (60, 4), (61, 5)):
+        baselines.observe(result("models", hour + timedelta(minutes=minutes)), row, "e")
+    failed = result("models", hour + timedelta(minutes=62))
+    baselines.observe(ProbeResult(**{**{f: getattr(failed, f) for f in failed.__slots__},
+                                     "outcome": Outcome.TIMEOUT}), 6, "e")
+    baselines.observe(result("roundtrip", hour, job_id="j", delay_s=2.0, start="cold"), 7,
+                      "e")
+    hours, forget, due = baselines.take()
+    assert [(h.hour, h.seen, h.first_row, h.last_row) for h in hours] == \
+        [(hour.isoformat(), 3, 1, 3)]
+    assert forget is not None
+    assert [(d.key, d.at) for d in due] == [
+        (("e", "models", "latency_s"), hour),
+        (("e", "models", "latency_s"), hour + timedelta(hours=1)),
+        (("e", "roundtrip", "cold_start_s"), hour),
+        (("e", "roundtrip", "cold_start_share"), hour)]
+    current = baselines.hours[("e", "models", "latency_s")]
+    assert current.hour(-1).seen == 2 and current.hour(-1).last_row == 5
+    assert not baselines.pending() and baselines.take() == ([], None, [])
