@@ -445,18 +445,23 @@ class EndpointVerdict:
         return "not yet confirmed healthy at the end (state " + str(state) + ")"
 
     def _judge(self, r: ProbeResult, row: int | None, s: Hysteresis) -> list[Transition]:
-        before = self.checks_state
         answer = r.role is CheckRole.ANSWERS
+        # the state before, when it is needed: an answer's event depends on it, and a result
+        # of availability asks only whether it was unknown (its track neither up nor down)
+        before = self.checks_state if answer else None
+        was = self.availability.state
         track = self.prompts.setdefault(r.check, Track()) if answer else self.availability
         out = self._facts(r, row)
         if r.outcome in NOT_OBSERVED or (answer and r.outcome in ANSWER_UNREACHABLE):
             track.not_observed(s, r)
             return out
         changed = track.observe(r, row, s, persistent=not answer)
+        if changed is None and (answer or was in ("up", "down")):
+            return out  # no event, and not up at last: the state is not read again
         after = self.checks_state
         if changed is not None:
             event, since = changed
-            if answer:
+            if before is not None:  # (an answer's)
                 event = self._answer_event(event, before, after)
             ended = event in (Event.RECOVERED, Event.RESTORED, Event.PROMPT_PASSING)
             out.append(Transition(
@@ -465,7 +470,7 @@ class EndpointVerdict:
                 r.http_status, since,
                 # a recovery's downtime ends at the first pass after which everything passed
                 until=_time(track.since) if ended else None))
-        if not answer and before is State.UNKNOWN and after is State.DEGRADED:
+        if not answer and was not in ("up", "down") and after is State.DEGRADED:  # (unknown)
             out.append(self._became_degraded(r))  # up at last, with an answer already failing
         return out
 

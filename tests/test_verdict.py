@@ -146,6 +146,17 @@ def test_a_second_failing_prompt_is_its_own_entry_while_degraded() -> None:
     assert feed(state, "PP", check="prompt:b", start=400) == ["restored"]
 
 
+def test_up_at_last_with_an_answer_already_failing_is_degraded_once() -> None:
+    state = EndpointState()
+    assert feed(state, "WWW", check="prompt:a") == ["prompt_failing"]
+    assert state.state == "unknown", "no evidence for the endpoint itself yet"
+    assert feed(state, "PPP", start=100) == ["degraded"]
+    assert state.state == "degraded"
+    assert feed(state, "FFF", start=200) == ["down"]
+    assert feed(state, "PP", start=300) == ["recovered"], "back to degraded: no new entry"
+    assert state.state == "degraded"
+
+
 def test_down_wins_over_degraded_and_recovering_leaves_it_degraded() -> None:
     state = EndpointState()
     feed(state, "PP")
