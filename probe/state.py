@@ -548,8 +548,11 @@ class FleetState:
         """The endpoint's kinds of check after a result of ``kind``: only that kind's view
         is new (the others are the same objects, so a watcher may rewrite only what is new)."""
         kept = self._kinds_of.get(name)
-        at = None if kept is None else next(
-            (i for i, view in enumerate(kept) if view.kind == kind), None)
+        at = None
+        for i, view in enumerate(kept or ()):
+            if view.kind == kind:
+                at = i
+                break
         if kept is None or at is None:
             self._keep_kinds(name)
             return

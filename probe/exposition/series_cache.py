@@ -92,6 +92,11 @@ class KeptLines(Generic[K]):
             self._write_waiting()
             return self._lines.get(key)
 
+    def written(self, key: K) -> Text | None:
+        """``key``'s lines as last put, read without the lock: only in the thread that puts
+        (what a scrape's sort copies holds every put before it, so either dict has them)."""
+        return self._lines.get(key)
+
     def in_order(self) -> list[Text]:
         """Every item's lines, in name order."""
         with self._lock:
@@ -134,7 +139,7 @@ class SeriesCache:
 
     def check_changed(self, key: Key, state: CheckState | None) -> None:
         if state is not None and self._still is not None:
-            kept = self.checks.get(key)
+            kept = self.checks.written(key)  # (told in the thread that puts)
             if kept is not None and self._still(kept, state):
                 return
         self.checks.put(key, None if state is None else self._check_lines(key, state))
