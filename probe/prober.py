@@ -242,8 +242,9 @@ class Prober:
                 result = gate(result)
             except Exception:  # noqa: BLE001 - a gate's bug must not lose the result
                 log.exception("result gate failed")
-        log.debug("%s %s: %s (%d attempt(s), %.3fs) %s", result.endpoint, result.check,
-                  result.outcome, result.attempts, result.latency_s, result.message)
+        if log.isEnabledFor(logging.DEBUG):  # (its arguments not read per result else)
+            log.debug("%s %s: %s (%d attempt(s), %.3fs) %s", result.endpoint, result.check,
+                      result.outcome, result.attempts, result.latency_s, result.message)
         row_id = None
         if self.recorder is not None:
             try:
