@@ -170,7 +170,11 @@ class CheckState:
 
     latest: ProbeResult | None = None
     last_success_ts: float | None = None
-    outcomes: Counter[str] = field(default_factory=Counter)
+    # Its results by outcome (``outcomes``): the passes, and the others by outcome (shared
+    # by the copies, replaced when one is counted, never changed): a healthy check's result
+    # copies no mapping (one object a result less for the collector to walk).
+    ok_total: int = 0
+    not_ok: dict[str, int] = field(default_factory=dict)
     retried_ok_total: int = 0
     # Only with ``metrics: {per_check: true}`` (``FleetState.per_check_latency``); else one
     # shared empty histogram (never changed): a bucket list per check was ~1 kB per pod.
@@ -184,12 +188,26 @@ class CheckState:
     # three intervals and STALE_GRACE_S); None: not planned
     stale_at: float | None = None
 
+    @property
+    def outcomes(self) -> Counter[str]:
+        """Its results by outcome (made when read: read it, do not change it)."""
+        counts: Counter[str] = Counter()
+        if self.ok_total:
+            counts[str(Outcome.OK)] = self.ok_total
+        dict.update(counts, self.not_ok)
+        return counts
+
+    def count(self, outcome: Outcome) -> None:
+        """One more result with ``outcome`` (on a copy not yet held)."""
+        if outcome is Outcome.OK:
+            self.ok_total += 1
+        else:
+            name = str(outcome)
+            self.not_ok = {**self.not_ok, name: self.not_ok.get(name, 0) + 1}
+
     def copy(self) -> CheckState:
         clone = object.__new__(CheckState)  # no fresh counters to throw away
-        # an empty Counter without Counter.__init__ (Python), filled in C (Counter(x) counts
-        # item by item)
-        clone.outcomes = Counter.__new__(Counter)
-        dict.update(clone.outcomes, self.outcomes)
+        clone.ok_total, clone.not_ok = self.ok_total, self.not_ok
         clone.latest, clone.last_success_ts = self.latest, self.last_success_ts
         clone.retried_ok_total, clone.latency = self.retried_ok_total, self.latency
         clone.observed_total, clone.failed_total = self.observed_total, self.failed_total
@@ -480,7 +498,7 @@ class FleetState:
                 state = kept.copy()
             self._checks[key] = state
             state.latest = result
-            state.outcomes[str(result.outcome)] += 1
+            state.count(result.outcome)
             ok = result.outcome is Outcome.OK
             observed = result.outcome not in NOT_OBSERVED
             timed = result.outcome is not Outcome.SKIPPED_BUDGET
