@@ -131,6 +131,13 @@ class Redactor:
                     out[new_key] = new_item
             return value if out is None else out
         if isinstance(value, list | tuple):
+            clean = self._clean
+            for item in value:  # (most lists: a served model's names, seen before)
+                kind = type(item)
+                if kind not in _NO_TEXT and (kind is not str or item not in clean):
+                    break
+            else:
+                return value
             scrubbed = [self.deep(item) for item in value]
             if all(a is b for a, b in zip(scrubbed, value, strict=True)):
                 return value

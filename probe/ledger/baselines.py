@@ -130,7 +130,7 @@ class _Series:
         same way on every replay."""
         i, n = len(self.starts) - 1, self.seen[-1]
         self.samples[i * self.keep + n % self.keep] = value
-        self.filled[i] = min(self.keep, n + 1)
+        self.filled[i] = n + 1 if n < self.keep else self.keep
         self.seen[i] = n + 1
         if row is not None:
             if self.first[i] == NO_ROW:
@@ -252,7 +252,7 @@ class Baselines:
         key = (r.endpoint, r.check, name)
         series = self.hours.get(key)
         # within its series' current hour (or before it): no need to find its hour
-        if series is not None and series and \
+        if series is not None and series.starts and \
                 r.started_at.timestamp() < series.starts[-1] + HOUR_S:
             series.add(value, row)
             return
