@@ -5,7 +5,7 @@ It holds each check's latest result and counters, and each endpoint's verdict
 collected in the event loop's own thread (between probes, ``probe.exposition.text``) and the
 pages are read from the listener's thread, so every access holds one lock. Work per result
 touches one check and one endpoint, never the fleet: each endpoint's view (what the
-surfaces show of it) is rebuilt when one of its results arrives, so a snapshot copies
+surfaces show of it) is rebuilt when one of its results may change it, so a snapshot copies
 views instead of judging every endpoint again. Watchers (``StateWatcher``: /metrics' series
 cache) are told of each check and view that changes, with its new value.
 """
