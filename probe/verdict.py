@@ -309,8 +309,9 @@ class EndpointVerdict:
             return State.DOWN
         if self.availability.state != "up":
             return State.UNKNOWN
-        if any(track.state == "down" for track in self.prompts.values()):
-            return State.DEGRADED
+        for track in self.prompts.values():  # (a loop: read per result, no generator)
+            if track.state == "down":
+                return State.DEGRADED
         return State.UP
 
     @property
