@@ -263,3 +263,33 @@ def test_each_scrape_shows_the_fleet_as_it_is_then(write_ahead: bool) -> None:
     assert b'runpod_probe_endpoint_up{endpoint="a",kind="pod"} 1.0' in pages[-1]
     assert b'state="down"} 1.0' in pages[1] and b'model="m2"} 3000.0' in pages[-1]
     assert b'runpod_probe_maintenance{endpoint="z"} 1.0' in pages[-1]
+
+
+def test_every_verdict_is_encoded_as_its_json() -> None:
+    # verdicts of every shape a daemon makes or reads back: governed answers, a window,
+    # durable memory with nested mappings, lists and tuples, a restored one with the
+    # fields' usual types changed (the text written field by field must stay the JSON's)
+    import json
+    import random
+
+    pick = random.Random(25)
+    checks = ["models", "health", "prompt:x", "prompt:a"]
+    outcomes = [Outcome.OK, Outcome.OK, Outcome.TIMEOUT, Outcome.EXPECTATION_FAILED,
+                Outcome.UNKNOWN]
+    for round_ in range(40):
+        verdict = EndpointVerdict()
+        verdict.plan(set(checks), ("models", "health"))
+        for i in range(pick.randrange(1, 30)):
+            verdict.observe(result("e", pick.choice(checks), pick.choice(outcomes), i % 60,
+                                   model=pick.choice(["m", "n"]), max_model_len=5), i,
+                            Hysteresis())
+        if round_ % 3 == 0:
+            at = datetime(2026, 1, 1, tzinfo=UTC)
+            verdict.enter_maintenance("e", Window("w", "n", 'r"x', "cli (a)", at, None), at)
+            verdict.maintenance.last.update({"b": "ok", "a": "timeout"})  # type: ignore
+        verdict.durable = {"z": {"b": [3, {"y": 1, "x": (2, None)}], "a": "é"},
+                           "a": {"s": 1.5, "t": [True, False]}} if round_ % 2 else {}
+        if round_ % 5 == 0:
+            verdict = EndpointVerdict.from_json(json.loads(json.dumps(verdict.to_json())))
+            verdict.subject, verdict.incident = "Endpoint é", "inc-1"
+        assert verdict.encoded().text == json.dumps(verdict.to_json(), sort_keys=True), round_
