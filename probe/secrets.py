@@ -120,7 +120,8 @@ class Redactor:
             clean = self._clean
             for index, (key, item) in enumerate(value.items()):
                 # a number, a flag, None or a text known clean (the keys, mostly) is taken
-                # as it is without a call: most of a result's details (~3 us a result)
+                # as it is without a call: most of a result's details (with lists seen
+                # clean: 6.5 -> 2.2 us CPU a result, a models and a vllm_metrics one)
                 new_key = key if type(key) is str and key in clean else self.deep(key)
                 kind = type(item)
                 new_item = item if kind in _NO_TEXT or kind is str and item in clean \

@@ -69,7 +69,7 @@ def check_kind(check: str) -> str:
 @functools.lru_cache(maxsize=256)
 def checks_by_kind(planned: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """An endpoint's planned checks by kind, shared by the endpoints with the same plan (a
-    result's kind's checks are read without the kind of every planned check: ~1.5 us)."""
+    result's kind's checks are read without the kind of every planned check: 1.1 -> 0.2 us)."""
     out: dict[str, tuple[str, ...]] = {}
     for check in planned:
         kind = check_kind(check)
@@ -234,7 +234,7 @@ class KindStats:
     def copy(self) -> KindStats:
         """A copy to change: it shares ``failed_by_outcome``, which is replaced (never
         changed) when a failure is counted: a healthy endpoint's results copy no dict."""
-        clone = object.__new__(KindStats)  # (no dataclass __init__: ~1 us a result)
+        clone = object.__new__(KindStats)  # (no dataclass __init__: 0.59 -> 0.45 us)
         clone.latency, clone.observed_total = self.latency.copy(), self.observed_total
         clone.failed_total, clone.failed_by_outcome = self.failed_total, self.failed_by_outcome
         return clone
@@ -244,7 +244,7 @@ class KindView(NamedTuple):
     """An endpoint's checks of one kind, as /metrics shows them (an endpoint's are told to
     watchers together, in CHECK_KINDS order, after each of its results). A named tuple:
     one is made per result, and a frozen dataclass's __init__ (a setattr per field) cost
-    ~1 us more."""
+    0.59 us against 0.32."""
 
     kind: str
     stats: KindStats
@@ -527,7 +527,7 @@ class FleetState:
             # The view shows the verdict's state, cause and since, which only the tracks'
             # (state, since, check, outcome) make, and a result feeds one track: while that
             # one shows the same, so does the view (a healthy pod's repeated pass), and
-            # it is not built again to be compared (~6 us a result at 2,000 pods).
+            # it is not built again to be compared (3.8 us CPU a result).
             track = verdict.track_of(result)
             shown = None if track is None else track.shown()
             transitions = verdict.observe(result, row_id, self.hysteresis)

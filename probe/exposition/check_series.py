@@ -186,7 +186,7 @@ class CheckSeries:
         still what ``lines_of`` (``proto_of``) writes from state ``s``, without writing
         them: by default (``up``, ``outcome``) a check's lines say only whether its latest
         result passed and how it failed, so a pass after a pass (the outcome column empty:
-        only a pass writes none) leaves them as they were; ~4 us a result at 2,000 pods."""
+        only a pass writes none) leaves them as they were (writing them: 2.3 us CPU)."""
         return (self.specs is CHECK_FAMILIES and s.latest is not None
                 and s.latest.outcome is Outcome.OK and not kept[1])
 

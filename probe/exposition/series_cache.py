@@ -132,7 +132,7 @@ class SeriesCache:
         self.checks: KeptLines[Key] = KeptLines()
         self.views: KeptLines[str] = KeptLines()
         # an endpoint's kinds are changed by each of its results, which come together:
-        # written once for them (~7 us a result at 2,000 default pods)
+        # written once for them (``kind_lines``: 6 us CPU each)
         self.kinds: KeptLines[tuple[str, int]] = KeptLines(
             lambda key, view: kind_lines(key[0], view))
         self._kinds_told: dict[str, tuple[KindView, ...]] = {}  # the state's own tuples
