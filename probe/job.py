@@ -35,6 +35,14 @@ class Attempts:
         return self.tries * self.timeout_s + (self.tries - 1) * self.retry_delay_s
 
 
+# A check of a run has this share of its attempt's deadline to itself before the next check
+# of the run starts beside it (``Job.stagger_s``): 0.5 s at the bench's 5 s deadline, 1 s at
+# the default 10 s. A healthy pod answers in a few to a few hundred milliseconds, so its
+# checks go one after another over one connection; a hanging check delays the others by
+# a tenth of its deadline, not by all of it.
+STAGGER_SHARE = 0.1
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     id: str
@@ -59,10 +67,32 @@ class Job:
                         base.retry_delay_s)
 
     @property
+    def requests(self) -> int:
+        """The checks of a run that make a request (the derived are judged from another's)."""
+        return len(self.checks) - len(self.derived)
+
+    @property
+    def stagger_s(self) -> float:
+        """How long a check of a run has its turn before the next check starts anyway
+        (``probe.prober``: the checks take turns, so a healthy pod's reuse one connection):
+        ``STAGGER_SHARE`` of an attempt's deadline, so a check still going by then is slow
+        (a healthy check answers in a fraction of it), and never so long that the last
+        check could end past the interval: the k-th check starts at most k staggers after
+        the run's first, and each ends within its attempts' bound (which the config keeps
+        within the interval): (requests - 1) x stagger + bound <= interval."""
+        timeout_s = self.timeout_s if self.timeout_s is not None else self.endpoint.timeout_s
+        stagger = STAGGER_SHARE * timeout_s
+        if self.requests > 1:
+            room = (self.interval_s - self.attempts.bound_s) / (self.requests - 1)
+            stagger = min(stagger, max(0.0, room))
+        return stagger
+
+    @property
     def bound_s(self) -> float:
         """The longest one run of the job can take once its checks have their slots: they
-        run side by side (``probe.prober``), so its slowest check."""
-        return self.attempts.bound_s
+        take turns (``probe.prober``), the last starting at most (requests - 1) staggers
+        after the first, so the last's attempts bound after those."""
+        return max(0, self.requests - 1) * self.stagger_s + self.attempts.bound_s
 
 
 def fold_readers(jobs: Sequence[Job], reads: Callable[[str], str | None]) -> list[Job]:

@@ -43,23 +43,24 @@ TICK_S = 0.01
 # Each wake-up of an idle daemon costs far more than the same work done warm: at 100 pods
 # every 15 s, spread one by one, a probe took 2.2 ms of CPU; the same probes started all
 # together, 0.7 ms (measured, per-thread CPU from /proc). So first runs are placed on a grid
-# whose step is the time in which the plan schedules, on average, a burst of checks (from
+# whose step is the time in which the plan schedules, on average, a burst of runs (from
 # TICK_S to GRID_MAX_S): jobs of one interval that land in the same step start together,
 # at the step, every interval. They are scheduled there, so the lag is what it was, as long
-# as a burst fits the concurrency limit (the lag is counted once a check has its slot): a
-# burst is half of ``max_concurrent``, at most BURST. Measured at 10,000 pods every 15 s:
-# bursts of 32 took 13-16 % less CPU per probe than bursts of 8 (the 10 ms tick's), lag p99
-# 26-44 ms; bursts of 64 saved no more and the lag p99 reached 377 ms. Like systemd's timer
+# as a burst fits the concurrency limit (the lag is counted once a run's first check has its
+# slot; a run's checks take turns in one slot): a burst is half of ``max_concurrent``, at
+# most BURST. Measured at 10,000 pods every 15 s (one check each): bursts of 32 took
+# 13-16 % less CPU per probe than bursts of 8 (the 10 ms tick's), lag p99 26-44 ms; bursts
+# of 64 saved no more and the lag p99 reached 377 ms. Like systemd's timer
 # accuracy, bounded to a second.
 BURST = 32
 GRID_MAX_S = 1.0
 
 
 def phase_grid_s(jobs: Iterable[Job], max_concurrent: int) -> float:
-    """The step first runs are placed on: a burst's worth of the plan's rate of checks (a
-    job's checks run side by side, each in its own slot, so a job counts its checks)."""
+    """The step first runs are placed on: a burst's worth of the plan's rate of runs (a
+    job's checks take turns in one slot, ``probe.prober``, so a job counts once)."""
     burst = max(1, min(BURST, max_concurrent // 2))
-    rate = sum(len(job.checks) / job.interval_s for job in jobs if job.interval_s > 0)
+    rate = sum(1 / job.interval_s for job in jobs if job.interval_s > 0)
     return GRID_MAX_S if rate <= 0 else min(GRID_MAX_S, max(TICK_S, burst / rate))
 
 

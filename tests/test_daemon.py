@@ -76,7 +76,7 @@ def test_the_drain_bound_comes_from_the_jobs_in_flight(tmp_path: Path) -> None:
     quick = Job("a/checks", pod, pod.checks, 30.0)
     paid = Job("a/roundtrip", pod, ("roundtrip",), 600.0, tries=1, timeout_s=80.0)
     huge = Job("a/roundtrip", pod, ("roundtrip",), 600.0, tries=1, timeout_s=400.0)
-    assert quick.bound_s == 2 * 2.0 + 0.5  # its checks run side by side
+    assert quick.bound_s == 0.2 + 2 * 2.0 + 0.5  # in turns: the second a stagger after at most
     assert paid.bound_s == 80.0
 
     async def bound_with(*jobs: Job) -> float:

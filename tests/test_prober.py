@@ -1,4 +1,5 @@
-"""The prober runs jobs: a job's checks side by side, one check of one endpoint never twice at
+"""The prober runs jobs: a job's checks in turns (one connection per healthy pod; a hanging
+check holds the others back by a stagger at most), one check of one endpoint never twice at
 once, a global bound on checks in flight, no check started once stopping, and every result
 published to state, recorder and observers. Checks here are in-test functions over the
 production client (``probe.net.make_client``); the one that talks HTTP asks a local server."""
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import endpoint, role_of
-from local_server import answering
+from local_server import PinnedResolver, answering
 
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Endpoint
@@ -123,7 +124,8 @@ def test_no_check_starts_once_stopping(stop_at: str | None, ran: list[str]) -> N
 # -- a check that cannot pass ----------------------------------------------------------------
 def test_a_hanging_check_does_not_hold_back_the_endpoints_others() -> None:
     # issue 20: the checks of one endpoint ran one after another, each timing-out check
-    # blocking for its deadline: a hung pod was still up at 61 s
+    # blocking for its deadline: a hung pod was still up at 61 s. In turns, each waits for
+    # the one before it a stagger at most (a tenth of the deadline here: 0.03 s).
     finished: dict[str, float] = {}
 
     def check(name: str, hangs: bool) -> CheckSpec:
@@ -147,7 +149,116 @@ def test_a_hanging_check_does_not_hold_back_the_endpoints_others() -> None:
     assert [r.check for r in checks] == ["models", "health", "vllm_metrics"], "the job's order"
     assert prompt[0].outcome is Outcome.TIMEOUT and context[0].ok
     assert finished["context"] - began < 0.2, "the context job waited for nobody"
-    assert took < 0.3 * 2, f"every check of the endpoint ran side by side: {took:.2f}s"
+    assert took < 0.3 * 2, f"no check waited for another's deadline: {took:.2f}s"
+
+
+def test_a_hanging_check_delays_the_next_by_the_stagger_not_its_deadline() -> None:
+    """The first check hangs until its 2 s deadline: the second starts once the stagger
+    (a tenth of it: 0.2 s) has passed, and the third right after the second, both done
+    long before the first times out."""
+    events: list[tuple[str, str, float]] = []
+
+    def check(name: str, hangs: bool) -> CheckSpec:
+        async def fn(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+            events.append(("start", name, time.monotonic()))
+            if hangs:
+                await asyncio.sleep(30)
+            events.append(("end", name, time.monotonic()))
+            return Observation(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(check("models", True), check("health", False), check("vllm_metrics", False))
+    target = endpoint(timeout_s=2.0, tries=1, interval_s=30.0)
+    planned = job(target, "models", "health", "vllm_metrics")
+    assert planned.stagger_s == pytest.approx(0.2)
+    [results] = run(prober, planned)
+    assert [(r.check, r.outcome) for r in results] == [
+        ("models", Outcome.TIMEOUT), ("health", Outcome.OK), ("vllm_metrics", Outcome.OK)]
+    assert [(what, name) for what, name, _ in events] == [
+        ("start", "models"), ("start", "health"), ("end", "health"),
+        ("start", "vllm_metrics"), ("end", "vllm_metrics")], "the healthy ones in turns"
+    at = {(what, name): t for what, name, t in events}
+    assert at[("start", "health")] - at[("start", "models")] >= 0.2 - 0.01, "after the stagger"
+    assert at[("end", "vllm_metrics")] - at[("start", "models")] < 2.0, \
+        "before the hanging check's deadline"
+
+
+def test_healthy_checks_take_turns_one_after_another() -> None:
+    events: list[tuple[str, str]] = []
+
+    def check(name: str) -> CheckSpec:
+        async def fn(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+            events.append(("start", name))
+            await asyncio.sleep(0.01)
+            events.append(("end", name))
+            return Observation(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(check("a"), check("b"), check("c"))
+    [results] = run(prober, job(endpoint(), "a", "b", "c"))
+    assert [r.check for r in results] == ["a", "b", "c"] and all(r.ok for r in results)
+    assert events == [("start", "a"), ("end", "a"), ("start", "b"), ("end", "b"),
+                      ("start", "c"), ("end", "c")]
+
+
+class CountingServer:
+    """An HTTP/1.1 server on 127.0.0.1 answering every request with 200 and ``{}``, keeping
+    connections open, counting the connections it accepted per host name asked."""
+
+    def __init__(self) -> None:
+        self.connections: Counter[str] = Counter()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        counted = False
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                if not counted:
+                    host = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                                if line.lower().startswith("host:"))
+                    self.connections[host] += 1
+                    counted = True
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def test_a_healthy_pods_checks_reuse_one_connection() -> None:
+    """Five pods with the default pod's three checks, each a GET through the production
+    client to a real server on 127.0.0.1, run twice: one connection per pod (side by side
+    they opened three)."""
+    def fetching(name: str) -> CheckSpec:
+        async def fn(target: Endpoint, client: ProbeClient, _x: CheckContext) -> Observation:
+            status, _, _ = await client.fetch(f"{target.root_url}/{name}", {}, 1024)
+            return Observation(Outcome.OK if status == 200 else Outcome.HTTP_5XX)
+
+        return CheckSpec(name, fn)
+
+    server = CountingServer()
+    pods = [endpoint(name=f"pod-{i}", root_url=f"http://pod-{i}.test") for i in range(5)]
+
+    async def main() -> list[list[ProbeResult]]:
+        listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        try:
+            async with make_client(8, resolver=PinnedResolver(port)) as client:
+                prober = make(fetching("models"), fetching("health"), fetching("vllm_metrics"),
+                              client=client)
+                jobs = [job(p, "models", "health", "vllm_metrics") for p in pods]
+                first = await asyncio.gather(*(prober.run_job(j) for j in jobs))
+                again = await asyncio.gather(*(prober.run_job(j) for j in jobs))
+                return [*first, *again]
+        finally:
+            listener.close()
+
+    batches = asyncio.run(main())
+    assert all([r.outcome for r in batch] == [Outcome.OK] * 3 for batch in batches)
+    assert server.connections == {f"pod-{i}.test": 1 for i in range(5)}
 
 
 # -- publishing ----------------------------------------------------------------------------
