@@ -33,7 +33,7 @@ from probe.features import (
     StartupHook,
     StatusPart,
 )
-from probe.job import Job
+from probe.job import Job, open_connections
 from probe.listener import serve, with_pages
 from probe.metrics import Guarded, ProbeCollector, make_registry
 from probe.net import ProbeClient
@@ -119,6 +119,7 @@ class Daemon:
         self._attachments: list[Attachment] = []
         self._tasks: dict[asyncio.Task[Any], Job] = {}
         self._reloading: asyncio.Task[bool] | None = None
+        self._files_wanted = 0  # the open files the largest plan so far can hold
         self.notifier = Notifier(env)
         self.ready = asyncio.Event()
         self.changed: list[Changed] = []
@@ -195,9 +196,7 @@ class Daemon:
         if install_signals:  # first: a signal during start-up must not kill the process
             self._install_signals(stop)
         install_log_redaction(self.redactor)
-        scheduler = self.config.scheduler
-        raise_open_files_limit((len(self.config.endpoints) if scheduler.keepalive else 0)
-                               + scheduler.max_concurrent + FD_HEADROOM)
+        self._open_files()
         self.store = open_store(self.config, lambda text: self.redactor(text))
         try:
             self.metrics_server = listen(self.registry, self.config, self.routes)
@@ -401,9 +400,21 @@ class Daemon:
             self.prober.redactor = self.redactor
         self.state.configure(config, self.jobs)
         if self.scheduler is not None:
+            self._open_files()  # discovery may have grown the fleet past the limit
             self.scheduler.set_jobs(list(self.jobs), config.scheduler)
         self._announce_plan()
         return True
+
+    def _open_files(self) -> None:
+        """Raise the open-files limit to what the plan can hold open (``open_connections``:
+        a kept-alive connection per host, more for checks in flight beside another of their
+        host's, at most ``max_concurrent``) and the files beside them; said once per plan
+        that needs more than any before it, not at every discovery run."""
+        connections = open_connections(self.jobs, self.config.scheduler)
+        wanted = connections.total + FD_HEADROOM
+        if wanted > self._files_wanted:
+            self._files_wanted = wanted
+            raise_open_files_limit(wanted, f"{connections}, and {FD_HEADROOM} files beside")
 
     def _announce_plan(self) -> None:
         self.clock.plan(self.config)

@@ -46,10 +46,11 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def raise_open_files_limit(wanted: int) -> int:
+def raise_open_files_limit(wanted: int, counted: str = "") -> int:
     """With keep-alive every pod holds a connection (a file descriptor): raise the soft
     RLIMIT_NOFILE to the hard limit when it is below ``wanted``. Returns the soft limit in
-    force; a hard limit below ``wanted`` is logged (the unit's LimitNOFILE= raises it)."""
+    force; a hard limit below ``wanted`` is logged with what ``counted`` says makes it up
+    (the unit's LimitNOFILE= raises it)."""
     try:
         import resource
     except ImportError:  # not on POSIX
@@ -62,9 +63,10 @@ def raise_open_files_limit(wanted: int) -> int:
         except (ValueError, OSError) as exc:
             log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, exc)
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        log.warning("open-files limit %d is below the %d this fleet may hold open (a kept-alive "
-                    "connection per host): raise LimitNOFILE= or set scheduler.keepalive: false",
-                    soft, wanted)
+        log.warning("open-files limit %d is below the %d this plan may hold open (%s): raise "
+                    "LimitNOFILE=, or lower scheduler.max_concurrent, or set "
+                    "scheduler.keepalive: false", soft, wanted,
+                    counted or "a kept-alive connection per host")
     return int(soft)
 
 

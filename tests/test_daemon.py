@@ -25,6 +25,7 @@ from probe.daemon import STOP_LIMIT_S, Daemon
 from probe.features import Attachment, Feature, Host, Plugins
 from probe.job import Job
 from probe.outcome import Observation, Outcome
+from probe.process import FD_HEADROOM
 from probe.prompts.model import Expectation, Message, Prompt, PromptSection
 from probe.scheduler import endpoint_jobs
 
@@ -93,6 +94,32 @@ def test_the_drain_bound_comes_from_the_jobs_in_flight(tmp_path: Path) -> None:
     assert asyncio.run(bound_with(quick)) == 2 * 2.0 + 0.5 + 1.0
     assert asyncio.run(bound_with(quick, paid)) == 81.0  # the round trip's own deadline
     assert asyncio.run(bound_with(huge)) == STOP_LIMIT_S  # never more than the unit allows
+
+
+def test_the_open_files_wanted_are_the_plans_connections_and_files_beside(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three pods with the default checks (which take turns over one connection): three
+    kept-alive connections, two more per pod at most for checks beside another of the
+    pod's, and the files beside. A plan that needs more
+    (discovery grew the fleet) raises the limit again; one that needs no more says nothing."""
+    asked: list[tuple[int, str]] = []
+    monkeypatch.setattr("probe.daemon.raise_open_files_limit",
+                        lambda wanted, counted: asked.append((wanted, counted)) or wanted)
+    pods = [endpoint(name=f"p{i}", openai_base=f"http://p{i}.test/v1",
+                     root_url=f"http://p{i}.test", checks=("models", "health", "vllm_metrics"))
+            for i in range(3)]
+    daemon = Daemon(config_of(*pods), PLUGINS, {})
+    daemon._open_files()
+    assert asked == [(3 + 6 + FD_HEADROOM, f"3 kept-alive connections, one per host asked, "
+                      f"and up to 6 more for checks in flight beside another of their "
+                      f"host's, and {FD_HEADROOM} files beside")]
+    daemon._open_files()
+    assert len(asked) == 1, "the same plan: nothing new to say"
+    added = replace(pods[0], name="p9", root_url="http://p9.test",
+                    openai_base="http://p9.test/v1")
+    daemon.jobs = [*daemon.jobs, Job("p9/checks", added, ("models",), 30.0)]
+    daemon._open_files()
+    assert asked[-1][0] == 4 + 6 + FD_HEADROOM
 
 
 # -- one plan per applied config, shared by state, scheduler and features ----------------------

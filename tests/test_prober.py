@@ -20,9 +20,9 @@ from helpers import endpoint, role_of
 from local_server import PinnedResolver, answering
 
 from probe.check import CheckContext, CheckSpec
-from probe.config.model import Endpoint
+from probe.config.model import Endpoint, SchedulerSettings
 from probe.features import Feature, Plugins
-from probe.job import Job
+from probe.job import Connections, Job, open_connections
 from probe.net import ProbeClient, make_client
 from probe.outcome import Observation, Outcome, ProbeResult
 from probe.prober import Prober
@@ -259,6 +259,35 @@ def test_a_healthy_pods_checks_reuse_one_connection() -> None:
     batches = asyncio.run(main())
     assert all([r.outcome for r in batch] == [Outcome.OK] * 3 for batch in batches)
     assert server.connections == {f"pod-{i}.test": 1 for i in range(5)}
+
+
+def test_the_connections_a_plan_can_hold_open() -> None:
+    """One kept-alive connection per host (the checks take turns over it), more for checks
+    in flight beside another of their host's, at most the concurrency bound; without
+    keep-alive, the checks in flight."""
+    default = ("models", "health", "vllm_metrics")
+
+    def plan(count: int, checks: tuple[str, ...] = default, **where: Any) -> list[Job]:
+        pods = [endpoint(name=f"p{i}", openai_base=f"http://p{i}.test/v1",
+                         root_url=f"http://p{i}.test", **where) for i in range(count)]
+        return [job(p, *checks) for p in pods]
+
+    settings = SchedulerSettings(max_concurrent=64)
+    assert open_connections(plan(10), settings) == Connections(10, 20)  # 2 beside per pod
+    assert open_connections(plan(2000), settings) == Connections(2000, 64)
+    assert open_connections(plan(2000, ("models",)), settings) == Connections(2000, 0)
+    prompts = [job(p.endpoint, "prompt", name="prompt") for p in plan(2, ("models",))]
+    assert open_connections(plan(2, ("models",)) + prompts, settings) == Connections(2, 2)
+    serverless = [job(endpoint(name=f"s{i}", openai_base=f"https://api.test/v2/s{i}/openai/v1",
+                               root_url=f"https://api.test/v2/s{i}"), "health")
+                  for i in range(5)]
+    assert open_connections(serverless, settings) == Connections(1, 4), "one host, shared"
+    fresh = SchedulerSettings(max_concurrent=64, keepalive=False)
+    assert open_connections(plan(10), fresh) == Connections(0, 30)
+    assert open_connections(plan(2000), fresh) == Connections(0, 64)
+    said = str(open_connections(plan(2000), settings))
+    assert said == ("2000 kept-alive connections, one per host asked, and up to 64 more for "
+                    "checks in flight beside another of their host's")
 
 
 # -- publishing ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
 
 import pytest
@@ -71,6 +72,21 @@ def test_the_open_files_limit_in_force_is_at_least_what_was_there() -> None:
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_limit_below_the_plan_is_logged_with_what_makes_it_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no open-files limit")
+    try:
+        with caplog.at_level(logging.WARNING, logger="probe.process"):
+            assert raise_open_files_limit(hard + 1, "20 kept-alive connections") == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert f"open-files limit {hard} is below the {hard + 1} this plan may hold open " \
+        "(20 kept-alive connections): raise LimitNOFILE=" in caplog.text
 
 
 def test_the_event_loop_runs_the_coroutine_to_its_result() -> None:
