@@ -267,21 +267,18 @@ class Daemon:
         self._status_parts.update(attachment.status_parts)
         self._attachments.append(attachment)
 
-    async def _spawn(self, job: Job) -> None:
-        """Run a job in a task of our own: APScheduler cancels its futures at shutdown, and a
-        check in flight must finish and be written instead."""
+    def _spawn(self, job: Job) -> asyncio.Task[Any] | None:
+        """Start a run of ``job`` in a task of our own (the one task of a run: the
+        scheduler waits on it for overlaps, ``_drain`` at stop; the scheduler's shutdown
+        never cancels it, so a check in flight finishes and is written); None once
+        stopping."""
         assert self.prober is not None and self.scheduler is not None
         if self.prober.stopping.is_set():
-            return
+            return None
         task = asyncio.create_task(self.prober.run_job(job, self.scheduler.scheduled_at(job.id)))
         self._tasks[task] = job
         task.add_done_callback(self._forget)
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # Only the scheduler's shutdown cancels us: the check goes on and ``_drain``
-            # waits for it, so there is nothing to propagate.
-            return
+        return task
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)

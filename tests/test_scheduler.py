@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from probe.scheduler import (
     SPREAD_WINDOW_S,
     TICK_S,
     ProbeScheduler,
+    Scheduled,
     on_grid,
     phase_grid_s,
     start_offset_s,
@@ -89,12 +91,12 @@ def test_on_grid_is_the_first_step_at_or_after(moment: datetime, grid_s: float,
 def test_first_runs_are_placed_on_the_grid_after_their_offset() -> None:
     fleet = jobs(1000)
 
-    async def go() -> dict[str, datetime]:
+    async def go() -> tuple[dict[str, datetime], int]:
         scheduler = ProbeScheduler(lambda job: asyncio.sleep(0))
         scheduler.set_jobs(fleet, SPREAD)
-        return {job.id: job.next_run_time for job in scheduler.jobs()}
+        return {job.id: job.next_run_time for job in scheduler.jobs()}, scheduler.slots()
 
-    first = asyncio.run(go())
+    first, slots = asyncio.run(go())
     now = datetime(2026, 2, 18, 12, 0, 0, 123_456, tzinfo=UTC)
     grid = phase_grid_s(fleet, SPREAD.max_concurrent)
     for job in fleet:
@@ -105,6 +107,7 @@ def test_first_runs_are_placed_on_the_grid_after_their_offset() -> None:
     instants = set(first.values())
     assert len(instants) <= 15 / grid + 1
     assert max(list(first.values()).count(at) for at in instants) < 64
+    assert slots == len(instants), "one entry in APScheduler's store per instant, not per job"
 
 
 def test_a_spread_fleet_wakes_once_per_step_not_once_per_job() -> None:
@@ -180,6 +183,79 @@ def test_replacing_the_jobs_keeps_the_phase_of_unchanged_ones() -> None:
     grid = phase_grid_s([first[0], changed, added], SPREAD.max_concurrent)
     assert after["pod-9/checks"] == on_grid(later + timedelta(seconds=start_offset_s(added, True)),
                                             grid)
+
+
+def test_a_member_still_running_is_skipped_and_counted_and_the_slot_goes_on() -> None:
+    """Three jobs started together share a slot (one APScheduler job). One's runs take
+    longer than the interval: its overlapping runs are skipped and counted as its own; the
+    others run at every instant."""
+    runs: Counter[str] = Counter()
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+
+    async def run(job: Job) -> None:
+        runs[job.id] += 1
+        running[job.id] += 1
+        peak[job.id] = max(peak[job.id], running[job.id])
+        await asyncio.sleep(0.35 if job.id == "pod-1/checks" else 0)
+        running[job.id] -= 1
+
+    skipped_jobs: list[str] = []
+
+    async def go() -> tuple[int, int]:
+        scheduler = ProbeScheduler(run, on_skip=skipped_jobs.append)
+        scheduler.set_jobs(jobs(3, interval_s=0.1), AT_ONCE)
+        slots = scheduler.slots()
+        scheduler.start()
+        await asyncio.sleep(1.0)
+        await scheduler.shutdown()
+        return slots, scheduler.skipped_overlaps
+
+    slots, skipped = asyncio.run(go())
+    assert slots == 1
+    assert peak == {"pod-0/checks": 1, "pod-1/checks": 1, "pod-2/checks": 1}
+    assert runs["pod-1/checks"] >= 2 and skipped >= 1
+    assert skipped_jobs == ["pod-1/checks"] * skipped, "only the slow one skipped"
+    assert runs["pod-0/checks"] >= 3 and runs["pod-2/checks"] == runs["pod-0/checks"]
+    assert runs["pod-1/checks"] + skipped == runs["pod-0/checks"], "every instant: run or skip"
+
+
+@freeze_time("2026-02-18 12:00:00")
+def test_slots_keep_the_phase_of_unchanged_jobs_across_set_jobs() -> None:
+    """1,000 spread jobs in slots; a re-plan changes 100, removes 100 and adds 100: the
+    800 unchanged keep their next run and their slot's trigger; the changed and added
+    start at their offset on the grid from now (in a slot of their instant, an existing
+    one or a new one); the removed are gone, and so is every slot left empty."""
+    fleet = jobs(1000)
+    changed = [Job(j.id, endpoint(name=j.endpoint.name, model="other/model"), j.checks,
+                   j.interval_s) for j in fleet[:100]]
+    added = [Job(f"new-{i}/checks", endpoint(name=f"new-{i}"), ("models",), 15.0)
+             for i in range(100)]
+    again = changed + fleet[100:900] + added
+
+    async def go() -> tuple[list[Scheduled], list[Scheduled], int, int]:
+        scheduler = ProbeScheduler(lambda job: asyncio.sleep(0))
+        scheduler.set_jobs(fleet, SPREAD)
+        before, slots_before = scheduler.jobs(), scheduler.slots()
+        with freeze_time("2026-02-18 12:00:07.250"):
+            scheduler.set_jobs(again, SPREAD)
+        return before, scheduler.jobs(), slots_before, scheduler.slots()
+
+    before_jobs, after_jobs, slots_before, slots_after = asyncio.run(go())
+    before = {s.id: s for s in before_jobs}
+    after = {s.id: s for s in after_jobs}
+    assert sorted(after) == sorted(job.id for job in again)
+    assert all(after[j.id].job is j for j in again)
+    for job in fleet[100:900]:
+        assert after[job.id].next_run_time == before[job.id].next_run_time, job.id
+        assert after[job.id].trigger is before[job.id].trigger, job.id
+    later = datetime(2026, 2, 18, 12, 0, 7, 250_000, tzinfo=UTC)
+    grid = phase_grid_s(again, SPREAD.max_concurrent)
+    for job in changed + added:
+        assert after[job.id].next_run_time == on_grid(
+            later + timedelta(seconds=start_offset_s(job, True)), grid), job.id
+    instants = {s.trigger.start_date for s in after_jobs}
+    assert slots_before <= 15 / grid + 1 and slots_after == len(instants) < 1000 / 10
 
 
 def test_after_shutdown_returns_no_job_starts() -> None:
