@@ -61,31 +61,34 @@ class Job:
     # the same run, with no request of their own (``fold_readers``).
     derived: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def attempts(self) -> Attempts:
+    # Read by every check of every run: computed once (``__post_init__``), not compared.
+    attempts: Attempts = field(init=False, compare=False, repr=False)
+    stagger_s: float = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
         base = Attempts.of(self.endpoint)
-        return Attempts(self.timeout_s if self.timeout_s is not None else base.timeout_s,
-                        self.tries if self.tries is not None else base.tries,
-                        base.retry_delay_s)
+        attempts = Attempts(self.timeout_s if self.timeout_s is not None else base.timeout_s,
+                            self.tries if self.tries is not None else base.tries,
+                            base.retry_delay_s)
+        object.__setattr__(self, "attempts", attempts)
+        object.__setattr__(self, "stagger_s", self._stagger(attempts))
 
     @property
     def requests(self) -> int:
         """The checks of a run that make a request (the derived are judged from another's)."""
         return len(self.checks) - len(self.derived)
 
-    @property
-    def stagger_s(self) -> float:
-        """How long a check of a run has its turn before the next check starts anyway
-        (``probe.prober``: the checks take turns, so a healthy pod's reuse one connection):
-        ``STAGGER_SHARE`` of an attempt's deadline, so a check still going by then is slow
-        (a healthy check answers in a fraction of it), and never so long that the last
-        check could end past the interval: the k-th check starts at most k staggers after
-        the run's first, and each ends within its attempts' bound (which the config keeps
-        within the interval): (requests - 1) x stagger + bound <= interval."""
-        timeout_s = self.timeout_s if self.timeout_s is not None else self.endpoint.timeout_s
-        stagger = STAGGER_SHARE * timeout_s
+    def _stagger(self, attempts: Attempts) -> float:
+        """``stagger_s``: how long after the run began the k-th check (counted from 0)
+        begins, at the latest, is k staggers (``probe.prober``: the checks take turns, so a
+        healthy pod's reuse one connection): ``STAGGER_SHARE`` of an attempt's deadline, so
+        a check still going by then is slow (a healthy check answers in a fraction of it),
+        and never so long that the last check could end past the interval: each ends
+        within its attempts' bound (which the config keeps within the interval), so
+        (requests - 1) x stagger + bound <= interval."""
+        stagger = STAGGER_SHARE * attempts.timeout_s
         if self.requests > 1:
-            room = (self.interval_s - self.attempts.bound_s) / (self.requests - 1)
+            room = (self.interval_s - attempts.bound_s) / (self.requests - 1)
             stagger = min(stagger, max(0.0, room))
         return stagger
 

@@ -82,21 +82,49 @@ class _Held:
         self.users = 0
 
 
-class _Turn:
-    """The checks after one in a job's turns, handed on to a task of their own when that
-    one has not finished within the stagger (``Prober._in_turns``)."""
+class _Turns:
+    """One run's checks in turns (``Prober.run_job``): ``next`` is the first not yet begun.
+    Check k begins when the one before it has finished, or at the latest k staggers after
+    the run began (``due``): then beside the one still going, in a task of its own that
+    goes on with the rest. One timer per run, armed for the next check's latest start."""
 
-    __slots__ = ("prober", "job", "asked", "first", "run", "batches", "stagger_s", "rest")
+    __slots__ = ("prober", "job", "asked", "run", "batches", "next", "began", "timer",
+                 "helpers")
 
-    def __init__(self, prober: Prober, job: Job, asked: tuple[str, ...], first: int,
-                 run: _Run, batches: list[list[ProbeResult]], stagger_s: float) -> None:
-        self.prober, self.job, self.asked, self.first = prober, job, asked, first
-        self.run, self.batches, self.stagger_s = run, batches, stagger_s
-        self.rest: asyncio.Task[None] | None = None
+    def __init__(self, prober: Prober, job: Job, asked: tuple[str, ...], run: _Run) -> None:
+        self.prober, self.job, self.asked, self.run = prober, job, asked, run
+        self.batches: list[list[ProbeResult]] = [[] for _ in asked]
+        self.next = 0
+        self.began = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.helpers: list[asyncio.Task[None]] = []
 
-    def hand_on(self) -> None:
-        self.rest = asyncio.ensure_future(self.prober._in_turns(
-            self.job, self.asked, self.first, self.run, self.batches, self.stagger_s))
+    async def take(self, first: int | None = None) -> None:
+        """Run check ``first`` (claimed by ``due``), then each check not yet begun."""
+        if first is not None:
+            self.batches[first] = await self.prober._run_in_slot(self.job, self.asked[first],
+                                                                 self.run)
+        while self.next < len(self.asked):
+            i = self.next
+            self.next = i + 1
+            self.batches[i] = await self.prober._run_in_slot(self.job, self.asked[i], self.run)
+
+    def due(self) -> None:
+        """The timer: check ``next`` begins now if its latest start has come (the one
+        before it is still going), else the timer waits for that start."""
+        self.timer = None
+        i = self.next
+        if i >= len(self.asked):
+            return
+        loop = asyncio.get_running_loop()
+        wait = self.began + i * self.job.stagger_s - loop.time()
+        if wait <= 0:
+            self.next = i + 1
+            self.helpers.append(asyncio.ensure_future(self.take(i)))
+            if self.next >= len(self.asked):
+                return
+            wait = self.began + self.next * self.job.stagger_s - loop.time()
+        self.timer = loop.call_later(max(0.0, wait), self.due)
 
 
 class Prober:
@@ -146,14 +174,17 @@ class Prober:
         """Run the job's checks in turns, each in a slot of the global bound: the next check
         starts when the one before it has finished, so a healthy pod's checks reuse one
         kept-alive connection (side by side, the default pod held three: 30,000 open files
-        at 10,000 pods); or, when it has not finished within the job's stagger
-        (``Job.stagger_s``), at once beside it: a check that cannot pass (a timeout) never
-        holds back the endpoint's other checks past the stagger, so each is judged every
-        interval. One check of one endpoint never runs twice at once. Once stopping, a
-        check not yet begun does not start. A check the job judges from another's answer
-        (``Job.derived``) makes no request: it is judged when that answer is in.
-        Overloaded (``_overloaded``), a scheduled run does not start: it is counted, and
-        the next run is due. Results in the job's order."""
+        at 10,000 pods); check k begins at the latest k staggers (``Job.stagger_s``) after
+        the run began, beside the one still going: a check that cannot pass (a timeout)
+        never holds back the endpoint's other checks past the stagger, so each is judged
+        every interval. In the common case (every check answers within the stagger) the
+        checks are awaited in sequence, with one timer per run and no task: less than a
+        task per check (bench/run_path.py, a default pod's run over instant checks: 113 us
+        of CPU through gather, 87 us in turns). One check of one endpoint never runs twice
+        at once. Once stopping, a check not yet begun does not start. A check the job
+        judges from another's answer (``Job.derived``) makes no request: it is judged when
+        that answer is in. Overloaded (``_overloaded``), a scheduled run does not start: it
+        is counted, and the next run is due. Results in the job's order."""
         if scheduled_at is not None and self._overloaded():
             self.state.overload_skipped(len(job.checks))
             return []
@@ -165,42 +196,27 @@ class Prober:
             asked = tuple(name for name in job.checks if name not in derived)
         else:
             asked = job.checks
-        batches: list[list[ProbeResult]] = [[] for _ in asked]
-        await self._in_turns(job, asked, 0, run, batches, job.stagger_s)
-        results = [result for batch in batches for result in batch]
+        turns = _Turns(self, job, asked, run)
+        if len(asked) > 1:
+            loop = asyncio.get_running_loop()
+            turns.began = loop.time()
+            turns.timer = loop.call_later(job.stagger_s, turns.due)
+        try:
+            await turns.take()
+            for helper in turns.helpers:  # checks begun beside a slow one: their results
+                await helper
+        except BaseException:
+            for helper in turns.helpers:
+                helper.cancel()
+            raise
+        finally:
+            if turns.timer is not None:
+                turns.timer.cancel()
+        results = [result for batch in turns.batches for result in batch]
         if job.derived:
             order = {check: i for i, check in enumerate(job.checks)}
             results.sort(key=lambda result: order[result.check])
         return results
-
-    async def _in_turns(self, job: Job, asked: tuple[str, ...], first: int, run: _Run,
-                        batches: list[list[ProbeResult]], stagger_s: float) -> None:
-        """Run ``asked[first:]`` one after another, each check's results into its batch. A
-        check's turn arms a timer: when it fires before the check is done, the checks after
-        it go on in a task of their own (``_Turn.hand_on``) and this one only finishes its
-        check and waits for them. In the common case (every check answers within the
-        stagger) there is no task: awaits in sequence cost less than a task per check
-        (bench/run_path.py, a default pod's run over instant checks: 113 us of CPU through
-        gather, 87 us in turns)."""
-        loop = asyncio.get_running_loop()
-        last = len(asked) - 1
-        for i in range(first, last + 1):
-            if i == last:
-                batches[i] = await self._run_in_slot(job, asked[i], run)
-                return
-            turn = _Turn(self, job, asked, i + 1, run, batches, stagger_s)
-            timer = loop.call_later(stagger_s, turn.hand_on)
-            try:
-                batches[i] = await self._run_in_slot(job, asked[i], run)
-            except BaseException:
-                if turn.rest is not None:
-                    turn.rest.cancel()
-                raise
-            finally:
-                timer.cancel()
-            if turn.rest is not None:  # the rest went on meanwhile: wait for them
-                await turn.rest
-                return
 
     async def _run_in_slot(self, job: Job, name: str, run: _Run) -> list[ProbeResult]:
         key = (job.endpoint.name, name)
