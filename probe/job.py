@@ -79,13 +79,14 @@ class Job:
         return len(self.checks) - len(self.derived)
 
     def _stagger(self, attempts: Attempts) -> float:
-        """``stagger_s``: how long after the run began the k-th check (counted from 0)
-        begins, at the latest, is k staggers (``probe.prober``: the checks take turns, so a
-        healthy pod's reuse one connection): ``STAGGER_SHARE`` of an attempt's deadline, so
-        a check still going by then is slow (a healthy check answers in a fraction of it),
-        and never so long that the last check could end past the interval: each ends
-        within its attempts' bound (which the config keeps within the interval), so
-        (requests - 1) x stagger + bound <= interval."""
+        """``stagger_s``: how long a check of a run holds its slot before the next begins
+        beside it (``probe.prober``: the checks take turns, so a healthy pod's reuse one
+        connection): ``STAGGER_SHARE`` of an attempt's deadline, so a check still going by
+        then is slow (a healthy check answers in a fraction of it), and never so long that
+        the last check could end past the interval: the k-th check (counted from 0) begins
+        at the latest k staggers after the first got its slot (plus its own wait for a
+        slot, while the probe is busy), and each ends within its attempts' bound (which the
+        config keeps within the interval), so (requests - 1) x stagger + bound <= interval."""
         stagger = STAGGER_SHARE * attempts.timeout_s
         if self.requests > 1:
             room = (self.interval_s - attempts.bound_s) / (self.requests - 1)

@@ -203,6 +203,44 @@ def test_healthy_checks_take_turns_one_after_another() -> None:
                       ("start", "c"), ("end", "c")]
 
 
+def test_a_check_waiting_for_its_slot_is_not_slow() -> None:
+    """Both slots are held for 0.5 s by other pods; the job's stagger is 0.1 s. Its first
+    check waits for a slot longer than that, but waiting is the probe's business, not the
+    pod's: its checks still take turns once it has one (handed on, they would have run two
+    at once on two connections)."""
+    events: list[tuple[str, str]] = []
+
+    def check(name: str, hold_s: float) -> CheckSpec:
+        async def fn(target: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+            events.append(("start", f"{target.name}:{name}"))
+            await asyncio.sleep(hold_s)
+            events.append(("end", f"{target.name}:{name}"))
+            return Observation(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(check("hold", 0.5), check("a", 0.02), check("b", 0.02), check("c", 0.02),
+                  max_concurrent=2)
+    target = endpoint(name="p", timeout_s=1.0, tries=1)
+    planned = job(target, "a", "b", "c")
+    assert planned.stagger_s == pytest.approx(0.1)
+
+    async def main() -> list[ProbeResult]:
+        async with prober.client:
+            holders = [asyncio.create_task(prober.run_job(job(endpoint(name=n), "hold")))
+                       for n in ("x", "y")]
+            await asyncio.sleep(0.05)  # both slots held
+            results = await prober.run_job(planned)
+            await asyncio.gather(*holders)
+            return results
+
+    results = asyncio.run(main())
+    assert [r.check for r in results] == ["a", "b", "c"] and all(r.ok for r in results)
+    ours = [event for event in events if event[1].startswith("p:")]
+    assert ours == [("start", "p:a"), ("end", "p:a"), ("start", "p:b"), ("end", "p:b"),
+                    ("start", "p:c"), ("end", "p:c")]
+
+
 class CountingServer:
     """An HTTP/1.1 server on 127.0.0.1 answering every request with 200 and ``{}``, keeping
     connections open, counting the connections it accepted per host name asked."""
