@@ -197,7 +197,10 @@ class Daemon:
             self._install_signals(stop)
         install_log_redaction(self.redactor)
         self._open_files()
-        self.store = open_store(self.config, lambda text: self.redactor(text))
+        # A schema upgrade of a large database may take minutes (dropping an index: about
+        # 1.3 s per million results): systemd is asked for more time while it runs
+        with self.notifier.extending("opening the database (its schema may be upgraded)"):
+            self.store = open_store(self.config, lambda text: self.redactor(text))
         try:
             self.metrics_server = listen(self.registry, self.config, self.routes)
         except StartupError:

@@ -14,9 +14,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
+
+# While start-up work of unknown length runs (a schema upgrade of a large database), systemd
+# is asked every EXTEND_EVERY_S to wait EXTEND_BY_S more than its start timeout
+# (``EXTEND_TIMEOUT_USEC``): the start is then bounded by the work's progress, not by
+# ``TimeoutStartSec=``, and a start that hangs outright still fails EXTEND_BY_S later.
+EXTEND_EVERY_S = 10.0
+EXTEND_BY_S = 30.0
 
 
 class Notifier:
@@ -60,3 +69,28 @@ class Notifier:
 
     def watchdog(self) -> None:
         self.send("WATCHDOG=1")
+
+    @contextmanager
+    def extending(self, status: str, every_s: float = EXTEND_EVERY_S,
+                  by_s: float = EXTEND_BY_S) -> Iterator[None]:
+        """While the block runs (blocking work, in this thread), ask systemd every
+        ``every_s`` for ``by_s`` more time to start, from a thread of its own, with the
+        status line ``status``. Without ``$NOTIFY_SOCKET`` it does nothing."""
+        if not self._address:
+            yield
+            return
+        done = threading.Event()
+
+        def extend() -> None:
+            while True:
+                self.send(f"EXTEND_TIMEOUT_USEC={int(by_s * 1_000_000)}", f"STATUS={status}")
+                if done.wait(every_s):
+                    return
+
+        thread = threading.Thread(target=extend, name="start-timeout", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()

@@ -104,7 +104,12 @@ def test_ready_watchdog_from_the_loop_and_silence_while_it_is_blocked(
 
     blocked_from, blocked_until = run_daemon(config, env, scenario)
     lines = systemd.lines()
-    assert lines[0] == "READY=1" and lines[1] == "STATUS=1 endpoint: 1 unknown"
+    ready = lines.index("READY=1")
+    # before READY=1 only the start's request for time while the database opened
+    assert set(lines[:ready]) == {
+        "EXTEND_TIMEOUT_USEC=30000000",
+        "STATUS=opening the database (its schema may be upgraded)"}
+    assert lines[ready + 1] == "STATUS=1 endpoint: 1 unknown"
     assert lines.count("WATCHDOG=1") >= 6
     # a ping already on its way may land just after the block began
     assert systemd.lines(blocked_from + 0.05, blocked_until - 0.05).count("WATCHDOG=1") == 0
@@ -207,3 +212,27 @@ def test_credentials_become_environment_variables(tmp_path: Path) -> None:
     assert environ["RUNPOD_API_KEY"] == "rk-from-systemd-0000"
     assert environ["ALREADY_SET"] == "from the environment"
     assert import_credentials({}) == []
+
+
+def test_blocking_start_up_work_asks_systemd_for_more_time(systemd: Systemd) -> None:
+    """A schema upgrade of a large database may outlast TimeoutStartSec=: while it runs the
+    daemon asks for more time, again and again, and stops asking when it is done."""
+    notifier = Notifier({"NOTIFY_SOCKET": str(systemd.path)})
+    with notifier.extending("upgrading the database", every_s=0.05, by_s=30):
+        deadline = time.monotonic() + 10
+        while (len([line for line in systemd.lines() if line.startswith("EXTEND_TIMEOUT_USEC=")])
+               < 3 and time.monotonic() < deadline):
+            time.sleep(0.01)
+    ended = time.monotonic()
+    extends = [line for line in systemd.lines() if line.startswith("EXTEND_TIMEOUT_USEC=")]
+    assert len(extends) >= 3
+    assert set(extends) == {"EXTEND_TIMEOUT_USEC=30000000"}
+    assert "STATUS=upgrading the database" in systemd.lines()
+    time.sleep(0.2)  # four periods: nothing more once the work is done
+    assert not [line for line in systemd.lines(since=ended + 0.01)
+                if line.startswith("EXTEND_TIMEOUT_USEC=")]
+
+
+def test_without_systemd_extending_starts_no_thread() -> None:
+    with Notifier({}).extending("upgrading the database", every_s=0.01):
+        assert "start-timeout" not in [thread.name for thread in threading.enumerate()]
