@@ -72,6 +72,8 @@ PROMPTS = ('prompts:\n'
            'cross: "bench"}\n'
            '  - {name: validation-failure, prompt: "What happens on validation failure?", '
            "expect: {icontains: 'fails closed'}, cross: \"bench\"}\n")
+# scheduler.max_concurrent for the daemon (--max-concurrent; empty: the daemon's default)
+MAX_CONCURRENT: list[int] = []
 POD_PORT = 8000  # the pod's port as RunPod's proxy sees it; carried in the URL path here
 # (endpoints, interval, checks, fresh): the issue's must-show rows.
 STANDARD = [(100, "15s", "models", False), (1000, "15s", "models", False),
@@ -232,7 +234,8 @@ def daemon_config(n: int, interval: str, checks: str, nginx_port: int, db: Path,
              f"checks: [{', '.join(CHECKS[checks])}]}}",
              f'storage: {{path: "{db}"}}',
              f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}',
-             "scheduler: {spread: true}",
+             "scheduler: {spread: true"
+             + (f", max_concurrent: {MAX_CONCURRENT[0]}" if MAX_CONCURRENT else "") + "}",
              # the probe's own vantage as a deployment has it (RunPod's API, reachable): a
              # target on the same nginx. Without one the default target is RunPod's API on
              # the internet, unreachable here, and the daemon would call itself offline.
@@ -299,6 +302,14 @@ def lag_buckets(text: str) -> list[tuple[float, float]]:
                 if le:
                     out.append((float(le.group(1)), float(m.group(3))))
     return sorted(out)
+
+
+def sample_value(text: str, name: str) -> float:
+    """The value of the unlabelled series ``name`` in an exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def histogram_quantile(q: float, before: list[tuple[float, float]],
@@ -385,7 +396,12 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
             "lag_p99": histogram_quantile(0.99, before, after),
             "rss_mb": rss, "scrape_s": max(scraper.times or [scrape0, scrape1]),
             "scrapes": [round(x, 2) for x in scraper.times], "scrape_kb": len(text1) / 1024,
-            "open_files": fds, "config": config}
+            "open_files": fds, "config": config,
+            # the event loop's stalls over the window (late by more than 50 ms), and the
+            # lag histogram's delta: what a lag quantile is made of
+            "stalled_s": (sample_value(text1, "runpod_probe_loop_stalled_seconds_total")
+                          - sample_value(text0, "runpod_probe_loop_stalled_seconds_total")),
+            "lag_delta": [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]}
 
 
 def time_check_config(config: Path) -> float:
@@ -613,7 +629,11 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="py-spy the daemon over the window into FILE (collapsed stacks; "
                         "its CPU figures are then not comparable)")
+    parser.add_argument("--max-concurrent", type=int, metavar="N",
+                        help="the daemon's scheduler.max_concurrent (default: its own default)")
     args = parser.parse_args()
+    if args.max_concurrent:
+        MAX_CONCURRENT.append(args.max_concurrent)
     if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
         raise SystemExit("needs 2 cores: one measured, one for nginx and the driver")
     if not args.standard and not args.endpoints:
@@ -636,7 +656,9 @@ def main() -> None:
         print(fmt_row(results[-1]), flush=True)
         if args.verbose:
             print(f"  scrapes (s): {results[-1]['ours']['scrapes']}; open files at the end: "
-                  f"{results[-1]['ours']['open_files']}", flush=True)
+                  f"{results[-1]['ours']['open_files']}; event loop stalled "
+                  f"{results[-1]['ours']['stalled_s']:.2f}s of the window", flush=True)
+            print(f"  lag (le, runs): {results[-1]['ours']['lag_delta']}", flush=True)
             for check, outcome, message, count in results[-1]["ours"]["non_ok"]:
                 print(f"  {count:>7} {check} {outcome}: {message}", flush=True)
     print()
