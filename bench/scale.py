@@ -92,9 +92,11 @@ def schedule(checks: str, interval_s: float) -> list[tuple[str, str, float]]:
 
 
 def warm_up_s(checks: str, interval_s: float) -> float:
-    """Until every job has run once: first runs are spread over their interval, at most
-    60 s (the prompts' too, whose interval is longer), so that the window sees their
-    steady rate rather than the start-up's."""
+    """Until every job of the interval has run once, and a minute: the prompts' first runs
+    (a longer interval) are spread over at least a minute, over their whole interval at
+    10,000 pods (``probe.scheduler.spread_window_s``), so that the window sees their steady
+    rate rather than the start-up's (between 600 and 3,000 pods, 20 first runs a second for
+    longer than the minute: more than their steady rate)."""
     longest = max(every for _, _, every in schedule(checks, interval_s))
     return min(longest, max(interval_s, 60.0)) + 5
 

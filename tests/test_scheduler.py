@@ -18,8 +18,10 @@ from probe.scheduler import (
     TICK_S,
     ProbeScheduler,
     Scheduled,
+    Spread,
     on_grid,
-    phase_grid_s,
+    plan_spread,
+    spread_window_s,
     start_offset_s,
 )
 
@@ -37,22 +39,56 @@ def full(count: int, interval_s: float = 15.0) -> list[Job]:
             for i in range(count)]
 
 
+def grid_of(fleet: list[Job], max_concurrent: int = 64) -> float:
+    (spread,) = plan_spread(fleet, max_concurrent).values()
+    return spread.grid_s
+
+
+def offset(job: Job, fleet: list[Job]) -> float:
+    return start_offset_s(job, plan_spread(fleet, 64)[job.interval_s].window_s)
+
+
 def test_offsets_are_stable_and_inside_the_interval() -> None:
     fleet = jobs(1000)
-    offsets = [start_offset_s(job, spread=True) for job in fleet]
-    assert offsets == [start_offset_s(job, spread=True) for job in fleet]
+    window = spread_window_s(15.0, len(fleet))
+    assert window == 15.0
+    offsets = [start_offset_s(job, window) for job in fleet]
+    assert offsets == [start_offset_s(job, window) for job in fleet]
     assert all(0 <= o < 15.0 for o in offsets)
     # Spread: every 1.5 s slice of the interval gets a share of the fleet.
     slices = {int(o // 1.5) for o in offsets}
     assert slices == set(range(10))
-    assert all(start_offset_s(job, spread=False) == 0 for job in fleet)
 
 
-def test_long_intervals_are_spread_over_a_bounded_window() -> None:
-    prompts = jobs(200, interval_s=1800.0)
-    offsets = [start_offset_s(job, spread=True) for job in prompts]
+def test_long_intervals_of_a_small_fleet_are_spread_over_a_minute() -> None:
+    prompts = jobs(200, interval_s=300.0)
+    assert spread_window_s(300.0, len(prompts)) == SPREAD_WINDOW_S
+    offsets = [offset(job, prompts) for job in prompts]
     assert all(0 <= o < SPREAD_WINDOW_S for o in offsets)
     assert max(offsets) > SPREAD_WINDOW_S / 2
+
+
+@pytest.mark.parametrize(("jobs_count", "interval_s", "window_s"), [
+    (14, 300.0, SPREAD_WINDOW_S),  # the demo's prompts: within the minute
+    (1200, 300.0, SPREAD_WINDOW_S),  # 20 first runs a second fit in the minute
+    (2000, 300.0, 100.0),  # 1,000 pods' two prompts: 20 a second over 100 s
+    (20_000, 300.0, 300.0),  # 10,000 pods' two prompts: their steady 67 a second
+    (20_000, 15.0, 15.0),  # short intervals: always the whole interval
+    (5000, 1800.0, 250.0),  # a 30-minute round trip on 5,000 endpoints
+])
+def test_a_large_fleet_spreads_long_intervals_further(jobs_count: int, interval_s: float,
+                                                      window_s: float) -> None:
+    """An interval's first runs set the phase of all its later runs: a window shorter than
+    the interval is a burst at every interval, so a large fleet's first runs come at most
+    20 a second, up to the whole interval."""
+    assert spread_window_s(interval_s, jobs_count) == pytest.approx(window_s)
+    fleet = jobs(jobs_count, interval_s)
+    (spread,) = plan_spread(fleet, 64).values()
+    offsets = [start_offset_s(job, spread.window_s) for job in fleet]
+    assert all(0 <= o < window_s for o in offsets)
+    per_second = Counter(int(o) for o in offsets)
+    assert max(per_second.values()) <= 2 * max(20, jobs_count / interval_s), \
+        "first runs at most ~20 a second (or the interval's own rate)"
 
 
 @pytest.mark.parametrize(("fleet", "max_concurrent", "grid_s"), [
@@ -62,14 +98,21 @@ def test_long_intervals_are_spread_over_a_bounded_window() -> None:
     (jobs(10_000), 64, 32 / (10_000 / 15)),  # 48 ms
     (jobs(1000), 8, 4 / (1000 / 15)),  # a low limit makes small bursts: 60 ms
     (jobs(10_000), 8, TICK_S),  # 6 ms: never below the wake-up tick
-    (jobs(1000) + jobs(10, interval_s=1800.0), 64, 32 / (1000 / 15 + 10 / 1800)),
-    ([], 64, GRID_MAX_S),
     # a job's checks take turns in one slot: a pod with three checks is one
     (full(1000), 64, 32 / (1000 / 15)),  # 0.48 s
 ])
 def test_the_grid_holds_a_burst_of_the_plans_runs(fleet: list[Job], max_concurrent: int,
                                                     grid_s: float) -> None:
-    assert phase_grid_s(fleet, max_concurrent) == pytest.approx(grid_s)
+    assert grid_of(fleet, max_concurrent) == pytest.approx(grid_s)
+
+
+def test_each_interval_has_its_own_grid() -> None:
+    """10,000 pods' checks every 15 s and their prompts every 5 minutes: each interval's
+    first runs hold a burst per step of its own grid, so the prompts take about 625
+    slots, not one each (on the checks' 48 ms grid, 300 s would be 6,250 instants)."""
+    plan = plan_spread(jobs(10_000) + jobs(20_000, interval_s=300.0), 64)
+    assert plan == {15.0: Spread(15.0, pytest.approx(0.048)),
+                    300.0: Spread(300.0, pytest.approx(0.48))}
 
 
 @pytest.mark.parametrize(("moment", "grid_s", "expected"), [
@@ -98,9 +141,10 @@ def test_first_runs_are_placed_on_the_grid_after_their_offset() -> None:
 
     first, slots = asyncio.run(go())
     now = datetime(2026, 2, 18, 12, 0, 0, 123_456, tzinfo=UTC)
-    grid = phase_grid_s(fleet, SPREAD.max_concurrent)
+    grid = grid_of(fleet, SPREAD.max_concurrent)
+    window = plan_spread(fleet, 64)[15.0].window_s
     for job in fleet:
-        offset_at = now + timedelta(seconds=start_offset_s(job, True))
+        offset_at = now + timedelta(seconds=start_offset_s(job, window))
         assert first[job.id] == on_grid(offset_at, grid)
         assert timedelta(0) <= first[job.id] - offset_at < timedelta(seconds=grid)
     # 1,000 jobs start at about 15 s / 0.48 s = 32 instants, about 32 jobs at each
@@ -180,8 +224,9 @@ def test_replacing_the_jobs_keeps_the_phase_of_unchanged_ones() -> None:
     assert after["pod-1/checks"] - before["pod-1/checks"] == timedelta(seconds=7), \
         "changed: rescheduled from now"
     later = datetime(2026, 2, 18, 12, 0, 7, tzinfo=UTC)
-    grid = phase_grid_s([first[0], changed, added], SPREAD.max_concurrent)
-    assert after["pod-9/checks"] == on_grid(later + timedelta(seconds=start_offset_s(added, True)),
+    replanned = [first[0], changed, added]
+    grid = grid_of(replanned, SPREAD.max_concurrent)
+    assert after["pod-9/checks"] == on_grid(later + timedelta(seconds=offset(added, replanned)),
                                             grid)
 
 
@@ -250,10 +295,11 @@ def test_slots_keep_the_phase_of_unchanged_jobs_across_set_jobs() -> None:
         assert after[job.id].next_run_time == before[job.id].next_run_time, job.id
         assert after[job.id].trigger is before[job.id].trigger, job.id
     later = datetime(2026, 2, 18, 12, 0, 7, 250_000, tzinfo=UTC)
-    grid = phase_grid_s(again, SPREAD.max_concurrent)
+    grid = grid_of(again, SPREAD.max_concurrent)
+    window = plan_spread(again, 64)[15.0].window_s
     for job in changed + added:
         assert after[job.id].next_run_time == on_grid(
-            later + timedelta(seconds=start_offset_s(job, True)), grid), job.id
+            later + timedelta(seconds=start_offset_s(job, window)), grid), job.id
     instants = {s.trigger.start_date for s in after_jobs}
     assert slots_before <= 15 / grid + 1 and slots_after == len(instants) < 1000 / 10
 
