@@ -17,6 +17,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
+from probe.exposition.keyed import KeyedLines
 from probe.exposition.text import Family
 from probe.job import Job
 from probe.metrics import P
@@ -45,12 +46,21 @@ class PromptMetrics(Collector):
         self.decoded: Counter[Key] = Counter()
         self.decode_s: dict[Key, float] = {}
         self.spent: Counter[tuple[str, str]] = Counter()  # (endpoint, "prompt"|"completion")
+        # the two families every pod has, written when they change (``KeyedLines``)
+        self._passes = KeyedLines([_pass_family()])
+        self._spending = KeyedLines([_spent_family()])
 
     def on_plan(self, config: Config, jobs: Sequence[Job]) -> None:
         planned = {(job.endpoint.name, check[len(CHECK_PREFIX):])
                    for job in jobs for check in job.checks if check.startswith(CHECK_PREFIX)}
         with self._lock:
-            self.passed = {key: self.passed.get(key, False) for key in sorted(planned)}
+            before, self.passed = self.passed, {key: self.passed.get(key, False)
+                                                for key in sorted(planned)}
+            for key in before.keys() - planned:
+                self._passes.drop(key)
+            for key, ok in self.passed.items():
+                if key not in before:
+                    self._passes.put(key, [1 if ok else 0])
 
     def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
         details = result.details
@@ -60,12 +70,15 @@ class PromptMetrics(Collector):
                 for kind in ("prompt", "completion"):
                     tokens = usage.get(f"{kind}_tokens")
                     if isinstance(tokens, int):
-                        self.spent[(result.endpoint, kind)] += tokens
+                        spent = (result.endpoint, kind)
+                        self.spent[spent] += tokens
+                        self._spending.put(spent, [self.spent[spent]])
             if not result.check.startswith(CHECK_PREFIX):
                 return
             key = (result.endpoint, result.check[len(CHECK_PREFIX):])
             if key in self.passed:
                 self.passed[key] = result.ok
+                self._passes.put(key, [1 if result.ok else 0])
             if not isinstance(usage, dict):
                 return  # timings of an incomplete answer would flatter or smear the histograms
             if isinstance(details.get("ttft_s"), float | int):
@@ -84,26 +97,18 @@ class PromptMetrics(Collector):
                 self.decode_s[key] = self.decode_s.get(key, 0.0) + float(total - ttft)
 
     def collect(self) -> Iterator[Metric]:
+        passes, tokens = _pass_family(), _spent_family()
+        self._passes.fill([passes])
+        self._spending.fill([tokens])
+        yield passes
+        yield tokens
+        if not self.per_check:
+            return
         with self._lock:
-            passed = dict(self.passed)
             ttft = {k: h.copy() for k, h in self.ttft.items()}
             total = {k: h.copy() for k, h in self.total.items()}
             tokens_per_s = dict(self.tokens_per_s)
             decoded, decode_s = Counter(self.decoded), dict(self.decode_s)
-            spent = Counter(self.spent)
-        family = Family(P + "prompt_pass", "1 when the prompt's last answer passed "
-                        "every expectation; 0 otherwise (never run, failed, skipped).",
-                        "gauge", labels=["endpoint", "prompt"])
-        for key, ok in sorted(passed.items()):
-            family.add_metric(list(key), 1 if ok else 0)
-        yield family
-        tokens = Family(P + "tokens_spent", "Tokens spent by probing, as reported "
-                        "by the server's usage.", "counter", labels=["endpoint", "type"])
-        for (endpoint, kind), count in sorted(spent.items()):
-            tokens.add_metric([endpoint, kind], count)
-        yield tokens
-        if not self.per_check:
-            return
         yield _histogram(P + "prompt_ttft_seconds", "Time to the first content token of prompt "
                          "answers (role-only chunks do not count).", ttft)
         yield _histogram(P + "prompt_duration_seconds", "Total time of prompt answers, request "
@@ -123,6 +128,17 @@ class PromptMetrics(Collector):
             completed.add_metric(list(key), decoded[key])
             seconds.add_metric(list(key), decode_s[key])
         yield from (completed, seconds)
+
+
+def _pass_family() -> Family:
+    return Family(P + "prompt_pass", "1 when the prompt's last answer passed every "
+                  "expectation; 0 otherwise (never run, failed, skipped).", "gauge",
+                  labels=["endpoint", "prompt"])
+
+
+def _spent_family() -> Family:
+    return Family(P + "tokens_spent", "Tokens spent by probing, as reported by the server's "
+                  "usage.", "counter", labels=["endpoint", "type"])
 
 
 def _histogram(name: str, text: str, data: dict[Key, Histogram]) -> Metric:

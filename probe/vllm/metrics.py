@@ -7,7 +7,6 @@ stale: a number we did not observe this time would be a lie.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from probe.config.model import Config
+from probe.exposition.keyed import KeyedLines
 from probe.exposition.text import Family
 from probe.job import Job
 from probe.metrics import P
@@ -43,43 +43,47 @@ DERIVED = frozenset({"generation_tokens_per_s"})
 
 
 class EngineMetrics(Collector):
-    """Fed by the prober (one result at a time), read by the /metrics thread."""
+    """Fed by the prober (one result at a time): each endpoint's series written then
+    (``KeyedLines``), joined by a scrape."""
 
     def __init__(self, per_check: bool = False) -> None:
-        self._lock = threading.Lock()
-        self._latest: dict[str, dict[str, Any]] = {}  # endpoint -> latest scrape's details
         # the tokens/s gauge only with ``metrics: {per_check: true}``: rate() the counter
         self._gauges = GAUGES if per_check else tuple(g for g in GAUGES if g[2] not in DERIVED)
+        self._keys = tuple(key for _, _, key in self._gauges) + ("generation_tokens_total",)
+        self._series = KeyedLines(self._families())
+
+    def _families(self) -> list[Family]:
+        families = [Family(P + name, help_text, "gauge", labels=["endpoint"])
+                    for name, help_text, _ in self._gauges]
+        # The engine's own counter, as scraped: rate() it in Prometheus rather than trusting
+        # the rate computed between two scrapes (it resets when the server restarts).
+        families.append(Family(P + "vllm_generation_tokens", "Tokens vLLM generated "
+                               "(vllm:generation_tokens_total summed over engines) at the "
+                               "last scrape.", "counter", labels=["endpoint"]))
+        return families
 
     def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
         if result.check == CHECK:
-            with self._lock:
-                self._latest[result.endpoint] = result.details
+            details = result.details
+            self._series.put((result.endpoint,), [_number(details.get(key))
+                                                  for key in self._keys])
 
     def on_plan(self, config: Config, jobs: Sequence[Job]) -> None:
         """Forget endpoints that no longer scrape vLLM."""
         scraping = {job.endpoint.name for job in jobs if CHECK in job.checks}
-        with self._lock:
-            for name in [n for n in self._latest if n not in scraping]:
-                del self._latest[name]
+        for key in self._series.keys():
+            if key[0] not in scraping:
+                self._series.drop(key)
 
     def collect(self) -> Iterator[Metric]:
-        families = {key: Family(P + name, help_text, "gauge", labels=["endpoint"])
-                    for name, help_text, key in self._gauges}
-        with self._lock:
-            latest = sorted(self._latest.items())
-        # The engine's own counter, as scraped: rate() it in Prometheus rather than trusting
-        # the rate computed between two scrapes (it resets when the server restarts).
-        generated = Family(P + "vllm_generation_tokens", "Tokens vLLM generated "
-                           "(vllm:generation_tokens_total summed over engines) at the last "
-                           "scrape.", "counter", labels=["endpoint"])
-        for endpoint, details in latest:
-            for key, family in families.items():
-                value = details.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    family.add_metric([endpoint], float(value))
-            total = details.get("generation_tokens_total")
-            if isinstance(total, int | float) and not isinstance(total, bool):
-                generated.add_metric([endpoint], float(total))
-        yield from families.values()
-        yield generated
+        families = self._families()
+        self._series.fill(families)
+        yield from families
+
+
+def _number(value: Any) -> float | None:
+    """A value the result observed, as a float; None (no series) for anything else: a number
+    we did not observe this time would be a lie."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
