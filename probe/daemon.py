@@ -33,7 +33,7 @@ from probe.features import (
     StartupHook,
     StatusPart,
 )
-from probe.job import Job, open_connections
+from probe.job import Job, concurrency, open_connections
 from probe.listener import serve, with_pages
 from probe.metrics import Guarded, ProbeCollector, make_registry
 from probe.net import ProbeClient
@@ -214,7 +214,7 @@ class Daemon:
         tuning = Tuning()  # the GIL's switch interval; garbage collected on a clock
         try:
             async with probing(self.config, self.plugins, self.store, self.env, self.state,
-                               self.redactor) as prober:
+                               self.redactor, self.jobs) as prober:
                 self.prober = prober
                 for hook in self.plugins.startup:
                     attachment = await _start(hook, self)
@@ -398,6 +398,7 @@ class Daemon:
         install_log_redaction(self.redactor)
         if self.prober is not None:
             self.prober.redactor = self.redactor
+            self.prober.allow(concurrency(jobs, config.scheduler))  # discovery grew the plan
         self.state.configure(config, self.jobs)
         if self.scheduler is not None:
             self._open_files()  # discovery may have grown the fleet past the limit

@@ -9,6 +9,7 @@ under its own deadline).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -153,7 +154,26 @@ class Connections:
                 f"{self.beside} more for checks in flight beside another of their host's")
 
 
-def open_connections(jobs: Iterable[Job], settings: SchedulerSettings) -> Connections:
+# ``scheduler.max_concurrent: auto`` (the default): room for every request the plan makes in
+# AUTO_ROOM_S to be in flight at once (Little's law: in flight = rate x time each takes),
+# never fewer than AUTO_MIN. A RunPod proxy round trip takes a tenth to a few tenths of a
+# second: 10,000 default pods ask about 2,070 requests a second, which a fixed 64 in flight
+# would carry only while each took under 31 ms (at 0.2 s, about 320 a second: most runs
+# skipped as overload); auto gives them 1,034. A limit is still there: a fleet whose every
+# endpoint hangs holds at most that many checks (and their connections) open.
+AUTO_MIN = 64
+AUTO_ROOM_S = 0.5
+
+
+def concurrency(jobs: Iterable[Job], settings: SchedulerSettings) -> int:
+    """Checks in flight at once: ``max_concurrent`` when set, else sized from ``jobs``."""
+    if settings.max_concurrent is not None:
+        return settings.max_concurrent
+    rate = sum(job.requests / job.interval_s for job in jobs if job.interval_s > 0)
+    return max(AUTO_MIN, math.ceil(round(rate * AUTO_ROOM_S, 6)))  # (float sums: 1000.0000001)
+
+
+def open_connections(jobs: Sequence[Job], settings: SchedulerSettings) -> Connections:
     """What ``jobs`` can hold open at once. A job's checks take turns (``probe.prober``), so
     with keep-alive each host asked holds one connection (hosts the endpoints share, like
     serverless's, count once), and a check opens another only while one of its host's is
@@ -169,7 +189,7 @@ def open_connections(jobs: Iterable[Job], settings: SchedulerSettings) -> Connec
         requests[first] += job.requests
         for host in others:
             requests.setdefault(host, 0)
-    bound = settings.max_concurrent
+    bound = concurrency(jobs, settings)
     if not settings.keepalive:
         return Connections(0, min(bound, sum(requests.values())))
     beside = sum(max(0, asked - 1) for asked in requests.values())

@@ -161,6 +161,7 @@ class Prober:
         # trip) see it in their context and wind down.
         self.stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(max_concurrent)
+        self.limit = max_concurrent
         # checks waiting for a slot, and how late the last scheduled one got its slot (in
         # its intervals): the probe's overload (``_overloaded``)
         self._waiting = 0
@@ -171,6 +172,14 @@ class Prober:
         self._held: dict[tuple[str, str], _Held] = {}
         self._contexts: dict[tuple[str, str], CheckContext] = {}
         self._shared: defaultdict[str, dict[str, Any]] = defaultdict(dict)
+
+    def allow(self, limit: int) -> None:
+        """Let ``limit`` checks be in flight at once, when that is more than now (a plan grown
+        by discovery, ``scheduler.max_concurrent: auto``). Never fewer while running: a
+        smaller plan keeps the larger limit until a restart."""
+        while self.limit < limit:
+            self._semaphore.release()
+            self.limit += 1
 
     def context(self, job: Job, check: str) -> CheckContext:
         key = (job.endpoint.name, check)

@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from probe.adapters.apscheduler_internals import LoopScheduler
 from probe.config.model import Config, SchedulerSettings
-from probe.job import Job
+from probe.job import Job, concurrency
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,8 @@ class ProbeScheduler:
                        if wanted.get(i) != slot.members[i].job]:
             self._leave(job_id)
         now = datetime.now(UTC)
-        plan = plan_spread(wanted.values(), settings.max_concurrent) if settings.spread else {}
+        plan = (plan_spread(wanted.values(), concurrency(jobs, settings)) if settings.spread
+                else {})
         for job in wanted.values():
             if job.id in self._slot_of:
                 continue

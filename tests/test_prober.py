@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from local_server import PinnedResolver, answering
 from probe.check import CheckContext, CheckSpec
 from probe.config.model import Endpoint, SchedulerSettings
 from probe.features import Feature, Plugins
-from probe.job import Connections, Job, open_connections
+from probe.job import Connections, Job, concurrency, open_connections
 from probe.net import ProbeClient, make_client
 from probe.outcome import Observation, Outcome, ProbeResult
 from probe.prober import Prober
@@ -297,6 +298,54 @@ def test_a_healthy_pods_checks_reuse_one_connection() -> None:
     batches = asyncio.run(main())
     assert all([r.outcome for r in batch] == [Outcome.OK] * 3 for batch in batches)
     assert server.connections == {f"pod-{i}.test": 1 for i in range(5)}
+
+
+def test_auto_concurrency_is_sized_from_the_plans_requests() -> None:
+    """``max_concurrent: auto``: half a second of the plan's requests in flight, at least
+    64; a number given is kept as it is."""
+    def pods(count: int, checks: tuple[str, ...], interval_s: float = 15.0) -> list[Job]:
+        return [replace(job(endpoint(name=f"p{i}"), *checks), interval_s=interval_s)
+                for i in range(count)]
+
+    auto = SchedulerSettings()
+    default = ("models", "health", "vllm_metrics")
+    assert concurrency(pods(14, default), auto) == 64  # a small fleet: the floor
+    assert concurrency(pods(10_000, default), auto) == 1000  # 2,000 requests/s x 0.5 s
+    fleet = pods(10_000, default) + pods(20_000, ("prompt",), interval_s=300.0)
+    assert concurrency(fleet, auto) == 1034  # and the prompts' 67 a second
+    assert concurrency(fleet, SchedulerSettings(max_concurrent=64)) == 64
+
+
+def test_a_grown_plan_lets_more_checks_in_flight() -> None:
+    """The prober's limit grows with the plan (discovery), never below what it was."""
+    running, peak = 0, 0
+
+    async def slow(target: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        return Observation(Outcome.OK)
+
+    prober = make(CheckSpec("slow", slow), max_concurrent=1)
+    jobs = [job(endpoint(name=f"e{i}"), "slow", name=f"job{i}") for i in range(4)]
+    peaks = []
+
+    async def main() -> None:
+        nonlocal peak
+        async with prober.client:
+            await asyncio.gather(*(prober.run_job(j) for j in jobs))
+            peaks.append(peak)
+            prober.allow(3)
+            prober.allow(2)  # never fewer
+            peak = 0
+            await asyncio.gather(*(prober.run_job(j) for j in jobs))
+            peaks.append(peak)
+
+    asyncio.run(main())
+    assert peaks == [1, 3]
+    assert prober.limit == 3
 
 
 def test_the_connections_a_plan_can_hold_open() -> None:

@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from helpers import endpoint
 
 from probe.config.model import SchedulerSettings
-from probe.job import Job
+from probe.job import Job, concurrency
 from probe.scheduler import (
     GRID_MAX_S,
     SPREAD_WINDOW_S,
@@ -141,7 +141,7 @@ def test_first_runs_are_placed_on_the_grid_after_their_offset() -> None:
 
     first, slots = asyncio.run(go())
     now = datetime(2026, 2, 18, 12, 0, 0, 123_456, tzinfo=UTC)
-    grid = grid_of(fleet, SPREAD.max_concurrent)
+    grid = grid_of(fleet, concurrency(fleet, SPREAD))
     window = plan_spread(fleet, 64)[15.0].window_s
     for job in fleet:
         offset_at = now + timedelta(seconds=start_offset_s(job, window))
@@ -225,7 +225,7 @@ def test_replacing_the_jobs_keeps_the_phase_of_unchanged_ones() -> None:
         "changed: rescheduled from now"
     later = datetime(2026, 2, 18, 12, 0, 7, tzinfo=UTC)
     replanned = [first[0], changed, added]
-    grid = grid_of(replanned, SPREAD.max_concurrent)
+    grid = grid_of(replanned, concurrency(replanned, SPREAD))
     assert after["pod-9/checks"] == on_grid(later + timedelta(seconds=offset(added, replanned)),
                                             grid)
 
@@ -295,7 +295,7 @@ def test_slots_keep_the_phase_of_unchanged_jobs_across_set_jobs() -> None:
         assert after[job.id].next_run_time == before[job.id].next_run_time, job.id
         assert after[job.id].trigger is before[job.id].trigger, job.id
     later = datetime(2026, 2, 18, 12, 0, 7, 250_000, tzinfo=UTC)
-    grid = grid_of(again, SPREAD.max_concurrent)
+    grid = grid_of(again, concurrency(again, SPREAD))
     window = plan_spread(again, 64)[15.0].window_s
     for job in changed + added:
         assert after[job.id].next_run_time == on_grid(

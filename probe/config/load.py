@@ -239,9 +239,21 @@ def _metrics(f: Fields) -> MetricsSettings:
                            f.boolean("native_histograms", False))
 
 
+def _concurrency(f: Fields) -> int | None:
+    """``max_concurrent``: ``auto`` (the default: sized from the plan) or a whole number."""
+    value = f.raw.get("max_concurrent")
+    if value == "auto":
+        return None
+    if isinstance(value, str):
+        f.fail("max_concurrent", f'expected a whole number or "auto", got "{value}"')
+        return None
+    limit: int | None = f.integer("max_concurrent", None, minimum=1)
+    return limit
+
+
 def _scheduler(f: Fields) -> SchedulerSettings:
     return SchedulerSettings(
-        max_concurrent=f.integer("max_concurrent", 64, minimum=1),
+        max_concurrent=_concurrency(f),
         spread=f.boolean("spread", True),
         max_body_bytes=f.integer("max_body_bytes", 4 * 1024 * 1024, minimum=1024),
         keepalive=f.boolean("keepalive", True),

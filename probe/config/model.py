@@ -191,7 +191,9 @@ class Hysteresis:
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
-    max_concurrent: int = 64
+    # Checks in flight at once; None (``auto``, the default): sized from the plan
+    # (``probe.job.concurrency``).
+    max_concurrent: int | None = None
     spread: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
     # Keep connections open between probes (per host); false opens a fresh one per request.

@@ -32,11 +32,13 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                    "http_proxy", "https_proxy", "all_proxy")
 
 
-def make_client(max_concurrent: int, keepalive: bool = True,
+def make_client(max_concurrent: int | None, keepalive: bool = True,
                 keepalive_expiry: float = KEEPALIVE_DEFAULT_S,
                 resolver: AbstractResolver | None = None) -> ProbeClient:
     """The client for every request: ``keepalive=False`` opens a fresh connection for every
     request; otherwise idle connections are kept per host for ``keepalive_expiry`` seconds.
+    ``max_concurrent``: connections in use at once (None: no bound here; the prober's own
+    limit, sized from the plan as it grows, bounds its checks in flight).
     ``resolver`` replaces the system's name lookup (tests point every host at a local
     server with it). With an HTTP(S) proxy in the environment, httpx's own transport is
     used (see the module's docstring); a resolver is then not used."""

@@ -20,6 +20,7 @@ connection's parser) is in ``probe.adapters.aiohttp_internals``.
 from __future__ import annotations
 
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -66,20 +67,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     request). Pool: at most ``max_connections`` connections in use at once; idle ones are
     kept per host for ``keepalive_expiry`` seconds, without a count limit (aiohttp keeps
     them in a dict by host, so a pool as large as the fleet costs nothing per request, only
-    file descriptors). ``resolver`` replaces the system's name lookup (aiohttp's
-    ``AbstractResolver``: the address, and port, a host name is connected to)."""
+    file descriptors); None, no bound (the prober's limit bounds its checks). ``resolver``
+    replaces the system's name lookup (aiohttp's ``AbstractResolver``: the address, and
+    port, a host name is connected to)."""
 
-    def __init__(self, max_connections: int, keepalive: bool = True,
+    def __init__(self, max_connections: int | None, keepalive: bool = True,
                  keepalive_expiry: float = 30.0, verify: ssl.SSLContext | bool = True,
                  resolver: AbstractResolver | None = None) -> None:
         self._ssl = httpx.create_ssl_context(verify=verify)
         self._resolver = resolver
-        self._limit = max_connections
+        self._limit = 0 if max_connections is None else max_connections  # aiohttp: 0, none
         self._keepalive = keepalive
         self._expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
         # ProbeClient.fetch's road: its own pool, same context, resolver and bounds
-        self.gets = GetPool(max_connections, keepalive, keepalive_expiry, self._ssl, resolver)
+        bound = sys.maxsize if max_connections is None else max_connections
+        self.gets = GetPool(bound, keepalive, keepalive_expiry, self._ssl, resolver)
         self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
 
     def _client(self) -> aiohttp.ClientSession:

@@ -235,3 +235,22 @@ def test_texts_endpoints_repeat_are_one_string() -> None:
     a, b, c = parse_config(text, env=ENV).endpoints
     assert a.kind == "pod" and a.kind is b.kind is c.kind
     assert a.model == "m/x" and a.model is c.model
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("", None), ("scheduler: {max_concurrent: auto}", None),
+    ("scheduler: {max_concurrent: 200}", 200)])
+def test_max_concurrent_is_auto_unless_a_number_is_given(given: str, expected: int | None) -> None:
+    env = {**ENV, "DEEPSEEK_API_KEY": "dk-0000"}
+    assert parse_config(BASE + given, env=env).scheduler.max_concurrent == expected
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("lots", 'scheduler.max_concurrent: expected a whole number or "auto", got "lots"'),
+    ("0", "scheduler.max_concurrent: must be at least 1, got 0"),
+    ("2.5", "scheduler.max_concurrent: expected a whole number, got a number")])
+def test_a_bad_max_concurrent_stops_the_config(given: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASE + f"scheduler: {{max_concurrent: {given}}}",
+                     env={**ENV, "DEEPSEEK_API_KEY": "dk-0000"})
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
