@@ -7,8 +7,9 @@ models answer) are recorded once from the simulator by the real checks, then pub
 attaches: the state with /metrics' series cache watching it, the vantage gate, the vLLM
 gauges, the status page's uptime, the incident tracker and the ledger (its book a stub: the
 writer's thread is not this path) with its baselines. A few results change: each round one
-pod in 200 fails its health check (down after three, then back up). The ledger's verdicts
-are handed to its book once per simulated second, as its timer does.
+pod in 200 fails its health check (down after three, then back up). The ledger's save timer
+fires once per simulated second, on a clock of simulated seconds (``probe.ledger.observer``:
+each endpoint's verdict kept at most once a minute, in its slot).
 
     python bench/publish.py [--endpoints 2000] [--rounds 4] [--repeat 5] [--no-secret]
 
@@ -85,11 +86,14 @@ async def recorded(config: Any, env: Mapping[str, str]) -> list[ProbeResult]:
     return kept
 
 
-class Pending:
-    """The ledger's save timer, set: its verdicts wait for the round's next second."""
+class SimulatedSeconds:
+    """The ledger's clock: one simulated second per second of results (``feed``)."""
 
-    def cancel(self) -> None:
-        pass
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class StubBook:
@@ -137,8 +141,10 @@ def wired(config: Any, jobs: Sequence[Any], env: Mapping[str, str], db: Path
             tracker.update(result.endpoint, verdict, result.started_at)
 
     book = StubBook()
-    ledger = Ledger(book, baselines=Baselines(PatternSettings()))  # type: ignore[arg-type]
-    ledger._saving = Pending()  # type: ignore[assignment] # flushed once a second
+    ledger = Ledger(book, baselines=Baselines(PatternSettings()),  # type: ignore[arg-type]
+                    clock=SimulatedSeconds())
+    # no event loop here: ``feed`` calls the save timer's callback once a simulated second
+    ledger._save_soon = lambda: None  # type: ignore[method-assign]
     prober.judged += [incidents, ledger.judged]
     return prober, ledger, book
 
@@ -174,6 +180,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"{len(pod)} results per pod: " + ", ".join(f"{r.check} {r.outcome}" for r in pod))
     names = [e.name for e in config.endpoints]
     prober, ledger, book = wired(config, jobs, env, db)
+    clock = ledger.clock
+    assert isinstance(clock, SimulatedSeconds)
     start = datetime(2026, 12, 5, tzinfo=UTC)
     rounds = [results_of(pod, names, start + timedelta(seconds=INTERVAL_S * k), lambda i, k=k:
                          i % FAILING_EVERY == 0 and k % 8 in (2, 3, 4, 5))
@@ -190,9 +198,9 @@ def run(args: argparse.Namespace) -> None:
                 t0 = time.process_time()
                 for result in second:
                     publish(result)
-                ledger.flush()
+                clock.now += 1.0
+                ledger.save_due()
                 cpu += time.process_time() - t0
-                ledger._saving = Pending()  # type: ignore[assignment]
                 n += len(second)
                 young += len(gc.get_objects(0))  # made, alive, not yet collected
                 t0 = time.process_time()

@@ -1,6 +1,7 @@
 """Each endpoint's verdict kept across a restart (table ``endpoint_state``): the daemon
-restores them at start and saves the newest with every batch of ledger entries, in the
-same transaction, so that after a crash the two agree."""
+restores them at start and saves a verdict with the ledger entries it made, in the same
+transaction, so that after a crash the two agree; one whose streaks only moved on at most
+once a minute (``probe.ledger.observer``), everything still waiting at a stop."""
 
 from __future__ import annotations
 

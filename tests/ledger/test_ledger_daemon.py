@@ -1,9 +1,11 @@
 """The ledger inside the real daemon: start-up hook, observer, reload, LEARNING.md, metrics;
-and a daemon killed with SIGKILL mid-write leaves a ledger that still verifies."""
+a daemon stopped with SIGTERM keeps every streak and a restart goes on from them; and a
+daemon killed with SIGKILL mid-write leaves a ledger that still verifies."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import sqlite3
@@ -69,6 +71,62 @@ def test_daemon_keeps_the_ledger_and_appends_learning(sim: Any, tmp_path: Path,
     assert "2 endpoints added to the probed fleet: 2 pods" in grown.decode()
     assert sorted(cited(grown.decode())) == [lesson.cite.id for lesson in lessons(entries)], \
         "every lesson, once"
+
+
+def models_results(db: Path, endpoint: str) -> tuple[int, set[str]]:
+    """How many ``models`` results the store holds for ``endpoint``, and their outcomes."""
+    if not db.exists():
+        return 0, set()
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'results'").fetchone():
+            return 0, set()
+        rows = conn.execute("SELECT outcome FROM results WHERE endpoint = ? AND "
+                            "check_name = 'models'", (endpoint,)).fetchall()
+    finally:
+        conn.close()
+    return len(rows), {str(row[0]) for row in rows}
+
+
+def kept_passes(db: Path, endpoint: str) -> tuple[str, int]:
+    """The state and the ``models`` streak of passes the database keeps for ``endpoint``."""
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        state, data = conn.execute("SELECT state, data FROM endpoint_state WHERE endpoint = ?",
+                                   (endpoint,)).fetchone()
+    finally:
+        conn.close()
+    return state, int(json.loads(data)["availability"]["streaks"]["models"]["passes"])
+
+
+def test_sigterm_keeps_every_streak_and_a_restart_goes_on_from_it(
+        sim: Any, tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """Streaks that move on without an entry wait (a minute at most) before they are kept:
+    a stop hands what waits to the book before it closes, so the database holds the streak
+    of every result written, and the next run counts on from it."""
+    db = tmp_path / "probe.db"
+    config = write(tmp_path / "c.yaml", header(sim, tmp_path, interval="200ms", timeout="150ms")
+                   + FAST + pods("qwen qwen-healthy checks: [models]"))
+    for floor in (10, 20):  # a first run, then a restart
+        proc = subprocess.Popen([sys.executable, "-m", "probe", "run", "--config", str(config)],
+                                env=sim_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while models_results(db, "qwen")[0] < floor:
+                assert time.monotonic() < deadline and proc.poll() is None, "no results"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, out
+        results, outcomes = models_results(db, "qwen")
+        assert outcomes == {"ok"}
+        assert kept_passes(db, "qwen") == ("up", results), \
+            "every result's pass kept, the last ones at the stop"
+    assert [e for n, e in events(db) if n == "qwen"] == ["appeared"], \
+        "the restart went on from the kept verdict: no second appearance, nothing else"
 
 
 def test_sigkill_mid_write_then_restart_leaves_a_verifiable_ledger(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from helpers import parse_config
@@ -10,7 +9,6 @@ from ledgerhelpers import T0, Wired, result, sync
 
 from probe.ledger.book import LedgerBook, connect, read_entries
 from probe.outcome import Outcome
-from probe.verdict import Encoded
 from probe.verdict import Hysteresis as LedgerSettings
 
 ENV = {"RUNPOD_API_KEY": "test-key-0000"}
@@ -91,33 +89,3 @@ def test_a_serverless_404_is_an_unknown_endpoint_id_not_a_stopped_pod(tmp_path: 
     assert (endpoint, event) == ("queue", "down")
     assert "RunPod knows no serverless endpoint with this id" in pattern
     assert "pod stopped" not in pattern
-
-
-def test_a_verdict_without_entries_is_kept_once_after_a_burst_and_at_close(
-        tmp_path: Path) -> None:
-    """In the loop, the results of a burst (a pod's checks answering together) keep the
-    endpoint's verdict once, the latest; what still waits is kept by ``flush`` (at
-    shutdown, before the book closes) and survives the restart."""
-    book = LedgerBook(tmp_path / "p.db", batch_interval_s=0.01)
-    wired = Wired(book)
-    sync(wired, config(tmp_path, "qwen"), now=T0)  # type: ignore[arg-type]
-    submitted: list[dict[str, object]] = []
-    submit = book.submit
-    book.submit = lambda states, drafts: (submitted.append(dict(states)),  # type: ignore
-                                          submit(states, drafts))
-
-    async def burst() -> None:
-        for n in range(3):  # ok after ok: no entry, only the streak changes
-            wired.observe(result(Outcome.OK, at=60 + n), n + 1)
-        assert submitted == []  # waiting, not encoded per result
-        wired.ledger.flush()
-
-    asyncio.run(burst())
-    assert [list(states) for states in submitted] == [["qwen"]]
-    kept = submitted[0]["qwen"]
-    assert isinstance(kept, Encoded)
-    assert kept.text == wired.state.verdict("qwen").encoded().text  # type: ignore[union-attr]
-    book.close()
-    again = Wired(LedgerBook(tmp_path / "p.db", batch_interval_s=0.01))
-    assert again.ledger.saved["qwen"].encoded().text == kept.text
-    again.ledger.book.close()
