@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 from probe.durations import format_duration
 from probe.ledger.chain import Evidence, LedgerDraft
@@ -102,7 +103,8 @@ class _Series:
     """The hours of one series in flat arrays (about 100 bytes an hour instead of an object,
     a datetime and a list per hour): the hours' starts (epoch seconds), ``keep`` sample
     slots per hour, how many are filled, how many samples were seen, the first and last
-    result rows (``NO_ROW``: none)."""
+    result rows (``NO_ROW``: none). Read from SQLite to judge a series (``Baselines.judge``);
+    the hour being filled is kept as a ``Current``."""
 
     __slots__ = ("keep", "starts", "samples", "filled", "seen", "first", "last")
 
@@ -125,29 +127,7 @@ class _Series:
         self.first.append(NO_ROW if first is None else first)
         self.last.append(NO_ROW if last is None else last)
 
-    def add(self, value: float, row: int | None) -> None:
-        """Into the last hour: the first ``keep`` samples, then spread over the hour, the
-        same way on every replay."""
-        i, n = len(self.starts) - 1, self.seen[-1]
-        self.samples[i * self.keep + n % self.keep] = value
-        self.filled[i] = n + 1 if n < self.keep else self.keep
-        self.seen[i] = n + 1
-        if row is not None:
-            if self.first[i] == NO_ROW:
-                self.first[i] = row
-            self.last[i] = row
-
-    def drop_before(self, start: int) -> None:
-        n = 0
-        while n < len(self.starts) and self.starts[n] < start:
-            n += 1
-        if n:
-            for column in (self.starts, self.filled, self.seen, self.first, self.last):
-                del column[:n]
-            del self.samples[:n * self.keep]
-
     def values(self, i: int) -> tuple[float, ...]:
-        i %= len(self.starts)  # -1: the last hour
         at = i * self.keep
         return tuple(self.samples[at:at + self.filled[i]])
 
@@ -155,6 +135,41 @@ class _Series:
         first, last = self.first[i], self.last[i]
         return _Hour(datetime.fromtimestamp(self.starts[i], UTC), self.values(i), self.seen[i],
                      None if first == NO_ROW else first, None if last == NO_ROW else last)
+
+
+# The hour a series is filling, the only one it keeps in memory: one array of doubles, its
+# fields then its ``keep`` sample slots: the hour's start (epoch seconds), the samples seen,
+# the first and last result rows (``NO_ROW``: none), all exact as doubles (< 2**53). A series
+# of 16 samples holds 232 bytes; six arrays (one per field) and their object held ~700.
+Current: TypeAlias = "array[float]"
+_START, _SEEN, _FIRST, _LAST, _SAMPLES = range(5)
+
+
+def _current(start: int, keep: int, samples: tuple[float, ...] = (), seen: int = 0,
+             first: int | None = None, last: int | None = None) -> Current:
+    kept = samples[:keep]
+    return array("d", [start, seen, NO_ROW if first is None else first,
+                       NO_ROW if last is None else last, *kept, *[0.0] * (keep - len(kept))])
+
+
+def _put(current: Current, value: float, row: int | None) -> None:
+    """A sample into the hour: the first ``keep``, then spread over the hour, the same way
+    on every replay."""
+    n = int(current[_SEEN])
+    current[_SAMPLES + n % (len(current) - _SAMPLES)] = value
+    current[_SEEN] = n + 1
+    if row is not None:
+        if current[_FIRST] == NO_ROW:
+            current[_FIRST] = row
+        current[_LAST] = row
+
+
+def _hour_of(current: Current) -> _Hour:
+    seen, first, last = int(current[_SEEN]), int(current[_FIRST]), int(current[_LAST])
+    filled = min(seen, len(current) - _SAMPLES)
+    return _Hour(datetime.fromtimestamp(int(current[_START]), UTC),
+                 tuple(current[_SAMPLES:_SAMPLES + filled]), seen,
+                 None if first == NO_ROW else first, None if last == NO_ROW else last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +189,7 @@ JUDGED_PER_BATCH = 64  # judgements per writer batch: 30,000 series spread over 
 class Baselines:
     settings: PatternSettings
     held: set[Key] = field(default_factory=set)  # the writer's thread only
-    hours: dict[Key, _Series] = field(default_factory=dict)  # the current hour of each
+    hours: dict[Key, Current] = field(default_factory=dict)  # the current hour of each
     finished: list[SavedHour] = field(default_factory=list)  # to keep, not yet handed over
     due: list[Due] = field(default_factory=list)  # judgements, not yet handed over
     forget_before: str | None = None
@@ -188,11 +203,11 @@ class Baselines:
             except ValueError:
                 continue
             key = (h.endpoint, h.check, h.metric)
-            series = self.hours.setdefault(key, _Series(_keep(h.metric)))
-            if series and series.starts[-1] >= start:
-                continue
-            series.open(start, h.samples, h.seen, h.first_row, h.last_row)
-            series.drop_before(start)  # the newest hour only: the others stay on disk
+            current = self.hours.get(key)
+            if current is not None and current[_START] >= start:
+                continue  # the newest hour only: the others stay on disk
+            self.hours[key] = _current(start, _keep(h.metric), h.samples, h.seen, h.first_row,
+                                       h.last_row)
 
     def pending(self) -> bool:
         """Whether ``take`` has anything to hand over (an hour of a series ended)."""
@@ -232,7 +247,12 @@ class Baselines:
     def unfinished(self) -> list[SavedHour]:
         """Every series' current hour (at shutdown: kept so that a restart goes on with
         it); walks every series, once."""
-        return [_saved(key, series.hour(-1)) for key, series in self.hours.items() if series]
+        return [_saved(key, _hour_of(current)) for key, current in self.hours.items()]
+
+    def current(self, key: Key) -> _Hour | None:
+        """The hour series ``key`` is filling (None: none yet)."""
+        current = self.hours.get(key)
+        return None if current is None else _hour_of(current)
 
     def observe(self, r: ProbeResult, row: int | None, who: str) -> None:
         """Feed one result: its samples into their series' current hours."""
@@ -251,25 +271,21 @@ class Baselines:
     def _add(self, r: ProbeResult, name: str, value: float, row: int | None,
              who: str) -> None:
         key = (r.endpoint, r.check, name)
-        series = self.hours.get(key)
+        current = self.hours.get(key)
         # within its series' current hour (or before it): no need to find its hour
-        if series is not None and series.starts and \
-                r.started_at.timestamp() < series.starts[-1] + HOUR_S:
-            series.add(value, row)
+        if current is not None and r.started_at.timestamp() < current[_START] + HOUR_S:
+            _put(current, value, row)
             return
         hour = r.started_at.replace(minute=0, second=0, microsecond=0)
         start = int(hour.timestamp())
-        if series is None:
-            series = self.hours[key] = _Series(_keep(name))
-        if not series or series.starts[-1] < start:
-            if series:
-                self.finished.append(_saved(key, series.hour(-1)))
+        if current is None or current[_START] < start:
+            if current is not None:
+                self.finished.append(_saved(key, _hour_of(current)))
             self.due.append(Due(key, hour, who, r.url))
-            series.open(start)
-            series.drop_before(start)
+            self.hours[key] = current = _current(start, _keep(name))
             window = timedelta(seconds=self.settings.window_s)
             self.forget_before = (hour - window - RECENT).isoformat()
-        series.add(value, row)
+        _put(current, value, row)
 
     def _judge(self, key: Key, metric: Metric, series: _Series, now: datetime,
                who: str, url: str) -> LedgerDraft | None:
