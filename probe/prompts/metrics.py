@@ -32,7 +32,9 @@ Key = tuple[str, str]  # (endpoint, prompt name)
 
 class PromptMetrics(Collector):
     """Fed by the prober (one result at a time), read by the /metrics thread under one lock.
-    Every planned prompt is declared, so a prompt that never ran shows as not passing."""
+    Every planned prompt is declared, so a prompt that never ran shows as not passing. Each
+    prompt's timings (TTFT, duration, decode rate) are kept only with ``per_check``, the
+    only way they are shown."""
 
     def __init__(self, per_check: bool = False, native: bool = False) -> None:
         self.per_check = per_check
@@ -79,6 +81,8 @@ class PromptMetrics(Collector):
             if key in self.passed:
                 self.passed[key] = result.ok
                 self._passes.put(key, [1 if result.ok else 0])
+            if not self.per_check:
+                return  # the timings are shown only per check: not kept (~1.3 kB a pod)
             if not isinstance(usage, dict):
                 return  # timings of an incomplete answer would flatter or smear the histograms
             if isinstance(details.get("ttft_s"), float | int):
