@@ -76,6 +76,7 @@ class ProbeClient(httpx.AsyncClient):
         self._sent: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
         self._urls: dict[str, httpx.URL] = {}
         self._requests: dict[object, GetRequest] = {}
+        self._asked: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
 
     async def fetch(self, url: str, headers: Mapping[str, str],
                     limit: int) -> tuple[int, bytes, httpx.Headers]:
@@ -104,9 +105,12 @@ class ProbeClient(httpx.AsyncClient):
         the same few URLs of an endpoint at every run)."""
         target = httpx.URL(url)
         request = GetRequest(gets.origin(origin_of(target)), target,
-                             self._headers_for(target, headers))
+                             self._headers_for(target, headers), url)
         if len(self._requests) >= self.MAX_REQUESTS:
             self._requests.clear()
+        if headers:  # kept with the header set's one tuple, shared by every URL
+            asked = tuple(headers.items())
+            key = (url, self._asked.setdefault(asked, asked))
         self._requests[key] = request
         return request
 
@@ -127,6 +131,7 @@ class ProbeClient(httpx.AsyncClient):
         if rest is None:
             if len(self._sent) >= self.MAX_HEADER_SETS:
                 self._sent.clear()
+                self._asked.clear()
             built = self.build_request("GET", url, headers=headers).headers.raw
             rest = self._sent[key] = [(k.decode("latin-1"), v.decode("latin-1"))
                                       for k, v in built if k.lower() != b"host"]
