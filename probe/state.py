@@ -387,14 +387,26 @@ class FleetState:
         standing = {endpoint for endpoint, _ in self._standing}
         with self._lock:
             self.hysteresis = Hysteresis.of(config)
-            self._endpoints = {e.name: (e.kind, e.display_url, tuple(planned[e.name]))
+            # the endpoints of one plan share its tuples of checks (a fleet has a few plans)
+            plans: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+            def shared(checks: tuple[str, ...]) -> tuple[str, ...]:
+                return plans.setdefault(checks, checks)
+            self._endpoints = {e.name: (e.kind, e.display_url, shared(tuple(planned[e.name])))
                                for e in config.endpoints}
-            self._answers = {name: tuple(c for c in checks
-                                         if self._role_of(c) is CheckRole.ANSWERS)
+            self._answers = {name: shared(tuple(c for c in checks
+                                                if self._role_of(c) is CheckRole.ANSWERS))
                              for name, checks in planned.items()}
-            self._required = required_checks(config, jobs, self._role_of)
-            self._intervals = {(job.endpoint.name, check): job.interval_s for job in jobs
-                               for check in job.checks}
+            self._required = {name: shared(checks) for name, checks
+                              in required_checks(config, jobs, self._role_of).items()}
+            # one key tuple per (endpoint, check), shared by the checks and the intervals
+            # (and the series cache, told of the checks: ~70 bytes a check each)
+            keys = {key: key for key in self._checks}
+            self._intervals = {}
+            for job in jobs:
+                for check in job.checks:
+                    key = (job.endpoint.name, check)
+                    self._intervals[keys.setdefault(key, key)] = job.interval_s
             now = self._clock()
             kept = self._kinds
             self._kinds = {name: {kind: kept.get(name, {}).get(kind)
@@ -404,7 +416,8 @@ class FleetState:
                            for name, checks in planned.items()}
             for name, checks in planned.items():
                 for check in checks:
-                    self._declare((name, check), now)
+                    key = (name, check)
+                    self._declare(keys.setdefault(key, key), now)
                 verdict = self._verdicts.setdefault(name, EndpointVerdict())
                 verdict.plan(set(checks), self._required.get(name, ()))
             for key in [k for k in self._checks if k[1] not in planned.get(k[0], ())
