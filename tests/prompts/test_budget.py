@@ -57,3 +57,23 @@ def test_spends_leave_the_window_oldest_first() -> None:
     tokens.reserve(50, now=5500.0)
     assert tokens.spent(now=6600.0) == 50
     assert tokens.spent(now=9100.0) == 0
+
+
+def test_a_meter_never_read_holds_only_the_last_hour() -> None:
+    # no budget set: nothing asks what was spent, and a prompt every 5 minutes for a week
+    # leaves the meter with the last hour's spends, not the week's
+    tokens = TokenMeter()
+    for i in range(7 * 24 * 12):
+        spend = tokens.reserve(100, now=300.0 * i)
+        spend.settle(40)
+    assert len(tokens) == 12
+    assert tokens.spent(now=300.0 * i) == 12 * 40
+
+
+def test_a_spend_settled_after_it_left_the_hour_changes_nothing() -> None:
+    tokens = TokenMeter()
+    late = tokens.reserve(500, now=0.0)
+    tokens.reserve(70, now=3500.0)
+    tokens.reserve(30, now=3700.0)  # the first is out of the hour
+    late.settle(10**6)
+    assert tokens.spent(now=3700.0) == 100
