@@ -3,16 +3,27 @@ the config of ``bench/scale.py --checks default``, its jobs, a context per (endp
 as the prober makes them, the token meter a prompt makes, and the latest answer of each of
 the ``models``, ``health``, ``vllm_metrics`` checks and the context fit on ``bench/www``.
 
-    PYTHONPATH=$PWD python bench/checks_mem.py [--pods 1000 2000] [--top 25]
+    PYTHONPATH=$PWD python bench/checks_mem.py [--pods 1000 2000] [--top 25] [--results]
 
-Traced twice (tracemalloc, the pods' objects alive), at each size; the difference divided
-by the difference in pods is what one more pod holds, by file:line of the allocation.
+With ``--results``, also what the engine keeps of one result of each check (a prompt's as
+nginx answers it): the state with /metrics' series cache, the ledger's baselines and the
+prompt metrics. Traced twice (tracemalloc, the pods' objects alive), at each size; the
+difference divided by the difference in pods is what one more pod holds, by file:line of
+the allocation.
+
+    PYTHONPATH=$PWD python bench/checks_mem.py --waiting 20000
+
+What a run that waits for its slot holds (no pods' objects): the daemon's task and its
+coroutines for ``--waiting`` runs of the default pod's jobs (as a start-up burst queues
+them: the prompts', and the checks' and the context fit's), the slots all taken, per run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Coroutine
@@ -26,17 +37,62 @@ from scale import daemon_config
 from probe import config as probe_config
 from probe.app import PLUGINS
 from probe.check import CheckContext
+from probe.config.model import Config
 from probe.core_checks import models
+from probe.job import Job
+from probe.ledger.baselines import Baselines
+from probe.ledger.settings import PatternSettings
+from probe.metrics import ProbeCollector
 from probe.outcome import Observation, ProbeResult
-from probe.prompts import budget, context
+from probe.prober import Prober
+from probe.prompts import budget, chat, context
+from probe.prompts.metrics import PromptMetrics
+from probe.prompts.model import PROMPT_KEY
+from probe.prompts.stream import ChatReply
+from probe.state import FleetState
 from probe.vllm import health, scrape
 
 _NOW = datetime(2026, 12, 5, tzinfo=UTC)
 CHECKS = {"models": models.check, "health": health.check, "vllm_metrics": scrape.check}
 
 
-def hold(pods: int) -> list[Any]:
-    """What the checks keep for ``pods`` default pods, kept alive by the returned list."""
+def prompt_answer(job: Job, check: str) -> Observation:
+    """The prompt's answer as bench/nginx.conf.in streams it (one answer both accept)."""
+    reply = ChatReply(200, 0.05, streamed=True, content="4. A validation failure fails closed.",
+                      done=True, finish_reason="stop", ttft_s=0.01,
+                      usage={"prompt_tokens": 20, "completion_tokens": 9})
+    return chat.judge_reply(job.params[PROMPT_KEY], reply, (20, 9))
+
+
+def judged(cfg: Config, jobs: list[Job], latest: dict[tuple[str, str], Observation]
+           ) -> list[Any]:
+    """What the engine keeps of one result per check: the state (its checks, verdicts, kinds
+    of check and /metrics' series cache watching it), the ledger's baselines and the prompt
+    metrics, each fed the results as the prober hands them on."""
+    state = FleetState(PLUGINS.role_of)
+    collector = ProbeCollector(state)
+    state.configure(cfg, jobs)
+    baselines = Baselines(PatternSettings())
+    prompts = PromptMetrics()
+    prompts.on_plan(cfg, jobs)
+    planned = [(job.endpoint, check) for job in jobs for check in job.checks]
+    for row, (e, check) in enumerate(planned):
+        answer = latest[(e.name, check)]
+        result = ProbeResult(e.name, e.kind, check, answer.outcome, _NOW, 0.01, 1,
+                             e.display_url, answer.message, answer.http_status,
+                             answer.details, PLUGINS.role_of(check))
+        state.update(result, row)
+        baselines.observe(result, row, e.name)
+        prompts.observe(result, row)
+    baselines.take()  # (handed to the ledger's writer)
+    assert collector.series is not None
+    collector.series.kinds.names()  # kinds' lines waiting to be written: as a scrape does
+    return [state, collector, baselines, prompts]
+
+
+def hold(pods: int, results: bool = False) -> list[Any]:
+    """What the checks keep for ``pods`` default pods, kept alive by the returned list (with
+    ``results``: and what the engine keeps of their results, ``judged``)."""
     text = daemon_config(pods, "15s", "default", 8080, Path("/tmp/checks_mem.db"), 9464)
     cfg = probe_config.parse_config(text, {}, PLUGINS.config)
     jobs = PLUGINS.plan(cfg)
@@ -59,6 +115,7 @@ def hold(pods: int) -> list[Any]:
                 latest[(job.endpoint.name, check)] = run(coroutine)
             elif check.startswith("prompt:"):
                 budget.meter(mine).reserve(60)
+                latest[(job.endpoint.name, check)] = prompt_answer(job, check)
         if "context" in job.checks:
             answer = latest[(job.endpoint.name, "models")]
             row = ProbeResult(job.endpoint.name, job.endpoint.kind, "models", answer.outcome,
@@ -66,13 +123,13 @@ def hold(pods: int) -> list[Any]:
                               answer.http_status, answer.details)
             latest[(job.endpoint.name, "context")] = context.from_models(
                 job.endpoint, contexts[(job.endpoint.name, "context")], row)
-    return [cfg, jobs, shared, contexts, latest]
+    return [cfg, jobs, shared, contexts, latest, *(judged(cfg, jobs, latest) if results else ())]
 
 
-def traced(pods: int) -> tuple[int, Counter[str]]:
+def traced(pods: int, results: bool = False) -> tuple[int, Counter[str]]:
     gc.collect()
     tracemalloc.start(1)
-    kept = hold(pods)
+    kept = hold(pods, results)
     gc.collect()
     snapshot = tracemalloc.take_snapshot()
     total = tracemalloc.get_traced_memory()[0]
@@ -87,14 +144,62 @@ def traced(pods: int) -> tuple[int, Counter[str]]:
     return total, lines
 
 
+def waiting(runs: int) -> None:
+    """Per run waiting for its slot: ``runs`` of each kind of the default pod's jobs
+    (``{endpoint}/checks``, ``/context``, ``/prompt:*``), each a task as the daemon starts
+    it (``Daemon._spawn``), queued behind a prober whose one slot is taken."""
+    text = daemon_config(runs, "15s", "default", 8080, Path("/tmp/checks_mem.db"), 9464)
+    cfg = probe_config.parse_config(text, {}, PLUGINS.config)
+    jobs = PLUGINS.plan(cfg)
+    state = FleetState(PLUGINS.role_of)
+    state.configure(cfg, jobs)
+    by_kind: dict[str, list[Any]] = {}
+    for job in jobs:
+        by_kind.setdefault(job.id.split("/", 1)[1].split(":", 1)[0], []).append(job)
+
+    async def queue(kind: str) -> tuple[int, int]:
+        prober = Prober(None, state, PLUGINS.resolve, 1, 1 << 20)  # type: ignore[arg-type]
+        await prober._semaphore.acquire()  # the one slot: taken
+        for job in by_kind[kind][:1]:  # first contexts, fixed costs
+            prober.context(job, job.checks[0])
+        gc.collect()
+        tracemalloc.start(1)
+        before = tracemalloc.get_traced_memory()[0]
+        tasks: dict[asyncio.Task[Any], Any] = {}
+        for job in by_kind[kind]:
+            tasks[asyncio.create_task(prober.run_job(job, time.time()))] = job
+        for _ in range(5):  # each begins and waits for its slot
+            await asyncio.sleep(0)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        prober.stopping.set()
+        prober._semaphore.release()
+        await asyncio.gather(*tasks)
+        return held, len(tasks)
+
+    for kind in sorted(by_kind):
+        held, count = asyncio.run(queue(kind))
+        print(f"  {held / count:7,.0f} B per waiting run of a {kind!r} job ({count:,} runs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pods", type=int, nargs=2, default=[1000, 2000])
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--results", action="store_true",
+                        help="and what the state, its series cache, the baselines and the "
+                        "prompt metrics keep of one result per check")
+    parser.add_argument("--waiting", type=int, metavar="RUNS",
+                        help="measure what a run waiting for its slot holds instead")
     args = parser.parse_args()
+    if args.waiting:
+        waiting(args.waiting)
+        return
     small, large = args.pods
-    traced(50)  # imports, compiled regexes, caches of a fixed size
-    (total_small, lines_small), (total_large, lines_large) = traced(small), traced(large)
+    traced(50, args.results)  # imports, compiled regexes, caches of a fixed size
+    (total_small, lines_small), (total_large, lines_large) = \
+        traced(small, args.results), traced(large, args.results)
     pods = large - small
     print(f"{(total_large - total_small) / pods:,.0f} bytes per pod "
           f"({total_small / 1e6:.1f} MB at {small} pods, {total_large / 1e6:.1f} MB at {large})")
