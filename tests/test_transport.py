@@ -7,6 +7,7 @@ lean road's own rules, retries and reads: tests/net/test_lean.py.)"""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from probe.attempts import observation_from_exception
 from probe.net import ProbeClient, make_client
 from probe.net.transport import AiohttpTransport
 from probe.outcome import Outcome
+from probe.process import run_event_loop
 
 
 async def counting_server(status: int) -> tuple[asyncio.Server, list[int]]:
@@ -207,3 +209,49 @@ def test_tls_is_verified_on_every_road(host: str, trusted: bool, expected: objec
             await server.wait_closed()
 
     assert asyncio.run(go()) == expected
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_answer_read_and_closed_leaves_no_reference_cycle(method: str) -> None:
+    """The daemon collects garbage on a clock (probe.process): a cycle that outlives half a
+    second waits up to 10 minutes. A streamed answer, once read and closed, is freed when
+    its last reference goes: httpx's response, aiohttp's answer, its connection's protocol,
+    transport and socket are none of them left for the collector. On the daemon's event
+    loop (uvloop: asyncio's own selector transport holds a cycle of its own)."""
+    async def go() -> list[str]:
+        server, _ = await counting_server(200)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with make_client(8) as client:
+                for _ in range(3):  # the second and third on the pool's kept connection
+                    async with client.stream(method, f"http://127.0.0.1:{port}/x",
+                                             content=b"{}" if method == "POST" else None
+                                             ) as response:
+                        assert await response.aread() == b"ok"
+                    del response
+                await asyncio.sleep(0.05)  # a POST's connection: closed, and its close seen
+                gc.collect()
+                gc.disable()
+                try:
+                    async with client.stream(method, f"http://127.0.0.1:{port}/x",
+                                             content=b"{}" if method == "POST" else None
+                                             ) as response:
+                        assert await response.aread() == b"ok"
+                    del response
+                    await asyncio.sleep(0.05)
+                    gc.set_debug(gc.DEBUG_SAVEALL)
+                    gc.collect()
+                    left = sorted({type(thing).__module__.split(".")[0] + "."
+                                   + type(thing).__qualname__ for thing in gc.garbage
+                                   if type(thing).__module__.split(".")[0]
+                                   in ("httpx", "aiohttp", "socket", "asyncio", "uvloop")})
+                finally:
+                    gc.set_debug(0)
+                    gc.garbage.clear()
+                    gc.enable()
+                return left
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert run_event_loop(go()) == []
