@@ -7,9 +7,11 @@ costs (imported code, caches of a fixed size) drop out.
     (the same with 2000 and /tmp/m2000)
     python bench/memtrace.py /tmp/m1000 1000 /tmp/m2000 2000 [--top 40]
 
-Prints bytes per pod by file:line (tracemalloc, where the block was allocated) and by type
-(``sys.getsizeof`` of the objects the collector tracks, which leaves out what they point to
-that it does not track: str, bytes, numbers).
+Prints the cyclic garbage each snapshot held (the daemon collects on a clock: a cycle that
+outlived half a second waits up to 10 minutes), then bytes per pod by file:line
+(tracemalloc, where the block was allocated; garbage included) and by type
+(``sys.getsizeof`` of the objects the collector tracks after a collection, which leaves
+out what they point to that it does not track: str, bytes, numbers).
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     pods = args.large_pods - args.small_pods
+    for prefix, count in ((args.small, args.small_pods), (args.large, args.large_pods)):
+        try:
+            with open(prefix + ".garbage") as source:
+                garbage = json.load(source)
+        except FileNotFoundError:
+            continue
+        print(f"cyclic garbage at {count} pods (in the snapshot, freed by a full "
+              f"collection): {garbage['bytes'] / 1e6:.1f} MB; objects: " + ", ".join(
+                  f"{name} {n:,}" for name, n in list(garbage["objects"].items())[:8]))
     for title, read in (("file:line", by_line), ("type", by_type)):
         small, large = read(args.small), read(args.large)
         delta = Counter({k: large.get(k, 0) - small.get(k, 0) for k in set(small) | set(large)})
