@@ -16,6 +16,13 @@ the allocation.
 What a run that waits for its slot holds (no pods' objects): the daemon's task and its
 coroutines for ``--waiting`` runs of the default pod's jobs (as a start-up burst queues
 them: the prompts', and the checks' and the context fit's), the slots all taken, per run.
+
+    PYTHONPATH=$PWD python bench/checks_mem.py --garbage 1000
+
+The cyclic garbage a prompt's streamed chat completion leaves (``bench/nginx.conf.in``
+answers it, each pod its own host; the daemon's loop, uvloop): the daemon collects garbage
+on a clock (``probe.process``), so a cycle that outlived half a second (a prompt whose
+answer takes that long, or that a backlog slowed) waits up to 10 minutes, per run.
 """
 
 from __future__ import annotations
@@ -183,6 +190,63 @@ def waiting(runs: int) -> None:
         print(f"  {held / count:7,.0f} B per waiting run of a {kind!r} job ({count:,} runs)")
 
 
+def garbage(runs: int) -> None:
+    """Cyclic garbage per prompt answer read and closed (see the module's docstring)."""
+    import tempfile
+
+    from scale import Nginx, pod_root
+
+    from probe.net import make_client
+    from probe.process import run_event_loop
+    from probe.prompts.stream import post_chat
+
+    async def answers(port: int) -> tuple[int, Counter[str]]:
+        async with make_client(64) as client:
+            async def one(i: int) -> None:
+                reply = await post_chat(
+                    client, f"{pod_root(i, port)}/v1/chat/completions",
+                    {"Accept": "text/event-stream"},
+                    chat.chat_body(cfg_prompt.messages, 16, "m", None), 1 << 20)
+                assert reply.done, reply
+
+            await one(0)
+            gc.collect()
+            gc.disable()
+            tracemalloc.start(1)
+            try:
+                slots = asyncio.Semaphore(64)
+
+                async def bounded(i: int) -> None:
+                    async with slots:
+                        await one(i)
+                await asyncio.gather(*(bounded(i) for i in range(1, runs + 1)))
+                held = tracemalloc.get_traced_memory()[0]
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                kinds = Counter(type(thing).__qualname__ for thing in gc.garbage)
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.collect()
+                return held - tracemalloc.get_traced_memory()[0], kinds
+            finally:
+                tracemalloc.stop()
+                gc.enable()
+
+    text = daemon_config(1, "15s", "default", 8080, Path("/tmp/checks_mem.db"), 9464)
+    cfg = probe_config.parse_config(text, {}, PLUGINS.config)
+    cfg_prompt = next(job.params[PROMPT_KEY] for job in PLUGINS.plan(cfg)
+                      if PROMPT_KEY in job.params)
+    with tempfile.TemporaryDirectory() as tmp:
+        nginx = Nginx(Path(tmp), False)
+        try:
+            left, kinds = run_event_loop(answers(nginx.port))
+        finally:
+            nginx.close()
+    print(f"  {left / runs:7,.0f} B of cyclic garbage per prompt answer ({runs:,} answers); "
+          "objects per answer: " + ", ".join(f"{name} {n / runs:.1f}"
+                                             for name, n in kinds.most_common(6)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pods", type=int, nargs=2, default=[1000, 2000])
@@ -190,9 +254,14 @@ def main() -> None:
     parser.add_argument("--results", action="store_true",
                         help="and what the state, its series cache, the baselines and the "
                         "prompt metrics keep of one result per check")
+    parser.add_argument("--garbage", type=int, metavar="ANSWERS",
+                        help="measure the cyclic garbage a prompt's answer leaves instead")
     parser.add_argument("--waiting", type=int, metavar="RUNS",
                         help="measure what a run waiting for its slot holds instead")
     args = parser.parse_args()
+    if args.garbage:
+        garbage(args.garbage)
+        return
     if args.waiting:
         waiting(args.waiting)
         return
