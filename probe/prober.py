@@ -232,6 +232,11 @@ class Prober:
         finally:
             if turns.timer is not None:
                 turns.timer.cancel()
+            # the run and its turns refer to each other, and the helpers' tasks to the turns:
+            # cycles, which the daemon's collection on a clock (probe.process) leaves for up
+            # to 10 minutes once a run outlived half a second (a backlog), with every result
+            # of the run
+            run.turns, turns.helpers = None, []
         results = [result for batch in turns.batches for result in batch]
         if job.derived:
             order = {check: i for i, check in enumerate(job.checks)}

@@ -7,6 +7,7 @@ production client (``probe.net.make_client``); the one that talks HTTP asks a lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter
@@ -151,6 +152,44 @@ def test_a_hanging_check_does_not_hold_back_the_endpoints_others() -> None:
     assert prompt[0].outcome is Outcome.TIMEOUT and context[0].ok
     assert finished["context"] - began < 0.2, "the context job waited for nobody"
     assert took < 0.3 * 2, f"no check waited for another's deadline: {took:.2f}s"
+
+
+@pytest.mark.parametrize("slow_s", [0.0, 0.05], ids=["in-turn", "one-begun-beside-a-slow-one"])
+def test_a_run_leaves_no_reference_cycle(slow_s: float) -> None:
+    """The daemon collects garbage on a clock (probe.process): a cycle that outlives half a
+    second (a run that waited in a backlog) waits up to 10 minutes, with what it holds (the
+    run's results). A run of several checks, in turns or one begun beside a slow one, is
+    freed when its last reference goes."""
+    def check(name: str, sleep_s: float) -> CheckSpec:
+        async def fn(_e: Endpoint, _c: ProbeClient, _x: CheckContext) -> Observation:
+            await asyncio.sleep(sleep_s)
+            return Observation(Outcome.OK)
+
+        return CheckSpec(name, fn)
+
+    prober = make(check("models", slow_s), check("health", 0.0), check("vllm_metrics", 0.0))
+    target = endpoint(timeout_s=0.2, tries=1)  # a stagger of 0.02 s
+
+    async def main() -> list[str]:
+        async with prober.client:
+            await prober.run_job(job(target, "models", "health", "vllm_metrics"))
+            gc.collect()
+            gc.disable()
+            try:
+                results = await prober.run_job(job(target, "models", "health", "vllm_metrics"))
+                assert [r.outcome for r in results] == [Outcome.OK] * 3
+                del results
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                return sorted({type(thing).__qualname__ for thing in gc.garbage
+                               if type(thing).__module__ in ("probe.prober", "probe.outcome")
+                               or isinstance(thing, asyncio.Task)})
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+
+    assert asyncio.run(main()) == []
 
 
 def test_a_hanging_check_delays_the_next_by_the_stagger_not_its_deadline() -> None:
