@@ -12,6 +12,12 @@ observations times 0 makes a healthy endpoint's SLI 0, not absent.
 Latency: of the checks that ask the API (``check_kind="api"``, not generation), the share
 slower than the SLO's threshold (a histogram bucket). Both read series kept per endpoint and
 kind of check; the events per check divide by the checks ``runpod_probe_up`` counts.
+The latency histogram is read in either form a Prometheus stores it (``latency_form``): the
+classic buckets (``_bucket{le=...}``, ``_count``) or, from a Prometheus with
+``--enable-feature=native-histograms`` that keeps only the native histogram, its
+``histogram_count`` and ``histogram_fraction`` up to the threshold. Each form is summed per
+endpoint and probe first, then ``or``-ed: the label sets match, so a Prometheus that keeps
+both counts the classic ones once and never adds the native ones.
 
 How the windows scale (as Sloth's optimised rules and Pyrra do): only the 5-minute rates
 of bad and all events read the raw counters, once per endpoint and SLI
@@ -73,15 +79,47 @@ PERIOD_INTERVAL = "1h"
 GUARDED = {w.long for w in BURN_WINDOWS}
 # A probe cut off from the world: what it gathered then is not about the endpoints.
 ONLINE = "unless on (instance) runpod_probe_offline == 1"
-# The counters each SLI's events are read from.
-EVENTS = {"availability": ("runpod_probe_observations_total", SLI_SELECTOR),
-          "latency": ("runpod_probe_latency_seconds_count", LATENCY_SELECTOR)}
+LATENCY = "runpod_probe_latency_seconds"
+PER_PROBE = "sum by (endpoint, instance)"
+
+
+def _online(expr: str) -> str:
+    """Per endpoint and probe, summed before the offline probes are left out: the join
+    then matches one series per endpoint, not every raw series."""
+    return f"(\n  {expr}\n  {ONLINE}\n)"
 
 
 def _rate(metric: str, selector: str) -> str:
-    """Per endpoint and probe, summed before the offline probes are left out: the join
-    then matches one series per endpoint, not every raw series."""
-    return f"(\n  sum by (endpoint, instance) (rate({metric}{{{selector}}}[5m]))\n  {ONLINE}\n)"
+    return _online(f"{PER_PROBE} (rate({metric}{{{selector}}}[5m]))")
+
+
+def latency_form(classic: str, native: str, indent: str = "  ") -> str:
+    """The classic histogram's sum per endpoint and probe, or the native one's where a
+    Prometheus keeps only that: both are aggregated to the same labels first, so ``or``
+    adds a native sum only where no classic one exists (never both for one endpoint)."""
+    arms = f"\n{indent}  or\n{indent}  ".join(f"{PER_PROBE} ({arm})" for arm in (classic, native))
+    return f"(\n{indent}  {arms}\n{indent})"
+
+
+def _native_rate() -> str:
+    return f"rate({LATENCY}{{{LATENCY_SELECTOR}}}[5m])"
+
+
+def latency_events() -> str:
+    """The API checks per second: ``_count``, or the native histogram's count."""
+    return latency_form(f"rate({LATENCY}_count{{{LATENCY_SELECTOR}}}[5m])",
+                        f"histogram_count({_native_rate()})")
+
+
+def latency_fast_events(threshold_s: float) -> str:
+    """The API checks per second that finished within ``threshold_s``: its bucket, or the
+    native histogram's fraction up to it times its count. A histogram without observations
+    in the window has a NaN fraction: 0 instead (``>= 0 or ... * 0``), as its bucket says."""
+    fast = f'{LATENCY_SELECTOR},le="{bucket_label(threshold_s)}"'
+    rate = _native_rate()
+    native = (f"(histogram_fraction(0, {threshold_s:g}, {rate}) * histogram_count({rate})) "
+              f">= 0\n      or histogram_count({rate}) * 0")
+    return latency_form(f"rate({LATENCY}_bucket{{{fast}}}[5m])", native)
 
 
 def bad_events(slo: str, settings: SloSettings) -> str:
@@ -93,19 +131,24 @@ def bad_events(slo: str, settings: SloSettings) -> str:
         failed = f'{SLI_SELECTOR},outcome!~"{availability_ignores(settings)}"'
         return (f"{_rate('runpod_probe_failures_by_outcome_total', failed)}\n"
                 f"or on (endpoint, instance)\n{events} * 0")
-    fast = f'{LATENCY_SELECTOR},le="{bucket_label(settings.latency_threshold_s)}"'
     return (f"{events}\n- on (endpoint, instance)\n"
-            f"{_rate('runpod_probe_latency_seconds_bucket', fast)}")
+            f"{_online(latency_fast_events(settings.latency_threshold_s))}")
 
 
 def all_events(slo: str) -> str:
-    return _rate(*EVENTS[slo])
+    if slo == "latency":
+        return _online(latency_events())
+    return _rate("runpod_probe_observations_total", SLI_SELECTOR)
 
 
 def running_total(slo: str) -> str:
-    """All events so far (a sum of counters, read back with ``increase``)."""
-    metric, selector = EVENTS[slo]
-    return f"sum by (endpoint, instance) ({metric}{{{selector}}})"
+    """All events so far (a sum of counters, read back with ``increase``): the native
+    histogram's count is the same number as ``_count``, so a Prometheus switched from one
+    form to the other sees no jump."""
+    if slo == "latency":
+        return latency_form(f"{LATENCY}_count{{{LATENCY_SELECTOR}}}",
+                            f"histogram_count({LATENCY}{{{LATENCY_SELECTOR}}})", indent="")
+    return f"{PER_PROBE} (runpod_probe_observations_total{{{SLI_SELECTOR}}})"
 
 
 def checks(slo: str) -> str:
