@@ -9,6 +9,7 @@ from probe.export.grafana import (
     SEL,
     SLO_SEL,
     dashboard,
+    histogram_quantile,
     mapping,
     pass_mapping,
     pass_steps,
@@ -29,8 +30,8 @@ P = EndpointPanel
 
 def _quantiles(metric: str, by: str, legend: str, where: str = "") -> list[tuple[str, str]]:
     sel = f"{SEL},{where}" if where else SEL
-    return [(f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{sel}}}"
-             f"[$__rate_interval])))", f"p{int(q * 100)} {legend}") for q in (0.5, 0.95)]
+    return [(histogram_quantile(q, metric, by, sel), f"p{int(q * 100)} {legend}")
+            for q in (0.5, 0.95)]
 
 
 def build(slo: SloSettings) -> dash.Dashboard:
@@ -175,12 +176,10 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(series_panel(
             P.ROUNDTRIP_DELAY, "Round trip: queue + cold start p95", "Time a probe job waited "
             "before a worker took it, cold or warm start.",
-            [(f"histogram_quantile(0.95, sum by (le, start) (rate("
-              f"runpod_probe_serverless_delay_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+            [(histogram_quantile(0.95, "runpod_probe_serverless_delay_seconds", "start", SEL),
               "{{start}}")], unit="s", width=6))
         .with_panel(series_panel(
             P.ROUNDTRIP_TOTAL, "Round trip total p95", "Submit to result of the probe job.",
-            [(f"histogram_quantile(0.95, sum by (le, start) (rate("
-              f"runpod_probe_serverless_roundtrip_seconds_bucket{{{SEL}}}"
-              "[$__rate_interval])))", "{{start}}")], unit="s", width=6))
+            [(histogram_quantile(0.95, "runpod_probe_serverless_roundtrip_seconds", "start",
+                                 SEL), "{{start}}")], unit="s", width=6))
     )

@@ -11,6 +11,7 @@ from probe.export.grafana import (
     SLO_SEL,
     bar_panel,
     dashboard,
+    histogram_quantile,
     mapping,
     pass_mapping,
     pass_steps,
@@ -135,8 +136,7 @@ def build(slo: SloSettings) -> dash.Dashboard:
         .with_panel(series_panel(
             P.SCHEDULER_LAG, "Scheduler lag p99", "How late checks start against their "
             "schedule; growing lag means the daemon is overloaded.",
-            [("histogram_quantile(0.99, sum by (le) (rate("
-              f"runpod_probe_scheduler_lag_seconds_bucket{{{PROBE}}}[$__rate_interval])))",
+            [(histogram_quantile(0.99, "runpod_probe_scheduler_lag_seconds", "", PROBE),
               "p99")],
             unit="s", width=6))
         .with_panel(series_panel(

@@ -45,6 +45,19 @@ def state_code(selector: str = SEL) -> str:
     return f"max by (endpoint) ({arms})"
 
 
+def histogram_quantile(q: float, metric: str, by: str, selector: str) -> str:
+    """The ``q`` quantile of the histogram ``metric`` per ``by`` (labels, may be empty), from
+    its classic buckets or, where a Prometheus keeps only its native histogram
+    (``--enable-feature=native-histograms``), from that: both arms end with the labels
+    ``by``, so a Prometheus keeping both forms draws one series, the classic one's."""
+    rate = "[$__rate_interval]"
+    classic = (f"histogram_quantile({q}, sum by ({', '.join(('le', by)) if by else 'le'}) "
+               f"(rate({metric}_bucket{{{selector}}}{rate})))")
+    native = (f"histogram_quantile({q}, sum{f' by ({by})' if by else ''} "
+              f"(rate({metric}{{{selector}}}{rate})))")
+    return f"{classic}\nor\n{native}"
+
+
 def mapping(codes: Sequence[tuple[int, str, str]]) -> list[model.ValueMapping]:
     options = {str(value): model.ValueMappingResult(text=text, color=color, index=i)
                for i, (value, text, color) in enumerate(codes)}
