@@ -7,7 +7,6 @@ the broken simulated endpoints and leave the healthy ones alone.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -21,9 +20,9 @@ import pytest
 import yaml
 from export_servers import free_port, running, wait_for
 from helpers import tool
+from prometheus_api import checks, empty
 
-from probe.export import ALERTS_FILE, artefacts
-from probe.export.dashboards import DASHBOARDS_DIR
+from probe.export import ALERTS_FILE
 
 # Both tests read one module-scoped stack (a Prometheus scraping a demo daemon): under
 # pytest-xdist they run on the same worker, so it starts once.
@@ -76,35 +75,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         daemon.wait(timeout=30)
 
 
-def query(api: str, expr: str) -> dict[str, Any]:
-    answer = httpx.get(f"{api}/query", params={"query": expr}, timeout=10).json()
-    assert answer["status"] == "success", (expr, answer)
-    return answer["data"]  # type: ignore[no-any-return]
-
-
-Record = tuple[str, str | None, str]  # name, its slo label (if any), expression
-
-
-def recording_rules() -> list[Record]:
-    rules = yaml.safe_load((ROOT / ALERTS_FILE).read_text())
-    return [(r["record"], r.get("labels", {}).get("slo"), r["expr"])
-            for g in rules["groups"] for r in g["rules"] if "record" in r]
-
-
-def dashboard_targets() -> list[tuple[str, str]]:
-    out = []
-    for path, text in artefacts().items():
-        if path.parent != DASHBOARDS_DIR:
-            continue
-        for panel in json.loads(text)["panels"]:
-            for target in panel.get("targets", []):
-                expr = target["expr"]
-                for name, value in VARIABLES.items():
-                    expr = expr.replace(name, value)
-                out.append((f"{path.stem}: {panel['title']} ({target['refId']})", expr))
-    return out
-
-
 def exported_metrics(metrics_url: str) -> set[str]:
     text = httpx.get(metrics_url, timeout=5).text
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines()
@@ -128,20 +98,13 @@ def test_every_exported_metric_is_documented(stack: dict[str, Any]) -> None:
 def test_every_dashboard_target_and_recording_rule_has_data_and_alerts_catch_the_broken(
         stack: dict[str, Any]) -> None:
     api = stack["api"]
-    records = recording_rules()
-    checks = dashboard_targets() + [
-        (f"record {name} {slo or ''}", f'{name}{{slo="{slo}"}}' if slo else name)
-        for name, slo, _ in records] + [(f"rule of {name} {slo or ''}", expr)
-                                         for name, slo, expr in records]
-
-    def empty() -> list[str]:
-        return [what for what, expr in checks if not query(api, expr)["result"]]
+    targets = checks((ROOT / ALERTS_FILE).read_text(), VARIABLES)
     # Histograms need two scrapes in the rate window, round trips one job: poll a while (a
     # minute is plenty alone; beside a parallel suite on a busy machine 150 s was not).
     try:
-        wait_for(lambda: not empty(), 240, "data for every target", step=2)
+        wait_for(lambda: not empty(api, targets), 240, "data for every target", step=2)
     except AssertionError:
-        pytest.fail("no data for:\n  " + "\n  ".join(empty()))
+        pytest.fail("no data for:\n  " + "\n  ".join(empty(api, targets)))
 
     def active() -> dict[str, dict[str, set[str]]]:
         by_endpoint: dict[str, dict[str, set[str]]] = {}
