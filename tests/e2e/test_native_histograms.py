@@ -76,13 +76,16 @@ def test_prometheus_reads_native_latency_histograms_over_protobuf(
     native_api = f"http://127.0.0.1:{native_port}/api/v1"
     classic_api = f"http://127.0.0.1:{classic_port}/api/v1"
 
-    async def scenario(daemon: Daemon) -> tuple[float, list[dict[str, Any]]]:
+    async def scenario(daemon: Daemon) -> tuple[float, list[dict[str, Any]],
+                                                list[dict[str, Any]]]:
         for _ in range(600):
             median = await asyncio.to_thread(query, native_api, MEDIAN)
             buckets = await asyncio.to_thread(
                 query, classic_api, f"{LATENCY.replace('_seconds{', '_seconds_bucket{')}")
             if median and median[0]["value"][1] not in ("NaN",) and len(buckets) == 5:
-                return float(median[0]["value"][1]), buckets
+                # while the daemon still runs: once stopped, the next scrape would say 0
+                up = await asyncio.to_thread(query, native_api, 'up{job="runpod-probe"}')
+                return float(median[0]["value"][1]), buckets, up
             await asyncio.sleep(0.2)
         raise AssertionError("Prometheus never had the latency of the pod")
 
@@ -90,8 +93,8 @@ def test_prometheus_reads_native_latency_histograms_over_protobuf(
                  tmp_path / "native.log"), \
             running(servers["classic"], f"http://127.0.0.1:{classic_port}/-/ready",
                     tmp_path / "classic.log"):
-        median, buckets = run_daemon(parse_config(text, env=sim_env), sim_env, scenario)
-        native_targets = query(native_api, 'up{job="runpod-probe"}')
+        median, buckets, native_targets = run_daemon(parse_config(text, env=sim_env), sim_env,
+                                                     scenario)
         native_series = query(native_api, '{__name__=~"runpod_probe_.*",endpoint="lagging"}')
         classic_series = query(classic_api,
                                '{__name__=~"runpod_probe_.*",endpoint="lagging"}')
