@@ -131,8 +131,10 @@ def bad_events(slo: str, settings: SloSettings) -> str:
         failed = f'{SLI_SELECTOR},outcome!~"{availability_ignores(settings)}"'
         return (f"{_rate('runpod_probe_failures_by_outcome_total', failed)}\n"
                 f"or on (endpoint, instance)\n{events} * 0")
-    return (f"{events}\n- on (endpoint, instance)\n"
-            f"{_online(latency_fast_events(settings.latency_threshold_s))}")
+    # events - fast can be -1e-7 from float rounding: 0, not a negative count (which the
+    # ratio's ``>= 0`` would drop, leaving a healthy endpoint's ratio absent)
+    return (f"clamp_min(\n{events}\n- on (endpoint, instance)\n"
+            f"{_online(latency_fast_events(settings.latency_threshold_s))},\n0)")
 
 
 def all_events(slo: str) -> str:
