@@ -52,6 +52,11 @@ class KeyedLines:
             self._values.pop(key, None)
         self._lines.put(key, None)
 
+    def get(self, key: Key) -> tuple[Any, ...] | None:
+        """``key``'s values as last put (None: never put, or dropped)."""
+        with self._lock:
+            return self._values.get(key)
+
     def keys(self) -> list[Key]:
         with self._lock:
             return list(self._values)

@@ -40,15 +40,15 @@ class PromptMetrics(Collector):
         self.per_check = per_check
         self.native = native  # ``metrics: {native_histograms: true}``
         self._lock = threading.Lock()
-        self.passed: dict[Key, bool] = {}  # planned (endpoint, prompt) -> last answer passed
         self.ttft: dict[Key, Histogram] = {}
         self.total: dict[Key, Histogram] = {}
         self.tokens_per_s: dict[Key, float] = {}
         # the decode rate as counters: completion tokens, and the seconds they took
         self.decoded: Counter[Key] = Counter()
         self.decode_s: dict[Key, float] = {}
-        self.spent: Counter[tuple[str, str]] = Counter()  # (endpoint, "prompt"|"completion")
-        # the two families every pod has, written when they change (``KeyedLines``)
+        # the two families every pod has, kept as written when they change (``KeyedLines``):
+        # planned (endpoint, prompt) -> 1 when its last answer passed, else 0; and
+        # (endpoint, "prompt"|"completion") -> tokens spent
         self._passes = KeyedLines([_pass_family()])
         self._spending = KeyedLines([_spent_family()])
 
@@ -56,13 +56,12 @@ class PromptMetrics(Collector):
         planned = {(job.endpoint.name, check[len(CHECK_PREFIX):])
                    for job in jobs for check in job.checks if check.startswith(CHECK_PREFIX)}
         with self._lock:
-            before, self.passed = self.passed, {key: self.passed.get(key, False)
-                                                for key in sorted(planned)}
-            for key in before.keys() - planned:
-                self._passes.drop(key)
-            for key, ok in self.passed.items():
-                if key not in before:
-                    self._passes.put(key, [1 if ok else 0])
+            for key in self._passes.keys():
+                if key not in planned:
+                    self._passes.drop(key)
+            for key in planned:
+                if self._passes.get(key) is None:
+                    self._passes.put(key, [0])  # never run: not passing
 
     def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
         details = result.details
@@ -73,13 +72,12 @@ class PromptMetrics(Collector):
                     tokens = usage.get(f"{kind}_tokens")
                     if isinstance(tokens, int):
                         spent = (result.endpoint, kind)
-                        self.spent[spent] += tokens
-                        self._spending.put(spent, [self.spent[spent]])
+                        before = self._spending.get(spent)
+                        self._spending.put(spent, [(before[0] if before else 0) + tokens])
             if not result.check.startswith(CHECK_PREFIX):
                 return
             key = (result.endpoint, result.check[len(CHECK_PREFIX):])
-            if key in self.passed:
-                self.passed[key] = result.ok
+            if self._passes.get(key) is not None:  # planned
                 self._passes.put(key, [1 if result.ok else 0])
             if not self.per_check:
                 return  # the timings are shown only per check: not kept (~1.3 kB a pod)

@@ -29,6 +29,7 @@ def test_the_page_is_what_rows_added_at_the_scrape_make(accept: str) -> None:
         keyed.put(key, VALUES.get(key, (7, 7)))
     keyed.put(("b", "one"), (9.25, 4))  # a later value replaces the first
     keyed.drop(("gone", "x"))
+    assert keyed.get(("gone", "x")) is None and keyed.get(("b", "one")) == (9.25, 4)
     written = families()
     keyed.fill(written)
 

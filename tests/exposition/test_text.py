@@ -16,6 +16,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
 from probe.exposition.text import Kept, go_number, histogram_lines, make_wsgi_app, render
+from probe.job import Job
 from probe.metrics import ProbeCollector, make_registry
 from probe.outcome import Outcome, ProbeResult
 from probe.prompts.metrics import PromptMetrics
@@ -68,7 +69,8 @@ def registry(write_ahead: bool = False) -> CollectorRegistry:
     for name in NAMES:
         engine.observe(result(name, "vllm_metrics", Outcome.OK, waiting=3, running=2,
                               kv_cache_usage=0.5))
-    prompts.passed[("a", "arith")] = True
+    prompts.on_plan(config_of(endpoint(name="a")),
+                    [Job("a/prompt:arith", endpoint(name="a"), ("prompt:arith",), 300.0)])
     prompts.observe(result("a", "prompt:arith", Outcome.OK, ttft_s=0.2, total_s=1.0,
                            tokens_per_s=12.5,
                            usage={"prompt_tokens": 5, "completion_tokens": 7}))
