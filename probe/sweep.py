@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from probe.config import Config
 from probe.engine import probing
 from probe.features import Plugins
-from probe.job import Job
+from probe.job import Job, concurrency
 from probe.outcome import ProbeResult
 from probe.prober import Prober, Recorder
 
@@ -34,6 +34,7 @@ async def sweep(config: Config, plugins: Plugins, only: str | None = None,
         config, produced = await prepare(config, plugins, prober)
         early = [r for r in produced if only is None or r.endpoint == only]
         jobs = [job for job in plugins.plan(config) if only is None or job.endpoint.name == only]
+        prober.allow(concurrency(jobs, config.scheduler))  # discovery may have grown the plan
         batches = await asyncio.gather(*(prober.run_job(job) for job in _ordered(jobs)))
     return [*early, *(result for batch in batches for result in batch)]
 
