@@ -37,6 +37,7 @@ from probe.state import KIND_BUCKETS, les_of
 DELAY_S = 0.3  # the simulated pod's answer time
 LATENCY = 'runpod_probe_latency_seconds{endpoint="lagging",check_kind="api"}'
 MEDIAN = f"histogram_quantile(0.5, rate({LATENCY}[1m]))"
+SERIES = '{__name__=~"runpod_probe_.*",endpoint="lagging"}'
 
 
 def prometheus_config(tmp: Path, name: str, metrics_port: int) -> Path:
@@ -77,15 +78,18 @@ def test_prometheus_reads_native_latency_histograms_over_protobuf(
     classic_api = f"http://127.0.0.1:{classic_port}/api/v1"
 
     async def scenario(daemon: Daemon) -> tuple[float, list[dict[str, Any]],
-                                                list[dict[str, Any]]]:
+                                                dict[str, list[dict[str, Any]]]]:
         for _ in range(600):
             median = await asyncio.to_thread(query, native_api, MEDIAN)
             buckets = await asyncio.to_thread(
                 query, classic_api, f"{LATENCY.replace('_seconds{', '_seconds_bucket{')}")
             if median and median[0]["value"][1] not in ("NaN",) and len(buckets) == 5:
-                # while the daemon still runs: once stopped, the next scrape would say 0
-                up = await asyncio.to_thread(query, native_api, 'up{job="runpod-probe"}')
-                return float(median[0]["value"][1]), buckets, up
+                # while the daemon still runs: once stopped, the next scrape would say 0 and
+                # mark every series it had stale (an instant query no longer returns them)
+                seen = {name: await asyncio.to_thread(query, api, expr) for name, api, expr in (
+                    ("up", native_api, 'up{job="runpod-probe"}'),
+                    ("native", native_api, SERIES), ("classic", classic_api, SERIES))}
+                return float(median[0]["value"][1]), buckets, seen
             await asyncio.sleep(0.2)
         raise AssertionError("Prometheus never had the latency of the pod")
 
@@ -93,11 +97,8 @@ def test_prometheus_reads_native_latency_histograms_over_protobuf(
                  tmp_path / "native.log"), \
             running(servers["classic"], f"http://127.0.0.1:{classic_port}/-/ready",
                     tmp_path / "classic.log"):
-        median, buckets, native_targets = run_daemon(parse_config(text, env=sim_env), sim_env,
-                                                     scenario)
-        native_series = query(native_api, '{__name__=~"runpod_probe_.*",endpoint="lagging"}')
-        classic_series = query(classic_api,
-                               '{__name__=~"runpod_probe_.*",endpoint="lagging"}')
+        median, buckets, seen = run_daemon(parse_config(text, env=sim_env), sim_env, scenario)
+    native_targets, native_series, classic_series = seen["up"], seen["native"], seen["classic"]
 
     # the native histogram's median: the schema-3 bucket holding 0.3 s is (0.297, 0.324]
     assert DELAY_S * 0.98 <= median <= DELAY_S * 1.1, median
