@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, islice
 from typing import Any, Generic, TypeVar
@@ -421,26 +422,62 @@ def _protobuf_pieces(registry: Any) -> Iterator[bytes]:
 
 _DONE = object()
 SLICE_S = 0.004  # collecting in the loop's thread: at most this long between its turns
-# After each slice the scrape waits this many times the CPU the slice took: it takes at most
-# a quarter of the loop, so probing at three quarters of a core is never starved by a scrape
-# (taking whatever the loop had left, a scrape of a busy fleet made probes queue behind it;
-# a third of the loop gave 0.8-1.5 s scrapes but a lag p99 over 200 ms at 73 % of a core).
+# After each slice the scrape lets the loop's other work run for up to this many times the
+# CPU the slice took: while probes wait, it takes at most a quarter of the loop, so probing at
+# three quarters of a core is never starved by a scrape (taking whatever the loop had left,
+# one turn a slice, a scrape of a busy fleet made probes queue behind it; a third of the
+# loop gave 0.8-1.5 s scrapes but a lag p99 over 200 ms at 73 % of a core).
 PAUSE_SLICES = 3
+# ... but a turn of the loop that ran others for less than this found nothing waiting: the
+# scrape goes on at once instead of sleeping out its pause (10,000 default pods keep the loop
+# busy about two thirds of the time; the slept pauses made their scrapes 0.6-1.1 s, 3 of 19
+# over a second).
+IDLE_TURN_S = 0.0002
+# Slices handed over and not yet taken by the server's thread (compressing and sending them):
+# beyond this many the scrape waits for it, so a page is never held whole between the two.
+HANDED_MAX = 4
 
 
-def _in_loop(pieces: Iterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
+class Pace:
+    """How long a scrape in the loop's thread yields after each slice (``sliced``): turn after
+    turn of the loop (``yielded``, with the time each turn ran others) until they have had
+    PAUSE_SLICES times the slice's CPU, or a turn finds nothing waiting. A scrape never
+    takes more than a quarter of a loop that has work, and never waits on an idle one."""
+
+    def __init__(self, share: float = PAUSE_SLICES, idle_turn_s: float = IDLE_TURN_S) -> None:
+        self.share = share
+        self.idle_turn_s = idle_turn_s
+        self.owed = 0.0
+
+    def sliced(self, spent: float) -> None:
+        """A slice took ``spent`` seconds of CPU: others are owed ``share`` times it."""
+        self.owed = spent * self.share
+
+    def yielded(self, ran: float) -> bool:
+        """A turn of the loop was others' for ``ran`` seconds: whether to yield another."""
+        if ran < self.idle_turn_s:
+            self.owed = 0.0
+            return False
+        self.owed -= ran
+        return self.owed > 0
+
+
+def _in_loop(pieces: Iterator[bytes],
+             loop: asyncio.AbstractEventLoop) -> Generator[bytes, None, None]:
     """``pieces`` made by a task on ``loop`` (yielding to it between pieces), handed to this
     thread as they come. Collecting in the event loop's own thread keeps the scrape from
     contending with it for the GIL: with another thread holding it, every callback of the
     loop waits for it (uvloop takes the GIL per callback), and a scrape of a large fleet
     would stall probing for seconds. The loop runs probes between the scrape's pieces."""
     handed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    gone = threading.Event()  # the server's thread stopped taking them (the scraper left)
 
     async def produce() -> None:
         # A slice's pieces are handed over together at its end: each hand-over wakes the
         # server's thread, which then takes the GIL from the loop; once per slice, it sends
         # them while the loop runs probes.
         batch: list[bytes] = []
+        pace = Pace()
         try:
             turn, used = time.perf_counter(), time.thread_time()
             for piece in pieces:
@@ -451,8 +488,16 @@ def _in_loop(pieces: Iterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterat
                     # paused for its CPU, not its wall time: a slice that waited while the
                     # server's thread compressed (or the SQLite writers committed) on the same
                     # core is not paused for them
-                    spent = time.thread_time() - used
-                    await asyncio.sleep(spent * PAUSE_SLICES)
+                    pace.sliced(time.thread_time() - used)
+                    while True:  # the loop's time given to others (or to threads they wait
+                        began = time.perf_counter()  # for: the writers, the server's)
+                        await asyncio.sleep(0)
+                        if not pace.yielded(time.perf_counter() - began):
+                            break
+                    while handed.qsize() > HANDED_MAX:  # the server's thread is behind
+                        if gone.is_set():
+                            return
+                        await asyncio.sleep(SLICE_S)
                     turn, used = time.perf_counter(), time.thread_time()
             if batch:
                 handed.put(b"".join(batch))
@@ -462,10 +507,13 @@ def _in_loop(pieces: Iterator[bytes], loop: asyncio.AbstractEventLoop) -> Iterat
             handed.put(_DONE)
 
     asyncio.run_coroutine_threadsafe(produce(), loop)
-    while (item := handed.get()) is not _DONE:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    try:
+        while (item := handed.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        gone.set()
 
 
 def _loop_running(loop: asyncio.AbstractEventLoop | None) -> bool:

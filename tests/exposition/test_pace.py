@@ -1,0 +1,145 @@
+"""A scrape rendered in the event loop's thread yields after each slice: the loop's other work
+gets up to three times the slice's CPU while it has any, and an idle loop is not waited for
+(``probe.exposition.text.Pace``)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from probe.exposition import text
+from probe.exposition.text import PAUSE_SLICES, Pace, _in_loop
+
+
+def test_others_are_owed_three_times_the_slice_while_they_have_work() -> None:
+    pace = Pace()
+    pace.sliced(0.004)
+    turns = 1
+    while pace.yielded(0.001):  # every turn finds 1 ms of probes to run
+        turns += 1
+    assert turns == 12  # 12 ms: three times the 4 ms slice
+    assert PAUSE_SLICES == 3
+
+
+def test_a_turn_that_finds_nothing_waiting_ends_the_pause() -> None:
+    pace = Pace()
+    pace.sliced(0.004)
+    assert pace.yielded(0.003)  # probes ran 3 ms: owed 9 more
+    assert not pace.yielded(0.00005)  # nothing waited: the scrape goes on at once
+    assert pace.owed == 0
+
+
+def test_a_long_turn_pays_the_pause_at_once() -> None:
+    pace = Pace()
+    pace.sliced(0.002)
+    assert not pace.yielded(0.010)  # others ran 10 ms in one turn: more than they were owed
+
+
+def busy_for(cpu_s: float) -> float:
+    """Work for ``cpu_s`` seconds of this thread's CPU (however busy the machine); returns
+    the CPU taken."""
+    began = time.thread_time()
+    while (spent := time.thread_time() - began) < cpu_s:
+        pass
+    return spent
+
+
+def render_beside(busy: bool, pieces: int = 400) -> tuple[float, float, int]:
+    """A page of ``pieces`` pieces (each 0.1 ms of CPU) rendered in a running loop, beside a
+    task that always has work (``busy``: 0.5 ms of CPU a turn) or none. Returns the CPU the
+    scrape took, the loop's time the competitor had and the number of pieces received."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    spent = {"scrape": 0.0, "other": 0.0}
+    stop = threading.Event()
+
+    def make() -> Iterator[bytes]:
+        for i in range(pieces):
+            spent["scrape"] += busy_for(0.0001)
+            yield b"x%d\n" % i
+
+    async def competitor() -> None:
+        while not stop.is_set():
+            began = time.perf_counter()  # the loop's time it had, as the scrape counts it
+            busy_for(0.0005)
+            spent["other"] += time.perf_counter() - began
+            await asyncio.sleep(0)
+
+    try:
+        if busy:
+            asyncio.run_coroutine_threadsafe(competitor(), loop)
+        received = list(_in_loop(iter(make()), loop))
+    finally:
+        stop.set()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    return spent["scrape"], spent["other"], b"".join(received).count(b"\n")
+
+
+def test_a_busy_loop_keeps_at_least_twice_the_scrapes_cpu() -> None:
+    scrape, other, lines = render_beside(busy=True)
+    assert lines == 400  # every piece, in order, whatever the pauses
+    # three times the scrape's CPU in a loop that always has work (the last slice is not
+    # paused after, and each turn's overshoot is the competitor's): at least twice, however
+    # busy the machine (the scrape's slices are counted in CPU, its pauses in the loop's time)
+    assert other >= 2 * scrape, (other, scrape)
+
+
+def test_an_idle_loop_lends_the_scrape_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    turns: list[int] = []  # per slice: the loop's turns the scrape yielded
+
+    class Counted(Pace):
+        def sliced(self, spent: float) -> None:
+            turns.append(0)
+            super().sliced(spent)
+
+        def yielded(self, ran: float) -> bool:
+            turns[-1] += 1
+            return super().yielded(ran)
+
+    monkeypatch.setattr(text, "Pace", Counted)
+    scrape, other, lines = render_beside(busy=False)
+    assert (lines, other) == (400, 0.0)
+    assert len(turns) >= 5  # 40 ms of pieces in 4 ms slices
+    # nothing else to run: the pause ends at the first turn (not slept out, as it was: a
+    # quarter of an idle loop); a turn the OS cut into may take a second one
+    assert sum(t == 1 for t in turns) >= 0.8 * len(turns), turns
+
+
+def test_a_scraper_that_leaves_stops_the_pages_making() -> None:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    made = []
+
+    def make() -> Iterator[bytes]:
+        for i in range(100_000):  # far more slices than are ever taken
+            made.append(i)
+            busy_for(0.0001)
+            yield b"x"
+
+    try:
+        page = _in_loop(make(), loop)
+        next(page)  # the scraper reads a slice's pieces, then hangs up
+        page.close()
+        pending = asyncio.run_coroutine_threadsafe(_tasks_left(), loop)
+        deadline = time.monotonic() + 10
+        while pending.result(5) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pending = asyncio.run_coroutine_threadsafe(_tasks_left(), loop)
+        assert not pending.result(5), "the page is still being made for nobody"
+        assert len(made) < 100_000
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+async def _tasks_left() -> int:
+    return len(asyncio.all_tasks()) - 1  # (not this one)
