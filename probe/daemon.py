@@ -15,7 +15,7 @@ import inspect
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from probe.prober import Prober
 from probe.process import FD_HEADROOM, Tuning, collect_garbage, raise_open_files_limit
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
-from probe.state import EndpointView, FleetState
+from probe.state import EndpointView, FleetState, Row
 from probe.store import ResultStore
 from probe.verdict import EndpointVerdict, State, Transition
 from probe.windows import WindowClock
@@ -168,8 +168,8 @@ class Daemon:
     def endpoint_views(self) -> Mapping[str, EndpointView]:
         return self.state.views()
 
-    def latest(self, endpoint: str, check: str) -> ProbeResult | None:
-        return self.state.latest(endpoint, check)
+    def endpoint_rows(self, names: Iterable[str]) -> Mapping[str, Row]:
+        return self.state.rows(names)
 
     def status_parts(self) -> Mapping[str, StatusPart]:
         return self._status_parts

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -107,7 +107,9 @@ class Host(Protocol):
     # every endpoint's view as /metrics shows it, from any thread (``probe.state.EndpointView``
     # by name: the engine sits above this module)
     def endpoint_views(self) -> Mapping[str, Any]: ...
-    def latest(self, endpoint: str, check: str) -> ProbeResult | None: ...  # any thread
+    # the named endpoints' views with their checks' latest results, read together
+    # (``probe.state.Row`` by name), from any thread
+    def endpoint_rows(self, names: Iterable[str]) -> Mapping[str, Any]: ...
     def status_parts(self) -> Mapping[str, StatusPart]: ...
     def restore(self, saved: dict[str, EndpointVerdict]) -> None: ...  # kept from before
     def publish(self, result: ProbeResult) -> ProbeResult: ...

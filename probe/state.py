@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
@@ -265,6 +265,10 @@ class EndpointView:
     since: str | None = None  # when the state began (ISO time)
     window: str | None = None  # the maintenance window's name and reason
     answers: tuple[str, ...] = ()  # its checks that judge governed answers (by their role)
+
+
+# An endpoint's view and its checks' latest results (in ``view.checks`` order), read together.
+Row = tuple[EndpointView, tuple[ProbeResult | None, ...]]
 
 
 # A served model's name is the server's to choose, so as a label value it is bounded: its
@@ -662,6 +666,18 @@ class FleetState:
         with self._lock:
             state = self._checks.get((endpoint, check))
             return state.latest if state else None
+
+    def rows(self, names: Iterable[str]) -> dict[str, Row]:
+        """Each named endpoint's view and the latest result of each of its checks, taken
+        together under the lock: a row never shows a state its own results have moved past."""
+        with self._lock:
+            out = {}
+            for name in names:
+                view = self._view_of.get(name)
+                if view is not None:
+                    out[name] = (view, tuple(s.latest if (s := self._checks.get((name, c)))
+                                             else None for c in view.checks))
+            return out
 
     def views(self) -> dict[str, EndpointView]:
         """Every endpoint's view, without its checks' counters (the status page)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from probe.config.model import Config
@@ -64,8 +64,10 @@ class FakeHost:
     def endpoint_views(self) -> Mapping[str, Any]:
         return self.views
 
-    def latest(self, endpoint: str, check: str) -> ProbeResult | None:
-        return self.results.get((endpoint, check))
+    def endpoint_rows(self, names: Iterable[str]) -> Mapping[str, Any]:
+        return {name: (self.views[name], tuple(self.results.get((name, c))
+                                               for c in self.views[name].checks))
+                for name in names if name in self.views}
 
     def status_parts(self) -> Mapping[str, StatusPart]:
         return self.parts

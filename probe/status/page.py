@@ -23,7 +23,7 @@ from probe import __version__
 from probe.build import commit
 from probe.config.model import Shard
 from probe.outcome import ProbeResult
-from probe.state import EndpointView
+from probe.state import EndpointView, Row
 from probe.status.peers import PeerWatch, peer_columns
 from probe.status.uptime import UptimeBook, ratio
 from probe.verdict import State
@@ -53,16 +53,19 @@ class Query:
                    State(state) if state in set(State) else None, text or None)
 
 
-Latest = Callable[[str, str], "ProbeResult | None"]
+# The named endpoints' views with their checks' latest results, each read as one.
+Rows = Callable[[Sequence[str]], Mapping[str, Row]]
 
 
-def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query,
+def document(endpoints: Mapping[str, EndpointView], rows: Rows, query: Query,
              uptime: UptimeBook, results_db: Path,
              parts: Mapping[str, Callable[[], dict[str, Any]]],
              now: datetime | None = None, shard: Shard | None = None,
              instance: str | None = None, peers: PeerWatch | None = None) -> dict[str, Any]:
-    """``endpoints``: every endpoint's view (the state's, by name); ``latest``: a check's
-    last result, asked only for the endpoints on the page; ``shard``: this daemon's share of
+    """``endpoints``: every endpoint's view (the state's, by name), for the counts and the
+    order; ``rows``: the page's endpoints read again, each view with its checks' latest
+    results (a row's state always matches its own checks, though a result may have moved
+    it since ``endpoints`` was read); ``shard``: this daemon's share of
     the fleet (None: all of it); ``instance``: this probe's name; ``peers``: the other
     probes' last answers (None: no ``peers:``), shown per endpoint of the page."""
     now = now or datetime.now(UTC)
@@ -78,6 +81,8 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
     number = min(query.page, pages)
     shown = chosen[(number - 1) * PAGE_SIZE: number * PAGE_SIZE]
     names = [name for name, _ in shown]
+    fresh = rows(names)
+    shown = [(name, fresh[name][0] if name in fresh else view) for name, view in shown]
     seconds = uptime.seconds(names, now)
     sparks = sparklines(results_db, shown)
     asked = peers.views() if peers is not None else None
@@ -94,8 +99,9 @@ def document(endpoints: Mapping[str, EndpointView], latest: Latest, query: Query
         "page": {"number": number, "pages": pages, "size": PAGE_SIZE, "matching": len(chosen),
                  "state": None if query.state is None else str(query.state),
                  "q": query.text},
-        "endpoints": [_endpoint(name, view, latest, seconds[name], sparks.get(name, {}),
-                                beside.get(name)) for name, view in shown],
+        "endpoints": [_endpoint(name, view, fresh[name][1] if name in fresh else (),
+                                seconds[name], sparks.get(name, {}), beside.get(name))
+                      for name, view in shown],
         **{name: _part(part) for name, part in parts.items()},
     }
 
@@ -107,13 +113,13 @@ def _part(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"error": type(exc).__name__}
 
 
-def _endpoint(name: str, view: EndpointView, last: Latest,
+def _endpoint(name: str, view: EndpointView, results: tuple[ProbeResult | None, ...],
               seconds: dict[str, dict[str, float]],
               sparks: dict[str, list[float]],
               peers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     checks = []
-    for check in view.checks:
-        latest = last(name, check)
+    for i, check in enumerate(view.checks):
+        latest = results[i] if i < len(results) else None
         checks.append({
             "name": check,
             "outcome": str(latest.outcome) if latest else None,

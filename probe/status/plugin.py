@@ -49,7 +49,7 @@ async def start_status(host: Host) -> Attachment:
                       lambda url, headers, limit: host.client.fetch(url, headers, limit))
 
     def doc(params: Mapping[str, list[str]]) -> dict[str, object]:
-        return document(host.endpoint_views(), host.latest, Query.of(params), book, path,
+        return document(host.endpoint_views(), host.endpoint_rows, Query.of(params), book, path,
                         host.status_parts(), shard=host.config.shard,
                         instance=host.config.instance, peers=watch)
 

@@ -44,7 +44,7 @@ def fleet(names: list[str], down: set[str] = frozenset(),  # type: ignore[assign
 
 
 def doc(fleet_state: FleetState, tmp_path: Path, **params: str) -> dict[str, Any]:
-    return document(fleet_state.views(), fleet_state.latest, Query.of({k: [v] for k, v in params.items()}),
+    return document(fleet_state.views(), fleet_state.rows, Query.of({k: [v] for k, v in params.items()}),
                     UptimeBook(tmp_path / "probe.db"), tmp_path / "probe.db", {}, NOW)
 
 
@@ -86,6 +86,24 @@ def test_maintenance_and_unknown_are_shown_as_such(tmp_path: Path) -> None:
     assert shown["a"]["maintenance"] == "manual #1: gpu swap"
     assert shown["b"]["state"] == "up" and shown["b"]["uptime"] == {"24h": None, "7d": None}
     assert shown["b"]["ttft_s"] is None, "no governed prompt runs there"
+
+
+def test_a_row_never_shows_a_state_its_own_results_have_moved_past(tmp_path: Path) -> None:
+    """A result lands between the read of every view (for counts and order) and the page's
+    rows: the row shows the state that result made, beside that result, never "unknown"
+    beside a check that passed."""
+    state = FleetState(role_of)
+    config = parse_config("endpoints:\n  - {name: a, kind: pod, pod_id: p0, checks: [models]}\n"
+                          "ledger: {down_after: 1, up_after: 1}\n", env=ENV)
+    state.configure(config, PLUGINS.plan(config))
+    before = state.views()
+    state.update(replace(result(Outcome.OK, endpoint="a"), started_at=NOW - timedelta(minutes=1)))
+    page = document(before, state.rows, Query(), UptimeBook(tmp_path / "probe.db"),
+                    tmp_path / "probe.db", {}, NOW)
+    assert before["a"].state.value == "unknown"
+    assert page["summary"]["unknown"] == 1, "the counts are the first read's"
+    [row] = page["endpoints"]
+    assert (row["state"], [c["outcome"] for c in row["checks"]]) == ("up", ["ok"])
 
 
 class Elements(HTMLParser):

@@ -47,7 +47,7 @@ def fleet(names: list[str], down: frozenset[str] = frozenset()) -> FleetState:
 
 
 def doc(state: FleetState, tmp_path: Path, watch: PeerWatch | None = None) -> dict[str, Any]:
-    return document(state.views(), state.latest, Query(), UptimeBook(tmp_path / "probe.db"),
+    return document(state.views(), state.rows, Query(), UptimeBook(tmp_path / "probe.db"),
                     tmp_path / "probe.db", {}, NOW, instance="probe-1", peers=watch)
 
 
