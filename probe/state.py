@@ -57,6 +57,19 @@ STALE_INTERVALS = 3
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+def without_details(result: ProbeResult) -> ProbeResult:
+    """What the state keeps of a check's latest result: all of it but its details (what the
+    check saw, kept in the result's row in the database). Every reader of the latest result
+    (the series, the status page, the demo's table) reads its outcome, message, latency,
+    status and time; a prompt's details alone held about 1.5 kB, kept once per prompt of
+    every endpoint."""
+    if not result.details:
+        return result
+    return ProbeResult(result.endpoint, result.kind, result.check, result.outcome,
+                       result.started_at, result.latency_s, result.attempts, result.url,
+                       result.message, result.http_status, {}, result.role)
+
+
 def check_kind(check: str) -> str:
     """The kind of ``check``: ``api``, ``generation`` or ``discovery``."""
     if check == "discovery":
@@ -515,7 +528,7 @@ class FleetState:
             else:  # a new value: a snapshot holding the one before keeps it as it was
                 state = kept.copy()
             self._checks[key] = state
-            state.latest = result
+            state.latest = without_details(result)
             state.count(result.outcome)
             ok = result.outcome is Outcome.OK
             observed = result.outcome not in NOT_OBSERVED

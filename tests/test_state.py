@@ -383,3 +383,22 @@ def test_the_view_is_the_verdicts_after_every_result() -> None:
         assert told and told[-1] is view.state, f"watchers behind after result {i}"
     seen = {str(v) for kind, _, v in watcher.told if kind == "view"}
     assert {"up", "down", "degraded"} <= seen, "the run went through every state"
+
+
+def test_the_latest_result_is_kept_without_its_details_and_they_still_judge() -> None:
+    """The details (what the check saw) are the database's: the state keeps the rest of the
+    latest result, after they served the verdict (a served model changed)."""
+    state = FleetState(role_of)
+    state.configure(config_of(A), [jobs_of(A, "models", "health")])
+    seen = ProbeResult("a", "pod", "models", Outcome.OK, NOW, 0.2, 1, "http://pod.test",
+                       "served m1", 200, {"model": "m1", "max_model_len": 8192, "ids": ["m1"]},
+                       role_of("models"))
+    state.update(seen)
+    kept = state.latest("a", "models")
+    assert kept is not None and kept.details == {} and seen.details["model"] == "m1"
+    assert (kept.outcome, kept.message, kept.http_status, kept.started_at, kept.role) == \
+        (Outcome.OK, "served m1", 200, NOW, role_of("models"))
+    assert state.views()["a"].model_label == "m1" and state.views()["a"].max_model_len == 8192
+    plain = result("a", "health")
+    state.update(plain)
+    assert state.latest("a", "health") is plain, "a result without details is kept as it is"

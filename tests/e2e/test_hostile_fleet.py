@@ -131,9 +131,15 @@ def test_a_restart_keeps_the_stuck_engine_episode(tmp_path: Path,
             verdict = daemon.state.verdict("hung")
             assert verdict is not None and verdict.state == "down", "restored, not unknown"
 
-            def streak() -> int:
-                latest = daemon.state.latest("hung", "vllm_metrics")
-                return int(latest.details.get("stuck_streak", 0)) if latest else 0
+            def streak() -> int:  # the stored result's: the state keeps no details
+                conn = sqlite3.connect(tmp_path / "probe.db", timeout=5)
+                try:
+                    row = conn.execute(
+                        "SELECT details FROM results WHERE endpoint = 'hung' AND check_name = "
+                        "'vllm_metrics' ORDER BY id DESC LIMIT 1").fetchone()
+                finally:
+                    conn.close()
+                return int(json.loads(row[0]).get("stuck_streak", 0)) if row else 0
             await until(lambda: streak() >= 5, what="more stuck scrapes after the restart")
             assert verdict.state == "down"
 
