@@ -33,30 +33,44 @@ class CheckContext:
     readings to judge); ``stopping`` is set when the daemon stops, so a long check can
     wind down cleanly.
 
-    The daemon keeps one per (endpoint, check): six per default pod. ``memory`` is made on
-    first use (most checks never use it: an empty dict is 64 bytes, ~190 bytes a default
-    pod) and a context made without ``params`` shares one empty mapping."""
+    The daemon keeps one per (endpoint, check): six per default pod. ``memory`` and
+    ``durable`` are made on first use (most checks use neither: an empty dict is 64 bytes,
+    and a durable one is also an entry in the endpoint's verdict, ~570 bytes a default pod
+    for the two); ``durable_of(*key)`` makes the durable one (the state's, kept with the
+    verdict: one callable shared by every context, and the key the prober holds already).
+    A context made without ``params`` shares one empty mapping."""
 
-    __slots__ = ("max_body_bytes", "_memory", "env", "shared", "params", "stopping", "durable")
+    __slots__ = ("max_body_bytes", "_memory", "env", "shared", "params", "stopping",
+                 "_durable", "_durable_of", "_key")
 
     def __init__(self, max_body_bytes: int = 4 * 1024 * 1024,
                  memory: dict[str, Any] | None = None, env: Mapping[str, str] | None = None,
                  shared: dict[str, Any] | None = None, params: Mapping[str, Any] | None = None,
                  stopping: asyncio.Event | None = None,
-                 durable: dict[str, Any] | None = None) -> None:
+                 durable: dict[str, Any] | None = None,
+                 durable_of: Callable[[str, str], dict[str, Any]] | None = None,
+                 key: tuple[str, str] = ("", "")) -> None:
         self.max_body_bytes = max_body_bytes
         self._memory = memory
         self.env = env
         self.shared: dict[str, Any] = {} if shared is None else shared
         self.params: Mapping[str, Any] = _NO_PARAMS if params is None else params
         self.stopping = stopping
-        self.durable: dict[str, Any] = {} if durable is None else durable
+        self._durable = durable
+        self._durable_of = durable_of
+        self._key = key
 
     @property
     def memory(self) -> dict[str, Any]:
         if self._memory is None:
             self._memory = {}
         return self._memory
+
+    @property
+    def durable(self) -> dict[str, Any]:
+        if self._durable is None:
+            self._durable = {} if self._durable_of is None else self._durable_of(*self._key)
+        return self._durable
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"User-Agent": USER_AGENT, "Accept": "application/json",

@@ -171,6 +171,7 @@ class Prober:
         # per pod
         self._held: dict[tuple[str, str], _Held] = {}
         self._contexts: dict[tuple[str, str], CheckContext] = {}
+        self._durable_of = state.durable  # one bound method, shared by the contexts
         self._shared: defaultdict[str, dict[str, Any]] = defaultdict(dict)
 
     def allow(self, limit: int) -> None:
@@ -187,7 +188,7 @@ class Prober:
         if ctx is None:
             ctx = self._contexts[key] = CheckContext(
                 self.max_body_bytes, env=self.env, shared=self._shared[job.endpoint.name],
-                stopping=self.stopping, durable=self.state.durable(*key))
+                stopping=self.stopping, durable_of=self._durable_of, key=key)
         ctx.params = job.params
         return ctx
 
