@@ -100,11 +100,20 @@ class KeptLines(Generic[K]):
     def in_order(self) -> list[Text]:
         """Every item's lines, in name order."""
         with self._lock:
-            self._write_waiting()
-            if not self._sorted:
-                self._lines = dict(sorted(self._lines.items(), key=itemgetter(0)))
-                self._sorted = True
+            self._sort()
             return list(self._lines.values())
+
+    def items(self) -> list[tuple[K, Text]]:
+        """Every item's name and lines, in name order."""
+        with self._lock:
+            self._sort()
+            return list(self._lines.items())
+
+    def _sort(self) -> None:
+        self._write_waiting()
+        if not self._sorted:
+            self._lines = dict(sorted(self._lines.items(), key=itemgetter(0)))
+            self._sorted = True
 
     def names(self) -> list[K]:
         with self._lock:

@@ -73,7 +73,7 @@ class PromptMetrics(Collector):
                     if isinstance(tokens, int):
                         spent = (result.endpoint, kind)
                         before = self._spending.get(spent)
-                        self._spending.put(spent, [(before[0] if before else 0) + tokens])
+                        self._spending.put(spent, [(before[0] or 0 if before else 0) + tokens])
             if not result.check.startswith(CHECK_PREFIX):
                 return
             key = (result.endpoint, result.check[len(CHECK_PREFIX):])

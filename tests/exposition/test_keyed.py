@@ -54,3 +54,28 @@ def test_families_with_different_labels_or_histograms_are_refused() -> None:
                     Family("b", "B.", "gauge", labels=["endpoint", "prompt"])])
     with pytest.raises(ValueError, match="same labels"):
         KeyedLines([Family("h", "H.", "histogram", labels=["endpoint"])])
+
+
+@pytest.mark.parametrize("value", [0, 1, 0.1, -2.5, 1e-9, 999_999.5, 1_500_000, 1234567.875,
+                                   2**53, 1.7976931348623157e308, float("inf"), float("-inf"),
+                                   5e-324])
+def test_a_value_reads_back_exactly_from_its_line(value: float) -> None:
+    """Only the lines are kept: ``get`` and the rows (samples, protobuf) read a value back
+    from its text, which must be the value itself."""
+    keyed = KeyedLines(families())
+    keyed.put(("a", "one"), (value, None))
+    assert keyed.get(("a", "one")) == (float(value), None)
+    assert [list(f.samples) for f in filled(keyed)][0][0].value == float(value)
+
+
+def test_nan_reads_back_as_nan() -> None:
+    keyed = KeyedLines(families())
+    keyed.put(("a", "one"), (float("nan"), 1))
+    got = keyed.get(("a", "one"))
+    assert got is not None and got[0] != got[0] and got[1] == 1.0
+
+
+def filled(keyed: KeyedLines) -> list[Family]:
+    out = families()
+    keyed.fill(out)
+    return out
