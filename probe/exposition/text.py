@@ -434,8 +434,15 @@ PAUSE_SLICES = 3
 # over a second).
 IDLE_TURN_S = 0.0002
 # Slices handed over and not yet taken by the server's thread (compressing and sending them):
-# beyond this many the scrape waits for it, so a page is never held whole between the two.
+# beyond this many, or this many bytes, the scrape waits for it, so a page is never held
+# whole between the two. A slice is handed over in parts of SLICE_BYTES: a 4 ms slice of
+# kept lines is about 2 MB of text, and four of them waiting, with the one being joined,
+# were a 10-13 MB swing of the heap every scrape at 10,000 pods (mallinfo2: the arena grew
+# by it, and the holes it left stayed resident). (Ending the slice there instead, with its
+# pause, made those scrapes 1.1-1.5 s: a pause is at least one turn of a busy loop.)
 HANDED_MAX = 4
+HANDED_BYTES = 1 << 20
+SLICE_BYTES = 256 << 10
 
 
 class Pace:
@@ -469,36 +476,45 @@ def _in_loop(pieces: Iterator[bytes],
     contending with it for the GIL: with another thread holding it, every callback of the
     loop waits for it (uvloop takes the GIL per callback), and a scrape of a large fleet
     would stall probing for seconds. The loop runs probes between the scrape's pieces."""
-    handed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    handed = _Handover()
     gone = threading.Event()  # the server's thread stopped taking them (the scraper left)
 
     async def produce() -> None:
-        # A slice's pieces are handed over together at its end: each hand-over wakes the
-        # server's thread, which then takes the GIL from the loop; once per slice, it sends
-        # them while the loop runs probes.
+        # A slice's pieces are handed over together at its end (or in parts of SLICE_BYTES):
+        # each hand-over wakes the server's thread, which then takes the GIL from the loop;
+        # it sends them while the loop runs probes.
         batch: list[bytes] = []
+        size = 0
         pace = Pace()
         try:
             turn, used = time.perf_counter(), time.thread_time()
             for piece in pieces:
                 batch.append(piece)
-                if time.perf_counter() - turn >= SLICE_S:  # probes run between slices
-                    handed.put(b"".join(batch))
-                    batch.clear()
-                    # paused for its CPU, not its wall time: a slice that waited while the
-                    # server's thread compressed (or the SQLite writers committed) on the same
-                    # core is not paused for them
-                    pace.sliced(time.thread_time() - used)
-                    while True:  # the loop's time given to others (or to threads they wait
-                        began = time.perf_counter()  # for: the writers, the server's)
-                        await asyncio.sleep(0)
-                        if not pace.yielded(time.perf_counter() - began):
-                            break
-                    while handed.qsize() > HANDED_MAX:  # the server's thread is behind
-                        if gone.is_set():
-                            return
-                        await asyncio.sleep(SLICE_S)
-                    turn, used = time.perf_counter(), time.thread_time()
+                size += len(piece)
+                ended = time.perf_counter() - turn >= SLICE_S
+                if not ended and size < SLICE_BYTES:
+                    continue
+                handed.put(b"".join(batch))
+                batch.clear()
+                size = 0
+                if gone.is_set():
+                    return
+                if not ended and not handed.behind():
+                    continue  # a part handed over; the slice goes on
+                # probes run between slices; paused for its CPU, not its wall time: a slice
+                # that waited while the server's thread compressed (or the SQLite writers
+                # committed) on the same core is not paused for them
+                pace.sliced(time.thread_time() - used)
+                while True:  # the loop's time given to others (or to threads they wait
+                    began = time.perf_counter()  # for: the writers, the server's)
+                    await asyncio.sleep(0)
+                    if not pace.yielded(time.perf_counter() - began):
+                        break
+                while handed.behind():  # the server's thread is behind
+                    if gone.is_set():
+                        return
+                    await asyncio.sleep(SLICE_S)
+                turn, used = time.perf_counter(), time.thread_time()
             if batch:
                 handed.put(b"".join(batch))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the server's thread
@@ -508,12 +524,39 @@ def _in_loop(pieces: Iterator[bytes],
 
     asyncio.run_coroutine_threadsafe(produce(), loop)
     try:
-        while (item := handed.get()) is not _DONE:
+        while (item := handed.take()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         gone.set()
+
+
+class _Handover:
+    """Slices from the loop's thread to the server's, with the bytes handed over and not
+    yet taken."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.bytes = 0
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, bytes):
+            with self._lock:
+                self.bytes += len(item)
+        self._queue.put(item)
+
+    def take(self) -> Any:
+        item = self._queue.get()
+        if isinstance(item, bytes):
+            with self._lock:
+                self.bytes -= len(item)
+        return item
+
+    def behind(self) -> bool:
+        """More is waiting than the server's thread should have to catch up on."""
+        return self._queue.qsize() > HANDED_MAX or self.bytes > HANDED_BYTES
 
 
 def _loop_running(loop: asyncio.AbstractEventLoop | None) -> bool:

@@ -156,3 +156,37 @@ def test_a_scraper_that_leaves_stops_the_pages_making() -> None:
 
 async def _tasks_left() -> int:
     return len(asyncio.all_tasks()) - 1  # (not this one)
+
+
+def test_what_waits_for_a_slow_server_thread_is_bounded_in_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow reader (a scraper on a slow link): the page waits in the loop's iterator, not
+    in the hand-over. Slices end at SLICE_BYTES, and the scrape stops making more while
+    HANDED_BYTES wait: at 10,000 pods four 2 MB slices waited, a 13 MB swing of the heap."""
+    most: list[int] = [0]
+
+    class Watched(text._Handover):
+        def put(self, item: object) -> None:
+            super().put(item)
+            most[0] = max(most[0], self.bytes)
+
+    monkeypatch.setattr(text, "_Handover", Watched)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    piece = b"y" * 600_000  # a block of 500 histograms' lines is about as large
+
+    try:
+        got = 0
+        for item in _in_loop(iter([piece] * 40), loop):  # a 24 MB page
+            got += len(item)
+            time.sleep(0.005)  # the scraper reads slowly
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert got == 40 * len(piece)
+    # a piece past SLICE_BYTES is a slice; waiting: at most HANDED_BYTES, then the slice
+    # that passed it (four slices, as HANDED_MAX alone allows, would be 2.4 MB)
+    assert most[0] <= text.HANDED_BYTES + len(piece), most[0]
+    assert most[0] > text.HANDED_BYTES, "the reader was slow: slices did wait"
