@@ -40,7 +40,14 @@ from probe.net import ProbeClient
 from probe.notify import Notifier
 from probe.outcome import ProbeResult
 from probe.prober import Prober
-from probe.process import FD_HEADROOM, Tuning, collect_garbage, raise_open_files_limit
+from probe.process import (
+    FD_HEADROOM,
+    Tuning,
+    collect_garbage,
+    heap_trimmer,
+    raise_open_files_limit,
+    trim_heap,
+)
 from probe.scheduler import ProbeScheduler
 from probe.secrets import Redactor, install_log_redaction
 from probe.state import EndpointView, FleetState, Row
@@ -229,6 +236,7 @@ class Daemon:
                 watchdog = asyncio.create_task(self._watchdog())
                 windows = asyncio.create_task(self.clock.run())
                 collector = asyncio.create_task(collect_garbage())
+                trimmer = asyncio.create_task(trim_heap(heap_trimmer()))
                 try:
                     self.ready.set()
                     self.notifier.ready(self._status())
@@ -241,6 +249,7 @@ class Daemon:
                 log.info("stopping: waiting for %d jobs in flight", len(self._tasks))
                 windows.cancel()
                 collector.cancel()
+                trimmer.cancel()
                 await self._drain()
                 watchdog.cancel()
                 for attachment in self._attachments:

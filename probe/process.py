@@ -1,11 +1,14 @@
 """The process tuned for a long-running daemon: garbage collected on a clock rather than on
-Python's count, a short GIL switch interval, the open-files limit raised for kept-alive
-connections, and uvloop's event loop when it is installed. The daemon keeps its lifecycle;
-how the process it runs in is tuned lives here, and is undone when it stops."""
+Python's count, the C heap's free pages given back on a clock, a short GIL switch interval,
+the open-files limit raised for kept-alive connections, and uvloop's event loop when it is
+installed. The daemon keeps its lifecycle; how the process it runs in is tuned lives here,
+and is undone when it stops."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import logging
 import sys
@@ -85,6 +88,44 @@ async def collect_garbage(sleep: Callable[[float], Awaitable[None]] = asyncio.sl
             collect(1)
         else:
             collect(0)
+
+
+# glibc's malloc keeps what is freed inside its heap, between blocks still in use, resident
+# until ``malloc_trim`` gives the free pages back. The fleet's large texts (an endpoint's
+# latency histogram lines, ~1 kB each) are replaced every interval, so the main heap of a
+# 10,000-pod daemon held 30-45 MB free but resident (mallinfo2); trimmed every few seconds
+# it holds about a third of that (measured: peak RSS 13 MB lower, a trim 0.3-1.3 ms, off the
+# event loop's thread).
+TRIM_EVERY_S = 5.0
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def heap_trimmer() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)``, or None where the C library has none (musl, macOS)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+async def trim_heap(trim: Callable[[], object] | None,
+                    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                    every_s: float = TRIM_EVERY_S) -> None:
+    """``trim`` on a clock, in a worker thread (ctypes lets go of the GIL; the event loop's
+    thread goes on). Without a trimmer, nothing to do."""
+    if trim is None:
+        return
+    while True:
+        await sleep(every_s)
+        await asyncio.to_thread(trim)
 
 
 class Tuning:

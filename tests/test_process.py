@@ -1,5 +1,6 @@
-"""The daemon's process tuning: garbage collected on a clock, the switch interval and the
-collector put back when it stops, the open-files limit raised toward what the fleet needs."""
+"""The daemon's process tuning: garbage collected on a clock, the C heap trimmed on a clock,
+the switch interval and the collector put back when it stops, the
+open-files limit raised toward what the fleet needs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import gc
 import logging
 import sys
+import threading
 
 import pytest
 
@@ -15,10 +17,13 @@ from probe.process import (
     GC_OLD_EVERY,
     GC_YOUNG_EVERY_S,
     SWITCH_INTERVAL_S,
+    TRIM_EVERY_S,
     Tuning,
     collect_garbage,
+    heap_trimmer,
     raise_open_files_limit,
     run_event_loop,
+    trim_heap,
 )
 
 
@@ -45,6 +50,46 @@ def test_garbage_is_collected_on_a_clock() -> None:
         GC_MIDDLE_EVERY * k for k in range(1, GC_OLD_EVERY)]
     assert [i + 1 for i, g in enumerate(collected) if g == 2] == [rounds]
     assert collected.count(0) == rounds - GC_OLD_EVERY
+
+
+def test_the_heap_is_trimmed_on_a_clock_off_the_loops_thread() -> None:
+    slept: list[float] = []
+    trimmed: list[bool] = []
+
+    async def sleep(seconds: float) -> None:
+        if len(slept) == 3:
+            raise asyncio.CancelledError
+        slept.append(seconds)
+
+    def trim() -> int:
+        trimmed.append(threading.current_thread() is threading.main_thread())
+        return 1
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(trim_heap(trim, sleep))
+    assert slept == [TRIM_EVERY_S] * 3 and trimmed == [False] * 3
+    asyncio.run(trim_heap(None, sleep))  # no trimmer (not glibc): returns at once
+    assert len(slept) == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_glibc_gives_free_heap_pages_back() -> None:
+    """The real call: a heap with a run of freed blocks between ones still in use (which
+    free() alone keeps resident), trimmed, holds that much less."""
+    trim = heap_trimmer()
+    assert trim is not None, "glibc has malloc_trim"
+    trim()
+    blocks = [bytes(2000) for _ in range(20_000)]  # 40 MB of 2 kB blocks: malloc's heap
+    del blocks[1000:19_000]  # 36 MB freed, between blocks still in use
+    before = resident_kb()
+    trim()
+    assert before - resident_kb() > 20_000, "the freed run was given back"
+    del blocks
+
+
+def resident_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
 
 
 def test_tuning_is_put_back_as_it_was_found() -> None:
