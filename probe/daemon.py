@@ -45,6 +45,7 @@ from probe.process import (
     Tuning,
     collect_garbage,
     heap_trimmer,
+    limit_heap_arenas,
     raise_open_files_limit,
     trim_heap,
 )
@@ -203,6 +204,7 @@ class Daemon:
         if install_signals:  # first: a signal during start-up must not kill the process
             self._install_signals(stop)
         install_log_redaction(self.redactor)
+        limit_heap_arenas()  # before the daemon's threads (the server's, the writers')
         self._open_files()
         # A schema upgrade of a large database may take minutes (dropping an index: about
         # 1.3 s per million results): systemd is asked for more time while it runs

@@ -99,11 +99,32 @@ async def collect_garbage(sleep: Callable[[float], Awaitable[None]] = asyncio.sl
 TRIM_EVERY_S = 5.0
 
 
+# ... and gives every thread that allocates an arena of its own (up to 8 a core), each with
+# its own free memory kept resident: the event loop's thread, the server's, the SQLite
+# writers, the resolver. They allocate holding the GIL (but for SQLite's own work), so
+# contention is rare; two arenas held 6 MB less at 10,000 pods, with the trim (measured).
+HEAP_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
+
+
+def limit_heap_arenas(arenas: int = HEAP_ARENAS) -> bool:
+    """At most ``arenas`` malloc arenas from here on (glibc's ``mallopt(M_ARENA_MAX)``;
+    called before the daemon starts its threads). False where the C library has no
+    mallopt (musl, macOS) or refused it."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 def heap_trimmer() -> Callable[[], object] | None:

@@ -1,5 +1,5 @@
-"""The daemon's process tuning: garbage collected on a clock, the C heap trimmed on a clock,
-the switch interval and the collector put back when it stops, the
+"""The daemon's process tuning: garbage collected on a clock, the C heap trimmed on a clock and
+its arenas bounded, the switch interval and the collector put back when it stops, the
 open-files limit raised toward what the fleet needs."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +87,43 @@ def test_glibc_gives_free_heap_pages_back() -> None:
     trim()
     assert before - resident_kb() > 20_000, "the freed run was given back"
     del blocks
+
+
+ARENAS_SEEN = """
+import ctypes, sys, threading
+from probe.process import limit_heap_arenas
+if sys.argv[1] == "limit":
+    assert limit_heap_arenas(1)
+def churn():
+    kept = [bytes(3000) for _ in range(2000)]
+    for _ in range(200):
+        kept = [bytes(3000) for _ in range(2000)]
+threads = [threading.Thread(target=churn) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+out = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, out)
+libc.fclose(out)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_threads_share_the_arenas_allowed(tmp_path: Path) -> None:
+    """The real call, in a fresh process: six threads allocating at once get arenas of
+    their own, unless the daemon allowed fewer (``malloc_info`` lists each one's heap)."""
+    def heaps(how: str) -> int:
+        info = tmp_path / f"{how}.xml"
+        subprocess.run([sys.executable, "-c", ARENAS_SEEN, how, str(info)], check=True,
+                       timeout=120)
+        return info.read_text().count("<heap nr=")
+
+    assert heaps("limit") == 1
+    assert heaps("default") > 1
 
 
 def resident_kb() -> int:
