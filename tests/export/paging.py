@@ -64,8 +64,14 @@ class Daemon:
                 stdout=out, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self) -> None:
-        wait_for(lambda: httpx.get(self.metrics_url, timeout=2).status_code == 200, 30,
-                 f"the daemon's {self.metrics_url}")
+        try:
+            wait_for(lambda: httpx.get(self.metrics_url, timeout=2).status_code == 200, 30,
+                     f"the daemon's {self.metrics_url}")
+        except AssertionError as exc:  # say what the daemon said (and whether it is alive)
+            exited = None if self.proc is None else self.proc.poll()
+            tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise AssertionError(f"{exc}; the daemon's exit status: {exited}; its log's "
+                                 f"end:\n{tail}") from None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
