@@ -93,9 +93,9 @@ async def collect_garbage(sleep: Callable[[float], Awaitable[None]] = asyncio.sl
 # glibc's malloc keeps what is freed inside its heap, between blocks still in use, resident
 # until ``malloc_trim`` gives the free pages back. The fleet's large texts (an endpoint's
 # latency histogram lines, ~1 kB each) are replaced every interval, so the main heap of a
-# 10,000-pod daemon held 30-45 MB free but resident (mallinfo2); trimmed every few seconds
-# it holds about a third of that (measured: peak RSS 13 MB lower, a trim 0.3-1.3 ms, off the
-# event loop's thread).
+# 10,000-pod daemon held 30-45 MB free but resident (mallinfo2). Trimmed every 5 s, off the
+# event loop's thread, a trim took 0.3-1.3 ms and the peak RSS fell from 406 to 401 MB (one
+# 300 s row each; the pages freed between two trims are resident until the next).
 TRIM_EVERY_S = 5.0
 
 
