@@ -56,7 +56,8 @@ def test_durable_memory_is_the_states_made_on_first_use_only() -> None:
     assert verdict is not None
     unused = CheckContext(durable_of=state.durable, key=("a", "models"))
     used = CheckContext(durable_of=state.durable, key=("a", "vllm_metrics"))
-    assert unused.params is not None and verdict.durable == {}, "nothing made before a use"
+    assert verdict.durable == {}, "nothing made before a use"
     used.durable["streak"] = 2
     assert used.durable is verdict.durable["vllm_metrics"]
-    assert verdict.durable == {"vllm_metrics": {"streak": 2}}
+    assert verdict.durable == {"vllm_metrics": {"streak": 2}}, "the unused one made none"
+    assert unused.durable is verdict.durable["models"], "made at its first use"
