@@ -30,8 +30,11 @@ def boot_time(root: Path) -> float:
     return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
+REAL_PROC = Path("/proc")
+
+
 class ProcSelfCollector(Collector):
-    def __init__(self, root: Path = Path("/proc"),
+    def __init__(self, root: Path = REAL_PROC,
                  booted: Callable[[Path], float] = boot_time) -> None:
         self.root = root
         self.ticks = os.sysconf("SC_CLK_TCK")
@@ -60,15 +63,28 @@ class ProcSelfCollector(Collector):
                                 value=self._boot + start / self.ticks)
         yield CounterMetricFamily("process_cpu_seconds", "Total user and system CPU time "
                                   "spent in seconds.", value=(utime + stime) / self.ticks)
-        try:
+        fds = self._open_fds(me)
+        if fds is not None:
             yield GaugeMetricFamily("process_open_fds", "Number of open file descriptors.",
-                                    value=len(os.listdir(me / "fd")))
-        except OSError:
-            pass
+                                    value=fds)
         limit = self._max_fds(me)
         if limit is not None:
             yield GaugeMetricFamily("process_max_fds", "Maximum number of open file "
                                     "descriptors.", value=limit)
+
+    def _open_fds(self, me: Path) -> int | None:
+        """The descriptors open: on the real /proc of Linux 6.2 and later, the size of
+        ``fd/`` (one ``stat``); else its entries counted. Listing them took 27 ms at 10,000
+        open (a kept-alive connection a pod), in every scrape, on the core that probes."""
+        try:
+            if self.root != REAL_PROC:
+                return len(os.listdir(me / "fd"))
+            size = (me / "fd").stat().st_size
+            if size > 0:  # (0 before 6.2: a process has at least one open)
+                return size
+            return len(os.listdir(me / "fd")) - 1  # less the one listing them opens
+        except OSError:
+            return None
 
     @staticmethod
     def _max_fds(me: Path) -> float | None:

@@ -54,6 +54,27 @@ def test_collector_boot_time_without_proc_stat_is_the_boot_clock(tmp_path: Path)
     assert boot_time(tmp_path) == pytest.approx(real, abs=2)
 
 
+def test_open_fds_on_the_real_proc_are_counted_as_many_as_are_open() -> None:
+    """On the real /proc the count is fd/'s size (one stat, Linux 6.2 on), else its entries:
+    either way every descriptor open, and none that listing fd/ opens itself."""
+    collector = ProcSelfCollector()
+
+    def open_fds() -> float:
+        return next(m.samples[0].value for m in collector.collect()
+                    if m.name == "process_open_fds")
+
+    before = open_fds()
+    held = [open(os.devnull) for _ in range(300)]  # noqa: SIM115 - held open on purpose
+    try:
+        during = open_fds()
+        listed = len(os.listdir("/proc/self/fd")) - 1  # less the one the listing opens
+    finally:
+        for f in held:
+            f.close()
+    assert during - before == 300
+    assert during == listed
+
+
 def test_collector_without_proc_self_exports_nothing(tmp_path: Path) -> None:
     assert list(ProcSelfCollector(tmp_path).collect()) == []
 
