@@ -62,6 +62,13 @@ class PromptMetrics(Collector):
             for key in planned:
                 if self._passes.get(key) is None:
                     self._passes.put(key, [0])  # never run: not passing
+            # an endpoint that will spend tokens has spent none yet: its counters start at 0
+            # (so the first answer's tokens are an increase rate() sees, and no new series
+            # appears later: each would re-sort the lines of the page's next scrape)
+            for name in {name for name, _ in planned}:
+                for kind in ("prompt", "completion"):
+                    if self._spending.get((name, kind)) is None:
+                        self._spending.put((name, kind), [0])
 
     def observe(self, result: ProbeResult, row_id: int | None = None) -> None:
         details = result.details

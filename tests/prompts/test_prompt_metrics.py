@@ -105,6 +105,24 @@ def test_a_planned_prompt_that_never_ran_is_not_passing_and_a_dropped_one_disapp
     assert registry.get_sample_value("runpod_probe_prompt_pass", labels) is None
 
 
+def test_a_planned_prompts_endpoint_has_spent_no_tokens_until_it_has() -> None:
+    """The tokens-spent counters start at 0 when the plan holds a prompt: the first answer's
+    tokens are an increase, and the series is there before (not appearing mid-run)."""
+    cfg = config()
+    metrics = PromptMetrics(per_check=False)
+    metrics.on_plan(cfg, [Job("a/prompt:arith", cfg.endpoints[0], ("prompt:arith",), 300.0)])
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    spent = {"endpoint": "a", "type": "completion"}
+    assert registry.get_sample_value("runpod_probe_tokens_spent_total", spent) == 0
+    assert registry.get_sample_value("runpod_probe_tokens_spent_total",
+                                     {"endpoint": "a", "type": "prompt"}) == 0
+    metrics.observe(result("prompt:arith", Outcome.OK, usage=USAGE), None)
+    assert registry.get_sample_value("runpod_probe_tokens_spent_total", spent) == 3
+    metrics.on_plan(cfg, [Job("a/prompt:arith", cfg.endpoints[0], ("prompt:arith",), 300.0)])
+    assert registry.get_sample_value("runpod_probe_tokens_spent_total", spent) == 3
+
+
 def test_the_decode_rate_is_also_exported_as_counters() -> None:
     """A rate computed inside the exporter is a gauge of the last answer; the counters let
     Prometheus compute it over any window: rate(tokens) / rate(seconds)."""
