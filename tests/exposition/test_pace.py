@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from probe.exposition import text
-from probe.exposition.text import HANDED_MAX, PAUSE_SLICES, Pace, _in_loop
+from probe.exposition.text import HANDED_MAX, PAUSE_SLICES, SLICE_MAX_S, SLICE_S, Pace, _in_loop
 from probe.process import SWITCH_INTERVAL_S
 
 
@@ -41,6 +41,22 @@ def test_a_long_turn_pays_the_pause_at_once() -> None:
     assert not pace.yielded(0.010)  # others ran 10 ms in one turn: more than they were owed
 
 
+def test_a_turn_longer_than_the_pause_lengthens_the_next_slice_by_its_share() -> None:
+    pace = Pace()
+    pace.sliced(0.004)  # others are owed 12 ms
+    assert not pace.yielded(0.024)  # one turn of a backlog: twice what they were owed
+    assert pace.slice_s == pytest.approx(0.008)  # a third of it: the scrape keeps its quarter
+    pace.sliced(0.008)
+    assert not pace.yielded(0.5)
+    assert pace.slice_s == SLICE_MAX_S  # however long the turn, a slice is bounded
+    pace.sliced(0.004)
+    assert pace.yielded(0.006) and not pace.yielded(0.0066)
+    assert pace.slice_s == pytest.approx(0.0042)  # many short turns: about the slice again
+    pace.sliced(0.004)
+    assert not pace.yielded(0.00005)
+    assert pace.slice_s == SLICE_S  # an idle loop: nothing to share
+
+
 def busy_for(cpu_s: float) -> float:
     """Work for ``cpu_s`` seconds of this thread's CPU (however busy the machine); returns
     the CPU taken."""
@@ -50,9 +66,10 @@ def busy_for(cpu_s: float) -> float:
     return spent
 
 
-def render_beside(busy: bool, pieces: int = 400) -> tuple[float, float, int]:
+def render_beside(busy: bool, pieces: int = 400,
+                  turn_s: float = 0.002) -> tuple[float, float, int]:
     """A page of ``pieces`` pieces (each 0.1 ms of CPU) rendered in a running loop, beside a
-    task that always has work (``busy``: 2 ms of CPU a turn) or none, with the daemon's GIL
+    task that always has work (``busy``: ``turn_s`` of CPU a turn) or none, with the daemon's GIL
     switch interval. Returns the CPU the scrape took, the loop's time the competitor had and
     the number of pieces received.
 
@@ -76,7 +93,7 @@ def render_beside(busy: bool, pieces: int = 400) -> tuple[float, float, int]:
     async def competitor() -> None:
         while not stop.is_set():
             began = time.perf_counter()  # the loop's time it had, as the scrape counts it
-            busy_for(0.002)
+            busy_for(turn_s)
             spent["other"] += time.perf_counter() - began
             await asyncio.sleep(0)
 
@@ -100,6 +117,27 @@ def test_a_busy_loop_keeps_at_least_twice_the_scrapes_cpu() -> None:
     # paused after, and each turn's overshoot is the competitor's): at least twice, however
     # busy the machine (the scrape's slices are counted in CPU, its pauses in the loop's time)
     assert other >= 2 * scrape, (other, scrape)
+
+
+def test_a_loop_of_long_turns_gives_the_scrape_longer_slices(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turns of 30 ms (a backlog's): each pause is paid by one turn, and the next slice is a
+    third of it (bounded), not 4 ms: the scrape is not starved to a tenth of the loop."""
+    lengths: list[float] = []  # the slice allowed after each pause
+
+    class Counted(Pace):
+        def yielded(self, ran: float) -> bool:
+            going_on = super().yielded(ran)
+            if not going_on:
+                lengths.append(self.slice_s)
+            return going_on
+
+    monkeypatch.setattr(text, "Pace", Counted)
+    scrape, other, lines = render_beside(busy=True, turn_s=0.03)
+    assert lines == 400
+    # a third of each 30 ms turn (or more, if the machine stretched it), at most the bound
+    assert lengths and all(0.0099 <= length <= SLICE_MAX_S for length in lengths), lengths
+    assert other >= 2 * scrape, (other, scrape)  # and others still have their share
 
 
 def test_an_idle_loop_lends_the_scrape_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
