@@ -33,7 +33,7 @@ from probe import __version__
 from probe.build import commit
 from probe.exposition.check_series import CHECK_LABELS, CheckSeries
 from probe.exposition.protobuf import Spec, histogram_of, metrics_of
-from probe.exposition.series_cache import Columns, Read, SeriesCache
+from probe.exposition.series_cache import Columns, Read, SeriesCache, by_column
 from probe.exposition.text import (
     Family,
     Kept,
@@ -116,16 +116,17 @@ class ProbeCollector(Collector):
         views, checks = _in_order(snap.endpoints, snap), _in_order(snap.checks, snap)
         kinds = _in_order(snap.kinds, snap)
         if self.series is None:  # every line written by this scrape
-            yield from _endpoint_metrics(views, partial(_views_written_now, views))
-            yield from _kind_metrics(kinds, partial(_kinds_written_now, kinds))
-            yield from self.checks.families(checks, partial(self.checks.written_now, checks))
+            yield from _endpoint_metrics(views, lambda: by_column(_views_written_now(views)))
+            yield from _kind_metrics(kinds, lambda: by_column(_kinds_written_now(kinds)))
+            yield from self.checks.families(
+                checks, lambda: by_column(self.checks.written_now(checks)))
         else:
-            yield from _endpoint_metrics(views, self.series.views.in_order,
-                                         lambda: self.protobuf_series().views.in_order())
-            yield from _kind_metrics(kinds, self.series.kinds.in_order,
-                                     lambda: self.protobuf_series().kinds.in_order())
-            yield from self.checks.families(checks, self.series.checks.in_order,
-                                            lambda: self.protobuf_series().checks.in_order())
+            yield from _endpoint_metrics(views, self.series.views.columns,
+                                         lambda: self.protobuf_series().views.columns())
+            yield from _kind_metrics(kinds, self.series.kinds.columns,
+                                     lambda: self.protobuf_series().kinds.columns())
+            yield from self.checks.families(checks, self.series.checks.columns,
+                                            lambda: self.protobuf_series().checks.columns())
         if self.per_check:
             yield from _schedule_metrics(snap, self.texts)
         yield from _daemon_metrics(snap, self.store)

@@ -12,12 +12,11 @@ same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import partial
-from operator import itemgetter
 from typing import Any, cast
 
-from probe.exposition.series_cache import KeptLines, Text
+from probe.exposition.series_cache import Columns, KeptLines
 from probe.exposition.text import Family, Lines, go_number, label_text
 
 Key = tuple[str, ...]  # the series' label values, in the families' label order
@@ -61,15 +60,9 @@ class KeyedLines:
         """Hand each family (this scrape's, in the order given at start) its lines: one
         read of every key's lines, in key order, shared by the families; its rows (for
         samples and protobuf) are read from the lines when asked for."""
-        read: list[Text] = []
-
-        def column(i: int) -> Iterator[str]:
-            if not read:
-                read.extend(self._lines.in_order())
-            return map(itemgetter(i), read)
-
+        columns = Columns(self._lines.columns)
         for i, family in enumerate(families):
-            family.add_lines(partial(column, i), Lines(partial(self._rows, i)))
+            family.add_lines(partial(columns.column, i), Lines(partial(self._rows, i)))
 
     def _rows(self, i: int) -> list[tuple[Key, float | None]]:
         return [(key, _value(cast(str, lines[i]))) for key, lines in self._lines.items()

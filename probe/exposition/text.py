@@ -231,8 +231,7 @@ class Family(Metric):
         """The sample lines, exactly as prometheus_client writes them (the same in the text
         format and in OpenMetrics for these names), ``rows`` series at a time."""
         for factory, texts in self._sources:
-            source = iter(factory())
-            while block := list(islice(source, rows)):
+            for block in _blocks(factory(), rows):
                 if isinstance(texts, Lines):
                     yield "".join(block)
                 else:
@@ -281,6 +280,17 @@ class Family(Metric):
                 out.append(f"{count}{labels} {number(buckets[-1][1])}\n")
                 out.append(f"{total_name}{labels} {number(total)}\n")
         return out
+
+
+def _blocks(items: Iterable[T], rows: int) -> Iterator[list[T]]:
+    """``items`` ``rows`` at a time: a list (a kept column) in slices, else as it comes."""
+    if isinstance(items, list):
+        for at in range(0, len(items), rows):
+            yield items[at:at + rows]
+        return
+    source = iter(items)
+    while block := list(islice(source, rows)):
+        yield block
 
 
 def label_text(names: Sequence[str], values: Sequence[str]) -> str:
