@@ -448,8 +448,10 @@ IDLE_TURN_S = 0.0002
 # whole between the two. A slice is handed over in parts of SLICE_BYTES: a 4 ms slice of
 # kept lines is about 2 MB of text, and four of them waiting, with the one being joined,
 # were a 10-13 MB swing of the heap every scrape at 10,000 pods (mallinfo2: the arena grew
-# by it, and the holes it left stayed resident). (Ending the slice there instead, with its
-# pause, made those scrapes 1.1-1.5 s: a pause is at least one turn of a busy loop.)
+# by it, and the holes it left stayed resident). Behind, a slice waits for the server's
+# thread, for the rest of its time (``_Handover.caught_up``): ending the slice there, with
+# its pause, ended 20-30 slices a scrape (one a megabyte), each paused for at least one turn
+# of a busy loop: 1.1-1.9 s scrapes at 10,000 pods while the loop had a backlog.
 HANDED_MAX = 4
 HANDED_BYTES = 1 << 20
 SLICE_BYTES = 256 << 10
@@ -517,7 +519,7 @@ def _in_loop(pieces: Iterator[bytes],
         size = 0
         pace = Pace()
         try:
-            turn, used = time.perf_counter(), time.thread_time()
+            turn, used, waited = time.perf_counter(), time.thread_time(), 0.0
             for piece in pieces:
                 batch.append(piece)
                 size += len(piece)
@@ -529,12 +531,16 @@ def _in_loop(pieces: Iterator[bytes],
                 size = 0
                 if gone.is_set():
                     return
-                if not ended and not handed.behind():
-                    continue  # a part handed over; the slice goes on
-                # probes run between slices; paused for its CPU, not its wall time: a slice
-                # that waited while the server's thread compressed (or the SQLite writers
-                # committed) on the same core is not paused for them
-                pace.sliced(time.thread_time() - used)
+                if not ended:  # a part handed over; the slice goes on, for its time
+                    left = pace.slice_s - (time.perf_counter() - turn)
+                    if left > 0 and handed.behind():
+                        waited += handed.caught_up(left)
+                    if time.perf_counter() - turn < pace.slice_s:
+                        continue
+                # probes run between slices; paused for its CPU and the server's thread's
+                # work it waited for, not its wall time: a slice that waited while the
+                # SQLite writers committed on the same core is not paused for them
+                pace.sliced(time.thread_time() - used + waited)
                 while True:  # the loop's time given to others (or to threads they wait
                     began = time.perf_counter()  # for: the writers, the server's)
                     await asyncio.sleep(0)
@@ -544,7 +550,7 @@ def _in_loop(pieces: Iterator[bytes],
                     if gone.is_set():
                         return
                     await asyncio.sleep(SLICE_S)
-                turn, used = time.perf_counter(), time.thread_time()
+                turn, used, waited = time.perf_counter(), time.thread_time(), 0.0
             if batch:
                 handed.put(b"".join(batch))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the server's thread
@@ -568,21 +574,31 @@ class _Handover:
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._taken = threading.Condition()
         self.bytes = 0
 
     def put(self, item: Any) -> None:
         if isinstance(item, bytes):
-            with self._lock:
+            with self._taken:
                 self.bytes += len(item)
         self._queue.put(item)
 
     def take(self) -> Any:
         item = self._queue.get()
         if isinstance(item, bytes):
-            with self._lock:
+            with self._taken:
                 self.bytes -= len(item)
+                self._taken.notify()
         return item
+
+    def caught_up(self, timeout: float) -> float:
+        """Wait, at most ``timeout`` seconds, until the server's thread is no longer behind;
+        returns the seconds waited. (Blocking the loop's thread, as a slice's own work
+        would: the server's thread compresses and sends the page on the same core.)"""
+        began = time.perf_counter()
+        with self._taken:
+            self._taken.wait_for(lambda: not self.behind(), timeout)
+        return time.perf_counter() - began
 
     def behind(self) -> bool:
         """More is waiting than the server's thread should have to catch up on."""
