@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from probe.state import CheckState, EndpointView, KindView
@@ -150,16 +149,16 @@ class KeptLines(Generic[K]):
         self._write_waiting()
         if not self._new and not self._gone:
             return
-        columns = self._columns
-        kept: list[tuple[K, Text]] = [(key, tuple(column[row] for column in columns))
-                                      for key, row in self._row.items()]
-        kept.extend(self._new.items())
-        kept.sort(key=itemgetter(0))
-        width = len(kept[0][1]) if kept else 0
-        if any(len(lines) != width for _, lines in kept):
+        rows, new, columns = self._row, self._new, self._columns
+        width = len(columns) if rows else len(next(iter(new.values()), ()))
+        if any(len(lines) != width for lines in new.values()):
             raise ValueError("every item needs one text per family")
-        self._columns = [[lines[i] for _, lines in kept] for i in range(width)]
-        self._row = {key: row for row, (key, _) in enumerate(kept)}
+        order = sorted([*rows, *new])
+        at = [rows.get(key) for key in order]  # its row in the columns, or None: a new one
+        self._columns = [[column[row] if row is not None else new[key][i]
+                          for key, row in zip(order, at)]  # noqa: B905 - one per key
+                         for i, column in enumerate(columns if rows else [[]] * width)]
+        self._row = {key: row for row, key in enumerate(order)}
         self._new = {}
         self._gone = 0
 
