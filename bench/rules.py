@@ -43,7 +43,7 @@ from scale import machine  # noqa: E402 - bench/ is not a package
 
 from probe.app import PLUGINS  # noqa: E402
 from probe.config import parse_config  # noqa: E402
-from probe.export import ExportOptions, render_rules  # noqa: E402
+from probe.export.files import ExportOptions, render_rules  # noqa: E402
 from probe.exposition.text import render_chunks  # noqa: E402
 from probe.metrics import ProbeCollector, make_registry  # noqa: E402
 from probe.outcome import Outcome, ProbeResult  # noqa: E402

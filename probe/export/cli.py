@@ -34,7 +34,7 @@ def add_parser(sub: Any, command: CommandFactory) -> None:
 
 
 def cmd_generate(args: argparse.Namespace, plugins: Plugins) -> int:
-    from probe.export import ExportOptions, write_all
+    from probe.export.files import ExportOptions, write_all
     from probe.export.ha import HaSettings
     from probe.export.links import Links
     from probe.export.slo import SloSettings

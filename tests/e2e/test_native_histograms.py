@@ -30,7 +30,7 @@ from simconfig import header, pods
 
 from probe.daemon import Daemon
 from probe.demo import DEMO_KEY_ENV, DEMO_PROVIDER_KEY_ENV, demo_config
-from probe.export import ExportOptions, render_rules
+from probe.export.files import ExportOptions, render_rules
 from probe.export.slo import SloSettings
 from probe.state import KIND_BUCKETS, les_of
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from export_servers import ROOT, WebhookSink, alerting_stack, free_port, wait_for
 
-from probe.export import ALERTS_FILE
+from probe.export.files import ALERTS_FILE
 
 SCALE = 30
 KEY = "paging-e2e-made-up-key"

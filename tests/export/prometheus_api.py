@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import yaml
 
-from probe.export import artefacts
 from probe.export.dashboards import DASHBOARDS_DIR
+from probe.export.files import artefacts
 
 Record = tuple[str, str | None, str]  # name, its slo label (if any), expression
 

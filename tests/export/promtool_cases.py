@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from helpers import tool
 
-from probe.export import ALERTS_FILE
+from probe.export.files import ALERTS_FILE
 
 ROOT = Path(__file__).parents[2]
 

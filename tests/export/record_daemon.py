@@ -41,7 +41,7 @@ from helpers import load_config  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from probe.daemon import Daemon  # noqa: E402
-from probe.export import ALERTS_FILE  # noqa: E402
+from probe.export.files import ALERTS_FILE  # noqa: E402
 
 RECORDINGS = ROOT / "tests" / "data" / "recordings"
 KEY = "recorder-made-up-key"  # the simulator's account key, a made-up value

@@ -26,8 +26,8 @@ from promtool_cases import (
     steps,
 )
 
-from probe.export import ALERTS_FILE
 from probe.export.alerting import endpoint_alerts
+from probe.export.files import ALERTS_FILE
 from probe.export.rules import CAUSES, DEGRADED, DOWN, causes_for, uncovered
 from probe.outcome import Outcome
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from helpers import tool
 
-from probe.export import ALERTS_FILE, artefacts
 from probe.export.dashboards import DASHBOARDS_DIR
+from probe.export.files import ALERTS_FILE, artefacts
 
 ROOT = Path(__file__).parents[2]
 BOARDS = {json.loads(text)["uid"]: json.loads(text) for path, text in artefacts().items()

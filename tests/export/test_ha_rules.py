@@ -13,7 +13,7 @@ import yaml
 from promtool_cases import STEPS, Expect, case, constant, run, series, steps
 
 from probe.config.fields import Problems
-from probe.export import ExportOptions, render_rules
+from probe.export.files import ExportOptions, render_rules
 from probe.export.ha import HaSettings, parse_ha
 
 EP = "pod-a"

@@ -12,8 +12,8 @@ import re
 import pytest
 import yaml
 
-from probe.export import ALERTS_FILE, artefacts
 from probe.export.dashboards import DASHBOARDS_DIR
+from probe.export.files import ALERTS_FILE, artefacts
 
 CLASSIC = re.compile(r"\b(runpod_probe_\w+)_(bucket|count)\{")
 

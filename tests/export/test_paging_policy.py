@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from probe.export import ALERTS_FILE, ExportOptions, render_rules
+from probe.export.files import ALERTS_FILE, ExportOptions, render_rules
 from probe.export.recording import availability_ignores
 from probe.export.rules import (
     CAUSES,

@@ -22,7 +22,7 @@ from export_servers import free_port, running, wait_for
 from helpers import tool
 from prometheus_api import checks, empty
 
-from probe.export import ALERTS_FILE
+from probe.export.files import ALERTS_FILE
 
 # Both tests read one module-scoped stack (a Prometheus scraping a demo daemon): under
 # pytest-xdist they run on the same worker, so it starts once.

@@ -20,7 +20,7 @@ import yaml
 from promtool_cases import Expect, case, run
 from recordings import RECORDINGS, input_series, load, steps, target
 
-from probe.export import ALERTS_FILE
+from probe.export.files import ALERTS_FILE
 
 ROOT = record_daemon.ROOT
 EXPECT = Expect(yaml.safe_load((ROOT / ALERTS_FILE).read_text()))
