@@ -18,6 +18,12 @@ so connections are per pod as they are behind RunPod's proxy. For every row:
    (``GET /probe?target=...&module=...``), and is measured the same way.
 4. ``check-config`` on the N-endpoint file is timed.
 
+The daemon runs on this interpreter, beside whatever else it has installed, unless
+``--venv DIR`` names a venv holding only the project and its dependencies, as the systemd
+unit runs it (``python -m venv DIR && DIR/bin/pip install .``; made when missing): the
+checkout's code on ``PYTHONPATH`` either way. A package the daemon does not need but
+finds installed can still be imported (sqlite-utils imports numpy when it is there: 14 MB).
+
     python bench/scale.py --standard                  # the rows in BENCHMARKS.md
     python bench/scale.py --endpoints 10000 --interval 15s --checks models --seconds 60
     python bench/scale.py --endpoints 10000 --interval 15s --checks default  # the default pod
@@ -74,6 +80,8 @@ PROMPTS = ('prompts:\n'
            "expect: {icontains: 'fails closed'}, cross: \"bench\"}\n")
 # scheduler.max_concurrent for the daemon (--max-concurrent; empty: the daemon's default)
 MAX_CONCURRENT: list[int] = []
+# The daemon's interpreter (--venv: a venv as the unit's; else this one)
+DAEMON_PYTHON = [sys.executable]
 POD_PORT = 8000  # the pod's port as RunPod's proxy sees it; carried in the URL path here
 # (endpoints, interval, checks, fresh): the issue's must-show rows.
 STANDARD = [(100, "15s", "models", False), (1000, "15s", "models", False),
@@ -249,6 +257,16 @@ def daemon_config(n: int, interval: str, checks: str, nginx_port: int, db: Path,
     return "\n".join(lines) + "\n" + (PROMPTS if checks == "default" else "")
 
 
+def unit_venv(path: Path) -> str:
+    """The interpreter of a venv holding the project and its dependencies only, as the
+    systemd unit runs it (README, "Install on a VM"); made when it is missing."""
+    python = path / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    return str(python)
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
@@ -343,7 +361,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
     db = run / "probe.db"
     config.write_text(daemon_config(n, interval, checks, nginx.port, db, metrics_port))
     log = (run / "daemon.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "probe", "run", "--config", str(config)],
+    proc = subprocess.Popen([DAEMON_PYTHON[0], "-m", "probe", "run", "--config", str(config)],
                             cwd=ROOT, env=child_env(), stdout=log, stderr=log,
                             preexec_fn=pinned(MEASURED_CORE, UNIT_NOFILE))
     try:
@@ -408,7 +426,7 @@ def run_daemon(n: int, interval_s: float, interval: str, checks: str, seconds: f
 
 def time_check_config(config: Path) -> float:
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "probe", "check-config", "--config", str(config)],
+    subprocess.run([DAEMON_PYTHON[0], "-m", "probe", "check-config", "--config", str(config)],
                    cwd=ROOT, env=child_env(), check=True, stdout=subprocess.DEVNULL,
                    preexec_fn=pinned(MEASURED_CORE))
     return time.perf_counter() - began
@@ -631,11 +649,16 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="py-spy the daemon over the window into FILE (collapsed stacks; "
                         "its CPU figures are then not comparable)")
+    parser.add_argument("--venv", type=Path, metavar="DIR",
+                        help="run the daemon from this venv of the project and its "
+                        "dependencies only, as the systemd unit does (made when missing)")
     parser.add_argument("--max-concurrent", type=int, metavar="N",
                         help="the daemon's scheduler.max_concurrent (default: its own default)")
     args = parser.parse_args()
     if args.max_concurrent:
         MAX_CONCURRENT.append(args.max_concurrent)
+    if args.venv:
+        DAEMON_PYTHON[0] = unit_venv(args.venv.resolve())
     if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
         raise SystemExit("needs 2 cores: one measured, one for nginx and the driver")
     if not args.standard and not args.endpoints:
@@ -646,6 +669,8 @@ def main() -> None:
             else [(args.endpoints, args.interval, args.checks, args.fresh)])
     print(machine())
     print(versions())
+    print(f"the daemon's interpreter: {DAEMON_PYTHON[0]}"
+          + (" (a venv of the project and its dependencies only)" if args.venv else ""))
     print(f"each side alone on core {MEASURED_CORE} (runpod-probe, then blackbox_exporter); nginx "
           f"and the driver on core {OTHER_CORE}; {args.seconds:g}s measured after one interval "
           "of warm-up\n")
