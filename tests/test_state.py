@@ -200,6 +200,30 @@ def test_a_checks_own_latency_is_kept_only_when_exported() -> None:
     assert sum(checks[("a", "health")].latency.counts) == 0
 
 
+def test_counts_by_outcome_are_one_shared_empty_mapping_until_a_failure() -> None:
+    """Checks and kinds of check that have counted no failure share one read-only empty
+    mapping (no dict each); the first failure gives the check and its kind their own,
+    and the shared one stays empty."""
+    state = FleetState(role_of)
+    state.configure(config_of(A), [jobs_of(A, "models", "health")])
+    state.update(result(check="models"))
+    snapshot = state.snapshot()
+    models, health = snapshot.checks[("a", "models")], snapshot.checks[("a", "health")]
+    (api,) = [k.stats for k in snapshot.kinds["a"]]
+    assert models.not_ok is health.not_ok is api.failed_by_outcome
+    assert dict(models.not_ok) == {}
+    with pytest.raises(TypeError):
+        models.not_ok["error"] = 1  # type: ignore[index]
+    state.update(result(check="health", outcome=Outcome.HTTP_502))
+    snapshot = state.snapshot()
+    health = snapshot.checks[("a", "health")]
+    (api,) = [k.stats for k in snapshot.kinds["a"]]
+    assert health.outcomes == {"http_502": 1}
+    assert dict(api.failed_by_outcome) == {"http_502": 1}
+    assert dict(snapshot.checks[("a", "models")].not_ok) == {}
+    assert dict(CheckState().not_ok) == {} and dict(KindStats.of("api").failed_by_outcome) == {}
+
+
 def test_a_result_for_an_undeclared_check_is_kept() -> None:
     state = FleetState(role_of)
     state.update(result("runpod-api", "discovery"))
