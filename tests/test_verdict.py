@@ -336,6 +336,23 @@ def test_a_check_that_keeps_failing_holds_the_endpoint_down(
         assert "up" not in seen, "the context job is read before the first up"
 
 
+def test_the_required_checks_are_the_plans_own_tuple_and_survive_a_restart() -> None:
+    """The checks "up" waits for are the tuple the plan hands over (shared by the endpoints
+    with the same plan, no list each); saved and restored, they still hold "up" back."""
+    required = ("models", "health")
+    state = EndpointState()
+    state.plan({"models", "health"}, required)
+    assert state.availability.required is required
+    state.observe(result(Outcome.OK, at=0, check="models"), None, SETTINGS)
+    restored = EndpointState.from_json(json.loads(json.dumps(state.to_json())))
+    assert restored.availability.required == required
+    assert restored.encoded().text == state.encoded().text
+    _, seen = rounds(restored, 3, "", ("models",))
+    assert "up" not in seen, "health has not passed: no evidence for up"
+    _, seen = rounds(restored, 3, "", ("models", "health"))
+    assert seen[-1] == "up"
+
+
 def test_the_check_that_took_it_down_must_pass_up_after_times() -> None:
     state = EndpointState()
     checks = ("models", "health", "context")
