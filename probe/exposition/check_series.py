@@ -214,7 +214,7 @@ class CheckSeries:
                  lines: Read,
                  proto: Read | None = None) -> list[Family]:
         """The check families of one scrape: the text of each is a column of ``lines()``
-        (every check's lines, in order: ``SeriesCache.checks.in_order`` or
+        (every check's lines, in order: ``SeriesCache.checks.columns`` or
         ``written_now``), read when the page is written; its protobuf a column of
         ``proto()`` (``proto_of``'s, kept alike), else written from ``checks`` (in order),
         which are read for samples too."""

@@ -133,10 +133,6 @@ class KeptLines(Generic[K]):
             self._lay_out()
             return self._columns
 
-    def in_order(self) -> list[Text]:
-        """Every item's lines, in name order."""
-        return [lines for _, lines in self.items()]
-
     def items(self) -> list[tuple[K, Text]]:
         """Every item's name and lines, in name order."""
         with self._lock:

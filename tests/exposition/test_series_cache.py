@@ -10,6 +10,11 @@ import pytest
 from probe.exposition.series_cache import Columns, KeptLines, by_column
 
 
+def texts(lines: KeptLines[str]) -> list[tuple[str, ...]]:
+    """Every item's lines, in name order."""
+    return [text for _, text in lines.items()]
+
+
 def kept() -> tuple[KeptLines[str], list[tuple[str, int]]]:
     written: list[tuple[str, int]] = []
 
@@ -26,7 +31,7 @@ def test_values_replaced_before_a_read_are_written_once_and_before_it() -> None:
         lines.put_later("b", value)
     lines.put_later("a", 7)
     assert written == []
-    assert lines.in_order() == [("a=7\n",), ("b=3\n",)]
+    assert texts(lines) == [("a=7\n",), ("b=3\n",)]
     assert written == [("b", 3), ("a", 7)]
     lines.put_later("a", 8)
     assert lines.get("a") == ("a=8\n",)
@@ -41,7 +46,7 @@ def test_a_key_gone_or_put_now_is_not_written_from_an_older_value() -> None:
     lines.put("a", None)
     lines.put_later("b", 1)
     lines.put("b", ("b now\n",))
-    assert lines.in_order() == [("b now\n",)]
+    assert texts(lines) == [("b now\n",)]
     assert written == []
 
 
@@ -65,9 +70,9 @@ def test_each_familys_lines_are_a_column_in_name_order() -> None:
     lines.put("a", ("a up\n", "a down\n"))
     assert lines.columns() == [["a up\n", "b up\n"], ["a down\n", ""]]
     assert lines.items() == [("a", ("a up\n", "a down\n")), ("b", ("b up\n", ""))]
-    assert lines.in_order() == [("a up\n", "a down\n"), ("b up\n", "")]
+    assert texts(lines) == [("a up\n", "a down\n"), ("b up\n", "")]
     assert lines.get("b") == ("b up\n", "") and lines.written("a") == ("a up\n", "a down\n")
-    assert by_column(lines.in_order()) == [("a up\n", "b up\n"), ("a down\n", "")]
+    assert by_column(texts(lines)) == [("a up\n", "b up\n"), ("a down\n", "")]
 
 
 def test_a_reader_holding_the_columns_sees_changes_in_place_and_no_row_move() -> None:
