@@ -20,9 +20,10 @@ so connections are per pod as they are behind RunPod's proxy. For every row:
 
 The daemon runs on this interpreter, beside whatever else it has installed, unless
 ``--venv DIR`` names a venv holding only the project and its dependencies, as the systemd
-unit runs it (``python -m venv DIR && DIR/bin/pip install .``; made when missing): the
-checkout's code on ``PYTHONPATH`` either way. A package the daemon does not need but
-finds installed can still be imported (sqlite-utils imports numpy when it is there: 14 MB).
+unit runs it (``python -m venv DIR && DIR/bin/pip install .``; made when missing, the
+checkout installed into it on every run): the checkout's code on ``PYTHONPATH`` either
+way. A package the daemon does not need but finds installed can still be imported
+(sqlite-utils imports numpy when it is there: 14 MB).
 
     python bench/scale.py --standard                  # the rows in BENCHMARKS.md
     python bench/scale.py --endpoints 10000 --interval 15s --checks models --seconds 60
@@ -259,11 +260,13 @@ def daemon_config(n: int, interval: str, checks: str, nginx_port: int, db: Path,
 
 def unit_venv(path: Path) -> str:
     """The interpreter of a venv holding the project and its dependencies only, as the
-    systemd unit runs it (README, "Install on a VM"); made when it is missing."""
+    systemd unit runs it (README, "Install on a VM"): made when it is missing, and the
+    checkout installed into it on every run (about 4 s), so a venv made before a change of
+    the dependencies runs the ones the checkout asks for."""
     python = path / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
     return str(python)
 
 
